@@ -1,0 +1,97 @@
+//! Broadcast: deliver an image stream to a node set with a named strategy and write it on every node.
+//!
+//! A real backend streams the image from the server through the nodes (a pipelined chain, a k-ary tree,
+//! a fault-tolerant chain that reconnects around dead nodes, or plain unicast), each node forwarding what
+//! it receives while decompressing and writing it to `target`, and verifying what it wrote. A node whose
+//! data could not be delivered or written gets its own failed outcome; the others go on when the strategy
+//! allows it. The simulator models the same strategies as flows over a max-min shared network, with disk
+//! and decompression rates, connection latencies and nodes dying mid-transfer.
+
+use crate::node::NodeId;
+use crate::outcome::Outcomes;
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// How an image travels to the nodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// A pipelined chain: server → n1 → n2 → … (Kastafior, TakTuk chain). A dead node cuts its successors off.
+    Chain,
+    /// A pipelined k-ary tree; a dead node cuts its subtree off.
+    Tree {
+        /// Children per node.
+        arity: u32,
+    },
+    /// A pipelined chain that detects a dead or stalled successor and reconnects to the next live node,
+    /// resuming from the last chunk that node holds (Kascade).
+    FaultTolerantChain,
+    /// One stream from the server to each node.
+    Unicast,
+}
+
+impl Strategy {
+    /// The strategy's name as used on command lines (`chain`, `tree`, `ft-chain`, `unicast`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::Chain => "chain",
+            Strategy::Tree { .. } => "tree",
+            Strategy::FaultTolerantChain => "ft-chain",
+            Strategy::Unicast => "unicast",
+        }
+    }
+}
+
+impl fmt::Display for Strategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Strategy::Tree { arity } => write!(f, "tree({arity})"),
+            other => f.write_str(other.name()),
+        }
+    }
+}
+
+/// How an image is laid out once decompressed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageKind {
+    /// A tar archive extracted into a mounted file system.
+    Tar,
+    /// A raw disk or partition image written with `dd`.
+    Dd,
+    /// An fsarchiver archive restored to a partition.
+    Fsa,
+}
+
+/// The image to broadcast.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageSpec {
+    /// Where the server reads the image (a path in its cache).
+    pub path: String,
+    /// Layout of the decompressed image.
+    pub kind: ImageKind,
+    /// Compression (`gzip`, `bzip2`, `xz`, `zstd` or `none`).
+    pub compression: String,
+    /// Size of the compressed stream in bytes.
+    pub size: u64,
+    /// Size once decompressed, when known (models use it for disk time).
+    pub uncompressed_size: Option<u64>,
+}
+
+/// Where each node writes the image.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WriteTarget {
+    /// Partition or whole device receiving the data (`/dev/sda3`).
+    pub device: String,
+    /// Mount point to extract a tar image into.
+    pub extraction_dir: String,
+}
+
+/// Delivers images to node sets.
+#[async_trait]
+pub trait Broadcast: Send + Sync {
+    /// Sends `image` to every node of `nodes` with `strategy` and writes it to `target`;
+    /// one outcome per node, in order. The order of `nodes` is the order of the chain.
+    async fn broadcast(&self, image: &ImageSpec, target: &WriteTarget, strategy: Strategy, nodes: &[NodeId]) -> Outcomes;
+}

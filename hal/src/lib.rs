@@ -1,0 +1,26 @@
+//! Hardware abstraction layer: one trait per hardware concern (power, network boot, node operations,
+//! reachability, broadcast, console), the value types they exchange, and per-node outcomes.
+//!
+//! The deployer never knows whether a trait object is real, simulated or a lab VM. Every operation on a
+//! node set returns one [`Outcome`] per node, in the order the nodes were given: partial failure is normal
+//! and one failing node never aborts the others.
+
+pub mod broadcast;
+pub mod console;
+pub mod drivers;
+pub mod netboot;
+pub mod node;
+pub mod nodeops;
+pub mod outcome;
+pub mod power;
+pub mod reachability;
+
+pub use broadcast::{Broadcast, ImageKind, ImageSpec, Strategy, WriteTarget};
+pub use console::{Console, ConsoleStream};
+pub use drivers::Drivers;
+pub use netboot::{BootProfile, NetBoot};
+pub use node::{NodeId, NodeInfo};
+pub use nodeops::{NodeOps, Operation};
+pub use outcome::{ErrorKind, NodeError, Outcome, Outcomes};
+pub use power::{Power, PowerAction, PowerLevel, PowerState};
+pub use reachability::{PortCheck, Reachability};

@@ -1,0 +1,46 @@
+//! Network boot: choose what a node boots next by writing its boot profile (PXE, iPXE, GRUB).
+//!
+//! A real backend writes Kadeploy's profile files atomically in the TFTP/HTTP tree (spec §7), so a node
+//! never reads a half-written profile. The simulator records the profile per node: the next boot of the
+//! node follows it (deploy kernel → deploy environment, local disk → deployed environment).
+
+use crate::node::NodeId;
+use crate::outcome::Outcomes;
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+/// What a node boots at its next network boot.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum BootProfile {
+    /// The deployment kernel and initrd (Kadeploy's `prod_to_deploy_env`).
+    DeployKernel {
+        /// Kernel path, relative to the network-boot repository.
+        kernel: String,
+        /// Initrd path, relative to the network-boot repository.
+        initrd: String,
+        /// Kernel command line.
+        params: String,
+    },
+    /// Chain-load the local disk (Kadeploy's `deploy_to_deployed_env` without a user profile).
+    LocalDisk {
+        /// Block device, e.g. `/dev/sda`.
+        device: String,
+        /// Partition number to boot; 0 boots the device's MBR.
+        partition: u32,
+    },
+    /// A user-provided profile (`kadeploy3 -w`), stored under `name`.
+    Custom {
+        /// Name of the profile.
+        name: String,
+        /// The profile text.
+        content: String,
+    },
+}
+
+/// Writes boot profiles for node sets.
+#[async_trait]
+pub trait NetBoot: Send + Sync {
+    /// Makes every node of `nodes` boot `profile` at its next network boot.
+    async fn set_profile(&self, nodes: &[NodeId], profile: &BootProfile) -> Outcomes;
+}
