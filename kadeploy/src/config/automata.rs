@@ -1,0 +1,188 @@
+//! `automata/macrosteps` of a cluster file: validation, the default automata, and the load-time timeout check.
+
+use super::error::{ConfigError, Ctx};
+use super::types::{Automata, MacroInstance, MicroSettings};
+use super::wire;
+use crate::expr::Expr;
+use std::collections::BTreeMap;
+
+/// Valid `type` values of `SetDeploymentEnv` instances.
+pub const SET_DEPLOYMENT_ENV_TYPES: [&str; 6] = [
+    "Untrusted",
+    "Kexec",
+    "UntrustedCustomPreInstall",
+    "Prod",
+    "Nfsroot",
+    "Dummy",
+];
+/// Valid `type` values of `BroadcastEnv` instances.
+pub const BROADCAST_ENV_TYPES: [&str; 7] = [
+    "Chain",
+    "Tree",
+    "Kastafior",
+    "Kascade",
+    "Bittorrent",
+    "Custom",
+    "Dummy",
+];
+/// Valid `type` values of `BootNewEnv` instances.
+pub const BOOT_NEW_ENV_TYPES: [&str; 5] =
+    ["Kexec", "Classical", "HardReboot", "PivotRoot", "Dummy"];
+
+/// The automata Kadeploy uses when a cluster file has no `automata` key (`config.rb`).
+pub fn default_automata() -> Automata {
+    let instance = |kind: &str, timeout: f64, retries: u32| MacroInstance {
+        kind: kind.into(),
+        retries,
+        timeout,
+        raisable: true,
+        breakpoint: false,
+        microsteps: BTreeMap::new(),
+    };
+    Automata {
+        set_deployment_env: vec![instance("Untrusted", 200.0, 2)],
+        broadcast_env: vec![instance("Kascade", 300.0, 2)],
+        boot_new_env: vec![
+            instance("Classical", 150.0, 0),
+            instance("HardReboot", 120.0, 1),
+        ],
+    }
+}
+
+/// Converts `automata`, or gives the default automata when it is absent.
+pub(crate) fn convert(
+    section: Option<&wire::AutomataSection>,
+    ctx: Ctx<'_>,
+) -> Result<Automata, ConfigError> {
+    let Some(section) = section else {
+        return Ok(default_automata());
+    };
+    let steps = ctx.required(section.macrosteps.as_ref(), "automata/macrosteps")?;
+    Ok(Automata {
+        set_deployment_env: slot(
+            &steps.set_deployment_env,
+            "SetDeploymentEnv",
+            &SET_DEPLOYMENT_ENV_TYPES,
+            ctx,
+        )?,
+        broadcast_env: slot(
+            &steps.broadcast_env,
+            "BroadcastEnv",
+            &BROADCAST_ENV_TYPES,
+            ctx,
+        )?,
+        boot_new_env: slot(&steps.boot_new_env, "BootNewEnv", &BOOT_NEW_ENV_TYPES, ctx)?,
+    })
+}
+
+/// One macro-step slot: a non-empty list of instances of valid types.
+fn slot(
+    instances: &Option<Vec<wire::Instance>>,
+    macro_name: &str,
+    types: &[&str],
+    ctx: Ctx<'_>,
+) -> Result<Vec<MacroInstance>, ConfigError> {
+    let path = format!("automata/macrosteps/{macro_name}");
+    let instances = ctx.required(instances.as_ref(), &path)?;
+    if instances.is_empty() {
+        return Err(ctx.invalid(path, "at least one instance is needed"));
+    }
+    let mut out = Vec::with_capacity(instances.len());
+    for (i, inst) in instances.iter().enumerate() {
+        let path = format!("{path}[{i}]");
+        let kind = ctx.required(inst.kind.clone(), &format!("{path}/type"))?;
+        if !types.contains(&kind.as_str()) {
+            return Err(ctx.invalid(
+                format!("{path}/type"),
+                format!(
+                    "invalid {macro_name} type `{kind}` (expected one of {})",
+                    types.join(", ")
+                ),
+            ));
+        }
+        let mut microsteps = BTreeMap::new();
+        for (j, micro) in inst.microsteps.iter().enumerate() {
+            let key = format!("{path}/microsteps[{j}]/name");
+            let name = ctx.required(micro.name.clone(), &key)?;
+            let settings = MicroSettings {
+                timeout: micro.timeout as f64,
+                retries: micro.retries,
+                raisable: micro.raisable,
+                breakpoint: micro.breakpoint,
+            };
+            if microsteps.insert(name.clone(), settings).is_some() {
+                return Err(ctx.invalid(key, format!("micro-step `{name}` is configured twice")));
+            }
+        }
+        out.push(MacroInstance {
+            kind,
+            retries: inst.retries,
+            timeout: inst.timeout as f64,
+            raisable: inst.raisable,
+            breakpoint: inst.breakpoint,
+            microsteps,
+        });
+    }
+    Ok(out)
+}
+
+/// The load-time check: the reboot timeout at `n = 1` must not exceed the timeout of any instance that waits for
+/// a classical reboot (`SetDeploymentEnvUntrusted`/`Nfsroot`, `BootNewEnvClassical`/`HardReboot`), and the kexec
+/// timeout must not exceed that of the `*Kexec` instances. An instance timeout of 0 means no limit.
+///
+/// `configured` tells whether the automata comes from the file (errors name the instance's key) or is the default
+/// one (errors name the timeout's key).
+pub(crate) fn check_timeouts(
+    automata: &Automata,
+    reboot: &Expr,
+    kexec: &Expr,
+    configured: bool,
+    ctx: Ctx<'_>,
+) -> Result<(), ConfigError> {
+    let at_one =
+        |expr: &Expr, key: &str| expr.eval(1.0).map_err(|e| ctx.invalid(key, e.to_string()));
+    let reboot_at_one = at_one(reboot, "timeouts/reboot")?;
+    let kexec_at_one = at_one(kexec, "timeouts/kexec")?;
+    let slots = [
+        (
+            "SetDeploymentEnv",
+            &automata.set_deployment_env,
+            &["Untrusted", "Nfsroot"][..],
+        ),
+        (
+            "BootNewEnv",
+            &automata.boot_new_env,
+            &["Classical", "HardReboot"][..],
+        ),
+    ];
+    for (macro_name, instances, reboot_kinds) in slots {
+        for (i, inst) in instances.iter().enumerate() {
+            let (limit_key, limit) = if reboot_kinds.contains(&inst.kind.as_str()) {
+                ("timeouts/reboot", reboot_at_one)
+            } else if inst.kind == "Kexec" {
+                ("timeouts/kexec", kexec_at_one)
+            } else {
+                continue;
+            };
+            if inst.timeout == 0.0 || limit <= inst.timeout {
+                continue;
+            }
+            let name = format!("{macro_name}{}", inst.kind);
+            return Err(if configured {
+                ctx.invalid(
+                    format!("automata/macrosteps/{macro_name}[{i}]/timeout"),
+                    format!(
+                        "the timeout of {name} ({} s) is lower than {limit_key} ({limit} s at n=1)",
+                        inst.timeout
+                    ),
+                )
+            } else {
+                ctx.invalid(
+                    limit_key,
+                    format!("{limit} s at n=1 exceeds the timeout of {name} in the default automata ({} s)", inst.timeout),
+                )
+            });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,288 @@
+//! Cluster-specific file: validation and conversion to [`ClusterSpecific`] and [`RemoteOps`].
+
+use super::automata;
+use super::error::{ConfigError, Ctx};
+use super::types::{Archive, Automata, BootConfig, ClusterConfig, Partitioning};
+use super::wire;
+use crate::expr::Expr;
+use hal::{NodeInfo, PowerLevel};
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// The typed `remoteops` of a cluster: the commands of each power level.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RemoteOps {
+    /// `reboot`, in escalation order (soft, hard, very_hard).
+    pub reboot: Vec<RemoteOp>,
+    /// `power_on`, in escalation order.
+    pub power_on: Vec<RemoteOp>,
+    /// `power_off`, in escalation order.
+    pub power_off: Vec<RemoteOp>,
+    /// `power_status` command.
+    pub power_status: Option<String>,
+    /// `console` command.
+    pub console: Option<String>,
+}
+
+/// One command of a `remoteops` list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoteOp {
+    /// The level (`name`: `soft`, `hard` or `very_hard`).
+    pub name: PowerLevel,
+    /// The command, with its placeholders (`HOSTNAME_FQDN`, `HOSTNAME_SHORT`, `GROUP_FQDN`...).
+    pub cmd: String,
+    /// The `group` file, resolved against the configuration directory.
+    pub group: Option<String>,
+}
+
+/// What a cluster-specific file configures, before it is attached to a cluster of `clusters.conf`.
+#[derive(Clone, Debug)]
+pub struct ClusterSpecific {
+    /// `partitioning/*`, with the script's contents.
+    pub partitioning: Partitioning,
+    /// `boot/*`, with the bootloader script's contents.
+    pub boot: BootConfig,
+    /// `timeouts/reboot`.
+    pub timeout_reboot: Expr,
+    /// `timeouts/kexec`.
+    pub timeout_kexec: Expr,
+    /// `kexec/repository`.
+    pub kexec_repository: String,
+    /// `localops/broadcastenv/decompress`.
+    pub broadcast_decompress: bool,
+    /// `preinstall/files`.
+    pub admin_preinstalls: Vec<Archive>,
+    /// `postinstall/files`.
+    pub admin_postinstalls: Vec<Archive>,
+    /// `automata/macrosteps`, or the default automata.
+    pub automata: Automata,
+    /// `hooks/use_ip_to_deploy`.
+    pub use_ip_to_deploy: bool,
+    /// `remoteops/*`.
+    pub remoteops: RemoteOps,
+}
+
+impl ClusterSpecific {
+    /// Attaches the file to a cluster of `clusters.conf`; gives the cluster and its remote operations.
+    pub fn into_cluster(
+        self,
+        name: String,
+        prefix: Option<String>,
+        nodes: Vec<NodeInfo>,
+    ) -> (ClusterConfig, RemoteOps) {
+        let reboot_levels = self.remoteops.reboot.iter().map(|op| op.name).collect();
+        let cluster = ClusterConfig {
+            name,
+            prefix,
+            nodes,
+            partitioning: self.partitioning,
+            boot: self.boot,
+            timeout_reboot: self.timeout_reboot,
+            timeout_kexec: self.timeout_kexec,
+            kexec_repository: self.kexec_repository,
+            broadcast_decompress: self.broadcast_decompress,
+            admin_preinstalls: self.admin_preinstalls,
+            admin_postinstalls: self.admin_postinstalls,
+            automata: self.automata,
+            reboot_levels,
+            use_ip_to_deploy: self.use_ip_to_deploy,
+        };
+        (cluster, self.remoteops)
+    }
+}
+
+/// Reads a file named by a configuration key.
+pub type ReadFile<'a> = &'a mut dyn FnMut(&Path) -> io::Result<String>;
+
+/// Resolves `path` against the configuration directory unless it is absolute.
+pub(crate) fn resolve(dir: &Path, path: &str) -> PathBuf {
+    let path = Path::new(path);
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        dir.join(path)
+    }
+}
+
+/// Validates a cluster file; scripts are resolved against `dir` and read with `read`.
+pub(crate) fn convert(
+    w: &wire::ClusterFile,
+    ctx: Ctx<'_>,
+    dir: &Path,
+    read: ReadFile<'_>,
+) -> Result<ClusterSpecific, ConfigError> {
+    let mut script = |value: &Option<String>, key: &str| -> Result<String, ConfigError> {
+        let path = resolve(dir, ctx.required(value.as_deref(), key)?);
+        read(&path).map_err(|source| ConfigError::File {
+            file: ctx.file.into(),
+            key: key.into(),
+            path,
+            source,
+        })
+    };
+    let part = ctx.required(w.partitioning.as_ref(), "partitioning")?;
+    let block_device = ctx.required(part.block_device.clone(), "partitioning/block_device")?;
+    let parts = ctx.required(part.partitions.as_ref(), "partitioning/partitions")?;
+    let number = |value: i64, key: &str, optional: bool| -> Result<Option<u32>, ConfigError> {
+        match value {
+            -1 if optional => Ok(None),
+            1.. => u32::try_from(value)
+                .map(Some)
+                .map_err(|_| ctx.invalid(key, "partition number too large")),
+            _ => Err(ctx.invalid(key, format!("invalid partition number {value}"))),
+        }
+    };
+    let deploy_key = "partitioning/partitions/deploy";
+    let deploy = number(ctx.required(parts.deploy, deploy_key)?, deploy_key, false)?.unwrap_or(0);
+    let swap = if part.disable_swap {
+        None
+    } else {
+        let key = "partitioning/partitions/swap";
+        number(ctx.required(parts.swap, key)?, key, false)?
+    };
+    let partitioning = Partitioning {
+        block_device,
+        deploy,
+        swap,
+        prod: number(parts.prod, "partitioning/partitions/prod", true)?,
+        tmp: number(parts.tmp, "partitioning/partitions/tmp", true)?,
+        script: script(&part.script, "partitioning/script")?,
+    };
+    let boot = ctx.required(w.boot.as_ref(), "boot")?;
+    let kernels = ctx.required(boot.kernels.as_ref(), "boot/kernels")?;
+    let deploy_kernel = ctx.required(kernels.deploy.as_ref(), "boot/kernels/deploy")?;
+    let boot = BootConfig {
+        sleep_time_before_ping: boot.sleep_time_before_ping as f64,
+        install_bootloader: script(&boot.install_bootloader, "boot/install_bootloader")?,
+        user_params: kernels.user.params.clone(),
+        deploy_vmlinuz: ctx
+            .required(deploy_kernel.vmlinuz.clone(), "boot/kernels/deploy/vmlinuz")?,
+        deploy_initrd: ctx.required(deploy_kernel.initrd.clone(), "boot/kernels/deploy/initrd")?,
+        deploy_params: deploy_kernel.params.clone(),
+        deploy_drivers: split_list(&deploy_kernel.drivers),
+        supported_fs: split_list(&deploy_kernel.supported_fs),
+    };
+    let remoteops = remoteops(&w.remoteops, ctx, dir)?;
+    let admin_preinstalls = archives(w.preinstall.as_ref(), "preinstall", ctx, dir)?;
+    let admin_postinstalls = archives(w.postinstall.as_ref(), "postinstall", ctx, dir)?;
+    let automata = automata::convert(w.automata.as_ref(), ctx)?;
+    let timeout =
+        |text: &str, key: &str| Expr::parse(text).map_err(|e| ctx.invalid(key, e.to_string()));
+    let timeout_reboot = timeout(&w.timeouts.reboot, "timeouts/reboot")?;
+    let timeout_kexec = timeout(&w.timeouts.kexec, "timeouts/kexec")?;
+    automata::check_timeouts(
+        &automata,
+        &timeout_reboot,
+        &timeout_kexec,
+        w.automata.is_some(),
+        ctx,
+    )?;
+    Ok(ClusterSpecific {
+        partitioning,
+        boot,
+        timeout_reboot,
+        timeout_kexec,
+        kexec_repository: w.kexec.repository.clone(),
+        broadcast_decompress: w.localops.broadcastenv.decompress,
+        admin_preinstalls,
+        admin_postinstalls,
+        automata,
+        use_ip_to_deploy: w.hooks.use_ip_to_deploy,
+        remoteops,
+    })
+}
+
+/// Splits a comma-separated list, trimming items and dropping empty ones.
+fn split_list(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// `remoteops/*`: levels known and unique per list, commands present.
+fn remoteops(
+    w: &wire::RemoteOpsSection,
+    ctx: Ctx<'_>,
+    dir: &Path,
+) -> Result<RemoteOps, ConfigError> {
+    let levels = |ops: &[wire::Operation], list: &str| -> Result<Vec<RemoteOp>, ConfigError> {
+        let mut out: Vec<RemoteOp> = Vec::new();
+        for (i, op) in ops.iter().enumerate() {
+            let key = format!("remoteops/{list}[{i}]/name");
+            let name = ctx.required(op.name.as_deref(), &key)?;
+            let level = PowerLevel::ALL
+                .into_iter()
+                .find(|level| level.as_str() == name)
+                .filter(|_| w.level_name.iter().any(|known| known == name))
+                .ok_or_else(|| {
+                    ctx.invalid(
+                        &key,
+                        format!(
+                            "invalid level `{name}` (expected one of {})",
+                            w.level_name.join(", ")
+                        ),
+                    )
+                })?;
+            if out.iter().any(|op| op.name == level) {
+                return Err(ctx.invalid(key, format!("level `{name}` is given twice")));
+            }
+            out.push(RemoteOp {
+                name: level,
+                cmd: ctx.required(op.cmd.clone(), &format!("remoteops/{list}[{i}]/cmd"))?,
+                group: op
+                    .group
+                    .as_deref()
+                    .map(|group| resolve(dir, group).display().to_string()),
+            });
+        }
+        out.sort_by_key(|op| op.name);
+        Ok(out)
+    };
+    let single = |ops: &[wire::Operation], list: &str| -> Result<Option<String>, ConfigError> {
+        match ops {
+            [] => Ok(None),
+            [op] => ctx
+                .required(op.cmd.clone(), &format!("remoteops/{list}[0]/cmd"))
+                .map(Some),
+            _ => Err(ctx.invalid(
+                format!("remoteops/{list}"),
+                "at most one command is allowed",
+            )),
+        }
+    };
+    Ok(RemoteOps {
+        reboot: levels(&w.reboot, "reboot")?,
+        power_on: levels(&w.power_on, "power_on")?,
+        power_off: levels(&w.power_off, "power_off")?,
+        power_status: single(&w.power_status, "power_status")?,
+        console: single(&w.console, "console")?,
+    })
+}
+
+/// `preinstall/files` or `postinstall/files`.
+fn archives(
+    section: Option<&wire::InstallSection>,
+    name: &str,
+    ctx: Ctx<'_>,
+    dir: &Path,
+) -> Result<Vec<Archive>, ConfigError> {
+    let Some(section) = section else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for (i, entry) in section.files.iter().enumerate() {
+        let key = |field: &str| format!("{name}/files[{i}]/{field}");
+        let file = ctx.required(entry.file.as_deref(), &key("file"))?;
+        let format = ctx.required(entry.format.clone(), &key("format"))?;
+        ctx.one_of(&format, &["tgz", "tbz2", "txz"], &key("format"))?;
+        let script = ctx.required(entry.script.clone(), &key("script"))?;
+        out.push(Archive {
+            file: resolve(dir, file).display().to_string(),
+            format,
+            script: (script != "none").then_some(script),
+        });
+    }
+    Ok(out)
+}

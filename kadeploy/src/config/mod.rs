@@ -1,0 +1,24 @@
+//! Configuration: wire structs mirroring Kadeploy's YAML keys, then validated typed configuration.
+//!
+//! [`load_dir`] reads a configuration directory; [`parse_server`], [`parse_clusters`],
+//! [`parse_cluster_specific`] and [`parse_commands`] read single files from text. Errors name the file and the
+//! key path ([`ConfigError`]); unknown keys give warnings (`Unused field <path> in <file>`).
+
+mod automata;
+mod cluster;
+mod clusters;
+mod error;
+mod load;
+mod server;
+mod types;
+pub mod wire;
+mod yaml;
+
+pub use automata::{
+    BOOT_NEW_ENV_TYPES, BROADCAST_ENV_TYPES, SET_DEPLOYMENT_ENV_TYPES, default_automata,
+};
+pub use cluster::{ClusterSpecific, ReadFile, RemoteOp, RemoteOps};
+pub use clusters::ClusterEntry;
+pub use error::ConfigError;
+pub use load::*;
+pub use types::*;

@@ -1,0 +1,60 @@
+//! `wait_reboot`: Kadeploy's port probing after a reboot (spec §5.6), with the timeout expression of `n`.
+
+use crate::engine::context::Context;
+use crate::engine::step::{BootTarget, Job};
+use crate::output::secs;
+use hal::{ErrorKind, NodeError, NodeId, Outcomes, PortCheck};
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+/// Seconds between two probe rounds.
+const PROBE_PERIOD: f64 = 5.0;
+
+/// Waits until every node answers as `target` requires, or the reboot timeout of `n` = `nodes.len()`.
+pub async fn wait_reboot(ctx: &Context, job: &Job, nodes: &[NodeId], kexec: bool, target: BootTarget) -> Outcomes {
+    let expr = if kexec {
+        job.timeout_kexec.as_ref().unwrap_or(&ctx.cluster.timeout_kexec)
+    } else {
+        job.timeout_reboot.as_ref().unwrap_or(&ctx.cluster.timeout_reboot)
+    };
+    let timeout = match expr.eval(nodes.len() as f64) {
+        Ok(t) => t,
+        Err(e) => {
+            let msg = format!("Invalid reboot timeout '{}': {e}", expr.source());
+            return Outcomes::all(nodes, Err(NodeError::new(ErrorKind::Config, msg)));
+        }
+    };
+    let server = &ctx.server;
+    let check = match target {
+        BootTarget::Deploy => PortCheck { up: vec![server.ssh_port, server.test_deploy_env_port], down: vec![] },
+        BootTarget::User => PortCheck { up: vec![server.ssh_port], down: vec![server.test_deploy_env_port] },
+    };
+    let start = ctx.now();
+    let deadline = start + timeout;
+    let first = ctx.cluster.boot.sleep_time_before_ping.min(timeout).max(0.0);
+    tokio::time::sleep(Duration::from_secs_f64(first)).await;
+
+    let mut waiting: Vec<NodeId> = nodes.to_vec();
+    let mut arrived: BTreeSet<NodeId> = BTreeSet::new();
+    loop {
+        for chunk in waiting.chunks(ctx.windows.check_size) {
+            for node in ctx.drivers.reachability.probe(chunk, &check).await.ok_nodes() {
+                ctx.output.push(5, format!("{} is here after {}", ctx.name(node), secs(ctx.now() - start)));
+                arrived.insert(node);
+            }
+        }
+        waiting.retain(|n| !arrived.contains(n));
+        let now = ctx.now();
+        if waiting.is_empty() || now >= deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs_f64(PROBE_PERIOD.min(deadline - now))).await;
+    }
+    Outcomes::from_fn(nodes, |n| {
+        if arrived.contains(&n) {
+            Ok(())
+        } else {
+            Err(NodeError::new(ErrorKind::Unreachable, "Unreachable after the reboot"))
+        }
+    })
+}

@@ -1,0 +1,18 @@
+//! Kadeploy's workflow engine (spec §5): Deploy, Reboot and Power workflows built from macro-steps and
+//! micro-steps, nodes advancing asynchronously in groups with retries, fallbacks, timeouts, breakpoints,
+//! cancellation and reboot escalation, over the `hal` traits.
+
+pub mod context;
+pub mod exec;
+pub mod manager;
+pub mod plan;
+pub mod report;
+pub mod request;
+pub mod step;
+pub mod task;
+pub mod workflow;
+
+pub use context::{Context, Windows};
+pub use report::{Failure, NodeLog, NodeStatus, Report};
+pub use request::{DeployRequest, PowerOperation, PowerRequest, RebootKind, RebootRequest};
+pub use workflow::{deploy, power, reboot};

@@ -1,0 +1,372 @@
+//! A recording fake of every `hal` trait: records each call with its virtual time in one event log shared with the
+//! workflow's output, and plays per-node scripted behaviour (failures, hangs, delays, nodes that never come back).
+
+use async_trait::async_trait;
+use hal::{
+    BootProfile, Broadcast, Console, ConsoleStream, ErrorKind, ImageSpec, NetBoot, NodeError, NodeId, NodeOps,
+    Operation, Outcome, Outcomes, PortCheck, Power, PowerAction, PowerLevel, PowerState, Reachability, Strategy,
+    WriteTarget,
+};
+use kadeploy::output::LogLine;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Port of ssh, open in every environment.
+pub const SSH_PORT: u16 = 22;
+/// Port Kadeploy's deployment environment listens on.
+pub const DEPLOY_ENV_PORT: u16 = 25300;
+
+/// A HAL call, typed so that tests can look inside.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    /// `Power::power`.
+    Power(PowerAction, PowerLevel),
+    /// `Power::status`.
+    Status,
+    /// `NetBoot::set_profile`.
+    Profile(BootProfile),
+    /// `NodeOps::run`.
+    Node(Operation),
+    /// `Reachability::probe`.
+    Probe(PortCheck),
+    /// `Broadcast::broadcast`.
+    Broadcast(Strategy, WriteTarget),
+    /// `Console::attach`.
+    Console,
+}
+
+impl Op {
+    /// The name scripted behaviours match: `reboot:soft`, `power_status`, `set_profile:local_disk`, an operation's
+    /// name (`format`, `kexec`, `run_script:bootloader`), `probe`, `broadcast`, `console`.
+    pub fn key(&self) -> String {
+        match self {
+            Op::Power(action, level) => format!("{}:{level}", action.as_str()),
+            Op::Status => "power_status".into(),
+            Op::Profile(BootProfile::DeployKernel { .. }) => "set_profile:deploy_kernel".into(),
+            Op::Profile(BootProfile::LocalDisk { .. }) => "set_profile:local_disk".into(),
+            Op::Profile(BootProfile::Custom { .. }) => "set_profile:custom".into(),
+            Op::Node(Operation::RunScript { purpose, .. }) => format!("run_script:{purpose}"),
+            Op::Node(op) => op.name().into(),
+            Op::Probe(_) => "probe".into(),
+            Op::Broadcast(..) => "broadcast".into(),
+            Op::Console => "console".into(),
+        }
+    }
+}
+
+/// Whether a behaviour written for `pattern` applies to a call named `key` (`reboot` matches `reboot:hard`).
+pub fn key_matches(pattern: &str, key: &str) -> bool {
+    key == pattern || key.strip_prefix(pattern).is_some_and(|rest| rest.starts_with(':'))
+}
+
+/// One recorded HAL call.
+#[derive(Clone, Debug)]
+pub struct Call {
+    /// Virtual seconds since the scenario started.
+    pub time: f64,
+    /// What was called.
+    pub op: Op,
+    /// On which nodes.
+    pub nodes: Vec<NodeId>,
+}
+
+/// One entry of the scenario's event log, in the order things happened.
+#[derive(Clone, Debug)]
+pub enum Event {
+    /// A HAL call started.
+    Call(Call),
+    /// The workflow wrote an output line.
+    Line(LogLine),
+    /// The test cancelled the workflow.
+    Cancel(f64),
+}
+
+/// The event log shared by the fake, the output sink and the test.
+#[derive(Clone, Default)]
+pub struct Log(Arc<Mutex<Vec<Event>>>);
+
+impl Log {
+    /// Appends `event`.
+    pub fn push(&self, event: Event) {
+        self.lock().push(event);
+    }
+
+    /// A copy of every event so far.
+    pub fn events(&self) -> Vec<Event> {
+        self.lock().clone()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<Event>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// What a scripted node does when a matching call reaches it.
+#[derive(Clone, Debug)]
+pub enum Behaviour {
+    /// Fail the first `times` matching calls (`None`: every one) with `kind` and `message`.
+    Fail { times: Option<u32>, kind: ErrorKind, message: String },
+    /// Never return from the call (the whole call hangs, as a parallel command waiting for its slowest node).
+    Hang,
+    /// The call takes at least this many seconds.
+    Delay(f64),
+    /// The call succeeds but changes nothing on the node (a reboot command accepted by a node that stays up).
+    NoEffect,
+}
+
+#[derive(Clone, Debug)]
+struct Rule {
+    node: NodeId,
+    pattern: String,
+    behaviour: Behaviour,
+    used: u32,
+}
+
+/// Which environment a node runs, as its ports show it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Env {
+    /// ssh and 25300 open.
+    Deploy,
+    /// ssh open, 25300 closed.
+    User,
+}
+
+#[derive(Clone, Debug)]
+struct Node {
+    /// The profile the next network boot follows.
+    profile: Option<BootProfile>,
+    /// When the node answers again; `None` while it is off or lost.
+    up_at: Option<f64>,
+    env: Env,
+    powered: bool,
+    never_boots: bool,
+    boot_secs: f64,
+}
+
+/// Timings of the fake, in virtual seconds.
+#[derive(Clone, Debug)]
+pub struct Timings {
+    /// Duration of every call that is not a probe (probes are instantaneous).
+    pub op_secs: f64,
+    /// From an accepted reboot or power-on to the node answering.
+    pub boot_secs: f64,
+    /// From a kexec to the node answering.
+    pub kexec_secs: f64,
+}
+
+impl Default for Timings {
+    fn default() -> Self {
+        Timings { op_secs: 1.0, boot_secs: 30.0, kexec_secs: 10.0 }
+    }
+}
+
+struct State {
+    nodes: Vec<Node>,
+    rules: Vec<Rule>,
+}
+
+/// The recording fake. Nodes start powered, up, in their production (user) environment.
+pub struct FakeHal {
+    start: Instant,
+    log: Log,
+    timings: Timings,
+    /// Basename of the deployment kernel: a kexec of it boots the deployment environment.
+    deploy_kernel: String,
+    state: Mutex<State>,
+}
+
+impl FakeHal {
+    /// A fake of `count` nodes writing to `log`; a kexec of a kernel named `deploy_kernel` boots the deploy env.
+    pub fn new(count: usize, log: Log, timings: Timings, deploy_kernel: &str) -> Self {
+        let node = Node {
+            profile: None,
+            up_at: Some(0.0),
+            env: Env::User,
+            powered: true,
+            never_boots: false,
+            boot_secs: timings.boot_secs,
+        };
+        FakeHal {
+            start: Instant::now(),
+            log,
+            timings,
+            deploy_kernel: deploy_kernel.to_string(),
+            state: Mutex::new(State { nodes: vec![node; count], rules: Vec::new() }),
+        }
+    }
+
+    /// Scripts `behaviour` for `node` on calls matching `pattern`.
+    pub fn script(&self, node: NodeId, pattern: &str, behaviour: Behaviour) {
+        self.lock().rules.push(Rule { node, pattern: pattern.into(), behaviour, used: 0 });
+    }
+
+    /// `node` never answers again after its next reboot.
+    pub fn never_boots(&self, node: NodeId) {
+        self.lock().nodes[node.index()].never_boots = true;
+    }
+
+    /// `node` starts powered off.
+    pub fn powered_off(&self, node: NodeId) {
+        let mut st = self.lock();
+        let n = &mut st.nodes[node.index()];
+        n.powered = false;
+        n.up_at = None;
+    }
+
+    /// `node` takes `secs` to boot.
+    pub fn boot_secs(&self, node: NodeId, secs: f64) {
+        self.lock().nodes[node.index()].boot_secs = secs;
+    }
+
+    /// The environment `node` runs now, if it answers.
+    pub fn env(&self, node: NodeId) -> Option<Env> {
+        let now = self.now();
+        let st = self.lock();
+        let n = &st.nodes[node.index()];
+        n.up_at.filter(|&t| t <= now).map(|_| n.env)
+    }
+
+    fn now(&self) -> f64 {
+        self.start.elapsed().as_secs_f64()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records the call, plays the scripts, waits, applies the effects of the nodes that succeeded.
+    async fn perform(&self, op: Op, nodes: &[NodeId]) -> Outcomes {
+        let now = self.now();
+        self.log.push(Event::Call(Call { time: now, op: op.clone(), nodes: nodes.to_vec() }));
+        let key = op.key();
+        let mut hang = false;
+        let mut inert = Vec::new();
+        let mut secs = if matches!(op, Op::Probe(_)) { 0.0 } else { self.timings.op_secs };
+        let outcomes = {
+            let mut st = self.lock();
+            Outcomes::from_fn(nodes, |node| {
+                let mut outcome = Ok(());
+                for rule in st.rules.iter_mut().filter(|r| r.node == node && key_matches(&r.pattern, &key)) {
+                    match &rule.behaviour {
+                        Behaviour::Fail { times, kind, message } => {
+                            if outcome.is_ok() && times.is_none_or(|t| rule.used < t) {
+                                rule.used += 1;
+                                outcome = Err(NodeError::new(*kind, message.clone()));
+                            }
+                        }
+                        Behaviour::Hang => hang = true,
+                        Behaviour::Delay(d) => secs = f64::max(secs, *d),
+                        Behaviour::NoEffect => inert.push(node),
+                    }
+                }
+                outcome
+            })
+        };
+        if hang {
+            std::future::pending::<()>().await;
+        }
+        tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+        let done = self.now();
+        let mut st = self.lock();
+        for node in outcomes.ok_nodes().into_iter().filter(|n| !inert.contains(n)) {
+            let n = &mut st.nodes[node.index()];
+            match &op {
+                Op::Power(PowerAction::Reboot | PowerAction::On, _) | Op::Node(Operation::RebootFromDeployEnv) => {
+                    n.powered = true;
+                    let env = match n.profile {
+                        Some(BootProfile::DeployKernel { .. }) => Env::Deploy,
+                        _ => Env::User,
+                    };
+                    boot(n, env, done + n.boot_secs);
+                }
+                Op::Power(PowerAction::Off, _) => {
+                    n.powered = false;
+                    n.up_at = None;
+                }
+                Op::Node(Operation::Kexec { kernel, .. }) => {
+                    let env = if kernel.ends_with(&self.deploy_kernel) { Env::Deploy } else { Env::User };
+                    boot(n, env, done + self.timings.kexec_secs);
+                }
+                Op::Profile(profile) => n.profile = Some(profile.clone()),
+                _ => {}
+            }
+        }
+        outcomes
+    }
+}
+
+fn boot(node: &mut Node, env: Env, at: f64) {
+    node.env = env;
+    node.up_at = if node.never_boots { None } else { Some(at) };
+}
+
+#[async_trait]
+impl Power for FakeHal {
+    async fn power(&self, action: PowerAction, level: PowerLevel, nodes: &[NodeId]) -> Outcomes {
+        self.perform(Op::Power(action, level), nodes).await
+    }
+
+    async fn status(&self, nodes: &[NodeId]) -> Outcomes<PowerState> {
+        let outcomes = self.perform(Op::Status, nodes).await;
+        let st = self.lock();
+        let state = |n: NodeId| if st.nodes[n.index()].powered { PowerState::On } else { PowerState::Off };
+        Outcomes(outcomes.into_iter().map(|(n, o)| (n, o.map(|()| state(n)))).collect())
+    }
+}
+
+#[async_trait]
+impl NetBoot for FakeHal {
+    async fn set_profile(&self, nodes: &[NodeId], profile: &BootProfile) -> Outcomes {
+        self.perform(Op::Profile(profile.clone()), nodes).await
+    }
+}
+
+#[async_trait]
+impl NodeOps for FakeHal {
+    async fn run(&self, op: &Operation, nodes: &[NodeId]) -> Outcomes {
+        self.perform(Op::Node(op.clone()), nodes).await
+    }
+}
+
+#[async_trait]
+impl Reachability for FakeHal {
+    async fn probe(&self, nodes: &[NodeId], check: &PortCheck) -> Outcomes {
+        let scripted = self.perform(Op::Probe(check.clone()), nodes).await;
+        let now = self.now();
+        let st = self.lock();
+        let answers = |n: &Node| {
+            let up = n.up_at.is_some_and(|t| t <= now);
+            let open = |port: u16| up && (port == SSH_PORT || (port == DEPLOY_ENV_PORT && n.env == Env::Deploy));
+            up && check.up.iter().all(|&p| open(p)) && !check.down.iter().any(|&p| open(p))
+        };
+        let outcomes = scripted.into_iter().map(|(node, outcome)| {
+            let outcome = outcome.and_then(|()| match answers(&st.nodes[node.index()]) {
+                true => Ok(()),
+                false => Err(NodeError::new(ErrorKind::Unreachable, "no answer")),
+            });
+            (node, outcome)
+        });
+        Outcomes(outcomes.collect())
+    }
+}
+
+#[async_trait]
+impl Broadcast for FakeHal {
+    async fn broadcast(&self, _image: &ImageSpec, target: &WriteTarget, strategy: Strategy, nodes: &[NodeId]) -> Outcomes {
+        self.perform(Op::Broadcast(strategy, target.clone()), nodes).await
+    }
+}
+
+#[async_trait]
+impl Console for FakeHal {
+    async fn attach(&self, node: NodeId) -> Outcome<Box<dyn ConsoleStream>> {
+        let outcome = self.perform(Op::Console, &[node]).await;
+        let (ours, _theirs) = tokio::io::duplex(64);
+        let stream: Box<dyn ConsoleStream> = Box::new(ours);
+        match outcome.into_iter().next() {
+            Some((_, Err(e))) => Err(e),
+            _ => Ok(stream),
+        }
+    }
+}

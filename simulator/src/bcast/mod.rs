@@ -1,0 +1,142 @@
+//! Broadcast models: chain, k-ary tree, fault-tolerant chain and unicast as flows over a max-min shared
+//! network with per-receiver disk and decompression rates, latency paid once per connection.
+//!
+//! The entry point is [`simulate`]: given a job and a topology it returns, for each receiver, the virtual
+//! time (seconds after the start of the broadcast) at which it finished or failed.
+
+use hal::Strategy;
+
+mod chain;
+pub mod closed_form;
+mod ft_chain;
+mod pipeline;
+mod resources;
+#[cfg(test)]
+mod testkit;
+mod tree;
+mod unicast;
+
+/// One direction of a full-duplex link.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LinkParams {
+    /// Goodput in bytes per second, per direction.
+    pub bandwidth: f64,
+    /// One-way latency in seconds.
+    pub latency: f64,
+}
+
+/// How latency is charged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum LatencyModel {
+    /// Streaming TCP: each hop pays its latency once, when its connection opens, plus one chunk of
+    /// store-and-forward delay (realistic; the default).
+    #[default]
+    PerConnection,
+    /// Chunked store-and-forward: every chunk pays the latency at every hop (the textbook closed form
+    /// `(k + N − 1)(c/B + L)`).
+    PerChunk,
+}
+
+/// The network the broadcast runs on.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Topology {
+    /// Each node's link to its switch.
+    pub node_link: LinkParams,
+    /// The server's link to its switch (the source of every broadcast).
+    pub server_link: LinkParams,
+    /// Switch uplink capacity in bytes/s per direction; `None` = one non-blocking switch for everybody.
+    pub uplink_bandwidth: Option<f64>,
+    /// Latency model.
+    pub latency_model: LatencyModel,
+}
+
+/// One receiving node.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Receiver {
+    /// Index of the switch the node hangs off (the server is on switch 0).
+    pub switch: usize,
+    /// Disk write rate in bytes/s of decompressed output; `f64::INFINITY` = not a bottleneck.
+    pub disk_write: f64,
+    /// Decompression rate in bytes/s of output; `f64::INFINITY` = not a bottleneck.
+    pub decompress: f64,
+    /// The node dies this many seconds after the broadcast starts.
+    pub dies_at: Option<f64>,
+    /// The node's disk refuses the write: it fails when its first chunk is written.
+    pub write_error: bool,
+}
+
+/// Fault-tolerance parameters of the fault-tolerant chain (Kascade's defaults: 3 s detection, 10 tries).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FaultTolerance {
+    /// Time for a node to notice its successor is dead or stalled.
+    pub detect_timeout: f64,
+    /// Time to connect to the next live node and resume.
+    pub reconnect: f64,
+}
+
+/// A broadcast to run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BroadcastJob {
+    /// How the image travels.
+    pub strategy: Strategy,
+    /// Compressed bytes sent to each receiver (S).
+    pub size: f64,
+    /// Decompressed / compressed size ratio (ρ ≥ 1 for compressed images).
+    pub ratio: f64,
+    /// Chunk size in bytes (c).
+    pub chunk: f64,
+    /// Receivers, in chain order.
+    pub receivers: Vec<Receiver>,
+    /// Fault tolerance of [`Strategy::FaultTolerantChain`].
+    pub fault_tolerance: FaultTolerance,
+}
+
+/// Why a receiver did not get the image.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FailureReason {
+    /// The node itself died.
+    Died,
+    /// An upstream node died (chain, tree): index of that receiver.
+    CutOff {
+        /// Receiver whose death cut this one off.
+        by: usize,
+    },
+    /// The node's disk refused the write.
+    WriteError,
+}
+
+/// What happened to one receiver.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ReceiverOutcome {
+    /// Received, decompressed and wrote the whole image at `at` seconds.
+    Done {
+        /// Completion time in seconds after the start.
+        at: f64,
+    },
+    /// Failed at `at` seconds.
+    Failed {
+        /// Failure time in seconds after the start.
+        at: f64,
+        /// Why.
+        reason: FailureReason,
+    },
+}
+
+/// Simulates `job` on `topo` and returns one outcome per receiver, in the order of `job.receivers`.
+///
+/// Never panics: empty receivers give an empty vector; a NaN or negative size, chunk, latency or time
+/// counts as 0 (a NaN `dies_at` as no death), a NaN or non-positive ratio as 1, a NaN or negative
+/// bandwidth as 0. An empty image is done after each receiver's path latency. A receiver that can never
+/// finish (a zero-bandwidth link, an infinite size) is `Done { at: f64::INFINITY }`. Deterministic:
+/// the same input gives bitwise the same output.
+pub fn simulate(job: &BroadcastJob, topo: &Topology) -> Vec<ReceiverOutcome> {
+    if job.receivers.is_empty() {
+        return Vec::new();
+    }
+    match job.strategy {
+        Strategy::Chain => chain::simulate(job, topo),
+        Strategy::Tree { arity } => tree::simulate(job, topo, arity),
+        Strategy::FaultTolerantChain => ft_chain::simulate(job, topo),
+        Strategy::Unicast => unicast::simulate(job, topo),
+    }
+}

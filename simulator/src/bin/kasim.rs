@@ -1,0 +1,16 @@
+//! `kasim`: simulate Kadeploy deployments of a virtual cluster in virtual time.
+
+use clap::Parser;
+use simulator::kasim::{self, Cli};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match kasim::run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("kasim: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

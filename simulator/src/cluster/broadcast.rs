@@ -1,0 +1,257 @@
+//! Broadcast on simulated nodes: the nodes running the deploy environment become the receivers of a
+//! flow-level [`crate::bcast`] job (in the given chain order), the model's outcomes become per-node
+//! outcomes, and the call returns at the model's last event.
+//!
+//! Deaths (`failures.die_during_broadcast`): a node dies `at_fraction` × its failure-free completion
+//! time after the start, so the model first runs once without deaths to find that time. A dead node
+//! stays down for good. Images of kind `fsa` go to a temporary file in RAM (no disk, no disk error);
+//! the other kinds are decompressed and written to `target.device`.
+
+use super::state::Env;
+use super::{SimCluster, hang_forever, ssh_refused};
+use crate::bcast::{
+    self, BroadcastJob, FailureReason, FaultTolerance, LatencyModel, LinkParams, Receiver,
+    ReceiverOutcome, Topology,
+};
+use crate::params::{LatencyModelName, SimParams};
+use async_trait::async_trait;
+use hal::{
+    Broadcast, ErrorKind, ImageKind, ImageSpec, NodeError, NodeId, Outcome, Outcomes, Strategy,
+    WriteTarget,
+};
+use tracing::debug;
+
+/// The network of `params` as the broadcast model sees it.
+pub(crate) fn topology(params: &SimParams) -> Topology {
+    let net = &params.network;
+    Topology {
+        node_link: LinkParams {
+            bandwidth: net.bandwidth,
+            latency: net.latency,
+        },
+        server_link: LinkParams {
+            bandwidth: net.server_bandwidth,
+            latency: net.latency,
+        },
+        uplink_bandwidth: if net.nodes_per_switch > 0 {
+            net.uplink_bandwidth
+        } else {
+            None
+        },
+        latency_model: match net.latency_model {
+            LatencyModelName::PerConnection => LatencyModel::PerConnection,
+            LatencyModelName::PerChunk => LatencyModel::PerChunk,
+        },
+    }
+}
+
+/// Compressed size and decompression ratio of `image` (the parameters' image when it has no size).
+fn image_dims(image: &ImageSpec, params: &SimParams) -> (f64, f64) {
+    if image.size == 0 {
+        return (params.image.size, params.image.ratio);
+    }
+    let size = image.size as f64;
+    match image.uncompressed_size {
+        Some(u) if u > 0 => (size, u as f64 / size),
+        _ => (size, params.image.ratio),
+    }
+}
+
+/// The time of an outcome of the model.
+fn time_of(outcome: Option<&ReceiverOutcome>) -> f64 {
+    match outcome {
+        Some(ReceiverOutcome::Done { at } | ReceiverOutcome::Failed { at, .. }) => *at,
+        None => 0.0,
+    }
+}
+
+impl SimCluster {
+    /// The model's receiver for the node at `index`.
+    fn receiver(&self, index: usize, to_disk: bool) -> Receiver {
+        let per_switch = self.params.network.nodes_per_switch;
+        let disk = &self.params.disk;
+        Receiver {
+            switch: index.checked_div(per_switch).unwrap_or(0),
+            disk_write: if to_disk {
+                self.disk_rates
+                    .get(index)
+                    .copied()
+                    .unwrap_or(disk.write_rate)
+            } else {
+                f64::INFINITY
+            },
+            decompress: if to_disk {
+                disk.decompress_rate
+            } else {
+                f64::INFINITY
+            },
+            dies_at: None,
+            write_error: to_disk && self.plan.node(index).disk_write_error,
+        }
+    }
+
+    /// The per-node outcome of one receiver's model outcome (`members` maps receivers to nodes).
+    fn receiver_outcome(
+        &self,
+        outcome: Option<&ReceiverOutcome>,
+        members: &[(usize, usize)],
+        device: &str,
+    ) -> Outcome {
+        match outcome {
+            Some(ReceiverOutcome::Done { .. }) => Ok(()),
+            Some(ReceiverOutcome::Failed {
+                reason: FailureReason::Died,
+                ..
+            }) => Err(NodeError::new(
+                ErrorKind::Unreachable,
+                "Node died during the broadcast",
+            )),
+            Some(ReceiverOutcome::Failed {
+                reason: FailureReason::CutOff { by },
+                ..
+            }) => {
+                let upstream = members
+                    .get(*by)
+                    .map_or_else(|| format!("#{by}"), |&(_, i)| self.name(i));
+                let message =
+                    format!("Connection lost during the broadcast (upstream node {upstream} died)");
+                Err(NodeError::new(ErrorKind::Transfer, message))
+            }
+            Some(ReceiverOutcome::Failed {
+                reason: FailureReason::WriteError,
+                ..
+            }) => Err(NodeError::new(
+                ErrorKind::Disk,
+                format!("write error on {device}: Input/output error"),
+            )),
+            None => Err(NodeError::new(
+                ErrorKind::Transfer,
+                "The broadcast model gave no outcome for the node",
+            )),
+        }
+    }
+}
+
+#[async_trait]
+impl Broadcast for SimCluster {
+    async fn broadcast(
+        &self,
+        image: &ImageSpec,
+        target: &WriteTarget,
+        strategy: Strategy,
+        nodes: &[NodeId],
+    ) -> Outcomes {
+        let t0 = self.now();
+        let to_disk = image.kind != ImageKind::Fsa;
+        let (size, ratio) = image_dims(image, &self.params);
+        // Who takes part: (position in `nodes`, table index), in chain order.
+        let mut results: Vec<Option<Outcome>> = vec![None; nodes.len()];
+        let mut members: Vec<(usize, usize)> = Vec::new();
+        let mut hung = false;
+        {
+            let st = self.lock();
+            for (pos, &node) in nodes.iter().enumerate() {
+                let i = match self.index(node) {
+                    Ok(i) => i,
+                    Err(e) => {
+                        results[pos] = Some(Err(e));
+                        continue;
+                    }
+                };
+                match st[i].env_at(t0) {
+                    Some(Env::Deploy) => {
+                        members.push((pos, i));
+                        hung |= self.plan.node(i).hang_step.as_deref() == Some("broadcast");
+                    }
+                    Some(env) => {
+                        let message = format!(
+                            "{} runs the {} environment, not the deployment one",
+                            self.name(i),
+                            env.name()
+                        );
+                        results[pos] = Some(Err(NodeError::new(ErrorKind::Unreachable, message)));
+                    }
+                    None => results[pos] = Some(Err(ssh_refused(&self.name(i)))),
+                }
+            }
+        }
+        if hung {
+            debug!(%strategy, nodes = nodes.len(), "simulated broadcast hangs");
+            hang_forever().await;
+        }
+        let ft = &self.params.fault_tolerance;
+        let mut job = BroadcastJob {
+            strategy,
+            size,
+            ratio,
+            chunk: self.params.network.chunk,
+            receivers: members
+                .iter()
+                .map(|&(_, i)| self.receiver(i, to_disk))
+                .collect(),
+            fault_tolerance: FaultTolerance {
+                detect_timeout: ft.detect_timeout,
+                reconnect: ft.reconnect,
+            },
+        };
+        let topo = topology(&self.params);
+        let dying: Vec<(usize, f64)> = members
+            .iter()
+            .enumerate()
+            .filter_map(|(k, &(_, i))| self.plan.node(i).die_at_fraction.map(|f| (k, f)))
+            .collect();
+        if !dying.is_empty() {
+            let free = bcast::simulate(&job, &topo);
+            for &(k, fraction) in &dying {
+                job.receivers[k].dies_at = Some(fraction * time_of(free.get(k)));
+            }
+        }
+        let model = if members.is_empty() {
+            Vec::new()
+        } else {
+            bcast::simulate(&job, &topo)
+        };
+        let end = t0
+            + (0..members.len())
+                .map(|k| time_of(model.get(k)))
+                .fold(0.0, f64::max);
+        {
+            // Deaths are visible to every other call from the instant they happen.
+            let mut st = self.lock();
+            for &(k, _) in &dying {
+                let (_, i) = members[k];
+                st[i].dead_at = job.receivers[k].dies_at.map(|d| t0 + d);
+            }
+        }
+        self.sleep_until(end).await;
+        let mut st = self.lock();
+        for (k, &(pos, i)) in members.iter().enumerate() {
+            let outcome = self.receiver_outcome(model.get(k), &members, &target.device);
+            if outcome.is_ok() {
+                let r = &mut st[i].record;
+                r.image_bytes = Some(size * ratio);
+                if to_disk {
+                    r.image_written = true;
+                    r.disk_touched = true;
+                    r.image_device = Some(target.device.clone());
+                }
+            }
+            results[pos] = Some(outcome);
+        }
+        drop(st);
+        let outcomes = Outcomes(
+            nodes
+                .iter()
+                .zip(results)
+                .map(|(&node, r)| {
+                    (
+                        node,
+                        r.unwrap_or_else(|| Err(NodeError::new(ErrorKind::Transfer, "no outcome"))),
+                    )
+                })
+                .collect(),
+        );
+        debug!(%strategy, nodes = nodes.len(), failed = outcomes.failures().len(), seconds = end - t0, "simulated broadcast");
+        outcomes
+    }
+}
