@@ -6,7 +6,14 @@ use simulator::kasim::{Cli, Command, DeployArgs, setup, simulate};
 use std::time::Duration;
 
 fn args(nodes: usize) -> DeployArgs {
-    let cli = Cli::from_args(&["kasim", "deploy", "--nodes", &nodes.to_string(), "--seed", "42"]);
+    let cli = Cli::from_args(&[
+        "kasim",
+        "deploy",
+        "--nodes",
+        &nodes.to_string(),
+        "--seed",
+        "42",
+    ]);
     match cli.command {
         Command::Deploy(a) => a,
     }
@@ -14,7 +21,9 @@ fn args(nodes: usize) -> DeployArgs {
 
 fn deploy(c: &mut Criterion) {
     let mut group = c.benchmark_group("deploy");
-    group.sample_size(10).measurement_time(Duration::from_secs(20));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(20));
     for nodes in [300usize, 10_000] {
         let a = args(nodes);
         let s = setup::load(&a).expect("the sample configuration loads");

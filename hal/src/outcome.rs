@@ -64,7 +64,10 @@ pub struct NodeError {
 impl NodeError {
     /// A new error of `kind` with `message`.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        NodeError { kind, message: message.into() }
+        NodeError {
+            kind,
+            message: message.into(),
+        }
     }
 }
 
@@ -91,7 +94,11 @@ impl<T> Outcomes<T> {
 
     /// The nodes that succeeded, in order.
     pub fn ok_nodes(&self) -> Vec<NodeId> {
-        self.0.iter().filter(|(_, o)| o.is_ok()).map(|(n, _)| *n).collect()
+        self.0
+            .iter()
+            .filter(|(_, o)| o.is_ok())
+            .map(|(n, _)| *n)
+            .collect()
     }
 
     /// The nodes that failed with their errors, in order.

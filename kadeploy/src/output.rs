@@ -43,7 +43,12 @@ impl Output {
 
     fn build(sink: Option<Sink>, keep: bool) -> Self {
         Output {
-            inner: Arc::new(Inner { start: Instant::now(), keep, lines: Mutex::new(Vec::new()), sink }),
+            inner: Arc::new(Inner {
+                start: Instant::now(),
+                keep,
+                lines: Mutex::new(Vec::new()),
+                sink,
+            }),
         }
     }
 
@@ -54,19 +59,31 @@ impl Output {
 
     /// Writes `text` at `level`.
     pub fn push(&self, level: u8, text: impl Into<String>) {
-        let line = LogLine { time: self.elapsed(), level, text: text.into() };
+        let line = LogLine {
+            time: self.elapsed(),
+            level,
+            text: text.into(),
+        };
         if let Some(sink) = &self.inner.sink {
             sink(&line);
         }
         if self.inner.keep {
-            self.inner.lines.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+            self.inner
+                .lines
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(line);
         }
     }
 
     /// The lines kept so far with a level at most `verbosity`.
     pub fn lines(&self, verbosity: u8) -> Vec<LogLine> {
         let lines = self.inner.lines.lock().unwrap_or_else(|e| e.into_inner());
-        lines.iter().filter(|l| l.level <= verbosity).cloned().collect()
+        lines
+            .iter()
+            .filter(|l| l.level <= verbosity)
+            .cloned()
+            .collect()
     }
 }
 

@@ -4,6 +4,7 @@
 
 mod engine {
     pub mod fake;
+    pub mod run;
     pub mod scenario;
 
     mod breakpoint;

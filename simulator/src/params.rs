@@ -204,7 +204,7 @@ impl Default for NetworkParams {
             nodes_per_switch: 0,
             uplink_bandwidth: None,
             latency_model: LatencyModelName::PerConnection,
-            chunk: 1_048_576.0,
+            chunk: 65_536.0,
         }
     }
 }

@@ -386,28 +386,8 @@ async fn ten_thousand_nodes_reboot_probe_and_broadcast() {
     assert_eq!(out.len(), 10_000);
 }
 
-/// The parameter file as documented, with every default.
-const EXAMPLE: &str = r#"
-seed: 42                      # may be overridden on the command line
-network: {bandwidth: 117.7e6, latency: 0.0001, server_bandwidth: 117.7e6, nodes_per_switch: 0, uplink_bandwidth: null, latency_model: per_connection, chunk: 1048576}
-disk: {write_rate: 150.0e6, write_rate_sd: 10.0e6, decompress_rate: 400.0e6}
-boot:                         # seeded per node, seconds: mean and standard deviation, truncated at min
-  firmware: {mean: 30, sd: 5, min: 10}
-  pxe: {mean: 4, sd: 1, min: 1}
-  kernel: {mean: 12, sd: 3, min: 4}
-  kexec_delay: 1.0            # the kexec command's `sleep 1` before jumping
-  shutdown: {mean: 5, sd: 1, min: 1}
-power: {command_latency: {mean: 1.5, sd: 0.3, min: 0.2}}
-ops: {ssh_latency: 0.05, partition: 2.0, mkfs_rate: 2.0e9, partition_size: 10.0e9, swap: 0.5, mount: 0.1, sync: 0.5, postinstall: 4.0, bootloader: 3.0, dummy: 0.5, probe: 0.01}
-image: {size: 1.0e9, ratio: 2.5}   # default image when the deployment does not say
-fault_tolerance: {detect_timeout: 3.0, reconnect: 0.5}
-failures:
-  never_boot: {probability: 0.0, nodes: []}          # the node never comes back from its first reboot
-  die_during_broadcast: {count: 0, nodes: [], at_fraction: 0.5}   # dies when that fraction of its broadcast has elapsed
-  power_command_fails: {probability: 0.0, nodes: [], levels: [soft]}  # those levels' commands exit non-zero
-  hang: {step: null, probability: 0.0, nodes: []}   # the node hangs forever in operations of that step
-  disk_write_error: {probability: 0.0, nodes: []}   # partitioning, format and image writes fail with ErrorKind::Disk
-"#;
+/// The shipped, annotated parameter file: it documents every key with its default.
+const EXAMPLE: &str = include_str!("../config/sim300/simulation.conf");
 
 #[test]
 fn the_documented_parameter_file_parses_and_errors_name_the_key() {

@@ -89,7 +89,11 @@ impl Context {
 
     /// The FQDN of `node`.
     pub fn name(&self, node: NodeId) -> &str {
-        self.cluster.nodes.get(node.index()).map(|n| n.name.as_str()).unwrap_or("?")
+        self.cluster
+            .nodes
+            .get(node.index())
+            .map(|n| n.name.as_str())
+            .unwrap_or("?")
     }
 
     /// The nodes' names folded the way Kadeploy prints node sets (`node-[1-3,5].dom`).
@@ -151,6 +155,9 @@ impl Context {
     /// Each macro-step instance with the time from its first start to its last end, in first-start order.
     pub fn spans(&self) -> Vec<(String, f64)> {
         let spans = self.spans.lock().unwrap_or_else(|e| e.into_inner());
-        spans.iter().map(|(n, s, e)| (n.to_string(), e - s)).collect()
+        spans
+            .iter()
+            .map(|(n, s, e)| (n.to_string(), e - s))
+            .collect()
     }
 }

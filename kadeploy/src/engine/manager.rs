@@ -77,9 +77,17 @@ pub trait Task: Send + Sync {
 
     /// Runs the task on `nodes`; `attempt` counts retries of this task (0 = first try),
     /// `parent_attempt` those of the enclosing task. Reports outcomes through `report`.
-    async fn run(&self, ctx: &Context, nodes: Vec<NodeId>, attempt: u32, parent_attempt: u32, report: Reporter);
+    async fn run(
+        &self,
+        ctx: &Context,
+        nodes: Vec<NodeId>,
+        attempt: u32,
+        parent_attempt: u32,
+        report: Reporter,
+    );
 
-    /// The failure of a node still inside the task when its timeout fires.
+    /// The failure of a node still inside the task when its timeout fires; also records what Kadeploy's
+    /// `timeout!` logs for the node.
     fn timeout_failure(&self, ctx: &Context, node: NodeId) -> Failure;
 
     /// The failure of a node the task left without outcome.
@@ -127,12 +135,21 @@ pub async fn run(
     split_level: u8,
     hooks: &mut dyn Hooks,
 ) {
+    if nodes.is_empty() {
+        return; // Kadeploy's manager is done at once without nodes
+    }
     if slots.is_empty() {
         hooks.done(ctx, Batch::Ok(nodes));
         return;
     }
     let (tx, mut rx) = mpsc::unbounded_channel::<(u64, Batch)>();
-    let mut queue = VecDeque::from([Message { slot: 0, alt: 0, retries: 0, batch: None, nodes }]);
+    let mut queue = VecDeque::from([Message {
+        slot: 0,
+        alt: 0,
+        retries: 0,
+        batch: None,
+        nodes,
+    }]);
     let mut runs: BTreeMap<u64, Run> = BTreeMap::new();
     let mut futures: FuturesUnordered<RunFuture<'_>> = FuturesUnordered::new();
     let mut next_run = 0u64;
@@ -152,9 +169,29 @@ pub async fn run(
             next_run += 1;
             nsid += 1;
             let id = next_run;
-            runs.insert(id, Run { slot, alt, retries, nsid, pending: nodes.clone() });
-            let reporter = Reporter { run: id, tx: tx.clone() };
-            futures.push(Box::pin(run_task(ctx, task, nodes, retries, parent_attempt, reporter, id)));
+            runs.insert(
+                id,
+                Run {
+                    slot,
+                    alt,
+                    retries,
+                    nsid,
+                    pending: nodes.clone(),
+                },
+            );
+            let reporter = Reporter {
+                run: id,
+                tx: tx.clone(),
+            };
+            futures.push(Box::pin(run_task(
+                ctx,
+                task,
+                nodes,
+                retries,
+                parent_attempt,
+                reporter,
+                id,
+            )));
         }
         if futures.is_empty() {
             break;
@@ -204,7 +241,13 @@ fn next_task(
     ctx: &Context,
     hooks: &mut dyn Hooks,
 ) -> Option<(usize, usize, u32, Vec<NodeId>)> {
-    let Message { slot, alt, retries, batch, nodes } = msg;
+    let Message {
+        slot,
+        alt,
+        retries,
+        batch,
+        nodes,
+    } = msg;
     match batch {
         None => Some((0, 0, 0, nodes)),
         Some(Batch::Brk(nodes, at)) => {
@@ -249,25 +292,54 @@ fn accept(
     // Keep only nodes still pending in this run, in their reported order.
     let mut pending_mask: BTreeMap<NodeId, ()> = run.pending.iter().map(|&n| (n, ())).collect();
     let batch = match batch {
-        Batch::Ok(n) => Batch::Ok(n.into_iter().filter(|x| pending_mask.remove(x).is_some()).collect()),
-        Batch::Brk(n, at) => Batch::Brk(n.into_iter().filter(|x| pending_mask.remove(x).is_some()).collect(), at),
-        Batch::Ko(f) => Batch::Ko(f.into_iter().filter(|(x, _)| pending_mask.remove(x).is_some()).collect()),
+        Batch::Ok(n) => Batch::Ok(
+            n.into_iter()
+                .filter(|x| pending_mask.remove(x).is_some())
+                .collect(),
+        ),
+        Batch::Brk(n, at) => Batch::Brk(
+            n.into_iter()
+                .filter(|x| pending_mask.remove(x).is_some())
+                .collect(),
+            at,
+        ),
+        Batch::Ko(f) => Batch::Ko(
+            f.into_iter()
+                .filter(|(x, _)| pending_mask.remove(x).is_some())
+                .collect(),
+        ),
     };
     let nodes = batch.nodes();
     if nodes.is_empty() {
         return;
     }
-    let rest: Vec<NodeId> = run.pending.iter().copied().filter(|n| pending_mask.contains_key(n)).collect();
+    let rest: Vec<NodeId> = run
+        .pending
+        .iter()
+        .copied()
+        .filter(|n| pending_mask.contains_key(n))
+        .collect();
     if !rest.is_empty() {
         let (a, b) = (*nsid + 1, *nsid + 2);
-        ctx.output.push(split_level, format!("Nodeset [{}] split into :", run.nsid));
-        ctx.output.push(split_level, format!("  Nodeset [{a}]: {}", ctx.fold(&nodes)));
-        ctx.output.push(split_level, format!("  Nodeset [{b}]: {}", ctx.fold(&rest)));
+        ctx.output
+            .push(split_level, format!("Nodeset [{}] split into :", run.nsid));
+        ctx.output.push(
+            split_level,
+            format!("  Nodeset [{a}]: {}", ctx.fold(&nodes)),
+        );
+        ctx.output
+            .push(split_level, format!("  Nodeset [{b}]: {}", ctx.fold(&rest)));
         *nsid += 2;
         run.nsid = b;
     }
     run.pending = rest;
-    queue.push_back(Message { slot: run.slot, alt: run.alt, retries: run.retries, batch: Some(batch), nodes });
+    queue.push_back(Message {
+        slot: run.slot,
+        alt: run.alt,
+        retries: run.retries,
+        batch: Some(batch),
+        nodes,
+    });
 }
 
 /// Runs one task under its timeout; yields the run id and whether the timeout fired.

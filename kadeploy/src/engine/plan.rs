@@ -24,7 +24,11 @@ pub struct Plan {
 const SLOT_NAMES: [&str; 3] = ["SetDeploymentEnv", "BroadcastEnv", "BootNewEnv"];
 
 /// Builds the plan of a deployment.
-pub fn deploy(server: &ServerConfig, cluster: &ClusterConfig, req: &DeployRequest) -> Result<Plan, RequestError> {
+pub fn deploy(
+    server: &ServerConfig,
+    cluster: &ClusterConfig,
+    req: &DeployRequest,
+) -> Result<Plan, RequestError> {
     let env = &req.environment;
     let deploy_partition = match req.deploy_partition {
         None => Some(cluster.partitioning.deploy),
@@ -38,7 +42,10 @@ pub fn deploy(server: &ServerConfig, cluster: &ClusterConfig, req: &DeployReques
         ));
     }
     if whole_disk && req.boot_partition.is_none() {
-        return Err(RequestError::new(ApiError::MissingOption, "You must specify the partition to boot on"));
+        return Err(RequestError::new(
+            ApiError::MissingOption,
+            "You must specify the partition to boot on",
+        ));
     }
     let supported = |fs: &str| cluster.boot.supported_fs.iter().any(|s| s == fs);
     if let Some(fs) = &req.reformat_tmp
@@ -54,8 +61,12 @@ pub fn deploy(server: &ServerConfig, cluster: &ClusterConfig, req: &DeployReques
     let job = Arc::new(Job {
         environment: Some(env.clone()),
         ssh_key: req.ssh_key.clone(),
-        block_device: req.block_device.clone().unwrap_or_else(|| cluster.partitioning.block_device.clone()),
+        block_device: req
+            .block_device
+            .clone()
+            .unwrap_or_else(|| cluster.partitioning.block_device.clone()),
         deploy_partition,
+        boot_partition: req.boot_partition,
         reformat_tmp: req.reformat_tmp.clone(),
         timeout_reboot: req.timeout_reboot_classical.clone(),
         timeout_kexec: req.timeout_reboot_kexec.clone(),
@@ -63,7 +74,10 @@ pub fn deploy(server: &ServerConfig, cluster: &ClusterConfig, req: &DeployReques
         broadcast_to_file,
     });
 
-    let automata = req.automata.clone().unwrap_or_else(|| cluster.automata.clone());
+    let automata = req
+        .automata
+        .clone()
+        .unwrap_or_else(|| cluster.automata.clone());
     let mut notices = Vec::new();
     let mut set_env = automata.set_deployment_env.clone();
     let mut boot_env = automata.boot_new_env.clone();
@@ -75,38 +89,61 @@ pub fn deploy(server: &ServerConfig, cluster: &ClusterConfig, req: &DeployReques
     if env.preinstall.is_some()
         && let Some(first) = set_env.first().cloned()
     {
-        set_env = vec![MacroInstance { kind: "UntrustedCustomPreInstall".into(), ..first }];
+        set_env = vec![MacroInstance {
+            kind: "UntrustedCustomPreInstall".into(),
+            ..first
+        }];
         notices.push("A specific presinstall will be used with this environment".into());
     }
+    // Kadeploy's notices (`Workflow::Deploy#load_tasks`).
     let kexec_reason = if env.os != "linux" {
-        Some("with this non-linux environment")
+        Some(" one with this non-linux environment")
     } else if !fs_supported {
-        Some("with an environment whose filesystem the deployment kernel does not support")
+        Some(" since the filesystem is not supported by the deployment environment")
     } else if req.disable_kexec {
-        Some("as asked (--no-kexec)")
+        Some("")
     } else {
         None
     };
     if let Some(reason) = kexec_reason
         && boot_env.iter().any(|i| i.kind == "Kexec")
     {
-        let expr = req.timeout_reboot_classical.as_ref().unwrap_or(&cluster.timeout_reboot);
-        let timeout = expr
-            .eval(req.nodes.len() as f64)
-            .map_err(|e| RequestError::new(ApiError::InvalidOption, format!("Invalid reboot timeout: {e}")))?
-            + 200.0;
+        let expr = req
+            .timeout_reboot_classical
+            .as_ref()
+            .unwrap_or(&cluster.timeout_reboot);
+        let timeout = expr.eval(req.nodes.len() as f64).map_err(|e| {
+            RequestError::new(
+                ApiError::InvalidOption,
+                format!("Invalid reboot timeout: {e}"),
+            )
+        })? + 200.0;
         for i in boot_env.iter_mut().filter(|i| i.kind == "Kexec") {
             i.kind = "Classical".into();
             i.retries = 0;
             i.timeout = timeout;
         }
-        notices.push(format!("Using classical reboot instead of kexec one {reason} (BootNewEnv)"));
+        notices.push(format!(
+            "Using classical reboot instead of kexec{reason} (BootNewEnv)"
+        ));
     }
 
     let rules = Deletions::new(server, cluster, req, &job, fs_supported);
     let mut slots: Slots = Vec::new();
     let mut used = Vec::new();
-    for (slot, instances) in [set_env, automata.broadcast_env.clone(), boot_env].into_iter().enumerate() {
+    for (slot, instances) in [set_env, automata.broadcast_env.clone(), boot_env]
+        .into_iter()
+        .enumerate()
+    {
+        if instances.is_empty() {
+            return Err(RequestError::new(
+                ApiError::InvalidOption,
+                format!(
+                    "No implementation given for the macro-step {}",
+                    SLOT_NAMES[slot]
+                ),
+            ));
+        }
         let mut alternatives: Vec<Arc<dyn Task>> = Vec::new();
         for inst in instances {
             let name = format!("{}{}", SLOT_NAMES[slot], inst.kind);
@@ -116,18 +153,33 @@ pub fn deploy(server: &ServerConfig, cluster: &ClusterConfig, req: &DeployReques
                 .filter(|s| !rules.deletes(slot, s.name()))
                 .collect();
             used.push((name.clone(), steps.iter().map(Step::name).collect()));
-            alternatives.push(macro_task("Deploy", slot, &name, &inst, steps, &job, req.breakpoint.as_deref()));
+            alternatives.push(macro_task(
+                "Deploy",
+                slot,
+                &name,
+                &inst,
+                steps,
+                &job,
+                req.breakpoint.as_deref(),
+            ));
         }
         slots.push(alternatives);
     }
     check_breakpoint(&used, req.breakpoint.as_deref())?;
-    Ok(Plan { operation: "deployment", slots, notices })
+    Ok(Plan {
+        operation: "deployment",
+        slots,
+        notices,
+    })
 }
 
 /// Builds the plan of a reboot.
 pub fn reboot(cluster: &ClusterConfig, req: &RebootRequest) -> Result<Plan, RequestError> {
     if req.kind == RebootKind::SetPxe && req.pxe_profile.is_none() {
-        return Err(RequestError::new(ApiError::MissingOption, "A PXE profile must be given with set_pxe"));
+        return Err(RequestError::new(
+            ApiError::MissingOption,
+            "A PXE profile must be given with set_pxe",
+        ));
     }
     let job = Arc::new(Job {
         ssh_key: req.ssh_key.clone(),
@@ -137,15 +189,25 @@ pub fn reboot(cluster: &ClusterConfig, req: &RebootRequest) -> Result<Plan, Requ
         pxe_profile: req.pxe_profile.clone(),
         ..Job::default()
     });
-    let user = Step::WaitReboot { kexec: false, target: BootTarget::User };
+    let user = Step::WaitReboot {
+        kexec: false,
+        target: BootTarget::User,
+    };
     let steps = match req.kind {
         RebootKind::Simple => vec![Step::Reboot(req.level), user],
-        RebootKind::SetPxe => vec![Step::SwitchPxe(PxeSwitch::SetPxe), Step::Reboot(req.level), user],
+        RebootKind::SetPxe => vec![
+            Step::SwitchPxe(PxeSwitch::SetPxe),
+            Step::Reboot(req.level),
+            user,
+        ],
         RebootKind::DeployEnv => {
             let mut s = vec![
                 Step::SwitchPxe(PxeSwitch::ProdToDeployEnv),
                 Step::Reboot(req.level),
-                Step::WaitReboot { kexec: false, target: BootTarget::Deploy },
+                Step::WaitReboot {
+                    kexec: false,
+                    target: BootTarget::Deploy,
+                },
             ];
             if req.ssh_key.is_some() {
                 s.push(Step::SendKeyInDeployEnv);
@@ -153,15 +215,34 @@ pub fn reboot(cluster: &ClusterConfig, req: &RebootRequest) -> Result<Plan, Requ
             s
         }
         RebootKind::RecordedEnv => {
-            vec![Step::SwitchPxe(PxeSwitch::DeployToDeployedEnv), Step::Reboot(req.level), user]
+            vec![
+                Step::SwitchPxe(PxeSwitch::DeployToDeployedEnv),
+                Step::Reboot(req.level),
+                user,
+            ]
         }
     };
-    let used = [(req.kind.step_name().to_string(), steps.iter().map(Step::name).collect())];
+    let used = [(
+        req.kind.step_name().to_string(),
+        steps.iter().map(Step::name).collect(),
+    )];
     check_breakpoint(&used, req.breakpoint.as_deref())?;
     let inst = plain_instance();
-    let task = macro_task("Reboot", 0, req.kind.step_name(), &inst, steps, &job, req.breakpoint.as_deref());
+    let task = macro_task(
+        "Reboot",
+        0,
+        req.kind.step_name(),
+        &inst,
+        steps,
+        &job,
+        req.breakpoint.as_deref(),
+    );
     let slots: Slots = vec![vec![task]];
-    Ok(Plan { operation: "reboot", slots, notices: Vec::new() })
+    Ok(Plan {
+        operation: "reboot",
+        slots,
+        notices: Vec::new(),
+    })
 }
 
 /// Builds the plan of a power operation.
@@ -173,7 +254,11 @@ pub fn power(req: &PowerRequest) -> Plan {
     };
     let job = Arc::new(Job::default());
     let task = macro_task("Power", 0, name, &plain_instance(), vec![step], &job, None);
-    Plan { operation: "power operation", slots: vec![vec![task]], notices: Vec::new() }
+    Plan {
+        operation: "power operation",
+        slots: vec![vec![task]],
+        notices: Vec::new(),
+    }
 }
 
 fn plain_instance() -> MacroInstance {
@@ -188,7 +273,10 @@ fn plain_instance() -> MacroInstance {
 }
 
 fn unsupported(name: &str) -> RequestError {
-    RequestError::new(ApiError::InvalidOption, format!("The macro-step {name} is not supported by this deployer"))
+    RequestError::new(
+        ApiError::InvalidOption,
+        format!("The macro-step {name} is not supported by this deployer"),
+    )
 }
 
 /// The micro-steps of a deployment macro-step implementation, before deletions (spec §5.3).
@@ -205,9 +293,15 @@ fn deploy_steps(slot: usize, kind: &str, strategy: Option<Strategy>) -> Option<V
     let reboot_to_deploy = [
         SwitchPxe(PxeSwitch::ProdToDeployEnv),
         Reboot(hal::PowerLevel::Soft),
-        WaitReboot { kexec: false, target: BootTarget::Deploy },
+        WaitReboot {
+            kexec: false,
+            target: BootTarget::Deploy,
+        },
     ];
-    let user = WaitReboot { kexec: false, target: BootTarget::User };
+    let user = WaitReboot {
+        kexec: false,
+        target: BootTarget::User,
+    };
     let steps = match (slot, kind) {
         (0, "Untrusted") => [&reboot_to_deploy[..], &prepare[..]].concat(),
         (0, "Kexec") => [
@@ -215,16 +309,26 @@ fn deploy_steps(slot: usize, kind: &str, strategy: Option<Strategy>) -> Option<V
                 SendDeploymentKernel,
                 Sync,
                 KexecDeployKernel,
-                WaitReboot { kexec: true, target: BootTarget::Deploy },
+                WaitReboot {
+                    kexec: true,
+                    target: BootTarget::Deploy,
+                },
             ][..],
             &prepare[..],
         ]
         .concat(),
-        (0, "UntrustedCustomPreInstall") => {
-            [&reboot_to_deploy[..], &[SendKeyInDeployEnv, ManageAdminPreInstall][..]].concat()
-        }
-        (0, "Prod") => vec![CheckProdEnvBooted, FormatDeployPart, MountDeployPart, FormatTmpPart],
-        (0 | 1 | 2, "Dummy") => vec![Dummy, Dummy],
+        (0, "UntrustedCustomPreInstall") => [
+            &reboot_to_deploy[..],
+            &[SendKeyInDeployEnv, ManageAdminPreInstall][..],
+        ]
+        .concat(),
+        (0, "Prod") => vec![
+            CheckProdEnvBooted,
+            FormatDeployPart,
+            MountDeployPart,
+            FormatTmpPart,
+        ],
+        (0..=2, "Dummy") => vec![Dummy, Dummy],
         (1, "Chain" | "Tree" | "Kastafior" | "Kascade") => {
             let default = match kind {
                 "Chain" | "Kastafior" => Strategy::Chain,
@@ -248,7 +352,10 @@ fn deploy_steps(slot: usize, kind: &str, strategy: Option<Strategy>) -> Option<V
             UmountDeployPart,
             MountDeployPart,
             KexecDeployedEnv,
-            WaitReboot { kexec: true, target: BootTarget::User },
+            WaitReboot {
+                kexec: true,
+                target: BootTarget::User,
+            },
         ],
         (2, "Classical") => vec![
             SwitchPxe(PxeSwitch::DeployToDeployedEnv),
@@ -274,14 +381,25 @@ struct Deletions {
 }
 
 impl Deletions {
-    fn new(server: &ServerConfig, cluster: &ClusterConfig, req: &DeployRequest, job: &Job, fs_ok: bool) -> Self {
+    fn new(
+        server: &ServerConfig,
+        cluster: &ClusterConfig,
+        req: &DeployRequest,
+        job: &Job,
+        fs_ok: bool,
+    ) -> Self {
         let env = &req.environment;
         let part = &cluster.partitioning;
         let mut all = BTreeSet::new();
         let mut in_set_env = BTreeSet::new();
         let mut in_broadcast = BTreeSet::new();
         if job.deploy_partition.is_none() {
-            all.extend(["create_partition_table", "format_deploy_part", "format_tmp_part", "format_swap_part"]);
+            all.extend([
+                "create_partition_table",
+                "format_deploy_part",
+                "format_tmp_part",
+                "format_swap_part",
+            ]);
         }
         if !job.broadcast_to_file {
             all.insert("decompress_environment");
@@ -336,7 +454,11 @@ impl Deletions {
         if job.deploy_partition.is_some() && job.deploy_partition == part.tmp {
             all.insert("format_tmp_part");
         }
-        Deletions { everywhere: all, in_set_env, in_broadcast }
+        Deletions {
+            everywhere: all,
+            in_set_env,
+            in_broadcast,
+        }
     }
 
     fn deletes(&self, slot: usize, micro: &str) -> bool {
@@ -364,10 +486,14 @@ fn macro_task(
     let micro = steps
         .into_iter()
         .map(|step| {
-            let settings = inst.microsteps.get(step.name()).cloned().unwrap_or(MicroSettings {
-                raisable: true,
-                ..MicroSettings::default()
-            });
+            let settings = inst
+                .microsteps
+                .get(step.name())
+                .cloned()
+                .unwrap_or(MicroSettings {
+                    raisable: true,
+                    ..MicroSettings::default()
+                });
             let spec = TaskSpec {
                 name: Arc::from(step.name()),
                 retries: settings.retries,
@@ -375,7 +501,12 @@ fn macro_task(
                 raisable: settings.raisable,
                 breakpoint: settings.breakpoint || (on_this_macro && bp_micro == step.name()),
             };
-            let task: Arc<dyn Task> = Arc::new(MicroTask { spec, macro_name: macro_name.clone(), step, job: job.clone() });
+            let task: Arc<dyn Task> = Arc::new(MicroTask {
+                spec,
+                macro_name: macro_name.clone(),
+                step,
+                job: job.clone(),
+            });
             vec![task]
         })
         .collect();
@@ -386,17 +517,30 @@ fn macro_task(
         raisable: inst.raisable,
         breakpoint: inst.breakpoint || (on_this_macro && bp_micro.is_empty()),
     };
-    Arc::new(MacroTask { spec, operation, slot, micro })
+    Arc::new(MacroTask {
+        spec,
+        operation,
+        slot,
+        micro,
+    })
 }
 
 /// A requested breakpoint must name a macro-step (and micro-step) the plan uses (error 4).
-fn check_breakpoint(used: &[(String, Vec<&'static str>)], breakpoint: Option<&str>) -> Result<(), RequestError> {
+fn check_breakpoint(
+    used: &[(String, Vec<&'static str>)],
+    breakpoint: Option<&str>,
+) -> Result<(), RequestError> {
     let Some(bp) = breakpoint else { return Ok(()) };
     let (m, u) = bp.split_once(':').unwrap_or((bp, ""));
-    let found = used.iter().any(|(name, micros)| name == m && (u.is_empty() || micros.contains(&u)));
+    let found = used
+        .iter()
+        .any(|(name, micros)| name == m && (u.is_empty() || micros.contains(&u)));
     if found {
         Ok(())
     } else {
-        Err(RequestError::new(ApiError::InvalidOption, format!("The breakpoint {bp} names a step that is not used")))
+        Err(RequestError::new(
+            ApiError::InvalidOption,
+            format!("The breakpoint {bp} names a step that is not used"),
+        ))
     }
 }

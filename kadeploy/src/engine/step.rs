@@ -133,6 +133,8 @@ pub struct Job {
     pub block_device: String,
     /// Deploy partition number; `None` = the whole block device.
     pub deploy_partition: Option<u32>,
+    /// Partition to boot the deployed environment from (`-c`); the deploy partition by default.
+    pub boot_partition: Option<u32>,
     /// File system to reformat the tmp partition with.
     pub reformat_tmp: Option<String>,
     /// Override of the classical reboot timeout.

@@ -49,14 +49,22 @@ impl MacroHooks<'_> {
         let elapsed = ctx.now() - self.start;
         match &batch {
             Batch::Ok(nodes) => {
-                ctx.output.push(1, format!("End of step {} after {}", t.step_label(), secs(elapsed)));
+                ctx.output.push(
+                    1,
+                    format!("End of step {} after {}", t.step_label(), secs(elapsed)),
+                );
                 ctx.log(nodes, |l| l.durations[t.slot] += elapsed);
             }
             Batch::Ko(failures) => {
                 let nodes: Vec<NodeId> = failures.iter().map(|(n, _)| *n).collect();
                 ctx.output.push(
                     1,
-                    format!("Step {} failed for {} after {}", t.step_label(), ctx.fold(&nodes), secs(elapsed)),
+                    format!(
+                        "Step {} failed for {} after {}",
+                        t.step_label(),
+                        ctx.fold(&nodes),
+                        secs(elapsed)
+                    ),
                 );
                 ctx.log(&nodes, |l| l.durations[t.slot] += elapsed);
             }
@@ -83,14 +91,32 @@ impl Task for MacroTask {
         &self.spec
     }
 
-    async fn run(&self, ctx: &Context, nodes: Vec<NodeId>, attempt: u32, _parent: u32, report: Reporter) {
-        ctx.output.push(1, format!("Performing a {} step", self.step_label()));
+    async fn run(
+        &self,
+        ctx: &Context,
+        nodes: Vec<NodeId>,
+        attempt: u32,
+        _parent: u32,
+        report: Reporter,
+    ) {
+        ctx.output
+            .push(1, format!("Performing a {} step", self.step_label()));
         ctx.enter(&nodes, &self.spec.name, None);
-        ctx.log(&nodes, |l| l.steps[self.slot] = Some(self.spec.name.clone()));
-        let mut hooks =
-            MacroHooks { task: self, report: &report, start: ctx.now(), held_ok: Vec::new(), held_ko: Vec::new() };
+        ctx.log(&nodes, |l| {
+            l.steps[self.slot] = Some(self.spec.name.clone())
+        });
+        let mut hooks = MacroHooks {
+            task: self,
+            report: &report,
+            start: ctx.now(),
+            held_ok: Vec::new(),
+            held_ko: Vec::new(),
+        };
         manager::run(ctx, &self.micro, nodes, attempt, 5, &mut hooks).await;
-        let (ok, ko) = (std::mem::take(&mut hooks.held_ok), std::mem::take(&mut hooks.held_ko));
+        let (ok, ko) = (
+            std::mem::take(&mut hooks.held_ok),
+            std::mem::take(&mut hooks.held_ko),
+        );
         if !ok.is_empty() {
             hooks.emit(ctx, Batch::Ok(ok));
         }
@@ -101,7 +127,12 @@ impl Task for MacroTask {
     }
 
     fn timeout_failure(&self, ctx: &Context, node: NodeId) -> Failure {
-        let micro = ctx.position(node).micro_step.unwrap_or_else(|| Arc::from(""));
+        // Kadeploy's `timeout!` logs the timeout as the step's duration.
+        ctx.log(&[node], |l| l.durations[self.slot] += self.spec.timeout);
+        let micro = ctx
+            .position(node)
+            .micro_step
+            .unwrap_or_else(|| Arc::from(""));
         Failure {
             macro_step: self.spec.name.clone(),
             micro_step: micro,
@@ -111,7 +142,10 @@ impl Task for MacroTask {
     }
 
     fn missing_failure(&self, ctx: &Context, node: NodeId) -> Failure {
-        let micro = ctx.position(node).micro_step.unwrap_or_else(|| Arc::from(""));
+        let micro = ctx
+            .position(node)
+            .micro_step
+            .unwrap_or_else(|| Arc::from(""));
         Failure {
             macro_step: self.spec.name.clone(),
             micro_step: micro,
@@ -121,7 +155,14 @@ impl Task for MacroTask {
     }
 
     fn breakpoint_reached(&self, ctx: &Context, nodes: &[NodeId]) -> String {
-        ctx.output.push(2, format!("*** Breakpoint on {} reached for {}", self.spec.name, ctx.fold(nodes)));
+        ctx.output.push(
+            2,
+            format!(
+                "*** Breakpoint on {} reached for {}",
+                self.spec.name,
+                ctx.fold(nodes)
+            ),
+        );
         self.spec.name.to_string()
     }
 }
@@ -132,7 +173,14 @@ impl Task for MicroTask {
         &self.spec
     }
 
-    async fn run(&self, ctx: &Context, nodes: Vec<NodeId>, _attempt: u32, parent: u32, report: Reporter) {
+    async fn run(
+        &self,
+        ctx: &Context,
+        nodes: Vec<NodeId>,
+        _attempt: u32,
+        parent: u32,
+        report: Reporter,
+    ) {
         ctx.output.push(3, format!("  {}", self.spec.name));
         ctx.enter(&nodes, &self.macro_name, Some(&self.spec.name));
         let start = ctx.now();
@@ -147,26 +195,53 @@ impl Task for MicroTask {
         }
         if !ko.is_empty() {
             let failed: Vec<NodeId> = ko.iter().map(|(n, _)| *n).collect();
-            ctx.output.push(2, format!("!!! The nodes {} failed on step {}", ctx.fold(&failed), self.spec.name));
+            ctx.output.push(
+                2,
+                format!(
+                    "!!! The nodes {} failed on step {}",
+                    ctx.fold(&failed),
+                    self.spec.name
+                ),
+            );
             for (n, f) in &ko {
                 ctx.output.push(5, format!("{}: {}", ctx.name(*n), f.error));
             }
         }
-        ctx.output.push(4, format!("   *  ~ Time in {}: {}", self.spec.name, secs(ctx.now() - start)));
+        ctx.output.push(
+            4,
+            format!(
+                "   *  ~ Time in {}: {}",
+                self.spec.name,
+                secs(ctx.now() - start)
+            ),
+        );
         report.send(Batch::Ok(ok));
         report.send(Batch::Ko(ko));
     }
 
     fn timeout_failure(&self, _ctx: &Context, _node: NodeId) -> Failure {
-        self.failure(ErrorKind::Timeout, format!("Timeout in the {} step", self.spec.name))
+        self.failure(
+            ErrorKind::Timeout,
+            format!("Timeout in the {} step", self.spec.name),
+        )
     }
 
     fn missing_failure(&self, _ctx: &Context, _node: NodeId) -> Failure {
-        self.failure(ErrorKind::CommandFailed, "The node was left without outcome".into())
+        self.failure(
+            ErrorKind::CommandFailed,
+            "The node was left without outcome".into(),
+        )
     }
 
     fn breakpoint_reached(&self, ctx: &Context, nodes: &[NodeId]) -> String {
-        ctx.output.push(2, format!("*** Breakpoint on {} reached for {}", self.spec.name, ctx.fold(nodes)));
+        ctx.output.push(
+            2,
+            format!(
+                "*** Breakpoint on {} reached for {}",
+                self.spec.name,
+                ctx.fold(nodes)
+            ),
+        );
         format!("{}:{}", self.macro_name, self.spec.name)
     }
 }
@@ -176,12 +251,21 @@ impl MacroTask {
     /// name without the operation's prefix).
     fn step_label(&self) -> String {
         let name = &*self.spec.name;
-        format!("{}[{}]", self.operation, name.strip_prefix(self.operation).unwrap_or(name))
+        format!(
+            "{}[{}]",
+            self.operation,
+            name.strip_prefix(self.operation).unwrap_or(name)
+        )
     }
 }
 
 impl MicroTask {
     fn failure(&self, kind: ErrorKind, error: String) -> Failure {
-        Failure { macro_step: self.macro_name.clone(), micro_step: self.spec.name.clone(), error, kind }
+        Failure {
+            macro_step: self.macro_name.clone(),
+            micro_step: self.spec.name.clone(),
+            error,
+            kind,
+        }
     }
 }

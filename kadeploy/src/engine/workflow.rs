@@ -9,7 +9,7 @@ use super::request::{DeployRequest, PowerRequest, RebootRequest};
 use crate::error::RequestError;
 use crate::output::secs;
 use hal::{ErrorKind, NodeId};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use tracing::Instrument;
 
@@ -42,20 +42,30 @@ impl Hooks for WorkflowHooks {
         let elapsed = secs(ctx.now());
         match batch {
             Batch::Ok(nodes) => {
-                ctx.output.push(1, format!("End of {op} for {} after {elapsed}", ctx.fold(&nodes)));
+                ctx.output.push(
+                    1,
+                    format!("End of {op} for {} after {elapsed}", ctx.fold(&nodes)),
+                );
                 for n in nodes {
                     self.statuses.insert(n, NodeStatus::Ok);
                 }
             }
             Batch::Ko(failures) => {
                 let nodes: Vec<NodeId> = failures.iter().map(|(n, _)| *n).collect();
-                ctx.output.push(1, format!("{capitalised} failed for {} after {elapsed}", ctx.fold(&nodes)));
+                ctx.output.push(
+                    1,
+                    format!(
+                        "{capitalised} failed for {} after {elapsed}",
+                        ctx.fold(&nodes)
+                    ),
+                );
                 for (n, f) in failures {
                     self.statuses.insert(n, NodeStatus::Ko(f));
                 }
             }
             Batch::Brk(nodes, at) => {
-                ctx.output.push(1, format!("Breakpoint reached for {}", ctx.fold(&nodes)));
+                ctx.output
+                    .push(1, format!("Breakpoint reached for {}", ctx.fold(&nodes)));
                 for n in nodes {
                     self.statuses.insert(n, NodeStatus::Brk { at: at.clone() });
                 }
@@ -72,16 +82,22 @@ impl Hooks for WorkflowHooks {
     }
 }
 
-/// Runs `plan` on `nodes` until every node is done or the workflow is cancelled.
-pub async fn run(ctx: &Context, plan: Plan, nodes: Vec<NodeId>) -> Report {
+/// Runs `plan` on `nodes` (each once, in their first order) until every node is done or the workflow is cancelled.
+pub async fn run(ctx: &Context, plan: Plan, mut nodes: Vec<NodeId>) -> Report {
+    let mut seen = BTreeSet::new();
+    nodes.retain(|&n| seen.insert(n));
     let span = tracing::info_span!("workflow", operation = plan.operation, cluster = %ctx.cluster.name, nodes = nodes.len());
     async move {
         let op = plan.operation;
-        ctx.output.push(0, format!("Launching a {op} on {}", ctx.fold(&nodes)));
+        ctx.output
+            .push(0, format!("Launching a {op} on {}", ctx.fold(&nodes)));
         for notice in &plan.notices {
             ctx.output.push(0, notice.clone());
         }
-        let mut hooks = WorkflowHooks { operation: op, statuses: BTreeMap::new() };
+        let mut hooks = WorkflowHooks {
+            operation: op,
+            statuses: BTreeMap::new(),
+        };
         let aborted = tokio::select! {
             biased;
             _ = ctx.cancel.cancelled() => true,
@@ -111,7 +127,14 @@ pub async fn run(ctx: &Context, plan: Plan, nodes: Vec<NodeId>) -> Report {
             })
             .collect();
         let seconds = ctx.now();
-        ctx.output.push(0, format!("End of {op} on cluster {} after {}", ctx.cluster.name, secs(seconds)));
+        ctx.output.push(
+            0,
+            format!(
+                "End of {op} on cluster {} after {}",
+                ctx.cluster.name,
+                secs(seconds)
+            ),
+        );
         Report {
             nodes: statuses,
             logs: nodes.iter().map(|&n| ctx.node_log(n)).collect(),

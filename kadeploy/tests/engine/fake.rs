@@ -3,9 +3,9 @@
 
 use async_trait::async_trait;
 use hal::{
-    BootProfile, Broadcast, Console, ConsoleStream, ErrorKind, ImageSpec, NetBoot, NodeError, NodeId, NodeOps,
-    Operation, Outcome, Outcomes, PortCheck, Power, PowerAction, PowerLevel, PowerState, Reachability, Strategy,
-    WriteTarget,
+    BootProfile, Broadcast, Console, ConsoleStream, ErrorKind, ImageSpec, NetBoot, NodeError,
+    NodeId, NodeOps, Operation, Outcome, Outcomes, PortCheck, Power, PowerAction, PowerLevel,
+    PowerState, Reachability, Strategy, WriteTarget,
 };
 use kadeploy::output::LogLine;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -57,7 +57,10 @@ impl Op {
 
 /// Whether a behaviour written for `pattern` applies to a call named `key` (`reboot` matches `reboot:hard`).
 pub fn key_matches(pattern: &str, key: &str) -> bool {
-    key == pattern || key.strip_prefix(pattern).is_some_and(|rest| rest.starts_with(':'))
+    key == pattern
+        || key
+            .strip_prefix(pattern)
+            .is_some_and(|rest| rest.starts_with(':'))
 }
 
 /// One recorded HAL call.
@@ -79,7 +82,7 @@ pub enum Event {
     /// The workflow wrote an output line.
     Line(LogLine),
     /// The test cancelled the workflow.
-    Cancel(f64),
+    Cancel,
 }
 
 /// The event log shared by the fake, the output sink and the test.
@@ -106,7 +109,11 @@ impl Log {
 #[derive(Clone, Debug)]
 pub enum Behaviour {
     /// Fail the first `times` matching calls (`None`: every one) with `kind` and `message`.
-    Fail { times: Option<u32>, kind: ErrorKind, message: String },
+    Fail {
+        times: Option<u32>,
+        kind: ErrorKind,
+        message: String,
+    },
     /// Never return from the call (the whole call hangs, as a parallel command waiting for its slowest node).
     Hang,
     /// The call takes at least this many seconds.
@@ -157,7 +164,11 @@ pub struct Timings {
 
 impl Default for Timings {
     fn default() -> Self {
-        Timings { op_secs: 1.0, boot_secs: 30.0, kexec_secs: 10.0 }
+        Timings {
+            op_secs: 1.0,
+            boot_secs: 30.0,
+            kexec_secs: 10.0,
+        }
     }
 }
 
@@ -192,13 +203,21 @@ impl FakeHal {
             log,
             timings,
             deploy_kernel: deploy_kernel.to_string(),
-            state: Mutex::new(State { nodes: vec![node; count], rules: Vec::new() }),
+            state: Mutex::new(State {
+                nodes: vec![node; count],
+                rules: Vec::new(),
+            }),
         }
     }
 
     /// Scripts `behaviour` for `node` on calls matching `pattern`.
     pub fn script(&self, node: NodeId, pattern: &str, behaviour: Behaviour) {
-        self.lock().rules.push(Rule { node, pattern: pattern.into(), behaviour, used: 0 });
+        self.lock().rules.push(Rule {
+            node,
+            pattern: pattern.into(),
+            behaviour,
+            used: 0,
+        });
     }
 
     /// `node` never answers again after its next reboot.
@@ -219,7 +238,7 @@ impl FakeHal {
         self.lock().nodes[node.index()].boot_secs = secs;
     }
 
-    /// The environment `node` runs now, if it answers.
+    /// The environment `node` runs at the current virtual time, if it answers (call it inside the test's runtime).
     pub fn env(&self, node: NodeId) -> Option<Env> {
         let now = self.now();
         let st = self.lock();
@@ -238,18 +257,34 @@ impl FakeHal {
     /// Records the call, plays the scripts, waits, applies the effects of the nodes that succeeded.
     async fn perform(&self, op: Op, nodes: &[NodeId]) -> Outcomes {
         let now = self.now();
-        self.log.push(Event::Call(Call { time: now, op: op.clone(), nodes: nodes.to_vec() }));
+        self.log.push(Event::Call(Call {
+            time: now,
+            op: op.clone(),
+            nodes: nodes.to_vec(),
+        }));
         let key = op.key();
         let mut hang = false;
         let mut inert = Vec::new();
-        let mut secs = if matches!(op, Op::Probe(_)) { 0.0 } else { self.timings.op_secs };
+        let mut secs = if matches!(op, Op::Probe(_)) {
+            0.0
+        } else {
+            self.timings.op_secs
+        };
         let outcomes = {
             let mut st = self.lock();
             Outcomes::from_fn(nodes, |node| {
                 let mut outcome = Ok(());
-                for rule in st.rules.iter_mut().filter(|r| r.node == node && key_matches(&r.pattern, &key)) {
+                for rule in st
+                    .rules
+                    .iter_mut()
+                    .filter(|r| r.node == node && key_matches(&r.pattern, &key))
+                {
                     match &rule.behaviour {
-                        Behaviour::Fail { times, kind, message } => {
+                        Behaviour::Fail {
+                            times,
+                            kind,
+                            message,
+                        } => {
                             if outcome.is_ok() && times.is_none_or(|t| rule.used < t) {
                                 rule.used += 1;
                                 outcome = Err(NodeError::new(*kind, message.clone()));
@@ -269,10 +304,15 @@ impl FakeHal {
         tokio::time::sleep(Duration::from_secs_f64(secs)).await;
         let done = self.now();
         let mut st = self.lock();
-        for node in outcomes.ok_nodes().into_iter().filter(|n| !inert.contains(n)) {
+        for node in outcomes
+            .ok_nodes()
+            .into_iter()
+            .filter(|n| !inert.contains(n))
+        {
             let n = &mut st.nodes[node.index()];
             match &op {
-                Op::Power(PowerAction::Reboot | PowerAction::On, _) | Op::Node(Operation::RebootFromDeployEnv) => {
+                Op::Power(PowerAction::Reboot | PowerAction::On, _)
+                | Op::Node(Operation::RebootFromDeployEnv) => {
                     n.powered = true;
                     let env = match n.profile {
                         Some(BootProfile::DeployKernel { .. }) => Env::Deploy,
@@ -285,7 +325,11 @@ impl FakeHal {
                     n.up_at = None;
                 }
                 Op::Node(Operation::Kexec { kernel, .. }) => {
-                    let env = if kernel.ends_with(&self.deploy_kernel) { Env::Deploy } else { Env::User };
+                    let env = if kernel.ends_with(&self.deploy_kernel) {
+                        Env::Deploy
+                    } else {
+                        Env::User
+                    };
                     boot(n, env, done + self.timings.kexec_secs);
                 }
                 Op::Profile(profile) => n.profile = Some(profile.clone()),
@@ -310,8 +354,19 @@ impl Power for FakeHal {
     async fn status(&self, nodes: &[NodeId]) -> Outcomes<PowerState> {
         let outcomes = self.perform(Op::Status, nodes).await;
         let st = self.lock();
-        let state = |n: NodeId| if st.nodes[n.index()].powered { PowerState::On } else { PowerState::Off };
-        Outcomes(outcomes.into_iter().map(|(n, o)| (n, o.map(|()| state(n)))).collect())
+        let state = |n: NodeId| {
+            if st.nodes[n.index()].powered {
+                PowerState::On
+            } else {
+                PowerState::Off
+            }
+        };
+        Outcomes(
+            outcomes
+                .into_iter()
+                .map(|(n, o)| (n, o.map(|()| state(n))))
+                .collect(),
+        )
     }
 }
 
@@ -337,7 +392,9 @@ impl Reachability for FakeHal {
         let st = self.lock();
         let answers = |n: &Node| {
             let up = n.up_at.is_some_and(|t| t <= now);
-            let open = |port: u16| up && (port == SSH_PORT || (port == DEPLOY_ENV_PORT && n.env == Env::Deploy));
+            let open = |port: u16| {
+                up && (port == SSH_PORT || (port == DEPLOY_ENV_PORT && n.env == Env::Deploy))
+            };
             up && check.up.iter().all(|&p| open(p)) && !check.down.iter().any(|&p| open(p))
         };
         let outcomes = scripted.into_iter().map(|(node, outcome)| {
@@ -353,8 +410,15 @@ impl Reachability for FakeHal {
 
 #[async_trait]
 impl Broadcast for FakeHal {
-    async fn broadcast(&self, _image: &ImageSpec, target: &WriteTarget, strategy: Strategy, nodes: &[NodeId]) -> Outcomes {
-        self.perform(Op::Broadcast(strategy, target.clone()), nodes).await
+    async fn broadcast(
+        &self,
+        _image: &ImageSpec,
+        target: &WriteTarget,
+        strategy: Strategy,
+        nodes: &[NodeId],
+    ) -> Outcomes {
+        self.perform(Op::Broadcast(strategy, target.clone()), nodes)
+            .await
     }
 }
 

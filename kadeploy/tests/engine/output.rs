@@ -1,6 +1,7 @@
 //! Kadeploy's output lines, level by level (spec §5.10), on a 3-node deployment where node-2 fails.
 
-use super::scenario::{Run, Scenario};
+use super::run::Run;
+use super::scenario::Scenario;
 
 async fn three_nodes_one_failing() -> Run {
     Scenario::new(3).fail_always(2, "format").run_deploy().await
@@ -31,7 +32,10 @@ async fn levels_0_and_1_tell_the_story_of_the_deployment() {
     );
     assert_eq!(
         run.lines_at(0),
-        ["Launching a deployment on node-[1-3].test", "End of deployment on cluster test after 64s"]
+        [
+            "Launching a deployment on node-[1-3].test",
+            "End of deployment on cluster test after 64s"
+        ]
     );
 }
 
@@ -39,15 +43,33 @@ async fn levels_0_and_1_tell_the_story_of_the_deployment() {
 async fn levels_2_to_5_detail_failures_micro_steps_times_and_nodes() {
     let run = three_nodes_one_failing().await;
 
-    assert_eq!(run.lines_at(2), ["!!! The nodes node-2.test failed on step format_deploy_part"]);
+    assert_eq!(
+        run.lines_at(2),
+        ["!!! The nodes node-2.test failed on step format_deploy_part"]
+    );
     let level3 = run.lines_at(3);
-    assert_eq!(&level3[..4], ["  switch_pxe", "  reboot", "   * Performing a soft reboot on node-[1-3].test", "  wait_reboot"]);
+    assert_eq!(
+        &level3[..4],
+        [
+            "  switch_pxe",
+            "  reboot",
+            "   * Performing a soft reboot on node-[1-3].test",
+            "  wait_reboot"
+        ]
+    );
     assert!(level3.contains(&"   * Broadcast time: 1s".to_string()));
     let level4 = run.lines_at(4);
     assert_eq!(level4[0], "   *  ~ Time in switch_pxe: 1s");
     assert!(level4.contains(&"   *  ~ Time in wait_reboot: 30s".to_string()));
     let level5 = run.lines_at(5);
-    assert_eq!(&level5[..3], ["node-1.test is here after 30s", "node-2.test is here after 30s", "node-3.test is here after 30s"]);
+    assert_eq!(
+        &level5[..3],
+        [
+            "node-1.test is here after 30s",
+            "node-2.test is here after 30s",
+            "node-3.test is here after 30s"
+        ]
+    );
     assert!(level5.contains(&"node-2.test: format failed".to_string()));
 }
 

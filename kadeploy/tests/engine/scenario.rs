@@ -1,11 +1,14 @@
 //! The scenario harness: a test cluster of `node-1.test`..`node-N.test` on the recording fake, a builder to script
 //! it, and a `Run` to query what happened (report, HAL calls, output lines), all in virtual time.
 
-use super::fake::{Behaviour, Call, Event, FakeHal, Log, Timings, key_matches};
+use super::fake::{Behaviour, Event, FakeHal, Log, Timings};
+use super::run::Run;
 use hal::{Drivers, ErrorKind, NodeId, NodeInfo, PowerLevel};
-use kadeploy::config::{Automata, BootConfig, ClusterConfig, MacroInstance, MicroSettings, Partitioning, ServerConfig};
+use kadeploy::config::{
+    Automata, BootConfig, ClusterConfig, MacroInstance, MicroSettings, Partitioning, ServerConfig,
+};
 use kadeploy::engine::{
-    self, Context, DeployRequest, Failure, NodeStatus, PowerOperation, PowerRequest, RebootKind, RebootRequest, Report,
+    self, Context, DeployRequest, PowerOperation, PowerRequest, RebootKind, RebootRequest, Report,
     Windows,
 };
 use kadeploy::environment::Environment;
@@ -70,7 +73,12 @@ impl InstanceExt for MacroInstance {
         self
     }
     fn micro(mut self, name: &str, retries: u32, timeout: f64) -> Self {
-        let settings = MicroSettings { timeout, retries, raisable: true, breakpoint: false };
+        let settings = MicroSettings {
+            timeout,
+            retries,
+            raisable: true,
+            breakpoint: false,
+        };
         self.microsteps.insert(name.into(), settings);
         self
     }
@@ -97,7 +105,10 @@ pub fn server_config() -> ServerConfig {
 /// kexec timeout 60 s, 20 s before the first ping; automata Untrusted / Kascade / Kexec.
 pub fn cluster_config(count: usize) -> ClusterConfig {
     let nodes = (1..=count as u32)
-        .map(|n| NodeInfo { name: name(n), address: [10, 0, (n / 256) as u8, (n % 256) as u8].into() })
+        .map(|n| NodeInfo {
+            name: name(n),
+            address: [10, 0, (n / 256) as u8, (n % 256) as u8].into(),
+        })
         .collect();
     ClusterConfig {
         name: "test".into(),
@@ -149,6 +160,7 @@ pub struct Scenario {
     powered_off: Vec<NodeId>,
     boot_secs: Vec<(NodeId, f64)>,
     cancel_at: Option<f64>,
+    time_limit: f64,
 }
 
 impl Scenario {
@@ -166,6 +178,7 @@ impl Scenario {
             powered_off: Vec::new(),
             boot_secs: Vec::new(),
             cancel_at: None,
+            time_limit: 30.0 * 86_400.0,
         }
     }
 
@@ -210,17 +223,40 @@ impl Scenario {
 
     /// `node-<n>` fails its first `times` calls matching `pattern` with the message `<pattern> failed`.
     pub fn fail(self, n: u32, pattern: &str, times: u32) -> Self {
-        self.fail_with(n, pattern, Some(times), ErrorKind::CommandFailed, &format!("{pattern} failed"))
+        self.fail_with(
+            n,
+            pattern,
+            Some(times),
+            ErrorKind::CommandFailed,
+            &format!("{pattern} failed"),
+        )
     }
 
     /// `node-<n>` fails every call matching `pattern` with the message `<pattern> failed`.
     pub fn fail_always(self, n: u32, pattern: &str) -> Self {
-        self.fail_with(n, pattern, None, ErrorKind::CommandFailed, &format!("{pattern} failed"))
+        self.fail_with(
+            n,
+            pattern,
+            None,
+            ErrorKind::CommandFailed,
+            &format!("{pattern} failed"),
+        )
     }
 
     /// `node-<n>` fails `times` (`None`: all) calls matching `pattern` with `kind` and `message`.
-    pub fn fail_with(mut self, n: u32, pattern: &str, times: Option<u32>, kind: ErrorKind, message: &str) -> Self {
-        let behaviour = Behaviour::Fail { times, kind, message: message.into() };
+    pub fn fail_with(
+        mut self,
+        n: u32,
+        pattern: &str,
+        times: Option<u32>,
+        kind: ErrorKind,
+        message: &str,
+    ) -> Self {
+        let behaviour = Behaviour::Fail {
+            times,
+            kind,
+            message: message.into(),
+        };
         self.scripts.push((id(n), pattern.into(), behaviour));
         self
     }
@@ -233,13 +269,15 @@ impl Scenario {
 
     /// Calls matching `pattern` that include `node-<n>` take `secs`.
     pub fn delay(mut self, n: u32, pattern: &str, secs: f64) -> Self {
-        self.scripts.push((id(n), pattern.into(), Behaviour::Delay(secs)));
+        self.scripts
+            .push((id(n), pattern.into(), Behaviour::Delay(secs)));
         self
     }
 
     /// Calls matching `pattern` succeed on `node-<n>` without any effect on it.
     pub fn no_effect(mut self, n: u32, pattern: &str) -> Self {
-        self.scripts.push((id(n), pattern.into(), Behaviour::NoEffect));
+        self.scripts
+            .push((id(n), pattern.into(), Behaviour::NoEffect));
         self
     }
 
@@ -267,10 +305,17 @@ impl Scenario {
         self
     }
 
+    /// Fails the test if the workflow is still running after `secs` of virtual time (default: a month).
+    pub fn time_limit(mut self, secs: f64) -> Self {
+        self.time_limit = secs;
+        self
+    }
+
     /// Runs the deployment.
     pub async fn run_deploy(self) -> Run {
         let request = self.request.clone();
-        self.run(|ctx| async move { engine::deploy(&ctx, &request).await }).await
+        self.run(|ctx| async move { engine::deploy(&ctx, &request).await })
+            .await
     }
 
     /// Runs a reboot of every node: `kind` from the soft level, then `f` may change the request.
@@ -285,13 +330,19 @@ impl Scenario {
             breakpoint: None,
         };
         f(&mut request);
-        self.run(|ctx| async move { engine::reboot(&ctx, &request).await }).await
+        self.run(|ctx| async move { engine::reboot(&ctx, &request).await })
+            .await
     }
 
     /// Runs a power operation on every node from `level`.
     pub async fn run_power(self, operation: PowerOperation, level: PowerLevel) -> Run {
-        let request = PowerRequest { nodes: self.request.nodes.clone(), operation, level };
-        self.run(|ctx| async move { Ok(engine::power(&ctx, &request).await) }).await
+        let request = PowerRequest {
+            nodes: self.request.nodes.clone(),
+            operation,
+            level,
+        };
+        self.run(|ctx| async move { Ok(engine::power(&ctx, &request).await) })
+            .await
     }
 
     async fn run<F, Fut>(self, workflow: F) -> Run
@@ -300,8 +351,20 @@ impl Scenario {
         Fut: Future<Output = Result<Report, RequestError>>,
     {
         let log = Log::default();
-        let deploy_kernel = self.cluster.boot.deploy_vmlinuz.rsplit('/').next().unwrap_or_default().to_string();
-        let fake = Arc::new(FakeHal::new(self.count, log.clone(), self.timings.clone(), &deploy_kernel));
+        let deploy_kernel = self
+            .cluster
+            .boot
+            .deploy_vmlinuz
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let fake = Arc::new(FakeHal::new(
+            self.count,
+            log.clone(),
+            self.timings.clone(),
+            &deploy_kernel,
+        ));
         for (node, pattern, behaviour) in self.scripts {
             fake.script(node, &pattern, behaviour);
         }
@@ -323,203 +386,34 @@ impl Scenario {
             console: fake.clone(),
         };
         let sink_log = log.clone();
-        let output = Output::with_sink(Box::new(move |line: &LogLine| sink_log.push(Event::Line(line.clone()))), true);
+        let output = Output::with_sink(
+            Box::new(move |line: &LogLine| sink_log.push(Event::Line(line.clone()))),
+            true,
+        );
         let windows = Arc::new(Windows::new(&self.server));
-        let ctx = Arc::new(Context::new(drivers, Arc::new(self.server), Arc::new(self.cluster), windows, output));
+        let ctx = Arc::new(Context::new(
+            drivers,
+            Arc::new(self.server),
+            Arc::new(self.cluster),
+            windows,
+            output,
+        ));
         if let Some(at) = self.cancel_at {
             let (token, log) = (ctx.cancel.clone(), log.clone());
             tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_secs_f64(at)).await;
-                log.push(Event::Cancel(at));
+                log.push(Event::Cancel);
                 token.cancel();
             });
         }
-        // A month of virtual time: a workflow still running by then never ends.
-        let bound = Duration::from_secs(30 * 86_400);
-        let result = tokio::time::timeout(bound, workflow(ctx)).await.expect("the workflow never ended");
-        Run { result, events: log.events(), fake }
-    }
-}
-
-/// How a node left the workflow, as the output tells it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Done {
-    /// `End of <op> for <nodes> after Ns`.
-    Ok,
-    /// `<Op> failed for <nodes> after Ns`.
-    Ko,
-    /// `Breakpoint reached for <nodes>`.
-    Brk,
-}
-
-/// What happened in a scenario.
-pub struct Run {
-    /// The workflow's result.
-    pub result: Result<Report, RequestError>,
-    /// HAL calls, output lines and the cancellation, in order.
-    pub events: Vec<Event>,
-    /// The fake, in its final state.
-    pub fake: Arc<FakeHal>,
-}
-
-impl Run {
-    /// The report; panics when the request was refused.
-    pub fn report(&self) -> &Report {
-        match &self.result {
-            Ok(report) => report,
-            Err(e) => panic!("the request was refused: {e}"),
+        let limit = Duration::from_secs_f64(self.time_limit);
+        let result = tokio::time::timeout(limit, workflow(ctx))
+            .await
+            .expect("the workflow did not end in time");
+        Run {
+            result,
+            events: log.events(),
+            fake,
         }
     }
-
-    /// The refusal; panics when the workflow ran.
-    pub fn error(&self) -> &RequestError {
-        match &self.result {
-            Ok(_) => panic!("the request was accepted"),
-            Err(e) => e,
-        }
-    }
-
-    /// The final status of `node-<n>`.
-    pub fn status(&self, n: u32) -> &NodeStatus {
-        let report = self.report();
-        &report.nodes.iter().find(|(node, _)| *node == id(n)).expect("node in the report").1
-    }
-
-    /// Why `node-<n>` failed; panics when it did not.
-    pub fn failure(&self, n: u32) -> &Failure {
-        match self.status(n) {
-            NodeStatus::Ko(f) => f,
-            other => panic!("node-{n} did not fail: {other:?}"),
-        }
-    }
-
-    /// Numbers of the nodes that ended OK.
-    pub fn ok(&self) -> Vec<u32> {
-        self.with_status(|s| matches!(s, NodeStatus::Ok))
-    }
-
-    /// Numbers of the nodes that ended KO.
-    pub fn ko(&self) -> Vec<u32> {
-        self.with_status(|s| matches!(s, NodeStatus::Ko(_)))
-    }
-
-    /// Numbers of the nodes stopped at a breakpoint.
-    pub fn brk(&self) -> Vec<u32> {
-        self.with_status(|s| matches!(s, NodeStatus::Brk { .. }))
-    }
-
-    fn with_status(&self, f: impl Fn(&NodeStatus) -> bool) -> Vec<u32> {
-        self.report().nodes.iter().filter(|(_, s)| f(s)).map(|(n, _)| num(*n)).collect()
-    }
-
-    /// Every HAL call, in order.
-    pub fn calls(&self) -> impl Iterator<Item = &Call> {
-        self.events.iter().filter_map(|e| match e {
-            Event::Call(c) => Some(c),
-            _ => None,
-        })
-    }
-
-    /// The calls matching `pattern` (see `fake::key_matches`).
-    pub fn calls_to<'a>(&'a self, pattern: &'a str) -> impl Iterator<Item = &'a Call> + 'a {
-        self.calls().filter(move |c| key_matches(pattern, &c.op.key()))
-    }
-
-    /// The calls matching `pattern` that include `node-<n>`.
-    pub fn calls_for<'a>(&'a self, n: u32, pattern: &'a str) -> impl Iterator<Item = &'a Call> + 'a {
-        self.calls_to(pattern).filter(move |c| c.nodes.contains(&id(n)))
-    }
-
-    /// How many calls matching `pattern` included `node-<n>`.
-    pub fn count(&self, n: u32, pattern: &str) -> usize {
-        self.calls_for(n, pattern).count()
-    }
-
-    /// The keys of the calls that included `node-<n>`, in order, without probes.
-    pub fn trace(&self, n: u32) -> Vec<String> {
-        self.calls().filter(|c| c.nodes.contains(&id(n))).map(|c| c.op.key()).filter(|k| k != "probe").collect()
-    }
-
-    /// The output lines of exactly `level`.
-    pub fn lines_at(&self, level: u8) -> Vec<String> {
-        self.lines().filter(|l| l.level == level).map(|l| l.text.clone()).collect()
-    }
-
-    /// The output lines up to `verbosity`.
-    pub fn transcript(&self, verbosity: u8) -> Vec<String> {
-        self.lines().filter(|l| l.level <= verbosity).map(|l| l.text.clone()).collect()
-    }
-
-    /// Whether some output line is exactly `text`.
-    pub fn said(&self, text: &str) -> bool {
-        self.lines().any(|l| l.text == text)
-    }
-
-    fn lines(&self) -> impl Iterator<Item = &LogLine> {
-        self.events.iter().filter_map(|e| match e {
-            Event::Line(l) => Some(l),
-            _ => None,
-        })
-    }
-
-    /// The names of the micro-steps run, in output order (level-3 lines `  <name>`).
-    pub fn micro_steps(&self) -> Vec<String> {
-        self.lines_at(3).into_iter().filter(|l| !l.starts_with("   ")).map(|l| l.trim().to_string()).collect()
-    }
-
-    /// The macro-step instances run, in output order (`Performing a <Op>[<Instance>] step`).
-    pub fn macro_steps(&self) -> Vec<String> {
-        self.lines_at(1).iter().filter_map(|l| performed(l)).map(String::from).collect()
-    }
-
-    /// When `node-<n>` left the workflow, as the output tells it.
-    pub fn done_time(&self, n: u32) -> f64 {
-        let (i, _, _) = self.done_events().into_iter().find(|(_, node, _)| *node == id(n)).expect("node done");
-        match &self.events[i] {
-            Event::Line(line) => line.time,
-            _ => unreachable!("done events are lines"),
-        }
-    }
-
-    /// For each node leaving the workflow: the index of the event that says so, the node and how.
-    pub fn done_events(&self) -> Vec<(usize, NodeId, Done)> {
-        let mut out = Vec::new();
-        for (i, event) in self.events.iter().enumerate() {
-            let Event::Line(line) = event else { continue };
-            if line.level != 1 {
-                continue;
-            }
-            let parsed = line
-                .text
-                .strip_prefix("Breakpoint reached for ")
-                .map(|rest| (rest, Done::Brk))
-                .or_else(|| between(&line.text, "End of ", " for ", Done::Ok))
-                .or_else(|| between(&line.text, "", " failed for ", Done::Ko));
-            if let Some((nodes, how)) = parsed {
-                let names = kadeploy::nodelist::expand(nodes).expect("a node list");
-                for node_name in names {
-                    let n: u32 = node_name.trim_start_matches("node-").trim_end_matches(".test").parse().expect("a node");
-                    out.push((i, id(n), how));
-                }
-            }
-        }
-        out
-    }
-}
-
-/// The instance of a `Performing a <Op>[<Instance>] step` line.
-pub fn performed(line: &str) -> Option<&str> {
-    let rest = line.strip_prefix("Performing a ")?.strip_suffix("] step")?;
-    rest.split_once('[').map(|(_, instance)| instance)
-}
-
-/// The node list of `<prefix><word><sep><nodes> after Ns` lines (`End of deployment for`, `Deployment failed for`).
-fn between<'a>(text: &'a str, prefix: &str, sep: &str, how: Done) -> Option<(&'a str, Done)> {
-    let rest = text.strip_prefix(prefix)?;
-    let (word, nodes) = rest.split_once(sep)?;
-    if word.contains(' ') || word.contains('[') {
-        return None;
-    }
-    let (nodes, _) = nodes.rsplit_once(" after ")?;
-    Some((nodes, how))
 }

@@ -124,7 +124,8 @@ pub fn tree_depth(n: usize, arity: u32) -> u32 {
 
 /// Non-pipelined binomial tree: `⌈log₂(N + 1)⌉·(S/B + L)`.
 pub fn binomial_tree(size: f64, n: usize, b: f64, latency: f64) -> f64 {
-    f64::from((n + 1).next_power_of_two().ilog2()) * (size / b + latency)
+    // ⌈log₂(N + 1)⌉ is the number of bits of N.
+    f64::from(usize::BITS - n.leading_zeros()) * (size / b + latency)
 }
 
 /// Scatter + ring allgather over `p` processes: `(lg p + p − 1)·L + 2·((p − 1)/p)·S/B`.
@@ -141,7 +142,7 @@ pub fn multicast(size: f64, b: f64, min_rate: f64) -> f64 {
 /// Multicast with NACK/ARQ, iid loss `p`: expected transmissions per packet
 /// `E = Σ_{k≥0} [1 − (1 − p^k)^N]`.
 pub fn multicast_expected_transmissions(loss: f64, n: usize) -> f64 {
-    if !(loss > 0.0) {
+    if loss.is_nan() || loss <= 0.0 {
         return 1.0;
     }
     if loss >= 1.0 {
@@ -160,13 +161,13 @@ pub fn multicast_expected_transmissions(loss: f64, n: usize) -> f64 {
 
 /// Probability that a FEC stripe of `data` blocks plus `parity` blocks is lost (more than `parity`
 /// of its blocks lost, each with probability `loss`).
-pub fn fec_stripe_failure(data: u32, parity: u32, loss: f64) -> f64 {
-    let m = data + parity;
+pub fn fec_stripe_failure(data: u16, parity: u16, loss: f64) -> f64 {
+    let m = u32::from(data) + u32::from(parity);
     let mut binom = 1.0;
     let mut total = 0.0;
     for j in 0..=m {
-        if j > parity {
-            total += binom * loss.powi(j as i32) * (1.0 - loss).powi((m - j) as i32);
+        if j > u32::from(parity) {
+            total += binom * loss.powf(f64::from(j)) * (1.0 - loss).powf(f64::from(m - j));
         }
         binom = binom * f64::from(m - j) / f64::from(j + 1);
     }

@@ -3,6 +3,22 @@
 //!
 //! The entry point is [`simulate`]: given a job and a topology it returns, for each receiver, the virtual
 //! time (seconds after the start of the broadcast) at which it finished or failed.
+//!
+//! Chain, tree and fault-tolerant chain are ONE pipelined stream (one max-min variable crossing every
+//! link, uplink, disk and CPU of the structure; a node feeding `k` children crosses its up link with
+//! coefficient `k`, disks and decompression with coefficient ρ); unicast is one flow per receiver.
+//! Idealised (homogeneous links `B`, hop latency `L`, infinite disks, non-blocking switch), a receiver
+//! `h` hops from the server finishes at, with `r` the stream rate (`B` for a chain, `B/k` for a k-ary
+//! tree, `B_server/N` for unicast) and `K = ⌈S/c⌉`:
+//!
+//! | | PerConnection (default) | PerChunk |
+//! |---|---|---|
+//! | chain, receiver `i` (`h = i + 1`) | `S/B + (i + 1)·(c/B + L)` | `(K + i)·(c/B + L)` |
+//! | k-ary tree, depth `d` | `k·S/B + d·(k·c/B + L)` | `(K + d − 1)·(k·c/B + L)` |
+//! | unicast | `N·(S + c)/B + L` | `K·(N·c/B + L)` |
+//!
+//! The last chain receiver in PerChunk is the textbook `(K + N − 1)(c/B + L)` and the tree in
+//! PerConnection is simulation.md's `k·S/B + depth·(k·c/B + L)`; see [`closed_form`].
 
 use hal::Strategy;
 
@@ -38,6 +54,9 @@ pub enum LatencyModel {
 }
 
 /// The network the broadcast runs on.
+///
+/// A hop's latency is the sum of its two links' latencies (sender's + receiver's, as SimGrid's route
+/// latency): with `server_link.latency = node_link.latency = L/2` every hop costs `L`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Topology {
     /// Each node's link to its switch.
@@ -83,9 +102,10 @@ pub struct BroadcastJob {
     pub size: f64,
     /// Decompressed / compressed size ratio (ρ ≥ 1 for compressed images).
     pub ratio: f64,
-    /// Chunk size in bytes (c).
+    /// Chunk size in bytes (c): the store-and-forward unit; 0 (or not finite) = the whole image.
     pub chunk: f64,
-    /// Receivers, in chain order.
+    /// Receivers, in chain order; for a k-ary tree, heap order (receivers `0 … k−1` are fed by the
+    /// server, receiver `i ≥ k` by receiver `i/k − 1`).
     pub receivers: Vec<Receiver>,
     /// Fault tolerance of [`Strategy::FaultTolerantChain`].
     pub fault_tolerance: FaultTolerance,

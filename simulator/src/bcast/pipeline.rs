@@ -206,7 +206,8 @@ impl Engine<'_> {
     fn on_timed(&mut self, i: usize, kind: u8, t: f64) {
         if kind == RESUME {
             if self.st[i] == St::Paused && self.pause_until[i] == t {
-                self.lag[i] += self.net.fluid.progress(self.flow) - self.paused_at[i];
+                // `max` also drops the NaN of ∞ − ∞ (a stream of infinite rate).
+                self.lag[i] += (self.net.fluid.progress(self.flow) - self.paused_at[i]).max(0.0);
                 self.st[i] = St::Live;
                 self.insert_thresholds(i);
                 self.dirty = true;

@@ -62,11 +62,12 @@ impl Net {
             up.push(fluid.add_resource(topo.node_link.bandwidth));
             disk.push(fluid.add_resource(r.disk_write));
             decompress.push(fluid.add_resource(r.decompress));
-            if let Some(u) = topo.uplink_bandwidth {
-                if r.switch != 0 && !uplinks.contains_key(&r.switch) {
-                    let pair = (fluid.add_resource(u), fluid.add_resource(u));
-                    uplinks.insert(r.switch, pair);
-                }
+            if let Some(u) = topo.uplink_bandwidth
+                && r.switch != 0
+                && !uplinks.contains_key(&r.switch)
+            {
+                let pair = (fluid.add_resource(u), fluid.add_resource(u));
+                uplinks.insert(r.switch, pair);
             }
         }
         Net {

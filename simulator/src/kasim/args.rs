@@ -81,7 +81,9 @@ impl DeployArgs {
     pub fn strategy(&self) -> Option<Strategy> {
         self.broadcast.map(|b| match b {
             BroadcastArg::Chain => Strategy::Chain,
-            BroadcastArg::Tree => Strategy::Tree { arity: self.tree_arity.max(1) },
+            BroadcastArg::Tree => Strategy::Tree {
+                arity: self.tree_arity.max(1),
+            },
             BroadcastArg::FtChain => Strategy::FaultTolerantChain,
             BroadcastArg::Unicast => Strategy::Unicast,
         })

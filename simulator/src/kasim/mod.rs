@@ -37,22 +37,40 @@ fn deploy(args: &DeployArgs) -> anyhow::Result<ExitCode> {
     if args.stats {
         print::stats(wall.elapsed().as_secs_f64(), setup.cluster.nodes.len());
     }
-    Ok(if report.ko().is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if report.ko().is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// Runs one deployment of `setup` on a fresh simulated cluster, in virtual time.
-pub fn simulate(setup: &Setup, args: &DeployArgs, sink: kadeploy::output::Sink) -> anyhow::Result<Report> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build()?;
+pub fn simulate(
+    setup: &Setup,
+    args: &DeployArgs,
+    sink: kadeploy::output::Sink,
+) -> anyhow::Result<Report> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()?;
     runtime.block_on(async {
         let cluster = Arc::new(setup.cluster.clone());
         let server = Arc::new(setup.server.clone());
-        let sim = Arc::new(SimCluster::new(cluster.nodes.clone(), setup.params.clone(), setup.params.seed)?);
+        let sim = Arc::new(SimCluster::new(
+            cluster.nodes.clone(),
+            setup.params.clone(),
+            setup.params.seed,
+        )?);
         let windows = Arc::new(Windows::new(&server));
         let output = Output::with_sink(sink, false);
         let ctx = Context::new(sim.drivers(), server, cluster.clone(), windows, output);
         let image = &setup.params.image;
         let size = args.image_size.unwrap_or(image.size).max(0.0) as u64;
-        let mut req = DeployRequest::new((0..cluster.nodes.len() as u32).map(hal::NodeId).collect(), Environment::sample_tarball(size, image.ratio));
+        let mut req = DeployRequest::new(
+            (0..cluster.nodes.len() as u32).map(hal::NodeId).collect(),
+            Environment::sample_tarball(size, image.ratio),
+        );
         req.broadcast_strategy = args.strategy();
         req.breakpoint = args.breakpoint.clone();
         Ok(engine::deploy(&ctx, &req).await?)

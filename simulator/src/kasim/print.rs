@@ -17,14 +17,19 @@ pub struct Printer {
 }
 
 /// Line prefixes after which a folded node list follows, for the progress bar.
-const DONE_PREFIXES: [&str; 3] = ["End of deployment for ", "Deployment failed for ", "Breakpoint reached for "];
+const DONE_PREFIXES: [&str; 3] = [
+    "End of deployment for ",
+    "Deployment failed for ",
+    "Breakpoint reached for ",
+];
 
 impl Printer {
     /// A printer at `verbosity` for `nodes` nodes; the bar shows only on a terminal.
     pub fn new(verbosity: u8, nodes: usize, json: bool) -> Self {
         let bar = (std::io::stderr().is_terminal() && !json).then(|| {
             let bar = ProgressBar::new(nodes as u64);
-            if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} nodes done {msg}") {
+            if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} nodes done {msg}")
+            {
                 bar.set_style(style);
             }
             bar
@@ -82,13 +87,23 @@ pub fn summary(setup: &Setup, args: &DeployArgs, report: &Report) {
     for (step, secs) in &report.macro_durations {
         println!("  {step:<36} {secs:>10.1}s");
     }
-    println!("Virtual time: {:.1}s, {} OK, {} KO, seed {}", report.seconds, ok.len(), ko.len(), setup.params.seed);
+    println!(
+        "Virtual time: {:.1}s, {} OK, {} KO, seed {}",
+        report.seconds,
+        ok.len(),
+        ko.len(),
+        setup.params.seed
+    );
     if args.json {
         let nodes_ko: Vec<_> = ko
             .iter()
             .map(|(n, f)| json!({"node": name(*n), "macro": f.macro_step, "micro": f.micro_step, "error": f.error}))
             .collect();
-        let steps: Vec<_> = report.macro_durations.iter().map(|(s, t)| json!({"name": s, "seconds": t})).collect();
+        let steps: Vec<_> = report
+            .macro_durations
+            .iter()
+            .map(|(s, t)| json!({"name": s, "seconds": t}))
+            .collect();
         let value = json!({
             "nodes_ok": ok.iter().map(|n| name(*n)).collect::<Vec<_>>(),
             "nodes_ko": nodes_ko,
@@ -104,7 +119,9 @@ pub fn summary(setup: &Setup, args: &DeployArgs, report: &Report) {
 
 /// Prints wall-clock time and peak resident memory to stderr (never to stdout: it is not deterministic).
 pub fn stats(wall: f64, nodes: usize) {
-    let peak = peak_rss_kib().map(|k| format!("{:.1} MiB", k as f64 / 1024.0)).unwrap_or_else(|| "unknown".into());
+    let peak = peak_rss_kib()
+        .map(|k| format!("{:.1} MiB", k as f64 / 1024.0))
+        .unwrap_or_else(|| "unknown".into());
     eprintln!("kasim: {nodes} nodes, wall {wall:.3} s, peak RSS {peak}");
 }
 

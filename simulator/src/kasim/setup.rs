@@ -30,7 +30,8 @@ pub struct Setup {
 /// Reads the configuration named by `args` (or the sample) and sizes the cluster to `args.nodes`.
 pub fn load(args: &DeployArgs) -> anyhow::Result<Setup> {
     let (dir, params_file) = locate(args.config.as_deref())?;
-    let loaded = load_dir(&dir).with_context(|| format!("loading the Kadeploy configuration in {}", dir.display()))?;
+    let loaded = load_dir(&dir)
+        .with_context(|| format!("loading the Kadeploy configuration in {}", dir.display()))?;
     let mut params = match &params_file {
         Some(f) => SimParams::load(f)?,
         None => SimParams::default(),
@@ -46,21 +47,34 @@ pub fn load(args: &DeployArgs) -> anyhow::Result<Setup> {
         bail!("--nodes must be at least 1");
     }
     resize(&mut cluster, args.nodes);
-    Ok(Setup { server, cluster, params, warnings: loaded.warnings })
+    Ok(Setup {
+        server,
+        cluster,
+        params,
+        warnings: loaded.warnings,
+    })
 }
 
 /// The configuration directory and the simulation file, from `--config`.
 fn locate(config: Option<&Path>) -> anyhow::Result<(PathBuf, Option<PathBuf>)> {
-    let path = config.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(SAMPLE_DIR));
+    let path = config
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from(SAMPLE_DIR));
     let (dir, file) = if path.is_dir() {
         let file = path.join(PARAMS_FILE);
         let file = file.is_file().then_some(file);
         (path, file)
     } else if path.is_file() {
-        let dir = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+        let dir = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
         (dir, Some(path))
     } else {
-        bail!("{}: no such configuration directory or file", path.display());
+        bail!(
+            "{}: no such configuration directory or file",
+            path.display()
+        );
     };
     Ok((dir, file))
 }
@@ -71,15 +85,28 @@ fn resize(cluster: &mut ClusterConfig, n: usize) {
         cluster.nodes.truncate(n);
         return;
     }
-    let first = cluster.nodes.first().map(|x| x.name.clone()).unwrap_or_else(|| "node-1.sim".into());
+    let first = cluster
+        .nodes
+        .first()
+        .map(|x| x.name.clone())
+        .unwrap_or_else(|| "node-1.sim".into());
     let (short, domain) = first.split_once('.').unwrap_or((first.as_str(), ""));
-    let prefix = short.trim_end_matches(|c: char| c.is_ascii_digit()).trim_end_matches('-');
+    let prefix = short
+        .trim_end_matches(|c: char| c.is_ascii_digit())
+        .trim_end_matches('-');
     let prefix = if prefix.is_empty() { "node" } else { prefix };
     cluster.nodes = (1..=n)
         .map(|i| {
-            let name = if domain.is_empty() { format!("{prefix}-{i}") } else { format!("{prefix}-{i}.{domain}") };
+            let name = if domain.is_empty() {
+                format!("{prefix}-{i}")
+            } else {
+                format!("{prefix}-{i}.{domain}")
+            };
             let ip = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 16, 0, 0)) + i as u32);
-            NodeInfo { name, address: IpAddr::V4(ip) }
+            NodeInfo {
+                name,
+                address: IpAddr::V4(ip),
+            }
         })
         .collect();
 }

@@ -30,7 +30,8 @@ pub struct ChunkOverhead {
 impl ChunkOverhead {
     /// The progress rate of a flow whose max-min rate is `raw`.
     pub fn effective(&self, raw: f64) -> f64 {
-        if !(self.chunk > 0.0) || !(self.latency > 0.0) {
+        let positive = |x: f64| x > 0.0;
+        if !positive(self.chunk) || !positive(self.latency) {
             return raw;
         }
         if raw <= 0.0 {
@@ -163,7 +164,7 @@ impl Fluid {
         if x <= Self::progress_at(f, self.now) {
             return self.now;
         }
-        if !(f.rate > 0.0) {
+        if f.rate.is_nan() || f.rate <= 0.0 {
             return f64::INFINITY;
         }
         (f.t_ref + (x - f.p_ref) / f.rate).max(self.now)

@@ -12,9 +12,15 @@ use std::cmp::Ordering;
 pub use fluid::{ChunkOverhead, FlowId, Fluid};
 pub use maxmin::{Allocation, MaxMin, ResourceId, VarId};
 
-/// A totally ordered `f64` (by `total_cmp`), for heap keys.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// A totally ordered `f64` (by `total_cmp`, equality included), for heap and set keys.
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct Key(pub f64);
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
 
 impl Eq for Key {}
 

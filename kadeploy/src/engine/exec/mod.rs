@@ -6,11 +6,19 @@ pub mod wait;
 
 use super::context::Context;
 use super::step::{BootTarget, Job, PxeSwitch, Step};
-use hal::{BootProfile, ErrorKind, NodeError, NodeId, Operation, Outcomes, PowerAction, PowerLevel};
+use hal::{
+    BootProfile, ErrorKind, NodeError, NodeId, Operation, Outcomes, PowerAction, PowerLevel,
+};
 
 /// Runs `step` on `nodes`; `macro_attempt` counts retries of the enclosing macro-step
 /// (a soft reboot becomes hard when the macro-step is retried).
-pub async fn execute(ctx: &Context, job: &Job, step: &Step, nodes: &[NodeId], macro_attempt: u32) -> Outcomes {
+pub async fn execute(
+    ctx: &Context,
+    job: &Job,
+    step: &Step,
+    nodes: &[NodeId],
+    macro_attempt: u32,
+) -> Outcomes {
     let server = &ctx.server;
     let cluster = &ctx.cluster;
     let part = &cluster.partitioning;
@@ -24,17 +32,28 @@ pub async fn execute(ctx: &Context, job: &Job, step: &Step, nodes: &[NodeId], ma
                     params: cluster.boot.deploy_params.clone(),
                 },
                 (PxeSwitch::DeployToDeployedEnv | PxeSwitch::SetPxe, Some(content)) => {
-                    BootProfile::Custom { name: "user".into(), content: content.clone() }
+                    BootProfile::Custom {
+                        name: "user".into(),
+                        content: content.clone(),
+                    }
                 }
                 (PxeSwitch::DeployToDeployedEnv, None) => {
-                    BootProfile::LocalDisk { device: dev.clone(), partition: job.deploy_partition.unwrap_or(0) }
+                    let partition = job.boot_partition.or(job.deploy_partition).unwrap_or(0);
+                    BootProfile::LocalDisk {
+                        device: dev.clone(),
+                        partition,
+                    }
                 }
                 (PxeSwitch::SetPxe, None) => return ops::refuse(nodes, "No PXE profile given"),
             };
             ctx.drivers.netboot.set_profile(nodes, &profile).await
         }
         Step::Reboot(level) => {
-            let level = if *level == PowerLevel::Soft && macro_attempt > 0 { PowerLevel::Hard } else { *level };
+            let level = if *level == PowerLevel::Soft && macro_attempt > 0 {
+                PowerLevel::Hard
+            } else {
+                *level
+            };
             power::escalate(ctx, PowerAction::Reboot, level, nodes).await
         }
         Step::Power(action, level) => power::escalate(ctx, *action, *level, nodes).await,
@@ -52,15 +71,27 @@ pub async fn execute(ctx: &Context, job: &Job, step: &Step, nodes: &[NodeId], ma
                     .collect(),
             )
         }
-        Step::WaitReboot { kexec, target } => wait::wait_reboot(ctx, job, nodes, *kexec, *target).await,
+        Step::WaitReboot { kexec, target } => {
+            wait::wait_reboot(ctx, job, nodes, *kexec, *target).await
+        }
         Step::SendKeyInDeployEnv | Step::SendKey => {
-            let Some(keys) = &job.ssh_key else { return Outcomes::all(nodes, Ok(())) };
+            let Some(keys) = &job.ssh_key else {
+                return Outcomes::all(nodes, Ok(()));
+            };
             let destination = if *step == Step::SendKey {
                 format!("{}/root/.ssh/authorized_keys", server.extraction_dir)
             } else {
                 "/root/.ssh/authorized_keys".to_string()
             };
-            ops::run(ctx, Operation::SendKey { keys: keys.clone(), destination }, nodes).await
+            ops::run(
+                ctx,
+                Operation::SendKey {
+                    keys: keys.clone(),
+                    destination,
+                },
+                nodes,
+            )
+            .await
         }
         Step::CreatePartitionTable => {
             let op = Operation::RunScript {
@@ -71,27 +102,68 @@ pub async fn execute(ctx: &Context, job: &Job, step: &Step, nodes: &[NodeId], ma
             ops::run(ctx, op, nodes).await
         }
         Step::FormatDeployPart => {
-            let Some(env) = &job.environment else { return ops::refuse(nodes, "No environment") };
+            let Some(env) = &job.environment else {
+                return ops::refuse(nodes, "No environment");
+            };
             let fs = env.filesystem.clone();
             let args = server.mkfs_args.get(&fs).cloned().unwrap_or_default();
-            ops::run(ctx, Operation::Format { device: job.deploy_device(), fs, args }, nodes).await
+            ops::run(
+                ctx,
+                Operation::Format {
+                    device: job.deploy_device(),
+                    fs,
+                    args,
+                },
+                nodes,
+            )
+            .await
         }
         Step::FormatTmpPart => {
             let (Some(tmp), Some(fs)) = (part.tmp, &job.reformat_tmp) else {
                 return ops::refuse(nodes, "No tmp partition to format");
             };
             let args = server.mkfs_args.get(fs).cloned().unwrap_or_default();
-            ops::run(ctx, Operation::Format { device: format!("{dev}{tmp}"), fs: fs.clone(), args }, nodes).await
+            ops::run(
+                ctx,
+                Operation::Format {
+                    device: format!("{dev}{tmp}"),
+                    fs: fs.clone(),
+                    args,
+                },
+                nodes,
+            )
+            .await
         }
         Step::FormatSwapPart => {
-            let Some(swap) = part.swap else { return Outcomes::all(nodes, Ok(())) };
-            ops::run(ctx, Operation::MakeSwap { device: format!("{dev}{swap}") }, nodes).await
+            let Some(swap) = part.swap else {
+                return Outcomes::all(nodes, Ok(()));
+            };
+            ops::run(
+                ctx,
+                Operation::MakeSwap {
+                    device: format!("{dev}{swap}"),
+                },
+                nodes,
+            )
+            .await
         }
         Step::MountDeployPart => {
-            let op = Operation::Mount { device: job.deploy_device(), dir: server.extraction_dir.clone() };
+            let op = Operation::Mount {
+                device: job.deploy_device(),
+                dir: server.extraction_dir.clone(),
+            };
             ops::run(ctx, op, nodes).await
         }
-        Step::UmountDeployPart => ops::run(ctx, Operation::Umount { target: job.deploy_device() }, nodes).await,
+        Step::UmountDeployPart => {
+            ops::run(
+                ctx,
+                Operation::Umount {
+                    target: job.deploy_device(),
+                },
+                nodes,
+            )
+            .await
+        }
         Step::SendDeploymentKernel => {
             let repo = &cluster.kexec_repository;
             let sends = [&cluster.boot.deploy_vmlinuz, &cluster.boot.deploy_initrd]
@@ -115,12 +187,21 @@ pub async fn execute(ctx: &Context, job: &Job, step: &Step, nodes: &[NodeId], ma
             ops::run(ctx, op, nodes).await
         }
         Step::KexecDeployedEnv => {
-            let Some(env) = &job.environment else { return ops::refuse(nodes, "No environment") };
+            let Some(env) = &job.environment else {
+                return ops::refuse(nodes, "No environment");
+            };
             if env.os != "linux" {
-                return ops::refuse(nodes, format!("Cannot kexec an environment of kind {}", env.os));
+                return ops::refuse(
+                    nodes,
+                    format!("Cannot kexec an environment of kind {}", env.os),
+                );
             }
             let dir = &server.extraction_dir;
-            let initrd = if env.initrd.is_empty() { String::new() } else { format!("{dir}{}", env.initrd) };
+            let initrd = if env.initrd.is_empty() {
+                String::new()
+            } else {
+                format!("{dir}{}", env.initrd)
+            };
             let op = Operation::Kexec {
                 kernel: format!("{dir}{}", env.kernel),
                 initrd,
@@ -130,26 +211,43 @@ pub async fn execute(ctx: &Context, job: &Job, step: &Step, nodes: &[NodeId], ma
         }
         Step::SendEnvironment(strategy) => ops::send_environment(ctx, job, *strategy, nodes).await,
         Step::DecompressEnvironment => {
-            let Some(env) = &job.environment else { return ops::refuse(nodes, "No environment") };
+            let Some(env) = &job.environment else {
+                return ops::refuse(nodes, "No environment");
+            };
             let op = Operation::WriteImage {
                 source: ops::temp_image_path(ctx, job),
                 kind: env.image.kind,
-                target: hal::WriteTarget { device: job.deploy_device(), extraction_dir: server.extraction_dir.clone() },
+                target: hal::WriteTarget {
+                    device: job.deploy_device(),
+                    extraction_dir: server.extraction_dir.clone(),
+                },
             };
             ops::run(ctx, op, nodes).await
         }
         Step::ManageAdminPreInstall => {
-            let mut archives: Vec<_> = job.environment.iter().filter_map(|e| e.preinstall.clone()).collect();
+            let mut archives: Vec<_> = job
+                .environment
+                .iter()
+                .filter_map(|e| e.preinstall.clone())
+                .collect();
             archives.extend(cluster.admin_preinstalls.iter().cloned());
             ops::install_archives(ctx, job, &archives, nodes).await
         }
-        Step::ManageAdminPostInstall => ops::install_archives(ctx, job, &cluster.admin_postinstalls, nodes).await,
+        Step::ManageAdminPostInstall => {
+            ops::install_archives(ctx, job, &cluster.admin_postinstalls, nodes).await
+        }
         Step::ManageUserPostInstall => {
-            let archives = job.environment.as_ref().map(|e| e.postinstalls.clone()).unwrap_or_default();
+            let archives = job
+                .environment
+                .as_ref()
+                .map(|e| e.postinstalls.clone())
+                .unwrap_or_default();
             ops::install_archives(ctx, job, &archives, nodes).await
         }
         Step::CheckKernelFiles => {
-            let Some(env) = &job.environment else { return ops::refuse(nodes, "No environment") };
+            let Some(env) = &job.environment else {
+                return ops::refuse(nodes, "No environment");
+            };
             let op = Operation::CheckKernelFiles {
                 dir: server.extraction_dir.clone(),
                 kernel: env.kernel.clone(),
@@ -173,14 +271,25 @@ pub async fn execute(ctx: &Context, job: &Job, step: &Step, nodes: &[NodeId], ma
             .await
         }
         Step::CheckProdEnvBooted => {
-            let Some(prod) = part.prod else { return ops::refuse(nodes, "Bad root partition") };
-            let outcomes = ops::run(ctx, Operation::CheckRootDevice { device: format!("{dev}{prod}") }, nodes).await;
+            let Some(prod) = part.prod else {
+                return ops::refuse(nodes, "Bad root partition");
+            };
+            let outcomes = ops::run(
+                ctx,
+                Operation::CheckRootDevice {
+                    device: format!("{dev}{prod}"),
+                },
+                nodes,
+            )
+            .await;
             Outcomes(
                 outcomes
                     .into_iter()
                     .map(|(n, o)| {
                         let o = o.map_err(|e| match e.kind {
-                            ErrorKind::CommandFailed => NodeError::new(e.kind, "Bad root partition"),
+                            ErrorKind::CommandFailed => {
+                                NodeError::new(e.kind, "Bad root partition")
+                            }
                             _ => e,
                         });
                         (n, o)
@@ -193,7 +302,10 @@ pub async fn execute(ctx: &Context, job: &Job, step: &Step, nodes: &[NodeId], ma
 }
 
 /// `wait_reboot` on the deploy environment, as used by several macro-steps.
-pub const WAIT_DEPLOY: Step = Step::WaitReboot { kexec: false, target: BootTarget::Deploy };
+pub const WAIT_DEPLOY: Step = Step::WaitReboot {
+    kexec: false,
+    target: BootTarget::Deploy,
+};
 
 fn basename(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)

@@ -4,8 +4,8 @@ use crate::config::Archive;
 use crate::engine::context::Context;
 use crate::engine::step::Job;
 use crate::output::secs;
-use std::collections::BTreeMap;
 use hal::{ErrorKind, NodeError, NodeId, Operation, Outcomes, Strategy, WriteTarget};
+use std::collections::BTreeMap;
 
 /// Runs `op` on `nodes`.
 pub async fn run(ctx: &Context, op: Operation, nodes: &[NodeId]) -> Outcomes {
@@ -44,11 +44,24 @@ pub fn script_env(ctx: &Context, job: &Job) -> Vec<(String, String)> {
         ("KADEPLOY_CLUSTER", c.name.clone()),
         ("KADEPLOY_DEPLOY_PART", job.deploy_device()),
         ("KADEPLOY_BLOCK_DEVICE", job.block_device.clone()),
-        ("KADEPLOY_DEPLOY_PART_NUM", job.deploy_partition.map(|x| x.to_string()).unwrap_or_default()),
-        ("KADEPLOY_SWAP_PART_NUM", p.swap.map(|x| x.to_string()).unwrap_or_else(|| "none".into())),
+        (
+            "KADEPLOY_DEPLOY_PART_NUM",
+            job.deploy_partition
+                .map(|x| x.to_string())
+                .unwrap_or_default(),
+        ),
+        (
+            "KADEPLOY_SWAP_PART_NUM",
+            p.swap
+                .map(|x| x.to_string())
+                .unwrap_or_else(|| "none".into()),
+        ),
         ("KADEPLOY_PROD_PART_NUM", num(p.prod)),
         ("KADEPLOY_TMP_PART_NUM", num(p.tmp)),
-        ("KADEPLOY_PREPOST_EXTRACTION_DIR", ctx.server.rambin_dir.clone()),
+        (
+            "KADEPLOY_PREPOST_EXTRACTION_DIR",
+            ctx.server.rambin_dir.clone(),
+        ),
         ("KADEPLOY_TMP_DIR", "/tmp".to_string()),
     ];
     if let Some(e) = &job.environment {
@@ -56,7 +69,10 @@ pub fn script_env(ctx: &Context, job: &Job) -> Vec<(String, String)> {
             ("KADEPLOY_ENV", e.name.clone()),
             ("KADEPLOY_ENV_KERNEL", e.kernel.clone()),
             ("KADEPLOY_ENV_INITRD", e.initrd.clone()),
-            ("KADEPLOY_ENV_KERNEL_PARAMS", format!("{} {}", c.boot.user_params, e.kernel_params)),
+            (
+                "KADEPLOY_ENV_KERNEL_PARAMS",
+                format!("{} {}", c.boot.user_params, e.kernel_params),
+            ),
             ("KADEPLOY_OS_KIND", e.os.clone()),
             ("KADEPLOY_PART_TYPE", format!("{:x}", e.partition_type)),
             ("KADEPLOY_FS_TYPE", e.filesystem.clone()),
@@ -65,12 +81,20 @@ pub fn script_env(ctx: &Context, job: &Job) -> Vec<(String, String)> {
     if let Some(fs) = &job.reformat_tmp {
         env.push(("KADEPLOY_FS_TYPE_TMP", fs.clone()));
     }
-    env.push(("KADEPLOY_ENV_EXTRACTION_DIR", ctx.server.extraction_dir.clone()));
+    env.push((
+        "KADEPLOY_ENV_EXTRACTION_DIR",
+        ctx.server.extraction_dir.clone(),
+    ));
     env.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
 
 /// `manage_*_install`: extract each archive into the rambin directory and run its script.
-pub async fn install_archives(ctx: &Context, job: &Job, archives: &[Archive], nodes: &[NodeId]) -> Outcomes {
+pub async fn install_archives(
+    ctx: &Context,
+    job: &Job,
+    archives: &[Archive],
+    nodes: &[NodeId],
+) -> Outcomes {
     let env = script_env(ctx, job);
     let ops = archives
         .iter()
@@ -85,18 +109,36 @@ pub async fn install_archives(ctx: &Context, job: &Job, archives: &[Archive], no
 }
 
 /// `send_environment`: broadcast the image and write it (or keep it in a temporary file).
-pub async fn send_environment(ctx: &Context, job: &Job, strategy: Strategy, nodes: &[NodeId]) -> Outcomes {
+pub async fn send_environment(
+    ctx: &Context,
+    job: &Job,
+    strategy: Strategy,
+    nodes: &[NodeId],
+) -> Outcomes {
     let Some(env) = &job.environment else {
         return refuse(nodes, "No environment to send");
     };
     let target = if job.broadcast_to_file {
-        WriteTarget { device: temp_image_path(ctx, job), extraction_dir: String::new() }
+        WriteTarget {
+            device: temp_image_path(ctx, job),
+            extraction_dir: String::new(),
+        }
     } else {
-        WriteTarget { device: job.deploy_device(), extraction_dir: ctx.server.extraction_dir.clone() }
+        WriteTarget {
+            device: job.deploy_device(),
+            extraction_dir: ctx.server.extraction_dir.clone(),
+        }
     };
     let start = ctx.now();
-    let outcomes = ctx.drivers.broadcast.broadcast(&env.image, &target, strategy, nodes).await;
-    ctx.output.push(3, format!("   * Broadcast time: {}", secs(ctx.now() - start)));
+    let outcomes = ctx
+        .drivers
+        .broadcast
+        .broadcast(&env.image, &target, strategy, nodes)
+        .await;
+    ctx.output.push(
+        3,
+        format!("   * Broadcast time: {}", secs(ctx.now() - start)),
+    );
     outcomes
 }
 
@@ -105,18 +147,33 @@ pub fn temp_image_path(ctx: &Context, job: &Job) -> String {
     let base = job
         .environment
         .as_ref()
-        .map(|e| e.image.path.rsplit('/').next().unwrap_or_default().to_string())
+        .map(|e| {
+            e.image
+                .path
+                .rsplit('/')
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        })
         .unwrap_or_default();
     format!("{}/_KATMP_{base}", ctx.server.rambin_dir)
 }
 
 /// The kernel command line of the deployed environment: cluster user params + env params, with `root=`.
 pub fn deployed_kernel_params(ctx: &Context, job: &Job) -> String {
-    let env_params = job.environment.as_ref().map(|e| e.kernel_params.as_str()).unwrap_or("");
-    let params = format!("{} {}", ctx.cluster.boot.user_params, env_params).trim().to_string();
+    let env_params = job
+        .environment
+        .as_ref()
+        .map(|e| e.kernel_params.as_str())
+        .unwrap_or("");
+    let params = format!("{} {}", ctx.cluster.boot.user_params, env_params)
+        .trim()
+        .to_string();
     if params.split_whitespace().any(|p| p.starts_with("root=")) {
         params
     } else {
-        format!("root={} {params}", job.deploy_device()).trim().to_string()
+        format!("root={} {params}", job.deploy_device())
+            .trim()
+            .to_string()
     }
 }

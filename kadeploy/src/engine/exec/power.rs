@@ -8,7 +8,12 @@ use std::time::Duration;
 
 /// Runs `action` from `level` upwards: nodes whose command fails or is missing go to the next level;
 /// nodes still failing after `very_hard` are KO with their last error.
-pub async fn escalate(ctx: &Context, action: PowerAction, level: PowerLevel, nodes: &[NodeId]) -> Outcomes {
+pub async fn escalate(
+    ctx: &Context,
+    action: PowerAction,
+    level: PowerLevel,
+    nodes: &[NodeId],
+) -> Outcomes {
     let mut errors: BTreeMap<NodeId, NodeError> = BTreeMap::new();
     let mut remaining = nodes.to_vec();
     let mut current = Some(level);
@@ -21,7 +26,13 @@ pub async fn escalate(ctx: &Context, action: PowerAction, level: PowerLevel, nod
             PowerAction::On => "power on".to_string(),
             PowerAction::Off => "power off".to_string(),
         };
-        ctx.output.push(3, format!("   * Performing a {level} {word} on {}", ctx.fold(&remaining)));
+        ctx.output.push(
+            3,
+            format!(
+                "   * Performing a {level} {word} on {}",
+                ctx.fold(&remaining)
+            ),
+        );
         let outcomes = windowed(ctx, &remaining, |chunk| {
             let power = ctx.drivers.power.clone();
             async move { power.power(action, level, &chunk).await }
@@ -59,7 +70,10 @@ where
         let permits = loop {
             match windows.reboot.try_acquire_many(chunk.len() as u32) {
                 Ok(p) => break p,
-                Err(_) => tokio::time::sleep(Duration::from_secs_f64(windows.reboot_sleep.max(0.001))).await,
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_secs_f64(windows.reboot_sleep.max(0.001)))
+                        .await
+                }
             }
         };
         let outcomes = op(chunk.to_vec()).await;

@@ -11,11 +11,21 @@ use std::time::Duration;
 const PROBE_PERIOD: f64 = 5.0;
 
 /// Waits until every node answers as `target` requires, or the reboot timeout of `n` = `nodes.len()`.
-pub async fn wait_reboot(ctx: &Context, job: &Job, nodes: &[NodeId], kexec: bool, target: BootTarget) -> Outcomes {
+pub async fn wait_reboot(
+    ctx: &Context,
+    job: &Job,
+    nodes: &[NodeId],
+    kexec: bool,
+    target: BootTarget,
+) -> Outcomes {
     let expr = if kexec {
-        job.timeout_kexec.as_ref().unwrap_or(&ctx.cluster.timeout_kexec)
+        job.timeout_kexec
+            .as_ref()
+            .unwrap_or(&ctx.cluster.timeout_kexec)
     } else {
-        job.timeout_reboot.as_ref().unwrap_or(&ctx.cluster.timeout_reboot)
+        job.timeout_reboot
+            .as_ref()
+            .unwrap_or(&ctx.cluster.timeout_reboot)
     };
     let timeout = match expr.eval(nodes.len() as f64) {
         Ok(t) => t,
@@ -26,20 +36,44 @@ pub async fn wait_reboot(ctx: &Context, job: &Job, nodes: &[NodeId], kexec: bool
     };
     let server = &ctx.server;
     let check = match target {
-        BootTarget::Deploy => PortCheck { up: vec![server.ssh_port, server.test_deploy_env_port], down: vec![] },
-        BootTarget::User => PortCheck { up: vec![server.ssh_port], down: vec![server.test_deploy_env_port] },
+        BootTarget::Deploy => PortCheck {
+            up: vec![server.ssh_port, server.test_deploy_env_port],
+            down: vec![],
+        },
+        BootTarget::User => PortCheck {
+            up: vec![server.ssh_port],
+            down: vec![server.test_deploy_env_port],
+        },
     };
     let start = ctx.now();
     let deadline = start + timeout;
-    let first = ctx.cluster.boot.sleep_time_before_ping.min(timeout).max(0.0);
+    let first = ctx
+        .cluster
+        .boot
+        .sleep_time_before_ping
+        .min(timeout)
+        .max(0.0);
     tokio::time::sleep(Duration::from_secs_f64(first)).await;
 
     let mut waiting: Vec<NodeId> = nodes.to_vec();
     let mut arrived: BTreeSet<NodeId> = BTreeSet::new();
     loop {
         for chunk in waiting.chunks(ctx.windows.check_size) {
-            for node in ctx.drivers.reachability.probe(chunk, &check).await.ok_nodes() {
-                ctx.output.push(5, format!("{} is here after {}", ctx.name(node), secs(ctx.now() - start)));
+            for node in ctx
+                .drivers
+                .reachability
+                .probe(chunk, &check)
+                .await
+                .ok_nodes()
+            {
+                ctx.output.push(
+                    5,
+                    format!(
+                        "{} is here after {}",
+                        ctx.name(node),
+                        secs(ctx.now() - start)
+                    ),
+                );
                 arrived.insert(node);
             }
         }
@@ -54,7 +88,10 @@ pub async fn wait_reboot(ctx: &Context, job: &Job, nodes: &[NodeId], kexec: bool
         if arrived.contains(&n) {
             Ok(())
         } else {
-            Err(NodeError::new(ErrorKind::Unreachable, "Unreachable after the reboot"))
+            Err(NodeError::new(
+                ErrorKind::Unreachable,
+                "Unreachable after the reboot",
+            ))
         }
     })
 }
