@@ -5,7 +5,7 @@ pub mod power;
 pub mod wait;
 
 use super::context::Context;
-use super::step::{BootTarget, Job, PxeSwitch, Step};
+use super::step::{Job, PxeSwitch, Step};
 use hal::{
     BootProfile, ErrorKind, NodeError, NodeId, Operation, Outcomes, PowerAction, PowerLevel,
 };
@@ -300,12 +300,6 @@ pub async fn execute(
         Step::Dummy => ops::run(ctx, Operation::Dummy, nodes).await,
     }
 }
-
-/// `wait_reboot` on the deploy environment, as used by several macro-steps.
-pub const WAIT_DEPLOY: Step = Step::WaitReboot {
-    kexec: false,
-    target: BootTarget::Deploy,
-};
 
 fn basename(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
