@@ -13,6 +13,8 @@ pub enum ApiError {
     InvalidWorkflowId,
     /// 2: Invalid node list.
     InvalidNodelist,
+    /// 3: Invalid client's export.
+    InvalidClient,
     /// 4: Invalid option in the request.
     InvalidOption,
     /// 5: Invalid file.
@@ -21,6 +23,14 @@ pub enum ApiError {
     InvalidRights,
     /// 7: Invalid environment specification.
     InvalidEnvironment,
+    /// 8: Invalid custom operations specification.
+    InvalidCustomop,
+    /// 9: Invalid VLAN.
+    InvalidVlan,
+    /// 10: Element already exists.
+    ExistingElement,
+    /// 11: Some elements already exists and are conflicting.
+    ConflictingElements,
     /// 12: Some options are missing.
     MissingOption,
     /// 13: Some options are conflicting.
@@ -29,6 +39,12 @@ pub enum ApiError {
     NothingModified,
     /// 15: The execution of a command failed.
     ExecuteError,
+    /// 20: Database issue.
+    DatabaseError,
+    /// 21: Something went wrong with the cache system.
+    CacheError,
+    /// 22: The cache is full.
+    CacheFull,
     /// 30: The last deployed environment was destructive.
     DestructiveEnvironment,
 }
@@ -40,14 +56,22 @@ impl ApiError {
             ApiError::BadConfiguration => 0,
             ApiError::InvalidWorkflowId => 1,
             ApiError::InvalidNodelist => 2,
+            ApiError::InvalidClient => 3,
             ApiError::InvalidOption => 4,
             ApiError::InvalidFile => 5,
             ApiError::InvalidRights => 6,
             ApiError::InvalidEnvironment => 7,
+            ApiError::InvalidCustomop => 8,
+            ApiError::InvalidVlan => 9,
+            ApiError::ExistingElement => 10,
+            ApiError::ConflictingElements => 11,
             ApiError::MissingOption => 12,
             ApiError::ConflictingOptions => 13,
             ApiError::NothingModified => 14,
             ApiError::ExecuteError => 15,
+            ApiError::DatabaseError => 20,
+            ApiError::CacheError => 21,
+            ApiError::CacheFull => 22,
             ApiError::DestructiveEnvironment => 30,
         }
     }
@@ -58,16 +82,24 @@ impl ApiError {
             ApiError::BadConfiguration => "Error in configuration files",
             ApiError::InvalidWorkflowId => "Invalid workflow ID",
             ApiError::InvalidNodelist => "Invalid node list",
+            ApiError::InvalidClient => "Invalid client's export",
             ApiError::InvalidOption => "Invalid option in the request",
             ApiError::InvalidFile => "Invalid file",
             ApiError::InvalidRights => {
                 "You do not have sufficient rights to perform the operation on all the nodes"
             }
             ApiError::InvalidEnvironment => "Invalid environment specification",
+            ApiError::InvalidCustomop => "Invalid custom operations specification",
+            ApiError::InvalidVlan => "Invalid VLAN",
+            ApiError::ExistingElement => "Element already exists",
+            ApiError::ConflictingElements => "Some elements already exists and are conflicting",
             ApiError::MissingOption => "Some options are missing",
             ApiError::ConflictingOptions => "Some options are conflicting",
             ApiError::NothingModified => "No element has been modified",
             ApiError::ExecuteError => "The execution of a command failed",
+            ApiError::DatabaseError => "Database issue",
+            ApiError::CacheError => "Something went wrong with the cache system",
+            ApiError::CacheFull => "The cache is full",
             ApiError::DestructiveEnvironment => {
                 "Cannot reboot since the last deployed environment was destructive"
             }

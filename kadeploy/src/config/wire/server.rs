@@ -10,6 +10,8 @@ use serde_json::Value;
 pub struct ServerFile {
     /// `database/*`: Kadeploy's MySQL settings, accepted and ignored (this server keeps its own database).
     pub database: Option<Value>,
+    /// `backend/{kind, time_scale}` (kadeploy3d's addition): the hardware backend and simulated pacing.
+    pub backend: Option<Value>,
     /// `rights/*`.
     pub rights: Rights,
     /// `authentication/*`.
@@ -44,6 +46,7 @@ impl Default for ServerFile {
     fn default() -> Self {
         ServerFile {
             database: None,
+            backend: None,
             rights: Rights::default(),
             authentication: Authentication::default(),
             security: Security::default(),

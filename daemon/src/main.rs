@@ -1,0 +1,90 @@
+//! `kadeploy3d`: the Kadeploy REST server, with the simulated cluster registered as the `simulated` backend
+//! (the default of `backend/kind`), so it runs out of the box on a laptop.
+
+use anyhow::Context as _;
+use clap::Parser;
+use kadeploy::server::{App, BackendSpec, Backends, Settings, serve};
+use simulator::cluster::SimCluster;
+use simulator::params::SimParams;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Kadeploy server.
+#[derive(Parser)]
+#[command(name = "kadeploy3d", version)]
+struct Args {
+    /// Configuration directory (server.conf, clusters.conf, cluster files, simulation.conf).
+    #[arg(
+        short = 'c',
+        long,
+        env = "KADEPLOY3_CONFIG_DIR",
+        default_value = "/etc/kadeploy3"
+    )]
+    config: PathBuf,
+    /// Listen on this address instead of server.conf's port (e.g. 127.0.0.1:0).
+    #[arg(long)]
+    bind: Option<std::net::SocketAddr>,
+    /// SQLite database file instead of server.conf's `database/file`.
+    #[arg(long)]
+    database: Option<PathBuf>,
+}
+
+fn backends() -> Backends {
+    let mut b = Backends::new();
+    b.register(
+        "simulated",
+        true,
+        Arc::new(|cluster, dir| {
+            let file = dir.join("simulation.conf");
+            let params = if file.is_file() {
+                SimParams::load(&file)?
+            } else {
+                SimParams::default()
+            };
+            let sim = Arc::new(SimCluster::new(
+                cluster.nodes.clone(),
+                params.clone(),
+                params.seed,
+            )?);
+            Ok(BackendSpec {
+                drivers: sim.drivers(),
+                virtual_time: true,
+                image_size: params.image.size.max(0.0) as u64,
+                image_ratio: params.image.ratio,
+            })
+        }),
+    );
+    b
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .init();
+    let args = Args::parse();
+    let mut settings = Settings::load(&args.config)?;
+    if let Some(db) = args.database {
+        settings.database = db;
+    }
+    let loaded = kadeploy::config::load_dir(&args.config)
+        .with_context(|| format!("loading {}", args.config.display()))?;
+    let app = App::with_config(settings, loaded.config, args.config.clone(), &backends())?;
+    let bind = args.bind.unwrap_or_else(|| {
+        let ip = if app.settings.local_only {
+            [127, 0, 0, 1]
+        } else {
+            [0, 0, 0, 0]
+        };
+        (ip, app.settings.port).into()
+    });
+    let listener = std::net::TcpListener::bind(bind).with_context(|| format!("binding {bind}"))?;
+    let l = serve(app, listener).await?;
+    let scheme = if l.secure { "https" } else { "http" };
+    println!("kadeploy3d listening on {scheme}://{}", l.addr);
+    tokio::select! {
+        r = l.task => { r??; }
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    Ok(())
+}

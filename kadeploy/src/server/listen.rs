@@ -1,0 +1,61 @@
+//! Binding the API: plain HTTP, or HTTPS with the configured certificate or a generated self-signed one
+//! (rustls with ring), on Kadeploy's port 25300 by default.
+
+use super::App;
+use super::route;
+use anyhow::Context as _;
+use axum::Router;
+use axum_server::tls_rustls::RustlsConfig;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// A running API server.
+pub struct Listening {
+    /// The bound address.
+    pub addr: SocketAddr,
+    /// HTTPS.
+    pub secure: bool,
+    /// The server task.
+    pub task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// A self-signed certificate and key (PEM) for `hostname`.
+pub fn self_signed(hostname: &str) -> anyhow::Result<(String, String)> {
+    let names = vec![
+        hostname.to_string(),
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+    ];
+    let ck = rcgen::generate_simple_self_signed(names)
+        .context("generating the self-signed certificate")?;
+    Ok((ck.cert.pem(), ck.signing_key.serialize_pem()))
+}
+
+/// Serves `app` on `listener` (HTTPS when `security/secure_server`, the default).
+pub async fn serve(app: Arc<App>, listener: std::net::TcpListener) -> anyhow::Result<Listening> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let secure = app.settings.secure;
+    let router = Router::new()
+        .fallback(route::handle)
+        .with_state(app.clone());
+    let service = router.into_make_service_with_connect_info::<SocketAddr>();
+    let task = if secure {
+        let config = match &app.settings.certificate {
+            Some((cert, key)) => RustlsConfig::from_pem_file(cert, key)
+                .await
+                .with_context(|| format!("loading {} and {}", cert.display(), key.display()))?,
+            None => {
+                let (cert, key) = self_signed(&app.settings.hostname)?;
+                RustlsConfig::from_pem(cert.into_bytes(), key.into_bytes()).await?
+            }
+        };
+        let server = axum_server::from_tcp_rustls(listener, config)?;
+        tokio::spawn(server.serve(service))
+    } else {
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        tokio::spawn(async move { axum::serve(listener, service).await })
+    };
+    Ok(Listening { addr, secure, task })
+}

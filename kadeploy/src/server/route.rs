@@ -1,0 +1,197 @@
+//! The request path: body limits and parsing, parameter merging, authentication, then dispatch by
+//! resource (Kadeploy's `launch`: authenticate, prepare, check rights, run).
+
+use super::params::Params;
+use super::reply::{self, HttpError, Reply, not_found};
+use super::{App, VERSION, catalog, meta, submit};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{Method, StatusCode, header};
+use axum::response::Response;
+use serde_json::{Map, Value};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Largest accepted body (1 MiB, as Kadeploy).
+pub const MAX_BODY: usize = 1 << 20;
+
+/// One parsed request.
+pub struct Req {
+    /// Method.
+    pub method: Method,
+    /// Percent-decoded path segments.
+    pub segs: Vec<String>,
+    /// Merged parameters.
+    pub params: Params,
+    /// The authenticated user.
+    pub user: String,
+    /// The user is almighty.
+    pub almighty: bool,
+}
+
+/// The axum handler of every route.
+pub async fn handle(
+    State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: Request,
+) -> Response {
+    let headers = req.headers().clone();
+    let gz = headers
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("gzip") && !v.contains('*'));
+    let realm = app.settings.basic.as_ref().map(|b| b.realm.clone());
+    let Some(format) = reply::negotiate(&headers) else {
+        return reply::render_error(
+            HttpError::Status(StatusCode::NOT_ACCEPTABLE, String::new()),
+            None,
+        );
+    };
+    match dispatch(&app, peer, req).await {
+        Ok(r) => reply::render(r, format, gz),
+        Err(e) => reply::render_error(e, realm.as_deref()),
+    }
+}
+
+fn decode(seg: &str) -> String {
+    let bytes = seg.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%'
+            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), bytes.get(i + 2).and_then(|b| hex(*b)))
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+async fn body_params(req: Request) -> Result<Map<String, Value>, HttpError> {
+    let status = |s: StatusCode, m: &str| HttpError::Status(s, m.into());
+    let headers = req.headers().clone();
+    let bytes = axum::body::to_bytes(req.into_body(), MAX_BODY)
+        .await
+        .map_err(|_| {
+            status(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "the request body is larger than 1 MiB",
+            )
+        })?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    let ctype = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let ctype = ctype.split(';').next().unwrap_or("").trim();
+    let text = std::str::from_utf8(&bytes).map_err(|_| invalid_body("the body is not UTF-8"))?;
+    let value: Value =
+        match ctype {
+            "application/json" => serde_json::from_str(text)
+                .map_err(|e| invalid_body(&format!("invalid JSON: {e}")))?,
+            "application/x-yaml" | "text/yaml" | "application/yaml" => serde_saphyr::from_str(text)
+                .map_err(|e| invalid_body(&format!("invalid YAML: {e}")))?,
+            _ => {
+                return Err(status(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "the body must be application/json or application/x-yaml",
+                ));
+            }
+        };
+    match value {
+        Value::Object(m) => Ok(m),
+        _ => Err(invalid_body("the body must be an object")),
+    }
+}
+
+fn invalid_body(msg: &str) -> HttpError {
+    crate::error::RequestError::new(crate::error::ApiError::InvalidOption, msg).into()
+}
+
+async fn dispatch(app: &Arc<App>, peer: SocketAddr, req: Request) -> Result<Reply, HttpError> {
+    let method = req.method().clone();
+    let segs: Vec<String> = req
+        .uri()
+        .path()
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(decode)
+        .collect();
+    let query = req.uri().query().map(str::to_string);
+    let first = segs.first().cloned().unwrap_or_default();
+    let first = first.as_str();
+    if method == Method::GET && segs.len() == 1 {
+        match first {
+            "version" => return Ok(Reply::Text(VERSION.into())),
+            "auth_headers_prefix" => return Ok(Reply::Text(app.settings.headers_prefix.clone())),
+            "info" => return Ok(Reply::Data(meta::info(app))),
+            "clusters" => {
+                return Ok(Reply::Data(
+                    app.clusters
+                        .iter()
+                        .map(|c| Value::from(c.config.name.clone()))
+                        .collect(),
+                ));
+            }
+            _ => {}
+        }
+    }
+    if ![
+        "deployment",
+        "reboot",
+        "power",
+        "environments",
+        "rights",
+        "nodes",
+        "stats",
+        "console",
+    ]
+    .contains(&first)
+    {
+        return Err(not_found(String::new()));
+    }
+    let has_body = req.headers().contains_key(header::CONTENT_LENGTH)
+        || req.headers().contains_key(header::TRANSFER_ENCODING);
+    let headers = req.headers().clone();
+    let body = if has_body {
+        body_params(req).await?
+    } else {
+        Map::new()
+    };
+    let params = Params::merge(body, query.as_deref());
+    let user = super::auth::authenticate(&app.settings, &headers, peer.ip())?;
+    let almighty = app.almighty(&user);
+    let r = Req {
+        method,
+        segs,
+        params,
+        user,
+        almighty,
+    };
+    match first {
+        "deployment" | "reboot" | "power" => submit::route(app, r).await,
+        "environments" => catalog::route(app, r),
+        "rights" => meta::rights(app, r),
+        "nodes" => meta::nodes(app, r),
+        "stats" => meta::stats(app, r),
+        _ => Err(reply::forbidden(
+            "This feature is disabled: no console command is given in configuration file.",
+        )),
+    }
+}
+
+/// 405 for a method a resource does not accept.
+pub fn method_not_allowed() -> HttpError {
+    HttpError::Status(StatusCode::METHOD_NOT_ALLOWED, String::new())
+}
+
+/// An empty body, for `dry_run`.
+pub fn empty() -> Reply {
+    Reply::Text(String::new())
+}

@@ -1,0 +1,214 @@
+//! The server's own settings, read from `server.conf`: Kadeploy's keys (port, TLS, authentication, rights,
+//! almighty users) plus this server's additions `database/file` and `backend/{kind,time_scale}`.
+
+use crate::config::wire::ServerFile;
+use anyhow::Context as _;
+use serde_json::Value;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+/// A whitelist entry: an address or a network.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Net {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Net {
+    /// Parses `IP`, `IP/len`, or a host name (resolved once now).
+    pub fn parse(s: &str) -> Vec<Net> {
+        let (host, prefix) = match s.split_once('/') {
+            Some((h, p)) => (h, p.parse().ok()),
+            None => (s, None),
+        };
+        let addrs: Vec<IpAddr> = match host.parse::<IpAddr>() {
+            Ok(a) => vec![a],
+            Err(_) => std::net::ToSocketAddrs::to_socket_addrs(&(host, 0))
+                .map(|it| it.map(|a| a.ip()).collect())
+                .unwrap_or_default(),
+        };
+        addrs
+            .into_iter()
+            .map(|addr| Net {
+                addr,
+                prefix: prefix.unwrap_or(if addr.is_ipv4() { 32 } else { 128 }),
+            })
+            .collect()
+    }
+
+    /// `ip` is in this network.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(a), IpAddr::V4(b)) => {
+                let bits = u32::from(self.prefix.min(32));
+                let mask = if bits == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - bits)
+                };
+                u32::from(a) & mask == u32::from(b) & mask
+            }
+            (IpAddr::V6(a), IpAddr::V6(b)) => {
+                let bits = u32::from(self.prefix.min(128));
+                let mask = if bits == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - bits)
+                };
+                u128::from(a) & mask == u128::from(b) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// `true` when `ip` is allowed by `list` (an empty list allows everyone).
+pub fn allowed(list: &[Net], ip: IpAddr) -> bool {
+    list.is_empty() || list.iter().any(|n| n.contains(ip))
+}
+
+/// HTTP Basic settings.
+#[derive(Clone, Debug)]
+pub struct BasicAuth {
+    /// The htpasswd file.
+    pub dbfile: PathBuf,
+    /// Realm of `WWW-Authenticate`.
+    pub realm: String,
+    /// Allowed sources.
+    pub whitelist: Vec<Net>,
+}
+
+/// Everything the HTTP layer needs.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// `network/ports/kadeploy_server` (25300).
+    pub port: u16,
+    /// `security/secure_server` (true): HTTPS.
+    pub secure: bool,
+    /// `security/local_only`: bind to localhost.
+    pub local_only: bool,
+    /// `security/certificate` and `security/private_key/file`, when configured.
+    pub certificate: Option<(PathBuf, PathBuf)>,
+    /// `network/server_hostname`.
+    pub hostname: String,
+    /// `authentication/global/headers_prefix` (`X-Kadeploy-`).
+    pub headers_prefix: String,
+    /// `authentication/acl/whitelist`, when ACL is configured.
+    pub acl: Option<Vec<Net>>,
+    /// `authentication/http_basic`, when configured.
+    pub basic: Option<BasicAuth>,
+    /// `rights/almighty_users` (`root`).
+    pub almighty: Vec<String>,
+    /// `rights/kind: dummy` grants everything.
+    pub rights_dummy: bool,
+    /// `rights/purge_deployment_timer` (900 s).
+    pub purge_timer: i64,
+    /// `verbosity/clients` (3).
+    pub verbosity: u8,
+    /// New key `database/file`: the SQLite file (default `/var/lib/kadeploy3/kadeploy3.sqlite`; relative to
+    /// the configuration directory when relative).
+    pub database: PathBuf,
+    /// New key `backend/kind` (`simulated`).
+    pub backend: String,
+    /// New key `backend/time_scale`: 0 = virtual time as fast as possible; N > 0 = N× real time.
+    pub time_scale: f64,
+}
+
+impl Settings {
+    /// Reads `server.conf` in `dir`.
+    pub fn load(dir: &Path) -> anyhow::Result<Settings> {
+        let path = dir.join("server.conf");
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        Settings::parse(&text, dir)
+    }
+
+    /// Parses `server.conf` text; relative paths are resolved against `dir`.
+    pub fn parse(text: &str, dir: &Path) -> anyhow::Result<Settings> {
+        let w: ServerFile = serde_saphyr::from_str(text).context("server.conf")?;
+        let raw: Value = serde_saphyr::from_str(text).context("server.conf")?;
+        let list = |v: &[String]| v.iter().flat_map(|s| Net::parse(s)).collect::<Vec<_>>();
+        let local = |v: Vec<Net>| {
+            if w.security.local_only {
+                Net::parse("127.0.0.1")
+            } else {
+                v
+            }
+        };
+        let acl = w
+            .authentication
+            .acl
+            .as_ref()
+            .map(|a| local(list(a.whitelist.as_deref().unwrap_or(&[]))));
+        let basic = w.authentication.http_basic.as_ref().and_then(|b| {
+            let file = b.dbfile.as_ref()?;
+            Some(BasicAuth {
+                dbfile: dir.join(file),
+                realm: b.realm.clone().unwrap_or_else(|| "Kadeploy".into()),
+                whitelist: local(list(&b.whitelist)),
+            })
+        });
+        let certificate = w
+            .security
+            .private_key
+            .as_ref()
+            .and_then(|k| k.file.clone())
+            .filter(|_| !w.security.certificate.is_empty())
+            .map(|k| (dir.join(&w.security.certificate), dir.join(k)));
+        let database = raw["database"]["file"]
+            .as_str()
+            .unwrap_or("/var/lib/kadeploy3/kadeploy3.sqlite");
+        let hostname = w
+            .network
+            .server_hostname
+            .clone()
+            .unwrap_or_else(|| "localhost".into());
+        Ok(Settings {
+            port: w.network.ports.kadeploy_server,
+            secure: w.security.secure_server,
+            local_only: w.security.local_only,
+            certificate,
+            hostname,
+            headers_prefix: w.authentication.global.headers_prefix.clone(),
+            acl,
+            basic,
+            almighty: w
+                .rights
+                .almighty_users
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            rights_dummy: w.rights.kind == "dummy",
+            purge_timer: w.rights.purge_deployment_timer as i64,
+            verbosity: w.verbosity.clients,
+            database: dir.join(database),
+            backend: raw["backend"]["kind"]
+                .as_str()
+                .unwrap_or("simulated")
+                .to_string(),
+            time_scale: raw["backend"]["time_scale"]
+                .as_f64()
+                .unwrap_or(0.0)
+                .max(0.0),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn networks() {
+        let n = Net::parse("10.16.0.0/16");
+        assert!(n[0].contains("10.16.3.4".parse().unwrap()));
+        assert!(!n[0].contains("10.17.0.1".parse().unwrap()));
+        assert!(Net::parse("127.0.0.1")[0].contains("::ffff:127.0.0.1".parse().unwrap()));
+        assert!(allowed(&[], "1.2.3.4".parse().unwrap()));
+    }
+}

@@ -1,0 +1,669 @@
+//! Creating workflows (spec §3.7): `POST /deployment`, `POST /reboot`, `PUT /power`, `GET /power?nodes=`.
+//! Parameters become the engine's typed requests; rights, the "in use" check and the database rows are
+//! settled before the `wid` is returned; the engine then runs on each cluster's executor.
+
+use super::App;
+use super::operations;
+use super::params::Params;
+use super::reply::{HttpError, Reply};
+use super::route::{Req, empty, method_not_allowed};
+use super::workflow::{DbStates, Kind, Part, Workflow};
+use crate::engine::{
+    self, Context, DeployRequest, PowerOperation, PowerRequest, RebootKind, RebootRequest,
+};
+use crate::envdesc::EnvDesc;
+use crate::error::{ApiError, RequestError};
+use crate::expr::Expr;
+use crate::output::{LogLine, Output, Sink};
+use crate::store::WorkflowRow;
+use axum::http::Method;
+use hal::{NodeId, PowerLevel};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// The engine request of one cluster.
+#[allow(clippy::large_enum_variant)]
+enum EngineReq {
+    Deploy(DeployRequest),
+    Reboot(RebootRequest),
+    Power(PowerRequest),
+}
+
+fn err(kind: ApiError, msg: impl Into<String>) -> RequestError {
+    RequestError::new(kind, msg)
+}
+
+/// Dispatches `/deployment`, `/reboot` and `/power` routes.
+pub async fn route(app: &Arc<App>, r: Req) -> Result<Reply, HttpError> {
+    let Some(kind) = Kind::from_base(&r.segs[0]) else {
+        return Err(method_not_allowed());
+    };
+    if r.segs.len() > 1 {
+        return operations::one(app, kind, &r);
+    }
+    match (kind, &r.method) {
+        (Kind::Deploy, &Method::POST)
+        | (Kind::Reboot, &Method::POST)
+        | (Kind::Power, &Method::PUT) => create(app, kind, &r),
+        (Kind::Power, &Method::GET) if r.params.has("nodes") => create(app, kind, &r),
+        (_, &Method::GET) => Ok(operations::list(app, kind, &r)),
+        _ => Err(method_not_allowed()),
+    }
+}
+
+/// Resolves node names, ranges and short names to the configured nodes, sorted.
+pub fn resolve(app: &App, requested: &[String]) -> Result<Vec<String>, RequestError> {
+    if requested.is_empty() {
+        return Err(err(
+            ApiError::MissingOption,
+            "Parameter 'nodes': is mandatory",
+        ));
+    }
+    let mut out = Vec::new();
+    for item in requested {
+        let names = crate::nodelist::expand(item)
+            .map_err(|e| err(ApiError::InvalidNodelist, e.to_string()))?;
+        for name in names {
+            if app.nodes.contains_key(&name) {
+                out.push(name);
+                continue;
+            }
+            let hits: Vec<&String> = app
+                .nodes
+                .keys()
+                .filter(|n| {
+                    n.strip_prefix(name.as_str())
+                        .is_some_and(|rest| !rest.starts_with(|c: char| c.is_ascii_digit()))
+                })
+                .collect();
+            match hits.as_slice() {
+                [one] => out.push((*one).clone()),
+                [] => {
+                    return Err(err(
+                        ApiError::InvalidNodelist,
+                        format!("The node '{name}' does not exist"),
+                    ));
+                }
+                _ => {
+                    return Err(err(
+                        ApiError::InvalidNodelist,
+                        format!("Ambiguous node name '{name}'"),
+                    ));
+                }
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+fn level(p: &Params) -> Result<PowerLevel, RequestError> {
+    Ok(
+        match p
+            .one_of("level", &["soft", "hard", "very_hard"])?
+            .as_deref()
+        {
+            Some("hard") => PowerLevel::Hard,
+            Some("very_hard") => PowerLevel::VeryHard,
+            _ => PowerLevel::Soft,
+        },
+    )
+}
+
+fn expr(p: &Params, key: &str) -> Result<Option<Expr>, RequestError> {
+    p.string(key)?
+        .map(|s| {
+            Expr::parse(&s)
+                .map_err(|e| err(ApiError::InvalidOption, format!("Parameter '{key}': {e}")))
+        })
+        .transpose()
+}
+
+fn breakpoint(p: &Params) -> Result<Option<String>, RequestError> {
+    let b = p.string("breakpoint")?;
+    if let Some(b) = &b {
+        let word =
+            |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        let ok = match b.split_once(':') {
+            Some((m, s)) => word(m) && word(s),
+            None => word(b),
+        };
+        if !ok {
+            return Err(err(
+                ApiError::InvalidOption,
+                format!("Invalid breakpoint '{b}' (Macro or Macro:micro)"),
+            ));
+        }
+    }
+    Ok(b)
+}
+
+/// The environment of a request: its description, owner, database id (-1 when anonymous).
+fn environment(app: &App, r: &Req) -> Result<Option<(EnvDesc, String, i64)>, RequestError> {
+    let Some(env) = r.params.object("environment")? else {
+        return Ok(None);
+    };
+    let kind = env
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or("database");
+    if kind == "anonymous" {
+        let (desc, _) = EnvDesc::from_value(&Value::Object(env.clone()))?;
+        let local = !desc.image.file.contains("://") || desc.image.file.starts_with("local://");
+        if local && !r.params.has("client") && !app.clusters.iter().all(|c| c.backend.virtual_time)
+        {
+            return Err(err(
+                ApiError::InvalidClient,
+                format!(
+                    "There is no way to retrieve {} from the Kadeploy server. Consider using a server:// or a http:// URL",
+                    desc.image.file
+                ),
+            ));
+        }
+        return Ok(Some((desc, r.user.clone(), -1)));
+    }
+    if kind != "database" {
+        return Err(err(
+            ApiError::InvalidOption,
+            "Parameter 'environment/kind': must have a value in (anonymous, database)",
+        ));
+    }
+    let name = env.get("name").and_then(Value::as_str).ok_or_else(|| {
+        err(
+            ApiError::MissingOption,
+            "Parameter 'environment/name': is mandatory",
+        )
+    })?;
+    let version = match env.get("version") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            v.as_u64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                .ok_or_else(|| {
+                    err(
+                        ApiError::InvalidOption,
+                        "Parameter 'environment/version': should be an Integer",
+                    )
+                })? as u32,
+        ),
+    };
+    let owners: Vec<String> = match env.get("user").and_then(Value::as_str) {
+        Some(u) => vec![u.to_string()],
+        None => {
+            let mut v = vec![r.user.clone()];
+            v.extend(app.settings.almighty.iter().cloned());
+            v
+        }
+    };
+    for owner in &owners {
+        let rows = app
+            .store
+            .env_versions(owner, name)
+            .map_err(RequestError::from)?;
+        let row = rows
+            .into_iter()
+            .find(|e| version.is_none_or(|v| e.desc.version == v));
+        if let Some(row) = row {
+            let visible = row.user == r.user
+                || r.almighty
+                || row.desc.visibility != crate::envdesc::Visibility::Private;
+            if visible {
+                return Ok(Some((row.desc, row.user, row.id)));
+            }
+        }
+    }
+    let v = version.map(|v| v.to_string()).unwrap_or_default();
+    Err(err(
+        ApiError::InvalidEnvironment,
+        format!("the environment {name},{v} of {} does not exist", owners[0]),
+    ))
+}
+
+/// Parses, checks and starts a workflow.
+fn create(app: &Arc<App>, kind: Kind, r: &Req) -> Result<Reply, HttpError> {
+    let p = &r.params;
+    let mut names = resolve(app, &p.strings("nodes")?)?;
+    let verbose = p
+        .int("verbose_level")?
+        .unwrap_or(i64::from(app.settings.verbosity));
+    if !(0..=5).contains(&verbose) {
+        return Err(err(
+            ApiError::InvalidOption,
+            "Parameter 'verbose_level': must have a value in (0..5)",
+        )
+        .into());
+    }
+    if p.has("vlan") {
+        return Err(err(
+            ApiError::InvalidVlan,
+            "no VLAN is configured on this server",
+        )
+        .into());
+    }
+    if p.has("custom_operations") {
+        p.object("custom_operations")
+            .map_err(|e| err(ApiError::InvalidCustomop, e.detail))?;
+    }
+    let env = if kind == Kind::Power {
+        None
+    } else {
+        environment(app, r)?
+    };
+    let bp = breakpoint(p)?;
+    let mut template = match kind {
+        Kind::Deploy => {
+            let (desc, owner, _) = env.clone().ok_or_else(|| {
+                err(
+                    ApiError::MissingOption,
+                    "Parameter 'environment': is mandatory",
+                )
+            })?;
+            let spec = &app.clusters[0].backend;
+            let mut d = DeployRequest::new(
+                Vec::new(),
+                desc.to_engine(&owner, spec.image_size, spec.image_ratio),
+            );
+            d.block_device = p.string("block_device")?;
+            d.deploy_partition = match p.string_or_empty("deploy_partition")? {
+                None => None,
+                Some(s) if s.is_empty() => Some(None),
+                Some(s) => Some(Some(s.parse().map_err(|_| {
+                    err(
+                        ApiError::InvalidOption,
+                        "Parameter 'deploy_partition': should be a partition number",
+                    )
+                })?)),
+            };
+            d.boot_partition = p.int("boot_partition")?.map(|b| b.max(0) as u32);
+            d.reformat_tmp = p.string("reformat_tmp_partition")?;
+            d.disable_kexec = p.toggle("disable_kexec");
+            d.disable_bootloader_install = p.toggle("disable_bootloader_install");
+            d.disable_disk_partitioning = p.toggle("disable_disk_partitioning");
+            d.timeout_reboot_classical = expr(p, "timeout_reboot_classical")?;
+            d.timeout_reboot_kexec = expr(p, "timeout_reboot_kexec")?;
+            d.breakpoint = bp;
+            d.ssh_key = p.string("ssh_authorized_keys")?;
+            d.pxe_profile = p
+                .object("pxe")?
+                .and_then(|x| x.get("profile"))
+                .and_then(Value::as_str)
+                .map(Into::into);
+            EngineReq::Deploy(d)
+        }
+        Kind::Reboot => {
+            let k = p
+                .one_of("kind", &["set_pxe", "simple", "deploy_env", "recorded_env"])?
+                .ok_or_else(|| err(ApiError::MissingOption, "Parameter 'kind': is mandatory"))?;
+            let profile = p
+                .object("pxe")?
+                .and_then(|x| x.get("profile"))
+                .and_then(Value::as_str)
+                .map(String::from);
+            let k = match k.as_str() {
+                "set_pxe" if profile.is_none() => {
+                    return Err(err(ApiError::MissingOption, "set_pxe needs a PXE profile").into());
+                }
+                "set_pxe" => RebootKind::SetPxe,
+                "deploy_env" => RebootKind::DeployEnv,
+                "recorded_env" if env.is_none() || !p.has("deploy_partition") => {
+                    return Err(err(
+                        ApiError::MissingOption,
+                        "recorded_env needs an environment and a partition",
+                    )
+                    .into());
+                }
+                "recorded_env" => RebootKind::RecordedEnv,
+                _ => RebootKind::Simple,
+            };
+            if p.toggle("check_destructive") {
+                let rows = app.store.nodes_get(&names)?;
+                for row in rows.values().filter(|n| n.env_id >= 0) {
+                    if app
+                        .store
+                        .env_by_id(row.env_id)?
+                        .is_some_and(|e| e.desc.destructive)
+                    {
+                        return Err(err(ApiError::DestructiveEnvironment, "").into());
+                    }
+                }
+            }
+            EngineReq::Reboot(RebootRequest {
+                nodes: Vec::new(),
+                kind: k,
+                level: level(p)?,
+                ssh_key: p.string("ssh_authorized_keys")?,
+                pxe_profile: profile,
+                timeout_reboot_classical: expr(p, "timeout_reboot_classical")?,
+                breakpoint: bp,
+            })
+        }
+        Kind::Power => {
+            let op = if r.method == Method::GET {
+                PowerOperation::Status
+            } else {
+                match p.one_of("status", &["on", "off"])?.as_deref() {
+                    Some("on") => PowerOperation::On,
+                    Some(_) => PowerOperation::Off,
+                    None => {
+                        return Err(err(
+                            ApiError::MissingOption,
+                            "Parameter 'status': is mandatory",
+                        )
+                        .into());
+                    }
+                }
+            };
+            EngineReq::Power(PowerRequest {
+                nodes: Vec::new(),
+                operation: op,
+                level: level(p)?,
+            })
+        }
+    };
+    check_rights(app, r, kind, &template, &names)?;
+    if p.toggle("dry_run") {
+        return Ok(empty());
+    }
+    if !p.toggle("force") {
+        let busy = app
+            .store
+            .nodes_in_use(&names, crate::store::now_epoch() - app.settings.purge_timer)?;
+        names.retain(|n| !busy.contains(n));
+        if names.is_empty() {
+            return Err(err(
+                ApiError::NothingModified,
+                "All the nodes have been discarded",
+            )
+            .into());
+        }
+    }
+    let wf = start(
+        app,
+        kind,
+        r,
+        &mut template,
+        env,
+        names,
+        verbose as u8,
+        p.toggle("debug"),
+    )?;
+    Ok(Reply::Data(resources(&wf)))
+}
+
+/// Kadeploy's rights checks (error 6): some right on every node, plus the deploy partition for deployments.
+fn check_rights(
+    app: &App,
+    r: &Req,
+    kind: Kind,
+    req: &EngineReq,
+    names: &[String],
+) -> Result<(), RequestError> {
+    if app.settings.rights_dummy {
+        return Ok(());
+    }
+    let denied = || err(ApiError::InvalidRights, "");
+    if !app.store.granted(&r.user, names, "")? {
+        return Err(denied());
+    }
+    if let (Kind::Deploy, EngineReq::Deploy(d)) = (kind, req) {
+        for (i, c) in app.clusters.iter().enumerate() {
+            let mine: Vec<String> = names
+                .iter()
+                .filter(|n| app.nodes.get(*n).is_some_and(|(ci, _)| *ci == i))
+                .cloned()
+                .collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let dev = d
+                .block_device
+                .clone()
+                .unwrap_or_else(|| c.config.partitioning.block_device.clone());
+            let part = match d.deploy_partition {
+                Some(Some(n)) => n.to_string(),
+                Some(None) => String::new(),
+                None => c.config.partitioning.deploy.to_string(),
+            };
+            if !app.store.granted(&r.user, &mine, &format!("{dev}{part}"))? {
+                return Err(denied());
+            }
+        }
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn start(
+    app: &Arc<App>,
+    kind: Kind,
+    r: &Req,
+    template: &mut EngineReq,
+    env: Option<(EnvDesc, String, i64)>,
+    names: Vec<String>,
+    verbose: u8,
+    debug: bool,
+) -> Result<Arc<Workflow>, RequestError> {
+    let mut by_cluster: BTreeMap<usize, Vec<(NodeId, String)>> = BTreeMap::new();
+    for n in &names {
+        if let Some((c, id)) = app.nodes.get(n) {
+            by_cluster.entry(*c).or_default().push((*id, n.clone()));
+        }
+    }
+    let parts: Vec<Part> = by_cluster
+        .iter()
+        .map(|(c, nodes)| Part {
+            cluster: *c,
+            cluster_name: app.clusters[*c].config.name.clone(),
+            nodes: nodes.iter().map(|x| x.0).collect(),
+            names: nodes.iter().map(|x| x.1.clone()).collect(),
+            ctx: OnceLock::new(),
+            report: Mutex::new(None),
+        })
+        .collect();
+    let env_id = env.as_ref().map(|e| e.2).unwrap_or(-1);
+    let environment = env
+        .as_ref()
+        .map(|(d, u, id)| json!({"id": id, "user": u, "name": d.name, "version": d.version}));
+    let label = env
+        .as_ref()
+        .map(|(d, _, id)| (format!("{}:{}", d.name, d.version), *id < 0))
+        .unwrap_or_default();
+    let (states, step1) = match template {
+        EngineReq::Deploy(_) => (
+            DbStates {
+                running: "deploying",
+                ok: "deployed".into(),
+                ko: "deploy_failed",
+            },
+            None,
+        ),
+        EngineReq::Reboot(rr) => {
+            let ok = match rr.kind {
+                RebootKind::DeployEnv => "deploy_env".to_string(),
+                RebootKind::RecordedEnv => {
+                    let prod = app.clusters[0]
+                        .config
+                        .partitioning
+                        .prod
+                        .map(|p| p.to_string());
+                    if r.params.string("deploy_partition").ok().flatten() == prod {
+                        "prod_env".into()
+                    } else {
+                        "recorded_env".into()
+                    }
+                }
+                _ => "rebooted".into(),
+            };
+            let s1 = match rr.kind {
+                RebootKind::Simple => "Simple",
+                RebootKind::SetPxe => "SetPXE",
+                RebootKind::DeployEnv => "DeployEnv",
+                RebootKind::RecordedEnv => "RecordedEnv",
+            };
+            (
+                DbStates {
+                    running: "rebooting",
+                    ok,
+                    ko: "reboot_failed",
+                },
+                Some(s1.to_string()),
+            )
+        }
+        EngineReq::Power(pr) => {
+            let s1 = match pr.operation {
+                PowerOperation::On => "On",
+                PowerOperation::Off => "Off",
+                PowerOperation::Status => "Status",
+            };
+            (
+                DbStates {
+                    running: "powering",
+                    ok: "powered".into(),
+                    ko: "power_failed",
+                },
+                Some(s1.to_string()),
+            )
+        }
+    };
+    let wf = Arc::new(Workflow::new(
+        kind,
+        r.user.clone(),
+        environment,
+        label,
+        debug,
+        verbose,
+        parts,
+        states,
+        step1,
+    ));
+    let row = WorkflowRow {
+        wid: wf.wid.clone(),
+        kind: kind.base().into(),
+        user: r.user.clone(),
+        state: "running".into(),
+        nodes: names,
+    };
+    app.store.workflow_begin(&row, wf.states.running, env_id)?;
+    app.workflows
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(wf.wid.clone(), wf.clone());
+    for (index, part) in wf.parts.iter().enumerate() {
+        let req = match template {
+            EngineReq::Deploy(d) => EngineReq::Deploy(DeployRequest {
+                nodes: part.nodes.clone(),
+                ..d.clone()
+            }),
+            EngineReq::Reboot(rr) => EngineReq::Reboot(RebootRequest {
+                nodes: part.nodes.clone(),
+                ..rr.clone()
+            }),
+            EngineReq::Power(pr) => EngineReq::Power(PowerRequest {
+                nodes: part.nodes.clone(),
+                ..pr.clone()
+            }),
+        };
+        spawn(app, &wf, index, part.cluster, req);
+    }
+    Ok(wf)
+}
+
+fn spawn(app: &Arc<App>, wf: &Arc<Workflow>, index: usize, cluster: usize, req: EngineReq) {
+    let c = &app.clusters[cluster];
+    let (wf, store, server) = (wf.clone(), app.store.clone(), app.server.clone());
+    let (config, drivers, windows) = (
+        c.config.clone(),
+        c.backend.drivers.clone(),
+        c.windows.clone(),
+    );
+    let prefix = (wf.parts.len() > 1).then(|| {
+        config
+            .prefix
+            .clone()
+            .unwrap_or_else(|| format!("c{cluster}"))
+    });
+    let job = Box::new(
+        move || -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> {
+            Box::pin(async move {
+                let weak = Arc::downgrade(&wf);
+                let verbose = wf.verbose;
+                let sink: Sink = Box::new(move |l: &LogLine| {
+                    if l.level <= verbose
+                        && let Some(w) = weak.upgrade()
+                    {
+                        w.push_log(l.time, prefix.as_deref(), &l.text);
+                    }
+                });
+                let mut ctx = Context::new(
+                    drivers,
+                    server,
+                    config,
+                    windows,
+                    Output::with_sink(sink, false),
+                );
+                ctx.cancel = wf.cancel.child_token();
+                let ctx = Arc::new(ctx);
+                if let Some(part) = wf.parts.get(index) {
+                    let _ = part.ctx.set(ctx.clone());
+                }
+                let result = match req {
+                    EngineReq::Deploy(d) => engine::deploy(&ctx, &d).await,
+                    EngineReq::Reboot(rr) => engine::reboot(&ctx, &rr).await,
+                    EngineReq::Power(pr) => Ok(engine::power(&ctx, &pr).await),
+                };
+                match result {
+                    Ok(report) => wf.part_done(index, Some(report), &store),
+                    Err(e) => {
+                        wf.fail(e);
+                        wf.part_done(index, None, &store);
+                    }
+                }
+            })
+        },
+    );
+    if !c.executor.spawn(job) {
+        tracing::error!("the executor of cluster {} is gone", c.config.name);
+    }
+}
+
+/// The submission answer: `wid` and the resource paths.
+fn resources(wf: &Workflow) -> Value {
+    let base = format!("/{}/{}", wf.kind.base(), wf.wid);
+    let mut logs = serde_json::Map::new();
+    for p in &wf.parts {
+        logs.insert(
+            p.cluster_name.clone(),
+            json!(format!("{base}/logs/{}?user={}", p.cluster_name, wf.user)),
+        );
+    }
+    let mut res = json!({
+        "resource": format!("{base}/"), "log": format!("{base}/logs"), "logs": logs,
+        "state": format!("{base}/state"), "status": format!("{base}/status"), "error": format!("{base}/error"),
+    });
+    if wf.debug {
+        res["debug"] = json!(format!("{base}/debugs"));
+        let debugs: serde_json::Map<String, Value> = wf
+            .node_names()
+            .into_iter()
+            .map(|n| {
+                (
+                    n.clone(),
+                    json!(format!("{base}/debugs/{n}?user={}", wf.user)),
+                )
+            })
+            .collect();
+        res["debugs"] = Value::Object(debugs);
+    }
+    json!({"wid": wf.wid, "resources": res})
+}
+
+/// Like [`resolve`], but an empty list stays empty.
+pub fn resolve_or_empty(app: &App, requested: &[String]) -> Result<Vec<String>, RequestError> {
+    if requested.is_empty() {
+        Ok(Vec::new())
+    } else {
+        resolve(app, requested)
+    }
+}
