@@ -3,6 +3,18 @@
 //! A real backend writes Kadeploy's profile files atomically in the TFTP/HTTP tree (spec §7), so a node
 //! never reads a half-written profile. The simulator records the profile per node: the next boot of the
 //! node follows it (deploy kernel → deploy environment, local disk → deployed environment).
+//!
+//! The real services live in the submodules, named after their protocol: [`pxe`] writes the profiles,
+//! [`dhcp`], [`tftp`] and [`http`] serve nodes at boot (embedded in the daemon or in `kabootd`).
+
+pub mod atomic;
+pub mod dhcp;
+pub mod fsroot;
+pub mod http;
+pub mod pxe;
+pub mod services;
+pub mod socket;
+pub mod tftp;
 
 use crate::node::NodeId;
 use crate::outcome::Outcomes;

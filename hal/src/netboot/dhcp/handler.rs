@@ -1,0 +1,506 @@
+//! The DHCP state machine, without sockets: a decoded request and the current time in, a reply and its
+//! destination out (RFC 2131 §4.1 for where replies go). Pure, so it is unit-tested and fuzzed.
+
+use super::client::{ClientKind, boot_file, classify};
+use super::config::{DhcpConfig, Host, Mac};
+use super::lease::{Lease, Leases};
+use dhcproto::v4::{
+    DhcpOption, Flags, HType, Message, MessageType, Opcode, OptionCode, UnknownOption,
+};
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use tracing::{debug, warn};
+
+/// Seconds an offered (not yet requested) pool address stays reserved for its client.
+const OFFER_HOLD: u64 = 30;
+
+/// Server state: configuration, reservations and leases.
+pub struct DhcpState {
+    config: DhcpConfig,
+    hosts: BTreeMap<Mac, Host>,
+    reserved_ips: BTreeMap<Ipv4Addr, Mac>,
+    /// The lease table.
+    pub leases: Leases,
+    offers: BTreeMap<Ipv4Addr, (Mac, u64)>,
+}
+
+/// A reply and where to send it.
+#[derive(Debug)]
+pub struct Reply {
+    /// The message.
+    pub message: Message,
+    /// Destination address.
+    pub to: SocketAddr,
+}
+
+impl DhcpState {
+    /// A state from a validated configuration and the lease table.
+    pub fn new(config: DhcpConfig, leases: Leases) -> Self {
+        let hosts: BTreeMap<Mac, Host> = config.hosts.iter().map(|h| (h.mac, h.clone())).collect();
+        let reserved_ips = config.hosts.iter().map(|h| (h.ip, h.mac)).collect();
+        DhcpState {
+            config,
+            hosts,
+            reserved_ips,
+            leases,
+            offers: BTreeMap::new(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &DhcpConfig {
+        &self.config
+    }
+
+    /// Handles one request at time `now` (seconds since the epoch). `None`: no answer is due.
+    pub fn handle(&mut self, req: &Message, now: u64) -> Option<Reply> {
+        // Check hlen before chaddr(): dhcproto 0.15 slices chaddr by the wire hlen and panics above 16
+        // (found by the fuzz test below).
+        if req.opcode() != Opcode::BootRequest || req.htype() != HType::Eth || req.hlen() != 6 {
+            return None;
+        }
+        let mac = Mac(req.chaddr()[..6].try_into().ok()?);
+        let kind = req.opts().msg_type()?;
+        match kind {
+            MessageType::Discover => {
+                let ip = self.choose(mac, req, now)?;
+                if !self.hosts.contains_key(&mac) && self.leases.get(mac).map(|l| l.ip) != Some(ip)
+                {
+                    self.offers.insert(ip, (mac, now + OFFER_HOLD));
+                }
+                Some(self.reply(req, MessageType::Offer, ip, mac))
+            }
+            MessageType::Request => self.request(req, mac, now),
+            MessageType::Release => {
+                if !self.for_us(req) {
+                    return None;
+                }
+                if self.leases.get(mac).is_some_and(|l| l.ip == req.ciaddr()) {
+                    self.persist(|l| l.release(mac));
+                }
+                None
+            }
+            MessageType::Decline => {
+                if self.for_us(req) {
+                    self.persist(|l| l.release(mac));
+                    if let Some(DhcpOption::RequestedIpAddress(ip)) =
+                        req.opts().get(OptionCode::RequestedIpAddress)
+                    {
+                        // Somebody else uses this address: keep it out of offers for a lease time.
+                        let hold = now + u64::from(self.config.lease_time);
+                        self.offers.insert(*ip, (Mac([0; 6]), hold));
+                    }
+                }
+                None
+            }
+            MessageType::Inform => {
+                let mut reply = self.reply(req, MessageType::Ack, Ipv4Addr::UNSPECIFIED, mac);
+                reply
+                    .message
+                    .opts_mut()
+                    .remove(OptionCode::AddressLeaseTime);
+                Some(reply)
+            }
+            _ => None,
+        }
+    }
+
+    fn persist(&mut self, f: impl FnOnce(&mut Leases) -> std::io::Result<()>) {
+        if let Err(e) = f(&mut self.leases) {
+            warn!(error = %e, "cannot write the lease file");
+        }
+    }
+
+    fn for_us(&self, req: &Message) -> bool {
+        match req.opts().get(OptionCode::ServerIdentifier) {
+            Some(DhcpOption::ServerIdentifier(id)) => *id == self.config.server_ip,
+            _ => true,
+        }
+    }
+
+    fn usable(&self, ip: Ipv4Addr, mac: Mac, now: u64) -> bool {
+        let pool = self.config.pool.is_some_and(|p| p.contains(ip));
+        let leased = self
+            .leases
+            .holder(ip)
+            .is_some_and(|l| l.mac != mac && l.expires > now);
+        let offered = self
+            .offers
+            .get(&ip)
+            .is_some_and(|(m, until)| *m != mac && *until > now);
+        pool && !leased && !offered && !self.reserved_ips.contains_key(&ip)
+    }
+
+    /// The address `mac` gets: its reservation, its lease, the address it asks for, or a free one.
+    fn choose(&mut self, mac: Mac, req: &Message, now: u64) -> Option<Ipv4Addr> {
+        if let Some(h) = self.hosts.get(&mac) {
+            return Some(h.ip);
+        }
+        let pool = self.config.pool?;
+        if !req.giaddr().is_unspecified()
+            && !same_subnet(req.giaddr(), pool.start, self.config.subnet_mask)
+        {
+            return None;
+        }
+        if let Some(l) = self.leases.get(mac)
+            && self.usable(l.ip, mac, now)
+        {
+            return Some(l.ip);
+        }
+        if let Some((ip, _)) = self
+            .offers
+            .iter()
+            .find(|(_, (m, until))| *m == mac && *until > now)
+        {
+            return Some(*ip);
+        }
+        if let Some(DhcpOption::RequestedIpAddress(ip)) =
+            req.opts().get(OptionCode::RequestedIpAddress)
+            && self.usable(*ip, mac, now)
+        {
+            return Some(*ip);
+        }
+        self.offers.retain(|_, (_, until)| *until > now);
+        let (start, end) = (u32::from(pool.start), u32::from(pool.end));
+        (start..=end)
+            .map(Ipv4Addr::from)
+            .find(|ip| self.usable(*ip, mac, now))
+    }
+
+    fn request(&mut self, req: &Message, mac: Mac, now: u64) -> Option<Reply> {
+        let selecting = req.opts().get(OptionCode::ServerIdentifier).is_some();
+        if !self.for_us(req) {
+            // The client took another server's offer.
+            self.offers.retain(|_, (m, _)| *m != mac);
+            return None;
+        }
+        let asked = match req.opts().get(OptionCode::RequestedIpAddress) {
+            Some(DhcpOption::RequestedIpAddress(ip)) => *ip,
+            _ => req.ciaddr(),
+        };
+        let known = self.hosts.contains_key(&mac) || self.leases.get(mac).is_some();
+        let Some(ip) = self.choose(mac, req, now) else {
+            return (selecting || known).then(|| self.nak(req));
+        };
+        if asked != ip {
+            // Not authoritative for strangers in INIT-REBOOT: only NAK clients we know or chose us.
+            return (selecting || known || self.config.pool.is_some_and(|p| p.contains(asked)))
+                .then(|| self.nak(req));
+        }
+        let hostname = self.hosts.get(&mac).and_then(|h| h.hostname.clone());
+        let lease = Lease {
+            mac,
+            ip,
+            hostname,
+            expires: now + u64::from(self.config.lease_time),
+        };
+        self.offers.remove(&ip);
+        self.persist(|l| l.commit(lease));
+        Some(self.reply(req, MessageType::Ack, ip, mac))
+    }
+
+    fn nak(&self, req: &Message) -> Reply {
+        let mut msg = base(req);
+        msg.opts_mut()
+            .insert(DhcpOption::MessageType(MessageType::Nak));
+        msg.opts_mut()
+            .insert(DhcpOption::ServerIdentifier(self.config.server_ip));
+        let to = if req.giaddr().is_unspecified() {
+            SocketAddrV4::new(Ipv4Addr::BROADCAST, 68)
+        } else {
+            msg.set_flags(Flags::default().set_broadcast());
+            SocketAddrV4::new(req.giaddr(), 67)
+        };
+        Reply {
+            message: msg,
+            to: to.into(),
+        }
+    }
+
+    fn reply(&self, req: &Message, kind: MessageType, ip: Ipv4Addr, mac: Mac) -> Reply {
+        let c = &self.config;
+        let host = self.hosts.get(&mac);
+        let client = classify(req);
+        let next_server = c.next_server.unwrap_or(c.server_ip);
+        let mut msg = base(req);
+        msg.set_yiaddr(ip).set_siaddr(next_server);
+        let o = msg.opts_mut();
+        o.insert(DhcpOption::MessageType(kind));
+        o.insert(DhcpOption::ServerIdentifier(c.server_ip));
+        o.insert(DhcpOption::AddressLeaseTime(c.lease_time));
+        o.insert(DhcpOption::Renewal(c.lease_time / 2));
+        o.insert(DhcpOption::Rebinding(c.lease_time / 8 * 7));
+        o.insert(DhcpOption::SubnetMask(c.subnet_mask));
+        if !c.routers.is_empty() {
+            o.insert(DhcpOption::Router(c.routers.clone()));
+        }
+        if !c.dns.is_empty() {
+            o.insert(DhcpOption::DomainNameServer(c.dns.clone()));
+        }
+        if let Some(d) = &c.domain {
+            o.insert(DhcpOption::DomainName(d.clone()));
+        }
+        if let Some(name) = host.and_then(|h| h.hostname.as_ref()) {
+            o.insert(DhcpOption::Hostname(name.clone()));
+        }
+        if client != ClientKind::Plain
+            && let Some(file) = boot_file(client, &c.boot, host)
+        {
+            o.insert(DhcpOption::TFTPServerName(
+                next_server.to_string().into_bytes(),
+            ));
+            o.insert(DhcpOption::BootfileName(file.as_bytes().to_vec()));
+            let class: &[u8] = if client == ClientKind::UefiHttp {
+                b"HTTPClient"
+            } else {
+                b"PXEClient"
+            };
+            o.insert(DhcpOption::ClassIdentifier(class.to_vec()));
+            if file.len() < 128 {
+                msg.set_fname_str(file);
+            }
+        }
+        if let Some(relay) = req.opts().get(OptionCode::RelayAgentInformation) {
+            msg.opts_mut().insert(relay.clone());
+        }
+        debug!(%mac, %ip, ?kind, ?client, "dhcp reply");
+        Reply {
+            to: destination(req).into(),
+            message: msg,
+        }
+    }
+}
+
+fn same_subnet(a: Ipv4Addr, b: Ipv4Addr, mask: Ipv4Addr) -> bool {
+    u32::from(a) & u32::from(mask) == u32::from(b) & u32::from(mask)
+}
+
+fn base(req: &Message) -> Message {
+    let mut msg = Message::new_with_id(
+        req.xid(),
+        Ipv4Addr::UNSPECIFIED,
+        Ipv4Addr::UNSPECIFIED,
+        Ipv4Addr::UNSPECIFIED,
+        req.giaddr(),
+        &req.chaddr()[..req.chaddr().len().min(16)],
+    );
+    msg.set_opcode(Opcode::BootReply)
+        .set_htype(req.htype())
+        .set_flags(req.flags());
+    msg
+}
+
+/// RFC 2131 §4.1: relay → giaddr:67; renewing client → ciaddr:68; otherwise broadcast (the client has no
+/// address yet, and this server injects no ARP entries).
+fn destination(req: &Message) -> SocketAddrV4 {
+    if !req.giaddr().is_unspecified() {
+        SocketAddrV4::new(req.giaddr(), 67)
+    } else if !req.ciaddr().is_unspecified() {
+        SocketAddrV4::new(req.ciaddr(), 68)
+    } else {
+        SocketAddrV4::new(Ipv4Addr::BROADCAST, 68)
+    }
+}
+
+/// iPXE's option 175 (encapsulated iPXE options), as iPXE sends it; for tests and load generators.
+pub fn ipxe_marker() -> DhcpOption {
+    DhcpOption::Unknown(UnknownOption::new(
+        OptionCode::Unknown(175),
+        vec![0xb1, 1, 1],
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::netboot::dhcp::config::{BootFiles, Pool};
+    use dhcproto::v4::{Architecture, relay};
+    use proptest::prelude::*;
+
+    const NODE: Mac = Mac([0x52, 0x54, 0, 0, 0, 1]);
+
+    fn state() -> DhcpState {
+        let config = DhcpConfig {
+            server_ip: Ipv4Addr::new(10, 0, 0, 1),
+            boot: BootFiles {
+                bios: Some("pxelinux.0".into()),
+                uefi: Some("ipxe.efi".into()),
+                uefi_http: None,
+                ipxe: Some("http://10.0.0.1/boot.ipxe".into()),
+            },
+            pool: Some(Pool {
+                start: Ipv4Addr::new(10, 0, 0, 100),
+                end: Ipv4Addr::new(10, 0, 0, 101),
+            }),
+            hosts: vec![Host {
+                mac: NODE,
+                ip: Ipv4Addr::new(10, 0, 0, 11),
+                hostname: Some("node-1".into()),
+                boot: None,
+                ipxe: None,
+            }],
+            ..DhcpConfig::default()
+        };
+        DhcpState::new(config, Leases::in_memory())
+    }
+
+    fn msg(mac: Mac, kind: MessageType) -> Message {
+        let mut m = Message::new_with_id(
+            7,
+            Ipv4Addr::UNSPECIFIED,
+            Ipv4Addr::UNSPECIFIED,
+            Ipv4Addr::UNSPECIFIED,
+            Ipv4Addr::UNSPECIFIED,
+            &mac.0,
+        );
+        m.opts_mut().insert(DhcpOption::MessageType(kind));
+        m
+    }
+
+    fn file(r: &Reply) -> Option<String> {
+        match r.message.opts().get(OptionCode::BootfileName) {
+            Some(DhcpOption::BootfileName(f)) => Some(String::from_utf8_lossy(f).into_owned()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn reserved_pxe_client_gets_its_address_and_boot_file_per_architecture() {
+        let mut s = state();
+        let mut d = msg(NODE, MessageType::Discover);
+        d.opts_mut().insert(DhcpOption::ClassIdentifier(
+            b"PXEClient:Arch:00000:UNDI:002001".to_vec(),
+        ));
+        d.opts_mut()
+            .insert(DhcpOption::ClientSystemArchitecture(Architecture::X86_Bios));
+        let offer = s.handle(&d, 0).unwrap();
+        assert_eq!(offer.message.yiaddr(), Ipv4Addr::new(10, 0, 0, 11));
+        assert_eq!(offer.message.opts().msg_type(), Some(MessageType::Offer));
+        assert_eq!(file(&offer).as_deref(), Some("pxelinux.0"));
+        assert_eq!(offer.to, "255.255.255.255:68".parse().unwrap());
+        d.opts_mut()
+            .insert(DhcpOption::ClientSystemArchitecture(Architecture::X64));
+        assert_eq!(file(&s.handle(&d, 0).unwrap()).as_deref(), Some("ipxe.efi"));
+        d.opts_mut()
+            .insert(DhcpOption::UserClass(b"\x04iPXE".to_vec()));
+        assert_eq!(
+            file(&s.handle(&d, 0).unwrap()).as_deref(),
+            Some("http://10.0.0.1/boot.ipxe")
+        );
+        let mut plain = msg(NODE, MessageType::Discover);
+        plain.opts_mut().insert(ipxe_marker());
+        assert_eq!(
+            file(&s.handle(&plain, 0).unwrap()).as_deref(),
+            Some("http://10.0.0.1/boot.ipxe")
+        );
+    }
+
+    #[test]
+    fn pool_request_ack_and_nak() {
+        let mut s = state();
+        let other = Mac([2, 0, 0, 0, 0, 9]);
+        let offer = s.handle(&msg(other, MessageType::Discover), 0).unwrap();
+        let ip = offer.message.yiaddr();
+        assert_eq!(ip, Ipv4Addr::new(10, 0, 0, 100));
+        let third = s
+            .handle(&msg(Mac([2, 0, 0, 0, 0, 10]), MessageType::Discover), 0)
+            .unwrap();
+        assert_eq!(
+            third.message.yiaddr(),
+            Ipv4Addr::new(10, 0, 0, 101),
+            "offered address is held"
+        );
+        assert!(
+            s.handle(&msg(Mac([2, 0, 0, 0, 0, 11]), MessageType::Discover), 0)
+                .is_none(),
+            "pool exhausted"
+        );
+
+        let mut req = msg(other, MessageType::Request);
+        req.opts_mut().insert(DhcpOption::RequestedIpAddress(ip));
+        req.opts_mut()
+            .insert(DhcpOption::ServerIdentifier(Ipv4Addr::new(10, 0, 0, 1)));
+        let ack = s.handle(&req, 0).unwrap();
+        assert_eq!(ack.message.opts().msg_type(), Some(MessageType::Ack));
+        assert_eq!(s.leases.get(other).unwrap().ip, ip);
+
+        let mut wrong = msg(other, MessageType::Request);
+        wrong
+            .opts_mut()
+            .insert(DhcpOption::RequestedIpAddress(Ipv4Addr::new(10, 0, 0, 50)));
+        assert_eq!(
+            s.handle(&wrong, 0).unwrap().message.opts().msg_type(),
+            Some(MessageType::Nak)
+        );
+
+        let mut elsewhere = req.clone();
+        elsewhere
+            .opts_mut()
+            .insert(DhcpOption::ServerIdentifier(Ipv4Addr::new(10, 0, 0, 2)));
+        assert!(s.handle(&elsewhere, 0).is_none());
+    }
+
+    #[test]
+    fn relayed_requests_go_back_to_the_relay_with_option_82() {
+        let mut s = state();
+        let mut d = msg(NODE, MessageType::Discover);
+        d.set_giaddr(Ipv4Addr::new(10, 1, 0, 1));
+        let mut info = relay::RelayAgentInformation::default();
+        info.insert(relay::RelayInfo::AgentCircuitId(b"port7".to_vec()));
+        d.opts_mut()
+            .insert(DhcpOption::RelayAgentInformation(info.clone()));
+        let offer = s.handle(&d, 0).unwrap();
+        assert_eq!(offer.to, "10.1.0.1:67".parse().unwrap());
+        assert_eq!(offer.message.giaddr(), Ipv4Addr::new(10, 1, 0, 1));
+        assert_eq!(
+            offer.message.opts().get(OptionCode::RelayAgentInformation),
+            Some(&DhcpOption::RelayAgentInformation(info))
+        );
+        // Unknown clients behind a relay of another subnet get nothing from the pool.
+        let mut stranger = msg(Mac([2, 0, 0, 0, 0, 3]), MessageType::Discover);
+        stranger.set_giaddr(Ipv4Addr::new(10, 1, 0, 1));
+        assert!(s.handle(&stranger, 0).is_none());
+    }
+
+    #[test]
+    fn renewing_client_is_answered_by_unicast() {
+        let mut s = state();
+        let mut req = msg(NODE, MessageType::Request);
+        req.set_ciaddr(Ipv4Addr::new(10, 0, 0, 11));
+        let ack = s.handle(&req, 0).unwrap();
+        assert_eq!(ack.to, "10.0.0.11:68".parse().unwrap());
+        assert_eq!(
+            ack.message.opts().get(OptionCode::Hostname),
+            Some(&DhcpOption::Hostname("node-1".into()))
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn random_datagrams_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..700)) {
+            let mut s = state();
+            if let Some(m) = crate::netboot::dhcp::decode(&bytes)
+                && let Some(r) = s.handle(&m, 0) {
+                    let _ = crate::netboot::dhcp::encode(&r.message);
+                }
+        }
+
+        #[test]
+        fn mutated_requests_never_panic(flips in proptest::collection::vec((0usize..400, any::<u8>()), 0..16)) {
+            let mut d = msg(NODE, MessageType::Discover);
+            d.opts_mut().insert(DhcpOption::ClientSystemArchitecture(Architecture::X64));
+            d.opts_mut().insert(DhcpOption::UserClass(b"\x04iPXE".to_vec()));
+            let mut bytes = crate::netboot::dhcp::encode(&d).unwrap_or_default();
+            for (i, b) in flips {
+                if let Some(x) = bytes.get_mut(i) {
+                    *x = b;
+                }
+            }
+            let mut s = state();
+            if let Some(m) = crate::netboot::dhcp::decode(&bytes)
+                && let Some(r) = s.handle(&m, 0) {
+                    let _ = crate::netboot::dhcp::encode(&r.message);
+                }
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! A read-only TFTP server (RFC 1350, 2347, 2348, 2349, 7440) confined to its root: one task per
+//! transfer on an ephemeral port, a cap on concurrent transfers, hostile packets answered or ignored.
+
+pub mod packet;
+pub mod transfer;
+
+use super::fsroot::{FsRoot, ResolveError};
+use super::socket::bind_udp;
+use packet::{ErrorCode, Packet};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::net::UdpSocket;
+use tokio::sync::Semaphore;
+use tracing::{debug, info, warn};
+
+/// `tftp` section of the boot services configuration.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TftpConfig {
+    /// `listen`: address and port (`0.0.0.0:69`).
+    pub listen: SocketAddr,
+    /// `interface`: bind to this interface only (`SO_BINDTODEVICE`).
+    pub interface: Option<String>,
+    /// `root`: the served tree (Kadeploy's pxe repository).
+    pub root: PathBuf,
+    /// `max_blksize`: cap on negotiated block sizes (65464).
+    pub max_blksize: u16,
+    /// `max_window`: cap on negotiated window sizes (64).
+    pub max_window: u16,
+    /// `timeout_ms`: retransmission timeout unless the client negotiates one (1000).
+    pub timeout_ms: u64,
+    /// `retries`: retransmissions before giving up (5).
+    pub retries: u32,
+    /// `max_transfers`: concurrent transfers; more are refused with an error (1024).
+    pub max_transfers: usize,
+}
+
+impl Default for TftpConfig {
+    fn default() -> Self {
+        TftpConfig {
+            listen: SocketAddr::from(([0, 0, 0, 0], 69)),
+            interface: None,
+            root: PathBuf::from("/var/lib/tftpboot"),
+            max_blksize: transfer::MAX_BLKSIZE,
+            max_window: 64,
+            timeout_ms: 1000,
+            retries: 5,
+            max_transfers: 1024,
+        }
+    }
+}
+
+/// Why the TFTP server could not start or stopped.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum TftpError {
+    /// The root directory is missing.
+    #[error("tftp root {path}: {source}")]
+    Root {
+        /// The configured root.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Socket failure.
+    #[error("tftp socket on {addr}: {source}")]
+    Socket {
+        /// The listen address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// A bound TFTP server; [`TftpServer::run`] serves until the task is dropped.
+pub struct TftpServer {
+    socket: UdpSocket,
+    root: FsRoot,
+    config: Arc<TftpConfig>,
+    slots: Arc<Semaphore>,
+}
+
+impl TftpServer {
+    /// Binds the listening socket and checks the root.
+    pub fn bind(config: TftpConfig) -> Result<Self, TftpError> {
+        let root = FsRoot::new(&config.root).map_err(|source| TftpError::Root {
+            path: config.root.display().to_string(),
+            source,
+        })?;
+        let socket =
+            bind_udp(config.listen, config.interface.as_deref(), false).map_err(|source| {
+                TftpError::Socket {
+                    addr: config.listen,
+                    source,
+                }
+            })?;
+        let slots = Arc::new(Semaphore::new(config.max_transfers.max(1)));
+        Ok(TftpServer {
+            socket,
+            root,
+            config: Arc::new(config),
+            slots,
+        })
+    }
+
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.socket.local_addr()
+    }
+
+    /// Serves requests forever.
+    pub async fn run(self) -> Result<(), TftpError> {
+        info!(addr = ?self.socket.local_addr().ok(), root = %self.root.path().display(), "tftp server ready");
+        let mut buf = vec![0u8; 2048];
+        loop {
+            let (n, peer) = match self.socket.recv_from(&mut buf).await {
+                Ok(x) => x,
+                Err(e) => {
+                    // ICMP errors from earlier replies surface here; they never stop the server.
+                    debug!(error = %e, "tftp receive error");
+                    continue;
+                }
+            };
+            match packet::parse(&buf[..n]) {
+                Ok(Packet::Rrq {
+                    filename, options, ..
+                }) => {
+                    let owned: Vec<(String, String)> = options
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.to_string()))
+                        .collect();
+                    self.start(peer, filename.to_string(), owned).await;
+                }
+                Ok(Packet::Wrq) => {
+                    self.reply(peer, ErrorCode::AccessViolation, "read-only server")
+                        .await
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    debug!(%peer, error = %e, "malformed tftp request");
+                    self.reply(peer, ErrorCode::IllegalOperation, "malformed request")
+                        .await;
+                }
+            }
+        }
+    }
+
+    async fn reply(&self, peer: SocketAddr, code: ErrorCode, message: &str) {
+        let _ = self
+            .socket
+            .send_to(&packet::error(code, message), peer)
+            .await;
+    }
+
+    async fn start(&self, peer: SocketAddr, filename: String, options: Vec<(String, String)>) {
+        let Ok(permit) = self.slots.clone().try_acquire_owned() else {
+            warn!(%peer, "too many tftp transfers");
+            return self.reply(peer, ErrorCode::Undefined, "server busy").await;
+        };
+        let root = self.root.clone();
+        let config = self.config.clone();
+        let local = match self.socket.local_addr() {
+            Ok(a) => SocketAddr::new(a.ip(), 0),
+            Err(_) => return,
+        };
+        tokio::spawn(async move {
+            let _permit = permit;
+            let sock = match bind_udp(local, config.interface.as_deref(), false) {
+                Ok(s) => s,
+                Err(e) => return warn!(error = %e, "cannot open transfer socket"),
+            };
+            if sock.connect(peer).await.is_err() {
+                return;
+            }
+            let opened = {
+                let root = root.clone();
+                let name = filename.clone();
+                tokio::task::spawn_blocking(move || root.open(&name)).await
+            };
+            let (file, size) = match opened {
+                Ok(Ok(x)) => x,
+                Ok(Err(e)) => {
+                    let code = match e {
+                        ResolveError::Forbidden(_) => ErrorCode::AccessViolation,
+                        ResolveError::NotFound(_) => ErrorCode::FileNotFound,
+                        _ => ErrorCode::Undefined,
+                    };
+                    debug!(%peer, file = %filename, error = %e, "tftp request refused");
+                    let _ = sock.send(&packet::error(code, &e.to_string())).await;
+                    return;
+                }
+                Err(_) => return,
+            };
+            let opts: Vec<(String, &str)> = options
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_str()))
+                .collect();
+            match transfer::send_file(&sock, &config, file, size, &opts, peer).await {
+                Ok(end) => debug!(%peer, file = %filename, ?end, "tftp transfer finished"),
+                Err(e) => {
+                    let _ = sock
+                        .send(&packet::error(ErrorCode::Undefined, "read error"))
+                        .await;
+                    warn!(%peer, file = %filename, error = %e, "tftp transfer failed");
+                }
+            }
+        });
+    }
+}
