@@ -129,29 +129,13 @@ impl Task for MacroTask {
     fn timeout_failure(&self, ctx: &Context, node: NodeId) -> Failure {
         // Kadeploy's `timeout!` logs the timeout as the step's duration.
         ctx.log(&[node], |l| l.durations[self.slot] += self.spec.timeout);
-        let micro = ctx
-            .position(node)
-            .micro_step
-            .unwrap_or_else(|| Arc::from(""));
-        Failure {
-            macro_step: self.spec.name.clone(),
-            micro_step: micro,
-            error: format!("Timeout in the {} step", self.spec.name),
-            kind: ErrorKind::Timeout,
-        }
+        let error = format!("Timeout in the {} step", self.spec.name);
+        self.failure_where(ctx, node, error, ErrorKind::Timeout)
     }
 
     fn missing_failure(&self, ctx: &Context, node: NodeId) -> Failure {
-        let micro = ctx
-            .position(node)
-            .micro_step
-            .unwrap_or_else(|| Arc::from(""));
-        Failure {
-            macro_step: self.spec.name.clone(),
-            micro_step: micro,
-            error: "The node was left without outcome".into(),
-            kind: ErrorKind::CommandFailed,
-        }
+        let error = "The node was left without outcome".to_string();
+        self.failure_where(ctx, node, error, ErrorKind::CommandFailed)
     }
 
     fn breakpoint_reached(&self, ctx: &Context, nodes: &[NodeId]) -> String {
@@ -256,6 +240,28 @@ impl MacroTask {
             self.operation,
             name.strip_prefix(self.operation).unwrap_or(name)
         )
+    }
+}
+
+impl MacroTask {
+    /// A failure of `node` inside this instance, at the micro-step the node is in.
+    fn failure_where(
+        &self,
+        ctx: &Context,
+        node: NodeId,
+        error: String,
+        kind: ErrorKind,
+    ) -> Failure {
+        let micro = ctx
+            .position(node)
+            .micro_step
+            .unwrap_or_else(|| Arc::from(""));
+        Failure {
+            macro_step: self.spec.name.clone(),
+            micro_step: micro,
+            error,
+            kind,
+        }
     }
 }
 
