@@ -27,6 +27,10 @@ struct Args {
     /// SQLite database file instead of server.conf's `database/file`.
     #[arg(long)]
     database: Option<PathBuf>,
+    /// Pace simulated workflows at N x real time instead of server.conf's `backend/time_scale`
+    /// (0 = virtual time as fast as possible).
+    #[arg(long, value_name = "N")]
+    time_scale: Option<f64>,
 }
 
 fn backends() -> Backends {
@@ -66,6 +70,9 @@ async fn main() -> anyhow::Result<()> {
     let mut settings = Settings::load(&args.config)?;
     if let Some(db) = args.database {
         settings.database = db;
+    }
+    if let Some(scale) = args.time_scale {
+        settings.time_scale = scale.max(0.0);
     }
     let loaded = kadeploy::config::load_dir(&args.config)
         .with_context(|| format!("loading {}", args.config.display()))?;

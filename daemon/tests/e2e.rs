@@ -1,50 +1,21 @@
 //! End to end: the real `kadeploy3d` binary over HTTPS on loopback with the simulated 300-node cluster,
-//! driven by the clients' `run` functions in-process (acceptance 1 and 2 of the control-plane issue).
+//! driven by the clients' `run` functions in-process (acceptance 1 and 2 of the control-plane issue), the
+//! kill/restart scenario (acceptance 3) and raw-HTTP conformance (acceptance 5). One test binary: the
+//! scenarios are modules under `e2e/`.
 
+#[path = "e2e/conformance.rs"]
+mod conformance;
+#[path = "e2e/harness.rs"]
+mod harness;
+#[path = "e2e/restart.rs"]
+mod restart;
+
+use harness::{SAMPLE, Server, setup};
 use kadeploy::client::{ClientEnv, tools, workflow};
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-
-const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../simulator/config/sim300");
-
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use std::path::Path;
 
 fn start(dir: &Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kadeploy3d"))
-        .args(["-c", SAMPLE, "--bind", "127.0.0.1:0", "--database"])
-        .arg(dir.join("db.sqlite"))
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("kadeploy3d starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("first line");
-    let port = line
-        .trim()
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .expect("listening line with a port");
-    Server { child, port }
-}
-
-fn setup(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("kadeploy-e2e-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
+    Server::start(Path::new(SAMPLE), &dir.join("db.sqlite"), &[])
 }
 
 fn client(dir: &Path, port: u16, user: &str) -> ClientEnv {

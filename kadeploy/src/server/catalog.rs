@@ -24,7 +24,7 @@ pub fn route(app: &App, r: Req) -> Result<Reply, HttpError> {
         Method::PUT => modify(app, &r),
         Method::DELETE if r.segs.len() >= 3 => delete(app, &r),
         Method::DELETE => Err(not_found(String::new())),
-        _ => Err(method_not_allowed()),
+        _ => Err(method_not_allowed("GET, POST, PUT, DELETE")),
     }
 }
 

@@ -56,7 +56,7 @@ pub fn info(app: &App) -> Value {
 /// `GET /nodes[/<node>][?list&nodes=…]`.
 pub fn nodes(app: &App, r: Req) -> Result<Reply, HttpError> {
     if r.method != Method::GET {
-        return Err(method_not_allowed());
+        return Err(method_not_allowed("GET"));
     }
     let requested = r.params.strings("nodes")?;
     if r.params.has("list") {
@@ -152,7 +152,7 @@ pub fn rights(app: &App, r: Req) -> Result<Reply, HttpError> {
             kill_unauthorized(app, &user)?;
             Ok(Reply::Data(rights_json(deleted)))
         }
-        _ => Err(method_not_allowed()),
+        _ => Err(method_not_allowed("GET, POST, DELETE")),
     }
 }
 
@@ -177,7 +177,7 @@ fn kill_unauthorized(app: &App, user: &str) -> Result<(), RequestError> {
 /// `GET /stats[/deploy|reboot|power]`.
 pub fn stats(app: &App, r: Req) -> Result<Reply, HttpError> {
     if r.method != Method::GET {
-        return Err(method_not_allowed());
+        return Err(method_not_allowed("GET"));
     }
     let p = &r.params;
     let op_prefix = match r.segs.get(1).map(String::as_str) {

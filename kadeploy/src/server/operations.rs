@@ -40,7 +40,7 @@ pub fn one(app: &Arc<App>, kind: Kind, r: &Req) -> Result<Reply, HttpError> {
     }
     if r.method == Method::DELETE {
         if sub.is_some() {
-            return Err(method_not_allowed());
+            return Err(method_not_allowed("GET"));
         }
         if !owner {
             return Err(forbidden("You do not the rights to perform this operation"));
@@ -53,7 +53,7 @@ pub fn one(app: &Arc<App>, kind: Kind, r: &Req) -> Result<Reply, HttpError> {
         return Ok(Reply::Data(json!({"wid": wf.wid})));
     }
     if r.method != Method::GET {
-        return Err(method_not_allowed());
+        return Err(method_not_allowed("GET, DELETE"));
     }
     if sub.is_none() {
         return Ok(Reply::Data(wf.view(owner)));

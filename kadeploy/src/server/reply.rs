@@ -24,8 +24,10 @@ pub enum Reply {
 pub enum HttpError {
     /// A Kadeploy error: 400 with its number.
     Api(RequestError),
-    /// Another status with a message (401, 403, 404, 405, 406, 411, 413, 415, 500).
+    /// Another status with a message (401, 403, 404, 406, 411, 413, 415, 500).
     Status(StatusCode, String),
+    /// 405, with the methods of the `Allow` header.
+    NotAllowed(&'static str),
 }
 
 impl From<RequestError> for HttpError {
@@ -166,6 +168,17 @@ pub fn render_error(e: HttpError, realm: Option<&str>) -> Response {
             if let Ok(v) = HeaderValue::from_str(&info) {
                 h.insert("X-Application-Error-Info", v);
             }
+            r
+        }
+        HttpError::NotAllowed(allow) => {
+            let status = StatusCode::METHOD_NOT_ALLOWED;
+            let text = format!(
+                "{}\n",
+                status.canonical_reason().unwrap_or("Method Not Allowed")
+            );
+            let mut r = build(status, "text/plain", text.into_bytes(), false);
+            r.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(allow));
             r
         }
         HttpError::Status(status, msg) => {

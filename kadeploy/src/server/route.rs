@@ -186,9 +186,9 @@ async fn dispatch(app: &Arc<App>, peer: SocketAddr, req: Request) -> Result<Repl
     }
 }
 
-/// 405 for a method a resource does not accept.
-pub fn method_not_allowed() -> HttpError {
-    HttpError::Status(StatusCode::METHOD_NOT_ALLOWED, String::new())
+/// 405 for a method a resource does not accept; `allow` lists the ones it does (the `Allow` header).
+pub fn method_not_allowed(allow: &'static str) -> HttpError {
+    HttpError::NotAllowed(allow)
 }
 
 /// An empty body, for `dry_run`.

@@ -37,7 +37,7 @@ fn err(kind: ApiError, msg: impl Into<String>) -> RequestError {
 /// Dispatches `/deployment`, `/reboot` and `/power` routes.
 pub async fn route(app: &Arc<App>, r: Req) -> Result<Reply, HttpError> {
     let Some(kind) = Kind::from_base(&r.segs[0]) else {
-        return Err(method_not_allowed());
+        return Err(method_not_allowed("GET"));
     };
     if r.segs.len() > 1 {
         return operations::one(app, kind, &r);
@@ -48,7 +48,8 @@ pub async fn route(app: &Arc<App>, r: Req) -> Result<Reply, HttpError> {
         | (Kind::Power, &Method::PUT) => create(app, kind, &r),
         (Kind::Power, &Method::GET) if r.params.has("nodes") => create(app, kind, &r),
         (_, &Method::GET) => Ok(operations::list(app, kind, &r)),
-        _ => Err(method_not_allowed()),
+        (Kind::Power, _) => Err(method_not_allowed("GET, PUT")),
+        _ => Err(method_not_allowed("GET, POST")),
     }
 }
 
