@@ -7,6 +7,14 @@
 //! allows it. The simulator models the same strategies as flows over a max-min shared network, with disk
 //! and decompression rates, connection latencies and nodes dying mid-transfer.
 
+pub mod agent;
+pub mod forward;
+pub mod kaagent;
+pub mod plan;
+pub mod receive;
+pub mod store;
+pub mod wire;
+
 use crate::node::NodeId;
 use crate::outcome::Outcomes;
 use async_trait::async_trait;

@@ -8,6 +8,7 @@
 pub mod broadcast;
 pub mod console;
 pub mod drivers;
+pub mod image;
 pub mod netboot;
 pub mod node;
 pub mod nodeops;

@@ -22,6 +22,8 @@
 
 use hal::Strategy;
 
+#[cfg(test)]
+mod calibration;
 mod chain;
 pub mod closed_form;
 mod ft_chain;

@@ -1,0 +1,451 @@
+//! The real broadcast backend: the server streams the chunked, verified image to `kaagent` node agents
+//! over TCP with any [`Strategy`] (chain, k-ary tree, fault-tolerant chain, unicast) and collects one
+//! outcome per node from the agents' reports.
+
+use super::forward::Forwarder;
+use super::plan::{plan, topology_order};
+use super::store::{ChunkSource, FileSource};
+use super::wire::{self, Hello, NodePlan, Reply, Report, Tuning};
+use crate::broadcast::{Broadcast, ImageSpec, Strategy, WriteTarget};
+use crate::image::{DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, Manifest};
+use crate::node::NodeId;
+use crate::outcome::{ErrorKind, NodeError, Outcome, Outcomes};
+use async_trait::async_trait;
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+/// The default port of `kaagent`.
+pub const DEFAULT_PORT: u16 = 25301;
+
+/// Settings of the backend.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// Chunk size in bytes.
+    pub chunk_size: u32,
+    /// Timeouts, buffers, hooks (sent to every node).
+    pub tuning: Tuning,
+    /// A node that reports nothing for this long is timed out.
+    pub report_timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            tuning: Tuning {
+                stall_timeout_ms: 3000,
+                connect_timeout_ms: 3000,
+                upstream_timeout_ms: 30_000,
+                window: 32,
+                socket_buffer: 4 << 20,
+                corrupt_chunk: None,
+                pace: None,
+            },
+            report_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A node the backend can reach: its agent's address and, when known, its switch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Agent {
+    /// Name for logs.
+    pub name: String,
+    /// The agent's address.
+    pub addr: SocketAddr,
+    /// The switch the node hangs off (nodes of one switch are kept adjacent in chains).
+    pub switch: Option<u32>,
+}
+
+/// Per-node details of one broadcast, beyond the outcome.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BroadcastReport {
+    /// One outcome per node, in the order given.
+    pub outcomes: Outcomes,
+    /// When each node reported its image written, since the start (None if it did not).
+    pub written_at: Vec<(NodeId, Option<Duration>)>,
+    /// Successors dropped by a node or the server, with why.
+    pub lost: Vec<(String, String, String)>,
+    /// Whole broadcast, set-up included.
+    pub elapsed: Duration,
+    /// Corrupted chunks detected by the nodes and fetched again, in total.
+    pub refetched: u64,
+}
+
+type ManifestCache = Mutex<BTreeMap<(String, u64, Option<SystemTime>, u32), Arc<Manifest>>>;
+
+/// Broadcast through `kaagent` node agents over TCP. Cheap to clone (shared state).
+#[derive(Clone)]
+pub struct KaagentBroadcast {
+    agents: Arc<BTreeMap<NodeId, Agent>>,
+    options: Options,
+    manifests: Arc<ManifestCache>,
+}
+
+/// A configuration the backend refuses.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("kaagent broadcast: {0}")]
+pub struct ConfigError(pub String);
+
+impl KaagentBroadcast {
+    /// A backend reaching `agents`.
+    pub fn new(agents: impl IntoIterator<Item = (NodeId, Agent)>, options: Options) -> Self {
+        KaagentBroadcast {
+            agents: Arc::new(agents.into_iter().collect()),
+            options,
+            manifests: Arc::default(),
+        }
+    }
+
+    /// Checks the settings without touching any node.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let o = &self.options;
+        if o.chunk_size == 0 || o.chunk_size > MAX_CHUNK_SIZE {
+            return Err(ConfigError(format!(
+                "chunk size {} out of 1..={MAX_CHUNK_SIZE}",
+                o.chunk_size
+            )));
+        }
+        if o.tuning.window < 4 {
+            return Err(ConfigError(format!(
+                "window of {} chunks, at least 4 needed",
+                o.tuning.window
+            )));
+        }
+        if o.tuning.stall_timeout_ms == 0 || o.tuning.connect_timeout_ms == 0 {
+            return Err(ConfigError("timeouts must be positive".into()));
+        }
+        Ok(())
+    }
+
+    /// The manifest of the image at `path`, built once per file version and chunk size.
+    pub fn manifest(&self, path: &str) -> Result<Arc<Manifest>, NodeError> {
+        let meta = std::fs::metadata(path)
+            .map_err(|e| NodeError::new(ErrorKind::Config, format!("image {path}: {e}")))?;
+        let key = (
+            path.to_string(),
+            meta.len(),
+            meta.modified().ok(),
+            self.options.chunk_size,
+        );
+        if let Some(m) = self
+            .manifests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
+            return Ok(Arc::clone(m));
+        }
+        let file = std::fs::File::open(path)
+            .map_err(|e| NodeError::new(ErrorKind::Config, format!("image {path}: {e}")))?;
+        let m = Arc::new(Manifest::build(
+            std::io::BufReader::with_capacity(1 << 20, file),
+            self.options.chunk_size,
+        )?);
+        self.manifests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, Arc::clone(&m));
+        Ok(m)
+    }
+
+    /// Runs a broadcast to its end (blocking) and returns the details.
+    pub fn run(
+        &self,
+        image: &ImageSpec,
+        target: &WriteTarget,
+        strategy: Strategy,
+        nodes: &[NodeId],
+    ) -> BroadcastReport {
+        let start = Instant::now();
+        let mut outcomes: BTreeMap<NodeId, Outcome> = BTreeMap::new();
+        let mut written_at: BTreeMap<NodeId, Duration> = BTreeMap::new();
+        let mut lost = Vec::new();
+        let mut refetched = 0;
+        let finish = |outcomes: BTreeMap<NodeId, Outcome>,
+                      written_at: BTreeMap<NodeId, Duration>,
+                      lost| BroadcastReport {
+            outcomes: Outcomes::from_fn(nodes, |n| {
+                outcomes
+                    .get(&n)
+                    .cloned()
+                    .unwrap_or_else(|| Err(NodeError::new(ErrorKind::Transfer, "no outcome")))
+            }),
+            written_at: nodes
+                .iter()
+                .map(|n| (*n, written_at.get(n).copied()))
+                .collect(),
+            lost,
+            elapsed: start.elapsed(),
+            refetched: 0,
+        };
+        if let Err(e) = self.validate() {
+            return BroadcastReport {
+                outcomes: Outcomes::all(
+                    nodes,
+                    Err(NodeError::new(ErrorKind::Config, e.to_string())),
+                ),
+                ..finish(outcomes, written_at, lost)
+            };
+        }
+        let manifest = match self.manifest(&image.path) {
+            Ok(m) => m,
+            Err(e) => {
+                return BroadcastReport {
+                    outcomes: Outcomes::all(nodes, Err(e)),
+                    ..finish(outcomes, written_at, lost)
+                };
+            }
+        };
+        // Nodes without an agent, then the topology order of the others.
+        let known: Vec<NodeId> = nodes
+            .iter()
+            .copied()
+            .filter(|n| {
+                let ok = self.agents.contains_key(n);
+                if !ok {
+                    outcomes.insert(
+                        *n,
+                        Err(NodeError::new(
+                            ErrorKind::Config,
+                            format!("no agent address for node {n}"),
+                        )),
+                    );
+                }
+                ok
+            })
+            .collect();
+        let switches: Vec<Option<u32>> = known.iter().map(|n| self.agents[n].switch).collect();
+        let ordered: Vec<NodeId> = topology_order(&switches)
+            .into_iter()
+            .map(|i| known[i])
+            .collect();
+        // Phase 1: open every node's control connection; unreachable nodes leave the plan.
+        let connect_timeout = Duration::from_millis(self.options.tuning.connect_timeout_ms);
+        let opened: Vec<(NodeId, std::io::Result<TcpStream>)> = std::thread::scope(|s| {
+            let handles: Vec<_> = ordered
+                .iter()
+                .map(|n| {
+                    let addr = self.agents[n].addr;
+                    (
+                        *n,
+                        s.spawn(move || TcpStream::connect_timeout(&addr, connect_timeout)),
+                    )
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|(n, h)| {
+                    (
+                        n,
+                        h.join()
+                            .unwrap_or_else(|_| Err(std::io::Error::other("panicked"))),
+                    )
+                })
+                .collect()
+        });
+        let mut live = Vec::new();
+        for (n, r) in opened {
+            match r {
+                Ok(s) => live.push((n, s)),
+                Err(e) => {
+                    outcomes.insert(
+                        n,
+                        Err(NodeError::new(
+                            ErrorKind::Unreachable,
+                            format!("agent {}: {e}", self.agents[&n].addr),
+                        )),
+                    );
+                }
+            }
+        }
+        // Phase 2: send every node its part of the plan and the manifest.
+        let addrs: Vec<SocketAddr> = live.iter().map(|(n, _)| self.agents[n].addr).collect();
+        let p = plan(strategy, &addrs);
+        let nanos = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let job = format!(
+            "{}-{}-{nanos}",
+            &manifest.image_hash.to_hex()[..16],
+            std::process::id()
+        );
+        let encoded = manifest.encode();
+        let mut ready = Vec::new();
+        for ((n, mut conn), forwards) in live.into_iter().zip(p.nodes) {
+            let node_plan = NodePlan {
+                job: job.clone(),
+                node: self.agents[&n].name.clone(),
+                kind: image.kind,
+                compression: image.compression.clone(),
+                device: target.device.clone(),
+                extraction_dir: target.extraction_dir.clone(),
+                forwards,
+                fault_tolerant: p.fault_tolerant,
+                tuning: self.options.tuning.clone(),
+            };
+            let _ = conn.set_read_timeout(Some(self.options.report_timeout));
+            let r = wire::send(&mut conn, &Hello::Job(node_plan))
+                .and_then(|()| wire::write_raw(&mut conn, &encoded))
+                .and_then(|()| wire::recv::<Reply>(&mut conn));
+            match r {
+                Ok(Reply::Ready) => ready.push((n, conn)),
+                Ok(other) => {
+                    outcomes.insert(
+                        n,
+                        Err(NodeError::new(
+                            ErrorKind::Transfer,
+                            format!("agent refused the job: {other:?}"),
+                        )),
+                    );
+                }
+                Err(e) => {
+                    outcomes.insert(
+                        n,
+                        Err(NodeError::new(
+                            ErrorKind::Unreachable,
+                            format!("agent set-up: {e}"),
+                        )),
+                    );
+                }
+            }
+        }
+        tracing::info!(%job, %strategy, nodes = ready.len(), chunks = manifest.chunk_count(), "broadcast starts");
+        // Phase 3: feed the first links from the image file and collect the reports.
+        let file = match std::fs::File::open(&image.path) {
+            Ok(f) => f,
+            Err(e) => {
+                let err = NodeError::new(ErrorKind::Config, format!("image {}: {e}", image.path));
+                for (n, _) in &ready {
+                    outcomes.insert(*n, Err(err.clone()));
+                }
+                return finish(outcomes, written_at, lost);
+            }
+        };
+        let source: Arc<dyn ChunkSource> = Arc::new(FileSource::new(file, Arc::clone(&manifest)));
+        let t0 = Instant::now();
+        std::thread::scope(|s| {
+            let feeders: Vec<_> = p
+                .source
+                .into_iter()
+                .map(|f| {
+                    let fw = Forwarder {
+                        job: job.clone(),
+                        from: "server".into(),
+                        plan: f,
+                        source: Arc::clone(&source),
+                        consumer: 0,
+                        total: manifest.chunk_count(),
+                        tuning: self.options.tuning.clone(),
+                        successor_have: Arc::new(AtomicU64::new(0)),
+                    };
+                    s.spawn(move || fw.run())
+                })
+                .collect();
+            let collectors: Vec<_> = ready
+                .into_iter()
+                .map(|(n, conn)| (n, s.spawn(move || collect(conn))))
+                .collect();
+            for (n, h) in collectors {
+                let (outcome, at, node_lost, node_refetched) = h.join().unwrap_or_else(|_| {
+                    (
+                        Err(NodeError::new(ErrorKind::Transfer, "collector panicked")),
+                        None,
+                        Vec::new(),
+                        0,
+                    )
+                });
+                refetched += node_refetched;
+                outcomes.insert(n, outcome);
+                if let Some(at) = at {
+                    written_at.insert(n, at.duration_since(t0));
+                }
+                let name = self.agents[&n].name.clone();
+                lost.extend(node_lost.into_iter().map(|(a, w)| (name.clone(), a, w)));
+            }
+            for h in feeders {
+                if let Ok(r) = h.join() {
+                    lost.extend(
+                        r.lost
+                            .into_iter()
+                            .map(|(a, w)| ("server".to_string(), a.to_string(), w)),
+                    );
+                }
+            }
+        });
+        BroadcastReport {
+            refetched,
+            ..finish(outcomes, written_at, lost)
+        }
+    }
+}
+
+/// What a node reported: outcome, when it wrote, successors lost, chunks fetched again.
+type NodeEnd = (Outcome, Option<Instant>, Vec<(String, String)>, u64);
+
+/// Reads one node's reports to the end: its outcome, when it wrote its image, the successors it lost.
+fn collect(mut conn: TcpStream) -> NodeEnd {
+    let mut outcome = None;
+    let mut at = None;
+    loop {
+        match wire::recv::<Report>(&mut conn) {
+            Ok(Report::Progress { .. }) => {}
+            Ok(Report::Written { result, .. }) => {
+                at = Some(Instant::now());
+                outcome = Some(result.map(|_| ()));
+            }
+            Ok(Report::Done { lost, refetched }) => {
+                let outcome = outcome.unwrap_or_else(|| {
+                    Err(NodeError::new(
+                        ErrorKind::Transfer,
+                        "agent finished without writing",
+                    ))
+                });
+                return (outcome, at, lost, refetched);
+            }
+            Err(e) => {
+                let outcome = outcome.unwrap_or_else(|| {
+                    let kind = if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) {
+                        ErrorKind::Timeout
+                    } else {
+                        ErrorKind::Unreachable
+                    };
+                    Err(NodeError::new(kind, format!("agent connection: {e}")))
+                });
+                return (outcome, at, Vec::new(), 0);
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Broadcast for KaagentBroadcast {
+    async fn broadcast(
+        &self,
+        image: &ImageSpec,
+        target: &WriteTarget,
+        strategy: Strategy,
+        nodes: &[NodeId],
+    ) -> Outcomes {
+        let this = self.clone();
+        let (image, target, list) = (image.clone(), target.clone(), nodes.to_vec());
+        tokio::task::spawn_blocking(move || this.run(&image, &target, strategy, &list).outcomes)
+            .await
+            .unwrap_or_else(|e| {
+                Outcomes::all(
+                    nodes,
+                    Err(NodeError::new(
+                        ErrorKind::Transfer,
+                        format!("broadcast task: {e}"),
+                    )),
+                )
+            })
+    }
+}

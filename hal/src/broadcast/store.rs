@@ -1,0 +1,250 @@
+//! Where a sender takes chunks from: a node's bounded in-memory window of verified chunks, or the
+//! server's image file.
+
+use crate::image::{ImageError, ImageErrorKind, Manifest};
+use std::collections::VecDeque;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+/// A chunk's bytes, shared without copying between the writer and the forwarders.
+pub type Chunk = Arc<Vec<u8>>;
+
+/// A source of chunks for forwarders.
+pub trait ChunkSource: Send + Sync {
+    /// Chunk `index`, waiting up to `wait` for it to arrive; `Ok(None)` if it has not arrived yet.
+    /// An error means it never will (evicted, or the upstream failed).
+    fn get(&self, index: u64, wait: Duration) -> Result<Option<Chunk>, ImageError>;
+    /// Consumer `consumer` no longer needs chunks below `upto`.
+    fn release(&self, consumer: usize, upto: u64);
+    /// Consumer `consumer` needs nothing more.
+    fn drop_consumer(&self, consumer: usize);
+    /// The lowest chunk index still available.
+    fn first_available(&self) -> u64;
+}
+
+struct State {
+    base: u64,
+    chunks: VecDeque<Chunk>,
+    marks: Vec<Option<u64>>,
+    failed: Option<ImageError>,
+}
+
+impl State {
+    fn have(&self) -> u64 {
+        self.base + self.chunks.len() as u64
+    }
+
+    fn evict(&mut self) {
+        let have = self.have();
+        let low = self
+            .marks
+            .iter()
+            .flatten()
+            .copied()
+            .min()
+            .unwrap_or(have)
+            .min(have);
+        while self.base < low {
+            self.chunks.pop_front();
+            self.base += 1;
+        }
+    }
+}
+
+/// A node's window of verified chunks `base..have`: a chunk stays until every consumer (the writer,
+/// each forwarder) has released it, and at most `capacity` chunks are held, so memory is bounded by
+/// `capacity × chunk size` whatever the image size.
+pub struct ChunkStore {
+    state: Mutex<State>,
+    changed: Condvar,
+    capacity: usize,
+}
+
+impl ChunkStore {
+    /// An empty store of `capacity` chunks with `consumers` consumers, all at chunk 0.
+    pub fn new(capacity: usize, consumers: usize) -> Self {
+        ChunkStore {
+            state: Mutex::new(State {
+                base: 0,
+                chunks: VecDeque::new(),
+                marks: vec![Some(0); consumers],
+                failed: None,
+            }),
+            changed: Condvar::new(),
+            capacity: capacity.max(2),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Chunks held in order (`0..have` have all been received and verified).
+    pub fn have(&self) -> u64 {
+        self.lock().have()
+    }
+
+    /// Appends the next chunk, waiting up to `wait` for room; `false` if there was none in time.
+    pub fn push(&self, chunk: Chunk, wait: Duration) -> bool {
+        let mut s = self.lock();
+        s.evict();
+        if s.chunks.len() >= self.capacity {
+            s = self
+                .changed
+                .wait_timeout_while(s, wait, |s| {
+                    s.evict();
+                    s.chunks.len() >= self.capacity
+                })
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
+            if s.chunks.len() >= self.capacity {
+                return false;
+            }
+        }
+        s.chunks.push_back(chunk);
+        drop(s);
+        self.changed.notify_all();
+        true
+    }
+
+    /// No more chunks will come: consumers waiting for missing ones get `err`.
+    pub fn fail(&self, err: ImageError) {
+        self.lock().failed.get_or_insert(err);
+        self.changed.notify_all();
+    }
+
+    /// Waits up to `wait` for any change.
+    pub fn wait_change(&self, wait: Duration) {
+        let s = self.lock();
+        let _unused = self.changed.wait_timeout(s, wait);
+    }
+}
+
+impl ChunkSource for ChunkStore {
+    fn get(&self, index: u64, wait: Duration) -> Result<Option<Chunk>, ImageError> {
+        let mut s = self.lock();
+        if index >= s.have() && s.failed.is_none() {
+            s = self
+                .changed
+                .wait_timeout_while(s, wait, |s| index >= s.have() && s.failed.is_none())
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
+        if index < s.base {
+            return Err(ImageError::new(
+                ImageErrorKind::Io,
+                format!("chunk {index} left the window (first is {})", s.base),
+            ));
+        }
+        if index < s.have() {
+            return Ok(Some(Arc::clone(&s.chunks[(index - s.base) as usize])));
+        }
+        match &s.failed {
+            Some(e) => Err(e.clone()),
+            None => Ok(None),
+        }
+    }
+
+    fn release(&self, consumer: usize, upto: u64) {
+        let mut s = self.lock();
+        if let Some(Some(m)) = s.marks.get_mut(consumer) {
+            *m = (*m).max(upto);
+        }
+        s.evict();
+        drop(s);
+        self.changed.notify_all();
+    }
+
+    fn drop_consumer(&self, consumer: usize) {
+        let mut s = self.lock();
+        if let Some(m) = s.marks.get_mut(consumer) {
+            *m = None;
+        }
+        s.evict();
+        drop(s);
+        self.changed.notify_all();
+    }
+
+    fn first_available(&self) -> u64 {
+        self.lock().base
+    }
+}
+
+/// The server's side: chunks read from the image file on demand (any chunk, any time).
+pub struct FileSource {
+    file: File,
+    manifest: Arc<Manifest>,
+}
+
+impl FileSource {
+    /// Chunks of `file`, cut as `manifest` says.
+    pub fn new(file: File, manifest: Arc<Manifest>) -> Self {
+        FileSource { file, manifest }
+    }
+}
+
+impl ChunkSource for FileSource {
+    fn get(&self, index: u64, _wait: Duration) -> Result<Option<Chunk>, ImageError> {
+        let len = self.manifest.chunk_len(index).ok_or_else(|| {
+            ImageError::new(
+                ImageErrorKind::Format,
+                format!("chunk {index} past the end"),
+            )
+        })?;
+        let mut buf = vec![0u8; len as usize];
+        self.file
+            .read_exact_at(&mut buf, self.manifest.chunk_offset(index))
+            .map_err(|e| ImageError::io(ImageErrorKind::Io, "reading the image", &e))?;
+        Ok(Some(Arc::new(buf)))
+    }
+
+    fn release(&self, _consumer: usize, _upto: u64) {}
+
+    fn drop_consumer(&self, _consumer: usize) {}
+
+    fn first_available(&self) -> u64 {
+        0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const W: Duration = Duration::from_millis(20);
+
+    fn c(b: u8) -> Chunk {
+        Arc::new(vec![b; 4])
+    }
+
+    #[test]
+    fn window_is_bounded_until_every_consumer_releases() {
+        let s = ChunkStore::new(2, 2);
+        assert!(s.push(c(0), W) && s.push(c(1), W));
+        assert!(!s.push(c(2), W), "full until released");
+        s.release(0, 1);
+        assert!(!s.push(c(2), W), "consumer 1 still needs chunk 0");
+        s.release(1, 2);
+        assert!(s.push(c(2), W));
+        assert_eq!(s.have(), 3);
+        assert_eq!(s.first_available(), 1);
+        assert!(s.get(0, W).is_err());
+        assert_eq!(s.get(2, W).unwrap().unwrap()[0], 2);
+        assert_eq!(s.get(3, W).unwrap(), None);
+        s.drop_consumer(1);
+        s.release(0, 3);
+        assert_eq!(s.first_available(), 3);
+    }
+
+    #[test]
+    fn failure_wakes_waiting_consumers() {
+        let s = Arc::new(ChunkStore::new(4, 1));
+        let s2 = Arc::clone(&s);
+        let t = std::thread::spawn(move || s2.get(0, Duration::from_secs(10)));
+        std::thread::sleep(Duration::from_millis(30));
+        s.fail(ImageError::new(ImageErrorKind::Io, "upstream lost"));
+        assert!(t.join().unwrap().is_err());
+    }
+}

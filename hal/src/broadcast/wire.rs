@@ -1,0 +1,201 @@
+//! Control messages of the broadcast engine: JSON in length-delimited frames (a 4-byte big-endian
+//! length, then the payload: the wire format of tokio-util's default `LengthDelimitedCodec`), read and
+//! written with blocking sockets by the agent and the server.
+
+use crate::broadcast::ImageKind;
+use crate::outcome::NodeError;
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+
+/// Largest control frame accepted (a manifest of a million chunks is 32 MiB).
+pub const MAX_FRAME: u32 = 40 << 20;
+
+/// The first frame on every connection to an agent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Hello {
+    /// Server → agent: a job for this node; a binary manifest frame follows; the connection then
+    /// carries this node's reports.
+    Job(NodePlan),
+    /// Upstream → agent: the data connection of `job` (replied to with [`Reply::Data`]).
+    Data {
+        /// Job id.
+        job: String,
+        /// Who connects (for logs).
+        from: String,
+    },
+}
+
+/// One link a node feeds: its successor, then (fault-tolerant chain) the nodes after it to fail over to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForwardPlan {
+    /// Agents to try, in order; only the first unless `failover`.
+    pub candidates: Vec<SocketAddr>,
+    /// On a dead or stalled successor, reconnect to the next candidate and resume.
+    pub failover: bool,
+}
+
+/// Timeouts, buffers and test hooks shared by every node of a job.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tuning {
+    /// A successor that acknowledges nothing for this long, with data outstanding, is dead (ms).
+    pub stall_timeout_ms: u64,
+    /// Connecting to a successor and its handshake (ms).
+    pub connect_timeout_ms: u64,
+    /// How long a node waits for (another) upstream before failing (ms).
+    pub upstream_timeout_ms: u64,
+    /// Chunks a node keeps in memory (its replay window).
+    pub window: u32,
+    /// Socket send and receive buffer size (bytes; 0 = system default).
+    pub socket_buffer: u32,
+    /// Test hook: flip one byte of the first transmission of this chunk to each successor.
+    pub corrupt_chunk: Option<u64>,
+    /// Test hook: cap the send rate of each link of this node (bytes/s).
+    pub pace: Option<u64>,
+}
+
+/// What one node does in a job.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodePlan {
+    /// Job id (unique per broadcast).
+    pub job: String,
+    /// The node's name (for logs).
+    pub node: String,
+    /// Layout of the decompressed image.
+    pub kind: ImageKind,
+    /// Compression name.
+    pub compression: String,
+    /// Device or file receiving a dd image.
+    pub device: String,
+    /// Directory receiving a tar image.
+    pub extraction_dir: String,
+    /// Links this node feeds.
+    pub forwards: Vec<ForwardPlan>,
+    /// Wait for a new upstream when the current one is lost (fault-tolerant chain).
+    pub fault_tolerant: bool,
+    /// Timeouts, buffers, hooks.
+    pub tuning: Tuning,
+}
+
+/// The agent's answer to a [`Hello`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Reply {
+    /// The job is set up; reports follow.
+    Ready,
+    /// Data connection accepted: send from chunk `have` on.
+    Data {
+        /// Chunks this node already holds, in order.
+        have: u64,
+    },
+    /// Refused (unknown job, bad manifest, ...).
+    Refused {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Reports of a node to the server on its job connection.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Report {
+    /// Heartbeat with progress.
+    Progress {
+        /// Chunks received and verified.
+        have: u64,
+    },
+    /// The node finished writing (and verifying) its image, or failed to.
+    Written {
+        /// Decompressed bytes written, or the error.
+        result: Result<u64, NodeError>,
+        /// Milliseconds since the job was set up.
+        elapsed_ms: u64,
+    },
+    /// The node finished forwarding; the successors it lost on the way.
+    Done {
+        /// `(successor, why)` for each successor dropped.
+        lost: Vec<(String, String)>,
+        /// Corrupted chunks this node detected and fetched again.
+        refetched: u64,
+    },
+}
+
+/// Writes one frame holding `payload`.
+pub fn write_raw(w: &mut impl Write, payload: &[u8]) -> io::Result<()> {
+    let len = u32::try_from(payload.len())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "frame too long"))?;
+    w.write_all(&len.to_be_bytes())?;
+    w.write_all(payload)?;
+    w.flush()
+}
+
+/// Reads one frame (at most [`MAX_FRAME`] bytes).
+pub fn read_raw(r: &mut impl Read) -> io::Result<Vec<u8>> {
+    let mut len = [0u8; 4];
+    r.read_exact(&mut len)?;
+    let len = u32::from_be_bytes(len);
+    if len > MAX_FRAME {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("control frame of {len} bytes"),
+        ));
+    }
+    let mut buf = vec![0u8; len as usize];
+    r.read_exact(&mut buf)?;
+    Ok(buf)
+}
+
+/// Writes `msg` as a JSON frame.
+pub fn send<T: Serialize>(w: &mut impl Write, msg: &T) -> io::Result<()> {
+    let json = serde_json::to_vec(msg).map_err(io::Error::other)?;
+    write_raw(w, &json)
+}
+
+/// Reads a JSON frame as `T`.
+pub fn recv<T: DeserializeOwned>(r: &mut impl Read) -> io::Result<T> {
+    let buf = read_raw(r)?;
+    serde_json::from_slice(&buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outcome::ErrorKind;
+
+    #[test]
+    fn messages_round_trip() {
+        let mut buf = Vec::new();
+        send(
+            &mut buf,
+            &Hello::Data {
+                job: "j".into(),
+                from: "x".into(),
+            },
+        )
+        .unwrap();
+        let r = Report::Written {
+            result: Err(NodeError::new(ErrorKind::Disk, "full")),
+            elapsed_ms: 3,
+        };
+        send(&mut buf, &r).unwrap();
+        let mut rd = &buf[..];
+        assert_eq!(
+            recv::<Hello>(&mut rd).unwrap(),
+            Hello::Data {
+                job: "j".into(),
+                from: "x".into()
+            }
+        );
+        assert_eq!(recv::<Report>(&mut rd).unwrap(), r);
+    }
+
+    #[test]
+    fn rejects_huge_and_bad_frames() {
+        let mut rd = &(MAX_FRAME + 1).to_be_bytes()[..];
+        assert!(read_raw(&mut rd).is_err());
+        let mut buf = Vec::new();
+        write_raw(&mut buf, b"{not json").unwrap();
+        assert!(recv::<Hello>(&mut &buf[..]).is_err());
+    }
+}

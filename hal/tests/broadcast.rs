@@ -1,0 +1,13 @@
+//! Broadcast integration tests: `kaagent` processes on loopback (127.0.0.x) and, for the network
+//! tests, network namespaces with `tc`-limited veth links (root, iproute2 needed).
+
+#[path = "broadcast/harness.rs"]
+mod harness;
+#[path = "broadcast/memory.rs"]
+mod memory;
+#[path = "broadcast/netns.rs"]
+mod netns;
+#[path = "broadcast/strategies.rs"]
+mod strategies;
+#[path = "broadcast/testbed.rs"]
+mod testbed;

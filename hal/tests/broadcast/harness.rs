@@ -1,0 +1,165 @@
+//! Test harness: `kaagent` processes on loopback (one 127.0.0.x address each), images, hashes, clean-up.
+
+use hal::broadcast::kaagent::{Agent, KaagentBroadcast, Options};
+use hal::{ImageKind, ImageSpec, NodeId, WriteTarget};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The agent binary built by cargo for this test.
+pub const KAAGENT: &str = env!("CARGO_BIN_EXE_kaagent");
+
+/// A scratch directory removed on drop.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    /// A fresh directory under /tmp (or /dev/shm when `tmpfs`).
+    pub fn new(name: &str) -> Self {
+        let base = if Path::new("/dev/shm").is_dir() {
+            "/dev/shm"
+        } else {
+            "/tmp"
+        };
+        let d = PathBuf::from(base).join(format!("kabcast-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).expect("scratch dir");
+        Scratch(d)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A running agent process, killed (by PID) on drop.
+pub struct AgentProc {
+    /// The process.
+    pub child: Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+}
+
+impl AgentProc {
+    /// Kills the agent now.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for AgentProc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A free TCP port on `ip`.
+pub fn free_port(ip: [u8; 4]) -> SocketAddr {
+    let l = TcpListener::bind(SocketAddr::from((ip, 0))).expect("bind a free port");
+    l.local_addr().expect("local addr")
+}
+
+/// Starts `n` agents on 127.0.0.2, 127.0.0.3, …, agent `i` writing under `<root>/node-<i>`.
+pub fn start_agents(n: usize, root: &Path) -> Vec<AgentProc> {
+    (0..n)
+        .map(|i| {
+            let addr = free_port([127, 0, 0, 2 + i as u8]);
+            let dir = root.join(format!("node-{i}"));
+            std::fs::create_dir_all(&dir).expect("node dir");
+            let mut cmd = Command::new(KAAGENT);
+            cmd.arg("--root").arg(&dir);
+            spawn_agent(cmd, addr)
+        })
+        .collect()
+}
+
+/// Starts an agent with `cmd` (the binary, or a wrapper such as `ip netns exec`) listening on `addr`.
+pub fn spawn_agent(mut cmd: Command, addr: SocketAddr) -> AgentProc {
+    let child = cmd
+        .arg("--listen")
+        .arg(addr.to_string())
+        .env(
+            "KAAGENT_LOG",
+            std::env::var("KAAGENT_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start kaagent");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "kaagent on {addr} did not start listening"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    AgentProc { child, addr }
+}
+
+/// Logs of the server side on stderr when `KABCAST_LOG` is set (a tracing filter).
+pub fn trace() {
+    if let Ok(filter) = std::env::var("KABCAST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
+}
+
+/// The backend over `agents`, node ids 0..n.
+pub fn backend(agents: &[AgentProc], options: Options) -> (KaagentBroadcast, Vec<NodeId>) {
+    trace();
+    let nodes: Vec<NodeId> = (0..agents.len() as u32).map(NodeId).collect();
+    let list = agents.iter().enumerate().map(|(i, a)| {
+        (
+            NodeId(i as u32),
+            Agent {
+                name: format!("node-{i}"),
+                addr: a.addr,
+                switch: None,
+            },
+        )
+    });
+    (KaagentBroadcast::new(list, options), nodes)
+}
+
+/// Pseudo-random bytes (incompressible enough), deterministic.
+pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// A dd image spec for `path`.
+pub fn dd_image(path: &Path, compression: &str, size: u64) -> ImageSpec {
+    ImageSpec {
+        path: path.display().to_string(),
+        kind: ImageKind::Dd,
+        compression: compression.into(),
+        size,
+        uncompressed_size: None,
+    }
+}
+
+/// The same target for every node (agents started with `--root` keep them apart).
+pub fn target(device: &Path, dir: &Path) -> WriteTarget {
+    WriteTarget {
+        device: device.display().to_string(),
+        extraction_dir: dir.display().to_string(),
+    }
+}
+
+/// BLAKE3 of a file's contents, hex.
+pub fn file_hash(path: &Path) -> String {
+    let data = std::fs::read(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    blake3::hash(&data).to_hex().to_string()
+}

@@ -1,0 +1,315 @@
+//! The broadcast testbed: one network namespace per host, veth links to a bridge in a switch
+//! namespace, every link direction rate-limited with `tc` (tbf), the server's link in the test's own
+//! namespace; agents and `socat` baselines run inside the host namespaces and write to tmpfs.
+//! Everything is uniquely named and removed on drop (also on panic). Needs root and iproute2.
+
+use crate::harness::{AgentProc, KAAGENT, Scratch, spawn_agent};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// Runs a command, panicking with its stderr when it fails.
+fn sh(args: &[&str]) {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run {:?}: {e} (install iproute2; the testbed needs root)",
+                args[0]
+            )
+        });
+    assert!(
+        out.status.success(),
+        "{:?} failed: {}",
+        args,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Fails the test clearly when a tool or root is missing (never skips).
+pub fn require(tools: &[&str]) {
+    for t in tools {
+        let found = std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).any(|d| d.join(t).is_file()))
+            .unwrap_or(false);
+        assert!(
+            found,
+            "the broadcast testbed needs `{t}` (apt-get install iproute2 socat)"
+        );
+    }
+    let root = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false);
+    assert!(
+        root,
+        "the broadcast testbed needs root (network namespaces, tc)"
+    );
+}
+
+/// A testbed of `hosts` namespaces behind one bridge, links limited to `mbit` Mbit/s.
+pub struct Testbed {
+    /// Host namespaces, in order.
+    pub hosts: Vec<String>,
+    switch: String,
+    server_if: String,
+    subnet: (u8, u8),
+    /// Scratch tmpfs directory (per-host subdirectories `host-<i>`).
+    pub scratch: Scratch,
+    /// Per-link rate.
+    pub mbit: u32,
+}
+
+impl Testbed {
+    /// Creates the namespaces, links, bridge and rate limits.
+    pub fn new(hosts: usize, mbit: u32) -> Testbed {
+        require(&["ip", "tc"]);
+        let seq = SEQ.fetch_add(1, Ordering::SeqCst);
+        let pid = std::process::id();
+        let id = format!("{:x}{seq}", pid % 0xfffff);
+        let subnet = (
+            200 + (pid % 50) as u8,
+            (seq * 17 + pid / 50 % 200) as u8 % 250,
+        );
+        let mut tb = Testbed {
+            switch: format!("kbsw{id}"),
+            server_if: format!("kbs{id}"),
+            hosts: Vec::new(),
+            subnet,
+            scratch: Scratch::new(&format!("testbed-{id}")),
+            mbit,
+        };
+        sh(&["ip", "netns", "add", &tb.switch]);
+        sh(&[
+            "ip", "-n", &tb.switch, "link", "add", "br0", "type", "bridge",
+        ]);
+        sh(&["ip", "-n", &tb.switch, "link", "set", "br0", "up"]);
+        // The server: a veth from our namespace to the bridge.
+        let peer = format!("kbp{id}");
+        sh(&[
+            "ip",
+            "link",
+            "add",
+            &tb.server_if,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &peer,
+            "netns",
+            &tb.switch,
+        ]);
+        sh(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{}/24", tb.server_ip()),
+            "dev",
+            &tb.server_if,
+        ]);
+        sh(&["ip", "link", "set", &tb.server_if, "up"]);
+        tb.limit(None, &tb.server_if.clone());
+        tb.attach(&peer);
+        for i in 0..hosts {
+            let ns = format!("kbh{id}-{i}");
+            sh(&["ip", "netns", "add", &ns]);
+            tb.hosts.push(ns.clone());
+            let (inner, outer) = (format!("kbi{id}-{i}"), format!("kbo{id}-{i}"));
+            sh(&[
+                "ip", "-n", &ns, "link", "add", &inner, "type", "veth", "peer", "name", &outer,
+                "netns", &tb.switch,
+            ]);
+            sh(&[
+                "ip",
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                &format!("{}/24", tb.host_ip(i)),
+                "dev",
+                &inner,
+            ]);
+            sh(&["ip", "-n", &ns, "link", "set", &inner, "up"]);
+            sh(&["ip", "-n", &ns, "link", "set", "lo", "up"]);
+            tb.limit(Some(&ns), &inner);
+            tb.attach(&outer);
+            std::fs::create_dir_all(tb.host_dir(i)).expect("host dir");
+        }
+        tb
+    }
+
+    /// Adds `ifname` (in the switch namespace) to the bridge, rate-limited toward its host.
+    fn attach(&self, ifname: &str) {
+        sh(&[
+            "ip",
+            "-n",
+            &self.switch,
+            "link",
+            "set",
+            ifname,
+            "master",
+            "br0",
+        ]);
+        sh(&["ip", "-n", &self.switch, "link", "set", ifname, "up"]);
+        self.limit(Some(&self.switch.clone()), ifname);
+    }
+
+    /// Token-bucket limit on the egress of `ifname`.
+    fn limit(&self, ns: Option<&str>, ifname: &str) {
+        let rate = format!("{}mbit", self.mbit);
+        // Burst: at least one 1 ms of traffic and a few frames; queue up to 20 ms.
+        let burst = format!(
+            "{}",
+            (u64::from(self.mbit) * 1_000_000 / 8 / 1000).max(64 * 1024)
+        );
+        let mut args = vec!["tc"];
+        if let Some(ns) = ns {
+            args.extend(["-n", ns]);
+        }
+        args.extend([
+            "qdisc", "add", "dev", ifname, "root", "tbf", "rate", &rate, "burst", &burst,
+            "latency", "20ms",
+        ]);
+        sh(&args);
+    }
+
+    /// The server's address.
+    pub fn server_ip(&self) -> Ipv4Addr {
+        Ipv4Addr::new(10, self.subnet.0, self.subnet.1, 1)
+    }
+
+    /// Host `i`'s address.
+    pub fn host_ip(&self, i: usize) -> Ipv4Addr {
+        Ipv4Addr::new(10, self.subnet.0, self.subnet.1, 10 + i as u8)
+    }
+
+    /// Host `i`'s tmpfs directory.
+    pub fn host_dir(&self, i: usize) -> PathBuf {
+        self.scratch.0.join(format!("host-{i}"))
+    }
+
+    /// A command run inside host `i`'s namespace.
+    pub fn command(&self, i: usize, program: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.hosts[i], program]);
+        c
+    }
+
+    /// Starts an agent in every host, writing under its host directory.
+    pub fn start_agents(&self) -> Vec<AgentProc> {
+        (0..self.hosts.len())
+            .map(|i| {
+                let mut c = self.command(i, KAAGENT);
+                c.arg("--root").arg(self.host_dir(i));
+                spawn_agent(c, SocketAddr::from((self.host_ip(i), 25301)))
+            })
+            .collect()
+    }
+
+    /// The practical limit of the testbed: a plain `socat | tee` chain of the first `n` hosts
+    /// (no verification, no framing) moving `image`; returns its time, outputs in `<host>/plain.img`.
+    pub fn plain_chain(&self, image: &Path, n: usize) -> Duration {
+        require(&["socat"]);
+        let port = 25400;
+        let mut procs: Vec<Killer> = Vec::new();
+        for i in (0..n).rev() {
+            let out = self.host_dir(i).join("plain.img");
+            let script = if i + 1 < n {
+                format!(
+                    "socat -u TCP-LISTEN:{port},reuseaddr,rcvbuf=4194304 STDOUT | tee {} | socat -u STDIN TCP:{}:{port},sndbuf=4194304",
+                    out.display(),
+                    self.host_ip(i + 1)
+                )
+            } else {
+                format!(
+                    "socat -u TCP-LISTEN:{port},reuseaddr,rcvbuf=4194304 CREATE:{}",
+                    out.display()
+                )
+            };
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", &self.hosts[i], "sh", "-c", &script])
+                .stderr(Stdio::null());
+            // The pipeline's shell runs in its own process group so that it can be killed whole.
+            std::os::unix::process::CommandExt::process_group(&mut c, 0);
+            procs.push(Killer(c.spawn().expect("start socat")));
+            wait_listening(&self.hosts[i], port);
+        }
+        let start = Instant::now();
+        let status = Command::new("socat")
+            .args([
+                "-u",
+                &format!("FILE:{}", image.display()),
+                &format!("TCP:{}:{port},sndbuf=4194304", self.host_ip(0)),
+            ])
+            .status()
+            .expect("run socat");
+        assert!(status.success(), "socat source failed");
+        for p in procs.iter_mut().rev() {
+            let _ = p.0.wait();
+        }
+        start.elapsed()
+    }
+}
+
+/// Waits until something listens on `port` in namespace `ns`.
+fn wait_listening(ns: &str, port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                ns,
+                "ss",
+                "-Hltn",
+                &format!("sport = :{port}"),
+            ])
+            .output();
+        if out.map(|o| !o.stdout.is_empty()).unwrap_or(false) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nothing listens on {port} in {ns}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Kills a started process group (by its PID) on drop.
+struct Killer(Child);
+
+impl Drop for Killer {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", self.0.id())])
+                .status();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+impl Drop for Testbed {
+    fn drop(&mut self) {
+        for ns in &self.hosts {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.server_if])
+            .stderr(Stdio::null())
+            .status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.switch])
+            .status();
+    }
+}
