@@ -58,6 +58,8 @@ pub struct App {
     pub workflows: Mutex<BTreeMap<String, Arc<Workflow>>>,
     /// Workflows recorded as aborted at start-up.
     pub recovered: Vec<String>,
+    /// Held from a submission's "in use" check until its nodes are recorded as busy.
+    pub admit: Mutex<()>,
 }
 
 impl App {
@@ -125,6 +127,7 @@ impl App {
             store,
             workflows: Mutex::new(BTreeMap::new()),
             recovered,
+            admit: Mutex::new(()),
         }))
     }
 

@@ -175,15 +175,35 @@ async fn dispatch(app: &Arc<App>, peer: SocketAddr, req: Request) -> Result<Repl
         almighty,
     };
     match first {
-        "deployment" | "reboot" | "power" => submit::route(app, r).await,
-        "environments" => catalog::route(app, r),
-        "rights" => meta::rights(app, r),
-        "nodes" => meta::nodes(app, r),
-        "stats" => meta::stats(app, r),
+        "deployment" | "reboot" | "power" if submit::in_memory(&r) => submit::route(app, r),
+        "deployment" | "reboot" | "power" => blocking(app, r, submit::route).await,
+        "environments" => blocking(app, r, |a, r| catalog::route(a, r)).await,
+        "rights" => blocking(app, r, |a, r| meta::rights(a, r)).await,
+        "nodes" => blocking(app, r, |a, r| meta::nodes(a, r)).await,
+        "stats" => blocking(app, r, |a, r| meta::stats(a, r)).await,
         _ => Err(reply::forbidden(
             "This feature is disabled: no console command is given in configuration file.",
         )),
     }
+}
+
+/// Runs a handler that uses the database on tokio's blocking pool, so SQLite (one connection behind a
+/// mutex) never stalls the runtime's workers: reads of running workflows stay fast while submissions
+/// queue on the database.
+async fn blocking(
+    app: &Arc<App>,
+    r: Req,
+    f: impl FnOnce(&Arc<App>, Req) -> Result<Reply, HttpError> + Send + 'static,
+) -> Result<Reply, HttpError> {
+    let app = app.clone();
+    tokio::task::spawn_blocking(move || f(&app, r))
+        .await
+        .unwrap_or_else(|e| {
+            Err(HttpError::Status(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("the request handler failed: {e}"),
+            ))
+        })
 }
 
 /// 405 for a method a resource does not accept; `allow` lists the ones it does (the `Allow` header).

@@ -34,8 +34,15 @@ fn err(kind: ApiError, msg: impl Into<String>) -> RequestError {
     RequestError::new(kind, msg)
 }
 
+/// The request only touches workflows held in memory (a workflow's resources, its cancellation, the
+/// list): it needs no database and is answered on the runtime's workers.
+pub fn in_memory(r: &Req) -> bool {
+    r.segs.len() > 1
+        || (r.method == Method::GET && (r.segs[0] != "power" || !r.params.has("nodes")))
+}
+
 /// Dispatches `/deployment`, `/reboot` and `/power` routes.
-pub async fn route(app: &Arc<App>, r: Req) -> Result<Reply, HttpError> {
+pub fn route(app: &Arc<App>, r: Req) -> Result<Reply, HttpError> {
     let Some(kind) = Kind::from_base(&r.segs[0]) else {
         return Err(method_not_allowed("GET"));
     };
@@ -367,11 +374,14 @@ fn create(app: &Arc<App>, kind: Kind, r: &Req) -> Result<Reply, HttpError> {
     if p.toggle("dry_run") {
         return Ok(empty());
     }
+    // Submissions run concurrently on the blocking pool: the "in use" check and the rows marking the
+    // nodes busy (in `start`) happen under one lock, so two requests cannot both take the same nodes.
+    let _admit = app.admit.lock().unwrap_or_else(|e| e.into_inner());
     if !p.toggle("force") {
         let busy = app
             .store
             .nodes_in_use(&names, crate::store::now_epoch() - app.settings.purge_timer)?;
-        names.retain(|n| !busy.contains(n));
+        names.retain(|n| busy.binary_search(n).is_err());
         if names.is_empty() {
             return Err(err(
                 ApiError::NothingModified,
@@ -409,15 +419,14 @@ fn check_rights(
         return Err(denied());
     }
     if let (Kind::Deploy, EngineReq::Deploy(d)) = (kind, req) {
-        for (i, c) in app.clusters.iter().enumerate() {
-            let mine: Vec<String> = names
-                .iter()
-                .filter(|n| app.nodes.get(*n).is_some_and(|(ci, _)| *ci == i))
-                .cloned()
-                .collect();
-            if mine.is_empty() {
-                continue;
+        let mut by_cluster: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+        for n in names {
+            if let Some((ci, _)) = app.nodes.get(n) {
+                by_cluster.entry(*ci).or_default().push(n.clone());
             }
+        }
+        for (i, mine) in by_cluster {
+            let c = &app.clusters[i];
             let dev = d
                 .block_device
                 .clone()

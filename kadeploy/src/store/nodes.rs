@@ -35,12 +35,13 @@ pub struct WorkflowRow {
 }
 
 impl Store {
-    /// State rows of `hosts` (every row when empty).
+    /// State rows of `hosts` (every row when empty); a host without a row is absent from the map.
+    ///
+    /// Named hosts are looked up one by one through the primary key (a cached statement), so the cost
+    /// follows `hosts`, not the size of the table.
     pub fn nodes_get(&self, hosts: &[String]) -> Result<BTreeMap<String, NodeRow>> {
         let conn = self.conn();
-        let mut stmt = conn
-            .prepare("SELECT hostname, state, env_id, date, user FROM nodes ORDER BY hostname")?;
-        let rows = stmt.query_map([], |r| {
+        let row_of = |r: &rusqlite::Row<'_>| {
             Ok((
                 r.get::<_, String>(0)?,
                 NodeRow {
@@ -50,25 +51,50 @@ impl Store {
                     user: r.get(4)?,
                 },
             ))
-        })?;
+        };
         let mut out = BTreeMap::new();
-        for row in rows {
-            let (h, n) = row?;
-            if hosts.is_empty() || hosts.contains(&h) {
+        if hosts.is_empty() {
+            let mut stmt = conn.prepare_cached(
+                "SELECT hostname, state, env_id, date, user FROM nodes ORDER BY hostname",
+            )?;
+            for row in stmt.query_map([], row_of)? {
+                let (h, n) = row?;
+                out.insert(h, n);
+            }
+            return Ok(out);
+        }
+        let mut stmt = conn.prepare_cached(
+            "SELECT hostname, state, env_id, date, user FROM nodes WHERE hostname = ?1",
+        )?;
+        for h in hosts {
+            if let Some((h, n)) = stmt.query_row([h], row_of).optional()? {
                 out.insert(h, n);
             }
         }
         Ok(out)
     }
 
-    /// Nodes among `hosts` busy in an operation (`%ing`) changed after `since` (epoch seconds).
+    /// Nodes among `hosts` busy in an operation (`%ing`) changed after `since` (epoch seconds), sorted.
     pub fn nodes_in_use(&self, hosts: &[String], since: i64) -> Result<Vec<String>> {
-        Ok(self
-            .nodes_get(hosts)?
-            .into_iter()
-            .filter(|(_, n)| n.state.ends_with("ing") && n.date > since)
-            .map(|(h, _)| h)
-            .collect())
+        if hosts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT hostname FROM nodes WHERE hostname = ?1 AND state LIKE '%ing' AND date > ?2",
+        )?;
+        let mut out = Vec::new();
+        for h in hosts {
+            if let Some(h) = stmt
+                .query_row(params![h, since], |r| r.get::<_, String>(0))
+                .optional()?
+            {
+                out.push(h);
+            }
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
     }
 
     /// Records a started workflow and replaces its nodes' rows with `state` (one transaction).
@@ -79,11 +105,11 @@ impl Store {
                 "INSERT INTO workflows (wid, kind, user, state, start, nodes) VALUES (?1, ?2, ?3, 'running', ?4, ?5)",
                 params![w.wid, w.kind, w.user, now, w.nodes.join(",")],
             )?;
+            let mut stmt = tx.prepare_cached(
+                "INSERT OR REPLACE INTO nodes (hostname, state, env_id, date, user) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
             for h in &w.nodes {
-                tx.execute(
-                    "INSERT OR REPLACE INTO nodes (hostname, state, env_id, date, user) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![h, state, env_id, now, w.user],
-                )?;
+                stmt.execute(params![h, state, env_id, now, w.user])?;
             }
             Ok(())
         })
@@ -103,11 +129,10 @@ impl Store {
                 "UPDATE workflows SET state = ?2, end = ?3 WHERE wid = ?1",
                 params![wid, state, now],
             )?;
+            let mut stmt =
+                tx.prepare_cached("UPDATE nodes SET state = ?2, date = ?3 WHERE hostname = ?1")?;
             for (h, s) in nodes {
-                tx.execute(
-                    "UPDATE nodes SET state = ?2, date = ?3 WHERE hostname = ?1",
-                    params![h, s, now],
-                )?;
+                stmt.execute(params![h, s, now])?;
             }
             for row in log {
                 insert_log(tx, row)?;
@@ -173,6 +198,30 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn named_lookups_return_only_known_rows() {
+        let s = Store::in_memory().unwrap();
+        let w = WorkflowRow {
+            wid: "D-2".into(),
+            kind: "deploy".into(),
+            user: "bob".into(),
+            state: "running".into(),
+            nodes: vec!["b".into(), "a".into()],
+        };
+        s.workflow_begin(&w, "deploying", -1).unwrap();
+        let hosts = ["a".to_string(), "zz".to_string()];
+        let rows = s.nodes_get(&hosts).unwrap();
+        assert_eq!(rows.keys().collect::<Vec<_>>(), ["a"]);
+        assert_eq!(rows["a"].state, "deploying");
+        assert_eq!(s.nodes_get(&[]).unwrap().len(), 2);
+        let all = ["zz".to_string(), "b".to_string(), "a".to_string()];
+        assert_eq!(s.nodes_in_use(&all, 0).unwrap(), ["a", "b"]);
+        assert!(s.nodes_in_use(&all, now_epoch() + 10).unwrap().is_empty());
+        s.workflow_end("D-2", "done", &[("a".into(), "deployed".into())], &[])
+            .unwrap();
+        assert_eq!(s.nodes_in_use(&all, 0).unwrap(), ["b"]);
+    }
 
     #[test]
     fn recover_aborts_running_workflows() {
