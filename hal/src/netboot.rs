@@ -11,6 +11,7 @@ pub mod atomic;
 pub mod dhcp;
 pub mod fsroot;
 pub mod http;
+pub mod load;
 pub mod pxe;
 pub mod services;
 pub mod socket;

@@ -279,8 +279,12 @@ fn curl_fetches_the_http_tree_with_range_and_etag() {
 
 /// The whole chain: PxeWriter writes the node's iPXE profile, our DHCP hands the node's iPXE ROM that
 /// profile (by TFTP), the profile loads kernel and initramfs over HTTP, the VM prints the marker.
+///
+/// TCG only (CI has no KVM). QEMU picks the iPXE ROM of `ipxe-qemu` itself: with an explicit
+/// `romfile=` path, Debian's QEMU 7.2 does not expose it as an option ROM and SeaBIOS finds no
+/// network boot entry. iPXE waits about 15 s for an IPv6 router advertisement before it loads the
+/// profile, so the run takes about 25 s.
 #[test]
-#[ignore = "work in progress: the VM's iPXE DISCOVERs do not reach kabootd on the tap yet (see report)"]
 fn qemu_ipxe_rom_boots_through_our_dhcp_tftp_http() {
     use hal::netboot::pxe::{PxeConfig, PxeMethod, PxeWriter};
     use hal::{BootProfile, NodeId, NodeInfo};
@@ -345,6 +349,7 @@ fn qemu_ipxe_rom_boots_through_our_dhcp_tftp_http() {
     net.start_kabootd(&yaml, "boot");
 
     let serial = net.dir.join("serial.log");
+    let bios = net.dir.join("bios.log");
     let qemu = net.spawn(
         &[
             "qemu-system-x86_64",
@@ -357,12 +362,16 @@ fn qemu_ipxe_rom_boots_through_our_dhcp_tftp_http() {
             "-no-reboot",
             "-serial",
             &format!("file:{}", serial.display()),
+            "-chardev",
+            &format!("file,id=dbg,path={}", bios.display()),
+            "-device",
+            "isa-debugcon,iobase=0x402,chardev=dbg",
             "-boot",
             "n",
             "-netdev",
             &format!("tap,id=n0,ifname={tap},script=no,downscript=no"),
             "-device",
-            &format!("virtio-net-pci,netdev=n0,mac={NODE_MAC},romfile={rom}"),
+            &format!("virtio-net-pci,netdev=n0,mac={NODE_MAC}"),
         ],
         "qemu",
     );
@@ -378,9 +387,19 @@ fn qemu_ipxe_rom_boots_through_our_dhcp_tftp_http() {
     text = fs::read_to_string(&serial).unwrap_or(text);
     assert!(
         text.contains(qemu::MARKER),
-        "no marker on the serial console.\nserial:\n{}\nservices:\n{}\nqemu:\n{}",
-        &text[text.len().saturating_sub(3000)..],
+        "no marker on the serial console.\nserial:\n{}\nservices:\n{}\nqemu:\n{}\nseabios:\n{}",
+        tail(&text, 3000),
         net.log("boot"),
-        net.log("qemu")
+        net.log("qemu"),
+        tail(&fs::read_to_string(&bios).unwrap_or_default(), 2000)
     );
+}
+
+/// The last `n` bytes of `text` (or a little more, to stay on a character boundary).
+fn tail(text: &str, n: usize) -> &str {
+    let mut start = text.len().saturating_sub(n);
+    while !text.is_char_boundary(start) {
+        start -= 1;
+    }
+    &text[start..]
 }

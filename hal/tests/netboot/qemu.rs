@@ -38,8 +38,8 @@ pub fn kernel() -> PathBuf {
             &dir,
             "set -e; V=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/{print $2; exit}'); \
              [ -n \"$V\" ] || { echo 'no linux-image-amd64 in apt (run apt-get update)'; exit 1; }; \
-             ls $V_*.deb >/dev/null 2>&1 || apt-get download $V; \
-             rm -rf x && dpkg-deb -x $V_*.deb x && cp x/boot/vmlinuz-* vmlinuz.tmp && mv vmlinuz.tmp vmlinuz && rm -rf x",
+             ls ${V}_*.deb >/dev/null 2>&1 || apt-get download $V; \
+             rm -rf x && dpkg-deb -x ${V}_*.deb x && cp x/boot/vmlinuz-* vmlinuz.tmp && mv vmlinuz.tmp vmlinuz && rm -rf x",
         );
     }
     vmlinuz

@@ -22,6 +22,8 @@ pub struct DhcpState {
     /// The lease table.
     pub leases: Leases,
     offers: BTreeMap<Ipv4Addr, (Mac, u64)>,
+    /// Where the next search for a free pool address starts.
+    next_free: u32,
 }
 
 /// A reply and where to send it.
@@ -44,6 +46,7 @@ impl DhcpState {
             reserved_ips,
             leases,
             offers: BTreeMap::new(),
+            next_free: 0,
         }
     }
 
@@ -161,10 +164,20 @@ impl DhcpState {
             return Some(*ip);
         }
         self.offers.retain(|_, (_, until)| *until > now);
+        // Next fit: resume after the address handed out last, so a pool filling up is not rescanned
+        // from its start for every new client (a linear cost per DISCOVER that grew with the leases).
         let (start, end) = (u32::from(pool.start), u32::from(pool.end));
-        (start..=end)
+        let from = if (start..=end).contains(&self.next_free) {
+            self.next_free
+        } else {
+            start
+        };
+        let ip = (from..=end)
+            .chain(start..from)
             .map(Ipv4Addr::from)
-            .find(|ip| self.usable(*ip, mac, now))
+            .find(|ip| self.usable(*ip, mac, now))?;
+        self.next_free = u32::from(ip).wrapping_add(1);
+        Some(ip)
     }
 
     fn request(&mut self, req: &Message, mac: Mac, now: u64) -> Option<Reply> {
@@ -438,6 +451,58 @@ mod tests {
             .opts_mut()
             .insert(DhcpOption::ServerIdentifier(Ipv4Addr::new(10, 0, 0, 2)));
         assert!(s.handle(&elsewhere, 0).is_none());
+    }
+
+    fn lease(s: &mut DhcpState, mac: Mac) -> Ipv4Addr {
+        let ip = s
+            .handle(&msg(mac, MessageType::Discover), 0)
+            .unwrap()
+            .message
+            .yiaddr();
+        let mut req = msg(mac, MessageType::Request);
+        req.opts_mut().insert(DhcpOption::RequestedIpAddress(ip));
+        req.opts_mut()
+            .insert(DhcpOption::ServerIdentifier(Ipv4Addr::new(10, 0, 0, 1)));
+        assert_eq!(
+            s.handle(&req, 0).unwrap().message.opts().msg_type(),
+            Some(MessageType::Ack)
+        );
+        ip
+    }
+
+    #[test]
+    fn pool_search_resumes_after_the_last_address_and_wraps_to_released_ones() {
+        let mut s = state();
+        let (a, b, c) = (
+            Mac([2, 0, 0, 0, 0, 1]),
+            Mac([2, 0, 0, 0, 0, 2]),
+            Mac([2, 0, 0, 0, 0, 3]),
+        );
+        assert_eq!(lease(&mut s, a), Ipv4Addr::new(10, 0, 0, 100));
+        assert_eq!(lease(&mut s, b), Ipv4Addr::new(10, 0, 0, 101));
+        let mut release = msg(a, MessageType::Release);
+        release.set_ciaddr(Ipv4Addr::new(10, 0, 0, 100));
+        assert!(s.handle(&release, 0).is_none());
+        assert_eq!(lease(&mut s, c), Ipv4Addr::new(10, 0, 0, 100));
+        assert_eq!(
+            lease(&mut s, b),
+            Ipv4Addr::new(10, 0, 0, 101),
+            "own lease kept"
+        );
+    }
+
+    #[test]
+    fn a_large_pool_fills_in_order_without_rescanning() {
+        let mut s = state();
+        s.config.pool = Some(Pool {
+            start: Ipv4Addr::new(10, 0, 1, 0),
+            end: Ipv4Addr::new(10, 0, 255, 255),
+        });
+        for i in 0..20_000u32 {
+            let b = i.to_be_bytes();
+            let ip = lease(&mut s, Mac([2, 0, b[0], b[1], b[2], b[3]]));
+            assert_eq!(u32::from(ip), u32::from(Ipv4Addr::new(10, 0, 1, 0)) + i);
+        }
     }
 
     #[test]

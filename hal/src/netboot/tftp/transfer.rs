@@ -6,10 +6,11 @@ use super::packet::{self, ErrorCode, Packet};
 use std::collections::VecDeque;
 use std::fs::File;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, BufReader};
 use tokio::net::UdpSocket;
-use tokio::time::{Instant, timeout_at};
+use tokio::time::{Instant, Sleep, sleep_until};
 use tracing::debug;
 
 /// Largest block size of RFC 2348.
@@ -96,9 +97,13 @@ pub async fn send_file(
 ) -> std::io::Result<End> {
     let p = negotiate(cfg, options, size);
     let mut rx = vec![0u8; 1024];
+    // One timer for the whole transfer, re-armed per exchange: creating one per block looked up the
+    // runtime handle each time, a shared atomic that cost several percent under many transfers.
+    let timer = sleep_until(Instant::now() + p.timeout);
+    tokio::pin!(timer);
     if !p.oack.is_empty() {
         let oack = packet::oack(&p.oack);
-        if exchange(sock, &[&oack], None, &p, cfg, &mut rx)
+        if exchange(sock, [&oack], None, &p, cfg, &mut rx, timer.as_mut())
             .await?
             .is_none()
         {
@@ -127,9 +132,16 @@ pub async fn send_file(
             debug!(%peer, size, blksize = p.blksize, window = p.window, "transfer done");
             return Ok(End::Done);
         }
-        let packets: Vec<&Vec<u8>> = window.iter().collect();
-        let Some(acked) = exchange(sock, &packets, Some(last_acked), &p, cfg, &mut rx).await?
-        else {
+        let exchanged = exchange(
+            sock,
+            &window,
+            Some(last_acked),
+            &p,
+            cfg,
+            &mut rx,
+            timer.as_mut(),
+        );
+        let Some(acked) = exchanged.await? else {
             return Ok(End::Aborted("client stopped acknowledging"));
         };
         let count = usize::from(acked.wrapping_sub(last_acked));
@@ -145,15 +157,19 @@ pub async fn send_file(
 /// Sends `packets` (the blocks after `last_acked`, or an OACK when `last_acked` is `None`) and waits for
 /// an ACK inside the window (block 0 for an OACK); retransmits on timeout. Returns the acknowledged
 /// block, or `None` when the client gave up.
-async fn exchange(
+async fn exchange<'a, P>(
     sock: &UdpSocket,
-    packets: &[&Vec<u8>],
+    packets: P,
     last_acked: Option<u16>,
     p: &Params,
     cfg: &TftpConfig,
     rx: &mut [u8],
-) -> std::io::Result<Option<u16>> {
-    let in_flight = packets.len().max(1) as u16;
+    mut timer: Pin<&mut Sleep>,
+) -> std::io::Result<Option<u16>>
+where
+    P: IntoIterator<Item = &'a Vec<u8>> + Copy,
+{
+    let in_flight = packets.into_iter().count().max(1) as u16;
     for _attempt in 0..=cfg.retries {
         for pkt in packets {
             if let Err(e) = sock.send(pkt).await {
@@ -161,15 +177,19 @@ async fn exchange(
                 return Ok(None);
             }
         }
-        let deadline = Instant::now() + p.timeout;
+        timer.as_mut().reset(Instant::now() + p.timeout);
         loop {
-            let n = match timeout_at(deadline, sock.recv(rx)).await {
-                Err(_) => break,
-                Ok(Err(e)) => {
+            let received = tokio::select! {
+                biased;
+                r = sock.recv(rx) => r,
+                () = timer.as_mut() => break,
+            };
+            let n = match received {
+                Err(e) => {
                     debug!(error = %e, "receive failed; aborting transfer");
                     return Ok(None);
                 }
-                Ok(Ok(n)) => n,
+                Ok(n) => n,
             };
             match packet::parse(&rx[..n]) {
                 Ok(Packet::Ack { block }) => {
