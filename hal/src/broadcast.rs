@@ -101,5 +101,11 @@ pub struct WriteTarget {
 pub trait Broadcast: Send + Sync {
     /// Sends `image` to every node of `nodes` with `strategy` and writes it to `target`;
     /// one outcome per node, in order. The order of `nodes` is the order of the chain.
-    async fn broadcast(&self, image: &ImageSpec, target: &WriteTarget, strategy: Strategy, nodes: &[NodeId]) -> Outcomes;
+    async fn broadcast(
+        &self,
+        image: &ImageSpec,
+        target: &WriteTarget,
+        strategy: Strategy,
+        nodes: &[NodeId],
+    ) -> Outcomes;
 }

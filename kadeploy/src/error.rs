@@ -119,7 +119,10 @@ pub struct RequestError {
 impl RequestError {
     /// A new error of `kind` with `detail`.
     pub fn new(kind: ApiError, detail: impl Into<String>) -> Self {
-        RequestError { kind, detail: detail.into() }
+        RequestError {
+            kind,
+            detail: detail.into(),
+        }
     }
 }
 
