@@ -3,10 +3,14 @@
 
 use anyhow::Context as _;
 use clap::Parser;
+use hal::netboot::services::{self, ServicesConfig};
 use kadeploy::server::{App, BackendSpec, Backends, Settings, serve};
 use simulator::cluster::SimCluster;
 use simulator::params::SimParams;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+/// The embedded boot services' file in the configuration directory (new file, `kabootd`'s format).
+const NETBOOT_FILE: &str = "netboot.conf";
 use std::sync::Arc;
 
 /// Kadeploy server.
@@ -85,13 +89,44 @@ async fn main() -> anyhow::Result<()> {
         };
         (ip, app.settings.port).into()
     });
+    let boot = boot_services(&args.config)?;
     let listener = std::net::TcpListener::bind(bind).with_context(|| format!("binding {bind}"))?;
     let l = serve(app, listener).await?;
     let scheme = if l.secure { "https" } else { "http" };
     println!("kadeploy3d listening on {scheme}://{}", l.addr);
+    let boot = async move {
+        match boot {
+            Some(config) => services::run(config).await.context("network boot services"),
+            None => std::future::pending().await,
+        }
+    };
     tokio::select! {
         r = l.task => { r??; }
+        r = boot => { r?; }
         _ = tokio::signal::ctrl_c() => {}
     }
     Ok(())
+}
+
+/// The embedded network boot services (DHCP, TFTP, HTTP) of `<config>/netboot.conf`, when that file
+/// exists; it has `kabootd`'s format, with relative paths resolved against the configuration directory.
+fn boot_services(dir: &Path) -> anyhow::Result<Option<ServicesConfig>> {
+    let file = dir.join(NETBOOT_FILE);
+    if !file.is_file() {
+        return Ok(None);
+    }
+    let text =
+        std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+    let mut config =
+        ServicesConfig::from_yaml(&text).with_context(|| format!("in {}", file.display()))?;
+    if let Some(t) = config.tftp.as_mut() {
+        t.root = dir.join(&t.root);
+    }
+    if let Some(h) = config.http.as_mut() {
+        h.root = dir.join(&h.root);
+    }
+    if let Some(d) = config.dhcp.as_mut() {
+        d.lease_file = d.lease_file.as_ref().map(|f| dir.join(f));
+    }
+    Ok(Some(config))
 }

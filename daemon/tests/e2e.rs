@@ -7,6 +7,8 @@
 mod conformance;
 #[path = "e2e/harness.rs"]
 mod harness;
+#[path = "e2e/netboot.rs"]
+mod netboot;
 #[path = "e2e/restart.rs"]
 mod restart;
 
