@@ -5,6 +5,8 @@
 
 #[path = "e2e/conformance.rs"]
 mod conformance;
+#[path = "e2e/console.rs"]
+mod console;
 #[path = "e2e/harness.rs"]
 mod harness;
 #[path = "e2e/netboot.rs"]

@@ -1,6 +1,7 @@
 //! Shared code of Kadeploy's command-line clients (spec §2.1): `client.conf`, the HTTP exchange with the
 //! auth header, Kadeploy's exit codes, node lists, and the workflow polling loop.
 
+pub mod console;
 pub mod tools;
 pub mod workflow;
 

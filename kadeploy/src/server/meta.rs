@@ -150,6 +150,7 @@ pub fn rights(app: &App, r: Req) -> Result<Reply, HttpError> {
                 .ok_or_else(|| not_found(String::new()))?;
             let deleted = app.store.rights_delete(&user, &nodes, &parts)?;
             kill_unauthorized(app, &user)?;
+            super::console::kill_unauthorized(app, &user)?;
             Ok(Reply::Data(rights_json(deleted)))
         }
         _ => Err(method_not_allowed("GET, POST, DELETE")),

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod backend;
 mod catalog;
+pub mod console;
 mod listen;
 mod meta;
 mod operations;
@@ -60,6 +61,8 @@ pub struct App {
     pub recovered: Vec<String>,
     /// Held from a submission's "in use" check until its nodes are recorded as busy.
     pub admit: Mutex<()>,
+    /// Open consoles by id.
+    pub consoles: Mutex<BTreeMap<String, Arc<console::Console>>>,
 }
 
 impl App {
@@ -128,6 +131,7 @@ impl App {
             workflows: Mutex::new(BTreeMap::new()),
             recovered,
             admit: Mutex::new(()),
+            consoles: Mutex::new(BTreeMap::new()),
         }))
     }
 

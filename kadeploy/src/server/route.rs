@@ -3,7 +3,7 @@
 
 use super::params::Params;
 use super::reply::{self, HttpError, Reply, not_found};
-use super::{App, VERSION, catalog, meta, submit};
+use super::{App, VERSION, catalog, console, meta, submit};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{Method, StatusCode, header};
 use axum::response::Response;
@@ -181,9 +181,7 @@ async fn dispatch(app: &Arc<App>, peer: SocketAddr, req: Request) -> Result<Repl
         "rights" => blocking(app, r, |a, r| meta::rights(a, r)).await,
         "nodes" => blocking(app, r, |a, r| meta::nodes(a, r)).await,
         "stats" => blocking(app, r, |a, r| meta::stats(a, r)).await,
-        _ => Err(reply::forbidden(
-            "This feature is disabled: no console command is given in configuration file.",
-        )),
+        _ => blocking(app, r, console::route).await,
     }
 }
 
