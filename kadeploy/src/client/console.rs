@@ -27,14 +27,9 @@ struct ConsoleCli {
 
 /// Runs `kaconsole3` on the process's terminal.
 pub fn kaconsole(args: &[String], env: &ClientEnv) -> i32 {
-    let cli = match ConsoleCli::try_parse_from(
-        std::iter::once("kaconsole3".to_string()).chain(args.iter().cloned()),
-    ) {
+    let cli: ConsoleCli = match super::parse_args("kaconsole3", args) {
         Ok(c) => c,
-        Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() { 1 } else { 0 };
-        }
+        Err(code) => return code,
     };
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -316,3 +316,12 @@ pub fn block_on<F: std::future::Future<Output = Result<(), ClientError>>>(f: F) 
         }
     }
 }
+
+/// Parses a client's command line (`args` without the program name); on error or `--help`, prints
+/// clap's message and gives the exit code (1 for errors, 0 for help and version).
+pub(crate) fn parse_args<T: clap::Parser>(name: &str, args: &[String]) -> Result<T, i32> {
+    T::try_parse_from(std::iter::once(name.to_string()).chain(args.iter().cloned())).map_err(|e| {
+        let _ = e.print();
+        if e.use_stderr() { 1 } else { 0 }
+    })
+}

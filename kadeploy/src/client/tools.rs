@@ -1,16 +1,9 @@
 //! `kaenv3`, `karights3`, `kastat3` and `kanodes3` (spec §2.5–§2.9): options, requests and outputs.
 
-use super::{Api, ClientEnv, ClientError, block_on, nodes};
+use super::{Api, ClientEnv, ClientError, block_on, nodes, parse_args as parse};
 use clap::Parser;
 use reqwest::Method;
 use serde_json::{Value, json};
-
-fn parse<T: Parser>(name: &str, args: &[String]) -> Result<T, i32> {
-    T::try_parse_from(std::iter::once(name.to_string()).chain(args.iter().cloned())).map_err(|e| {
-        let _ = e.print();
-        if e.use_stderr() { 1 } else { 0 }
-    })
-}
 
 fn usage(m: &str) -> ClientError {
     ClientError::Usage(m.into())

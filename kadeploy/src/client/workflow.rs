@@ -1,7 +1,7 @@
 //! `kadeploy3`, `kareboot3` and `kapower3` (spec §2.1–§2.4): options, the submission, and the polling loop
 //! (`GET resource`, incremental `logs`, `error`, `state`, `DELETE`), OK/KO files, `--json`.
 
-use super::{Api, ClientEnv, ClientError, block_on, nodes};
+use super::{Api, ClientEnv, ClientError, block_on, nodes, parse_args};
 use clap::{Args, Parser};
 use reqwest::Method;
 use serde_json::{Map, Value, json};
@@ -170,11 +170,9 @@ fn base(c: &Common, list: Vec<String>) -> Result<Map<String, Value>, ClientError
 
 /// Runs `kadeploy3` with `args` (without the program name); returns the exit code.
 pub fn deploy(args: &[String], env: &ClientEnv) -> i32 {
-    let cli = match DeployCli::try_parse_from(
-        std::iter::once("kadeploy3".to_string()).chain(args.iter().cloned()),
-    ) {
+    let cli: DeployCli = match parse_args("kadeploy3", args) {
         Ok(c) => c,
-        Err(e) => return clap_exit(e),
+        Err(code) => return code,
     };
     block_on(async move {
         let api = Api::connect(env, cli.common.server.as_deref()).await?;
@@ -247,11 +245,9 @@ pub fn deploy(args: &[String], env: &ClientEnv) -> i32 {
 
 /// Runs `kareboot3`.
 pub fn reboot(args: &[String], env: &ClientEnv) -> i32 {
-    let cli = match RebootCli::try_parse_from(
-        std::iter::once("kareboot3".to_string()).chain(args.iter().cloned()),
-    ) {
+    let cli: RebootCli = match parse_args("kareboot3", args) {
         Ok(c) => c,
-        Err(e) => return clap_exit(e),
+        Err(code) => return code,
     };
     block_on(async move {
         let api = Api::connect(env, cli.common.server.as_deref()).await?;
@@ -290,11 +286,9 @@ pub fn reboot(args: &[String], env: &ClientEnv) -> i32 {
 
 /// Runs `kapower3`.
 pub fn power(args: &[String], env: &ClientEnv) -> i32 {
-    let cli = match PowerCli::try_parse_from(
-        std::iter::once("kapower3".to_string()).chain(args.iter().cloned()),
-    ) {
+    let cli: PowerCli = match parse_args("kapower3", args) {
         Ok(c) => c,
-        Err(e) => return clap_exit(e),
+        Err(code) => return code,
     };
     block_on(async move {
         let api = Api::connect(env, cli.common.server.as_deref()).await?;
@@ -331,11 +325,6 @@ pub fn power(args: &[String], env: &ClientEnv) -> i32 {
         )
         .await
     })
-}
-
-fn clap_exit(e: clap::Error) -> i32 {
-    let _ = e.print();
-    if e.use_stderr() { 1 } else { 0 }
 }
 
 async fn print_version(api: &Api) -> Result<(), ClientError> {
