@@ -211,13 +211,7 @@ impl Api {
         query: &[(&str, String)],
         body: Option<&Value>,
     ) -> Result<Value, ClientError> {
-        let resp = self
-            .send(method, path, query, body, "application/json")
-            .await?;
-        let text = resp
-            .text()
-            .await
-            .map_err(|e| ClientError::Usage(e.to_string()))?;
+        let text = self.text(method, path, query, body).await?;
         serde_json::from_str(&text)
             .map_err(|e| ClientError::Usage(format!("invalid JSON from the server: {e}")))
     }

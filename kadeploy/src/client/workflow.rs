@@ -170,15 +170,7 @@ fn base(c: &Common, list: Vec<String>) -> Result<Map<String, Value>, ClientError
 
 /// Runs `kadeploy3` with `args` (without the program name); returns the exit code.
 pub fn deploy(args: &[String], env: &ClientEnv) -> i32 {
-    let cli: DeployCli = match parse_args("kadeploy3", args) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    block_on(async move {
-        let api = Api::connect(env, cli.common.server.as_deref()).await?;
-        if cli.common.version {
-            return print_version(&api).await;
-        }
+    launch("kadeploy3", args, env, |api, cli: DeployCli| async move {
         let list = nodes(&cli.common.machines, &cli.common.files)?;
         let mut p = base(&cli.common, list)?;
         let environment = match (&cli.env_name, &cli.env_file) {
@@ -245,15 +237,7 @@ pub fn deploy(args: &[String], env: &ClientEnv) -> i32 {
 
 /// Runs `kareboot3`.
 pub fn reboot(args: &[String], env: &ClientEnv) -> i32 {
-    let cli: RebootCli = match parse_args("kareboot3", args) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    block_on(async move {
-        let api = Api::connect(env, cli.common.server.as_deref()).await?;
-        if cli.common.version {
-            return print_version(&api).await;
-        }
+    launch("kareboot3", args, env, |api, cli: RebootCli| async move {
         if cli.kind == "recorded_env" && (cli.env_name.is_none() || cli.partition.is_none()) {
             return Err(usage("recorded_env needs -e and -p"));
         }
@@ -286,15 +270,7 @@ pub fn reboot(args: &[String], env: &ClientEnv) -> i32 {
 
 /// Runs `kapower3`.
 pub fn power(args: &[String], env: &ClientEnv) -> i32 {
-    let cli: PowerCli = match parse_args("kapower3", args) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    block_on(async move {
-        let api = Api::connect(env, cli.common.server.as_deref()).await?;
-        if cli.common.version {
-            return print_version(&api).await;
-        }
+    launch("kapower3", args, env, |api, cli: PowerCli| async move {
         if cli.status && cli.level.is_some() {
             return Err(usage("-l cannot be used with --status"));
         }
@@ -324,6 +300,49 @@ pub fn power(args: &[String], env: &ClientEnv) -> i32 {
             "power operation",
         )
         .await
+    })
+}
+
+/// The options every workflow client shares.
+trait WorkflowCli: clap::Parser {
+    fn common(&self) -> &Common;
+}
+
+impl WorkflowCli for DeployCli {
+    fn common(&self) -> &Common {
+        &self.common
+    }
+}
+
+impl WorkflowCli for RebootCli {
+    fn common(&self) -> &Common {
+        &self.common
+    }
+}
+
+impl WorkflowCli for PowerCli {
+    fn common(&self) -> &Common {
+        &self.common
+    }
+}
+
+/// Parses a workflow client's arguments, connects to its server and answers `-v`; `body` does the rest.
+fn launch<C, F, Fut>(name: &str, args: &[String], env: &ClientEnv, body: F) -> i32
+where
+    C: WorkflowCli,
+    F: FnOnce(Api, C) -> Fut,
+    Fut: std::future::Future<Output = Result<(), ClientError>>,
+{
+    let cli: C = match parse_args(name, args) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    block_on(async move {
+        let api = Api::connect(env, cli.common().server.as_deref()).await?;
+        if cli.common().version {
+            return print_version(&api).await;
+        }
+        body(api, cli).await
     })
 }
 
