@@ -4,6 +4,8 @@
 //! a console socket, and returns a byte stream. The simulator returns a stream that answers like a login
 //! prompt of the environment the node runs.
 
+pub mod command;
+
 use crate::node::NodeId;
 use crate::outcome::Outcome;
 use async_trait::async_trait;

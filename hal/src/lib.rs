@@ -15,6 +15,7 @@ pub mod nodeops;
 pub mod outcome;
 pub mod power;
 pub mod reachability;
+pub mod ssh;
 
 pub use broadcast::{Broadcast, ImageKind, ImageSpec, Strategy, WriteTarget};
 pub use console::{Console, ConsoleStream};

@@ -10,6 +10,9 @@
 //! The simulator models a per-command latency, commands that fail, and the node's boot phases
 //! (firmware, PXE, kernel) that start when a reboot or power-on is accepted.
 
+pub mod command;
+pub mod ipmi;
+
 use crate::node::NodeId;
 use crate::outcome::Outcomes;
 use async_trait::async_trait;

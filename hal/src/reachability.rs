@@ -4,6 +4,8 @@
 //! `down` must refuse (this is how Kadeploy tells the deploy environment, which listens on 25300, from
 //! the deployed one). The simulator answers from each node's boot state at the current virtual time.
 
+pub mod tcp;
+
 use crate::node::NodeId;
 use crate::outcome::Outcomes;
 use async_trait::async_trait;
