@@ -1,2 +1,7 @@
 //! The QEMU lab: a virtual cluster of QEMU VMs, each with a BMC, in a network namespace, deployed by the
 //! real `kadeploy3d` through real DHCP, TFTP/HTTP, IPMI, SSH and the broadcast engine.
+
+pub mod bmc;
+pub mod images;
+pub mod net;
+pub mod vm;

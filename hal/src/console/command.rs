@@ -1,0 +1,1 @@
+//! Console through a command template whose standard input and output are the console.

@@ -1,0 +1,1 @@
+//! Power through Kadeploy-style command templates (`remoteops`), run per node with a timeout.

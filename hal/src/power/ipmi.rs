@@ -1,0 +1,1 @@
+//! Native IPMI-over-LAN power control (RMCP+, `ipmitool -I lanplus` compatible).

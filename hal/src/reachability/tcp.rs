@@ -1,0 +1,1 @@
+//! Reachability by TCP connection probes to the nodes' addresses.

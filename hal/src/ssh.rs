@@ -1,0 +1,1 @@
+//! Node operations, soft power and file transfer over SSH (russh), compatible with Kadeploy deploy kernels.

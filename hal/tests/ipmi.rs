@@ -1,0 +1,1 @@
+//! IPMI tests: the native client and ipmitool against the lab BMC.

@@ -1,0 +1,1 @@
+//! SSH backend tests against a real SSH server in a network namespace.

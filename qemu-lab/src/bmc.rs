@@ -1,0 +1,1 @@
+//! The lab BMC: an IPMI-over-LAN (RMCP+) server that powers one QEMU VM on, off and through cycles.
