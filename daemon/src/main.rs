@@ -80,6 +80,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let loaded = kadeploy::config::load_dir(&args.config)
         .with_context(|| format!("loading {}", args.config.display()))?;
+    let boot = boot_services(&args.config, &loaded.config.clusters)?;
     let app = App::with_config(settings, loaded.config, args.config.clone(), &backends())?;
     let bind = args.bind.unwrap_or_else(|| {
         let ip = if app.settings.local_only {
@@ -89,7 +90,6 @@ async fn main() -> anyhow::Result<()> {
         };
         (ip, app.settings.port).into()
     });
-    let boot = boot_services(&args.config)?;
     let listener = std::net::TcpListener::bind(bind).with_context(|| format!("binding {bind}"))?;
     let l = serve(app, listener).await?;
     let scheme = if l.secure { "https" } else { "http" };
@@ -110,7 +110,12 @@ async fn main() -> anyhow::Result<()> {
 
 /// The embedded network boot services (DHCP, TFTP, HTTP) of `<config>/netboot.conf`, when that file
 /// exists; it has `kabootd`'s format, with relative paths resolved against the configuration directory.
-fn boot_services(dir: &Path) -> anyhow::Result<Option<ServicesConfig>> {
+/// Nodes of `clusters` with a `mac` get a DHCP reservation (their address and host name) unless
+/// `netboot.conf` already reserves that MAC.
+fn boot_services(
+    dir: &Path,
+    clusters: &[kadeploy::config::ClusterConfig],
+) -> anyhow::Result<Option<ServicesConfig>> {
     let file = dir.join(NETBOOT_FILE);
     if !file.is_file() {
         return Ok(None);
@@ -127,6 +132,35 @@ fn boot_services(dir: &Path) -> anyhow::Result<Option<ServicesConfig>> {
     }
     if let Some(d) = config.dhcp.as_mut() {
         d.lease_file = d.lease_file.as_ref().map(|f| dir.join(f));
+        add_reservations(d, clusters)?;
     }
     Ok(Some(config))
+}
+
+/// Adds a DHCP reservation for every cluster node with a `mac` that `dhcp.hosts` does not list yet.
+fn add_reservations(
+    dhcp: &mut hal::netboot::dhcp::DhcpConfig,
+    clusters: &[kadeploy::config::ClusterConfig],
+) -> anyhow::Result<()> {
+    for cluster in clusters {
+        for node in &cluster.nodes {
+            let Some(mac) = cluster.macs.get(&node.name) else {
+                continue;
+            };
+            if dhcp.hosts.iter().any(|h| h.mac == *mac) {
+                continue;
+            }
+            let std::net::IpAddr::V4(ip) = node.address else {
+                anyhow::bail!("{}: a DHCPv4 reservation needs an IPv4 address", node.name);
+            };
+            dhcp.hosts.push(hal::netboot::dhcp::Host {
+                mac: *mac,
+                ip,
+                hostname: Some(node.name.clone()),
+                boot: None,
+                ipxe: None,
+            });
+        }
+    }
+    Ok(())
 }

@@ -238,6 +238,39 @@ fn node_list_errors() {
 }
 
 #[test]
+fn node_macs_give_dhcp_reservations_for_single_nodes_only() {
+    let clusters = |nodes: &str| {
+        parse_clusters(
+            &format!("clusters:\n  - name: c\n    conf_file: c.conf\n    nodes:\n{nodes}"),
+            "clusters.conf",
+        )
+    };
+    let ok = clusters(
+        "      - {name: n-1.dom, address: 10.0.0.1, mac: '52:54:00:AA:00:01'}\n      - {name: 'n-[2-3].dom', address: '10.0.0.[2-3]'}\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let macs = &ok.value[0].macs;
+    assert_eq!(macs.len(), 1);
+    assert_eq!(macs["n-1.dom"].to_string(), "52:54:00:aa:00:01");
+    let range =
+        "      - {name: 'n-[1-2].dom', address: '10.0.0.[1-2]', mac: '52:54:00:00:00:01'}\n";
+    assert_eq!(
+        message(clusters(range)),
+        "clusters.conf: clusters[0]/nodes[0]/mac: a mac address is given for a single node, not a range"
+    );
+    let bad = "      - {name: n-1.dom, address: 10.0.0.1, mac: '52:54:00:00:01'}\n";
+    assert_eq!(
+        message(clusters(bad)),
+        "clusters.conf: clusters[0]/nodes[0]/mac: '52:54:00:00:01' is not a MAC address"
+    );
+    let twice = "      - {name: n-1.dom, address: 10.0.0.1, mac: '52:54:00:00:00:01'}\n      - {name: n-2.dom, address: 10.0.0.2, mac: '52-54-00-00-00-01'}\n";
+    assert_eq!(
+        message(clusters(twice)),
+        "clusters.conf: clusters[0]/nodes[1]/mac: mac 52:54:00:00:00:01 is already the mac of n-1.dom"
+    );
+}
+
+#[test]
 fn automata_errors_and_default() {
     let parsed = cluster(&cluster_text("")).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(parsed.value.automata, default_automata());

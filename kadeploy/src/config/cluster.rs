@@ -5,7 +5,9 @@ use super::error::{ConfigError, Ctx};
 use super::types::{Archive, Automata, BootConfig, ClusterConfig, Partitioning};
 use super::wire;
 use crate::expr::Expr;
+use hal::netboot::dhcp::Mac;
 use hal::{NodeInfo, PowerLevel};
+use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -69,6 +71,7 @@ impl ClusterSpecific {
         name: String,
         prefix: Option<String>,
         nodes: Vec<NodeInfo>,
+        macs: BTreeMap<String, Mac>,
     ) -> (ClusterConfig, RemoteOps) {
         let reboot_levels = self.remoteops.reboot.iter().map(|op| op.name).collect();
         let cluster = ClusterConfig {
@@ -86,6 +89,7 @@ impl ClusterSpecific {
             automata: self.automata,
             reboot_levels,
             use_ip_to_deploy: self.use_ip_to_deploy,
+            macs,
         };
         (cluster, self.remoteops)
     }

@@ -4,6 +4,7 @@ use super::error::{ConfigError, Ctx};
 use super::wire;
 use crate::nodelist;
 use hal::NodeInfo;
+use hal::netboot::dhcp::Mac;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
@@ -18,6 +19,8 @@ pub struct ClusterEntry {
     pub conf_file: String,
     /// The nodes, in file order (ranges expanded).
     pub nodes: Vec<NodeInfo>,
+    /// `mac` of the nodes that have one, by node name.
+    pub macs: BTreeMap<String, Mac>,
 }
 
 /// Validates `clusters.conf`: clusters named uniquely, node ranges well formed and matching their address ranges,
@@ -44,9 +47,26 @@ pub(crate) fn convert(
         let conf_file = ctx.required(cluster.conf_file.clone(), &format!("{path}/conf_file"))?;
         let entries = ctx.required(cluster.nodes.as_ref(), &format!("{path}/nodes"))?;
         let mut nodes = Vec::new();
+        let mut macs = BTreeMap::new();
         for (j, entry) in entries.iter().enumerate() {
             let path = format!("{path}/nodes[{j}]");
-            for node in expand_entry(entry, &path, ctx)? {
+            let expanded = expand_entry(entry, &path, ctx)?;
+            if let Some(mac) = &entry.mac {
+                let key = format!("{path}/mac");
+                let [node] = expanded.as_slice() else {
+                    return Err(
+                        ctx.invalid(key, "a mac address is given for a single node, not a range")
+                    );
+                };
+                let mac: Mac = mac.parse().map_err(|e: String| ctx.invalid(&key, e))?;
+                if let Some((other, _)) = macs.iter().find(|(_, m)| **m == mac) {
+                    return Err(
+                        ctx.invalid(key, format!("mac {mac} is already the mac of {other}"))
+                    );
+                }
+                macs.insert(node.name.clone(), mac);
+            }
+            for node in expanded {
                 if let Some(owner) = owners.insert(node.name.clone(), name.clone()) {
                     return Err(ctx.invalid(
                         format!("{path}/name"),
@@ -67,6 +87,7 @@ pub(crate) fn convert(
             prefix: cluster.prefix.clone(),
             conf_file,
             nodes,
+            macs,
         });
     }
     Ok(out)

@@ -108,7 +108,7 @@ pub fn load_dir(dir: &Path) -> Result<Loaded, ConfigError> {
         warnings.extend(specific.warnings);
         let (config, ops) = specific
             .value
-            .into_cluster(entry.name, entry.prefix, entry.nodes);
+            .into_cluster(entry.name, entry.prefix, entry.nodes, entry.macs);
         remoteops.insert(config.name.clone(), ops);
         clusters.push(config);
     }

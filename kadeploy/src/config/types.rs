@@ -1,6 +1,7 @@
 //! Validated, typed configuration the engine consumes (built from the wire structs of Kadeploy's YAML).
 
 use crate::expr::Expr;
+use hal::netboot::dhcp::Mac;
 use hal::{NodeInfo, PowerLevel};
 use std::collections::BTreeMap;
 
@@ -71,6 +72,8 @@ pub struct ClusterConfig {
     pub reboot_levels: Vec<PowerLevel>,
     /// `hooks/use_ip_to_deploy` (false).
     pub use_ip_to_deploy: bool,
+    /// Boot interfaces given by `clusters.conf`'s new `mac` key, by node name (DHCP reservations).
+    pub macs: BTreeMap<String, Mac>,
 }
 
 /// `partitioning/*` of a cluster file.

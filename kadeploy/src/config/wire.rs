@@ -48,6 +48,9 @@ pub struct NodeEntry {
     pub name: Option<String>,
     /// `address`: an IP address or a range (`10.0.65.[1-92]`).
     pub address: Option<String>,
+    /// New key `mac`: the node's boot interface, for the embedded DHCP server's reservations (single
+    /// nodes only, not ranges).
+    pub mac: Option<String>,
 }
 
 /// `command.conf` (`CommandsConfig#load`): per-node command overrides, by host name then by command key.

@@ -114,6 +114,7 @@ pub fn cluster_config(count: usize) -> ClusterConfig {
         name: "test".into(),
         prefix: None,
         nodes,
+        macs: Default::default(),
         partitioning: Partitioning {
             block_device: "/dev/sda".into(),
             deploy: 3,
