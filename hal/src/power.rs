@@ -12,6 +12,7 @@
 
 pub mod command;
 pub mod ipmi;
+pub mod levels;
 
 use crate::node::NodeId;
 use crate::outcome::Outcomes;

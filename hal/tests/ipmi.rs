@@ -1,1 +1,150 @@
-//! IPMI tests: the native client and ipmitool against the lab BMC.
+//! IPMI tests: the native client against OpenIPMI's `ipmi_sim`, an independent RMCP+ server.
+//! (The lab BMC is tested against ipmitool and this client in `qemu-lab/tests/bmc.rs`.)
+
+use hal::node::NodeId;
+use hal::power::ipmi::{IpmiPower, IpmiTarget};
+use hal::{ErrorKind, Power, PowerAction, PowerLevel, PowerState};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// One `ipmi_sim` on a loopback port in a private directory; killed on drop.
+struct Sim {
+    child: Child,
+    dir: PathBuf,
+    port: u16,
+}
+
+impl Sim {
+    fn start() -> Sim {
+        let found = Command::new("sh")
+            .arg("-c")
+            .arg("command -v ipmi_sim")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        assert!(
+            found,
+            "`ipmi_sim` is missing: install the Debian package `openipmi`"
+        );
+        let dir = std::env::temp_dir().join(format!("hal-ipmi-sim-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("state")).unwrap();
+        let port = std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let auths = "none md2 md5 straight";
+        let conf = format!(
+            "name \"halsim\"\nset_working_mc 0x20\n  startlan 1\n    addr 127.0.0.1 {port}\n    priv_limit admin\n\
+             allowed_auths_callback {auths}\n    allowed_auths_user {auths}\n    allowed_auths_operator {auths}\n\
+             allowed_auths_admin {auths}\n    guid a123456789abcdefa123456789abcdef\n  endlan\n\
+             chassis_control \"{cc}\"\n  user 2 true \"ADMIN\" \"simpw\" admin 10 {auths}\n",
+            cc = dir.join("chassis.sh").display()
+        );
+        // ipmi_sim runs `chassis.sh get power` (answer `power:<0|1>`) and `chassis.sh set power <0|1>`.
+        let state = dir.join("power");
+        let script = format!(
+            "#!/bin/sh\nop=$1; shift\necho \"$op $*\" >> {log}\nif [ \"$op\" = get ]; then\n  for p in \"$@\"; do\n    \
+             case $p in power) echo \"power:$(cat {state} 2>/dev/null || echo 0)\";; *) echo \"$p:0\";; esac\n  done\n\
+             else\n  while [ $# -gt 1 ]; do\n    [ \"$1\" = power ] && echo \"$2\" > {state}\n    shift 2\n  done\nfi\n",
+            log = dir.join("chassis.log").display(),
+            state = state.display()
+        );
+        std::fs::write(dir.join("chassis.sh"), script).unwrap();
+        std::fs::set_permissions(
+            dir.join("chassis.sh"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        std::fs::write(dir.join("lan.conf"), conf).unwrap();
+        std::fs::write(
+            dir.join("sim.emu"),
+            "mc_setbmc 0x20\nmc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr\nmc_enable 0x20\n",
+        )
+        .unwrap();
+        let child = Command::new("ipmi_sim")
+            .arg("-c")
+            .arg(dir.join("lan.conf"))
+            .arg("-f")
+            .arg(dir.join("sim.emu"))
+            .arg("-s")
+            .arg(dir.join("state"))
+            .args(["-n", "-p"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Sim { child, dir, port }
+    }
+
+    fn power(&self, password: &str) -> IpmiPower {
+        let target = IpmiTarget {
+            host: "127.0.0.1".into(),
+            port: self.port,
+            user: "ADMIN".into(),
+            password: password.into(),
+        };
+        IpmiPower::new(
+            BTreeMap::from([(NodeId(0), target)]),
+            Duration::from_millis(300),
+            1,
+        )
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[tokio::test]
+async fn the_native_client_drives_ipmi_sim_and_is_refused_a_wrong_password() {
+    let sim = Sim::start();
+    let good = sim.power("simpw");
+    // The simulator needs a moment to listen.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        let out = good.status(&[NodeId(0)]).await;
+        match &out.0[0].1 {
+            Err(e) if e.kind == ErrorKind::Unreachable && Instant::now() < deadline => continue,
+            other => break other.clone(),
+        }
+    };
+    // ipmi_sim ignores the pre-session cipher suite query: the client falls back to suite 3.
+    assert_eq!(status, Ok(PowerState::Off));
+    let n = [NodeId(0)];
+    // Reboot of an off chassis powers it on.
+    assert_eq!(
+        good.power(PowerAction::Reboot, PowerLevel::Hard, &n)
+            .await
+            .0[0]
+            .1,
+        Ok(())
+    );
+    assert_eq!(good.status(&n).await.0[0].1, Ok(PowerState::On));
+    assert_eq!(
+        good.power(PowerAction::Off, PowerLevel::Hard, &n).await.0[0].1,
+        Ok(())
+    );
+    assert_eq!(good.status(&n).await.0[0].1, Ok(PowerState::Off));
+    assert_eq!(
+        good.power(PowerAction::On, PowerLevel::Hard, &n).await.0[0].1,
+        Ok(())
+    );
+    assert_eq!(good.status(&n).await.0[0].1, Ok(PowerState::On));
+    let log = std::fs::read_to_string(sim.dir.join("chassis.log")).unwrap();
+    let sets: Vec<&str> = log.lines().filter(|l| l.starts_with("set")).collect();
+    assert_eq!(sets, ["set power 1", "set power 0", "set power 1"], "{log}");
+    let err = sim.power("not-simpw").status(&[NodeId(0)]).await.0[0]
+        .1
+        .clone()
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Config, "{err}");
+    assert!(err.message.contains("wrong password"), "{err}");
+}
