@@ -1,5 +1,6 @@
 //! `kadeploy3d`: the Kadeploy REST server, with the simulated cluster registered as the `simulated` backend
-//! (the default of `backend/kind`), so it runs out of the box on a laptop.
+//! (the default of `backend/kind`), so it runs out of the box on a laptop, and the real drivers of a site
+//! (PXE, SSH, IPMI or command templates, kaagent broadcast) as the `site` backend.
 
 use anyhow::Context as _;
 use clap::Parser;
@@ -62,6 +63,11 @@ fn backends() -> Backends {
             })
         }),
     );
+    b.register(
+        kadeploy::site::KIND,
+        false,
+        Arc::new(kadeploy::site::backend),
+    );
     b
 }
 
@@ -80,6 +86,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let loaded = kadeploy::config::load_dir(&args.config)
         .with_context(|| format!("loading {}", args.config.display()))?;
+    settings.set_consoles(&loaded);
     let boot = boot_services(&args.config, &loaded.config.clusters)?;
     let app = App::with_config(settings, loaded.config, args.config.clone(), &backends())?;
     let bind = args.bind.unwrap_or_else(|| {

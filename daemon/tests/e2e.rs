@@ -3,10 +3,14 @@
 //! kill/restart scenario (acceptance 3) and raw-HTTP conformance (acceptance 5). One test binary: the
 //! scenarios are modules under `e2e/`.
 
+#[path = "e2e/auth.rs"]
+mod auth;
 #[path = "e2e/conformance.rs"]
 mod conformance;
 #[path = "e2e/console.rs"]
 mod console;
+#[path = "e2e/export.rs"]
+mod export;
 #[path = "e2e/harness.rs"]
 mod harness;
 #[path = "e2e/netboot.rs"]

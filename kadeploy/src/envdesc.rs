@@ -424,7 +424,7 @@ impl EnvDesc {
             _ => "none".into(),
         };
         let to_archive = |a: &ArchiveDesc| Archive {
-            file: a.archive.clone(),
+            file: server_path(&a.archive),
             format: format!(
                 "t{}",
                 if a.compression == "gzip" {
@@ -441,7 +441,7 @@ impl EnvDesc {
             user: user.into(),
             os: self.os.clone(),
             image: ImageSpec {
-                path: self.image.file.clone(),
+                path: server_path(&self.image.file),
                 kind,
                 compression,
                 size,
@@ -481,6 +481,12 @@ fn partitions(o: &Map<String, Value>) -> Result<Vec<PartitionDesc>, RequestError
         out.push(PartitionDesc { id, device });
     }
     Ok(out)
+}
+
+/// The path the backends open for a file reference: `server:///abs/path` is `/abs/path` on this server;
+/// other references (cached copies, URLs) are kept as they are.
+pub fn server_path(file: &str) -> String {
+    file.strip_prefix("server://").unwrap_or(file).to_string()
 }
 
 #[cfg(test)]

@@ -11,4 +11,5 @@ pub mod expr;
 pub mod nodelist;
 pub mod output;
 pub mod server;
+pub mod site;
 pub mod store;

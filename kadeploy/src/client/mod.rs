@@ -2,6 +2,7 @@
 //! auth header, Kadeploy's exit codes, node lists, and the workflow polling loop.
 
 pub mod console;
+pub mod export;
 pub mod tools;
 pub mod workflow;
 
@@ -77,6 +78,13 @@ struct ServerEntry {
     secure: Option<bool>,
     #[serde(default)]
     auth_headers_prefix: Option<String>,
+    /// New key: a PEM client certificate presented in the TLS handshake (certificate authentication);
+    /// relative to the configuration directory.
+    #[serde(default)]
+    certificate: Option<PathBuf>,
+    /// New key: the PEM private key of `certificate`.
+    #[serde(default)]
+    private_key: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -88,6 +96,8 @@ struct ClientConf {
 /// A connection to one server.
 pub struct Api {
     base: String,
+    host: String,
+    port: u16,
     prefix: String,
     /// The user sent in the auth header.
     pub user: String,
@@ -119,13 +129,35 @@ impl Api {
         } else {
             "http"
         };
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .tls_danger_accept_invalid_certs(true)
-            .timeout(Duration::from_secs(120))
-            .build()
-            .context("building the HTTP client")?;
+            .timeout(Duration::from_secs(120));
+        match (&s.certificate, &s.private_key) {
+            (Some(cert), Some(key)) => {
+                let mut pem = std::fs::read(dir.join(cert))
+                    .with_context(|| format!("reading {}", dir.join(cert).display()))?;
+                pem.push(b'\n');
+                pem.extend(
+                    std::fs::read(dir.join(key))
+                        .with_context(|| format!("reading {}", dir.join(key).display()))?,
+                );
+                let identity = reqwest::Identity::from_pem(&pem)
+                    .context("the client certificate and key of client.conf")?;
+                builder = builder.identity(identity);
+            }
+            (None, None) => {}
+            _ => {
+                return Err(ClientError::Usage(format!(
+                    "{}: certificate and private_key go together",
+                    path.display()
+                )));
+            }
+        }
+        let http = builder.build().context("building the HTTP client")?;
         let mut api = Api {
             base: format!("{scheme}://{}:{}", s.hostname, s.port),
+            host: s.hostname.clone(),
+            port: s.port,
             prefix: String::new(),
             user: env.user.clone(),
             http,
@@ -150,6 +182,26 @@ impl Api {
                 .to_string(),
         };
         Ok(api)
+    }
+
+    /// This host's address as the server reaches it: the source address of the route to the server
+    /// (the URL of the file server exporting local files).
+    pub fn local_address(&self) -> Result<String, ClientError> {
+        let io = |e: std::io::Error| {
+            ClientError::Usage(format!("cannot find a route to {}: {e}", self.host))
+        };
+        let server = std::net::ToSocketAddrs::to_socket_addrs(&(self.host.as_str(), self.port))
+            .map_err(io)?
+            .next()
+            .ok_or_else(|| ClientError::Usage(format!("cannot resolve {}", self.host)))?;
+        let any: std::net::SocketAddr = if server.is_ipv4() {
+            ([0, 0, 0, 0], 0).into()
+        } else {
+            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+        };
+        let sock = std::net::UdpSocket::bind(any).map_err(io)?;
+        sock.connect(server).map_err(io)?;
+        Ok(sock.local_addr().map_err(io)?.ip().to_string())
     }
 
     async fn send(

@@ -1,7 +1,7 @@
 //! `kadeploy3`, `kareboot3` and `kapower3` (spec §2.1–§2.4): options, the submission, and the polling loop
 //! (`GET resource`, incremental `logs`, `error`, `state`, `DELETE`), OK/KO files, `--json`.
 
-use super::{Api, ClientEnv, ClientError, block_on, nodes, parse_args};
+use super::{Api, ClientEnv, ClientError, block_on, export, nodes, parse_args};
 use clap::{Args, Parser};
 use reqwest::Method;
 use serde_json::{Map, Value, json};
@@ -57,6 +57,50 @@ pub struct Common {
     pub json: bool,
 }
 
+/// Custom PXE options of `kadeploy3` and `kareboot3`.
+#[derive(Args, Debug, Clone)]
+pub struct PxeArgs {
+    /// A PXE profile file, sent as `pxe.profile` (its content).
+    #[arg(short = 'w', long = "set-pxe-profile")]
+    profile: Option<String>,
+    /// `hostname,value` lines substituted for `NODE_SINGULARITY` (`pxe.singularities`).
+    #[arg(long = "set-pxe-pattern")]
+    pattern: Option<String>,
+    /// Files to put in the PXE repository (comma-separated); needs `-w`.
+    #[arg(short = 'x', long = "upload-pxe-files", value_delimiter = ',')]
+    pxe_files: Vec<String>,
+}
+
+impl PxeArgs {
+    /// Adds the `pxe` parameter to `p` when any option is given.
+    fn insert(&self, p: &mut Map<String, Value>) -> Result<(), ClientError> {
+        if self.profile.is_none() && self.pattern.is_none() && self.pxe_files.is_empty() {
+            return Ok(());
+        }
+        let read = |f: &str| std::fs::read_to_string(f).map_err(|e| usage(&format!("{f}: {e}")));
+        let Some(profile) = &self.profile else {
+            return Err(usage("The PXE options need a profile (-w)"));
+        };
+        let mut pxe = Map::new();
+        pxe.insert("profile".into(), json!(read(profile)?));
+        if let Some(pattern) = &self.pattern {
+            let mut singularities = Map::new();
+            for line in read(pattern)?.lines().filter(|l| !l.trim().is_empty()) {
+                let (node, value) = line
+                    .split_once(',')
+                    .ok_or_else(|| usage(&format!("{pattern}: invalid line '{line}'")))?;
+                singularities.insert(node.trim().into(), json!(value.trim()));
+            }
+            pxe.insert("singularities".into(), Value::Object(singularities));
+        }
+        if !self.pxe_files.is_empty() {
+            pxe.insert("files".into(), json!(self.pxe_files));
+        }
+        p.insert("pxe".into(), Value::Object(pxe));
+        Ok(())
+    }
+}
+
 /// `kadeploy3` options.
 #[derive(Parser, Debug)]
 #[command(name = "kadeploy3", about = "Deploy an environment on nodes")]
@@ -90,6 +134,74 @@ pub struct DeployCli {
     /// No kexec.
     #[arg(long = "no-kexec")]
     no_kexec: bool,
+    /// Forced automata: `SetDeploymentEnv|Impl:retries:timeout[,…]&BroadcastEnv|…&BootNewEnv|…`.
+    #[arg(long = "force-steps")]
+    force_steps: Option<String>,
+    /// Serve the exported local files over HTTPS.
+    #[arg(long)]
+    secure: bool,
+    #[command(flatten)]
+    pxe: PxeArgs,
+}
+
+/// Parses `--force-steps` (`^SetDeploymentEnv\|(?:\w+:\d+:\d+,?)+&BroadcastEnv\|…&BootNewEnv\|…$`) into
+/// the `automata` parameter.
+pub fn force_steps(text: &str) -> Result<Value, ClientError> {
+    let bad = || usage(&format!("Invalid --force-steps value: {text}"));
+    let slots = ["SetDeploymentEnv", "BroadcastEnv", "BootNewEnv"];
+    let parts: Vec<&str> = text.split('&').collect();
+    if parts.len() != slots.len() {
+        return Err(bad());
+    }
+    let mut out = Map::new();
+    for (slot, part) in slots.iter().zip(parts) {
+        let list = part
+            .strip_prefix(slot)
+            .and_then(|r| r.strip_prefix('|'))
+            .ok_or_else(bad)?;
+        let mut instances = Vec::new();
+        for item in list.split(',').filter(|i| !i.is_empty()) {
+            let f: Vec<&str> = item.split(':').collect();
+            let word =
+                |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            let num = |s: &str| s.parse::<u64>().ok();
+            match f.as_slice() {
+                [name, r, t] if word(name) && num(r).is_some() && num(t).is_some() => {
+                    instances.push(json!({"name": name, "retries": num(r), "timeout": num(t)}));
+                }
+                _ => return Err(bad()),
+            }
+        }
+        if instances.is_empty() {
+            return Err(bad());
+        }
+        out.insert(slot.to_string(), Value::Array(instances));
+    }
+    Ok(Value::Object(out))
+}
+
+/// Starts the file server for the client-side files `p` names (rewritten to absolute paths) and adds
+/// `client` to `p`; `extra` are further local files (a recorded environment's).
+async fn export_files(
+    api: &Api,
+    c: &Common,
+    p: &mut Map<String, Value>,
+    extra: Vec<String>,
+    secure: bool,
+) -> Result<Option<export::FileServer>, ClientError> {
+    let mut files = export::collect(p);
+    files.extend(extra);
+    if files.is_empty() {
+        return Ok(None);
+    }
+    if c.no_wait {
+        return Err(usage(
+            "--no-wait cannot be used when local files must be exported",
+        ));
+    }
+    let server = export::start(&files, &api.local_address()?, secure).await?;
+    p.insert("client".into(), json!(server.url));
+    Ok(Some(server))
 }
 
 /// `kareboot3` options.
@@ -113,6 +225,8 @@ pub struct RebootCli {
     /// Partition (recorded_env).
     #[arg(short = 'p', long = "partition-number")]
     partition: Option<String>,
+    #[command(flatten)]
+    pxe: PxeArgs,
 }
 
 /// `kapower3` options.
@@ -173,6 +287,7 @@ pub fn deploy(args: &[String], env: &ClientEnv) -> i32 {
     launch("kadeploy3", args, env, |api, cli: DeployCli| async move {
         let list = nodes(&cli.common.machines, &cli.common.files)?;
         let mut p = base(&cli.common, list)?;
+        let mut recorded_files = Vec::new();
         let environment = match (&cli.env_name, &cli.env_file) {
             (Some(name), None) => {
                 let mut q = vec![("name", name.clone())];
@@ -191,6 +306,10 @@ pub fn deploy(args: &[String], env: &ClientEnv) -> i32 {
                     .or_else(|| list.first());
                 let e =
                     pick.ok_or_else(|| usage(&format!("The environment {name} does not exist")))?;
+                // A recorded environment whose files are client-side paths: export them too.
+                let mut stored = Map::new();
+                stored.insert("environment".into(), e.clone());
+                recorded_files = export::collect(&mut stored);
                 json!({"kind": "database", "user": e["user"], "name": e["name"], "version": e["version"]})
             }
             (None, Some(file)) => {
@@ -222,6 +341,11 @@ pub fn deploy(args: &[String], env: &ClientEnv) -> i32 {
         if cli.no_kexec {
             p.insert("disable_kexec".into(), json!(true));
         }
+        cli.pxe.insert(&mut p)?;
+        if let Some(steps) = &cli.force_steps {
+            p.insert("automata".into(), force_steps(steps)?);
+        }
+        let _files = export_files(&api, &cli.common, &mut p, recorded_files, cli.secure).await?;
         run(
             &api,
             &cli.common,
@@ -255,6 +379,8 @@ pub fn reboot(args: &[String], env: &ClientEnv) -> i32 {
         if let Some(part) = &cli.partition {
             p.insert("deploy_partition".into(), json!(part));
         }
+        cli.pxe.insert(&mut p)?;
+        let _files = export_files(&api, &cli.common, &mut p, Vec::new(), false).await?;
         run(
             &api,
             &cli.common,
@@ -475,4 +601,37 @@ async fn run(
         ko.iter().for_each(|(n, e)| println!("{n} ({e})"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn command_lines_are_consistent() {
+        DeployCli::command().debug_assert();
+        RebootCli::command().debug_assert();
+        PowerCli::command().debug_assert();
+    }
+
+    #[test]
+    fn force_steps_syntax() {
+        let a = force_steps(
+            "SetDeploymentEnv|SetDeploymentEnvUntrusted:1:300&BroadcastEnv|BroadcastEnvKastafior:1:200&BootNewEnv|BootNewEnvClassical:1:200,BootNewEnvHardReboot:1:200",
+        )
+        .unwrap();
+        assert_eq!(
+            a["BootNewEnv"][1],
+            json!({"name": "BootNewEnvHardReboot", "retries": 1, "timeout": 200})
+        );
+        for bad in [
+            "SetDeploymentEnv|A:1:1&BroadcastEnv|B:1:1",
+            "SetDeploymentEnv|A:1&BroadcastEnv|B:1:1&BootNewEnv|C:1:1",
+            "BroadcastEnv|B:1:1&SetDeploymentEnv|A:1:1&BootNewEnv|C:1:1",
+            "SetDeploymentEnv|&BroadcastEnv|B:1:1&BootNewEnv|C:1:1",
+        ] {
+            assert!(force_steps(bad).is_err(), "{bad}");
+        }
+    }
 }

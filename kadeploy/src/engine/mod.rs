@@ -3,6 +3,7 @@
 //! cancellation and reboot escalation, over the `hal` traits.
 
 pub mod context;
+pub mod custom;
 pub mod deletions;
 pub mod exec;
 pub mod manager;

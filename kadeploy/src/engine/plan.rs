@@ -153,6 +153,7 @@ pub fn deploy(
                 .filter(|s| !rules.deletes(slot, s.name()))
                 .collect();
             used.push((name.clone(), steps.iter().map(Step::name).collect()));
+            let steps = with_custom_ops(&req.custom_operations, SLOT_NAMES[slot], &name, steps);
             alternatives.push(macro_task(
                 "Deploy",
                 slot,
@@ -233,7 +234,7 @@ pub fn reboot(cluster: &ClusterConfig, req: &RebootRequest) -> Result<Plan, Requ
         0,
         req.kind.step_name(),
         &inst,
-        steps,
+        plain(steps),
         &job,
         req.breakpoint.as_deref(),
     );
@@ -253,7 +254,15 @@ pub fn power(req: &PowerRequest) -> Plan {
         PowerOperation::Status => ("PowerStatus", Step::PowerStatus),
     };
     let job = Arc::new(Job::default());
-    let task = macro_task("Power", 0, name, &plain_instance(), vec![step], &job, None);
+    let task = macro_task(
+        "Power",
+        0,
+        name,
+        &plain_instance(),
+        plain(vec![step]),
+        &job,
+        None,
+    );
     Plan {
         operation: "power operation",
         slots: vec![vec![task]],
@@ -373,12 +382,87 @@ fn deploy_steps(slot: usize, kind: &str, strategy: Option<Strategy>) -> Option<V
     Some(steps)
 }
 
+/// The micro-step names deployments use (what custom operations may name).
+pub fn micro_step_names() -> std::collections::BTreeSet<&'static str> {
+    use crate::config::{BOOT_NEW_ENV_TYPES, BROADCAST_ENV_TYPES, SET_DEPLOYMENT_ENV_TYPES};
+    let kinds: [&[&str]; 3] = [
+        &SET_DEPLOYMENT_ENV_TYPES,
+        &BROADCAST_ENV_TYPES,
+        &BOOT_NEW_ENV_TYPES,
+    ];
+    kinds
+        .iter()
+        .enumerate()
+        .flat_map(|(slot, kinds)| kinds.iter().map(move |k| (slot, *k)))
+        .filter_map(|(slot, kind)| deploy_steps(slot, kind, None))
+        .flatten()
+        .map(|s| s.name())
+        .collect()
+}
+
+/// A micro-step with its custom operations, or a custom operation: the task name and the step.
+struct Planned {
+    name: String,
+    step: Step,
+    custom: Option<(u32, f64)>,
+}
+
+/// Inserts the custom operations of `instance` (of slot `slot`) around or instead of its micro-steps.
+fn with_custom_ops(
+    ops: &super::custom::CustomOps,
+    slot: &str,
+    instance: &str,
+    steps: Vec<Step>,
+) -> Vec<Planned> {
+    let mut out = Vec::new();
+    for step in steps {
+        let micro = step.name();
+        let custom = |op: &super::custom::CustomOp| Planned {
+            name: format!("{micro}-{}", op.name),
+            custom: Some((op.retries, op.timeout)),
+            step: Step::Custom(Box::new(op.clone())),
+        };
+        match super::custom::for_micro(ops, slot, instance, micro) {
+            None => out.push(Planned {
+                name: micro.to_string(),
+                step,
+                custom: None,
+            }),
+            Some(c) => {
+                out.extend(c.pre.iter().map(custom));
+                match &c.substitute {
+                    Some(sub) => out.extend(sub.iter().map(custom)),
+                    None => out.push(Planned {
+                        name: micro.to_string(),
+                        step,
+                        custom: None,
+                    }),
+                }
+                out.extend(c.post.iter().map(custom));
+            }
+        }
+    }
+    out
+}
+
+/// Micro-steps without custom operations.
+fn plain(steps: Vec<Step>) -> Vec<Planned> {
+    steps
+        .into_iter()
+        .map(|step| Planned {
+            name: step.name().to_string(),
+            step,
+            custom: None,
+        })
+        .collect()
+}
+
 fn macro_task(
     operation: &'static str,
     slot: usize,
     name: &str,
     inst: &MacroInstance,
-    steps: Vec<Step>,
+    steps: Vec<Planned>,
     job: &Arc<Job>,
     breakpoint: Option<&str>,
 ) -> Arc<dyn Task> {
@@ -390,21 +474,30 @@ fn macro_task(
     let on_this_macro = bp_macro == name;
     let micro = steps
         .into_iter()
-        .map(|step| {
-            let settings = inst
-                .microsteps
-                .get(step.name())
-                .cloned()
-                .unwrap_or(MicroSettings {
+        .map(|Planned { name, step, custom }| {
+            let settings = match custom {
+                Some((retries, timeout)) => MicroSettings {
+                    retries,
+                    timeout,
                     raisable: true,
-                    ..MicroSettings::default()
-                });
+                    breakpoint: false,
+                },
+                None => inst
+                    .microsteps
+                    .get(step.name())
+                    .cloned()
+                    .unwrap_or(MicroSettings {
+                        raisable: true,
+                        ..MicroSettings::default()
+                    }),
+            };
             let spec = TaskSpec {
-                name: Arc::from(step.name()),
+                breakpoint: settings.breakpoint
+                    || (custom.is_none() && on_this_macro && bp_micro == step.name()),
+                name: Arc::from(name),
                 retries: settings.retries,
                 timeout: settings.timeout,
                 raisable: settings.raisable,
-                breakpoint: settings.breakpoint || (on_this_macro && bp_micro == step.name()),
             };
             let task: Arc<dyn Task> = Arc::new(MicroTask {
                 spec,

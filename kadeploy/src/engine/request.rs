@@ -40,6 +40,8 @@ pub struct DeployRequest {
     pub broadcast_strategy: Option<Strategy>,
     /// `-w`: a PXE profile to boot after the deployment instead of the local disk.
     pub pxe_profile: Option<String>,
+    /// `--custom-steps`: custom operations by macro-step and micro-step.
+    pub custom_operations: super::custom::CustomOps,
 }
 
 impl DeployRequest {
@@ -62,6 +64,7 @@ impl DeployRequest {
             breakpoint: None,
             broadcast_strategy: None,
             pxe_profile: None,
+            custom_operations: Default::default(),
         }
     }
 }

@@ -87,6 +87,8 @@ pub enum Step {
     PowerStatus,
     /// `dummy`.
     Dummy,
+    /// A custom operation (`--custom-steps`) run before, after or instead of a micro-step.
+    Custom(Box<super::custom::CustomOp>),
 }
 
 impl Step {
@@ -118,6 +120,7 @@ impl Step {
             Step::CheckProdEnvBooted => "check_nodes",
             Step::Power(..) | Step::PowerStatus => "power",
             Step::Dummy => "dummy",
+            Step::Custom(_) => "custom",
         }
     }
 }

@@ -157,6 +157,17 @@ fn create(app: &Arc<App>, r: &Req) -> Result<Reply, HttpError> {
     let Some(&(ci, id)) = app.nodes.get(name) else {
         return Err(invalid_id(name));
     };
+    let cluster_name = &app.clusters[ci].config.name;
+    if app
+        .settings
+        .console_clusters
+        .as_ref()
+        .is_some_and(|c| !c.contains(cluster_name))
+    {
+        return Err(forbidden(
+            "This feature is disabled: no console command is given in configuration file.",
+        ));
+    }
     let internal = |e: std::io::Error| {
         HttpError::Status(
             StatusCode::INTERNAL_SERVER_ERROR,

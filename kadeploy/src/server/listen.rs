@@ -19,6 +19,10 @@ pub struct Listening {
     pub task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
+/// The port the API listens on, added to every request (ident queries need it).
+#[derive(Clone, Copy, Debug)]
+pub struct LocalPort(pub u16);
+
 /// A self-signed certificate and key (PEM) for `hostname`.
 pub fn self_signed(hostname: &str) -> anyhow::Result<(String, String)> {
     let names = vec![
@@ -39,17 +43,24 @@ pub async fn serve(app: Arc<App>, listener: std::net::TcpListener) -> anyhow::Re
     let secure = app.settings.secure;
     let router = Router::new()
         .fallback(route::handle)
+        .layer(axum::Extension(LocalPort(addr.port())))
         .with_state(app.clone());
     let service = router.into_make_service_with_connect_info::<SocketAddr>();
     let task = if secure {
-        let config = match &app.settings.certificate {
-            Some((cert, key)) => RustlsConfig::from_pem_file(cert, key)
-                .await
-                .with_context(|| format!("loading {} and {}", cert.display(), key.display()))?,
+        let (cert, key) = match &app.settings.certificate {
+            Some((cert, key)) => (
+                std::fs::read(cert).with_context(|| format!("reading {}", cert.display()))?,
+                std::fs::read(key).with_context(|| format!("reading {}", key.display()))?,
+            ),
             None => {
                 let (cert, key) = self_signed(&app.settings.hostname)?;
-                RustlsConfig::from_pem(cert.into_bytes(), key.into_bytes()).await?
+                (cert.into_bytes(), key.into_bytes())
             }
+        };
+        let config = if app.settings.cert.is_some() {
+            RustlsConfig::from_config(Arc::new(super::tls::with_client_certs(&cert, &key)?))
+        } else {
+            RustlsConfig::from_pem(cert, key).await?
         };
         // TCP_NODELAY: without it, a reply written in two segments waits for the client's delayed ACK
         // (40 ms on Linux) on every new connection.

@@ -5,6 +5,9 @@ pub mod auth;
 pub mod backend;
 mod catalog;
 pub mod console;
+mod files;
+pub mod grab;
+pub mod ident;
 mod listen;
 mod meta;
 mod operations;
@@ -12,11 +15,14 @@ pub mod params;
 pub mod reply;
 mod route;
 pub mod settings;
+pub mod steps;
 mod submit;
+mod tls;
 pub mod workflow;
+pub mod x509;
 
 pub use backend::{BackendSpec, Backends, Executor, Factory};
-pub use listen::{Listening, serve};
+pub use listen::{Listening, self_signed, serve};
 pub use settings::Settings;
 
 use crate::config::{ClusterConfig, Config, ServerConfig, load_dir};
@@ -69,9 +75,10 @@ impl App {
     /// Loads the configuration directory `dir`, opens the database (recording interrupted workflows as
     /// aborted), and starts each cluster's backend from `backends`.
     pub fn start(dir: &Path, backends: &Backends) -> anyhow::Result<Arc<App>> {
-        let settings = Settings::load(dir)?;
+        let mut settings = Settings::load(dir)?;
         let loaded = load_dir(dir)
             .with_context(|| format!("loading the configuration in {}", dir.display()))?;
+        settings.set_consoles(&loaded);
         for w in loaded.warnings.iter().filter(|w| !w.contains("backend")) {
             tracing::warn!("{w}");
         }

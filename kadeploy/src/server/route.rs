@@ -116,6 +116,14 @@ fn invalid_body(msg: &str) -> HttpError {
 
 async fn dispatch(app: &Arc<App>, peer: SocketAddr, req: Request) -> Result<Reply, HttpError> {
     let method = req.method().clone();
+    let tls = req
+        .extensions()
+        .get::<Arc<axum_server::tls::TlsInfo>>()
+        .cloned();
+    let local_port = req
+        .extensions()
+        .get::<super::listen::LocalPort>()
+        .map_or(app.settings.port, |p| p.0);
     let segs: Vec<String> = req
         .uri()
         .path()
@@ -165,7 +173,16 @@ async fn dispatch(app: &Arc<App>, peer: SocketAddr, req: Request) -> Result<Repl
         Map::new()
     };
     let params = Params::merge(body, query.as_deref());
-    let user = super::auth::authenticate(&app.settings, &headers, peer.ip())?;
+    let creds = super::auth::Credentials {
+        headers: &headers,
+        peer,
+        local_port,
+        tls_cert: tls
+            .as_ref()
+            .and_then(|t| t.peer_certificates.first())
+            .map(Vec::as_slice),
+    };
+    let user = super::auth::authenticate(&app.settings, &creds).await?;
     let almighty = app.almighty(&user);
     let r = Req {
         method,

@@ -82,6 +82,24 @@ pub struct BasicAuth {
     pub whitelist: Vec<Net>,
 }
 
+/// X.509 certificate authentication settings (`authentication/certificate`).
+#[derive(Clone, Debug)]
+pub struct CertAuth {
+    /// The trusted CA's key.
+    pub ca: super::x509::CaKey,
+    /// Allowed sources.
+    pub whitelist: Vec<Net>,
+}
+
+/// Ident authentication settings (`authentication/ident`).
+#[derive(Clone, Debug)]
+pub struct IdentAuth {
+    /// Allowed sources.
+    pub whitelist: Vec<Net>,
+    /// New key `authentication/ident/port`: the identd port queried on the client host (113).
+    pub port: u16,
+}
+
 /// Everything the HTTP layer needs.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -101,6 +119,10 @@ pub struct Settings {
     pub acl: Option<Vec<Net>>,
     /// `authentication/http_basic`, when configured.
     pub basic: Option<BasicAuth>,
+    /// `authentication/certificate`, when configured.
+    pub cert: Option<CertAuth>,
+    /// `authentication/ident`, when configured.
+    pub ident: Option<IdentAuth>,
     /// `rights/almighty_users` (`root`).
     pub almighty: Vec<String>,
     /// `rights/kind: dummy` grants everything.
@@ -116,6 +138,30 @@ pub struct Settings {
     pub backend: String,
     /// New key `backend/time_scale`: 0 = virtual time as fast as possible; N > 0 = N× real time.
     pub time_scale: f64,
+    /// `cache/directory` (`/tmp`) and `cache/size`: where fetched files are kept.
+    pub cache: super::grab::Cache,
+    /// `environments/max_preinstall_size` (20 MB), in bytes.
+    pub max_preinstall: u64,
+    /// `environments/max_postinstall_size` (20 MB), in bytes.
+    pub max_postinstall: u64,
+    /// `pxe/dhcp/repository` + `pxe/dhcp/userfiles/directory`: where uploaded PXE files go.
+    pub pxe_userfiles: Option<PathBuf>,
+    /// The clusters whose `remoteops` have a `console` command (`None`: not known, consoles allowed).
+    pub console_clusters: Option<std::collections::BTreeSet<String>>,
+}
+
+impl Settings {
+    /// Records which clusters of `loaded` have a console command.
+    pub fn set_consoles(&mut self, loaded: &crate::config::Loaded) {
+        self.console_clusters = Some(
+            loaded
+                .remoteops
+                .iter()
+                .filter(|(_, ops)| ops.console.is_some())
+                .map(|(name, _)| name.clone())
+                .collect(),
+        );
+    }
 }
 
 impl Settings {
@@ -152,6 +198,32 @@ impl Settings {
                 whitelist: local(list(&b.whitelist)),
             })
         });
+        let cert = match &w.authentication.certificate {
+            None => None,
+            Some(c) => {
+                let ca = match (
+                    &c.ca_cert,
+                    c.ca_public_key.as_ref().and_then(|k| k.file.as_ref()),
+                ) {
+                    (Some(f), _) => super::x509::CaKey::from_cert_file(&dir.join(f))?,
+                    (None, Some(f)) => super::x509::CaKey::from_key_file(&dir.join(f))?,
+                    (None, None) => anyhow::bail!(
+                        "server.conf: authentication/certificate needs ca_cert or ca_public_key/file"
+                    ),
+                };
+                Some(CertAuth {
+                    ca,
+                    whitelist: local(list(&c.whitelist)),
+                })
+            }
+        };
+        let ident = w.authentication.ident.as_ref().map(|i| IdentAuth {
+            whitelist: local(list(i.whitelist.as_deref().unwrap_or(&[]))),
+            port: raw["authentication"]["ident"]["port"]
+                .as_u64()
+                .and_then(|p| u16::try_from(p).ok())
+                .unwrap_or(super::ident::IDENT_PORT),
+        });
         let certificate = w
             .security
             .private_key
@@ -176,6 +248,8 @@ impl Settings {
             headers_prefix: w.authentication.global.headers_prefix.clone(),
             acl,
             basic,
+            cert,
+            ident,
             almighty: w
                 .rights
                 .almighty_users
@@ -195,6 +269,26 @@ impl Settings {
                 .as_f64()
                 .unwrap_or(0.0)
                 .max(0.0),
+            console_clusters: None,
+            pxe_userfiles: raw["pxe"]["dhcp"]["repository"].as_str().map(|repo| {
+                dir.join(repo).join(
+                    raw["pxe"]["dhcp"]["userfiles"]["directory"]
+                        .as_str()
+                        .unwrap_or("userfiles"),
+                )
+            }),
+            cache: super::grab::Cache {
+                dir: dir.join(&w.cache.directory),
+                size: w.cache.size.map(|mb| mb << 20),
+            },
+            max_preinstall: raw["environments"]["max_preinstall_size"]
+                .as_u64()
+                .unwrap_or(20)
+                << 20,
+            max_postinstall: raw["environments"]["max_postinstall_size"]
+                .as_u64()
+                .unwrap_or(20)
+                << 20,
         })
     }
 }

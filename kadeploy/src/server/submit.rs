@@ -3,10 +3,12 @@
 //! settled before the `wid` is returned; the engine then runs on each cluster's executor.
 
 use super::App;
+use super::files;
 use super::operations;
 use super::params::Params;
 use super::reply::{HttpError, Reply};
 use super::route::{Req, empty, method_not_allowed};
+use super::steps;
 use super::workflow::{DbStates, Kind, Part, Workflow};
 use crate::engine::{
     self, Context, DeployRequest, PowerOperation, PowerRequest, RebootKind, RebootRequest,
@@ -160,8 +162,7 @@ fn environment(app: &App, r: &Req) -> Result<Option<(EnvDesc, String, i64)>, Req
     if kind == "anonymous" {
         let (desc, _) = EnvDesc::from_value(&Value::Object(env.clone()))?;
         let local = !desc.image.file.contains("://") || desc.image.file.starts_with("local://");
-        if local && !r.params.has("client") && !app.clusters.iter().all(|c| c.backend.virtual_time)
-        {
+        if local && !r.params.has("client") {
             return Err(err(
                 ApiError::InvalidClient,
                 format!(
@@ -251,8 +252,12 @@ fn create(app: &Arc<App>, kind: Kind, r: &Req) -> Result<Reply, HttpError> {
         .into());
     }
     if p.has("custom_operations") {
-        p.object("custom_operations")
-            .map_err(|e| err(ApiError::InvalidCustomop, e.detail))?;
+        let ops = p
+            .object("custom_operations")
+            .map_err(|e| err(ApiError::InvalidCustomop, e.detail))?
+            .cloned()
+            .unwrap_or_default();
+        steps::custom_operations(&Value::Object(ops), &mut |f| Ok(f.to_string()))?;
     }
     let env = if kind == Kind::Power {
         None
@@ -292,6 +297,7 @@ fn create(app: &Arc<App>, kind: Kind, r: &Req) -> Result<Reply, HttpError> {
             d.timeout_reboot_classical = expr(p, "timeout_reboot_classical")?;
             d.timeout_reboot_kexec = expr(p, "timeout_reboot_kexec")?;
             d.breakpoint = bp;
+            d.automata = p.object("automata")?.map(steps::automata).transpose()?;
             d.ssh_key = p.string("ssh_authorized_keys")?;
             d.pxe_profile = p
                 .object("pxe")?
@@ -374,6 +380,7 @@ fn create(app: &Arc<App>, kind: Kind, r: &Req) -> Result<Reply, HttpError> {
     if p.toggle("dry_run") {
         return Ok(empty());
     }
+    fetch_files(app, r, &mut template, env.as_ref())?;
     // Submissions run concurrently on the blocking pool: the "in use" check and the rows marking the
     // nodes busy (in `start`) happen under one lock, so two requests cannot both take the same nodes.
     let _admit = app.admit.lock().unwrap_or_else(|e| e.into_inner());
@@ -401,6 +408,55 @@ fn create(app: &Arc<App>, kind: Kind, r: &Req) -> Result<Reply, HttpError> {
         p.toggle("debug"),
     )?;
     Ok(Reply::Data(resources(&wf)))
+}
+
+/// Fetches the files the request names into the cache (spec §3.4) and points the request at them.
+fn fetch_files(
+    app: &App,
+    r: &Req,
+    template: &mut EngineReq,
+    env: Option<&(EnvDesc, String, i64)>,
+) -> Result<(), RequestError> {
+    let version = match env {
+        Some((desc, _, id)) if *id >= 0 => format!("{}/{}", desc.name, desc.version),
+        _ => "anon".to_string(),
+    };
+    let key = match template {
+        EngineReq::Deploy(d) => {
+            if let Some((desc, _, _)) = env {
+                files::deploy(app, r, d, desc, &version)?;
+            }
+            if let Ok(Some(ops)) = r.params.object("custom_operations") {
+                d.custom_operations =
+                    steps::custom_operations(&Value::Object(ops.clone()), &mut |f| {
+                        files::custom_op(app, r, f)
+                    })?;
+            }
+            &mut d.ssh_key
+        }
+        EngineReq::Reboot(rr) => &mut rr.ssh_key,
+        EngineReq::Power(_) => return Ok(()),
+    };
+    if let Some(file) = key.take() {
+        *key = Some(files::keys(app, r, &file)?);
+    }
+    let pxe_files = r
+        .params
+        .object("pxe")?
+        .and_then(|x| x.get("files"))
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for f in &pxe_files {
+        let f = f.as_str().ok_or_else(|| {
+            err(
+                ApiError::InvalidOption,
+                "Parameter 'pxe/files': should be an Array of String",
+            )
+        })?;
+        files::pxe_file(app, r, f)?;
+    }
+    Ok(())
 }
 
 /// Kadeploy's rights checks (error 6): some right on every node, plus the deploy partition for deployments.

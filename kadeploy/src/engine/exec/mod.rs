@@ -298,6 +298,10 @@ pub async fn execute(
             )
         }
         Step::Dummy => ops::run(ctx, Operation::Dummy, nodes).await,
+        Step::Custom(op) => match super::custom::operation(&op.action, ops::script_env(ctx, job)) {
+            Ok(operation) => ops::run(ctx, operation, nodes).await,
+            Err(e) => ops::refuse(nodes, e),
+        },
     }
 }
 

@@ -1,0 +1,134 @@
+//! X.509 certificate authentication (spec §3.2): a client certificate, sent Base64-encoded in the
+//! `<prefix>Certificate` header (Kadeploy's way) or presented in the TLS handshake, must be signed by the
+//! configured CA (`authentication/certificate/ca_cert` or `ca_public_key`) and be valid now; its subject's
+//! CN list gives the users it authenticates.
+
+use base64::Engine as _;
+use std::path::Path;
+use x509_parser::prelude::{FromDer, SubjectPublicKeyInfo, X509Certificate};
+
+/// Why a certificate is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum CertError {
+    /// The CA file cannot be read or parsed.
+    #[error("{0}")]
+    Ca(String),
+    /// The client's certificate is not usable.
+    #[error("invalid certificate: {0}")]
+    Invalid(String),
+}
+
+/// The trusted CA: the DER of its public key (SubjectPublicKeyInfo).
+#[derive(Clone, Debug)]
+pub struct CaKey {
+    spki: Vec<u8>,
+}
+
+/// Decodes the first PEM block of `bytes` (or returns them as is when they are DER).
+fn pem_or_der(bytes: &[u8]) -> Result<Vec<u8>, String> {
+    if !bytes.windows(10).any(|w| w == b"-----BEGIN") {
+        return Ok(bytes.to_vec());
+    }
+    let (_, pem) = x509_parser::pem::parse_x509_pem(bytes).map_err(|e| format!("bad PEM: {e}"))?;
+    Ok(pem.contents)
+}
+
+impl CaKey {
+    /// Loads `ca_cert` (a PEM certificate): the key of its subject.
+    pub fn from_cert_file(path: &Path) -> Result<CaKey, CertError> {
+        let ca = |m: String| CertError::Ca(format!("{}: {m}", path.display()));
+        let bytes = std::fs::read(path).map_err(|e| ca(e.to_string()))?;
+        let der = pem_or_der(&bytes).map_err(ca)?;
+        let (_, cert) = X509Certificate::from_der(&der).map_err(|e| ca(e.to_string()))?;
+        Ok(CaKey {
+            spki: cert.public_key().raw.to_vec(),
+        })
+    }
+
+    /// Loads `ca_public_key/file` (a PEM `PUBLIC KEY`, i.e. SubjectPublicKeyInfo).
+    pub fn from_key_file(path: &Path) -> Result<CaKey, CertError> {
+        let ca = |m: String| CertError::Ca(format!("{}: {m}", path.display()));
+        let bytes = std::fs::read(path).map_err(|e| ca(e.to_string()))?;
+        let der = pem_or_der(&bytes).map_err(ca)?;
+        SubjectPublicKeyInfo::from_der(&der)
+            .map_err(|e| ca(format!("not a SubjectPublicKeyInfo public key: {e}")))?;
+        Ok(CaKey { spki: der })
+    }
+
+    /// Checks a DER certificate: signed by this CA, valid now. Returns its subject's common names.
+    pub fn verify_der(&self, der: &[u8]) -> Result<Vec<String>, CertError> {
+        let bad = |m: String| CertError::Invalid(m);
+        let (_, cert) = X509Certificate::from_der(der).map_err(|e| bad(e.to_string()))?;
+        let (_, key) = SubjectPublicKeyInfo::from_der(&self.spki)
+            .map_err(|e| CertError::Ca(format!("CA key: {e}")))?;
+        cert.verify_signature(Some(&key))
+            .map_err(|_| bad("the certificate is not signed by the trusted CA".into()))?;
+        if !cert.validity().is_valid() {
+            return Err(bad("the certificate is expired or not yet valid".into()));
+        }
+        Ok(cert
+            .subject()
+            .iter_common_name()
+            .filter_map(|cn| cn.as_str().ok())
+            .map(String::from)
+            .collect())
+    }
+
+    /// Checks the value of a `<prefix>Certificate` header: Base64 of a PEM (or DER) certificate.
+    pub fn verify_header(&self, value: &str) -> Result<Vec<String>, CertError> {
+        let compact: String = value.split_whitespace().collect();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(compact)
+            .map_err(|e| CertError::Invalid(format!("bad Base64: {e}")))?;
+        let der = pem_or_der(&bytes).map_err(CertError::Invalid)?;
+        self.verify_der(&der)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+
+    fn params(cn: &str) -> CertificateParams {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name.push(DnType::CommonName, cn);
+        p
+    }
+
+    #[test]
+    fn a_ca_public_key_or_certificate_checks_client_certificates() {
+        let dir = std::env::temp_dir().join(format!("kadeploy-x509-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca = params("CA");
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        std::fs::write(dir.join("ca.pem"), ca.self_signed(&ca_key).unwrap().pem()).unwrap();
+        std::fs::write(dir.join("ca.pub"), ca_key.public_key_pem()).unwrap();
+        let issuer = Issuer::new(ca, ca_key);
+        let leaf_key = KeyPair::generate().unwrap();
+        let leaf = params("alice").signed_by(&leaf_key, &issuer).unwrap();
+        let other = params("alice").self_signed(&leaf_key).unwrap();
+        for ca in [
+            CaKey::from_cert_file(&dir.join("ca.pem")).unwrap(),
+            CaKey::from_key_file(&dir.join("ca.pub")).unwrap(),
+        ] {
+            assert_eq!(
+                ca.verify_der(leaf.der()).unwrap(),
+                vec!["alice".to_string()]
+            );
+            let header = base64::engine::general_purpose::STANDARD.encode(leaf.pem());
+            assert_eq!(
+                ca.verify_header(&header).unwrap(),
+                vec!["alice".to_string()]
+            );
+            assert!(matches!(
+                ca.verify_der(other.der()),
+                Err(CertError::Invalid(_))
+            ));
+            assert!(ca.verify_header("%%%").is_err());
+        }
+        assert!(CaKey::from_key_file(&dir.join("missing")).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
