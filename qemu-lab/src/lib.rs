@@ -2,6 +2,11 @@
 //! real `kadeploy3d` through real DHCP, TFTP/HTTP, IPMI, SSH and the broadcast engine.
 
 pub mod bmc;
+pub mod e2e;
 pub mod images;
+pub mod lab;
 pub mod net;
+pub mod qmp;
+pub mod site;
+pub mod tools;
 pub mod vm;

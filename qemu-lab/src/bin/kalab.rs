@@ -1,3 +1,228 @@
-//! `kalab`: bring a QEMU lab up, run an end-to-end deployment on it, tear it down.
+//! `kalab`: bring a QEMU lab up, run an end-to-end deployment on it with the real deployer, tear it down.
 
-fn main() {}
+use clap::{Parser, Subcommand, ValueEnum};
+use qemu_lab::e2e::{self, BootPath, Options};
+use qemu_lab::lab::{Lab, LabSpec};
+use qemu_lab::site::PowerDriver;
+use qemu_lab::vm::{self, Accel};
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// QEMU lab of the Kadeploy reimplementation.
+#[derive(Parser)]
+#[command(name = "kalab", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Bring a lab up, deploy every node, verify them over SSH, tear down. The last stdout line is a
+    /// JSON report; the exit status is 0 only when every node verified (with --faults: when exactly
+    /// the two faulty nodes failed).
+    E2e {
+        #[command(flatten)]
+        lab: LabArgs,
+        /// Environment to deploy.
+        #[arg(long, default_value = "kalab-linux")]
+        env: String,
+        /// How the deployed environment is booted.
+        #[arg(long, value_enum, default_value = "kexec")]
+        boot: Boot,
+        /// Power one VM off through its BMC during the broadcast and make another BMC unresponsive.
+        #[arg(long)]
+        faults: bool,
+        /// Also check kapower3, kareboot3 and kaconsole3 on a deployed node.
+        #[arg(long)]
+        tools: bool,
+    },
+    /// Bring a lab up and keep it until Ctrl-C (prints how to use the clients against it).
+    Up {
+        #[command(flatten)]
+        lab: LabArgs,
+    },
+    /// Remove labs left behind by dead kalab processes.
+    Clean,
+}
+
+#[derive(clap::Args)]
+struct LabArgs {
+    /// Number of VMs.
+    #[arg(long, default_value_t = 4)]
+    nodes: usize,
+    /// Working directory (emptied first).
+    #[arg(long, default_value = "/tmp/kalab")]
+    dir: PathBuf,
+    /// Cache of built images.
+    #[arg(long, env = "KALAB_CACHE", default_value = "/var/cache/kalab")]
+    cache: PathBuf,
+    /// Static kaagent binary (default: next to kalab, then the static release build).
+    #[arg(long, env = "KALAB_KAAGENT")]
+    kaagent: Option<PathBuf>,
+    /// Memory per VM (MiB).
+    #[arg(long, default_value_t = 512)]
+    memory: u32,
+    /// Disk per VM (MiB).
+    #[arg(long, default_value_t = 1024)]
+    disk: u64,
+    /// Accelerator: auto probes KVM and falls back to TCG.
+    #[arg(long, value_enum, default_value = "tcg")]
+    accel: AccelArg,
+    /// Power driver of kadeploy3d.
+    #[arg(long, value_enum, default_value = "ipmitool")]
+    power: PowerArg,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Boot {
+    Kexec,
+    Classical,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum AccelArg {
+    Auto,
+    Tcg,
+    Kvm,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum PowerArg {
+    Ipmitool,
+    Native,
+}
+
+impl LabArgs {
+    fn spec(&self) -> anyhow::Result<LabSpec> {
+        let exe = std::env::current_exe()?;
+        let bin_dir = exe.parent().map(PathBuf::from).unwrap_or_default();
+        let kaagent = match &self.kaagent {
+            Some(p) => p.clone(),
+            None => [
+                bin_dir.join("kaagent-static"),
+                bin_dir.join("../x86_64-unknown-linux-gnu/release/kaagent"),
+            ]
+            .into_iter()
+            .find(|p| p.is_file())
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "no static kaagent: build it with RUSTFLAGS=\"-C target-feature=+crt-static\" \
+                     cargo build --release -p hal --bin kaagent --target x86_64-unknown-linux-gnu, \
+                     or pass --kaagent"
+                )
+            })?,
+        };
+        Ok(LabSpec {
+            nodes: self.nodes,
+            dir: self.dir.clone(),
+            cache: self.cache.clone(),
+            kaagent,
+            bin_dir,
+            memory_mib: self.memory,
+            disk_mib: self.disk,
+            accel: match self.accel {
+                AccelArg::Auto => vm::probe_accel(),
+                AccelArg::Tcg => Accel::Tcg,
+                AccelArg::Kvm => Accel::Kvm,
+            },
+            power: match self.power {
+                PowerArg::Ipmitool => PowerDriver::Ipmitool,
+                PowerArg::Native => PowerDriver::Native,
+            },
+        })
+    }
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let code = match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("kalab: {e:#}");
+            2
+        }
+    };
+    std::process::exit(code);
+}
+
+fn run(cli: Cli) -> anyhow::Result<i32> {
+    match cli.command {
+        Cmd::E2e {
+            lab,
+            env,
+            boot,
+            faults,
+            tools,
+        } => {
+            let started = Instant::now();
+            let spec = lab.spec()?;
+            let nodes = spec.nodes;
+            let lab = Lab::up(spec)?;
+            let options = Options {
+                env,
+                boot: match boot {
+                    Boot::Kexec => BootPath::Kexec,
+                    Boot::Classical => BootPath::Classical,
+                },
+                faults,
+                tools,
+            };
+            let result = e2e::run(&lab, &options, started);
+            drop(lab);
+            let report = result?;
+            let tools_ok = report.tools.values().all(|v| v.starts_with("ok"));
+            let passed = if faults && nodes >= 3 {
+                report.nodes_ko == 2
+                    && report.ko.contains_key(&format!("node-{}.lab", nodes - 1))
+                    && report.ko.contains_key(&format!("node-{nodes}.lab"))
+            } else {
+                report.nodes_ko == 0
+            };
+            println!("{}", serde_json::to_string(&report)?);
+            Ok(if passed && tools_ok { 0 } else { 1 })
+        }
+        Cmd::Up { lab } => {
+            let lab = Lab::up(lab.spec()?)?;
+            println!(
+                "lab up in namespace {}; clients: ip netns exec {} env KADEPLOY3_CONFIG_DIR={} USER=root kadeploy3 ...",
+                lab.net.ns(),
+                lab.net.ns(),
+                lab.client_dir.display()
+            );
+            println!("Ctrl-C tears it down.");
+            let (tx, rx) = std::sync::mpsc::channel();
+            ctrlc_wait(tx);
+            let _ = rx.recv();
+            drop(lab);
+            Ok(0)
+        }
+        Cmd::Clean => {
+            let removed = qemu_lab::net::cleanup_stale()?;
+            println!("removed {} stale lab(s)", removed.len());
+            Ok(0)
+        }
+    }
+}
+
+/// Sends on `tx` at SIGINT/SIGTERM.
+fn ctrlc_wait(tx: std::sync::mpsc::Sender<()>) {
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build();
+        if let Ok(rt) = rt {
+            rt.block_on(async {
+                let _ = tokio::signal::ctrl_c().await;
+            });
+        }
+        let _ = tx.send(());
+    });
+}

@@ -1,0 +1,12 @@
+#!/bin/sh
+# kalab-linux environment: /sbin/init (PID 1) of the deployed system.
+. /etc/kalab-common.sh
+kalab_mounts
+mount -o remount,rw / 2>/dev/null
+hostname kalab-env
+kalab_modules
+kalab_network
+kalab_sshd
+[ -f /etc/kalab-marker ] && echo "kalab-env marker $(cat /etc/kalab-marker)" >/dev/ttyS0
+echo "kalab-env ready $(hostname)" >/dev/ttyS0
+kalab_console_shell

@@ -1,0 +1,274 @@
+//! The end-to-end run: register the lab's environments, deploy every node with `kadeploy3`, verify each
+//! deployed node over SSH, optionally exercise the other clients and inject BMC faults, and report.
+
+use crate::lab::Lab;
+use crate::site::SiteNode;
+use anyhow::{Context as _, bail};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::io::{BufRead as _, BufReader};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+/// How the deployed environment is started.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BootPath {
+    /// kexec from the deploy kernel into the environment's kernel (`BootNewEnvKexec`).
+    Kexec,
+    /// A reboot with the PXE profile switched to the local disk (`BootNewEnvClassical`).
+    Classical,
+}
+
+impl BootPath {
+    /// The BootNewEnv implementation.
+    fn step(self) -> &'static str {
+        match self {
+            BootPath::Kexec => "BootNewEnvKexec",
+            BootPath::Classical => "BootNewEnvClassical",
+        }
+    }
+}
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Environment to deploy (`kalab-linux` or `kalab-linux-dd`).
+    pub env: String,
+    /// Boot path of the deployed environment.
+    pub boot: BootPath,
+    /// Power one VM off through its BMC during the broadcast and stop another node's BMC.
+    pub faults: bool,
+    /// Also run kapower3, kareboot3 and kaconsole3 against the deployed nodes.
+    pub tools: bool,
+}
+
+/// The result, printed as the last line of `kalab e2e`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// Nodes deployed and verified.
+    pub nodes_ok: usize,
+    /// Nodes that failed (deployment or verification).
+    pub nodes_ko: usize,
+    /// Wall-clock seconds of the whole run (lab up to verification).
+    pub seconds: f64,
+    /// Seconds of the `kadeploy3` run alone.
+    pub deploy_seconds: f64,
+    /// Seconds spent building or fetching images.
+    pub build_seconds: f64,
+    /// Per-macro-step durations (max over nodes, seconds) from kastat3.
+    pub steps: BTreeMap<String, f64>,
+    /// Environment deployed.
+    pub env: String,
+    /// Boot path.
+    pub boot: BootPath,
+    /// Why each KO node failed (kadeploy3's KO file, or the verification).
+    pub ko: BTreeMap<String, String>,
+    /// Results of the client checks (`--tools`).
+    pub tools: BTreeMap<String, String>,
+}
+
+/// Runs the deployment on `lab` and verifies it; `started` is when the lab began coming up.
+pub fn run(lab: &Lab, options: &Options, started: Instant) -> anyhow::Result<Report> {
+    // The administrator gives the lab's user every partition of every node (karights3).
+    let names: Vec<String> = lab.nodes.iter().map(|n| n.name.clone()).collect();
+    let out = lab
+        .client_as("karights3", "root")
+        .args(["-a", "-u", crate::lab::USER, "-p", "*"])
+        .args(names.iter().flat_map(|n| ["-m", n.as_str()]))
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "karights3 -a: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for env in &lab.environments {
+        let out = lab
+            .client("kaenv3")
+            .arg("-a")
+            .arg(&env.description)
+            .output()?;
+        if !out.status.success() {
+            bail!(
+                "kaenv3 -a {}: {}{}",
+                env.description.display(),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    let all: Vec<&SiteNode> = lab.nodes.iter().collect();
+    let nodes = lab.node_file(&all)?;
+    let ok_file = lab.dir().join("ok");
+    let ko_file = lab.dir().join("ko");
+    let automata = format!(
+        "SetDeploymentEnv|SetDeploymentEnvUntrusted:1:900&BroadcastEnv|BroadcastEnvKascade:1:900&BootNewEnv|{}:1:900",
+        options.boot.step()
+    );
+    let (powered_off, hung) = if options.faults && lab.nodes.len() >= 3 {
+        (Some(lab.nodes.len() - 2), Some(lab.nodes.len() - 1))
+    } else {
+        (None, None)
+    };
+    if let Some(i) = hung {
+        let pid = lab.bmc_pid(i).context("BMC pid")?;
+        crate::net::signal(pid, "STOP");
+        eprintln!("fault: BMC of {} stopped (SIGSTOP)", lab.nodes[i].name);
+    }
+
+    let deploy_started = Instant::now();
+    let mut child = lab
+        .client("kadeploy3")
+        .args(["-e", &options.env, "-f"])
+        .arg(&nodes)
+        .arg("-o")
+        .arg(&ok_file)
+        .arg("-n")
+        .arg(&ko_file)
+        .arg("-k")
+        .arg(lab.key.with_extension("pub"))
+        .args(["--force-steps", &automata, "-V", "4"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("starting kadeploy3")?;
+    let stdout = child.stdout.take().context("kadeploy3 stdout")?;
+    let mut fault_done = powered_off.is_none();
+    for line in BufReader::new(stdout).lines() {
+        let line = line?;
+        eprintln!("{line}");
+        if !fault_done && line.contains("BroadcastEnv") {
+            fault_done = true;
+            let i = powered_off.unwrap_or_default();
+            // Let the stream start, then pull the plug through the BMC.
+            std::thread::sleep(Duration::from_secs(2));
+            let out = lab
+                .net
+                .command("ipmitool")
+                .args(["-I", "lanplus", "-H"])
+                .arg(lab.nodes[i].bmc_ip.to_string())
+                .args(["-U", crate::site::BMC_USER, "-f"])
+                .arg(lab.config_dir.join("ipmi.pass"))
+                .args(["chassis", "power", "off"])
+                .output()?;
+            eprintln!(
+                "fault: {} powered off through its BMC during the broadcast: {}",
+                lab.nodes[i].name,
+                String::from_utf8_lossy(&out.stdout).trim()
+            );
+        }
+    }
+    let status = child.wait()?;
+    let deploy_seconds = deploy_started.elapsed().as_secs_f64();
+    eprintln!("kadeploy3 exited with {status} after {deploy_seconds:.1} s");
+    if let Some(i) = hung {
+        crate::net::signal(lab.bmc_pid(i).unwrap_or_default(), "CONT");
+    }
+
+    let ok_names: Vec<String> = read_lines(&ok_file);
+    let mut ko: BTreeMap<String, String> = read_lines(&ko_file)
+        .into_iter()
+        .map(|l| match l.split_once(' ') {
+            Some((n, why)) => (n.to_string(), why.trim().to_string()),
+            None => (l, String::new()),
+        })
+        .collect();
+    let mut verified = 0;
+    for (i, node) in lab.nodes.iter().enumerate() {
+        if !ok_names.contains(&node.name) {
+            ko.entry(node.name.clone())
+                .or_insert_with(|| "not in the OK file".into());
+            continue;
+        }
+        match verify(lab, i, &options.env) {
+            Ok(()) => verified += 1,
+            Err(e) => {
+                ko.insert(node.name.clone(), format!("verification: {e:#}"));
+            }
+        }
+    }
+    let steps = step_durations(lab).unwrap_or_default();
+    let mut tools = BTreeMap::new();
+    if options.tools {
+        let ok: Vec<usize> = (0..lab.nodes.len())
+            .filter(|i| !ko.contains_key(&lab.nodes[*i].name))
+            .collect();
+        if let Some(&first) = ok.first() {
+            tools = crate::tools::check(lab, first)?;
+        }
+    }
+    Ok(Report {
+        nodes_ok: verified,
+        nodes_ko: lab.nodes.len() - verified,
+        seconds: started.elapsed().as_secs_f64(),
+        deploy_seconds,
+        build_seconds: lab.build_seconds,
+        steps,
+        env: options.env.clone(),
+        boot: options.boot,
+        ko,
+        tools,
+    })
+}
+
+/// SSH into the deployed node: its host name and the post-install's marker file.
+fn verify(lab: &Lab, i: usize, env: &str) -> anyhow::Result<()> {
+    let node = &lab.nodes[i];
+    let out = lab.ssh(i, "hostname; cat /etc/kalab-marker; cat /proc/cmdline")?;
+    let mut lines = out.lines();
+    let hostname = lines.next().unwrap_or_default().trim();
+    if hostname != node.name && hostname != node.short() {
+        bail!("hostname is {hostname:?}, expected {}", node.name);
+    }
+    let marker = lines.next().unwrap_or_default();
+    if !marker.contains(env) {
+        bail!("marker file says {marker:?}, expected the environment {env}");
+    }
+    // The deploy kernel listens on 25300; the deployed environment must not.
+    if lab
+        .ssh(
+            i,
+            "cat /proc/net/tcp | grep -qi ':62D4 .* 0A ' && echo deploy-kernel || true",
+        )?
+        .contains("deploy-kernel")
+    {
+        bail!("the node still runs the deploy kernel");
+    }
+    Ok(())
+}
+
+/// Per-macro-step durations of the last deployment (max over nodes), from `kastat3`.
+fn step_durations(lab: &Lab) -> anyhow::Result<BTreeMap<String, f64>> {
+    let out = lab
+        .client("kastat3")
+        .args([
+            "-F",
+            "hostname,step1,step2,step3,step1_duration,step2_duration,step3_duration,success",
+        ])
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut steps: BTreeMap<String, f64> = BTreeMap::new();
+    for line in text.lines() {
+        let f: Vec<&str> = line.split(',').collect();
+        if f.len() < 8 {
+            continue;
+        }
+        for k in 0..3 {
+            let (name, secs) = (f[1 + k], f[4 + k].parse::<f64>().unwrap_or(0.0));
+            let e = steps.entry(name.to_string()).or_default();
+            *e = e.max(secs);
+        }
+    }
+    Ok(steps)
+}
+
+fn read_lines(path: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
+}

@@ -1,0 +1,341 @@
+//! The lab as a Kadeploy site: the `kadeploy3d` configuration directory (server, cluster, commands,
+//! boot services, PXE tree) and the clients' configuration, written for the lab's nodes and BMCs.
+
+use std::fmt::Write as _;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+/// Name of the lab's cluster in `clusters.conf`.
+pub const CLUSTER: &str = "lab";
+/// The lab's DNS domain: nodes are `node-<i>.lab`, their BMCs `node-<i>-bmc`.
+pub const DOMAIN: &str = "lab";
+/// IPMI user of the lab's BMCs.
+pub const BMC_USER: &str = "ADMIN";
+/// kadeploy3d's REST port inside the lab namespace.
+pub const API_PORT: u16 = 25300;
+
+/// One node of the lab as the site sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SiteNode {
+    /// Fully qualified name (`node-1.lab`).
+    pub name: String,
+    /// Address reserved for its NIC.
+    pub ip: Ipv4Addr,
+    /// MAC of its NIC.
+    pub mac: String,
+    /// Address of its BMC.
+    pub bmc_ip: Ipv4Addr,
+}
+
+impl SiteNode {
+    /// Short host name (`node-1`).
+    pub fn short(&self) -> &str {
+        self.name.split('.').next().unwrap_or(&self.name)
+    }
+}
+
+/// How power is driven.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PowerDriver {
+    /// Kadeploy's way: `ipmitool -I lanplus` command templates.
+    Ipmitool,
+    /// The native IPMI-over-LAN client of `hal` for the hard level and the status.
+    Native,
+}
+
+/// Everything the configuration refers to.
+#[derive(Clone, Debug)]
+pub struct SiteSpec {
+    /// The configuration directory to write (`KADEPLOY3_CONFIG_DIR` of the server).
+    pub dir: PathBuf,
+    /// The server's address on the lab bridge.
+    pub server_ip: Ipv4Addr,
+    /// The lab bridge (the DHCP server answers there only).
+    pub bridge: String,
+    /// Nodes, in order.
+    pub nodes: Vec<SiteNode>,
+    /// The deploy kernel and initrd to copy into the boot tree, and the kernel command line.
+    pub deploy_vmlinuz: PathBuf,
+    /// See `deploy_vmlinuz`.
+    pub deploy_initrd: PathBuf,
+    /// Deploy kernel command line.
+    pub deploy_params: String,
+    /// The deployer's private SSH key.
+    pub ssh_key: PathBuf,
+    /// The BMCs' password.
+    pub bmc_password: String,
+    /// Directory of the VMs: node `node-1`'s console socket is `<vm_dir>/node-1/console.sock`.
+    pub vm_dir: PathBuf,
+    /// Power driver.
+    pub power: PowerDriver,
+    /// The cluster's `install_bootloader` script.
+    pub install_bootloader: String,
+    /// Disk device of the nodes.
+    pub block_device: String,
+}
+
+/// Partitions of a lab node's disk: swap 1 (64 MiB), prod 2 (256 MiB), deploy 3 (the rest).
+const PARTITION_SCRIPT: &str = r#"#!/bin/sh
+# The lab's partitioning: swap 1, prod 2, deploy 3 (Kadeploy's KADEPLOY_* variables).
+set -e
+DISK="${KADEPLOY_BLOCK_DEVICE:-/dev/vda}"
+sfdisk --wipe always --quiet "$DISK" <<EOF
+label: dos
+,64M,S
+,256M,L
+,,L,*
+EOF
+# Let udev-less deploy kernels see the new partitions.
+blockdev --rereadpt "$DISK" 2>/dev/null || true
+i=0
+while [ ! -b "${DISK}${KADEPLOY_DEPLOY_PART_NUM:-3}" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); mdev -s 2>/dev/null || true; done
+"#;
+
+/// Writes the server configuration directory and returns the client configuration directory.
+pub fn write(spec: &SiteSpec) -> std::io::Result<PathBuf> {
+    let dir = &spec.dir;
+    let tftp = dir.join("tftpboot");
+    for d in [
+        "keys",
+        "tftpboot/kernels",
+        "tftpboot/pxelinux.cfg",
+        "tftpboot/userfiles",
+        "client",
+    ] {
+        std::fs::create_dir_all(dir.join(d))?;
+    }
+    std::fs::copy(&spec.deploy_vmlinuz, tftp.join("kernels/deploy-vmlinuz"))?;
+    std::fs::copy(&spec.deploy_initrd, tftp.join("kernels/deploy-initrd"))?;
+    std::fs::copy(&spec.ssh_key, dir.join("keys/id_deploy"))?;
+    set_mode(&dir.join("keys/id_deploy"), 0o600)?;
+    std::fs::write(dir.join("ipmi.pass"), format!("{}\n", spec.bmc_password))?;
+    set_mode(&dir.join("ipmi.pass"), 0o600)?;
+    std::fs::write(dir.join("partition.sh"), PARTITION_SCRIPT)?;
+    std::fs::write(dir.join("install_bootloader"), &spec.install_bootloader)?;
+    std::fs::write(dir.join("server.conf"), server_conf(spec))?;
+    std::fs::write(dir.join("clusters.conf"), clusters_conf(spec))?;
+    std::fs::write(dir.join("lab-cluster.conf"), cluster_conf(spec))?;
+    std::fs::write(dir.join("netboot.conf"), netboot_conf(spec))?;
+    let client = dir.join("client");
+    std::fs::write(
+        client.join("client.conf"),
+        format!(
+            "---\ndefault: {CLUSTER}\nservers:\n  - name: {CLUSTER}\n    hostname: 127.0.0.1\n    port: {API_PORT}\n    secure: true\n"
+        ),
+    )?;
+    Ok(client)
+}
+
+/// `/etc/hosts` lines of the lab (nodes and BMCs), for the namespace's hosts file.
+pub fn hosts(spec: &SiteSpec) -> Vec<(String, Ipv4Addr)> {
+    let mut out = vec![(format!("kadeploy.{DOMAIN}"), spec.server_ip)];
+    for n in &spec.nodes {
+        out.push((n.name.clone(), n.ip));
+        out.push((n.short().to_string(), n.ip));
+        out.push((format!("{}-bmc", n.short()), n.bmc_ip));
+    }
+    out
+}
+
+fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+}
+
+fn server_conf(spec: &SiteSpec) -> String {
+    let ip = spec.server_ip;
+    let ipmi = match spec.power {
+        PowerDriver::Native => {
+            format!(
+                "  ipmi: {{host: HOSTNAME_SHORT-bmc, port: 623, user: {BMC_USER}, password_file: ipmi.pass}}\n"
+            )
+        }
+        PowerDriver::Ipmitool => String::new(),
+    };
+    format!(
+        r#"---
+# kadeploy3d for the QEMU lab (written by kalab).
+database:
+  file: kadeploy3.sqlite
+backend:
+  kind: site
+  agent_port: 25301
+  command_timeout: 600
+  power_timeout: 30
+{ipmi}ssh_private_key: keys/id_deploy
+rights:
+  kind: db
+  almighty_users: root
+authentication:
+  acl:
+    whitelist:
+      - 127.0.0.1
+      - {ip}
+security:
+  secure_server: true
+network:
+  server_hostname: kadeploy.{DOMAIN}
+  ports:
+    kadeploy_server: {API_PORT}
+    ssh: 22
+    test_deploy_env: 25300
+windows:
+  reboot:
+    size: 50
+    sleep_time: 1
+  check:
+    size: 50
+environments:
+  deployment:
+    extraction_dir: /mnt/dest
+    rambin_dir: /rambin
+    tarball_dir: /tmp
+pxe:
+  dhcp:
+    method: PXElinux
+    repository: tftpboot
+    export:
+      kind: tftp
+      server: {ip}
+    profiles:
+      directory: pxelinux.cfg
+      filename: ip_hex
+    userfiles:
+      directory: userfiles
+      max_size: 200
+external:
+  mkfs:
+    - fstype: ext4
+      args: -F -q -O ^64bit,^metadata_csum
+    - fstype: ext3
+      args: -F -q
+    - fstype: ext2
+      args: -F -q
+"#
+    )
+}
+
+fn clusters_conf(spec: &SiteSpec) -> String {
+    let mut s = format!(
+        "---\n# The lab's VMs (written by kalab): each node has a DHCP reservation by its mac.\nclusters:\n  - name: {CLUSTER}\n    conf_file: lab-cluster.conf\n    nodes:\n"
+    );
+    for n in &spec.nodes {
+        let _ = writeln!(
+            s,
+            "      - {{name: {}, address: {}, mac: '{}'}}",
+            n.name, n.ip, n.mac
+        );
+    }
+    s
+}
+
+fn cluster_conf(spec: &SiteSpec) -> String {
+    let ipmi = |what: &str| {
+        format!(
+            "ipmitool -I lanplus -H HOSTNAME_SHORT-bmc -U {BMC_USER} -f {} chassis power {what}",
+            spec.dir.join("ipmi.pass").display()
+        )
+    };
+    let console = format!(
+        "socat - UNIX-CONNECT:{}/HOSTNAME_SHORT/console.sock",
+        spec.vm_dir.display()
+    );
+    format!(
+        r#"---
+# The lab cluster (written by kalab): QEMU VMs with a virtio disk, PXElinux boot, BMCs over IPMI.
+partitioning:
+  block_device: {dev}
+  partitions:
+    swap: 1
+    prod: 2
+    deploy: 3
+  script: partition.sh
+boot:
+  sleep_time_before_ping: 5
+  install_bootloader: install_bootloader
+  kernels:
+    user:
+      params: console=ttyS0,115200
+    deploy:
+      vmlinuz: kernels/deploy-vmlinuz
+      initrd: kernels/deploy-initrd
+      params: {params}
+      supported_fs: ext2, ext3, ext4
+timeouts:
+  reboot: 400
+  kexec: 200
+automata:
+  macrosteps:
+    SetDeploymentEnv:
+      - {{type: Untrusted, retries: 0, timeout: 900}}
+    BroadcastEnv:
+      - {{type: Kascade, retries: 0, timeout: 900}}
+    BootNewEnv:
+      - {{type: Kexec, retries: 0, timeout: 900}}
+      - {{type: Classical, retries: 0, timeout: 900}}
+remoteops:
+  reboot:
+    - name: hard
+      cmd: {cycle}
+  power_on:
+    - name: hard
+      cmd: {on}
+  power_off:
+    - name: hard
+      cmd: {off}
+  power_status:
+    - name: hard
+      cmd: {status}
+  console:
+    - name: soft
+      cmd: {console}
+kexec:
+  repository: /dev/shm/kexec_repository
+pxe:
+  headers:
+    dhcp: |
+      SERIAL 0 115200
+      PROMPT 0
+      TIMEOUT 0
+    localboot: |
+      SERIAL 0 115200
+      PROMPT 0
+      TIMEOUT 0
+    networkboot: |
+      SERIAL 0 115200
+      PROMPT 0
+      TIMEOUT 0
+"#,
+        dev = spec.block_device,
+        params = spec.deploy_params,
+        cycle = ipmi("cycle"),
+        on = ipmi("on"),
+        off = ipmi("off"),
+        status = ipmi("status"),
+    )
+}
+
+fn netboot_conf(spec: &SiteSpec) -> String {
+    let ip = spec.server_ip;
+    format!(
+        r#"---
+# The lab's boot services, embedded in kadeploy3d (written by kalab). Reservations come from
+# clusters.conf's mac keys. iPXE (QEMU's ROM) is handed pxelinux.0 too.
+dhcp:
+  interface: {bridge}
+  server_ip: {ip}
+  subnet_mask: 255.255.255.0
+  routers: [{ip}]
+  domain: {DOMAIN}
+  lease_time: 86400
+  lease_file: dhcp.leases
+  boot:
+    bios: pxelinux.0
+    ipxe: pxelinux.0
+tftp:
+  listen: '{ip}:69'
+  root: tftpboot
+"#,
+        bridge = spec.bridge
+    )
+}

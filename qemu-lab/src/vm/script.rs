@@ -1,0 +1,190 @@
+//! The QEMU command line of a lab VM and its `start.sh`, which starts QEMU daemonized inside the
+//! lab namespace and returns at once when this VM's QEMU already runs.
+
+use super::{Accel, VmSpec};
+
+/// Quotes `s` for a POSIX shell (single quotes).
+pub fn sh_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-:=,+@%".contains(&b))
+    {
+        return s.to_string();
+    }
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// The CPU model under KVM: the host's, without `arch-capabilities` (nested KVM on AMD hosts
+/// refuses MSR 0x10a and QEMU 7.2 aborts with plain `-cpu host`).
+pub const KVM_CPU: &str = "host,arch-capabilities=off";
+/// The CPU model under TCG.
+pub const TCG_CPU: &str = "qemu64";
+
+/// Doubles commas, QEMU's escape inside `-drive`/`-chardev` option values.
+fn qemu_escape(path: &std::path::Path) -> String {
+    path.display().to_string().replace(',', ",,")
+}
+
+/// The `qemu-system-x86_64` arguments (without the program) of `spec`: PXE first through QEMU's
+/// own iPXE ROM (never an explicit `romfile=`: Debian's QEMU 7.2 then shows no boot entry), then
+/// the virtio disk; serial console on `console.sock` logged to `console.log`; QMP on `qmp.sock`;
+/// SeaBIOS debug output in `bios.log`; no display, no default devices; daemonized with a pidfile.
+pub fn qemu_args(spec: &VmSpec) -> Vec<String> {
+    let dir = spec.vm_dir();
+    let p = |name: &str| qemu_escape(&dir.join(name));
+    let (accel, cpu) = match spec.accel {
+        Accel::Tcg => ("tcg", TCG_CPU),
+        Accel::Kvm => ("kvm", KVM_CPU),
+    };
+    let format = super::disk::DiskFormat::of(&spec.disk).as_str();
+    [
+        "-name",
+        &format!("{},process=kalab-{}", spec.name, spec.name),
+        "-machine",
+        "pc",
+        "-accel",
+        accel,
+        "-cpu",
+        cpu,
+        "-smp",
+        &spec.cpus.to_string(),
+        "-m",
+        &spec.memory_mib.to_string(),
+        "-nodefaults",
+        "-display",
+        "none",
+        "-netdev",
+        &format!("tap,id=net0,ifname={},script=no,downscript=no", spec.tap),
+        "-device",
+        &format!("virtio-net-pci,netdev=net0,mac={},bootindex=1", spec.mac),
+        "-drive",
+        &format!(
+            "file={},if=none,id=disk0,format={format},cache=unsafe,discard=unmap",
+            qemu_escape(&spec.disk)
+        ),
+        "-device",
+        "virtio-blk-pci,drive=disk0,bootindex=2",
+        "-chardev",
+        &format!(
+            "socket,id=console0,path={},server=on,wait=off,logfile={},logappend=on",
+            p("console.sock"),
+            p("console.log")
+        ),
+        "-serial",
+        "chardev:console0",
+        "-qmp",
+        &format!("unix:{},server=on,wait=off", p("qmp.sock")),
+        "-chardev",
+        &format!("file,id=bios0,path={}", p("bios.log")),
+        "-device",
+        "isa-debugcon,iobase=0x402,chardev=bios0",
+        "-daemonize",
+        "-pidfile",
+        &dir.join("qemu.pid").display().to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// The text of `start.sh` for `spec` in namespace `ns`. Runs serialised by `flock` on
+/// `start.lock`; exits 0 at once when the pidfile names a live QEMU of this VM; otherwise removes
+/// stale sockets and starts QEMU, returning once it is daemonized (QEMU's errors on stderr).
+pub fn start_script(spec: &VmSpec, ns: &str) -> String {
+    let dir = sh_quote(&spec.vm_dir().display().to_string());
+    let mut args = String::new();
+    let mut it = qemu_args(spec).into_iter().peekable();
+    while let Some(arg) = it.next() {
+        args.push_str(" \\\n  ");
+        args.push_str(&sh_quote(&arg));
+        if arg.starts_with('-')
+            && let Some(value) = it.next_if(|v| !v.starts_with('-'))
+        {
+            args.push(' ');
+            args.push_str(&sh_quote(&value));
+        }
+    }
+    format!(
+        r#"#!/bin/sh
+# Starts lab VM {name} (QEMU daemonized in namespace {ns}); written by qemu_lab::vm.
+# Idempotent: returns 0 at once while this VM's QEMU runs.
+set -eu
+dir={dir}
+pidfile="$dir/qemu.pid"
+exec 9>"$dir/start.lock"
+flock -w 60 9
+if [ -s "$pidfile" ]; then
+  pid=$(cat "$pidfile")
+  if [ -r "/proc/$pid/cmdline" ] && tr '\0' '\n' < "/proc/$pid/cmdline" | grep -qxF -- "$pidfile"; then
+    exit 0
+  fi
+fi
+rm -f "$pidfile" "$dir/console.sock" "$dir/qmp.sock"
+ip netns exec {ns_q} qemu-system-x86_64{args} 9>&-
+"#,
+        name = spec.name,
+        ns_q = sh_quote(ns),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn spec() -> VmSpec {
+        VmSpec {
+            name: "node-1".into(),
+            mac: "52:54:00:1a:00:00".into(),
+            tap: "tap0".into(),
+            disk: PathBuf::from("/lab/disks/a,b.qcow2"),
+            disk_size_mib: 64,
+            memory_mib: 256,
+            cpus: 2,
+            accel: Accel::Tcg,
+            dir: PathBuf::from("/lab dir/vms"),
+        }
+    }
+
+    #[test]
+    fn sh_quote_survives_the_shell() {
+        for s in ["plain/path", "with space", "it's", "$HOME `x` \"q\"", ""] {
+            let out = std::process::Command::new("sh")
+                .args(["-c", &format!("printf %s {}", sh_quote(s))])
+                .output()
+                .unwrap();
+            assert_eq!(String::from_utf8_lossy(&out.stdout), s);
+        }
+    }
+
+    #[test]
+    fn args_boot_the_network_first_with_qemus_own_rom() {
+        let args = qemu_args(&spec()).join(" ");
+        assert!(args.contains("virtio-net-pci,netdev=net0,mac=52:54:00:1a:00:00,bootindex=1"));
+        assert!(args.contains("virtio-blk-pci,drive=disk0,bootindex=2"));
+        assert!(args.contains("file=/lab/disks/a,,b.qcow2,if=none,id=disk0,format=qcow2"));
+        assert!(args.contains("-accel tcg -cpu qemu64 -smp 2 -m 256 -nodefaults"));
+        assert!(args.contains("path=/lab dir/vms/node-1/console.sock,server=on,wait=off"));
+        assert!(args.contains("logfile=/lab dir/vms/node-1/console.log,logappend=on"));
+        assert!(args.contains("-qmp unix:/lab dir/vms/node-1/qmp.sock,server=on,wait=off"));
+        assert!(args.ends_with("-daemonize -pidfile /lab dir/vms/node-1/qemu.pid"));
+        assert!(!args.contains("romfile"));
+    }
+
+    #[test]
+    fn the_script_parses_and_runs_qemu_in_the_namespace() {
+        let text = start_script(&spec(), "kalab-1-x");
+        let out = std::process::Command::new("sh")
+            .args(["-n", "-c", &text])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains("dir='/lab dir/vms/node-1'\n"));
+        assert!(text.contains("ip netns exec kalab-1-x qemu-system-x86_64 \\\n  -name "));
+        assert!(text.contains("\\\n  -pidfile '/lab dir/vms/node-1/qemu.pid' 9>&-\n"));
+    }
+}
