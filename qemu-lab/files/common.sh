@@ -47,8 +47,14 @@ kalab_ip() {
 
 # Gives a root shell on the serial console, forever (init must not exit).
 kalab_console_shell() {
+	# A shell PID 1 gets `reboot`/`poweroff`/`halt` as SIGTERM/SIGUSR2/SIGUSR1: act on them, so that a
+	# soft reboot over SSH works as on a system with a real init. `wait` lets the traps run at once.
+	trap 'sync; reboot -f' TERM
+	trap 'sync; poweroff -f' USR2
+	trap 'sync; halt -f' USR1
 	while :; do
-		setsid sh -c 'exec sh -i <>/dev/ttyS0 >&0 2>&1'
+		setsid sh -c 'exec sh -i <>/dev/ttyS0 >&0 2>&1' &
+		wait $!
 		sleep 1
 	done
 }

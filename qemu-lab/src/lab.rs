@@ -60,7 +60,9 @@ pub struct Lab {
     /// Seconds spent building images (cache hits are fast).
     pub build_seconds: f64,
     spec: LabSpec,
+    /// The BMCs, in node order.
     bmcs: Vec<Child>,
+    radvd: Option<Child>,
     server: Option<Child>,
 }
 
@@ -118,6 +120,9 @@ impl Lab {
         let _ = cleanup::cleanup_stale();
         cleanup::install_signal_cleanup()?;
         let net = LabNet::create("lab", SUBNET, spec.nodes)?;
+        // iPXE waits ~16 s for an IPv6 router at every boot; an advertisement without prefix ends it.
+        let radvd = net.spawn_router_advertiser(&dir)?;
+        cleanup::register_pid(radvd.id());
         let vm_dir = dir.join("vms");
         let mut vms = Vec::new();
         let mut nodes = Vec::new();
@@ -178,6 +183,7 @@ impl Lab {
             build_seconds,
             spec,
             bmcs: Vec::new(),
+            radvd: Some(radvd),
             server: None,
         };
         lab.start_bmcs()?;
@@ -331,6 +337,7 @@ impl Drop for Lab {
     fn drop(&mut self) {
         let mut pids: Vec<u32> = self.bmcs.iter().map(Child::id).collect();
         pids.extend(self.server.as_ref().map(Child::id));
+        pids.extend(self.radvd.as_ref().map(Child::id));
         pids.extend(self.vms.iter().filter_map(Vm::pid));
         for pid in &pids {
             let _ = Command::new("kill")
@@ -338,7 +345,12 @@ impl Drop for Lab {
                 .status();
         }
         crate::net::terminate(&pids, Duration::from_secs(3));
-        for child in self.bmcs.iter_mut().chain(self.server.as_mut()) {
+        for child in self
+            .bmcs
+            .iter_mut()
+            .chain(self.server.as_mut())
+            .chain(self.radvd.as_mut())
+        {
             let _ = child.wait();
         }
         for pid in pids {

@@ -182,3 +182,68 @@ impl Qmp {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::net::UnixListener;
+
+    /// A fake QEMU: answers each command line with the scripted replies (with the request's id).
+    fn fake(path: &Path, replies: Vec<Vec<Value>>) -> std::thread::JoinHandle<Vec<Value>> {
+        let listener = UnixListener::bind(path).unwrap();
+        std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut writer = stream;
+            let greeting = json!({"QMP": {"version": {"qemu": {"major": 7, "minor": 2, "micro": 0}}, "capabilities": []}});
+            writeln!(writer, "{greeting}").unwrap();
+            let mut received = Vec::new();
+            for batch in replies {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                let request: Value = serde_json::from_str(&line).unwrap();
+                for mut reply in batch {
+                    if reply.get("event").is_none() {
+                        reply["id"] = request["id"].clone();
+                    }
+                    writeln!(writer, "{reply}").unwrap();
+                }
+                received.push(request);
+            }
+            received
+        })
+    }
+
+    #[test]
+    fn commands_skip_events_and_report_errors() {
+        let dir = std::env::temp_dir().join(format!("kalab-qmp-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("qmp.sock");
+        let server = fake(
+            &path,
+            vec![
+                vec![json!({"return": {}})],
+                vec![
+                    json!({"event": "RESET", "data": {"guest": false}}),
+                    json!({"return": {"status": "running", "running": true}}),
+                ],
+                vec![json!({"error": {"class": "CommandNotFound", "desc": "no such command"}})],
+            ],
+        );
+        let mut qmp = Qmp::connect(&path, Duration::from_secs(5)).unwrap();
+        assert_eq!(qmp.version()["qemu"]["major"], 7);
+        assert_eq!(qmp.query_status().unwrap(), "running");
+        assert_eq!(qmp.take_events()[0]["event"], "RESET");
+        let err = qmp.execute("bogus", Some(json!({"x": 1}))).unwrap_err();
+        assert!(
+            matches!(&err, QmpError::Command { class, .. } if class == "CommandNotFound"),
+            "{err}"
+        );
+        let received = server.join().unwrap();
+        assert_eq!(received[0]["execute"], "qmp_capabilities");
+        assert_eq!(received[2]["arguments"]["x"], 1);
+        assert_ne!(received[1]["id"], received[2]["id"]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -12,40 +12,96 @@ pub fn check(lab: &Lab, i: usize) -> anyhow::Result<BTreeMap<String, String>> {
     let node = lab.nodes[i].name.clone();
     let mut out = BTreeMap::new();
     let status = |lab: &Lab| client(lab.client("kapower3").args(["-m", &node, "--status"]));
-    out.insert("kapower3 --status".into(), expect(status(lab), "on"));
+    let state_line = |word: &str| format!("{node}: {word}");
     out.insert(
-        "kapower3 --off".into(),
+        "kapower3 --status".into(),
+        expect(status(lab), &state_line("on")),
+    );
+    out.insert(
+        "kapower3 --off -l hard".into(),
         expect(
-            client(lab.client("kapower3").args(["-m", &node, "--off"])),
+            client(
+                lab.client("kapower3")
+                    .args(["-m", &node, "--off", "-l", "hard"]),
+            ),
             "",
         ),
     );
-    out.insert("kapower3 --status (off)".into(), expect(status(lab), "off"));
     out.insert(
-        "kapower3 --on".into(),
+        "kapower3 --status (off)".into(),
+        poll(
+            || expect(status(lab), &state_line("off")),
+            Duration::from_secs(20),
+        ),
+    );
+    out.insert(
+        "kapower3 --on -l hard".into(),
         expect(
-            client(lab.client("kapower3").args(["-m", &node, "--on"])),
+            client(
+                lab.client("kapower3")
+                    .args(["-m", &node, "--on", "-l", "hard"]),
+            ),
             "",
         ),
     );
-    out.insert("kapower3 --status (on)".into(), expect(status(lab), "on"));
-    // Powered on again, the node boots its deployed system from disk (the PXE profile says so).
+    out.insert(
+        "kapower3 --status (on)".into(),
+        poll(
+            || expect(status(lab), &state_line("on")),
+            Duration::from_secs(20),
+        ),
+    );
+    // Powered on again, the node boots its deployed system from its disk: the PXE profile says so.
+    let before = match wait_ssh(
+        lab,
+        i,
+        "cat /proc/sys/kernel/random/boot_id",
+        Duration::from_secs(300),
+    ) {
+        Ok(id) => {
+            out.insert("boot from disk after --on".into(), "ok: SSH answers".into());
+            id
+        }
+        Err(e) => {
+            out.insert("boot from disk after --on".into(), format!("failed: {e:#}"));
+            String::new()
+        }
+    };
     out.insert(
         "kareboot3 -r simple".into(),
         expect(
             client(lab.client("kareboot3").args(["-m", &node, "-r", "simple"])),
-            "",
+            "successful",
         ),
     );
+    let after = wait_ssh(
+        lab,
+        i,
+        "cat /proc/sys/kernel/random/boot_id",
+        Duration::from_secs(300),
+    );
     out.insert(
-        "ssh after kareboot3".into(),
-        match wait_ssh(lab, i, Duration::from_secs(240)) {
-            Ok(h) => format!("ok: {h}"),
+        "reboot happened".into(),
+        match after {
+            Ok(id) if !before.is_empty() && id != before => "ok: new boot id".into(),
+            Ok(_) => "failed: same boot id after kareboot3".into(),
             Err(e) => format!("failed: {e:#}"),
         },
     );
     out.insert("kaconsole3".into(), console(lab, &node));
     Ok(out)
+}
+
+/// Repeats `check` until it answers `ok` or `timeout` passes; its last answer.
+fn poll(mut check: impl FnMut() -> String, timeout: Duration) -> String {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let answer = check();
+        if answer.starts_with("ok") || Instant::now() > deadline {
+            return answer;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
 }
 
 /// Runs a client; its exit status and stdout.
@@ -74,11 +130,11 @@ fn expect(result: anyhow::Result<String>, word: &str) -> String {
     }
 }
 
-/// Waits for the node to answer SSH; gives its host name.
-fn wait_ssh(lab: &Lab, i: usize, timeout: Duration) -> anyhow::Result<String> {
+/// Waits for the node to answer SSH; gives the output of `command`.
+fn wait_ssh(lab: &Lab, i: usize, command: &str, timeout: Duration) -> anyhow::Result<String> {
     let deadline = Instant::now() + timeout;
     loop {
-        match lab.ssh(i, "hostname") {
+        match lab.ssh(i, command) {
             Ok(h) => return Ok(h.trim().to_string()),
             Err(e) if Instant::now() > deadline => return Err(e),
             Err(_) => std::thread::sleep(Duration::from_secs(2)),

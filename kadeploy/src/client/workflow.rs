@@ -584,12 +584,29 @@ async fn run(
         &c.ko_file,
         &ko.iter().map(|k| k.0.clone()).collect::<Vec<_>>(),
     )?;
+    // Power status: each node's `power_status` output (`node: <stdout>` between `---` lines).
+    let outs: Vec<(String, String)> = state
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(node, s)| {
+            s["out"]
+                .as_str()
+                .map(|o| (node.clone(), o.trim().to_string()))
+        })
+        .collect();
     if c.json {
-        println!(
-            "{}",
-            json!({"wid": wid, "ok": ok, "ko": ko.iter().map(|(n, e)| json!({"node": n, "error": e})).collect::<Vec<_>>()})
-        );
+        let mut answer = json!({"wid": wid, "ok": ok, "ko": ko.iter().map(|(n, e)| json!({"node": n, "error": e})).collect::<Vec<_>>()});
+        if !outs.is_empty() {
+            answer["status"] = outs.iter().map(|(n, o)| (n.clone(), json!(o))).collect();
+        }
+        println!("{answer}");
         return Ok(());
+    }
+    if !outs.is_empty() {
+        println!("---");
+        outs.iter().for_each(|(n, o)| println!("{n}: {o}"));
+        println!("---");
     }
     println!("{op} #{wid} done");
     if !ok.is_empty() {

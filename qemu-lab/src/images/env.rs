@@ -34,7 +34,8 @@ const INITRAMFS_MODULES: &[&str] = &["virtio_pci", "virtio_blk", "crc32c_generic
 const SYSTEM_MODULES: &[&str] = &["virtio_pci", "virtio_net", "af_packet"];
 
 const SCRIPTS: &[(&str, &str, u32)] = &[
-    ("sbin/init", include_str!("../../files/env-init.sh"), 0o755),
+    ("etc/kalab-rc", include_str!("../../files/env-rc.sh"), 0o755),
+    ("etc/inittab", INITTAB, 0o644),
     (
         "etc/kalab-common.sh",
         include_str!("../../files/common.sh"),
@@ -48,6 +49,13 @@ const SCRIPTS: &[(&str, &str, u32)] = &[
     ("etc/fstab", "", 0o644),
 ];
 const INITRAMFS_INIT: &str = include_str!("../../files/env-initramfs-init.sh");
+/// busybox init's table: the boot script, a root shell on the serial console, and a clean reboot
+/// or power-off when `reboot`/`poweroff` signal init (what a soft reboot over SSH does).
+const INITTAB: &str = "::sysinit:/etc/kalab-rc\n\
+                       ttyS0::respawn:-/bin/sh\n\
+                       ::ctrlaltdel:/sbin/reboot\n\
+                       ::shutdown:/bin/sync\n\
+                       ::shutdown:/bin/umount -a -r\n";
 const POSTINSTALL: &str = include_str!("../../files/postinstall.sh");
 
 /// Builds (or takes from the cache) the tarball environment.
@@ -152,7 +160,7 @@ pub fn description(name: &str, kind: &str, image: &Path, postinstall: &Path) -> 
 /// The environments' root file system, built once into the cache, and the key of its inputs.
 fn system(inputs: &Inputs) -> Result<(PathBuf, Key)> {
     let kernel = debian::kernel(&inputs.cache)?;
-    let mut key = Key::new("env-system-v1");
+    let mut key = Key::new("env-system-v2");
     key.text("kernel", &kernel.deb)
         .text("packages", &debian::versions(PACKAGES)?)
         .text(
@@ -179,6 +187,7 @@ fn build_system(inputs: &Inputs, kernel: &Kernel, root: &Path, initramfs: &Path)
     t.binary("/usr/sbin/dropbear", "dropbear-bin")?;
     t.binary("/usr/bin/dropbearkey", "dropbear-bin")?;
     t.busybox_applets()?;
+    t.link("usr/sbin/init", "../bin/busybox")?;
     for (path, contents, mode) in SCRIPTS.iter().chain(ACCOUNTS) {
         t.file(path, contents, *mode)?;
     }
