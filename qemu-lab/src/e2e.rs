@@ -136,9 +136,22 @@ pub fn run(lab: &Lab, options: &Options, started: Instant) -> anyhow::Result<Rep
         .context("starting kadeploy3")?;
     let stdout = child.stdout.take().context("kadeploy3 stdout")?;
     let mut fault_done = powered_off.is_none();
+    let mut reasons: BTreeMap<String, String> = BTreeMap::new();
+    let mut in_failed = false;
     for line in BufReader::new(stdout).lines() {
         let line = line?;
         eprintln!("{line}");
+        // `The deployment failed on nodes` is followed by `<node> (<reason>)` lines.
+        if line.ends_with("failed on nodes") {
+            in_failed = true;
+        } else if in_failed {
+            match line.split_once(" (") {
+                Some((node, why)) => {
+                    reasons.insert(node.to_string(), why.trim_end_matches(')').to_string());
+                }
+                None => in_failed = false,
+            }
+        }
         if !fault_done && line.contains("BroadcastEnv") {
             fault_done = true;
             let i = powered_off.unwrap_or_default();
@@ -170,9 +183,9 @@ pub fn run(lab: &Lab, options: &Options, started: Instant) -> anyhow::Result<Rep
     let ok_names: Vec<String> = read_lines(&ok_file);
     let mut ko: BTreeMap<String, String> = read_lines(&ko_file)
         .into_iter()
-        .map(|l| match l.split_once(' ') {
-            Some((n, why)) => (n.to_string(), why.trim().to_string()),
-            None => (l, String::new()),
+        .map(|node| {
+            let why = reasons.get(&node).cloned().unwrap_or_default();
+            (node, why)
         })
         .collect();
     let mut verified = 0;
@@ -253,6 +266,9 @@ fn step_durations(lab: &Lab) -> anyhow::Result<BTreeMap<String, f64>> {
     for line in text.lines() {
         let f: Vec<&str> = line.split(',').collect();
         if f.len() < 8 {
+            continue;
+        }
+        if f[7] != "true" {
             continue;
         }
         for k in 0..3 {

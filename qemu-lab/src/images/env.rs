@@ -79,7 +79,7 @@ pub fn tarball(inputs: &Inputs) -> Result<Environment> {
 /// Builds (or takes from the cache) the dd environment: the same tree as an ext4 file system image.
 pub fn dd(inputs: &Inputs) -> Result<Environment> {
     let (tree, mut key) = system(inputs)?;
-    key.text("image", "dd-v2");
+    key.text("image", "dd-v3");
     let file = format!("{DD_NAME}.img.gz");
     let dir = cache::get(&inputs.cache, "env-dd", &key, |tmp, fin| {
         let used: u64 = output(Command::new("du").args(["-s", "-B1M"]).arg(&tree))?
@@ -97,6 +97,10 @@ pub fn dd(inputs: &Inputs) -> Result<Environment> {
                     "kalab-root",
                     "-O",
                     "^64bit,^metadata_csum",
+                    // A small file system would get 1 KiB blocks, which extlinux's boot sector
+                    // does not boot from (seen in the lab: `Booting...` then nothing).
+                    "-b",
+                    "4096",
                 ])
                 .args(["-E", "root_owner=0:0", "-d"])
                 .arg(&tree)
