@@ -1,6 +1,7 @@
 //! The end-to-end run: register the lab's environments, deploy every node with `kadeploy3`, verify each
 //! deployed node over SSH, optionally exercise the other clients and inject BMC faults, and report.
 
+use crate::calibrate;
 use crate::lab::Lab;
 use crate::site::SiteNode;
 use anyhow::{Context as _, bail};
@@ -41,6 +42,9 @@ pub struct Options {
     pub faults: bool,
     /// Also run kapower3, kareboot3 and kaconsole3 against the deployed nodes.
     pub tools: bool,
+    /// Predict the deployment with `kasim` and these parameters (a `simulation.conf` written by an
+    /// earlier run); without it, with the parameters measured on this run.
+    pub sim_params: Option<std::path::PathBuf>,
 }
 
 /// The result, printed as the last line of `kalab e2e`.
@@ -66,6 +70,12 @@ pub struct Report {
     pub ko: BTreeMap<String, String>,
     /// Results of the client checks (`--tools`).
     pub tools: BTreeMap<String, String>,
+    /// `kasim`'s predicted deployment time (s), when `kasim` is next to `kalab`.
+    pub predicted_seconds: Option<f64>,
+    /// (predicted - deploy_seconds) / deploy_seconds.
+    pub prediction_error: Option<f64>,
+    /// Where the prediction's parameters come from (`this run` or a file).
+    pub calibration: String,
 }
 
 /// Runs the deployment on `lab` and verifies it; `started` is when the lab began coming up.
@@ -137,10 +147,12 @@ pub fn run(lab: &Lab, options: &Options, started: Instant) -> anyhow::Result<Rep
     let stdout = child.stdout.take().context("kadeploy3 stdout")?;
     let mut fault_done = powered_off.is_none();
     let mut reasons: BTreeMap<String, String> = BTreeMap::new();
+    let mut output: Vec<String> = Vec::new();
     let mut in_failed = false;
     for line in BufReader::new(stdout).lines() {
         let line = line?;
         eprintln!("{line}");
+        output.push(line.clone());
         // `The deployment failed on nodes` is followed by `<node> (<reason>)` lines.
         if line.ends_with("failed on nodes") {
             in_failed = true;
@@ -203,6 +215,11 @@ pub fn run(lab: &Lab, options: &Options, started: Instant) -> anyhow::Result<Rep
         }
     }
     let steps = step_durations(lab).unwrap_or_default();
+    let (predicted_seconds, calibration) = match predict(lab, options, &output) {
+        Ok(p) => p,
+        Err(e) => (None, format!("no prediction: {e:#}")),
+    };
+    let prediction_error = predicted_seconds.map(|p| (p - deploy_seconds) / deploy_seconds);
     let mut tools = BTreeMap::new();
     if options.tools {
         let ok: Vec<usize> = (0..lab.nodes.len())
@@ -223,7 +240,47 @@ pub fn run(lab: &Lab, options: &Options, started: Instant) -> anyhow::Result<Rep
         boot: options.boot,
         ko,
         tools,
+        predicted_seconds,
+        prediction_error,
+        calibration,
     })
+}
+
+/// Writes `<dir>/simulation.conf` measured on this run and predicts the run with `kasim`.
+fn predict(
+    lab: &Lab,
+    options: &Options,
+    output: &[String],
+) -> anyhow::Result<(Option<f64>, String)> {
+    let steps = calibrate::StepTimes::parse(output.iter().map(String::as_str));
+    let env = lab
+        .environments
+        .iter()
+        .find(|e| e.name == options.env)
+        .context("unknown environment")?;
+    let measured = calibrate::measure(&steps, &env.image)?;
+    let own = calibrate::simulation_conf(&measured, 1);
+    std::fs::write(lab.dir().join("simulation.conf"), &own)?;
+    let (params, source) = match &options.sim_params {
+        Some(file) => (
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?,
+            file.display().to_string(),
+        ),
+        None => (own, "this run".to_string()),
+    };
+    let kasim = lab.bin("kasim");
+    if !kasim.is_file() {
+        return Ok((None, format!("{source} (no kasim next to kalab)")));
+    }
+    let predicted = calibrate::predict(
+        &kasim,
+        &lab.config_dir,
+        lab.dir(),
+        &params,
+        options.boot,
+        lab.nodes.len(),
+    )?;
+    Ok((Some(predicted), source))
 }
 
 /// SSH into the deployed node: its host name and the post-install's marker file.

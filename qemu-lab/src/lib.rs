@@ -2,6 +2,7 @@
 //! real `kadeploy3d` through real DHCP, TFTP/HTTP, IPMI, SSH and the broadcast engine.
 
 pub mod bmc;
+pub mod calibrate;
 pub mod e2e;
 pub mod images;
 pub mod lab;

@@ -10,8 +10,11 @@ use std::time::{Duration, Instant};
 
 use qemu_lab::images::{self, Inputs};
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+/// Cargo's target directory (`CARGO_TARGET_DIR`, else the workspace's `target`).
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
 }
 
 fn need(binary: &str, package: &str) {
@@ -41,7 +44,7 @@ fn run(cmd: &mut Command) -> String {
 /// The shared cache, a test key pair (made once) and the static kaagent.
 fn inputs() -> (Inputs, PathBuf) {
     need("ssh-keygen", "openssh-client");
-    let cache = workspace().join("target/kalab-images");
+    let cache = target_dir().join("kalab-images");
     std::fs::create_dir_all(&cache).unwrap();
     let key = cache.join("test-key");
     // Tests run in threads: one of them makes the key pair; the public half is renamed last.
@@ -59,7 +62,7 @@ fn inputs() -> (Inputs, PathBuf) {
         std::fs::remove_dir_all(&dir).unwrap();
     }
     drop(guard);
-    let kaagent = workspace().join("target/x86_64-unknown-linux-gnu/release/kaagent");
+    let kaagent = target_dir().join("x86_64-unknown-linux-gnu/release/kaagent");
     assert!(
         kaagent.exists(),
         "{} is missing: build it with RUSTFLAGS=\"-C target-feature=+crt-static\" cargo build --release -p hal --bin kaagent --target x86_64-unknown-linux-gnu",
@@ -241,10 +244,7 @@ impl Drop for Scratch {
 }
 
 fn scratch(name: &str) -> Scratch {
-    let dir = workspace().join(format!(
-        "target/kalab-images-test-{name}-{}",
-        std::process::id()
-    ));
+    let dir = target_dir().join(format!("kalab-images-test-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     Scratch(dir)

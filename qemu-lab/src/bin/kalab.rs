@@ -36,6 +36,10 @@ enum Cmd {
         /// Also check kapower3, kareboot3 and kaconsole3 on a deployed node.
         #[arg(long)]
         tools: bool,
+        /// Predict the deployment with kasim and this simulation.conf (written by an earlier run into
+        /// its --dir); default: the parameters measured on this run.
+        #[arg(long)]
+        sim_params: Option<PathBuf>,
     },
     /// Bring a lab up and keep it until Ctrl-C (prints how to use the clients against it).
     Up {
@@ -161,6 +165,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             boot,
             faults,
             tools,
+            sim_params,
         } => {
             let started = Instant::now();
             let spec = lab.spec()?;
@@ -174,6 +179,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 },
                 faults,
                 tools,
+                sim_params,
             };
             let result = e2e::run(&lab, &options, started);
             drop(lab);
