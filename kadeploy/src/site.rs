@@ -5,12 +5,14 @@
 //! - power: the cluster's `remoteops` command templates with `command.conf`'s per-node overrides, or, with
 //!   the new key `backend/ipmi`, a native IPMI-over-LAN client for the hard level and the status;
 //! - reachability: TCP probes; console: the `remoteops/console` template;
-//! - broadcast: `kaagent` node agents on `backend/agent_port` (25301).
+//! - broadcast: `kaagent` node agents on `backend/agent_port` (25301); with `backend/agent_binary`, the
+//!   deployer first sends the agent over SSH to the nodes where none answers, and starts it.
 //!
 //! ```yaml
 //! backend:
 //!   kind: site
 //!   agent_port: 25301
+//!   agent_binary: /usr/lib/kadeploy3/kaagent   # optional: a static kaagent sent over SSH when needed
 //!   command_timeout: 600           # seconds, per node command over SSH
 //!   power_timeout: 60              # seconds, per power command template
 //!   ipmi: {host: HOSTNAME_SHORT-bmc, port: 623, user: ADMIN, password_file: ipmi.pass}
@@ -27,7 +29,10 @@ use hal::power::ipmi::{IpmiPower, IpmiTarget};
 use hal::power::levels::PowerByLevel;
 use hal::reachability::tcp::TcpProbe;
 use hal::ssh::{SshConfig, SshNodeOps, SshPower};
-use hal::{Drivers, NodeId, NodeInfo, Power, PowerAction, PowerLevel};
+use hal::{
+    Broadcast, Drivers, ImageSpec, NodeId, NodeInfo, Outcomes, PortCheck, Power, PowerAction,
+    PowerLevel, Reachability, Strategy, WriteTarget,
+};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -43,6 +48,7 @@ pub const KIND: &str = "site";
 #[serde(default)]
 struct SiteKeys {
     agent_port: u16,
+    agent_binary: Option<String>,
     command_timeout: u64,
     power_timeout: u64,
     ipmi: Option<IpmiKeys>,
@@ -52,6 +58,7 @@ impl Default for SiteKeys {
     fn default() -> Self {
         SiteKeys {
             agent_port: 25301,
+            agent_binary: None,
             command_timeout: 600,
             power_timeout: 60,
             ipmi: None,
@@ -124,8 +131,26 @@ pub fn backend(cluster: &ClusterConfig, dir: &Path) -> anyhow::Result<BackendSpe
             },
         )
     });
-    let broadcast = KaagentBroadcast::new(agents, Options::default());
-    broadcast.validate()?;
+    let kaagent = KaagentBroadcast::new(agents, Options::default());
+    kaagent.validate()?;
+    let broadcast: Arc<dyn Broadcast> = match &keys.agent_binary {
+        None => Arc::new(kaagent),
+        Some(binary) => {
+            let binary = dir.join(binary);
+            anyhow::ensure!(
+                binary.is_file(),
+                "backend/agent_binary: {} is not a file",
+                binary.display()
+            );
+            Arc::new(AgentOverSsh {
+                inner: kaagent,
+                ops: ops.clone(),
+                probe: TcpProbe::new(nodes.clone(), Duration::from_secs(2)),
+                binary,
+                port: keys.agent_port,
+            })
+        }
+    };
     let console = CommandConsole::new(nodes.clone(), remoteops.console.clone());
     Ok(BackendSpec {
         drivers: Drivers {
@@ -133,13 +158,90 @@ pub fn backend(cluster: &ClusterConfig, dir: &Path) -> anyhow::Result<BackendSpe
             netboot: Arc::new(netboot),
             ops,
             reachability: Arc::new(TcpProbe::new(nodes, Duration::from_secs(2))),
-            broadcast: Arc::new(broadcast),
+            broadcast,
             console: Arc::new(console),
         },
         virtual_time: false,
         image_size: 0,
         image_ratio: 1.0,
     })
+}
+
+/// The broadcast with the agent delivered over SSH first: nodes whose agent port does not answer get
+/// the static `kaagent` uploaded to `/tmp/kaagent` and started; a node where that fails is not sent
+/// the image and fails with the upload's error.
+struct AgentOverSsh {
+    inner: KaagentBroadcast,
+    ops: Arc<SshNodeOps>,
+    probe: TcpProbe,
+    binary: std::path::PathBuf,
+    port: u16,
+}
+
+#[async_trait::async_trait]
+impl Broadcast for AgentOverSsh {
+    async fn broadcast(
+        &self,
+        image: &ImageSpec,
+        target: &WriteTarget,
+        strategy: Strategy,
+        nodes: &[NodeId],
+    ) -> Outcomes {
+        let check = PortCheck {
+            up: vec![self.port],
+            down: Vec::new(),
+        };
+        let missing: Vec<NodeId> = self
+            .probe
+            .probe(nodes, &check)
+            .await
+            .failures()
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        let mut failed = BTreeMap::new();
+        if !missing.is_empty() {
+            tracing::info!(nodes = missing.len(), "sending kaagent over SSH");
+            let args = format!("--listen 0.0.0.0:{}", self.port);
+            let started = self
+                .ops
+                .start_agent(&missing, &self.binary, "/tmp/kaagent", &args)
+                .await;
+            failed.extend(started.failures());
+            // Give the started agents a moment to listen.
+            for _ in 0..20 {
+                let ready = self.probe.probe(&missing, &check).await;
+                if ready.failures().is_empty() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+        let ready: Vec<NodeId> = nodes
+            .iter()
+            .copied()
+            .filter(|n| !failed.contains_key(n))
+            .collect();
+        let sent = self.inner.broadcast(image, target, strategy, &ready).await;
+        let mut sent: BTreeMap<NodeId, _> = sent.0.into_iter().collect();
+        Outcomes(
+            nodes
+                .iter()
+                .map(|n| match failed.remove(n) {
+                    Some(e) => (*n, Err(e)),
+                    None => (
+                        *n,
+                        sent.remove(n).unwrap_or_else(|| {
+                            Err(hal::NodeError::new(
+                                hal::ErrorKind::Transfer,
+                                "no outcome from the broadcast",
+                            ))
+                        }),
+                    ),
+                })
+                .collect(),
+        )
+    }
 }
 
 /// The user of an ssh connector command line (`-l root`, or `user@` is not used by Kadeploy).

@@ -42,6 +42,9 @@ pub struct Options {
     pub faults: bool,
     /// Also run kapower3, kareboot3 and kaconsole3 against the deployed nodes.
     pub tools: bool,
+    /// Stop the deploy kernel's agents before the broadcast (a custom pre-op) so that kadeploy3d
+    /// sends `kaagent` over SSH (the lab must be up with `agent_over_ssh`).
+    pub agent_over_ssh: bool,
     /// Predict the deployment with `kasim` and these parameters (a `simulation.conf` written by an
     /// earlier run); without it, with the parameters measured on this run.
     pub sim_params: Option<std::path::PathBuf>,
@@ -128,9 +131,17 @@ pub fn run(lab: &Lab, options: &Options, started: Instant) -> anyhow::Result<Rep
         eprintln!("fault: BMC of {} stopped (SIGSTOP)", lab.nodes[i].name);
     }
 
+    let custom_steps = lab.dir().join("custom-steps.yml");
+    std::fs::write(
+        &custom_steps,
+        "BroadcastEnvKascade:\n  send_environment:\n    pre-ops:\n      - {action: exec, name: stop_agent, command: 'killall kaagent 2>/dev/null; sleep 1; true'}\n",
+    )?;
     let deploy_started = Instant::now();
-    let mut child = lab
-        .client("kadeploy3")
+    let mut kadeploy3 = lab.client("kadeploy3");
+    if options.agent_over_ssh {
+        kadeploy3.arg("--custom-steps").arg(&custom_steps);
+    }
+    let mut child = kadeploy3
         .args(["-e", &options.env, "-f"])
         .arg(&nodes)
         .arg("-o")
@@ -215,18 +226,35 @@ pub fn run(lab: &Lab, options: &Options, started: Instant) -> anyhow::Result<Rep
         }
     }
     let steps = step_durations(lab).unwrap_or_default();
+    let mut tools = BTreeMap::new();
+    if options.agent_over_ssh {
+        let log = std::fs::read_to_string(lab.dir().join("kadeploy3d.log")).unwrap_or_default();
+        let ran = output
+            .iter()
+            .any(|l| l.contains("send_environment-stop_agent"));
+        tools.insert(
+            "kaagent sent over SSH".to_string(),
+            if ran && log.contains("sending kaagent over SSH") {
+                "ok: agents stopped by a custom pre-op were sent and started over SSH".to_string()
+            } else {
+                format!(
+                    "failed: custom pre-op seen: {ran}, upload logged: {}",
+                    log.contains("sending kaagent over SSH")
+                )
+            },
+        );
+    }
     let (predicted_seconds, calibration) = match predict(lab, options, &output) {
         Ok(p) => p,
         Err(e) => (None, format!("no prediction: {e:#}")),
     };
     let prediction_error = predicted_seconds.map(|p| (p - deploy_seconds) / deploy_seconds);
-    let mut tools = BTreeMap::new();
     if options.tools {
         let ok: Vec<usize> = (0..lab.nodes.len())
             .filter(|i| !ko.contains_key(&lab.nodes[*i].name))
             .collect();
         if let Some(&first) = ok.first() {
-            tools = crate::tools::check(lab, first)?;
+            tools.extend(crate::tools::check(lab, first)?);
         }
     }
     Ok(Report {

@@ -39,6 +39,8 @@ pub struct LabSpec {
     pub accel: Accel,
     /// How kadeploy3d drives power.
     pub power: PowerDriver,
+    /// Let kadeploy3d send `kaagent` over SSH where it does not answer (`backend/agent_binary`).
+    pub agent_over_ssh: bool,
 }
 
 /// A lab that is up.
@@ -165,6 +167,7 @@ impl Lab {
             power: spec.power,
             install_bootloader: images::install_bootloader_script().to_string(),
             block_device: "/dev/vda".into(),
+            agent_binary: spec.agent_over_ssh.then(|| spec.kaagent.clone()),
         };
         let client_dir = site::write(&site_spec)?;
         images::pxe_files(&inputs, &config_dir.join("tftpboot")).context("PXE files")?;

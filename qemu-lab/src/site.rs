@@ -72,6 +72,8 @@ pub struct SiteSpec {
     pub install_bootloader: String,
     /// Disk device of the nodes.
     pub block_device: String,
+    /// A static `kaagent` the server sends over SSH to nodes whose agent does not answer.
+    pub agent_binary: Option<PathBuf>,
 }
 
 /// Partitions of a lab node's disk: swap 1 (64 MiB), prod 2 (256 MiB), deploy 3 (the rest).
@@ -112,6 +114,20 @@ pub fn write(spec: &SiteSpec) -> std::io::Result<PathBuf> {
     set_mode(&dir.join("ipmi.pass"), 0o600)?;
     std::fs::write(dir.join("partition.sh"), PARTITION_SCRIPT)?;
     std::fs::write(dir.join("install_bootloader"), &spec.install_bootloader)?;
+    if let Some(agent) = &spec.agent_binary {
+        // Stripped, the static agent is ~4 MB instead of ~50 MB to send over SSH.
+        let dest = dir.join("kaagent");
+        let stripped = std::process::Command::new("strip")
+            .arg("-o")
+            .arg(&dest)
+            .arg(agent)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !stripped {
+            std::fs::copy(agent, &dest)?;
+        }
+        set_mode(&dest, 0o755)?;
+    }
     std::fs::write(dir.join("server.conf"), server_conf(spec))?;
     std::fs::write(dir.join("clusters.conf"), clusters_conf(spec))?;
     std::fs::write(dir.join("lab-cluster.conf"), cluster_conf(spec))?;
@@ -152,6 +168,11 @@ fn server_conf(spec: &SiteSpec) -> String {
         }
         PowerDriver::Ipmitool => String::new(),
     };
+    let agent = if spec.agent_binary.is_some() {
+        "  agent_binary: kaagent\n"
+    } else {
+        ""
+    };
     format!(
         r#"---
 # kadeploy3d for the QEMU lab (written by kalab).
@@ -162,7 +183,7 @@ backend:
   agent_port: 25301
   command_timeout: 600
   power_timeout: 30
-{ipmi}ssh_private_key: keys/id_deploy
+{ipmi}{agent}ssh_private_key: keys/id_deploy
 rights:
   kind: db
   almighty_users: root

@@ -36,6 +36,9 @@ enum Cmd {
         /// Also check kapower3, kareboot3 and kaconsole3 on a deployed node.
         #[arg(long)]
         tools: bool,
+        /// Stop the deploy kernel's agents before the broadcast so that kadeploy3d sends kaagent over SSH.
+        #[arg(long)]
+        agent_over_ssh: bool,
         /// Predict the deployment with kasim and this simulation.conf (written by an earlier run into
         /// its --dir); default: the parameters measured on this run.
         #[arg(long)]
@@ -134,6 +137,7 @@ impl LabArgs {
                 PowerArg::Ipmitool => PowerDriver::Ipmitool,
                 PowerArg::Native => PowerDriver::Native,
             },
+            agent_over_ssh: false,
         })
     }
 }
@@ -165,10 +169,12 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             boot,
             faults,
             tools,
+            agent_over_ssh,
             sim_params,
         } => {
             let started = Instant::now();
-            let spec = lab.spec()?;
+            let mut spec = lab.spec()?;
+            spec.agent_over_ssh = agent_over_ssh;
             let nodes = spec.nodes;
             let lab = Lab::up(spec)?;
             let options = Options {
@@ -179,6 +185,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 },
                 faults,
                 tools,
+                agent_over_ssh,
                 sim_params,
             };
             let result = e2e::run(&lab, &options, started);
