@@ -6,9 +6,11 @@
 #
 #   scripts/bench-netboot.sh                      # 3 rounds of 5 s runs, 64 DHCP exchanges in flight
 #   BENCH_ROUNDS=5 BENCH_SECONDS=10 BENCH_DHCP_INFLIGHT=256 scripts/bench-netboot.sh
+#   BENCH_ONLY=tftp BENCH_ROUNDS=7 BENCH_TFTP_BLKSIZES="1468 512" scripts/bench-netboot.sh
+#   BENCH_CPU=1 BENCH_ONLY=tftp BENCH_ROUNDS=5 BENCH_TFTP_BLKSIZES="1468 512" scripts/bench-netboot.sh
 #
 # The machine is shared: each round runs every pair once, servers alternating, and the ratios are
-# those of the medians over the rounds.
+# those of the medians over the rounds (for TFTP also the median of the per-round ratios).
 #
 # DHCP: every exchange is a new random MAC, so the lease table grows during a run (tens of thousands
 # of leases). Both servers: a /8 network (a pool of 16 million addresses, never exhausted), a PXE boot
@@ -22,6 +24,11 @@ SECS="${BENCH_SECONDS:-5}"
 INFLIGHT="${BENCH_DHCP_INFLIGHT:-64}"
 FILE_MIB="${BENCH_FILE_MIB:-8}"
 ROUNDS="${BENCH_ROUNDS:-3}"
+ONLY="${BENCH_ONLY:-all}"
+BLKSIZES="${BENCH_TFTP_BLKSIZES:-1468}"
+# BENCH_CPU=1: run each TFTP server under `perf stat` (linux-perf) and report its CPU time per MB.
+CPU="${BENCH_CPU:+1}"
+[ -z "$CPU" ] || command -v perf >/dev/null || { echo "perf missing: apt-get install -y linux-perf" >&2; exit 1; }
 for tool in dnsmasq in.tftpd ip; do
     command -v "$tool" >/dev/null || { echo "$tool missing: apt-get install -y dnsmasq tftpd-hpa iproute2" >&2; exit 1; }
 done
@@ -78,7 +85,7 @@ stop_last() {
 load() { ip netns exec "$CLI" "$BIN/kanetload" --seconds "$SECS" "$@"; }
 value() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p"; }
 
-declare -A R M
+declare -A R M C P Q
 run_dhcp() {
     local name="$1"; shift
     rm -f "$DIR"/*.leases
@@ -89,12 +96,30 @@ run_dhcp() {
     R["dhcp_$name"]+=" $(echo "$line" | value acks_per_second)"
 }
 run_tftp() {
-    local name="$1" clients="$2"; shift 2
+    local name="$1" clients="$2" blksize="$3"; shift 3
     start "$name" "$@"
-    local line; line="$(load tftp --server 10.0.0.1:69 --file kernel --clients "$clients")"
+    local key="tftp_${name}_${clients}_$blksize" line mb ms=""
+    line="$(load tftp --server 10.0.0.1:69 --file kernel --clients "$clients" --blksize "$blksize")"
+    mb="$(echo "$line" | value mb_per_second)"
+    if [ -n "$CPU" ]; then
+        # Server CPU milliseconds per MB served (children included): steadier than MB/s when other
+        # work shares the cores. SIGINT ends the servers and their transfers; perf stat ignores it,
+        # then writes its count once the server has exited.
+        kill -INT -- "-${PIDS[-1]}" 2>/dev/null || true
+        wait "${PIDS[-1]}" 2>/dev/null || true
+        ms="$(awk -F, -v mb="$mb" -v s="$SECS" \
+            '$3 ~ /task-clock/ && mb > 0 { printf "%.2f", $1 / (mb * s) }' "$DIR/$name.cpu")"
+        line+=" server_cpu_ms_per_mb=$ms"
+        C["$key"]+=" $ms"
+    fi
     stop_last
-    echo "tftp   $name clients=$clients: $line"
-    R["tftp_${name}_$clients"]+=" $(echo "$line" | value mb_per_second)"
+    echo "tftp   $name clients=$clients blksize=$blksize: $line"
+    R["$key"]+=" $mb"
+    P["$key"]="$mb"
+}
+# pair_ratio A B: appends A's last MB/s over B's last (same round) to the per-round ratios of A.
+pair_ratio() {
+    Q["$1"]+=" $(awk -v a="${P[$1]}" -v b="${P[$2]}" 'BEGIN { if (b > 0) printf "%.3f", a / b }')"
 }
 
 cat > "$DIR/dhcp.yaml" <<YAML
@@ -121,8 +146,10 @@ dhcp_kabootd() { run_dhcp kabootd "$BIN/kabootd" -c "$DIR/dhcp.yaml"; }
 dhcp_dnsmasq() { run_dhcp dnsmasq "${DNSMASQ[@]}"; }
 dhcp_kabootd_mem() { run_dhcp kabootd-mem "$BIN/kabootd" -c "$DIR/dhcp-mem.yaml"; }
 dhcp_dnsmasq_mem() { run_dhcp dnsmasq-mem "${DNSMASQ[@]}" --leasefile-ro; }
-tftp_kabootd() { run_tftp kabootd "$1" "$BIN/kabootd" -c "$DIR/tftp.yaml"; }
-tftp_hpa() { run_tftp tftpd-hpa "$1" in.tftpd --foreground --address 10.0.0.1:69 --user root --secure "$DIR/root"; }
+PERF=()
+[ -z "$CPU" ] || PERF=(perf stat -x, -e task-clock -o)
+tftp_kabootd() { run_tftp kabootd "$1" "$2" ${CPU:+"${PERF[@]}" "$DIR/kabootd.cpu" --} "$BIN/kabootd" -c "$DIR/tftp.yaml"; }
+tftp_hpa() { run_tftp tftpd-hpa "$1" "$2" ${CPU:+"${PERF[@]}" "$DIR/tftpd-hpa.cpu" --} in.tftpd --foreground --address 10.0.0.1:69 --user root --secure "$DIR/root"; }
 # pair A B ARGS...: runs A then B on odd rounds, B then A on even ones.
 pair() {
     if (( round % 2 )); then "$1" "${@:3}"; "$2" "${@:3}"; else "$2" "${@:3}"; "$1" "${@:3}"; fi
@@ -131,16 +158,36 @@ for round in $(seq "$ROUNDS"); do
     echo "round $round/$ROUNDS"
     # With a lease file: kabootd appends a journal line per lease (no fsync); dnsmasq rewrites the
     # whole file and fsyncs it on every change.
-    pair dhcp_kabootd dhcp_dnsmasq
-    pair dhcp_kabootd_mem dhcp_dnsmasq_mem
-    pair tftp_kabootd tftp_hpa 1
-    pair tftp_kabootd tftp_hpa 64
+    if [ "$ONLY" != tftp ]; then
+        pair dhcp_kabootd dhcp_dnsmasq
+        pair dhcp_kabootd_mem dhcp_dnsmasq_mem
+    fi
+    if [ "$ONLY" != dhcp ]; then
+        for blksize in $BLKSIZES; do
+            for clients in 1 64; do
+                pair tftp_kabootd tftp_hpa "$clients" "$blksize"
+                pair_ratio "tftp_kabootd_${clients}_$blksize" "tftp_tftpd-hpa_${clients}_$blksize"
+            done
+        done
+    fi
+    echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 done
 
 median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 for key in "${!R[@]}"; do M["$key"]="$(echo "${R[$key]}" | median)"; done
 ratio() { awk -v a="${M[$1]}" -v b="${M[$2]}" 'BEGIN { if (b > 0) printf "%.2f (%s / %s)", a / b, a, b; else print "n/a" }'; }
-echo "ratio  dhcp acks/s kabootd/dnsmasq, lease file: $(ratio dhcp_kabootd dhcp_dnsmasq)"
-echo "ratio  dhcp acks/s kabootd/dnsmasq, in memory:  $(ratio dhcp_kabootd-mem dhcp_dnsmasq-mem)"
-echo "ratio  tftp MB/s kabootd/tftpd-hpa, 1 client:    $(ratio tftp_kabootd_1 tftp_tftpd-hpa_1)"
-echo "ratio  tftp MB/s kabootd/tftpd-hpa, 64 clients:  $(ratio tftp_kabootd_64 tftp_tftpd-hpa_64)"
+if [ "$ONLY" != tftp ]; then
+    echo "ratio  dhcp acks/s kabootd/dnsmasq, lease file: $(ratio dhcp_kabootd dhcp_dnsmasq)"
+    echo "ratio  dhcp acks/s kabootd/dnsmasq, in memory:  $(ratio dhcp_kabootd-mem dhcp_dnsmasq-mem)"
+fi
+if [ "$ONLY" != dhcp ]; then
+    for blksize in $BLKSIZES; do
+        for clients in 1 64; do
+            a="tftp_kabootd_${clients}_$blksize" b="tftp_tftpd-hpa_${clients}_$blksize"
+            printf 'ratio  tftp MB/s kabootd/tftpd-hpa, blksize %s, %2s clients: %s, median of round ratios %s\n' \
+                "$blksize" "$clients" "$(ratio "$a" "$b")" "$(echo "${Q[$a]}" | median)"
+            [ -z "$CPU" ] || printf 'cpu    tftp server ms/MB, blksize %s, %2s clients: kabootd %s, tftpd-hpa %s\n' \
+                "$blksize" "$clients" "$(echo "${C[$a]}" | median)" "$(echo "${C[$b]}" | median)"
+        done
+    done
+fi

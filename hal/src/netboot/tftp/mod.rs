@@ -1,16 +1,18 @@
-//! A read-only TFTP server (RFC 1350, 2347, 2348, 2349, 7440) confined to its root: one task per
+//! A read-only TFTP server (RFC 1350, 2347, 2348, 2349, 7440) confined to its root: one thread per
 //! transfer on an ephemeral port, a cap on concurrent transfers, hostile packets answered or ignored.
 
 pub mod packet;
+pub mod session;
 pub mod transfer;
 
-use super::fsroot::{FsRoot, ResolveError};
+use super::fsroot::FsRoot;
 use super::socket::bind_udp;
 use packet::{ErrorCode, Packet};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::net::UdpSocket;
 use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
@@ -80,6 +82,8 @@ pub struct TftpServer {
     root: FsRoot,
     config: Arc<TftpConfig>,
     slots: Arc<Semaphore>,
+    /// Set when [`TftpServer::run`] is dropped: transfer threads stop at their next exchange.
+    stop: Arc<AtomicBool>,
 }
 
 impl TftpServer {
@@ -102,6 +106,7 @@ impl TftpServer {
             root,
             config: Arc::new(config),
             slots,
+            stop: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -113,6 +118,7 @@ impl TftpServer {
     /// Serves requests forever.
     pub async fn run(self) -> Result<(), TftpError> {
         info!(addr = ?self.socket.local_addr().ok(), root = %self.root.path().display(), "tftp server ready");
+        let _stop = StopOnDrop(self.stop.clone());
         let mut buf = vec![0u8; 2048];
         loop {
             let (n, peer) = match self.socket.recv_from(&mut buf).await {
@@ -159,53 +165,31 @@ impl TftpServer {
             warn!(%peer, "too many tftp transfers");
             return self.reply(peer, ErrorCode::Undefined, "server busy").await;
         };
-        let root = self.root.clone();
-        let config = self.config.clone();
-        let local = match self.socket.local_addr() {
-            Ok(a) => SocketAddr::new(a.ip(), 0),
-            Err(_) => return,
+        let Ok(local) = self.socket.local_addr() else {
+            return;
         };
-        tokio::spawn(async move {
-            let _permit = permit;
-            let sock = match bind_udp(local, config.interface.as_deref(), false) {
-                Ok(s) => s,
-                Err(e) => return warn!(error = %e, "cannot open transfer socket"),
-            };
-            if sock.connect(peer).await.is_err() {
-                return;
-            }
-            let opened = {
-                let root = root.clone();
-                let name = filename.clone();
-                tokio::task::spawn_blocking(move || root.open(&name)).await
-            };
-            let (file, size) = match opened {
-                Ok(Ok(x)) => x,
-                Ok(Err(e)) => {
-                    let code = match e {
-                        ResolveError::Forbidden(_) => ErrorCode::AccessViolation,
-                        ResolveError::NotFound(_) => ErrorCode::FileNotFound,
-                        _ => ErrorCode::Undefined,
-                    };
-                    debug!(%peer, file = %filename, error = %e, "tftp request refused");
-                    let _ = sock.send(&packet::error(code, &e.to_string())).await;
-                    return;
-                }
-                Err(_) => return,
-            };
-            let opts: Vec<(String, &str)> = options
-                .iter()
-                .map(|(k, v)| (k.clone(), v.as_str()))
-                .collect();
-            match transfer::send_file(&sock, &config, file, size, &opts, peer).await {
-                Ok(end) => debug!(%peer, file = %filename, ?end, "tftp transfer finished"),
-                Err(e) => {
-                    let _ = sock
-                        .send(&packet::error(ErrorCode::Undefined, "read error"))
-                        .await;
-                    warn!(%peer, file = %filename, error = %e, "tftp transfer failed");
-                }
-            }
-        });
+        let (root, config, stop) = (self.root.clone(), self.config.clone(), self.stop.clone());
+        // A thread per transfer, as tftpd-hpa forks a process: lock-step blocks then cost one send and
+        // one receive each, without a trip through the async scheduler per block.
+        let spawned = std::thread::Builder::new()
+            .name("tftp-transfer".into())
+            .stack_size(256 * 1024)
+            .spawn(move || {
+                let _permit = permit;
+                session::serve(&root, &config, local, peer, &filename, &options, &stop);
+            });
+        if let Err(e) = spawned {
+            warn!(%peer, error = %e, "cannot start a tftp transfer thread");
+            self.reply(peer, ErrorCode::Undefined, "server busy").await;
+        }
+    }
+}
+
+/// Tells the transfer threads to stop when the serving future is dropped.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
     }
 }

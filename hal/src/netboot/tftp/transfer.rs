@@ -1,27 +1,33 @@
 //! One read transfer: option negotiation (RFC 2347/2348/2349, RFC 7440 windowsize), then DATA blocks
-//! sent a window at a time from an ephemeral port, with timeouts, retries and block-number roll-over.
+//! sent a window at a time over a blocking connected socket, with timeouts, retries and block-number
+//! roll-over. Runs on the transfer's own thread: no async scheduling and no allocation per block.
 
 use super::TftpConfig;
 use super::packet::{self, ErrorCode, Packet};
 use std::collections::VecDeque;
 use std::fs::File;
-use std::net::SocketAddr;
-use std::pin::Pin;
-use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, BufReader};
-use tokio::net::UdpSocket;
-use tokio::time::{Instant, Sleep, sleep_until};
+use std::io;
+use std::net::UdpSocket;
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 use tracing::debug;
 
 /// Largest block size of RFC 2348.
 pub const MAX_BLKSIZE: u16 = 65464;
+
+/// Bytes read from the file at once; blocks are then copied out of this buffer.
+const CHUNK: usize = 256 * 1024;
+
+/// A receive timeout longer than the time left by more than this is shortened before waiting.
+const SLACK: Duration = Duration::from_millis(10);
 
 /// What the transfer ended with.
 #[derive(Debug, PartialEq, Eq)]
 pub enum End {
     /// Every block was acknowledged.
     Done,
-    /// The client gave up (ERROR, e.g. after a `tsize` probe) or vanished.
+    /// The client gave up (ERROR, e.g. after a `tsize` probe) or vanished, or the server stopped.
     Aborted(&'static str),
 }
 
@@ -72,80 +78,113 @@ pub fn negotiate(cfg: &TftpConfig, options: &[(String, &str)], size: u64) -> Par
     p
 }
 
-async fn read_block<R: AsyncRead + Unpin>(
-    reader: &mut R,
-    buf: &mut [u8],
-) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match reader.read(&mut buf[filled..]).await? {
-            0 => break,
-            n => filled += n,
-        }
-    }
-    Ok(filled)
+/// Sequential reads of the file through a large buffer: one `pread` per [`CHUNK`], not per block.
+struct Chunks<'f> {
+    file: &'f File,
+    buf: Vec<u8>,
+    /// File offset of the next read.
+    offset: u64,
+    /// Valid bytes in `buf`, and how many of them were consumed.
+    len: usize,
+    at: usize,
 }
 
-/// Serves `file` (`size` bytes) to `peer` over the connected socket `sock`.
-pub async fn send_file(
+impl<'f> Chunks<'f> {
+    fn new(file: &'f File, size: u64) -> Self {
+        // Small files (menus, configs) get a small buffer; a file growing meanwhile still reads fully.
+        let cap = usize::try_from(size.saturating_add(1)).map_or(CHUNK, |s| s.clamp(512, CHUNK));
+        Chunks {
+            file,
+            buf: vec![0; cap],
+            offset: 0,
+            len: 0,
+            at: 0,
+        }
+    }
+
+    /// Fills `out` with the next bytes of the file; fewer only at the end of the file.
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let mut filled = 0;
+        while filled < out.len() {
+            if self.at == self.len {
+                self.len = loop {
+                    match self.file.read_at(&mut self.buf, self.offset) {
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        r => break r?,
+                    }
+                };
+                self.at = 0;
+                self.offset += self.len as u64;
+                if self.len == 0 {
+                    break;
+                }
+            }
+            let n = (self.len - self.at).min(out.len() - filled);
+            out[filled..filled + n].copy_from_slice(&self.buf[self.at..self.at + n]);
+            self.at += n;
+            filled += n;
+        }
+        Ok(filled)
+    }
+}
+
+/// Serves `file` (`size` bytes) over `sock`, a blocking socket connected to the client. Returns early
+/// (aborted) once `stop` is set.
+pub fn send_file(
     sock: &UdpSocket,
     cfg: &TftpConfig,
-    file: File,
+    file: &File,
     size: u64,
     options: &[(String, &str)],
-    peer: SocketAddr,
-) -> std::io::Result<End> {
+    stop: &AtomicBool,
+) -> io::Result<End> {
     let p = negotiate(cfg, options, size);
-    let mut rx = vec![0u8; 1024];
-    // One timer for the whole transfer, re-armed per exchange: creating one per block looked up the
-    // runtime handle each time, a shared atomic that cost several percent under many transfers.
-    let timer = sleep_until(Instant::now() + p.timeout);
-    tokio::pin!(timer);
+    let mut link = Link {
+        sock,
+        timeout: p.timeout,
+        armed: None,
+        retries: cfg.retries,
+        stop,
+        rx: [0; 1024],
+    };
     if !p.oack.is_empty() {
         let oack = packet::oack(&p.oack);
-        if exchange(sock, [&oack], None, &p, cfg, &mut rx, timer.as_mut())
-            .await?
-            .is_none()
-        {
+        if link.exchange([&oack], None)?.is_none() {
             return Ok(End::Aborted("no ACK of OACK"));
         }
     }
-    let capacity = (256 * 1024).max(p.blksize * p.window);
-    let mut reader = BufReader::with_capacity(capacity, tokio::fs::File::from_std(file));
+    let mut chunks = Chunks::new(file, size);
     let mut window: VecDeque<Vec<u8>> = VecDeque::with_capacity(p.window);
-    let mut spare: Vec<Vec<u8>> = Vec::new();
+    let mut spare: Vec<Vec<u8>> = Vec::with_capacity(p.window);
     let mut last_acked: u16 = 0;
     let mut next_block: u16 = 1;
     let mut read_all = false;
     loop {
         while window.len() < p.window && !read_all {
-            let mut pkt = spare.pop().unwrap_or_default();
+            let mut pkt = spare
+                .pop()
+                .unwrap_or_else(|| Vec::with_capacity(4 + p.blksize));
             packet::data_header(&mut pkt, next_block);
             pkt.resize(4 + p.blksize, 0);
-            let n = read_block(&mut reader, &mut pkt[4..]).await?;
+            let n = chunks.read(&mut pkt[4..])?;
             pkt.truncate(4 + n);
             read_all = n < p.blksize;
             next_block = next_block.wrapping_add(1);
             window.push_back(pkt);
         }
         if window.is_empty() {
-            debug!(%peer, size, blksize = p.blksize, window = p.window, "transfer done");
+            debug!(
+                size,
+                blksize = p.blksize,
+                window = p.window,
+                "transfer done"
+            );
             return Ok(End::Done);
         }
-        let exchanged = exchange(
-            sock,
-            &window,
-            Some(last_acked),
-            &p,
-            cfg,
-            &mut rx,
-            timer.as_mut(),
-        );
-        let Some(acked) = exchanged.await? else {
+        let Some(acked) = link.exchange(&window, Some(last_acked))? else {
             return Ok(End::Aborted("client stopped acknowledging"));
         };
-        let count = usize::from(acked.wrapping_sub(last_acked));
-        for _ in 0..count {
+        for _ in 0..acked.wrapping_sub(last_acked) {
             if let Some(pkt) = window.pop_front() {
                 spare.push(pkt);
             }
@@ -154,68 +193,103 @@ pub async fn send_file(
     }
 }
 
-/// Sends `packets` (the blocks after `last_acked`, or an OACK when `last_acked` is `None`) and waits for
-/// an ACK inside the window (block 0 for an OACK); retransmits on timeout. Returns the acknowledged
-/// block, or `None` when the client gave up.
-async fn exchange<'a, P>(
-    sock: &UdpSocket,
-    packets: P,
-    last_acked: Option<u16>,
-    p: &Params,
-    cfg: &TftpConfig,
-    rx: &mut [u8],
-    mut timer: Pin<&mut Sleep>,
-) -> std::io::Result<Option<u16>>
-where
-    P: IntoIterator<Item = &'a Vec<u8>> + Copy,
-{
-    let in_flight = packets.into_iter().count().max(1) as u16;
-    for _attempt in 0..=cfg.retries {
-        for pkt in packets {
-            if let Err(e) = sock.send(pkt).await {
-                debug!(error = %e, "send failed; aborting transfer");
+/// The transfer's socket with its retransmission state.
+struct Link<'a> {
+    sock: &'a UdpSocket,
+    timeout: Duration,
+    /// The receive timeout set on the socket (`SO_RCVTIMEO`), changed only when it must be.
+    armed: Option<Duration>,
+    retries: u32,
+    stop: &'a AtomicBool,
+    rx: [u8; 1024],
+}
+
+impl Link<'_> {
+    /// Sends `packets` (the blocks after `last_acked`, or an OACK when `last_acked` is `None`) and
+    /// waits for an ACK inside the window (block 0 for an OACK); retransmits them all on timeout.
+    /// Returns the acknowledged block, or `None` when the client gave up or the server stops.
+    fn exchange<'p, P>(&mut self, packets: P, last_acked: Option<u16>) -> io::Result<Option<u16>>
+    where
+        P: IntoIterator<Item = &'p Vec<u8>> + Copy,
+    {
+        let in_flight = packets.into_iter().count().max(1) as u16;
+        for _attempt in 0..=self.retries {
+            if self.stop.load(Ordering::Relaxed) {
                 return Ok(None);
             }
-        }
-        timer.as_mut().reset(Instant::now() + p.timeout);
-        loop {
-            let received = tokio::select! {
-                biased;
-                r = sock.recv(rx) => r,
-                () = timer.as_mut() => break,
-            };
-            let n = match received {
-                Err(e) => {
-                    debug!(error = %e, "receive failed; aborting transfer");
+            for pkt in packets {
+                if let Err(e) = self.sock.send(pkt) {
+                    debug!(error = %e, "send failed; aborting transfer");
                     return Ok(None);
                 }
-                Ok(n) => n,
-            };
-            match packet::parse(&rx[..n]) {
-                Ok(Packet::Ack { block }) => {
-                    let valid = match last_acked {
-                        None => block == 0,
-                        Some(last) => (1..=in_flight).contains(&block.wrapping_sub(last)),
-                    };
-                    if valid {
-                        return Ok(Some(block));
+            }
+            let deadline = Instant::now() + self.timeout;
+            loop {
+                let n = match self.recv(deadline) {
+                    Ok(Some(n)) => n,
+                    Ok(None) => break,
+                    Err(e) => {
+                        debug!(error = %e, "receive failed; aborting transfer");
+                        return Ok(None);
                     }
-                }
-                Ok(Packet::Error { code, message }) => {
-                    debug!(code, message, "client aborted transfer");
-                    return Ok(None);
-                }
-                Ok(_) => {}
-                Err(_) => {
-                    let _ = sock
-                        .send(&packet::error(
+                };
+                match packet::parse(&self.rx[..n]) {
+                    Ok(Packet::Ack { block }) => {
+                        let valid = match last_acked {
+                            None => block == 0,
+                            Some(last) => (1..=in_flight).contains(&block.wrapping_sub(last)),
+                        };
+                        if valid {
+                            return Ok(Some(block));
+                        }
+                    }
+                    Ok(Packet::Error { code, message }) => {
+                        debug!(code, message, "client aborted transfer");
+                        return Ok(None);
+                    }
+                    Ok(_) => {}
+                    Err(_) => {
+                        let _ = self.sock.send(&packet::error(
                             ErrorCode::IllegalOperation,
                             "malformed packet",
-                        ))
-                        .await;
+                        ));
+                    }
                 }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Receives one datagram before `deadline`: its length, or `None` on timeout; an error (ICMP port
+    /// unreachable: the client is gone) is returned.
+    fn recv(&mut self, deadline: Instant) -> io::Result<Option<usize>> {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            // Setting SO_RCVTIMEO is a syscall: keep the armed value while it ends near the deadline.
+            if self
+                .armed
+                .is_none_or(|a| a + SLACK < left || a > left + SLACK)
+            {
+                self.sock.set_read_timeout(Some(left))?;
+                self.armed = Some(left);
+            }
+            match self.sock.recv(&mut self.rx) {
+                Ok(n) => return Ok(Some(n)),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock
+                            | io::ErrorKind::TimedOut
+                            | io::ErrorKind::Interrupted
+                    ) => {}
+                Err(e) => return Err(e),
             }
         }
     }
-    Ok(None)
 }
+
+#[cfg(test)]
+mod tests;
