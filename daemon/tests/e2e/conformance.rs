@@ -394,3 +394,144 @@ fn bad_requests_are_refused_and_write_nothing() {
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `GET path` asking for YAML as `kanodes3` does; the answer must be `application/x-yaml`.
+fn yaml(h: &Http, method: &str, path: &str) -> String {
+    let r = h.request(method, path, &[("Accept", "application/x-yaml")], None);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        r.header("content-type")
+            .is_some_and(|c| c.starts_with("application/x-yaml")),
+        "{:?}",
+        r.headers
+    );
+    r.text()
+}
+
+/// A YAML document's top-level block collection as one item of a sequence (`- ` then 2 spaces).
+fn as_item(doc: &str) -> String {
+    let body = doc.strip_prefix("---\n").expect("---");
+    let mut out = String::new();
+    for (i, line) in body.lines().enumerate() {
+        out.push_str(if i == 0 { "- " } else { "  " });
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+/// Whether some line of `doc` has a Ruby Symbol key (`:key:`), as in `  :state: ok`.
+fn has_symbol_key(doc: &str) -> bool {
+    doc.lines()
+        .any(|l| l.trim_start().trim_start_matches("- ").starts_with(':'))
+}
+
+#[test]
+fn yaml_replies_show_ruby_symbol_keys() {
+    let (dir, server) = plain_server("yaml");
+    let h = Http::new(server.port, "root");
+    seed_catalog(&h);
+    let two = nodes(1..=2);
+    let r = h.send(
+        "POST",
+        "/deployment",
+        &json!({"environment": {"kind": "database", "user": "root", "name": "debian12", "version": 1},
+                "nodes": two}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let wid = r.json()["wid"].as_str().expect("wid").to_string();
+    let base = format!("/deployment/{wid}");
+    let w = h.wait_done(&base, LIMIT);
+    let (start, time) = (&w["start_time"], w["time"].to_string());
+    assert!(w["time"].is_f64(), "{w}");
+
+    // The workflow object (`work_get`): Symbol keys at every level, in Kadeploy's order.
+    let expected = format!(
+        "---\n:wid: {wid}\n:user: root\n:done: true\n:error: false\n:start_time: {start}\n\
+         :environment:\n  :id: 1\n  :user: root\n  :name: debian12\n  :version: 1\n:logs: true\n\
+         :nodes:\n  :ok:\n  - node-1.sim.kadeploy\n  - node-2.sim.kadeploy\n  :ko: []\n:time: {time}\n"
+    );
+    assert_eq!(yaml(&h, "GET", &base), expected);
+    assert_eq!(
+        yaml(&h, "GET", "/deployment"),
+        format!("---\n{}", as_item(&expected))
+    );
+    // JSON keeps plain keys, in the same order.
+    let json_text = h.get(&base).text();
+    assert!(
+        json_text.starts_with(&format!("{{\n  \"wid\": \"{wid}\",\n  \"user\": \"root\",")),
+        "{json_text}"
+    );
+    assert_eq!(
+        Http::new(server.port, "bob")
+            .request("GET", &base, &[("Accept", "application/x-yaml")], None)
+            .text(),
+        format!(
+            "---\n:wid: {wid}\n:user: root\n:done: true\n:error: false\n:start_time: {start}\n\
+             :nodes:\n- node-1.sim.kadeploy\n- node-2.sim.kadeploy\n"
+        ),
+        "the reduced view of another user"
+    );
+
+    // State: hostnames are Strings, the per-node leaves Symbols; nil is an empty value.
+    let leaf = ":\n  :macro:\n  :micro:\n  :state: ok\n";
+    assert_eq!(
+        yaml(&h, "GET", &format!("{base}/state")),
+        format!("---\nnode-1.sim.kadeploy{leaf}node-2.sim.kadeploy{leaf}")
+    );
+    assert_eq!(yaml(&h, "GET", &format!("{base}/status")), "--- {}\n");
+    assert_eq!(h.get(&format!("{base}/status")).text(), "{}");
+
+    // Hashes from the database keep String keys.
+    let states = yaml(&h, "GET", "/nodes?nodes=node-1.sim.kadeploy");
+    assert!(
+        states.starts_with("---\nnode-1.sim.kadeploy:\n")
+            && states.contains("\n  state: deployed\n"),
+        "{states}"
+    );
+    assert!(!has_symbol_key(&states), "{states}");
+    let envs = yaml(&h, "GET", "/environments?name=debian12");
+    assert!(
+        envs.starts_with("---\n- ") && envs.contains("name: debian12\n"),
+        "{envs}"
+    );
+    assert!(!has_symbol_key(&envs), "{envs}");
+
+    assert_eq!(
+        yaml(&h, "DELETE", &base),
+        format!("---\n:wid: {wid}\n"),
+        "work_delete! answers {{:wid => …}}"
+    );
+
+    // A console object (`console_get`): Symbols, `:id` rather than `:wid`.
+    let r = h.send("POST", "/console", &json!({"node": "node-1"}));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let created = r.json();
+    let cid = created["wid"].as_str().expect("wid").to_string();
+    let uri = created["resources"]["console"].as_str().expect("console");
+    let doc = yaml(&h, "GET", &format!("/console/{cid}"));
+    let (head, time_line) = doc.rsplit_once(":time: ").expect(":time:");
+    assert_eq!(
+        head,
+        format!(
+            "---\n:id: {cid}\n:user: root\n:node: node-1.sim.kadeploy\n:error: false\n\
+             :attached: false\n:console_uri: {uri}\n"
+        )
+    );
+    let t = time_line.strip_suffix('\n').expect("newline");
+    assert!(
+        t.parse::<f64>().is_ok() && t.contains('.'),
+        "a Ruby Float: {t}"
+    );
+    let list = yaml(&h, "GET", "/console");
+    assert!(
+        list.starts_with(&format!("---\n- :id: {cid}\n  :user: root\n")),
+        "{list}"
+    );
+    assert_eq!(
+        yaml(&h, "DELETE", &format!("/console/{cid}")),
+        format!("---\n:wid: {cid}\n")
+    );
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}

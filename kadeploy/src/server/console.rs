@@ -3,12 +3,12 @@
 //! `GET /console/<id>/error` and `DELETE /console/<id>`.
 
 use super::App;
-use super::reply::{HttpError, Reply, forbidden, not_found};
+use super::reply::{HttpError, Key, Reply, Ruby, forbidden, not_found};
 use super::route::{Req, method_not_allowed};
 use super::submit::resolve;
 use crate::error::{ApiError, RequestError};
 use axum::http::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::io::AsyncWriteExt;
@@ -35,20 +35,27 @@ pub struct Console {
 }
 
 impl Console {
-    /// The console object; `attached` and `console_uri` only for the owner or an almighty user.
-    pub fn view(&self, full: bool) -> Value {
+    /// The console object (`console_get`, Symbol keys in Kadeploy's order); `attached` and
+    /// `console_uri` only for the owner or an almighty user.
+    pub fn view(&self, full: bool) -> Ruby {
         let time = (self.started.elapsed().as_secs_f64() * 100.0).round() / 100.0;
-        let mut v = json!({
-            "id": self.id, "user": self.user, "node": self.node,
-            "error": self.error.load(Ordering::SeqCst),
-        });
+        let mut v = Ruby::symbols([
+            ("id", Ruby::from(&self.id)),
+            ("user", Ruby::from(&self.user)),
+            ("node", Ruby::from(&self.node)),
+            ("error", self.error.load(Ordering::SeqCst).into()),
+        ]);
         if full {
-            v["attached"] = json!(self.attached.load(Ordering::SeqCst));
-            v["console_uri"] = json!(self.uri);
+            v.set(sym("attached"), self.attached.load(Ordering::SeqCst));
+            v.set(sym("console_uri"), &self.uri);
         }
-        v["time"] = json!(time);
+        v.set(sym("time"), time);
         v
     }
+}
+
+fn sym(name: &str) -> Key {
+    Key::Sym(name.to_string())
 }
 
 /// Releases the "attached" flag when a relay ends, however it ends.
@@ -84,11 +91,11 @@ pub fn route(app: &Arc<App>, r: Req) -> Result<Reply, HttpError> {
             Method::POST => create(app, &r),
             Method::GET => {
                 let all = app.consoles.lock().unwrap_or_else(|e| e.into_inner());
-                let items: Vec<Value> = all
+                let items: Vec<Ruby> = all
                     .values()
                     .map(|c| c.view(r.almighty || c.user == r.user))
                     .collect();
-                Ok(Reply::Data(Value::Array(items)))
+                Ok(Reply::Ruby(Ruby::Array(items)))
             }
             _ => Err(method_not_allowed("GET, POST")),
         };
@@ -116,10 +123,13 @@ pub fn route(app: &Arc<App>, r: Req) -> Result<Reply, HttpError> {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(&console.id);
-            Ok(Reply::Data(json!({"wid": console.id})))
+            Ok(Reply::Ruby(Ruby::symbols([(
+                "wid",
+                Ruby::from(&console.id),
+            )])))
         }
         (&Method::DELETE, _) => Err(method_not_allowed("GET")),
-        (&Method::GET, None) => Ok(Reply::Data(console.view(owner))),
+        (&Method::GET, None) => Ok(Reply::Ruby(console.view(owner))),
         (&Method::GET, Some("error")) => {
             if !owner {
                 return Err(forbidden("You do not the rights to perform this operation"));

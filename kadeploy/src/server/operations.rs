@@ -2,23 +2,22 @@
 //! `status`, `error`, and `DELETE` which cancels and frees.
 
 use super::App;
-use super::reply::{HttpError, Reply, forbidden, not_found};
+use super::reply::{HttpError, Reply, Ruby, forbidden, not_found};
 use super::route::{Req, method_not_allowed};
 use super::workflow::Kind;
 use crate::error::{ApiError, RequestError};
 use axum::http::Method;
-use serde_json::{Value, json};
 use std::sync::Arc;
 
 /// `GET /<base>`: every workflow of that kind, full for the owner or an almighty user.
 pub fn list(app: &App, kind: Kind, r: &Req) -> Reply {
     let all = app.workflows.lock().unwrap_or_else(|e| e.into_inner());
-    let items: Vec<Value> = all
+    let items: Vec<Ruby> = all
         .values()
         .filter(|w| w.kind == kind)
         .map(|w| w.view(r.almighty || w.user == r.user))
         .collect();
-    Reply::Data(Value::Array(items))
+    Reply::Ruby(Ruby::Array(items))
 }
 
 /// `GET|DELETE /<base>/<wid>[/<resource>[/<arg>]]`.
@@ -50,13 +49,13 @@ pub fn one(app: &Arc<App>, kind: Kind, r: &Req) -> Result<Reply, HttpError> {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&wf.wid);
-        return Ok(Reply::Data(json!({"wid": wf.wid})));
+        return Ok(Reply::Ruby(Ruby::symbols([("wid", Ruby::from(&wf.wid))])));
     }
     if r.method != Method::GET {
         return Err(method_not_allowed("GET, DELETE"));
     }
     if sub.is_none() {
-        return Ok(Reply::Data(wf.view(owner)));
+        return Ok(Reply::Ruby(wf.view(owner)));
     }
     if !owner {
         return Err(forbidden("You do not the rights to perform this operation"));
@@ -73,8 +72,8 @@ pub fn one(app: &Arc<App>, kind: Kind, r: &Req) -> Result<Reply, HttpError> {
             ))
         }
         Some("debugs") if wf.debug => Ok(Reply::Text(String::new())),
-        Some("state") => Ok(Reply::Data(wf.state())),
-        Some("status") => Ok(Reply::Data(wf.status())),
+        Some("state") => Ok(Reply::Ruby(wf.state())),
+        Some("status") => Ok(Reply::Ruby(wf.status())),
         Some("error") => match wf.error() {
             Some(e) => Err(HttpError::Api(e)),
             _ => Ok(Reply::Text(String::new())),

@@ -9,10 +9,18 @@ use base64::Engine as _;
 use serde_json::Value;
 use std::io::Write as _;
 
+mod psych;
+pub mod ruby;
+
+pub use ruby::{Key, Ruby};
+
 /// A successful answer.
 pub enum Reply {
     /// A JSON value, YAML when the client prefers it.
     Data(Value),
+    /// A value built as Kadeploy's Ruby server builds it (ordered hashes, Symbol keys): JSON in that
+    /// order, or Ruby's `to_yaml` with its `:key:` form for Symbols.
+    Ruby(Ruby),
     /// `text/plain`; a newline is appended.
     Text(String),
     /// `text/csv`, always gzipped.
@@ -118,25 +126,30 @@ pub fn to_yaml(v: &Value) -> String {
     format!("---\n{body}")
 }
 
+/// Ruby's `to_yaml` of a [`Ruby`] value, byte for byte (Symbol keys as `:key:`).
+pub fn ruby_yaml(v: &Ruby) -> String {
+    psych::to_yaml(v)
+}
+
+const JSON_TYPE: &str = "application/json; charset=\"UTF-8\"";
+const YAML_TYPE: &str = "application/x-yaml; charset=\"UTF-8\"";
+
 /// Renders a successful reply for a client accepting `format`, gzipped when `gz`.
 pub fn render(reply: Reply, format: Format, gz: bool) -> Response {
     match reply {
+        Reply::Ruby(v) => match format {
+            Format::Json => {
+                let body = serde_json::to_string_pretty(&v).unwrap_or_default();
+                build(StatusCode::OK, JSON_TYPE, body.into_bytes(), gz)
+            }
+            Format::Yaml => build(StatusCode::OK, YAML_TYPE, ruby_yaml(&v).into_bytes(), gz),
+        },
         Reply::Data(v) => match format {
             Format::Json => {
                 let body = serde_json::to_string_pretty(&v).unwrap_or_default();
-                build(
-                    StatusCode::OK,
-                    "application/json; charset=\"UTF-8\"",
-                    body.into_bytes(),
-                    gz,
-                )
+                build(StatusCode::OK, JSON_TYPE, body.into_bytes(), gz)
             }
-            Format::Yaml => build(
-                StatusCode::OK,
-                "application/x-yaml; charset=\"UTF-8\"",
-                to_yaml(&v).into_bytes(),
-                gz,
-            ),
+            Format::Yaml => build(StatusCode::OK, YAML_TYPE, to_yaml(&v).into_bytes(), gz),
         },
         Reply::Text(t) => build(
             StatusCode::OK,

@@ -1,11 +1,12 @@
 //! Running workflows as the REST API shows them (spec §3.7): the workflow object, incremental logs, per-node
 //! `state`, nested `status`, the error, and the database writes at the end.
 
+use super::reply::{Key, Ruby};
 use crate::engine::{Context, NodeStatus, Report};
 use crate::error::RequestError;
 use crate::store::{LogRow, Store};
 use hal::NodeId;
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use tokio_util::sync::CancellationToken;
 
@@ -284,39 +285,50 @@ impl Workflow {
         (state, nodes, rows)
     }
 
-    /// The workflow object: full for the owner or an almighty user, reduced otherwise.
-    pub fn view(&self, full: bool) -> Value {
+    /// The workflow object (`work_get`): full for the owner or an almighty user, reduced otherwise.
+    /// Its keys are Ruby Symbols, in Kadeploy's order.
+    pub fn view(&self, full: bool) -> Ruby {
         let inner = self.lock();
         let error = inner.error.is_some();
         let done = inner.done || error;
-        let mut m = Map::new();
-        m.insert("wid".into(), json!(self.wid));
-        m.insert("user".into(), json!(self.user));
-        m.insert("done".into(), json!(done));
-        m.insert("error".into(), json!(error));
-        m.insert("start_time".into(), json!(self.start_time));
+        let mut m = Ruby::symbols([
+            ("wid", Ruby::from(&self.wid)),
+            ("user", Ruby::from(&self.user)),
+            ("done", done.into()),
+            ("error", error.into()),
+            ("start_time", self.start_time.into()),
+        ]);
         if !full {
-            m.insert("nodes".into(), json!(self.node_names()));
-            return Value::Object(m);
+            m.set(sym("nodes"), self.node_names());
+            return m;
         }
         if let Some(env) = &self.environment {
-            m.insert("environment".into(), env.clone());
+            let field = |k: &str| Ruby::from(&env[k]);
+            m.set(
+                sym("environment"),
+                Ruby::symbols([
+                    ("id", field("id")),
+                    ("user", field("user")),
+                    ("name", field("name")),
+                    ("version", field("version")),
+                ]),
+            );
         }
         if !error {
-            m.insert("logs".into(), json!(!inner.logs.is_empty()));
+            m.set(sym("logs"), !inner.logs.is_empty());
             if self.debug {
-                m.insert("debugs".into(), json!(false));
+                m.set(sym("debugs"), false);
             }
-            m.insert("nodes".into(), self.nodes_view(inner.done));
+            m.set(sym("nodes"), self.nodes_view(inner.done));
         }
         let time = inner
             .end
             .unwrap_or_else(|| self.started.elapsed().as_secs_f64());
-        m.insert("time".into(), json!((time * 100.0).round() / 100.0));
-        Value::Object(m)
+        m.set(sym("time"), (time * 100.0).round() / 100.0);
+        m
     }
 
-    fn nodes_view(&self, done: bool) -> Value {
+    fn nodes_view(&self, done: bool) -> Ruby {
         let (mut ok, mut ko, mut processing) = (Vec::new(), Vec::new(), Vec::new());
         for part in &self.parts {
             let report = part.report.lock().unwrap_or_else(|e| e.into_inner());
@@ -329,36 +341,43 @@ impl Workflow {
                 }
             }
         }
-        if done {
-            json!({"ok": ok, "ko": ko})
-        } else {
-            json!({"ok": ok, "ko": ko, "processing": processing})
+        let mut v = Ruby::symbols([("ok", Ruby::from(ok)), ("ko", ko.into())]);
+        if !done {
+            v.set(sym("processing"), processing);
         }
+        v
     }
 
-    /// `/state`: per node `{macro, micro, state, error?}`.
-    pub fn state(&self) -> Value {
-        let mut out = Map::new();
+    /// `/state` (`NodeState#states`): hostname (a String) → `{:macro, :micro, :state, :error?, :out?}`.
+    pub fn state(&self) -> Ruby {
+        let mut out = Ruby::hash();
         for part in &self.parts {
             let report = part.report.lock().unwrap_or_else(|e| e.into_inner());
             for (i, name) in part.names.iter().enumerate() {
+                let node = |m: Option<&str>, u: Option<&str>, s: &str| {
+                    Ruby::symbols([
+                        ("macro", Ruby::from(m)),
+                        ("micro", Ruby::from(u)),
+                        ("state", Ruby::from(s)),
+                    ])
+                };
                 let v = match report
                     .as_ref()
                     .and_then(|r| r.nodes.get(i).map(|n| (n, r.logs.get(i))))
                 {
                     Some(((_, NodeStatus::Ok), log)) => {
-                        let mut v = json!({"macro": null, "micro": null, "state": "ok"});
+                        let mut v = node(None, None, "ok");
                         if let Some(out) = log.and_then(|l| l.out.clone()) {
-                            v["out"] = json!(out);
+                            v.set(sym("out"), out);
                         }
                         v
                     }
-                    Some(((_, NodeStatus::Brk { at }), _)) => {
-                        json!({"macro": at, "micro": null, "state": "brk"})
-                    }
+                    Some(((_, NodeStatus::Brk { at }), _)) => node(Some(at), None, "brk"),
                     Some(((_, NodeStatus::Ko(f)), _)) => {
-                        json!({"macro": f.macro_step, "micro": f.micro_step,
-                        "state": "ko", "error": format!("{}-{}: {}", f.macro_step, f.micro_step, f.error)})
+                        let mut v = node(Some(&f.macro_step), Some(&f.micro_step), "ko");
+                        let error = format!("{}-{}: {}", f.macro_step, f.micro_step, f.error);
+                        v.set(sym("error"), error);
+                        v
                     }
                     None => {
                         let pos = part
@@ -366,22 +385,23 @@ impl Workflow {
                             .get()
                             .map(|c| c.position(part.nodes[i]))
                             .unwrap_or_default();
-                        json!({"macro": pos.macro_step.as_deref(), "micro": pos.micro_step.as_deref(), "state": "ok"})
+                        node(pos.macro_step.as_deref(), pos.micro_step.as_deref(), "ok")
                     }
                 };
-                out.insert(name.clone(), v);
+                out.set(Key::Str(name.clone()), v);
             }
         }
-        Value::Object(out)
+        out
     }
 
-    /// `/status`: cluster → macro-step → micro-step → `{nodes: {OK, KO, **}, time}`; `{}` once done.
-    pub fn status(&self) -> Value {
+    /// `/status`: cluster (a String) → macro-step → micro-step → `{:nodes => {:OK, :KO, :**}, :time}`
+    /// (Symbols below the cluster, in the order the steps are met); `{}` once done.
+    pub fn status(&self) -> Ruby {
+        let mut out = Ruby::hash();
         if self.done() {
-            return json!({});
+            return out;
         }
-        let time = self.started.elapsed().as_secs_f64().round();
-        let mut out = Map::new();
+        let time = self.started.elapsed().as_secs_f64().round() as i64;
         for part in &self.parts {
             let Some(ctx) = part.ctx.get() else { continue };
             if part
@@ -392,25 +412,40 @@ impl Workflow {
             {
                 continue;
             }
-            let mut cluster = Map::new();
+            let mut cluster = Ruby::hash();
             for (i, name) in part.names.iter().enumerate() {
                 let pos = ctx.position(part.nodes[i]);
-                let macro_step = pos.macro_step.as_deref().unwrap_or("Starting").to_string();
-                let micro = pos.micro_step.as_deref().unwrap_or("none").to_string();
-                let m = cluster.entry(macro_step).or_insert_with(|| json!({}));
-                let leaf = m.as_object_mut().map(|o| {
-                    o.entry(micro).or_insert_with(
-                        || json!({"nodes": {"OK": [], "KO": [], "**": []}, "time": time}),
-                    )
-                });
-                if let Some(list) = leaf.and_then(|l| l["nodes"]["**"].as_array_mut()) {
-                    list.push(json!(name));
+                let macro_step = pos.macro_step.as_deref().unwrap_or("Starting");
+                let micro = pos.micro_step.as_deref().unwrap_or("none");
+                let leaf = cluster
+                    .entry(sym(macro_step), Ruby::hash)
+                    .and_then(|m| m.entry(sym(micro), || status_leaf(time)))
+                    .and_then(|l| l.entry(sym("nodes"), Ruby::hash))
+                    .and_then(|n| n.entry(sym("**"), || Ruby::Array(Vec::new())));
+                if let Some(Ruby::Array(list)) = leaf {
+                    list.push(Ruby::from(name));
                 }
             }
-            out.insert(part.cluster_name.clone(), Value::Object(cluster));
+            out.set(Key::Str(part.cluster_name.clone()), cluster);
         }
-        Value::Object(out)
+        out
     }
+}
+
+fn sym(name: &str) -> Key {
+    Key::Sym(name.to_string())
+}
+
+/// A running micro-step's status (`Microstep#status`) with no node placed yet.
+fn status_leaf(time: i64) -> Ruby {
+    let none = || Ruby::Array(Vec::new());
+    Ruby::symbols([
+        (
+            "nodes",
+            Ruby::symbols([("OK", none()), ("KO", none()), ("**", none())]),
+        ),
+        ("time", time.into()),
+    ])
 }
 
 /// Timeouts of the automata instances named in `steps`.
