@@ -415,11 +415,20 @@ fn tarball_environment_and_descriptions() {
         let v = desc.to_value();
         assert_eq!(v["name"], name);
         assert_eq!(v["image"]["kind"], kind);
-        assert_eq!(v["image"]["file"], env.image.to_str().unwrap());
-        assert_eq!(
-            v["postinstalls"][0]["archive"],
-            env.postinstall.to_str().unwrap()
-        );
+        // The files are on the server that kalab runs kadeploy3d on: `server://` references to the
+        // cached files (compared canonically: another run may have spelt the cache path differently).
+        let same = |reference: &serde_json::Value, file: &Path| {
+            let path = reference
+                .as_str()
+                .and_then(|r| r.strip_prefix("server://"))
+                .unwrap_or_else(|| panic!("{reference} is not a server:// reference"));
+            assert_eq!(
+                std::fs::canonicalize(path).unwrap(),
+                std::fs::canonicalize(file).unwrap()
+            );
+        };
+        same(&v["image"]["file"], &env.image);
+        same(&v["postinstalls"][0]["archive"], &env.postinstall);
         assert_eq!(v["filesystem"], "ext4");
         assert_eq!(v["boot"]["kernel"], "/boot/vmlinuz");
         assert!(
