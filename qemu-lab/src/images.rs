@@ -13,6 +13,8 @@ mod pxe;
 mod run;
 mod tree;
 
+pub use debian::{Kernel, kernel as debian_kernel};
+
 use std::path::{Path, PathBuf};
 
 pub use pxe::install_bootloader_script;

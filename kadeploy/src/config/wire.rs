@@ -56,17 +56,5 @@ pub struct NodeEntry {
 /// `command.conf` (`CommandsConfig#load`): per-node command overrides, by host name then by command key.
 pub type CommandsFile = BTreeMap<String, BTreeMap<String, String>>;
 
-/// The keys allowed in a node's entry of `command.conf`.
-pub const COMMAND_KEYS: [&str; 11] = [
-    "reboot_soft",
-    "reboot_hard",
-    "reboot_very_hard",
-    "power_on_soft",
-    "power_on_hard",
-    "power_on_very_hard",
-    "power_off_soft",
-    "power_off_hard",
-    "power_off_very_hard",
-    "power_status",
-    "console",
-];
+/// The keys allowed in a node's entry of `command.conf` (the power backend's table).
+pub use hal::power::command::COMMAND_KEYS;

@@ -37,25 +37,12 @@ pub fn cache() -> PathBuf {
     dir
 }
 
-/// Debian's amd64 kernel.
+/// Debian's amd64 kernel, from the lab's image cache (shared with the images tests).
 pub fn kernel() -> PathBuf {
-    let dir = cache();
-    let vmlinuz = dir.join("vmlinuz");
-    if !vmlinuz.exists() {
-        let hal = target_dir().join("netboot-test-cache/vmlinuz");
-        if hal.exists() {
-            std::fs::copy(&hal, &vmlinuz).expect("copy hal's cached kernel");
-        } else {
-            sh(
-                &dir,
-                "set -e; V=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/{print $2; exit}'); \
-                 [ -n \"$V\" ] || { echo 'no linux-image-amd64 in apt (run apt-get update)'; exit 1; }; \
-                 ls ${V}_*.deb >/dev/null 2>&1 || apt-get download $V; \
-                 rm -rf x && dpkg-deb -x ${V}_*.deb x && cp x/boot/vmlinuz-* vmlinuz.tmp && mv vmlinuz.tmp vmlinuz && rm -rf x",
-            );
-        }
-    }
-    vmlinuz
+    let cache = target_dir().join("kalab-images");
+    qemu_lab::images::debian_kernel(&cache)
+        .unwrap_or_else(|e| panic!("Debian's kernel (run apt-get update first): {e}"))
+        .vmlinuz
 }
 
 /// A busybox initramfs: init prints [`MARKER`], then runs an interactive shell on ttyS0.
