@@ -33,9 +33,18 @@ fn backend(
     )
 }
 
+/// The broadcast settings; `KABCAST_CHUNK_KIB` sets the chunk size (default: the backend's 1 MiB).
 fn options() -> Options {
     let mut o = Options::default();
     o.tuning.upstream_timeout_ms = 15_000;
+    if let Some(kib) = std::env::var("KABCAST_CHUNK_KIB")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+    {
+        o.chunk_size = kib << 10;
+        // Keep the window's memory (and so its reach in bytes) as with the default chunks.
+        o.tuning.window = (o.tuning.window * (1024 / kib.clamp(1, 1024))).min(1024);
+    }
     o
 }
 
