@@ -42,10 +42,7 @@ impl CommandConsole {
 #[async_trait]
 impl Console for CommandConsole {
     async fn attach(&self, node: NodeId) -> Outcome<Box<dyn ConsoleStream>> {
-        let info = self
-            .nodes
-            .get(node.index())
-            .ok_or_else(|| NodeError::new(ErrorKind::Config, format!("unknown node {node}")))?;
+        let info = crate::node::lookup(&self.nodes, node)?;
         let template = self
             .overrides
             .get(&info.name)

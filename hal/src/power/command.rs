@@ -257,10 +257,7 @@ impl CommandPower {
 impl Inner {
     /// The substituted command of `key` for `node`, or why there is none.
     fn command(&self, node: NodeId, key: &str, what: &str) -> Outcome<String> {
-        let info = self
-            .nodes
-            .get(node.index())
-            .ok_or_else(|| NodeError::new(ErrorKind::Config, format!("unknown node {node}")))?;
+        let info = crate::node::lookup(&self.nodes, node)?;
         let template = self
             .overrides
             .get(&info.name)

@@ -64,15 +64,10 @@ impl Reachability for TcpProbe {
     async fn probe(&self, nodes: &[NodeId], check: &PortCheck) -> Outcomes {
         let check = Arc::new(check.clone());
         for_each_node(nodes, self.concurrency, |node| {
-            let info = self.nodes.get(node.index()).cloned();
+            let info = crate::node::lookup(&self.nodes, node).cloned();
             let check = check.clone();
             let timeout = self.timeout;
-            async move {
-                let info = info.ok_or_else(|| {
-                    NodeError::new(ErrorKind::Config, format!("unknown node {node}"))
-                })?;
-                probe_node(info, check, timeout).await
-            }
+            async move { probe_node(info?, check, timeout).await }
         })
         .await
     }

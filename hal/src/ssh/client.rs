@@ -108,9 +108,7 @@ impl SshClient {
 
     /// The facts of `node`, or a configuration error when it is not in the table.
     pub(crate) fn node(&self, node: NodeId) -> Outcome<&NodeInfo> {
-        self.nodes
-            .get(node.index())
-            .ok_or_else(|| NodeError::new(ErrorKind::Config, format!("unknown node {node}")))
+        crate::node::lookup(&self.nodes, node)
     }
 
     /// Runs `command` on `node` with `input` on its stdin, and returns what it produced.
