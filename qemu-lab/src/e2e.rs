@@ -131,16 +131,16 @@ pub fn run(lab: &Lab, options: &Options, started: Instant) -> anyhow::Result<Rep
         eprintln!("fault: BMC of {} stopped (SIGSTOP)", lab.nodes[i].name);
     }
 
-    let custom_steps = lab.dir().join("custom-steps.yml");
-    std::fs::write(
-        &custom_steps,
-        "BroadcastEnvKascade:\n  send_environment:\n    pre-ops:\n      - {action: exec, name: stop_agent, command: 'killall kaagent 2>/dev/null; sleep 1; true'}\n",
-    )?;
-    let deploy_started = Instant::now();
     let mut kadeploy3 = lab.client("kadeploy3");
     if options.agent_over_ssh {
+        let custom_steps = lab.dir().join("custom-steps.yml");
+        std::fs::write(
+            &custom_steps,
+            "BroadcastEnvKascade:\n  send_environment:\n    pre-ops:\n      - {action: exec, name: stop_agent, command: 'killall kaagent 2>/dev/null; sleep 1; true'}\n",
+        )?;
         kadeploy3.arg("--custom-steps").arg(&custom_steps);
     }
+    let deploy_started = Instant::now();
     let mut child = kadeploy3
         .args(["-e", &options.env, "-f"])
         .arg(&nodes)
