@@ -12,7 +12,7 @@ use super::wire::{self, Hello, NodePlan, Reply, Report};
 use crate::image::{Compression, ImageError, ImageErrorKind, ImageVerifier, Manifest, Sink};
 use crate::outcome::NodeError;
 use std::collections::BTreeMap;
-use std::io::{self, Read};
+use std::io::{self, BufRead, Read};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -273,16 +273,12 @@ struct StoreReader<'a> {
     pos: usize,
 }
 
-impl Read for StoreReader<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+impl BufRead for StoreReader<'_> {
+    /// The rest of the current chunk, straight from the window (no copy).
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
         loop {
-            if let Some(c) = &self.chunk
-                && self.pos < c.len()
-            {
-                let n = buf.len().min(c.len() - self.pos);
-                buf[..n].copy_from_slice(&c[self.pos..self.pos + n]);
-                self.pos += n;
-                return Ok(n);
+            if self.chunk.as_ref().is_some_and(|c| self.pos < c.len()) {
+                break;
             }
             if self.chunk.take().is_some() {
                 self.store.release(0, self.next);
@@ -291,7 +287,7 @@ impl Read for StoreReader<'_> {
                 self.verifier
                     .finish(self.manifest)
                     .map_err(io::Error::other)?;
-                return Ok(0);
+                return Ok(&[]);
             }
             let c = loop {
                 match self.store.get(self.next, Duration::from_secs(1)) {
@@ -308,6 +304,21 @@ impl Read for StoreReader<'_> {
             self.chunk = Some(c);
             self.pos = 0;
         }
+        Ok(self.chunk.as_ref().map_or(&[][..], |c| &c[self.pos..]))
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.pos += n;
+    }
+}
+
+impl Read for StoreReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let avail = self.fill_buf()?;
+        let n = buf.len().min(avail.len());
+        buf[..n].copy_from_slice(&avail[..n]);
+        self.consume(n);
+        Ok(n)
     }
 }
 

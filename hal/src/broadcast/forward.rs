@@ -6,7 +6,7 @@ use super::store::ChunkSource;
 use super::wire::{self, ForwardPlan, Hello, Reply, Tuning};
 use crate::image::frame::{self, Feedback};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -183,7 +183,8 @@ impl Forwarder {
     fn stream_chunks(&self, stream: &TcpStream, mut cursor: u64, shared: &Shared) -> LinkEnd {
         let stall = Duration::from_millis(self.tuning.stall_timeout_ms.max(1));
         let poll = Duration::from_millis(100).min(stall);
-        let mut out = BufWriter::with_capacity(1 << 16, stream);
+        // Unbuffered: each chunk goes out in one vectored write, straight from the window.
+        let mut out = stream;
         let mut corrupted = false;
         let mut end_sent = false;
         let started = Instant::now();

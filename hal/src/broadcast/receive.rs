@@ -6,7 +6,7 @@ use super::store::ChunkStore;
 use super::wire::{self, Reply, Tuning};
 use crate::image::frame::{self, DataFrame, Feedback};
 use crate::image::{ImageError, ImageErrorKind, Manifest};
-use std::io::{BufReader, Read};
+use std::io::Read;
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::Receiver;
@@ -140,14 +140,14 @@ fn read_chunks(
     manifest: &Manifest,
     store: &ChunkStore,
     up: &Upstream,
-    read_half: TcpStream,
+    mut reader: TcpStream,
     writer: &Mutex<TcpStream>,
 ) -> Result<(), ImageError> {
     let total = manifest.chunk_count();
-    let mut reader = BufReader::with_capacity(1 << 18, read_half);
     let mut nacked = None;
     loop {
-        match frame::read_frame(&mut reader, manifest.chunk_size)? {
+        // Unbuffered: a chunk is read straight into its buffer, the header costs one small read.
+        match frame::read_frame_into(&mut reader, manifest.chunk_size, store.spare_buffer())? {
             DataFrame::Chunk { index, data } => {
                 if index != store.have() {
                     continue; // a duplicate, or a chunk sent before our re-fetch request arrived
@@ -184,9 +184,8 @@ fn read_chunks(
                 while up.child_have(total) < total {
                     store.wait_change(Duration::from_millis(100));
                 }
-                let stream = reader.get_mut();
-                let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-                let _ = stream.read(&mut [0u8; 1]);
+                let _ = reader.set_read_timeout(Some(Duration::from_secs(5)));
+                let _ = reader.read(&mut [0u8; 1]);
                 return Ok(());
             }
         }

@@ -29,7 +29,13 @@ struct State {
     chunks: VecDeque<Chunk>,
     marks: Vec<Option<u64>>,
     failed: Option<ImageError>,
+    /// Buffers of evicted chunks nobody else holds, for the receiver to read the next chunks into
+    /// (no allocation, zeroing or page faults per chunk).
+    spare: Vec<Vec<u8>>,
 }
+
+/// How many evicted buffers are kept for reuse.
+const SPARE_BUFFERS: usize = 4;
 
 impl State {
     fn have(&self) -> u64 {
@@ -47,7 +53,12 @@ impl State {
             .unwrap_or(have)
             .min(have);
         while self.base < low {
-            self.chunks.pop_front();
+            if let Some(chunk) = self.chunks.pop_front()
+                && self.spare.len() < SPARE_BUFFERS
+                && let Ok(buffer) = Arc::try_unwrap(chunk)
+            {
+                self.spare.push(buffer);
+            }
             self.base += 1;
         }
     }
@@ -71,6 +82,7 @@ impl ChunkStore {
                 chunks: VecDeque::new(),
                 marks: vec![Some(0); consumers],
                 failed: None,
+                spare: Vec::new(),
             }),
             changed: Condvar::new(),
             capacity: capacity.max(2),
@@ -84,6 +96,11 @@ impl ChunkStore {
     /// Chunks held in order (`0..have` have all been received and verified).
     pub fn have(&self) -> u64 {
         self.lock().have()
+    }
+
+    /// A buffer of an evicted chunk to read the next one into, or a new empty one.
+    pub fn spare_buffer(&self) -> Vec<u8> {
+        self.lock().spare.pop().unwrap_or_default()
     }
 
     /// Appends the next chunk, waiting up to `wait` for room; `false` if there was none in time.
@@ -236,6 +253,20 @@ mod tests {
         s.drop_consumer(1);
         s.release(0, 3);
         assert_eq!(s.first_available(), 3);
+    }
+
+    #[test]
+    fn evicted_buffers_are_reused_unless_still_held() {
+        let s = ChunkStore::new(4, 1);
+        let held = c(0);
+        assert!(s.push(Arc::clone(&held), W) && s.push(c(1), W));
+        s.release(0, 2);
+        assert_eq!(s.spare_buffer(), vec![1; 4], "chunk 1's buffer comes back");
+        assert!(
+            s.spare_buffer().is_empty(),
+            "chunk 0 is still held elsewhere"
+        );
+        drop(held);
     }
 
     #[test]

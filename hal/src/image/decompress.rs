@@ -1,7 +1,7 @@
 //! Decompression of image streams as they arrive: gzip, bzip2, xz, zstd or none, as blocking readers.
 
 use super::error::{ImageError, ImageErrorKind};
-use std::io::{BufReader, Read};
+use std::io::{BufRead, BufReader, Read};
 use std::str::FromStr;
 
 /// How an image stream is compressed.
@@ -50,25 +50,31 @@ impl Compression {
     }
 
     /// Wraps `input` in a streaming decoder (memory bounded by the format's window, not the image).
-    pub fn decoder<'a, R: Read + 'a>(self, input: R) -> Result<Box<dyn Read + 'a>, ImageError> {
+    ///
+    /// The result is buffered: a consumer takes the decoded bytes with `fill_buf` without copying
+    /// them again, and an uncompressed `input` is passed through as it is.
+    pub fn decoder<'a, R: BufRead + 'a>(
+        self,
+        input: R,
+    ) -> Result<Box<dyn BufRead + 'a>, ImageError> {
+        fn buffered<'a>(r: impl Read + 'a) -> Box<dyn BufRead + 'a> {
+            Box::new(BufReader::with_capacity(DECODED_BUFFER, r))
+        }
         Ok(match self {
             Compression::None => Box::new(input),
-            Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(
-                BufReader::with_capacity(1 << 16, input),
-            )),
-            Compression::Bzip2 => Box::new(bzip2::read::MultiBzDecoder::new(
-                BufReader::with_capacity(1 << 16, input),
-            )),
-            Compression::Xz => Box::new(liblzma::read::XzDecoder::new_multi_decoder(
-                BufReader::with_capacity(1 << 16, input),
-            )),
-            Compression::Zstd => Box::new(
-                zstd::stream::read::Decoder::new(input)
+            Compression::Gzip => buffered(flate2::bufread::MultiGzDecoder::new(input)),
+            Compression::Bzip2 => buffered(bzip2::bufread::MultiBzDecoder::new(input)),
+            Compression::Xz => buffered(liblzma::bufread::XzDecoder::new_multi_decoder(input)),
+            Compression::Zstd => buffered(
+                zstd::stream::read::Decoder::with_buffer(input)
                     .map_err(|e| ImageError::io(ImageErrorKind::Decompress, "starting zstd", &e))?,
             ),
         })
     }
 }
+
+/// Decoded bytes buffered between a decompressor and the writer.
+const DECODED_BUFFER: usize = 1 << 20;
 
 #[cfg(test)]
 pub(crate) mod tests {

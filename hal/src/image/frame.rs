@@ -17,7 +17,7 @@
 
 use super::error::{ImageError, ImageErrorKind};
 use super::manifest::MAX_CHUNK_SIZE;
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 
 /// A downstream frame.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -56,14 +56,24 @@ pub enum Feedback {
 
 const HEADER: usize = 13;
 
-/// Writes a chunk frame header followed by `data`.
+/// Writes a chunk frame header followed by `data`, in one vectored write where the writer takes it
+/// whole (no separate small segment for the header, no copy of the data).
 pub fn write_chunk(w: &mut impl Write, index: u64, data: &[u8]) -> io::Result<()> {
     let mut h = [0u8; HEADER];
     h[0] = b'C';
     h[1..9].copy_from_slice(&index.to_be_bytes());
     h[9..13].copy_from_slice(&(data.len() as u32).to_be_bytes());
-    w.write_all(&h)?;
-    w.write_all(data)
+    let mut parts = [IoSlice::new(&h), IoSlice::new(data)];
+    let mut parts = &mut parts[..];
+    while !parts.is_empty() {
+        match w.write_vectored(parts) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut parts, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Writes the end frame.
@@ -78,6 +88,16 @@ pub fn write_end(w: &mut impl Write, count: u64) -> io::Result<()> {
 /// Reads one downstream frame. A chunk longer than `max_len` (at most [`MAX_CHUNK_SIZE`]) is a format
 /// error: a peer can never make us allocate more than one chunk.
 pub fn read_frame(r: &mut impl Read, max_len: u32) -> Result<DataFrame, ImageError> {
+    read_frame_into(r, max_len, Vec::new())
+}
+
+/// Reads one downstream frame as [`read_frame`] does, a chunk into `buffer` (reused: a buffer of a
+/// previous chunk is neither reallocated nor zeroed again).
+pub fn read_frame_into(
+    r: &mut impl Read,
+    max_len: u32,
+    mut buffer: Vec<u8>,
+) -> Result<DataFrame, ImageError> {
     let mut h = [0u8; HEADER];
     r.read_exact(&mut h)
         .map_err(|e| ImageError::io(ImageErrorKind::Io, "reading a frame header", &e))?;
@@ -91,10 +111,13 @@ pub fn read_frame(r: &mut impl Read, max_len: u32) -> Result<DataFrame, ImageErr
                     format!("chunk {index} of {len} bytes is too long"),
                 ));
             }
-            let mut data = vec![0u8; len as usize];
-            r.read_exact(&mut data)
+            buffer.resize(len as usize, 0);
+            r.read_exact(&mut buffer)
                 .map_err(|e| ImageError::io(ImageErrorKind::Io, "reading a chunk", &e))?;
-            Ok(DataFrame::Chunk { index, data })
+            Ok(DataFrame::Chunk {
+                index,
+                data: buffer,
+            })
         }
         b'E' => Ok(DataFrame::End { count: index }),
         t => Err(ImageError::new(

@@ -4,7 +4,7 @@
 use super::error::{ImageError, ImageErrorKind};
 use crate::broadcast::ImageKind;
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, BufRead, Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
@@ -38,7 +38,7 @@ impl<'a> Sink<'a> {
     ///
     /// The input is always read to its end (a tar archive's trailing padding included) so that every
     /// chunk of the stream is received and verified.
-    pub fn write(&self, input: impl Read) -> Result<u64, ImageError> {
+    pub fn write(&self, input: impl BufRead) -> Result<u64, ImageError> {
         match self {
             Sink::Tar(dir) => extract_tar(input, dir),
             Sink::Dd(path) => write_dd(input, path),
@@ -110,7 +110,7 @@ fn extract_tar(input: impl Read, dir: &Path) -> Result<u64, ImageError> {
     Ok(rest.count)
 }
 
-fn write_dd(mut input: impl Read, path: &Path) -> Result<u64, ImageError> {
+fn write_dd(mut input: impl BufRead, path: &Path) -> Result<u64, ImageError> {
     let regular = match std::fs::metadata(path) {
         Ok(m) => m.is_file(),
         Err(e) if e.kind() == io::ErrorKind::NotFound => true,
@@ -135,32 +135,29 @@ fn write_dd(mut input: impl Read, path: &Path) -> Result<u64, ImageError> {
                 &e,
             )
         })?;
-    let mut out = BufWriter::with_capacity(1 << 20, file);
-    let mut buf = vec![0u8; 1 << 16];
+    // Whatever the input buffers (a chunk of the window, a decoder's output) is written from there.
+    let mut out = file;
     let mut total = 0u64;
     loop {
-        let n = match input.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
+        let n = match input.fill_buf() {
+            Ok([]) => break,
+            Ok(buf) => {
+                out.write_all(buf).map_err(|e| {
+                    ImageError::io(
+                        ImageErrorKind::Write,
+                        &format!("writing {}", path.display()),
+                        &e,
+                    )
+                })?;
+                buf.len()
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(decompress_err("decompressing", &e)),
         };
-        out.write_all(&buf[..n]).map_err(|e| {
-            ImageError::io(
-                ImageErrorKind::Write,
-                &format!("writing {}", path.display()),
-                &e,
-            )
-        })?;
+        input.consume(n);
         total += n as u64;
     }
-    let file = out.into_inner().map_err(|e| {
-        ImageError::io(
-            ImageErrorKind::Write,
-            &format!("flushing {}", path.display()),
-            e.error(),
-        )
-    })?;
+    let file = out;
     // fsync fails on character devices such as /dev/null: only block devices and files need it.
     if let Ok(m) = file.metadata()
         && (m.is_file() || std::os::unix::fs::FileTypeExt::is_block_device(&m.file_type()))

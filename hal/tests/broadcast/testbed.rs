@@ -45,6 +45,12 @@ fn options() -> Options {
         // Keep the window's memory (and so its reach in bytes) as with the default chunks.
         o.tuning.window = (o.tuning.window * (1024 / kib.clamp(1, 1024))).min(1024);
     }
+    if let Some(bytes) = std::env::var("KABCAST_SOCKBUF")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+    {
+        o.tuning.socket_buffer = bytes;
+    }
     o
 }
 
@@ -171,44 +177,104 @@ fn measure_testbed() {
     let (image, want) = make_image(&tb, mib);
     let mut agents = tb.start_agents();
     let sb = (mib * MIB) as f64 / (f64::from(mbit) * 1e6 / 8.0);
-    println!("mbit,mib,n,strategy,seconds,s_over_b");
-    let line =
-        |n: usize, what: &str, t: f64| println!("{mbit},{mib},{n},{what},{t:.3},{:.3}", t / sb);
+    println!("mbit,mib,n,strategy,seconds,s_over_b,cpu_s,sys_s,retransmits");
+    let mut cpu;
+    let mut retransmits = tb.retransmits();
+    let mut line = |cpu: &mut CpuMeter, n: usize, what: &str, t: f64| {
+        let (busy, sys) = cpu.lap();
+        let now = tb.retransmits();
+        println!(
+            "{mbit},{mib},{n},{what},{t:.3},{:.3},{busy:.2},{sys:.2},{}",
+            t / sb,
+            now - retransmits
+        );
+        retransmits = now;
+    };
+    let only: Option<Vec<String>> = std::env::var("KABCAST_STRATEGIES")
+        .ok()
+        .map(|v| v.split(',').map(|s| s.trim().to_string()).collect());
+    let wanted = |name: &str| only.as_ref().is_none_or(|o| o.iter().any(|s| s == name));
     for &n in &ns {
-        let plain = tb.plain_chain(&image, n).as_secs_f64();
-        for i in 0..n {
-            assert_eq!(
-                file_hash(&tb.host_dir(i).join("plain.img")),
-                want,
-                "plain chain host {i}"
-            );
-            let _ = std::fs::remove_file(tb.host_dir(i).join("plain.img"));
+        if wanted("plain") {
+            cpu = CpuMeter::start();
+            let plain = tb.plain_chain(&image, n).as_secs_f64();
+            for i in 0..n {
+                assert_eq!(
+                    file_hash(&tb.host_dir(i).join("plain.img")),
+                    want,
+                    "plain chain host {i}"
+                );
+                let _ = std::fs::remove_file(tb.host_dir(i).join("plain.img"));
+            }
+            line(&mut cpu, n, "plain-socat-chain", plain);
         }
-        line(n, "plain-socat-chain", plain);
-        for strategy in [
-            Strategy::Chain,
-            Strategy::FaultTolerantChain,
-            Strategy::Tree { arity: 2 },
-            Strategy::Unicast,
+        for (name, strategy) in [
+            ("chain", Strategy::Chain),
+            ("ft-chain", Strategy::FaultTolerantChain),
+            ("tree", Strategy::Tree { arity: 2 }),
+            ("unicast", Strategy::Unicast),
         ] {
+            if !wanted(name) {
+                continue;
+            }
+            cpu = CpuMeter::start();
             let r = run(&tb, &agents, n, &image, &want, strategy);
             assert!(
                 r.outcomes.failures().is_empty(),
                 "{strategy}: {:?}",
                 r.outcomes
             );
-            line(n, &strategy.to_string(), last_written(&r));
+            line(&mut cpu, n, &strategy.to_string(), last_written(&r));
         }
     }
-    if max_n >= 3 {
+    if max_n >= 3 && wanted("kill") {
         let victim = max_n / 2;
+        cpu = CpuMeter::start();
         let r = run_killing(&tb, &mut agents, max_n, &image, &want, victim);
         let ok = r.outcomes.ok_nodes().len();
         assert_eq!(ok, max_n - 1, "{:?}", r.outcomes);
         line(
+            &mut cpu,
             max_n,
             &format!("ft-chain-kill-host-{victim}"),
             last_written(&r),
         );
     }
+}
+
+/// Machine-wide CPU time from `/proc/stat`: all busy time, and the kernel's share (system, irq,
+/// softirq), in seconds since the last lap. The testbed's links, bridge and copies all cost CPU
+/// here, so this shows when a run is CPU-bound rather than link-bound.
+struct CpuMeter {
+    last: (f64, f64),
+}
+
+impl CpuMeter {
+    fn start() -> CpuMeter {
+        CpuMeter { last: cpu_now() }
+    }
+
+    fn lap(&mut self) -> (f64, f64) {
+        let now = cpu_now();
+        let d = (now.0 - self.last.0, now.1 - self.last.1);
+        self.last = now;
+        d
+    }
+}
+
+/// (busy, kernel) seconds of all CPUs since boot (USER_HZ = 100 on Linux).
+fn cpu_now() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let v: Vec<f64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let at = |i: usize| v.get(i).copied().unwrap_or(0.0) / 100.0;
+    // user nice system idle iowait irq softirq steal
+    let kernel = at(2) + at(5) + at(6);
+    (at(0) + at(1) + kernel + at(7), kernel)
 }
