@@ -121,13 +121,17 @@ pub fn backend(cluster: &ClusterConfig, dir: &Path) -> anyhow::Result<BackendSpe
     let power = power(cluster, &remoteops, &loaded.commands, &keys, dir, &ops)?;
     let netboot = PxeWriter::new(pxe_config(cluster, &server, dir)?, nodes.clone());
     netboot.validate().context("pxe")?;
+    let switch_index = switch_indices(&cluster.switches);
     let agents = nodes.iter().enumerate().map(|(i, n)| {
         (
             NodeId(i as u32),
             Agent {
                 name: n.name.clone(),
                 addr: SocketAddr::new(n.address, keys.agent_port),
-                switch: None,
+                switch: cluster
+                    .switches
+                    .get(&n.name)
+                    .and_then(|s| switch_index.get(s.as_str()).copied()),
             },
         )
     });
@@ -245,6 +249,14 @@ impl Broadcast for AgentOverSsh {
 }
 
 /// The user of an ssh connector command line (`-l root`, or `user@` is not used by Kadeploy).
+/// A number per switch name (in name order): the broadcast keeps nodes with the same number adjacent.
+fn switch_indices(switches: &BTreeMap<String, String>) -> BTreeMap<&str, u32> {
+    let mut names: Vec<&str> = switches.values().map(String::as_str).collect();
+    names.sort_unstable();
+    names.dedup();
+    names.into_iter().zip(0u32..).collect()
+}
+
 fn connector_user(connector: &str) -> Option<String> {
     let mut words = connector.split_whitespace();
     while let Some(w) = words.next() {
@@ -425,6 +437,17 @@ fn local_ip(cluster: &ClusterConfig) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn switches_are_numbered_by_name() {
+        let switches: BTreeMap<String, String> = [("n1", "sw-b"), ("n2", "sw-a"), ("n3", "sw-b")]
+            .into_iter()
+            .map(|(n, s)| (n.to_string(), s.to_string()))
+            .collect();
+        let index = switch_indices(&switches);
+        assert_eq!(index.len(), 2);
+        assert_eq!((index["sw-a"], index["sw-b"]), (0, 1));
+    }
 
     #[test]
     fn the_connector_gives_the_ssh_user() {

@@ -271,6 +271,30 @@ fn node_macs_give_dhcp_reservations_for_single_nodes_only() {
 }
 
 #[test]
+fn node_switches_apply_to_single_nodes_and_ranges() {
+    let clusters = |nodes: &str| {
+        parse_clusters(
+            &format!("clusters:\n  - name: c\n    conf_file: c.conf\n    nodes:\n{nodes}"),
+            "clusters.conf",
+        )
+    };
+    let ok = clusters(
+        "      - {name: 'n-[1-2].dom', address: '10.0.0.[1-2]', switch: sw-b}\n      - {name: n-3.dom, address: 10.0.0.3, switch: ' sw-a '}\n      - {name: n-4.dom, address: 10.0.0.4}\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let switches = &ok.value[0].switches;
+    assert_eq!(switches.len(), 3);
+    assert_eq!(switches["n-1.dom"], "sw-b");
+    assert_eq!(switches["n-2.dom"], "sw-b");
+    assert_eq!(switches["n-3.dom"], "sw-a");
+    let empty = "      - {name: n-1.dom, address: 10.0.0.1, switch: ''}\n";
+    assert_eq!(
+        message(clusters(empty)),
+        "clusters.conf: clusters[0]/nodes[0]/switch: empty switch name"
+    );
+}
+
+#[test]
 fn automata_errors_and_default() {
     let parsed = cluster(&cluster_text("")).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(parsed.value.automata, default_automata());

@@ -1,6 +1,7 @@
 //! Cluster-specific file: validation and conversion to [`ClusterSpecific`] and [`RemoteOps`].
 
 use super::automata;
+use super::clusters::ClusterEntry;
 use super::error::{ConfigError, Ctx};
 use super::types::{Archive, Automata, BootConfig, ClusterConfig, Partitioning};
 use super::wire;
@@ -66,13 +67,15 @@ pub struct ClusterSpecific {
 
 impl ClusterSpecific {
     /// Attaches the file to a cluster of `clusters.conf`; gives the cluster and its remote operations.
-    pub fn into_cluster(
-        self,
-        name: String,
-        prefix: Option<String>,
-        nodes: Vec<NodeInfo>,
-        macs: BTreeMap<String, Mac>,
-    ) -> (ClusterConfig, RemoteOps) {
+    pub fn into_cluster(self, entry: ClusterEntry) -> (ClusterConfig, RemoteOps) {
+        let ClusterEntry {
+            name,
+            prefix,
+            nodes,
+            macs,
+            switches,
+            ..
+        } = entry;
         let reboot_levels = self.remoteops.reboot.iter().map(|op| op.name).collect();
         let cluster = ClusterConfig {
             name,
@@ -90,6 +93,7 @@ impl ClusterSpecific {
             reboot_levels,
             use_ip_to_deploy: self.use_ip_to_deploy,
             macs,
+            switches,
         };
         (cluster, self.remoteops)
     }

@@ -21,6 +21,8 @@ pub struct ClusterEntry {
     pub nodes: Vec<NodeInfo>,
     /// `mac` of the nodes that have one, by node name.
     pub macs: BTreeMap<String, Mac>,
+    /// `switch` of the nodes that have one, by node name.
+    pub switches: BTreeMap<String, String>,
 }
 
 /// Validates `clusters.conf`: clusters named uniquely, node ranges well formed and matching their address ranges,
@@ -48,6 +50,7 @@ pub(crate) fn convert(
         let entries = ctx.required(cluster.nodes.as_ref(), &format!("{path}/nodes"))?;
         let mut nodes = Vec::new();
         let mut macs = BTreeMap::new();
+        let mut switches = BTreeMap::new();
         for (j, entry) in entries.iter().enumerate() {
             let path = format!("{path}/nodes[{j}]");
             let expanded = expand_entry(entry, &path, ctx)?;
@@ -65,6 +68,14 @@ pub(crate) fn convert(
                     );
                 }
                 macs.insert(node.name.clone(), mac);
+            }
+            if let Some(switch) = &entry.switch {
+                if switch.trim().is_empty() {
+                    return Err(ctx.invalid(format!("{path}/switch"), "empty switch name"));
+                }
+                for node in &expanded {
+                    switches.insert(node.name.clone(), switch.trim().to_string());
+                }
             }
             for node in expanded {
                 if let Some(owner) = owners.insert(node.name.clone(), name.clone()) {
@@ -88,6 +99,7 @@ pub(crate) fn convert(
             conf_file,
             nodes,
             macs,
+            switches,
         });
     }
     Ok(out)

@@ -106,10 +106,7 @@ pub fn load_dir(dir: &Path) -> Result<Loaded, ConfigError> {
         let text = fs::read_to_string(&path).map_err(|source| ConfigError::Io { path, source })?;
         let specific = parse_cluster_specific(&text, &entry.conf_file, dir)?;
         warnings.extend(specific.warnings);
-        let (config, ops) =
-            specific
-                .value
-                .into_cluster(entry.name, entry.prefix, entry.nodes, entry.macs);
+        let (config, ops) = specific.value.into_cluster(entry);
         remoteops.insert(config.name.clone(), ops);
         clusters.push(config);
     }

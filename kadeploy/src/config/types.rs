@@ -74,6 +74,8 @@ pub struct ClusterConfig {
     pub use_ip_to_deploy: bool,
     /// Boot interfaces given by `clusters.conf`'s new `mac` key, by node name (DHCP reservations).
     pub macs: BTreeMap<String, Mac>,
+    /// Switches given by `clusters.conf`'s new `switch` key, by node name (broadcast order).
+    pub switches: BTreeMap<String, String>,
 }
 
 /// `partitioning/*` of a cluster file.

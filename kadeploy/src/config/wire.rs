@@ -51,6 +51,9 @@ pub struct NodeEntry {
     /// New key `mac`: the node's boot interface, for the embedded DHCP server's reservations (single
     /// nodes only, not ranges).
     pub mac: Option<String>,
+    /// New key `switch`: the name of the switch the node (or every node of the range) hangs off;
+    /// broadcast chains keep the nodes of one switch adjacent.
+    pub switch: Option<String>,
 }
 
 /// `command.conf` (`CommandsConfig#load`): per-node command overrides, by host name then by command key.

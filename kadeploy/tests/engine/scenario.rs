@@ -115,6 +115,7 @@ pub fn cluster_config(count: usize) -> ClusterConfig {
         prefix: None,
         nodes,
         macs: Default::default(),
+        switches: Default::default(),
         partitioning: Partitioning {
             block_device: "/dev/sda".into(),
             deploy: 3,
