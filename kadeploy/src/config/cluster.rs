@@ -6,9 +6,7 @@ use super::error::{ConfigError, Ctx};
 use super::types::{Archive, Automata, BootConfig, ClusterConfig, Partitioning};
 use super::wire;
 use crate::expr::Expr;
-use hal::netboot::dhcp::Mac;
-use hal::{NodeInfo, PowerLevel};
-use std::collections::BTreeMap;
+use hal::PowerLevel;
 use std::io;
 use std::path::{Path, PathBuf};
 
