@@ -295,6 +295,45 @@ fn node_switches_apply_to_single_nodes_and_ranges() {
 }
 
 #[test]
+fn micro_steps_of_the_automata_carry_the_admins_custom_operations() {
+    let with_micro = |micro: &str| {
+        cluster_text(&format!(
+            "automata:\n  macrosteps:\n    SetDeploymentEnv:\n      - type: Untrusted\n        timeout: 300\n        microsteps:\n{micro}\
+             \x20   BroadcastEnv: [{{type: Chain}}]\n    BootNewEnv: [{{type: Kexec, timeout: 100}}, {{type: Classical, timeout: 200}}]\n"
+        ))
+    };
+    let good = with_micro(
+        "          - name: create_partition_table\n            retries: 1\n            substitute: [{action: run, name: my_partitioning, file: partitioning.sh, timeout: 16, scattering: tree}]\n            post-ops: [{action: exec, name: sync, command: sync}]\n",
+    );
+    let parsed = cluster(&good).unwrap_or_else(|e| panic!("{e}"));
+    let micro = &parsed.value.automata.set_deployment_env[0].microsteps["create_partition_table"];
+    assert_eq!(micro.retries, 1);
+    let sub = micro.custom.substitute.as_deref().expect("a substitute");
+    assert_eq!(
+        sub[0].action,
+        kadeploy::engine::custom::CustomAction::Run {
+            file: "/etc/kadeploy3/partitioning.sh".into(),
+            params: String::new()
+        },
+        "files are relative to the configuration directory"
+    );
+    assert_eq!(
+        (sub[0].timeout, micro.custom.post[0].name.as_str()),
+        (16.0, "sync")
+    );
+    assert_eq!(
+        message(cluster(&with_micro("          - name: no_such_step\n"))),
+        "c.conf: automata/macrosteps/SetDeploymentEnv[0]/microsteps[0]/name: unknown micro-step `no_such_step`"
+    );
+    assert_eq!(
+        message(cluster(&with_micro(
+            "          - name: format_deploy_part\n            pre-ops: [{action: exec, name: x}]\n"
+        ))),
+        "c.conf: automata/macrosteps/SetDeploymentEnv[0]/microsteps[0]: format_deploy_part/pre-ops/x: 'command' is mandatory"
+    );
+}
+
+#[test]
 fn automata_errors_and_default() {
     let parsed = cluster(&cluster_text("")).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(parsed.value.automata, default_automata());

@@ -3,8 +3,10 @@
 use super::error::{ConfigError, Ctx};
 use super::types::{Automata, MacroInstance, MicroSettings};
 use super::wire;
+use crate::engine::custom::{CustomMicro, parse_op_list};
 use crate::expr::Expr;
 use std::collections::BTreeMap;
+use std::path::Path;
 
 /// Valid `type` values of `SetDeploymentEnv` instances.
 pub const SET_DEPLOYMENT_ENV_TYPES: [&str; 6] = [
@@ -49,10 +51,12 @@ pub fn default_automata() -> Automata {
     }
 }
 
-/// Converts `automata`, or gives the default automata when it is absent.
+/// Converts `automata`, or gives the default automata when it is absent. Files of the micro-steps'
+/// custom operations are relative to `dir` unless absolute.
 pub(crate) fn convert(
     section: Option<&wire::AutomataSection>,
     ctx: Ctx<'_>,
+    dir: &Path,
 ) -> Result<Automata, ConfigError> {
     let Some(section) = section else {
         return Ok(default_automata());
@@ -64,14 +68,22 @@ pub(crate) fn convert(
             "SetDeploymentEnv",
             &SET_DEPLOYMENT_ENV_TYPES,
             ctx,
+            dir,
         )?,
         broadcast_env: slot(
             &steps.broadcast_env,
             "BroadcastEnv",
             &BROADCAST_ENV_TYPES,
             ctx,
+            dir,
         )?,
-        boot_new_env: slot(&steps.boot_new_env, "BootNewEnv", &BOOT_NEW_ENV_TYPES, ctx)?,
+        boot_new_env: slot(
+            &steps.boot_new_env,
+            "BootNewEnv",
+            &BOOT_NEW_ENV_TYPES,
+            ctx,
+            dir,
+        )?,
     })
 }
 
@@ -81,7 +93,9 @@ fn slot(
     macro_name: &str,
     types: &[&str],
     ctx: Ctx<'_>,
+    dir: &Path,
 ) -> Result<Vec<MacroInstance>, ConfigError> {
+    let micro_names = crate::engine::plan::micro_step_names();
     let path = format!("automata/macrosteps/{macro_name}");
     let instances = ctx.required(instances.as_ref(), &path)?;
     if instances.is_empty() {
@@ -104,11 +118,27 @@ fn slot(
         for (j, micro) in inst.microsteps.iter().enumerate() {
             let key = format!("{path}/microsteps[{j}]/name");
             let name = ctx.required(micro.name.clone(), &key)?;
+            if !micro_names.contains(name.as_str()) {
+                return Err(ctx.invalid(key, format!("unknown micro-step `{name}`")));
+            }
+            let at = format!("{path}/microsteps[{j}]");
+            let err = |message: String| ctx.invalid(&at, message);
+            let mut file = |f: &str| Ok(super::cluster::resolve(dir, f).display().to_string());
+            let mut list = |ops: &Option<serde_json::Value>, key: &str| {
+                parse_op_list(ops.as_ref(), key, &name, &err, &mut file)
+            };
+            let custom = CustomMicro {
+                substitute: list(&micro.substitute, "substitute")?,
+                pre: list(&micro.pre_ops, "pre-ops")?.unwrap_or_default(),
+                post: list(&micro.post_ops, "post-ops")?.unwrap_or_default(),
+                replaces_admin: false,
+            };
             let settings = MicroSettings {
                 timeout: micro.timeout as f64,
                 retries: micro.retries,
                 raisable: micro.raisable,
                 breakpoint: micro.breakpoint,
+                custom,
             };
             if microsteps.insert(name.clone(), settings).is_some() {
                 return Err(ctx.invalid(key, format!("micro-step `{name}` is configured twice")));

@@ -171,7 +171,7 @@ pub(crate) fn convert(
     let remoteops = remoteops(&w.remoteops, ctx, dir)?;
     let admin_preinstalls = archives(w.preinstall.as_ref(), "preinstall", ctx, dir)?;
     let admin_postinstalls = archives(w.postinstall.as_ref(), "postinstall", ctx, dir)?;
-    let automata = automata::convert(w.automata.as_ref(), ctx)?;
+    let automata = automata::convert(w.automata.as_ref(), ctx, dir)?;
     let timeout =
         |text: &str, key: &str| Expr::parse(text).map_err(|e| ctx.invalid(key, e.to_string()));
     let timeout_reboot = timeout(&w.timeouts.reboot, "timeouts/reboot")?;

@@ -1,5 +1,6 @@
 //! Validated, typed configuration the engine consumes (built from the wire structs of Kadeploy's YAML).
 
+use crate::engine::custom::CustomMicro;
 use crate::expr::Expr;
 use hal::netboot::dhcp::Mac;
 use hal::{NodeInfo, PowerLevel};
@@ -166,4 +167,6 @@ pub struct MicroSettings {
     pub raisable: bool,
     /// Stop the nodes before this micro-step.
     pub breakpoint: bool,
+    /// The admin's custom operations of the micro-step (`substitute`, `pre-ops`, `post-ops`).
+    pub custom: CustomMicro,
 }

@@ -1,8 +1,10 @@
-//! Custom operations (spec §5.7, `--custom-steps`): user operations run before (`pre-ops`), after
-//! (`post-ops`) or instead of (`substitute`) a micro-step, mapped to `hal` operations (`exec` →
-//! [`Operation::Exec`], `send` → [`Operation::SendFile`], `run` → [`Operation::RunScript`]).
+//! Custom operations (spec §5.7): operations run before (`pre-ops`), after (`post-ops`) or instead of
+//! (`substitute`) a micro-step, given by the admin in a cluster file's `automata` micro-steps or by the
+//! user (`--custom-steps`), mapped to `hal` operations (`exec` → [`Operation::Exec`], `send` →
+//! [`Operation::SendFile`], `run` → [`Operation::RunScript`]).
 
 use hal::Operation;
+use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
 /// What a custom operation does.
@@ -51,6 +53,33 @@ pub struct CustomMicro {
     pub pre: Vec<CustomOp>,
     /// `post-ops`.
     pub post: Vec<CustomOp>,
+    /// `override` (user operations only): these replace the admin's operations of the micro-step
+    /// instead of adding to them.
+    pub replaces_admin: bool,
+}
+
+impl CustomMicro {
+    /// No operation at all.
+    pub fn is_empty(&self) -> bool {
+        self.substitute.is_none() && self.pre.is_empty() && self.post.is_empty()
+    }
+
+    /// The operations of a micro-step given the admin's (`self`, from the cluster file) and the
+    /// user's: with `override` the user's alone; otherwise the admin's pre-operations then the
+    /// user's, the user's substitute if any (else the admin's), the admin's post-operations then the
+    /// user's.
+    pub fn with_user(&self, user: Option<&CustomMicro>) -> CustomMicro {
+        match user {
+            None => self.clone(),
+            Some(u) if u.replaces_admin => u.clone(),
+            Some(u) => CustomMicro {
+                substitute: u.substitute.clone().or_else(|| self.substitute.clone()),
+                pre: self.pre.iter().chain(&u.pre).cloned().collect(),
+                post: self.post.iter().chain(&u.post).cloned().collect(),
+                replaces_admin: false,
+            },
+        }
+    }
 }
 
 /// Custom operations by macro-step (an implementation such as `SetDeploymentEnvUntrusted`, or a slot such
@@ -68,6 +97,103 @@ pub fn for_micro<'a>(
     ops.get(instance)
         .and_then(|m| m.get(micro))
         .or_else(|| ops.get(slot).and_then(|m| m.get(micro)))
+}
+
+fn number<E>(
+    op: &Map<String, Value>,
+    key: &str,
+    at: &str,
+    err: &dyn Fn(String) -> E,
+) -> Result<f64, E> {
+    match op.get(key) {
+        None | Some(Value::Null) => Ok(0.0),
+        Some(v) => v
+            .as_f64()
+            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+            .filter(|n| *n >= 0.0)
+            .ok_or_else(|| err(format!("{at}: '{key}' should be a positive number"))),
+    }
+}
+
+fn text<'a, E>(
+    op: &'a Map<String, Value>,
+    key: &str,
+    at: &str,
+    err: &dyn Fn(String) -> E,
+) -> Result<&'a str, E> {
+    op.get(key)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| err(format!("{at}: '{key}' is mandatory")))
+}
+
+/// Parses one operation (`{name, action, command|file, destination, params, timeout, retries,
+/// scattering}`); `err` builds the caller's error from a message, `file` turns a `file` reference into
+/// a server path.
+pub fn parse_op<E>(
+    v: &Value,
+    at: &str,
+    err: &dyn Fn(String) -> E,
+    file: &mut dyn FnMut(&str) -> Result<String, E>,
+) -> Result<CustomOp, E> {
+    let op = v
+        .as_object()
+        .ok_or_else(|| err(format!("{at}: an operation should be a Hash")))?;
+    let name = text(op, "name", at, err)?.to_string();
+    let at = format!("{at}/{name}");
+    let action = match text(op, "action", &at, err)? {
+        "exec" => CustomAction::Exec {
+            command: text(op, "command", &at, err)?.to_string(),
+        },
+        "send" => CustomAction::Send {
+            file: file(text(op, "file", &at, err)?)?,
+            destination: text(op, "destination", &at, err)?.to_string(),
+        },
+        "run" => CustomAction::Run {
+            file: file(text(op, "file", &at, err)?)?,
+            params: op
+                .get("params")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+        },
+        other => {
+            return Err(err(format!(
+                "{at}: invalid action '{other}' (exec, send or run)"
+            )));
+        }
+    };
+    if let Some(s) = op.get("scattering")
+        && !matches!(s.as_str(), Some("tree" | "chain"))
+    {
+        return Err(err(format!("{at}: 'scattering' must be tree or chain")));
+    }
+    Ok(CustomOp {
+        name,
+        action,
+        timeout: number(op, "timeout", &at, err)?,
+        retries: number(op, "retries", &at, err)? as u32,
+    })
+}
+
+/// Parses the list `key` (`substitute`, `pre-ops`, `post-ops`) of a micro-step's entry at `at`:
+/// `None` when absent.
+pub fn parse_op_list<E>(
+    list: Option<&Value>,
+    key: &str,
+    at: &str,
+    err: &dyn Fn(String) -> E,
+    file: &mut dyn FnMut(&str) -> Result<String, E>,
+) -> Result<Option<Vec<CustomOp>>, E> {
+    match list {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| parse_op(v, &format!("{at}/{key}"), err, file))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some),
+        Some(_) => Err(err(format!("{at}: '{key}' should be an Array"))),
+    }
 }
 
 /// Replaces `$NAME` and `${NAME}` by the values of `env` (longest names first).
@@ -124,6 +250,89 @@ pub fn operation(action: &CustomAction, env: Vec<(String, String)>) -> Result<Op
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn op(name: &str) -> CustomOp {
+        CustomOp {
+            name: name.into(),
+            action: CustomAction::Exec {
+                command: "true".into(),
+            },
+            timeout: 0.0,
+            retries: 0,
+        }
+    }
+
+    #[test]
+    fn user_operations_add_to_the_admins_unless_they_override() {
+        let admin = CustomMicro {
+            substitute: Some(vec![op("admin-sub")]),
+            pre: vec![op("admin-pre")],
+            post: vec![op("admin-post")],
+            replaces_admin: false,
+        };
+        let mut user = CustomMicro {
+            pre: vec![op("user-pre")],
+            post: vec![op("user-post")],
+            ..CustomMicro::default()
+        };
+        let names = |ops: &[CustomOp]| ops.iter().map(|o| o.name.clone()).collect::<Vec<_>>();
+        let merged = admin.with_user(Some(&user));
+        assert_eq!(names(&merged.pre), ["admin-pre", "user-pre"]);
+        assert_eq!(names(&merged.post), ["admin-post", "user-post"]);
+        assert_eq!(names(merged.substitute.as_deref().unwrap()), ["admin-sub"]);
+        user.substitute = Some(vec![op("user-sub")]);
+        let merged = admin.with_user(Some(&user));
+        assert_eq!(names(merged.substitute.as_deref().unwrap()), ["user-sub"]);
+        user.replaces_admin = true;
+        assert_eq!(admin.with_user(Some(&user)), user);
+        assert_eq!(admin.with_user(None), admin);
+        assert!(CustomMicro::default().is_empty() && !admin.is_empty());
+    }
+
+    #[test]
+    fn operations_are_parsed_with_the_callers_errors() {
+        let err = |m: String| m;
+        let mut keep = |f: &str| Ok(format!("/srv/{f}"));
+        let list = serde_json::json!([
+            {"name": "p", "action": "run", "file": "part.sh", "params": "-x", "timeout": 16, "retries": "1"},
+            {"name": "s", "action": "send", "file": "f", "destination": "/mnt", "scattering": "chain"}
+        ]);
+        let ops = parse_op_list(Some(&list), "substitute", "M/m", &err, &mut keep)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            ops[0].action,
+            CustomAction::Run {
+                file: "/srv/part.sh".into(),
+                params: "-x".into()
+            }
+        );
+        assert_eq!((ops[0].timeout, ops[0].retries), (16.0, 1));
+        assert_eq!(
+            parse_op_list(None, "pre-ops", "M/m", &err, &mut keep),
+            Ok(None)
+        );
+        for (bad, message) in [
+            (serde_json::json!(1), "M/m: 'pre-ops' should be an Array"),
+            (
+                serde_json::json!([{"name": "x", "action": "exec"}]),
+                "M/m/pre-ops/x: 'command' is mandatory",
+            ),
+            (
+                serde_json::json!([{"name": "x", "action": "exec", "command": "c", "scattering": "star"}]),
+                "M/m/pre-ops/x: 'scattering' must be tree or chain",
+            ),
+            (
+                serde_json::json!([{"name": "x", "action": "exec", "command": "c", "timeout": -1}]),
+                "M/m/pre-ops/x: 'timeout' should be a positive number",
+            ),
+        ] {
+            assert_eq!(
+                parse_op_list(Some(&bad), "pre-ops", "M/m", &err, &mut keep),
+                Err(message.to_string())
+            );
+        }
+    }
 
     #[test]
     fn substitution_prefers_longest_names() {

@@ -153,7 +153,13 @@ pub fn deploy(
                 .filter(|s| !rules.deletes(slot, s.name()))
                 .collect();
             used.push((name.clone(), steps.iter().map(Step::name).collect()));
-            let steps = with_custom_ops(&req.custom_operations, SLOT_NAMES[slot], &name, steps);
+            let steps = with_custom_ops(
+                &req.custom_operations,
+                &inst,
+                SLOT_NAMES[slot],
+                &name,
+                steps,
+            );
             alternatives.push(macro_task(
                 "Deploy",
                 slot,
@@ -229,12 +235,14 @@ pub fn reboot(cluster: &ClusterConfig, req: &RebootRequest) -> Result<Plan, Requ
     )];
     check_breakpoint(&used, req.breakpoint.as_deref())?;
     let inst = plain_instance();
+    let name = req.kind.step_name();
+    let steps = with_custom_ops(&req.custom_operations, &inst, "Reboot", name, steps);
     let task = macro_task(
         "Reboot",
         0,
-        req.kind.step_name(),
+        name,
         &inst,
-        plain(steps),
+        steps,
         &job,
         req.breakpoint.as_deref(),
     );
@@ -254,15 +262,9 @@ pub fn power(req: &PowerRequest) -> Plan {
         PowerOperation::Status => ("PowerStatus", Step::PowerStatus),
     };
     let job = Arc::new(Job::default());
-    let task = macro_task(
-        "Power",
-        0,
-        name,
-        &plain_instance(),
-        plain(vec![step]),
-        &job,
-        None,
-    );
+    let inst = plain_instance();
+    let steps = with_custom_ops(&req.custom_operations, &inst, "Power", name, vec![step]);
+    let task = macro_task("Power", 0, name, &inst, steps, &job, None);
     Plan {
         operation: "power operation",
         slots: vec![vec![task]],
@@ -408,8 +410,13 @@ struct Planned {
 }
 
 /// Inserts the custom operations of `instance` (of slot `slot`) around or instead of its micro-steps.
+/// The micro-steps of an instance with their custom operations: the admin's (the instance's
+/// `microsteps` in the cluster file) and the user's (`ops`), merged by [`CustomMicro::with_user`].
+///
+/// [`CustomMicro::with_user`]: super::custom::CustomMicro::with_user
 fn with_custom_ops(
     ops: &super::custom::CustomOps,
+    inst: &MacroInstance,
     slot: &str,
     instance: &str,
     steps: Vec<Step>,
@@ -417,12 +424,18 @@ fn with_custom_ops(
     let mut out = Vec::new();
     for step in steps {
         let micro = step.name();
+        let user = super::custom::for_micro(ops, slot, instance, micro);
+        let merged = match inst.microsteps.get(micro).map(|m| &m.custom) {
+            Some(admin) => Some(admin.with_user(user)),
+            None => user.cloned(),
+        }
+        .filter(|c| !c.is_empty());
         let custom = |op: &super::custom::CustomOp| Planned {
             name: format!("{micro}-{}", op.name),
             custom: Some((op.retries, op.timeout)),
             step: Step::Custom(Box::new(op.clone())),
         };
-        match super::custom::for_micro(ops, slot, instance, micro) {
+        match &merged {
             None => out.push(Planned {
                 name: micro.to_string(),
                 step,
@@ -443,18 +456,6 @@ fn with_custom_ops(
         }
     }
     out
-}
-
-/// Micro-steps without custom operations.
-fn plain(steps: Vec<Step>) -> Vec<Planned> {
-    steps
-        .into_iter()
-        .map(|step| Planned {
-            name: step.name().to_string(),
-            step,
-            custom: None,
-        })
-        .collect()
 }
 
 fn macro_task(
@@ -480,7 +481,7 @@ fn macro_task(
                     retries,
                     timeout,
                     raisable: true,
-                    breakpoint: false,
+                    ..MicroSettings::default()
                 },
                 None => inst
                     .microsteps

@@ -111,6 +111,8 @@ pub struct RebootRequest {
     pub timeout_reboot_classical: Option<Expr>,
     /// `--breakpoint`.
     pub breakpoint: Option<String>,
+    /// `--custom-steps`: custom operations of the reboot's macro-step (`Reboot<Kind>` or `Reboot`).
+    pub custom_operations: super::custom::CustomOps,
 }
 
 /// Power operations (`kapower3`).
@@ -133,4 +135,6 @@ pub struct PowerRequest {
     pub operation: PowerOperation,
     /// First level of the escalation (`-l`, default soft).
     pub level: PowerLevel,
+    /// `--custom-steps`: custom operations of the power macro-step (`Power<Operation>` or `Power`).
+    pub custom_operations: super::custom::CustomOps,
 }

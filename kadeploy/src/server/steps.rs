@@ -1,10 +1,12 @@
 //! The request fields that reshape a deployment's automata (spec §3.7, §5.7): `custom_operations`
 //! (error 8 when invalid) and `automata` (`--force-steps`, error 4 when invalid).
 
+use super::workflow::Kind;
 use crate::config::{
     Automata, BOOT_NEW_ENV_TYPES, BROADCAST_ENV_TYPES, MacroInstance, SET_DEPLOYMENT_ENV_TYPES,
 };
-use crate::engine::custom::{CustomAction, CustomMicro, CustomOp, CustomOps};
+use crate::engine::RebootKind;
+use crate::engine::custom::{CustomMicro, CustomOps, parse_op_list};
 use crate::error::{ApiError, RequestError};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -19,102 +21,37 @@ fn customop(msg: String) -> RequestError {
     RequestError::new(ApiError::InvalidCustomop, msg)
 }
 
-/// A macro-step name custom operations may use: a slot, or a slot followed by one of its types.
-fn valid_macro(name: &str) -> bool {
-    SLOTS.iter().any(|(slot, kinds)| {
-        name == *slot
-            || name
-                .strip_prefix(slot)
-                .is_some_and(|kind| kinds.contains(&kind))
-    })
-}
-
-fn number(op: &Map<String, Value>, key: &str, at: &str) -> Result<f64, RequestError> {
-    match op.get(key) {
-        None | Some(Value::Null) => Ok(0.0),
-        Some(v) => v
-            .as_f64()
-            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-            .filter(|n| *n >= 0.0)
-            .ok_or_else(|| customop(format!("{at}: '{key}' should be a positive number"))),
-    }
-}
-
-fn text<'a>(op: &'a Map<String, Value>, key: &str, at: &str) -> Result<&'a str, RequestError> {
-    op.get(key)
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| customop(format!("{at}: '{key}' is mandatory")))
-}
-
-/// One operation of a list; `file` references are passed through `fetch` (which gives a server path).
-fn operation(
-    v: &Value,
-    at: &str,
-    fetch: &mut dyn FnMut(&str) -> Result<String, RequestError>,
-) -> Result<CustomOp, RequestError> {
-    let op = v
-        .as_object()
-        .ok_or_else(|| customop(format!("{at}: an operation should be a Hash")))?;
-    let name = text(op, "name", at)?.to_string();
-    let at = format!("{at}/{name}");
-    let action = match text(op, "action", &at)? {
-        "exec" => CustomAction::Exec {
-            command: text(op, "command", &at)?.to_string(),
-        },
-        "send" => CustomAction::Send {
-            file: fetch(text(op, "file", &at)?)?,
-            destination: text(op, "destination", &at)?.to_string(),
-        },
-        "run" => CustomAction::Run {
-            file: fetch(text(op, "file", &at)?)?,
-            params: op
-                .get("params")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string(),
-        },
-        other => {
-            return Err(customop(format!(
-                "{at}: invalid action '{other}' (exec, send or run)"
-            )));
+/// A macro-step name the custom operations of a `kind` workflow may use: for a deployment a slot, or a
+/// slot followed by one of its types (`SetDeploymentEnv`, `SetDeploymentEnvUntrusted`); for a reboot
+/// `Reboot` or one of its kinds (`RebootSetPXE`); for a power operation `Power` or one of its operations
+/// (`PowerOn`).
+fn valid_macro(kind: Kind, name: &str) -> bool {
+    match kind {
+        Kind::Deploy => SLOTS.iter().any(|(slot, kinds)| {
+            name == *slot
+                || name
+                    .strip_prefix(slot)
+                    .is_some_and(|kind| kinds.contains(&kind))
+        }),
+        Kind::Reboot => {
+            name == "Reboot"
+                || [
+                    RebootKind::Simple,
+                    RebootKind::SetPxe,
+                    RebootKind::DeployEnv,
+                    RebootKind::RecordedEnv,
+                ]
+                .iter()
+                .any(|k| k.step_name() == name)
         }
-    };
-    if let Some(s) = op.get("scattering")
-        && !matches!(s.as_str(), Some("tree" | "chain"))
-    {
-        return Err(customop(format!(
-            "{at}: 'scattering' must be tree or chain"
-        )));
-    }
-    Ok(CustomOp {
-        name,
-        action,
-        timeout: number(op, "timeout", &at)?,
-        retries: number(op, "retries", &at)? as u32,
-    })
-}
-
-fn op_list(
-    step: &Map<String, Value>,
-    key: &str,
-    at: &str,
-    fetch: &mut dyn FnMut(&str) -> Result<String, RequestError>,
-) -> Result<Option<Vec<CustomOp>>, RequestError> {
-    match step.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Array(list)) => list
-            .iter()
-            .map(|v| operation(v, &format!("{at}/{key}"), fetch))
-            .collect::<Result<Vec<_>, _>>()
-            .map(Some),
-        Some(_) => Err(customop(format!("{at}: '{key}' should be an Array"))),
+        Kind::Power => ["Power", "PowerOn", "PowerOff", "PowerStatus"].contains(&name),
     }
 }
 
 /// Parses and validates `custom_operations` (`{macro: {micro: {substitute, pre-ops, post-ops}}}`).
 pub fn custom_operations(
     v: &Value,
+    kind: Kind,
     fetch: &mut dyn FnMut(&str) -> Result<String, RequestError>,
 ) -> Result<CustomOps, RequestError> {
     let micro_names = crate::engine::plan::micro_step_names();
@@ -123,7 +60,7 @@ pub fn custom_operations(
         .ok_or_else(|| customop("custom operations should be a Hash".into()))?;
     let mut out = CustomOps::new();
     for (macro_name, micros) in macros {
-        if !valid_macro(macro_name) {
+        if !valid_macro(kind, macro_name) {
             return Err(customop(format!("invalid macro-step name '{macro_name}'")));
         }
         let micros = micros
@@ -140,6 +77,9 @@ pub fn custom_operations(
             let step = step
                 .as_object()
                 .ok_or_else(|| customop(format!("{at}: should be a Hash")))?;
+            let list = |key: &str, fetch: &mut dyn FnMut(&str) -> Result<String, RequestError>| {
+                parse_op_list(step.get(key), key, &at, &customop, fetch)
+            };
             if let Some(k) = step
                 .keys()
                 .find(|k| !["override", "substitute", "pre-ops", "post-ops"].contains(&k.as_str()))
@@ -149,9 +89,17 @@ pub fn custom_operations(
             by_micro.insert(
                 micro.clone(),
                 CustomMicro {
-                    substitute: op_list(step, "substitute", &at, fetch)?,
-                    pre: op_list(step, "pre-ops", &at, fetch)?.unwrap_or_default(),
-                    post: op_list(step, "post-ops", &at, fetch)?.unwrap_or_default(),
+                    substitute: list("substitute", fetch)?,
+                    pre: list("pre-ops", fetch)?.unwrap_or_default(),
+                    post: list("post-ops", fetch)?.unwrap_or_default(),
+                    replaces_admin: match step.get("override") {
+                        None | Some(Value::Null) => false,
+                        Some(Value::Bool(b)) => *b,
+                        Some(Value::String(s)) if s == "true" || s == "false" => s == "true",
+                        Some(_) => {
+                            return Err(customop(format!("{at}: 'override' should be a Boolean")));
+                        }
+                    },
                 },
             );
         }
@@ -223,7 +171,7 @@ mod tests {
         let v = json!({"SetDeploymentEnv": {"format_swap_part": {
             "substitute": [{"action": "exec", "name": "x", "command": "true"}],
             "post-ops": [{"action": "send", "name": "f", "file": "/a", "destination": "/tmp", "timeout": 5}]}}});
-        let ops = custom_operations(&v, &mut keep).unwrap();
+        let ops = custom_operations(&v, Kind::Deploy, &mut keep).unwrap();
         let m = &ops["SetDeploymentEnv"]["format_swap_part"];
         assert_eq!(m.substitute.as_ref().map(Vec::len), Some(1));
         assert_eq!(m.post[0].timeout, 5.0);
@@ -234,9 +182,29 @@ mod tests {
             json!({"BroadcastEnv": {"send_environment": {"pre-ops": [{"action": "boom", "name": "x"}]}}}),
             json!([1]),
         ] {
-            let e = custom_operations(&bad, &mut keep).unwrap_err();
+            let e = custom_operations(&bad, Kind::Deploy, &mut keep).unwrap_err();
             assert_eq!(e.kind, ApiError::InvalidCustomop, "{bad}");
         }
+    }
+
+    #[test]
+    fn reboot_and_power_operations_name_their_own_macro_steps() {
+        let on = |m: &str| json!({m: {"reboot": {"post-ops": [{"action": "exec", "name": "x", "command": "true"}]}}});
+        for (kind, ok, bad) in [
+            (Kind::Reboot, ["Reboot", "RebootSetPXE"], "SetDeploymentEnv"),
+            (Kind::Power, ["Power", "PowerOff"], "RebootSimple"),
+        ] {
+            for m in ok {
+                assert!(custom_operations(&on(m), kind, &mut keep).is_ok(), "{m}");
+            }
+            let e = custom_operations(&on(bad), kind, &mut keep).unwrap_err();
+            assert_eq!(e.kind, ApiError::InvalidCustomop);
+        }
+        let over = json!({"Reboot": {"reboot": {"override": true, "pre-ops": []}}});
+        let ops = custom_operations(&over, Kind::Reboot, &mut keep).unwrap();
+        assert!(ops["Reboot"]["reboot"].replaces_admin);
+        let bad = json!({"Reboot": {"reboot": {"override": 3}}});
+        assert!(custom_operations(&bad, Kind::Reboot, &mut keep).is_err());
     }
 
     #[test]

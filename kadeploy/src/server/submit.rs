@@ -257,7 +257,7 @@ fn create(app: &Arc<App>, kind: Kind, r: &Req) -> Result<Reply, HttpError> {
             .map_err(|e| err(ApiError::InvalidCustomop, e.detail))?
             .cloned()
             .unwrap_or_default();
-        steps::custom_operations(&Value::Object(ops), &mut |f| Ok(f.to_string()))?;
+        steps::custom_operations(&Value::Object(ops), kind, &mut |f| Ok(f.to_string()))?;
     }
     let env = if kind == Kind::Power {
         None
@@ -351,6 +351,7 @@ fn create(app: &Arc<App>, kind: Kind, r: &Req) -> Result<Reply, HttpError> {
                 pxe_profile: profile,
                 timeout_reboot_classical: expr(p, "timeout_reboot_classical")?,
                 breakpoint: bp,
+                custom_operations: Default::default(),
             })
         }
         Kind::Power => {
@@ -373,6 +374,7 @@ fn create(app: &Arc<App>, kind: Kind, r: &Req) -> Result<Reply, HttpError> {
                 nodes: Vec::new(),
                 operation: op,
                 level: level(p)?,
+                custom_operations: Default::default(),
             })
         }
     };
@@ -421,16 +423,20 @@ fn fetch_files(
         Some((desc, _, id)) if *id >= 0 => format!("{}/{}", desc.name, desc.version),
         _ => "anon".to_string(),
     };
+    if let Ok(Some(ops)) = r.params.object("custom_operations") {
+        let (kind, slot) = match template {
+            EngineReq::Deploy(d) => (Kind::Deploy, &mut d.custom_operations),
+            EngineReq::Reboot(rr) => (Kind::Reboot, &mut rr.custom_operations),
+            EngineReq::Power(pr) => (Kind::Power, &mut pr.custom_operations),
+        };
+        *slot = steps::custom_operations(&Value::Object(ops.clone()), kind, &mut |f| {
+            files::custom_op(app, r, f)
+        })?;
+    }
     let key = match template {
         EngineReq::Deploy(d) => {
             if let Some((desc, _, _)) = env {
                 files::deploy(app, r, d, desc, &version)?;
-            }
-            if let Ok(Some(ops)) = r.params.object("custom_operations") {
-                d.custom_operations =
-                    steps::custom_operations(&Value::Object(ops.clone()), &mut |f| {
-                        files::custom_op(app, r, f)
-                    })?;
             }
             &mut d.ssh_key
         }

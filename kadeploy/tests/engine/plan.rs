@@ -367,3 +367,111 @@ async fn bad_automata_are_refused_with_error_4_and_never_panic() {
     assert_eq!(run.error().kind.code(), 4);
     assert_eq!(run.calls().count(), 0);
 }
+
+fn exec(name: &str) -> kadeploy::engine::custom::CustomOp {
+    kadeploy::engine::custom::CustomOp {
+        name: name.into(),
+        action: kadeploy::engine::custom::CustomAction::Exec {
+            command: format!("echo {name}"),
+        },
+        timeout: 0.0,
+        retries: 0,
+    }
+}
+
+/// `{macro: {micro: ops}}` of one entry.
+fn ops_of(
+    macro_name: &str,
+    micro: &str,
+    ops: kadeploy::engine::custom::CustomMicro,
+) -> kadeploy::engine::custom::CustomOps {
+    [(macro_name.to_string(), [(micro.to_string(), ops)].into())].into()
+}
+
+#[tokio::test(start_paused = true)]
+async fn admin_custom_operations_run_with_the_users_unless_overridden() {
+    use kadeploy::config::MicroSettings;
+    use kadeploy::engine::custom::CustomMicro;
+    let mut set_env = inst("Untrusted");
+    set_env.microsteps.insert(
+        "format_deploy_part".into(),
+        MicroSettings {
+            raisable: true,
+            custom: CustomMicro {
+                pre: vec![exec("admin")],
+                ..CustomMicro::default()
+            },
+            ..MicroSettings::default()
+        },
+    );
+    let user = |replaces_admin: bool| {
+        ops_of(
+            "SetDeploymentEnv",
+            "format_deploy_part",
+            CustomMicro {
+                post: vec![exec("user")],
+                replaces_admin,
+                ..CustomMicro::default()
+            },
+        )
+    };
+    let run = Scenario::new(2)
+        .automata([set_env.clone()], [inst("Kascade")], [inst("Kexec")])
+        .request(|r| r.custom_operations = user(false))
+        .run_deploy()
+        .await;
+    assert_eq!(run.ok(), [1, 2]);
+    let steps = run.micro_steps();
+    let at = |s: &str| {
+        steps
+            .iter()
+            .position(|m| m == s)
+            .unwrap_or_else(|| panic!("no {s} in {steps:?}"))
+    };
+    assert!(at("format_deploy_part-admin") < at("format_deploy_part"));
+    assert!(at("format_deploy_part") < at("format_deploy_part-user"));
+    assert_eq!(run.calls_to("exec").count(), 2);
+
+    let run = Scenario::new(2)
+        .automata([set_env], [inst("Kascade")], [inst("Kexec")])
+        .request(|r| r.custom_operations = user(true))
+        .run_deploy()
+        .await;
+    assert!(has_step(&run, "format_deploy_part-user"));
+    assert!(!has_step(&run, "format_deploy_part-admin"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn reboots_run_their_custom_operations() {
+    use kadeploy::engine::RebootKind;
+    use kadeploy::engine::custom::CustomMicro;
+    let after = CustomMicro {
+        post: vec![exec("after")],
+        ..CustomMicro::default()
+    };
+    let run = Scenario::new(2)
+        .run_reboot(RebootKind::Simple, |r| {
+            r.custom_operations = ops_of("Reboot", "reboot", after.clone())
+        })
+        .await;
+    assert_eq!(run.ok(), [1, 2]);
+    let trace = run.trace(1);
+    let reboot = trace.iter().position(|k| k.starts_with("reboot:"));
+    let exec = trace.iter().position(|k| k == "exec");
+    assert!(reboot.is_some() && exec > reboot, "{trace:?}");
+    assert!(has_step(&run, "reboot-after"), "{:?}", run.micro_steps());
+
+    // An implementation's own entry (`RebootSimple`) applies too; another kind's does not.
+    let run = Scenario::new(1)
+        .run_reboot(RebootKind::Simple, |r| {
+            r.custom_operations = ops_of("RebootDeployEnv", "reboot", after.clone())
+        })
+        .await;
+    assert_eq!(run.calls_to("exec").count(), 0);
+    let run = Scenario::new(1)
+        .run_reboot(RebootKind::Simple, |r| {
+            r.custom_operations = ops_of("RebootSimple", "reboot", after.clone())
+        })
+        .await;
+    assert_eq!(run.calls_to("exec").count(), 1);
+}

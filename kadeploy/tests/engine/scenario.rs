@@ -78,6 +78,7 @@ impl InstanceExt for MacroInstance {
             retries,
             raisable: true,
             breakpoint: false,
+            ..Default::default()
         };
         self.microsteps.insert(name.into(), settings);
         self
@@ -330,6 +331,7 @@ impl Scenario {
             pxe_profile: None,
             timeout_reboot_classical: None,
             breakpoint: None,
+            custom_operations: Default::default(),
         };
         f(&mut request);
         self.run(|ctx| async move { engine::reboot(&ctx, &request).await })
@@ -342,6 +344,7 @@ impl Scenario {
             nodes: self.request.nodes.clone(),
             operation,
             level,
+            custom_operations: Default::default(),
         };
         self.run(|ctx| async move { Ok(engine::power(&ctx, &request).await) })
             .await

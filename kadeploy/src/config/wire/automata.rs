@@ -72,12 +72,12 @@ pub struct Microstep {
     pub raisable: bool,
     /// `breakpoint` (false).
     pub breakpoint: bool,
-    /// `substitute`: custom operations replacing the micro-step (kept as YAML, not yet used).
+    /// `substitute`: custom operations replacing the micro-step.
     pub substitute: Option<Value>,
-    /// `pre-ops`: custom operations run before (kept as YAML, not yet used).
+    /// `pre-ops`: custom operations run before.
     #[serde(rename = "pre-ops")]
     pub pre_ops: Option<Value>,
-    /// `post-ops`: custom operations run after (kept as YAML, not yet used).
+    /// `post-ops`: custom operations run after.
     #[serde(rename = "post-ops")]
     pub post_ops: Option<Value>,
 }
