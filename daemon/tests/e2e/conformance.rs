@@ -482,14 +482,31 @@ fn yaml_replies_show_ruby_symbol_keys() {
     assert_eq!(yaml(&h, "GET", &format!("{base}/status")), "--- {}\n");
     assert_eq!(h.get(&format!("{base}/status")).text(), "{}");
 
-    // Hashes from the database keep String keys.
+    // Hashes from the database keep String keys, in `kanodes.rb`'s order, as Psych writes them.
     let states = yaml(&h, "GET", "/nodes?nodes=node-1.sim.kadeploy");
-    assert!(
-        states.starts_with("---\nnode-1.sim.kadeploy:\n")
-            && states.contains("\n  state: deployed\n"),
-        "{states}"
+    assert_eq!(
+        states,
+        "---\nnode-1.sim.kadeploy:\n  state: deployed\n  user: root\n  environment:\n    name: debian12\n    \
+         version: 1\n    user: root\n",
     );
     assert!(!has_symbol_key(&states), "{states}");
+    // A node never deployed has no row: nil, an empty value; JSON keeps the same order.
+    let two = yaml(
+        &h,
+        "GET",
+        "/nodes?nodes=node-2.sim.kadeploy&nodes=node-3.sim.kadeploy",
+    );
+    assert!(
+        two.ends_with("    user: root\nnode-3.sim.kadeploy:\n"),
+        "{two}"
+    );
+    assert_eq!(
+        h.get("/nodes/node-1.sim.kadeploy")
+            .text()
+            .split_whitespace()
+            .collect::<String>(),
+        r#"{"state":"deployed","user":"root","environment":{"name":"debian12","version":1,"user":"root"}}"#
+    );
     let envs = yaml(&h, "GET", "/environments?name=debian12");
     assert!(
         envs.starts_with("---\n- ") && envs.contains("name: debian12\n"),

@@ -2,7 +2,7 @@
 //! rates): spec §3.6, §3.10–§3.12.
 
 use super::App;
-use super::reply::{HttpError, Reply, forbidden, not_found};
+use super::reply::{HttpError, Key, Reply, Ruby, forbidden, not_found};
 use super::route::{Req, method_not_allowed};
 use crate::config::MacroInstance;
 use crate::error::{ApiError, RequestError};
@@ -73,31 +73,47 @@ pub fn nodes(app: &App, r: Req) -> Result<Reply, HttpError> {
         None => super::submit::resolve(app, &requested)?,
     };
     let rows = app.store.nodes_get(&names)?;
-    let mut out = Map::new();
+    // Built as Kadeploy's `kanodes.rb` does: String keys, in this order (its YAML is Psych's).
+    let strings = |entries: Vec<(&str, Ruby)>| {
+        Ruby::Hash(
+            entries
+                .into_iter()
+                .map(|(k, v)| (Key::Str(k.into()), v))
+                .collect(),
+        )
+    };
+    let mut out = Vec::new();
     for n in &names {
         let v = match rows.get(n) {
-            None => Value::Null,
+            None => Ruby::Nil,
             Some(row) => {
-                let env = match app.store.env_by_id(row.env_id)? {
-                    Some(e) => {
-                        json!({"name": e.desc.name, "version": e.desc.version, "user": e.user})
-                    }
-                    None => json!({"name": null, "version": null, "user": null}),
-                };
-                json!({"state": row.state, "user": row.user, "environment": env})
+                let env = app.store.env_by_id(row.env_id)?;
+                let env = strings(vec![
+                    ("name", env.as_ref().map(|e| e.desc.name.clone()).into()),
+                    (
+                        "version",
+                        env.as_ref().map(|e| i64::from(e.desc.version)).into(),
+                    ),
+                    ("user", env.as_ref().map(|e| e.user.clone()).into()),
+                ]);
+                strings(vec![
+                    ("state", (&row.state).into()),
+                    ("user", (&row.user).into()),
+                    ("environment", env),
+                ])
             }
         };
-        out.insert(n.clone(), v);
+        out.push((Key::Str(n.clone()), v));
     }
     match single {
         Some(_) => out
             .into_iter()
             .next()
             .map(|(_, v)| v)
-            .filter(|v| !v.is_null())
-            .map(Reply::Data)
+            .filter(|v| *v != Ruby::Nil)
+            .map(Reply::Ruby)
             .ok_or_else(|| not_found(String::new())),
-        None => Ok(Reply::Data(Value::Object(out))),
+        None => Ok(Reply::Ruby(Ruby::Hash(out))),
     }
 }
 
