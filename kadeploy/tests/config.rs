@@ -1,7 +1,7 @@
 //! Configuration loading: the simulated 300-node cluster, and error messages that name the file and the key.
 
 use hal::PowerLevel;
-use kadeploy::config::{ClusterSpecific, ServerConfig};
+use kadeploy::config::{ClusterEntry, ClusterSpecific, ServerConfig};
 use kadeploy::config::{
     ConfigError, Parsed, default_automata, load_dir, parse_cluster_specific_with, parse_clusters,
     parse_commands, parse_server,
@@ -197,12 +197,6 @@ fn server_defaults_and_ignored_database() {
 
 #[test]
 fn node_list_errors() {
-    let clusters = |nodes: &str| {
-        parse_clusters(
-            &format!("clusters:\n  - name: c\n    conf_file: c.conf\n    nodes:\n{nodes}"),
-            "clusters.conf",
-        )
-    };
     let dup = "      - {name: 'node-[1-3].dom', address: '10.0.0.[1-3]'}\n      - {name: node-3.dom, address: 10.0.0.9}\n";
     assert_eq!(
         message(clusters(dup)),
@@ -237,14 +231,16 @@ fn node_list_errors() {
     assert_eq!(ok.value[0].nodes[9].name, "n-10.dom");
 }
 
+/// `clusters.conf` with one cluster `c` whose `nodes:` items are `nodes`.
+fn clusters(nodes: &str) -> Result<Parsed<Vec<ClusterEntry>>, ConfigError> {
+    parse_clusters(
+        &format!("clusters:\n  - name: c\n    conf_file: c.conf\n    nodes:\n{nodes}"),
+        "clusters.conf",
+    )
+}
+
 #[test]
 fn node_macs_give_dhcp_reservations_for_single_nodes_only() {
-    let clusters = |nodes: &str| {
-        parse_clusters(
-            &format!("clusters:\n  - name: c\n    conf_file: c.conf\n    nodes:\n{nodes}"),
-            "clusters.conf",
-        )
-    };
     let ok = clusters(
         "      - {name: n-1.dom, address: 10.0.0.1, mac: '52:54:00:AA:00:01'}\n      - {name: 'n-[2-3].dom', address: '10.0.0.[2-3]'}\n",
     )
@@ -272,12 +268,6 @@ fn node_macs_give_dhcp_reservations_for_single_nodes_only() {
 
 #[test]
 fn node_switches_apply_to_single_nodes_and_ranges() {
-    let clusters = |nodes: &str| {
-        parse_clusters(
-            &format!("clusters:\n  - name: c\n    conf_file: c.conf\n    nodes:\n{nodes}"),
-            "clusters.conf",
-        )
-    };
     let ok = clusters(
         "      - {name: 'n-[1-2].dom', address: '10.0.0.[1-2]', switch: sw-b}\n      - {name: n-3.dom, address: 10.0.0.3, switch: ' sw-a '}\n      - {name: n-4.dom, address: 10.0.0.4}\n",
     )
