@@ -123,7 +123,7 @@ fn write_dd(mut input: impl BufRead, path: &Path) -> Result<u64, ImageError> {
         }
     };
     // Devices are written in place; regular files are replaced.
-    let file: File = OpenOptions::new()
+    let mut file: File = OpenOptions::new()
         .write(true)
         .create(regular)
         .truncate(regular)
@@ -136,13 +136,12 @@ fn write_dd(mut input: impl BufRead, path: &Path) -> Result<u64, ImageError> {
             )
         })?;
     // Whatever the input buffers (a chunk of the window, a decoder's output) is written from there.
-    let mut out = file;
     let mut total = 0u64;
     loop {
         let n = match input.fill_buf() {
             Ok([]) => break,
             Ok(buf) => {
-                out.write_all(buf).map_err(|e| {
+                file.write_all(buf).map_err(|e| {
                     ImageError::io(
                         ImageErrorKind::Write,
                         &format!("writing {}", path.display()),
@@ -157,7 +156,6 @@ fn write_dd(mut input: impl BufRead, path: &Path) -> Result<u64, ImageError> {
         input.consume(n);
         total += n as u64;
     }
-    let file = out;
     // fsync fails on character devices such as /dev/null: only block devices and files need it.
     if let Ok(m) = file.metadata()
         && (m.is_file() || std::os::unix::fs::FileTypeExt::is_block_device(&m.file_type()))
