@@ -256,10 +256,11 @@ pub fn reboot(cluster: &ClusterConfig, req: &RebootRequest) -> Result<Plan, Requ
 
 /// Builds the plan of a power operation.
 pub fn power(req: &PowerRequest) -> Plan {
-    let (name, step) = match req.operation {
-        PowerOperation::On => ("PowerOn", Step::Power(PowerAction::On, req.level)),
-        PowerOperation::Off => ("PowerOff", Step::Power(PowerAction::Off, req.level)),
-        PowerOperation::Status => ("PowerStatus", Step::PowerStatus),
+    let name = req.operation.step_name();
+    let step = match req.operation {
+        PowerOperation::On => Step::Power(PowerAction::On, req.level),
+        PowerOperation::Off => Step::Power(PowerAction::Off, req.level),
+        PowerOperation::Status => Step::PowerStatus,
     };
     let job = Arc::new(Job::default());
     let inst = plain_instance();

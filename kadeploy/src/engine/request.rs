@@ -83,6 +83,14 @@ pub enum RebootKind {
 }
 
 impl RebootKind {
+    /// Every kind.
+    pub const ALL: [RebootKind; 4] = [
+        RebootKind::Simple,
+        RebootKind::SetPxe,
+        RebootKind::DeployEnv,
+        RebootKind::RecordedEnv,
+    ];
+
     /// Kadeploy's macro-step name of the kind.
     pub fn step_name(self) -> &'static str {
         match self {
@@ -124,6 +132,24 @@ pub enum PowerOperation {
     Off,
     /// `--status`.
     Status,
+}
+
+impl PowerOperation {
+    /// Every operation.
+    pub const ALL: [PowerOperation; 3] = [
+        PowerOperation::On,
+        PowerOperation::Off,
+        PowerOperation::Status,
+    ];
+
+    /// Kadeploy's macro-step name of the operation.
+    pub fn step_name(self) -> &'static str {
+        match self {
+            PowerOperation::On => "PowerOn",
+            PowerOperation::Off => "PowerOff",
+            PowerOperation::Status => "PowerStatus",
+        }
+    }
 }
 
 /// A power request (`kapower3`).

@@ -5,8 +5,8 @@ use super::workflow::Kind;
 use crate::config::{
     Automata, BOOT_NEW_ENV_TYPES, BROADCAST_ENV_TYPES, MacroInstance, SET_DEPLOYMENT_ENV_TYPES,
 };
-use crate::engine::RebootKind;
 use crate::engine::custom::{CustomMicro, CustomOps, parse_op_list};
+use crate::engine::{PowerOperation, RebootKind};
 use crate::error::{ApiError, RequestError};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -33,18 +33,8 @@ fn valid_macro(kind: Kind, name: &str) -> bool {
                     .strip_prefix(slot)
                     .is_some_and(|kind| kinds.contains(&kind))
         }),
-        Kind::Reboot => {
-            name == "Reboot"
-                || [
-                    RebootKind::Simple,
-                    RebootKind::SetPxe,
-                    RebootKind::DeployEnv,
-                    RebootKind::RecordedEnv,
-                ]
-                .iter()
-                .any(|k| k.step_name() == name)
-        }
-        Kind::Power => ["Power", "PowerOn", "PowerOff", "PowerStatus"].contains(&name),
+        Kind::Reboot => name == "Reboot" || RebootKind::ALL.iter().any(|k| k.step_name() == name),
+        Kind::Power => name == "Power" || PowerOperation::ALL.iter().any(|o| o.step_name() == name),
     }
 }
 
