@@ -173,11 +173,7 @@ async fn soft_power_over_ssh() {
                 "{flavor:?} {action:?}: {:?}",
                 out.failures()
             );
-            assert!(
-                start.elapsed() < Duration::from_secs(6),
-                "detached: {:?}",
-                start.elapsed()
-            );
+            harness::assert_detached(start, Duration::from_secs(6));
             match flavor {
                 Flavor::OpenSsh => {
                     tokio::time::sleep(Duration::from_millis(2500)).await;

@@ -19,6 +19,10 @@ use std::path::{Path, PathBuf};
 
 pub use pxe::install_bootloader_script;
 
+/// The kernel command line of the deploy kernel and of the environments: the serial console the lab
+/// reads, a reboot 30 s after a panic, quiet logs.
+const SERIAL_CONSOLE_PARAMS: &str = "console=ttyS0,115200n8 panic=30 loglevel=4";
+
 /// What the images are built from.
 #[derive(Debug, Clone)]
 pub struct Inputs {

@@ -315,67 +315,36 @@ fn custom_operations_run_around_and_instead_of_micro_steps() {
                 "environment": {"kind": "database", "name": "debian12", "user": "root"}}),
     );
     assert_eq!((r.status, r.code()), (400, Some(8)), "{}", r.text());
+    // `kadeploy3 -e debian12 -m node-3 <extra>`: its exit code.
+    let deploy = |extra: &[&str]| {
+        let mut argv = vec!["-e", "debian12", "-m", "node-3"];
+        argv.extend_from_slice(extra);
+        workflow::deploy(&args(&argv), &env)
+    };
     let steps = dir.join("steps.yaml");
+    let steps_arg = steps.display().to_string();
     std::fs::write(
         &steps,
         "SetDeploymentEnv:\n  no_such_micro_step:\n    pre-ops:\n      - {action: exec, name: x, command: 'true'}\n",
     )
     .expect("steps");
-    let code = workflow::deploy(
-        &args(&[
-            "-e",
-            "debian12",
-            "-m",
-            "node-3",
-            "--custom-steps",
-            &steps.display().to_string(),
-        ]),
-        &env,
-    );
-    assert_eq!(code, 8);
+    assert_eq!(deploy(&["--custom-steps", &steps_arg]), 8);
     // A custom-operation file missing on the client: error 5.
     std::fs::write(
         &steps,
         "BroadcastEnv:\n  send_environment:\n    post-ops:\n      - {action: send, name: f, file: /no/such/file, destination: /tmp}\n",
     )
     .expect("steps");
-    let code = workflow::deploy(
-        &args(&[
-            "-e",
-            "debian12",
-            "-m",
-            "node-3",
-            "--custom-steps",
-            &steps.display().to_string(),
-        ]),
-        &env,
-    );
-    assert_eq!(code, 5);
+    assert_eq!(deploy(&["--custom-steps", &steps_arg]), 5);
     // Malformed --force-steps and unknown implementations.
-    let code = workflow::deploy(
-        &args(&[
-            "-e",
-            "debian12",
-            "-m",
-            "node-3",
-            "--force-steps",
-            "SetDeploymentEnv|x",
-        ]),
-        &env,
-    );
-    assert_eq!(code, 1);
-    let code = workflow::deploy(
-        &args(&[
-            "-e",
-            "debian12",
-            "-m",
-            "node-3",
+    assert_eq!(deploy(&["--force-steps", "SetDeploymentEnv|x"]), 1);
+    assert_eq!(
+        deploy(&[
             "--force-steps",
             "SetDeploymentEnv|SetDeploymentEnvNope:1:1&BroadcastEnv|BroadcastEnvChain:1:1&BootNewEnv|BootNewEnvClassical:1:1",
         ]),
-        &env,
+        4
     );
-    assert_eq!(code, 4);
     drop(exported);
     drop(rt);
     drop(server);

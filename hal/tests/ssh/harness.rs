@@ -275,6 +275,12 @@ impl Lab {
     }
 }
 
+/// Asserts that a detached operation (a reboot or power-off) returned within `limit` of `start`,
+/// without waiting for the node to go down.
+pub fn assert_detached(start: Instant, limit: Duration) {
+    assert!(start.elapsed() < limit, "detached: {:?}", start.elapsed());
+}
+
 /// Nodes `node-<i>.lab` at `ips`.
 pub fn nodes(ips: &[&str]) -> Vec<NodeInfo> {
     ips.iter()

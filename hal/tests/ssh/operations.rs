@@ -343,11 +343,7 @@ async fn kernel_files_and_kexec(lab: &Lab, ops: &SshNodeOps) {
         &ops.run(&kexec("/vmlinuz", "/initrd.img"), &N).await,
         "kexec",
     );
-    assert!(
-        start.elapsed() < Duration::from_secs(8),
-        "detached: {:?}",
-        start.elapsed()
-    );
+    crate::harness::assert_detached(start, Duration::from_secs(8));
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let calls = lab.calls();
     let r = s(&root);
@@ -409,11 +405,7 @@ async fn reboot_from_deploy_env(lab: &Lab, flavor: Flavor, ip: &str, ops: &SshNo
         &ops.run(&Operation::RebootFromDeployEnv, &N).await,
         "reboot_from_deploy_env",
     );
-    assert!(
-        start.elapsed() < Duration::from_secs(6),
-        "detached: {:?}",
-        start.elapsed()
-    );
+    crate::harness::assert_detached(start, Duration::from_secs(6));
     match flavor {
         Flavor::OpenSsh => {
             tokio::time::sleep(Duration::from_millis(2500)).await;

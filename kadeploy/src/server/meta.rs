@@ -9,6 +9,7 @@ use crate::error::{ApiError, RequestError};
 use crate::store::{STAT_FIELDS, StatsQuery};
 use axum::http::Method;
 use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
 
 /// Kadeploy's base variables exported to custom scripts.
 const VARS: [&str; 16] = [
@@ -82,20 +83,29 @@ pub fn nodes(app: &App, r: Req) -> Result<Reply, HttpError> {
                 .collect(),
         )
     };
+    // Nodes mostly share a few environments: each is read once.
+    let mut envs: BTreeMap<i64, Ruby> = BTreeMap::new();
     let mut out = Vec::new();
     for n in &names {
         let v = match rows.get(n) {
             None => Ruby::Nil,
             Some(row) => {
-                let env = app.store.env_by_id(row.env_id)?;
-                let env = strings(vec![
-                    ("name", env.as_ref().map(|e| e.desc.name.clone()).into()),
-                    (
-                        "version",
-                        env.as_ref().map(|e| i64::from(e.desc.version)).into(),
-                    ),
-                    ("user", env.as_ref().map(|e| e.user.clone()).into()),
-                ]);
+                let env = match envs.get(&row.env_id) {
+                    Some(env) => env.clone(),
+                    None => {
+                        let env = app.store.env_by_id(row.env_id)?;
+                        let env = strings(vec![
+                            ("name", env.as_ref().map(|e| e.desc.name.clone()).into()),
+                            (
+                                "version",
+                                env.as_ref().map(|e| i64::from(e.desc.version)).into(),
+                            ),
+                            ("user", env.as_ref().map(|e| e.user.clone()).into()),
+                        ]);
+                        envs.insert(row.env_id, env.clone());
+                        env
+                    }
+                };
                 strings(vec![
                     ("state", (&row.state).into()),
                     ("user", (&row.user).into()),

@@ -11,7 +11,7 @@ use super::tree::Tree;
 use super::{DeployKernel, Inputs, Result, io};
 
 /// The deploy kernel's command line.
-pub const PARAMS: &str = "console=ttyS0,115200n8 panic=30 loglevel=4";
+pub const PARAMS: &str = super::SERIAL_CONSOLE_PARAMS;
 
 /// Installed packages whose binaries the initramfs carries.
 const PACKAGES: &[&str] = &[

@@ -17,7 +17,7 @@ pub const TAR_NAME: &str = "kalab-linux";
 /// Name of the dd environment.
 pub const DD_NAME: &str = "kalab-linux-dd";
 /// The environments' kernel command line (the deployer adds `root=`).
-pub const KERNEL_PARAMS: &str = "console=ttyS0,115200n8 panic=30 loglevel=4";
+pub const KERNEL_PARAMS: &str = super::SERIAL_CONSOLE_PARAMS;
 
 const PACKAGES: &[&str] = &[
     "busybox-static",
