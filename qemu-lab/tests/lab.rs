@@ -27,6 +27,20 @@ fn require(tool: &str, package: &str) {
     assert!(found, "`{tool}` is missing: apt-get install -y {package}");
 }
 
+/// The major version `qemu-system-x86_64 --version` prints ("QEMU emulator version 10.0.2 ...").
+fn installed_qemu_major() -> u64 {
+    let out = Command::new("qemu-system-x86_64")
+        .arg("--version")
+        .output()
+        .expect("qemu-system-x86_64 --version");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace()
+        .skip_while(|word| *word != "version")
+        .nth(1)
+        .and_then(|version| version.split('.').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no version in {text:?}"))
+}
+
 fn kabootd() -> PathBuf {
     let path = std::env::var_os("KABOOTD")
         .map(PathBuf::from)
@@ -318,7 +332,8 @@ fn two_vms_pxe_boot_in_the_lab_namespace_and_teardown_leaves_nothing() {
 
     // QMP: status, then quit node-2.
     let mut qmp = vms[1].qmp(Duration::from_secs(10)).unwrap();
-    assert_eq!(qmp.version()["qemu"]["major"], 7);
+    // QMP reports the version of the binary that runs the VM, whichever it is.
+    assert_eq!(qmp.version()["qemu"]["major"], installed_qemu_major());
     assert_eq!(qmp.query_status().unwrap(), "running");
     qmp.quit().unwrap();
     assert!(

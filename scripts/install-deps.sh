@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the tests, the QEMU lab and the services the tests start need (root only).
+#
+# Idempotent: on a new machine and on one already set up. QEMU comes from bookworm-backports: the
+# machine image ships qemu-utils 10 from there, which Breaks bookworm's qemu-system-common 7.2, so
+# `apt-get install qemu-system-x86` from bookworm stops with "held broken packages".
+#
+# Packages, by what needs them:
+# - network boot tests: busybox-static (udhcpc), tftp-hpa, curl, iproute2, cpio;
+# - QEMU: qemu-system-x86, ipxe-qemu (the NIC's PXE ROM), qemu-utils (qemu-img), radvd (ends iPXE's IPv6 wait);
+# - SSH backend tests: openssh-server and dropbear-bin (real servers), openssh-client (ssh-keygen, ssh);
+# - IPMI: ipmitool (drives the lab BMCs), openipmi (ipmi_sim, an independent BMC for the native client);
+# - the lab's deploy kernel and environments are built from these: dropbear-bin, fdisk, parted, e2fsprogs,
+#   kexec-tools, extlinux, syslinux-common, pxelinux, dash, xz-utils, zstd, bzip2, binutils (strip);
+# - consoles: socat.
+# Services start inside the tests (sshd, dropbear, ipmi_sim, kabootd, kadeploy3d, radvd), never system-wide:
+# a policy-rc.d keeps the packages' postinst scripts from starting daemons.
+set -euo pipefail
+
+if [ "$(id -u)" != 0 ]; then
+    echo "install-deps: run as root (sudo $0): it installs Debian packages" >&2
+    exit 2
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")
+backports="$codename-backports"
+
+# The backports suite, unless a source already names it.
+if ! grep -rqs "^[^#]*$backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    cat > /etc/apt/sources.list.d/kadeploy-backports.sources <<SOURCES
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: $backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SOURCES
+fi
+
+if [ ! -e /usr/sbin/policy-rc.d ] || ! grep -q 'exit 101' /usr/sbin/policy-rc.d; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+fi
+
+apt-get update
+
+packages=(
+    busybox-static tftp-hpa curl iproute2 cpio socat
+    radvd openssh-client openssh-server dropbear-bin ipmitool openipmi
+    fdisk parted e2fsprogs util-linux kexec-tools extlinux syslinux-common pxelinux dash
+    xz-utils zstd bzip2 binutils
+)
+qemu=(qemu-system-x86 qemu-utils ipxe-qemu)
+
+# Every QEMU package from backports (`-t` makes that suite win for them and their dependencies).
+apt-get install -y --no-install-recommends -t "$backports" "${qemu[@]}"
+apt-get install -y --no-install-recommends "${packages[@]}"
+qemu-system-x86_64 --version | head -n 1
