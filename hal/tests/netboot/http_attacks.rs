@@ -107,6 +107,7 @@ fn silent_slow_and_idle_http_connections_are_closed() {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+    eprintln!("closed after (silent x40, slowloris, idle keep-alive): {closed_at:?}");
     let at_once = closed_at[..silent.len()]
         .iter()
         .filter(|t| t.is_some_and(|t| t < Duration::from_secs(3)))
@@ -147,6 +148,7 @@ fn a_fetch_still_works_at_the_connection_limit_and_a_stalled_reader_is_cut_off()
     let out = net.dir.join("fetched");
     let (code, size) = curl(&net, &[], &format!("http://{SERVER_IP}/kernel"), &out);
     let waited = started.elapsed();
+    eprintln!("fetch at the limit served after {waited:?}");
     assert_eq!(
         (code.as_str(), size),
         ("200", 3_000_000),
@@ -177,6 +179,7 @@ fn a_fetch_still_works_at_the_connection_limit_and_a_stalled_reader_is_cut_off()
             Err(_) => break "reset",
         }
     };
+    eprintln!("stalled reader: {ended} after {total} bytes");
     assert!(
         ended != "still open" && total < 32 << 20,
         "{ended} after {total} bytes"

@@ -47,11 +47,14 @@ fn answer(buf: &[u8]) -> Answer {
     }
 }
 
-/// Sends one `timeout=255` request per socket and never acknowledges; returns the sockets and the
+/// The options of the attack: the longest timeout RFC 2349 allows, and `tsize` for an OACK.
+const TIMEOUT_255: &[(&str, &str)] = &[("timeout", "255"), ("tsize", "0")];
+
+/// Sends one request with `options` per socket and never acknowledges; returns the sockets and the
 /// server's first answer on each.
-fn unacknowledged_requests(n: usize) -> Vec<(UdpSocket, Answer)> {
+fn unacknowledged_requests(n: usize, options: &[(&str, &str)]) -> Vec<(UdpSocket, Answer)> {
     let server = format!("{SERVER_IP}:69");
-    let request = rrq("kernel", &[("timeout", "255"), ("tsize", "0")]);
+    let request = rrq("kernel", options);
     let socks: Vec<UdpSocket> = (0..n)
         .map(|_| {
             let s = UdpSocket::bind((ATTACKER_IP, 0)).expect("attacker socket");
@@ -144,7 +147,7 @@ fn never_acknowledged_timeout_255_requests_cannot_take_every_tftp_slot() {
     net.start_kabootd(&yaml, "tftp");
 
     let (socks, answers): (Vec<UdpSocket>, Vec<Answer>) = net
-        .in_client(|| unacknowledged_requests(20))
+        .in_client(|| unacknowledged_requests(20, TIMEOUT_255))
         .into_iter()
         .unzip();
     let oacks: Vec<&Vec<String>> = answers
@@ -175,6 +178,7 @@ fn never_acknowledged_timeout_255_requests_cannot_take_every_tftp_slot() {
         (socks, counts)
     });
     drop(socks);
+    eprintln!("retransmissions per granted transfer (count, last): {counts:?}");
     for (sent, last) in counts.iter().filter(|(n, _)| *n > 0) {
         assert!(
             (3..=6).contains(sent) && last.is_some_and(|t| t < Duration::from_secs(9)),
@@ -187,7 +191,7 @@ fn never_acknowledged_timeout_255_requests_cannot_take_every_tftp_slot() {
         "{counts:?}"
     );
     // The slots are free again.
-    let again = net.in_client(|| unacknowledged_requests(8));
+    let again = net.in_client(|| unacknowledged_requests(8, TIMEOUT_255));
     assert!(
         again.iter().all(|(_, a)| matches!(a, Answer::Oack(_))),
         "{:?}",
@@ -207,11 +211,14 @@ fn an_unacknowledged_tftp_transfer_gives_up_after_the_stall_timeout() {
     net.start_kabootd(&yaml, "tftp");
     let counts = net.in_client(|| {
         let (socks, answers): (Vec<UdpSocket>, Vec<Answer>) =
-            unacknowledged_requests(1).into_iter().unzip();
+            unacknowledged_requests(1, &[("tsize", "0")])
+                .into_iter()
+                .unzip();
         assert!(matches!(answers[0], Answer::Oack(_)), "{answers:?}");
         retransmissions(&socks, Instant::now() + Duration::from_secs(22))
     });
     let (sent, last) = counts[0];
+    eprintln!("{sent} retransmissions, the last after {last:?}");
     assert!(
         (5..=8).contains(&sent) && last.is_some_and(|t| t < Duration::from_secs(16)),
         "{sent} retransmissions, the last after {last:?}"
