@@ -12,6 +12,7 @@ pub mod dhcp;
 pub mod fsroot;
 pub mod http;
 pub mod load;
+pub mod per_client;
 pub mod pxe;
 pub mod services;
 pub mod socket;

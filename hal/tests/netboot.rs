@@ -1,10 +1,16 @@
 //! Network boot services against real clients, inside network namespaces created and removed by each
 //! test (root needed; `.ci/run` installs busybox-static, tftp-hpa, curl, qemu-system-x86, ipxe-qemu).
 
+#[path = "netboot/dhcp_attacks.rs"]
+mod dhcp_attacks;
+#[path = "netboot/http_attacks.rs"]
+mod http_attacks;
 #[path = "netboot/ns.rs"]
 mod ns;
 #[path = "netboot/qemu.rs"]
 mod qemu;
+#[path = "netboot/tftp_attacks.rs"]
+mod tftp_attacks;
 
 use ns::{Net, SERVER_IP, require};
 use std::fs;

@@ -12,6 +12,12 @@ struct Args {
     /// The services file (sections `dhcp`, `tftp`, `http`; see hal::netboot::services).
     #[arg(short, long)]
     config: PathBuf,
+    /// Prints the configuration with every default filled in (among them the limits against hostile
+    /// clients: DHCP `decline_hold`, `max_declined`; TFTP `max_transfers_per_client`,
+    /// `max_negotiated_timeout`, `stall_timeout_ms`; HTTP `header_timeout`, `idle_timeout`,
+    /// `max_connections`, `max_connections_per_client`), then exits.
+    #[arg(long)]
+    print_config: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -26,6 +32,10 @@ fn main() -> anyhow::Result<()> {
         .with_context(|| format!("reading {}", args.config.display()))?;
     let config = ServicesConfig::from_yaml(&text)
         .with_context(|| format!("in {}", args.config.display()))?;
+    if args.print_config {
+        print!("{}", config.to_yaml()?);
+        return Ok(());
+    }
     let runtime = tokio::runtime::Runtime::new()?;
     runtime
         .block_on(services::run(config))

@@ -36,6 +36,14 @@ impl ServicesConfig {
             message: e.to_string(),
         })
     }
+
+    /// The configuration as YAML, every key of each present section written out (defaults included).
+    pub fn to_yaml(&self) -> Result<String, ServicesError> {
+        serde_saphyr::to_string(self).map_err(|e| ServicesError {
+            service: "config",
+            message: e.to_string(),
+        })
+    }
 }
 
 fn err(service: &'static str) -> impl Fn(String) -> ServicesError {
@@ -66,4 +74,32 @@ pub async fn run(config: ServicesConfig) -> Result<(), ServicesError> {
         done.map_err(|e| err("task")(e.to_string()))??;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printed_defaults_name_every_limit_and_read_back() {
+        let c = ServicesConfig::from_yaml(
+            "dhcp: {server_ip: 10.0.0.1}\ntftp: {root: /srv}\nhttp: {root: /srv}\n",
+        )
+        .unwrap();
+        let text = c.to_yaml().unwrap();
+        for key in [
+            "decline_hold: 600",
+            "max_declined: 1024",
+            "max_transfers_per_client: 8",
+            "max_negotiated_timeout: 10",
+            "stall_timeout_ms: 15000",
+            "header_timeout: 10",
+            "idle_timeout: 60",
+            "max_connections: 512",
+            "max_connections_per_client: 32",
+        ] {
+            assert!(text.contains(key), "{key} missing from:\n{text}");
+        }
+        assert_eq!(ServicesConfig::from_yaml(&text).unwrap(), c);
+    }
 }

@@ -183,10 +183,48 @@ impl Net {
         let _ = child.wait();
     }
 
+    /// The process id of a process started here (`ip netns exec` execs the command: its own pid).
+    pub fn pid(&self, index: usize) -> u32 {
+        self.children[index].id()
+    }
+
+    /// Runs `f` on a thread inside the client namespace; sockets it opens live there.
+    pub fn in_client<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        in_netns(&self.client, f)
+    }
+
     /// The log of a `kabootd` started as `name`.
     pub fn log(&self, name: &str) -> String {
         std::fs::read_to_string(self.dir.join(format!("{name}.log"))).unwrap_or_default()
     }
+}
+
+/// Runs `f` on a new thread that first enters the network namespace `ns` (`setns` changes the
+/// namespace of the calling thread only, so the rest of the test process stays where it was).
+pub fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    use std::os::fd::AsRawFd;
+    let path = format!("/run/netns/{ns}");
+    let thread = std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).expect("open the namespace");
+        // SAFETY: setns only reads the descriptor, which `file` keeps open for the call; it switches
+        // this thread's network namespace and touches no memory of the process.
+        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
+        f()
+    });
+    thread
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
+/// Resident memory of process `pid`, in KiB (`VmRSS`).
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("process status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS line")
 }
 
 impl Drop for Net {

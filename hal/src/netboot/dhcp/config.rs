@@ -17,6 +17,8 @@
 //!     uefi_http: http://10.0.0.1/ipxe.efi   # option 93 = 15, 16 (UEFI HTTP boot)
 //!     ipxe: http://10.0.0.1/boot.ipxe       # iPXE itself (option 77 "iPXE" or option 175)
 //!   pool: {start: 10.0.0.100, end: 10.0.0.199}
+//!   decline_hold: 600              # seconds a declined pool address stays out of offers
+//!   max_declined: 1024             # declined addresses remembered at most
 //!   hosts:
 //!     - {mac: "52:54:00:00:00:01", ip: 10.0.0.11, hostname: node-1, boot: grubpxe.0}
 //! ```
@@ -155,6 +157,10 @@ pub struct DhcpConfig {
     pub pool: Option<Pool>,
     /// `hosts`: static reservations.
     pub hosts: Vec<Host>,
+    /// `decline_hold`: seconds a pool address declined by its lease holder stays out of offers (600).
+    pub decline_hold: u32,
+    /// `max_declined`: declined addresses remembered at most; the soonest to expire make room (1024).
+    pub max_declined: usize,
 }
 
 impl Default for DhcpConfig {
@@ -173,6 +179,8 @@ impl Default for DhcpConfig {
             boot: BootFiles::default(),
             pool: None,
             hosts: Vec::new(),
+            decline_hold: 600,
+            max_declined: 1024,
         }
     }
 }

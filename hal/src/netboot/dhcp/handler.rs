@@ -3,6 +3,7 @@
 
 use super::client::{ClientKind, boot_file, classify};
 use super::config::{DhcpConfig, Host, Mac};
+use super::declined::Declined;
 use super::lease::{Lease, Leases};
 use dhcproto::v4::{
     DhcpOption, Flags, HType, Message, MessageType, Opcode, OptionCode, UnknownOption,
@@ -22,6 +23,8 @@ pub struct DhcpState {
     /// The lease table.
     pub leases: Leases,
     offers: BTreeMap<Ipv4Addr, (Mac, u64)>,
+    /// Pool addresses declined by their lease holder, kept out of offers for `decline_hold`.
+    declined: Declined,
     /// Where the next search for a free pool address starts.
     next_free: u32,
 }
@@ -41,6 +44,7 @@ impl DhcpState {
         let hosts: BTreeMap<Mac, Host> = config.hosts.iter().map(|h| (h.mac, h.clone())).collect();
         let reserved_ips = config.hosts.iter().map(|h| (h.ip, h.mac)).collect();
         DhcpState {
+            declined: Declined::new(config.max_declined),
             config,
             hosts,
             reserved_ips,
@@ -85,14 +89,7 @@ impl DhcpState {
             }
             MessageType::Decline => {
                 if self.for_us(req) {
-                    self.persist(|l| l.release(mac));
-                    if let Some(DhcpOption::RequestedIpAddress(ip)) =
-                        req.opts().get(OptionCode::RequestedIpAddress)
-                    {
-                        // Somebody else uses this address: keep it out of offers for a lease time.
-                        let hold = now + u64::from(self.config.lease_time);
-                        self.offers.insert(*ip, (Mac([0; 6]), hold));
-                    }
+                    self.decline(req, mac, now);
                 }
                 None
             }
@@ -106,6 +103,32 @@ impl DhcpState {
             }
             _ => None,
         }
+    }
+
+    /// RFC 2131 §4.3.3: the client found its address in use. Only the client holding the lease on
+    /// that address can decline it (any other DECLINE is forged or stale, and would let anybody
+    /// empty the pool); the address then leaves the pool for `decline_hold` seconds.
+    fn decline(&mut self, req: &Message, mac: Mac, now: u64) {
+        let Some(DhcpOption::RequestedIpAddress(ip)) =
+            req.opts().get(OptionCode::RequestedIpAddress)
+        else {
+            return debug!(%mac, "ignoring DECLINE without a requested address");
+        };
+        let ip = *ip;
+        if self.leases.holder(ip).is_none_or(|l| l.mac != mac) {
+            return debug!(%mac, %ip, "ignoring DECLINE of an address not leased to this client");
+        }
+        warn!(%mac, %ip, hold = self.config.decline_hold, "address declined: another host uses it");
+        self.persist(|l| l.release(mac));
+        if self.config.pool.is_some_and(|p| p.contains(ip)) {
+            let until = now + u64::from(self.config.decline_hold);
+            self.declined.insert(ip, until, now);
+        }
+    }
+
+    /// Number of declined pool addresses remembered (expired ones until purged).
+    pub fn declined_len(&self) -> usize {
+        self.declined.len()
     }
 
     fn persist(&mut self, f: impl FnOnce(&mut Leases) -> std::io::Result<()>) {
@@ -131,7 +154,10 @@ impl DhcpState {
             .offers
             .get(&ip)
             .is_some_and(|(m, until)| *m != mac && *until > now);
-        pool && !leased && !offered && !self.reserved_ips.contains_key(&ip)
+        pool && !leased
+            && !offered
+            && !self.declined.contains(ip, now)
+            && !self.reserved_ips.contains_key(&ip)
     }
 
     /// The address `mac` gets: its reservation, its lease, the address it asks for, or a free one.
@@ -470,6 +496,76 @@ mod tests {
         ip
     }
 
+    fn decline(mac: Mac, ip: Ipv4Addr) -> Message {
+        let mut d = msg(mac, MessageType::Decline);
+        d.opts_mut().insert(DhcpOption::RequestedIpAddress(ip));
+        d
+    }
+
+    /// Before, any DECLINE released the sender's lease and held the named address out of offers for
+    /// a lease time, whoever sent it: one forged DECLINE per pool address emptied the pool.
+    #[test]
+    fn only_the_lease_holder_can_decline_its_address() {
+        let mut s = state();
+        let holder = Mac([2, 0, 0, 0, 0, 1]);
+        let (first, second) = (Ipv4Addr::new(10, 0, 0, 100), Ipv4Addr::new(10, 0, 0, 101));
+        assert_eq!(lease(&mut s, holder), first);
+        let forger = Mac([2, 0, 0, 0, 0, 66]);
+        for ip in [first, second] {
+            assert!(s.handle(&decline(forger, ip), 0).is_none());
+        }
+        assert_eq!(s.leases.get(holder).map(|l| l.ip), Some(first));
+        assert_eq!(s.declined_len(), 0);
+        assert_eq!(lease(&mut s, Mac([2, 0, 0, 0, 0, 2])), second);
+
+        // The holder's own DECLINE: its lease goes, and the address stays out of the pool for
+        // `decline_hold` seconds only.
+        assert!(s.handle(&decline(holder, first), 10).is_none());
+        assert!(s.leases.get(holder).is_none());
+        assert_eq!(s.declined_len(), 1);
+        let third = msg(Mac([2, 0, 0, 0, 0, 3]), MessageType::Discover);
+        assert!(s.handle(&third, 10).is_none(), "declined address offered");
+        let hold = u64::from(s.config.decline_hold);
+        let offer = s
+            .handle(&third, 10 + hold)
+            .expect("no offer after the hold");
+        assert_eq!(offer.message.yiaddr(), first);
+    }
+
+    /// Before, each DECLINE added an entry to the offer table (300,000 DECLINEs naming foreign
+    /// addresses: 300,000 entries, never purged while the pool was not searched).
+    #[test]
+    fn a_decline_flood_for_foreign_addresses_leaves_no_state() {
+        let mut s = state();
+        let mut rng = crate::netboot::load::Rng::new(11);
+        for _ in 0..300_000 {
+            let r = rng.next_u64().to_be_bytes();
+            let mac = Mac([2, r[0], r[1], r[2], r[3], r[4]]);
+            let ip = Ipv4Addr::new(r[5], r[6], r[7], r[0]);
+            assert!(s.handle(&decline(mac, ip), 0).is_none());
+        }
+        assert_eq!(s.declined_len(), 0);
+        assert!(s.offers.is_empty());
+        assert!(s.leases.is_empty());
+    }
+
+    #[test]
+    fn the_declined_table_is_bounded_by_max_declined() {
+        let mut s = state();
+        s.config.pool = Some(Pool {
+            start: Ipv4Addr::new(10, 0, 1, 0),
+            end: Ipv4Addr::new(10, 0, 1, 255),
+        });
+        s.declined = Declined::new(3);
+        for i in 0..50u8 {
+            let mac = Mac([2, 0, 0, 0, 1, i]);
+            let ip = lease(&mut s, mac);
+            assert!(s.handle(&decline(mac, ip), 0).is_none());
+            assert!(s.declined_len() <= 3);
+        }
+        assert_eq!(s.declined_len(), 3);
+    }
+
     #[test]
     fn pool_search_resumes_after_the_last_address_and_wraps_to_released_ones() {
         let mut s = state();
@@ -544,7 +640,7 @@ mod tests {
         #[test]
         fn random_datagrams_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..700)) {
             let mut s = state();
-            if let Some(m) = crate::netboot::dhcp::decode(&bytes)
+            if let Ok(m) = crate::netboot::dhcp::decode(&bytes)
                 && let Some(r) = s.handle(&m, 0) {
                     let _ = crate::netboot::dhcp::encode(&r.message);
                 }
@@ -562,7 +658,7 @@ mod tests {
                 }
             }
             let mut s = state();
-            if let Some(m) = crate::netboot::dhcp::decode(&bytes)
+            if let Ok(m) = crate::netboot::dhcp::decode(&bytes)
                 && let Some(r) = s.handle(&m, 0) {
                     let _ = crate::netboot::dhcp::encode(&r.message);
                 }

@@ -3,8 +3,10 @@
 
 pub mod client;
 pub mod config;
+pub mod declined;
 pub mod handler;
 pub mod lease;
+pub mod wire;
 
 pub use config::{BootFiles, DhcpConfig, Host, Mac, Pool};
 pub use handler::{DhcpState, Reply};
@@ -49,15 +51,30 @@ pub fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// Decodes a datagram; `None` for anything that is not a well-formed DHCP message.
-///
-/// dhcproto 0.15 has `debug_assert!`s and unchecked `len - 1` on some option lengths (bulk leasequery
-/// options 151–158), which the fuzz tests hit in debug builds: the decode is pure, so a panic inside
-/// it is caught and the datagram dropped like any other malformed one.
-pub fn decode(buf: &[u8]) -> Option<Message> {
-    std::panic::catch_unwind(|| Message::decode(&mut Decoder::new(buf)).ok())
-        .ok()
-        .flatten()
+/// Why a datagram was not decoded.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// Refused by the layout check before decoding.
+    #[error(transparent)]
+    Wire(#[from] wire::WireError),
+    /// Refused by dhcproto.
+    #[error("undecodable: {0}")]
+    Dhcproto(#[from] dhcproto::error::DecodeError),
+    /// dhcproto panicked on a datagram the layout check let through (a gap in [`wire::validate`]).
+    #[error("the decoder panicked")]
+    Panic,
+}
+
+/// Decodes a datagram after [`wire::validate`] has checked its layout, so that the debug assertions
+/// and length arithmetic inside dhcproto 0.15 are never reached with hostile lengths. A panic the
+/// check missed is still caught, and the datagram dropped like any malformed one.
+pub fn decode(buf: &[u8]) -> Result<Message, DecodeError> {
+    wire::validate(buf)?;
+    match std::panic::catch_unwind(|| Message::decode(&mut Decoder::new(buf))) {
+        Ok(decoded) => Ok(decoded?),
+        Err(_) => Err(DecodeError::Panic),
+    }
 }
 
 /// Encodes a message; `None` if it cannot be encoded.
@@ -110,7 +127,8 @@ impl DhcpServer {
     /// Serves requests forever.
     pub async fn run(mut self) -> Result<(), DhcpError> {
         info!(addr = ?self.socket.local_addr().ok(), "dhcp server ready");
-        let mut buf = vec![0u8; 4096];
+        // One byte more than accepted: a longer datagram is truncated to a length the check refuses.
+        let mut buf = vec![0u8; wire::MAX_LEN + 1];
         loop {
             let (n, peer) = match self.socket.recv_from(&mut buf).await {
                 Ok(x) => x,
@@ -119,9 +137,12 @@ impl DhcpServer {
                     continue;
                 }
             };
-            let Some(req) = decode(&buf[..n]) else {
-                debug!(%peer, len = n, "ignoring malformed dhcp datagram");
-                continue;
+            let req = match decode(&buf[..n]) {
+                Ok(req) => req,
+                Err(e) => {
+                    debug!(%peer, len = n, error = %e, "ignoring malformed dhcp datagram");
+                    continue;
+                }
             };
             let Some(reply) = self.state.handle(&req, unix_now()) else {
                 continue;
@@ -135,3 +156,6 @@ impl DhcpServer {
         }
     }
 }
+
+#[cfg(test)]
+mod mutation_tests;

@@ -136,7 +136,7 @@ pub fn run(load: &DhcpLoad) -> io::Result<DhcpReport> {
             }
             Err(e) => return Err(e),
         };
-        let Some(reply) = decode(&buf[..n]) else {
+        let Ok(reply) = decode(&buf[..n]) else {
             continue;
         };
         let Some(x) = open.get_mut(&reply.xid()) else {

@@ -1,7 +1,9 @@
 //! Load generators for the boot services (`kanetload`), to compare them with dnsmasq and tftpd-hpa
-//! under the same client load: DHCP exchanges per second and TFTP throughput, time-bounded.
+//! under the same client load: DHCP exchanges per second and TFTP throughput, time-bounded; and
+//! seeded mutations of real DHCP requests for robustness tests.
 
 pub mod dhcp;
+pub mod fuzz;
 pub mod tftp;
 
 use std::time::Duration;

@@ -1,11 +1,13 @@
 //! A read-only TFTP server (RFC 1350, 2347, 2348, 2349, 7440) confined to its root: one thread per
-//! transfer on an ephemeral port, a cap on concurrent transfers, hostile packets answered or ignored.
+//! transfer on an ephemeral port, caps on concurrent transfers (in all and per client address) and on
+//! the time an unacknowledged transfer lives, hostile packets answered or ignored.
 
 pub mod packet;
 pub mod session;
 pub mod transfer;
 
 use super::fsroot::FsRoot;
+use super::per_client::PerClient;
 use super::socket::bind_udp;
 use packet::{ErrorCode, Packet};
 use serde::{Deserialize, Serialize};
@@ -37,6 +39,15 @@ pub struct TftpConfig {
     pub retries: u32,
     /// `max_transfers`: concurrent transfers; more are refused with an error (1024).
     pub max_transfers: usize,
+    /// `max_transfers_per_client`: concurrent transfers from one client address; more are refused
+    /// with an error, so one host cannot take every slot (8).
+    pub max_transfers_per_client: usize,
+    /// `max_negotiated_timeout`: largest `timeout` option (RFC 2349, seconds) a client may
+    /// negotiate; a larger one is ignored (left out of the OACK) and `timeout_ms` applies (10).
+    pub max_negotiated_timeout: u64,
+    /// `stall_timeout_ms`: a transfer whose client acknowledges nothing new for this long is
+    /// abandoned, whatever the timeout and `retries` (15000).
+    pub stall_timeout_ms: u64,
 }
 
 impl Default for TftpConfig {
@@ -50,6 +61,9 @@ impl Default for TftpConfig {
             timeout_ms: 1000,
             retries: 5,
             max_transfers: 1024,
+            max_transfers_per_client: 8,
+            max_negotiated_timeout: 10,
+            stall_timeout_ms: 15_000,
         }
     }
 }
@@ -82,6 +96,8 @@ pub struct TftpServer {
     root: FsRoot,
     config: Arc<TftpConfig>,
     slots: Arc<Semaphore>,
+    /// Transfers per client address.
+    per_client: Arc<PerClient>,
     /// Set when [`TftpServer::run`] is dropped: transfer threads stop at their next exchange.
     stop: Arc<AtomicBool>,
 }
@@ -104,6 +120,7 @@ impl TftpServer {
         Ok(TftpServer {
             socket,
             root,
+            per_client: PerClient::new(config.max_transfers_per_client),
             config: Arc::new(config),
             slots,
             stop: Arc::new(AtomicBool::new(false)),
@@ -161,6 +178,16 @@ impl TftpServer {
     }
 
     async fn start(&self, peer: SocketAddr, filename: String, options: Vec<(String, String)>) {
+        let Some(client_slot) = self.per_client.acquire(peer.ip()) else {
+            debug!(%peer, "too many tftp transfers from this client");
+            return self
+                .reply(
+                    peer,
+                    ErrorCode::Undefined,
+                    "too many transfers from this client",
+                )
+                .await;
+        };
         let Ok(permit) = self.slots.clone().try_acquire_owned() else {
             warn!(%peer, "too many tftp transfers");
             return self.reply(peer, ErrorCode::Undefined, "server busy").await;
@@ -175,7 +202,7 @@ impl TftpServer {
             .name("tftp-transfer".into())
             .stack_size(256 * 1024)
             .spawn(move || {
-                let _permit = permit;
+                let _slots = (permit, client_slot);
                 session::serve(&root, &config, local, peer, &filename, &options, &stop);
             });
         if let Err(e) = spawned {

@@ -63,7 +63,9 @@ pub fn negotiate(cfg: &TftpConfig, options: &[(String, &str)], size: u64) -> Par
                 p.oack.push(("blksize", b.to_string()));
             }
             "tsize" => p.oack.push(("tsize", size.to_string())),
-            "timeout" if (1..=255).contains(&n) => {
+            // RFC 2349 allows up to 255 s; a client that never acknowledges would hold its slot
+            // for `retries` times that, so larger values are refused (left out of the OACK).
+            "timeout" if (1..=cfg.max_negotiated_timeout.min(255)).contains(&n) => {
                 p.timeout = Duration::from_secs(n);
                 p.oack.push(("timeout", n.to_string()));
             }
@@ -142,6 +144,7 @@ pub fn send_file(
     let mut link = Link {
         sock,
         timeout: p.timeout,
+        stall: Duration::from_millis(cfg.stall_timeout_ms.max(1)),
         armed: None,
         retries: cfg.retries,
         stop,
@@ -197,6 +200,8 @@ pub fn send_file(
 struct Link<'a> {
     sock: &'a UdpSocket,
     timeout: Duration,
+    /// Time allowed for one exchange, retransmissions included.
+    stall: Duration,
     /// The receive timeout set on the socket (`SO_RCVTIMEO`), changed only when it must be.
     armed: Option<Duration>,
     retries: u32,
@@ -206,15 +211,18 @@ struct Link<'a> {
 
 impl Link<'_> {
     /// Sends `packets` (the blocks after `last_acked`, or an OACK when `last_acked` is `None`) and
-    /// waits for an ACK inside the window (block 0 for an OACK); retransmits them all on timeout.
-    /// Returns the acknowledged block, or `None` when the client gave up or the server stops.
+    /// waits for an ACK inside the window (block 0 for an OACK); retransmits them all on timeout, at
+    /// most `retries` times and for `stall` in all. Returns the acknowledged block, or `None` when the
+    /// client gave up or stalled, or the server stops.
     fn exchange<'p, P>(&mut self, packets: P, last_acked: Option<u16>) -> io::Result<Option<u16>>
     where
         P: IntoIterator<Item = &'p Vec<u8>> + Copy,
     {
         let in_flight = packets.into_iter().count().max(1) as u16;
+        let give_up = Instant::now() + self.stall;
         for _attempt in 0..=self.retries {
-            if self.stop.load(Ordering::Relaxed) {
+            let now = Instant::now();
+            if self.stop.load(Ordering::Relaxed) || now >= give_up {
                 return Ok(None);
             }
             for pkt in packets {
@@ -223,7 +231,7 @@ impl Link<'_> {
                     return Ok(None);
                 }
             }
-            let deadline = Instant::now() + self.timeout;
+            let deadline = (now + self.timeout).min(give_up);
             loop {
                 let n = match self.recv(deadline) {
                     Ok(Some(n)) => n,

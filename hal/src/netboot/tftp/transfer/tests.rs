@@ -49,6 +49,20 @@ fn start_with(
     retries: u32,
     stop: Arc<AtomicBool>,
 ) -> Setup {
+    let cfg = TftpConfig {
+        timeout_ms,
+        retries,
+        ..TftpConfig::default()
+    };
+    start_cfg(data, options, cfg, stop)
+}
+
+fn start_cfg(
+    data: &[u8],
+    options: &[(&str, &str)],
+    cfg: TftpConfig,
+    stop: Arc<AtomicBool>,
+) -> Setup {
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
     let client = UdpSocket::bind(loopback).unwrap();
     let sock = UdpSocket::bind(loopback).unwrap();
@@ -57,11 +71,6 @@ fn start_with(
     client
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
-    let cfg = TftpConfig {
-        timeout_ms,
-        retries,
-        ..TftpConfig::default()
-    };
     let file = file_with(data);
     let size = data.len() as u64;
     let options: Vec<(String, String)> = options
@@ -211,4 +220,79 @@ fn a_client_error_or_the_stop_flag_ends_the_transfer() {
         s.server.join().unwrap().unwrap(),
         End::Aborted("client stopped acknowledging")
     );
+}
+
+/// RFC 2349 lets a client ask for 255 s; before, the server accepted it, so a client that never
+/// acknowledged held its transfer slot for 6 × 255 s. Larger than `max_negotiated_timeout`, the
+/// option is now left out of the OACK and the server's own timeout applies.
+#[test]
+fn a_timeout_option_above_the_cap_is_ignored() {
+    let cfg = TftpConfig::default();
+    let p = negotiate(&cfg, &[("timeout".into(), "255"), ("tsize".into(), "0")], 7);
+    assert_eq!(p.timeout, Duration::from_millis(cfg.timeout_ms));
+    assert_eq!(p.oack, [("tsize", "7".to_string())]);
+    let p = negotiate(&cfg, &[("timeout".into(), "10")], 7);
+    assert_eq!(p.timeout, Duration::from_secs(10));
+    assert_eq!(p.oack, [("timeout", "10".to_string())]);
+
+    // Over a socket: the OACK of a `timeout=255` request comes again after the server's timeout.
+    let s = start_cfg(
+        &content(10),
+        &[("timeout", "255"), ("tsize", "0")],
+        TftpConfig {
+            timeout_ms: 200,
+            ..TftpConfig::default()
+        },
+        Arc::new(AtomicBool::new(false)),
+    );
+    oack(&s.client);
+    let sent = Instant::now();
+    oack(&s.client);
+    assert!(
+        sent.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        sent.elapsed()
+    );
+    s.client
+        .send(&packet::error(ErrorCode::OptionRefused, "done"))
+        .unwrap();
+    assert_eq!(
+        s.server.join().unwrap().unwrap(),
+        End::Aborted("no ACK of OACK")
+    );
+}
+
+/// Before, an exchange lasted `(retries + 1) × timeout` whatever the settings; now `stall_timeout_ms`
+/// bounds it: with 1000 retries of 100 ms the transfer still gives up after 600 ms.
+#[test]
+fn an_unacknowledged_transfer_gives_up_after_the_stall_timeout() {
+    let started = Instant::now();
+    let s = start_cfg(
+        &content(100),
+        &[],
+        TftpConfig {
+            timeout_ms: 100,
+            retries: 1000,
+            stall_timeout_ms: 600,
+            ..TftpConfig::default()
+        },
+        Arc::new(AtomicBool::new(false)),
+    );
+    assert_eq!(
+        s.server.join().unwrap().unwrap(),
+        End::Aborted("client stopped acknowledging")
+    );
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(550) && elapsed < Duration::from_secs(5),
+        "{elapsed:?}"
+    );
+    s.client
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let mut sends = 0;
+    while s.client.recv(&mut [0u8; 600]).is_ok() {
+        sends += 1;
+    }
+    assert!((2..=8).contains(&sends), "{sends} DATA packets");
 }

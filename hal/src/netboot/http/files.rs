@@ -1,114 +1,22 @@
-//! The HTTP boot server (axum): the TFTP tree over HTTP for iPXE and UEFI HTTP boot, read-only and
-//! confined to its root, with Range, HEAD, Last-Modified and ETag/If-None-Match.
+//! The request handler: GET/HEAD of a file under the root, with Range (one range; several get the
+//! whole file), Last-Modified and ETag/If-None-Match.
 
-use super::fsroot::{FsRoot, ResolveError};
-use axum::Router;
+use crate::netboot::fsroot::{FsRoot, ResolveError};
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::UNIX_EPOCH;
 use tower::ServiceExt;
 use tower_http::services::ServeFile;
-use tracing::{debug, info};
-
-/// `http` section of the boot services configuration.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct HttpConfig {
-    /// `listen` (`0.0.0.0:80`).
-    pub listen: SocketAddr,
-    /// `root`: the served tree (the same as TFTP's).
-    pub root: PathBuf,
-}
-
-impl Default for HttpConfig {
-    fn default() -> Self {
-        HttpConfig {
-            listen: SocketAddr::from(([0, 0, 0, 0], 80)),
-            root: PathBuf::from("/var/lib/tftpboot"),
-        }
-    }
-}
-
-/// Why the HTTP server could not start or stopped.
-#[non_exhaustive]
-#[derive(Debug, thiserror::Error)]
-pub enum HttpError {
-    /// The root directory is missing.
-    #[error("http root {path}: {source}")]
-    Root {
-        /// The configured root.
-        path: String,
-        /// The cause.
-        source: std::io::Error,
-    },
-    /// Socket failure.
-    #[error("http socket on {addr}: {source}")]
-    Socket {
-        /// The listen address.
-        addr: SocketAddr,
-        /// The cause.
-        source: std::io::Error,
-    },
-}
-
-/// The axum router serving `root`.
-pub fn router(root: FsRoot) -> Router {
-    Router::new().fallback(serve).with_state(root)
-}
-
-/// A bound HTTP boot server.
-pub struct HttpServer {
-    listener: tokio::net::TcpListener,
-    root: FsRoot,
-}
-
-impl HttpServer {
-    /// Checks the root and binds the listener.
-    pub async fn bind(config: HttpConfig) -> Result<Self, HttpError> {
-        let root = FsRoot::new(&config.root).map_err(|source| HttpError::Root {
-            path: config.root.display().to_string(),
-            source,
-        })?;
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| HttpError::Socket {
-                addr: config.listen,
-                source,
-            })?;
-        Ok(HttpServer { listener, root })
-    }
-
-    /// The bound address.
-    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.listener.local_addr()
-    }
-
-    /// Serves forever.
-    pub async fn run(self) -> Result<(), HttpError> {
-        let addr = self
-            .listener
-            .local_addr()
-            .map_err(|source| HttpError::Socket {
-                addr: SocketAddr::from(([0, 0, 0, 0], 0)),
-                source,
-            })?;
-        info!(%addr, root = %self.root.path().display(), "http boot server ready");
-        axum::serve(self.listener, router(self.root))
-            .await
-            .map_err(|source| HttpError::Socket { addr, source })
-    }
-}
+use tracing::debug;
 
 fn status(code: StatusCode) -> Response {
     (code, code.canonical_reason().unwrap_or("")).into_response()
 }
 
-async fn serve(State(root): State<FsRoot>, req: Request) -> Response {
+/// Serves one request from `root`.
+pub async fn serve(State(root): State<FsRoot>, req: Request) -> Response {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return status(StatusCode::METHOD_NOT_ALLOWED);
     }
@@ -157,7 +65,8 @@ async fn serve(State(root): State<FsRoot>, req: Request) -> Response {
         }
         return resp;
     }
-    let (parts, _) = req.into_parts();
+    let (mut parts, _) = req.into_parts();
+    drop_multiple_ranges(&mut parts.headers);
     let inner = Request::from_parts(parts, Body::empty());
     match ServeFile::new(file).oneshot(inner).await {
         Ok(resp) => {
@@ -168,6 +77,19 @@ async fn serve(State(root): State<FsRoot>, req: Request) -> Response {
             resp
         }
         Err(e) => match e {},
+    }
+}
+
+/// tower-http answers a Range of several ranges with 416, which a client cannot recover from.
+/// RFC 9110 §14.2 lets a server ignore Range: such a request gets the whole file with 200.
+fn drop_multiple_ranges(headers: &mut HeaderMap) {
+    let several = headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains(','));
+    if several {
+        debug!("several ranges asked: serving the whole file");
+        headers.remove(header::RANGE);
     }
 }
 
@@ -201,5 +123,16 @@ mod tests {
         assert_eq!(percent_decode("/a%20b/%2e%2e/x%"), "/a b/../x%");
         assert_eq!(percent_decode("%4"), "%4");
         assert_eq!(percent_decode("%41%42"), "AB");
+    }
+
+    #[test]
+    fn only_several_ranges_are_dropped() {
+        let mut h = HeaderMap::new();
+        h.insert(header::RANGE, HeaderValue::from_static("bytes=0-1"));
+        drop_multiple_ranges(&mut h);
+        assert!(h.contains_key(header::RANGE));
+        h.insert(header::RANGE, HeaderValue::from_static("bytes=0-1, 5-6"));
+        drop_multiple_ranges(&mut h);
+        assert!(!h.contains_key(header::RANGE));
     }
 }
