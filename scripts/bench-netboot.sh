@@ -135,6 +135,8 @@ cat > "$DIR/tftp.yaml" <<YAML
 tftp:
   interface: ${ID}a
   root: $DIR/root
+  # The load generator runs its 64 clients from one address (the default cap is 8 per client).
+  max_transfers_per_client: 64
 YAML
 
 grep -v lease_file "$DIR/dhcp.yaml" > "$DIR/dhcp-mem.yaml"
