@@ -9,6 +9,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::Value;
 use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 /// Words of the API: resources, users, environment and node names, sub-resources.
@@ -40,6 +41,22 @@ const WORDS: &[&str] = &[
     "1",
     "*",
     "",
+];
+
+/// The API's resources (first path segment).
+const RESOURCES: &[&str] = &[
+    "deployment",
+    "reboot",
+    "power",
+    "environments",
+    "rights",
+    "nodes",
+    "stats",
+    "console",
+    "version",
+    "info",
+    "clusters",
+    "auth_headers_prefix",
 ];
 
 /// Parameter names the handlers read.
@@ -209,10 +226,100 @@ fn body() -> impl Strategy<Value = Option<(&'static str, Vec<u8>)>> {
     ]
 }
 
+/// Half random requests, half submissions shaped as the clients send them.
 fn case() -> impl Strategy<Value = Case> {
+    prop_oneof![random_request(), submission()]
+}
+
+/// Node lists: real ones, huge ones, and text from the grammar.
+fn node_list() -> impl Strategy<Value = Value> {
+    let one = prop_oneof![
+        3 => prop::sample::select(&[
+            "node-1", "node-[1-3]", "node-[1-300]", "node-1.sim.kadeploy", "node-[1-999999].sim.kadeploy",
+            "node-[01-10]", "node-", "*", "node-[1-300],node-[1-300]", "n[1-1000]m[1-1000]",
+        ][..]).prop_map(String::from),
+        2 => GRAMMAR,
+        1 => "node-\\[[0-9,\\-]{0,12}\\](\\.sim\\.kadeploy)?",
+    ];
+    prop_oneof![
+        one.clone().prop_map(Value::from),
+        prop::collection::vec(one, 0..8)
+            .prop_map(|v| Value::Array(v.into_iter().map(Value::from).collect())),
+    ]
+}
+
+/// The environment of a submission: a recorded one by name and any version, or an anonymous one.
+fn environment() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        json_value().prop_map(|version| serde_json::json!({"kind": "database", "name": "debian12", "user": "root", "version": version})),
+        mutated_description().prop_map(|mut d| {
+            d["kind"] = Value::from("anonymous");
+            d
+        }),
+        json_value(),
+    ]
+}
+
+/// `POST /deployment`, `POST /reboot`, `PUT|GET /power`, `POST /console`, `GET /nodes`, `POST /rights`,
+/// `POST /environments` with a node list, an environment and random other parameters.
+fn submission() -> impl Strategy<Value = Case> {
+    let target = prop::sample::select(
+        &[
+            ("POST", "/deployment"),
+            ("POST", "/reboot"),
+            ("PUT", "/power"),
+            ("GET", "/power"),
+            ("POST", "/console"),
+            ("GET", "/nodes"),
+            ("POST", "/rights"),
+            ("POST", "/environments"),
+        ][..],
+    );
+    let extra = prop::collection::btree_map(
+        prop::sample::select(KEYS).prop_map(String::from),
+        json_value(),
+        0..4,
+    );
+    (
+        target,
+        node_list(),
+        prop::option::of(environment()),
+        extra,
+        prop::sample::select(&["root", "bob"][..]),
+        any::<bool>(),
+    )
+        .prop_map(|((method, path), nodes, env, extra, user, dry_run)| {
+            let mut body: serde_json::Map<String, Value> = extra.into_iter().collect();
+            body.insert("nodes".into(), nodes.clone());
+            body.insert("node".into(), nodes);
+            if let Some(env) = env {
+                body.insert("environment".into(), env);
+            }
+            if dry_run {
+                body.insert("dry_run".into(), Value::Bool(true));
+            }
+            Case {
+                method,
+                path: path.to_string(),
+                user: Some(user),
+                accept: None,
+                body: Some((
+                    "application/json",
+                    serde_json::to_vec(&Value::Object(body)).unwrap_or_default(),
+                )),
+            }
+        })
+}
+
+/// Any method on a path starting (mostly) with a resource, a query string and a body.
+fn random_request() -> impl Strategy<Value = Case> {
     (
         prop::sample::select(&["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"][..]),
-        prop::collection::vec(segment(), 0..5),
+        prop_oneof![
+            8 => prop::sample::select(RESOURCES).prop_map(String::from),
+            1 => segment(),
+        ],
+        prop::collection::vec(segment(), 0..4),
         prop::option::of(query()),
         prop::sample::select(&[Some("root"), Some("bob"), None][..]),
         prop::sample::select(
@@ -226,8 +333,11 @@ fn case() -> impl Strategy<Value = Case> {
         ),
         body(),
     )
-        .prop_map(|(method, segs, query, user, accept, body)| {
-            let mut path = format!("/{}", segs.join("/"));
+        .prop_map(|(method, first, rest, query, user, accept, body)| {
+            let mut path = format!("/{first}");
+            for seg in rest {
+                path = format!("{path}/{seg}");
+            }
             if let Some(q) = query {
                 path = format!("{path}?{q}");
             }
@@ -274,6 +384,8 @@ fn fuzzed_requests_never_panic_the_router() {
     seed_catalog(&Http::new(port, "root"));
     let conn: RefCell<Option<Conn>> = RefCell::new(None);
     let count = Cell::new(0u64);
+    // Answers by status and Kadeploy error number, to show how deep the cases reach.
+    let seen: RefCell<BTreeMap<(u16, Option<u32>), u64>> = RefCell::new(BTreeMap::new());
     let started = Instant::now();
     let mut runner = TestRunner::new(Config {
         failure_persistence: None,
@@ -306,14 +418,16 @@ fn fuzzed_requests_never_panic_the_router() {
         {
             *conn.borrow_mut() = None;
         }
+        *seen.borrow_mut().entry((r.status, r.code())).or_default() += 1;
         prop_assert!(r.status != 500, "{c:?}: 500 {}", r.text());
         prop_assert!((100..600).contains(&r.status), "{c:?}: status {}", r.status);
         Ok(())
     });
     println!(
-        "fuzz_http: {} requests in {:.1} s",
+        "fuzz_http: {} requests in {:.1} s; answers (status, error number): {:?}",
         count.get(),
-        started.elapsed().as_secs_f64()
+        started.elapsed().as_secs_f64(),
+        seen.borrow()
     );
     if let Err(e) = result {
         panic!("{e}");

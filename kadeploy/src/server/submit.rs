@@ -81,7 +81,7 @@ pub fn resolve(app: &App, requested: &[String]) -> Result<Vec<String>, RequestEr
     }
     let budget = app.nodes.len().saturating_add(NODELIST_MARGIN);
     let mut left = budget;
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = std::collections::BTreeSet::new();
     let mut out = std::collections::BTreeSet::new();
     for item in requested {
         if !seen.insert(item.trim()) {
