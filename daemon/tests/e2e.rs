@@ -3,14 +3,20 @@
 //! kill/restart scenario (acceptance 3) and raw-HTTP conformance (acceptance 5). One test binary: the
 //! scenarios are modules under `e2e/`.
 
+#[path = "e2e/attacks_http.rs"]
+mod attacks_http;
 #[path = "e2e/auth.rs"]
 mod auth;
 #[path = "e2e/conformance.rs"]
 mod conformance;
+#[path = "e2e/conn.rs"]
+mod conn;
 #[path = "e2e/console.rs"]
 mod console;
 #[path = "e2e/export.rs"]
 mod export;
+#[path = "e2e/fuzz_http.rs"]
+mod fuzz_http;
 #[path = "e2e/harness.rs"]
 mod harness;
 #[path = "e2e/netboot.rs"]

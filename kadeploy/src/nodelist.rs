@@ -13,6 +13,9 @@ pub use fold::fold;
 /// Most names one expression may expand to.
 pub const MAX_NODES: usize = 1_000_000;
 
+/// Longest part of a list quoted in an error (characters): lists come from requests of up to 1 MiB.
+const MAX_SHOWN: usize = 100;
+
 /// Why a node list could not be expanded.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -20,19 +23,19 @@ pub enum NodeListError {
     /// The list is empty, or has an empty item between commas.
     #[error("empty node name in `{list}`")]
     Empty {
-        /// The whole list.
+        /// The whole list (cut to a readable length).
         list: String,
     },
     /// A `[` without `]`, a `]` without `[`, or nested brackets.
     #[error("unbalanced brackets in `{list}`")]
     Brackets {
-        /// The whole list.
+        /// The whole list (cut to a readable length).
         list: String,
     },
     /// A bracket group that is not numbers and ranges, or a character not allowed in a host name.
     #[error("invalid range `{range}` in `{list}`: {reason}")]
     Syntax {
-        /// The whole list.
+        /// The whole list (cut to a readable length).
         list: String,
         /// The offending part.
         range: String,
@@ -42,31 +45,132 @@ pub enum NodeListError {
     /// A range whose first bound is larger than its last.
     #[error("reversed range `{range}` in `{list}`")]
     Reversed {
-        /// The whole list.
+        /// The whole list (cut to a readable length).
         list: String,
         /// The offending range.
         range: String,
     },
-    /// The expression gives more than [`MAX_NODES`] names.
-    #[error("`{list}` expands to more than {MAX_NODES} names")]
+    /// The expression gives more than `max` names.
+    #[error("`{list}` expands to more than {max} names")]
     TooLarge {
-        /// The whole list.
+        /// The whole list (cut to a readable length).
         list: String,
+        /// The limit.
+        max: usize,
     },
 }
 
+/// `text` cut to [`MAX_SHOWN`] characters, for error messages.
+pub fn shown(text: &str) -> String {
+    match text.char_indices().nth(MAX_SHOWN) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_string(),
+    }
+}
+
 /// Expands a node list into names, in order: `node-[1-3,5].dom` gives `node-1.dom`, `node-2.dom`, `node-3.dom`,
-/// `node-5.dom`; a name without brackets is returned as is.
+/// `node-5.dom`; a name without brackets is returned as is. At most [`MAX_NODES`] names.
 pub fn expand(list: &str) -> Result<Vec<String>, NodeListError> {
-    let mut out = Vec::new();
+    expand_at_most(list, MAX_NODES)
+}
+
+/// Like [`expand`], but a list giving more than `max` names is [`NodeListError::TooLarge`], found by
+/// counting before any name is built: the work and memory are those of the text plus `max` names.
+pub fn expand_at_most(list: &str, max: usize) -> Result<Vec<String>, NodeListError> {
+    let max = max.min(MAX_NODES);
+    let items = parse(list)?;
+    let Some(total) = total(&items).filter(|&total| total <= max) else {
+        return Err(NodeListError::TooLarge {
+            list: shown(list),
+            max,
+        });
+    };
+    let mut out = Vec::with_capacity(total);
+    for item in &items {
+        item.expand_into(&mut out);
+    }
+    Ok(out)
+}
+
+/// How many names a list gives, without building them.
+pub fn count(list: &str) -> Result<usize, NodeListError> {
+    total(&parse(list)?).ok_or_else(|| NodeListError::TooLarge {
+        list: shown(list),
+        max: MAX_NODES,
+    })
+}
+
+/// Names of all items, `None` past [`MAX_NODES`].
+fn total(items: &[Item<'_>]) -> Option<usize> {
+    items
+        .iter()
+        .try_fold(0usize, |acc, item| acc.checked_add(item.count()?))
+        .filter(|&total| total <= MAX_NODES)
+}
+
+/// One item (no top-level comma): literal parts and bracket groups alternate, `parts[0] groups[0] parts[1] ...`.
+struct Item<'a> {
+    parts: Vec<&'a str>,
+    groups: Vec<Vec<Span>>,
+}
+
+/// `low..=high` of a bracket group, zero-padded to `width` digits (0: natural).
+struct Span {
+    low: u64,
+    high: u64,
+    width: usize,
+}
+
+impl Span {
+    /// Numbers in the span (saturating: a span is at most 10^18 wide).
+    fn len(&self) -> usize {
+        usize::try_from(self.high - self.low)
+            .unwrap_or(usize::MAX)
+            .saturating_add(1)
+    }
+}
+
+impl Item<'_> {
+    /// Names of the item, `None` past [`MAX_NODES`].
+    fn count(&self) -> Option<usize> {
+        self.groups.iter().try_fold(1usize, |acc, group| {
+            let len = group
+                .iter()
+                .try_fold(0usize, |sum, span| sum.checked_add(span.len()))?;
+            acc.checked_mul(len).filter(|&total| total <= MAX_NODES)
+        })
+    }
+
+    /// Appends the item's names (call only once [`Item::count`] is known to be small enough).
+    fn expand_into(&self, out: &mut Vec<String>) {
+        let mut names = vec![self.parts.first().copied().unwrap_or("").to_string()];
+        for (group, part) in self.groups.iter().zip(self.parts.iter().skip(1)) {
+            let numbers: Vec<String> = group
+                .iter()
+                .flat_map(|s| {
+                    (s.low..=s.high).map(move |num| format!("{num:0width$}", width = s.width))
+                })
+                .collect();
+            names = names
+                .iter()
+                .flat_map(|head| numbers.iter().map(move |num| format!("{head}{num}{part}")))
+                .collect();
+        }
+        out.extend(names);
+    }
+}
+
+/// Parses every item of a list, building no name.
+fn parse(list: &str) -> Result<Vec<Item<'_>>, NodeListError> {
+    let mut items = Vec::new();
     for item in split_top_level(list)? {
         let item = item.trim();
         if item.is_empty() {
-            return Err(NodeListError::Empty { list: list.into() });
+            return Err(NodeListError::Empty { list: shown(list) });
         }
-        expand_item(list, item, &mut out)?;
+        items.push(parse_item(list, item)?);
     }
-    Ok(out)
+    Ok(items)
 }
 
 /// Splits on commas outside brackets; checks that brackets are balanced and not nested.
@@ -77,7 +181,7 @@ fn split_top_level(list: &str) -> Result<Vec<&str>, NodeListError> {
         match c {
             '[' if depth == 0 => depth = 1,
             ']' if depth == 1 => depth = 0,
-            '[' | ']' => return Err(NodeListError::Brackets { list: list.into() }),
+            '[' | ']' => return Err(NodeListError::Brackets { list: shown(list) }),
             ',' if depth == 0 => {
                 items.push(&list[start..i]);
                 start = i + 1;
@@ -86,20 +190,14 @@ fn split_top_level(list: &str) -> Result<Vec<&str>, NodeListError> {
         }
     }
     if depth != 0 {
-        return Err(NodeListError::Brackets { list: list.into() });
+        return Err(NodeListError::Brackets { list: shown(list) });
     }
     items.push(&list[start..]);
     Ok(items)
 }
 
-/// Expands one item (no top-level comma) and appends its names to `out`.
-fn expand_item(list: &str, item: &str, out: &mut Vec<String>) -> Result<(), NodeListError> {
-    let syntax = |range: &str, reason: &str| NodeListError::Syntax {
-        list: list.into(),
-        range: range.into(),
-        reason: reason.into(),
-    };
-    // Literal parts and bracket groups alternate: parts[0] [groups[0]] parts[1] ...
+/// Parses one item (no top-level comma, brackets balanced).
+fn parse_item<'a>(list: &str, item: &'a str) -> Result<Item<'a>, NodeListError> {
     let mut parts = Vec::new();
     let mut groups = Vec::new();
     let mut rest = item;
@@ -107,43 +205,31 @@ fn expand_item(list: &str, item: &str, out: &mut Vec<String>) -> Result<(), Node
         let close = rest[open..]
             .find(']')
             .map(|c| open + c)
-            .ok_or_else(|| NodeListError::Brackets { list: list.into() })?;
+            .ok_or_else(|| NodeListError::Brackets { list: shown(list) })?;
         parts.push(&rest[..open]);
-        groups.push(parse_group(list, &rest[open..=close])?);
+        groups.push(parse_group(list, &rest[open + 1..close])?);
         rest = &rest[close + 1..];
     }
     parts.push(rest);
     for part in &parts {
         if let Some(bad) = part.chars().find(|c| c.is_whitespace() || c.is_control()) {
-            return Err(syntax(item, &format!("unexpected character {bad:?}")));
+            return Err(NodeListError::Syntax {
+                list: shown(list),
+                range: shown(item),
+                reason: format!("unexpected character {bad:?}"),
+            });
         }
     }
-    let total = groups.iter().try_fold(1usize, |acc, group| {
-        acc.checked_mul(group.len())
-            .filter(|&total| total <= MAX_NODES)
-    });
-    if total.is_none_or(|total| out.len() + total > MAX_NODES) {
-        return Err(NodeListError::TooLarge { list: list.into() });
-    }
-    let mut names = vec![parts[0].to_string()];
-    for (group, part) in groups.iter().zip(&parts[1..]) {
-        names = names
-            .iter()
-            .flat_map(|head| group.iter().map(move |num| format!("{head}{num}{part}")))
-            .collect();
-    }
-    out.extend(names);
-    Ok(())
+    Ok(Item { parts, groups })
 }
 
-/// Parses `[a-b,c,...]` into the formatted numbers it stands for.
-fn parse_group(list: &str, group: &str) -> Result<Vec<String>, NodeListError> {
+/// Parses the inside of `[a-b,c,...]` into spans.
+fn parse_group(list: &str, inner: &str) -> Result<Vec<Span>, NodeListError> {
     let syntax = |reason: &str| NodeListError::Syntax {
-        list: list.into(),
-        range: group.into(),
+        list: shown(list),
+        range: shown(&format!("[{inner}]")),
         reason: reason.into(),
     };
-    let inner = &group[1..group.len() - 1];
     let mut out = Vec::new();
     for piece in inner.split(',') {
         let piece = piece.trim();
@@ -152,7 +238,8 @@ fn parse_group(list: &str, group: &str) -> Result<Vec<String>, NodeListError> {
         let number = |text: &str| -> Result<u64, NodeListError> {
             if text.is_empty() || text.len() > 18 || !text.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(syntax(&format!(
-                    "`{piece}` is not a number or a range `first-last`"
+                    "`{}` is not a number or a range `first-last`",
+                    shown(piece)
                 )));
             }
             text.parse().map_err(|_| syntax("number too large"))
@@ -160,19 +247,16 @@ fn parse_group(list: &str, group: &str) -> Result<Vec<String>, NodeListError> {
         let (low, high) = (number(first)?, number(last)?);
         if low > high {
             return Err(NodeListError::Reversed {
-                list: list.into(),
-                range: piece.into(),
+                list: shown(list),
+                range: shown(piece),
             });
-        }
-        if (high - low) as usize >= MAX_NODES || out.len() + (high - low) as usize >= MAX_NODES {
-            return Err(NodeListError::TooLarge { list: list.into() });
         }
         let width = if first.len() == last.len() {
             first.len()
         } else {
             0
         };
-        out.extend((low..=high).map(|num| format!("{num:0width$}")));
+        out.push(Span { low, high, width });
     }
     Ok(out)
 }
@@ -237,9 +321,43 @@ mod tests {
         );
     }
 
-    proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+    #[test]
+    fn counts_before_building() {
+        assert_eq!(count("n[1-1000000]"), Ok(1_000_000));
+        assert_eq!(count("n[1-3],m[1-2]x[1-2]"), Ok(7));
+        assert!(matches!(
+            count("n[1-1000000],m"),
+            Err(NodeListError::TooLarge { .. })
+        ));
+        assert!(matches!(
+            expand_at_most("node-[1-999999].sim.kadeploy", 364),
+            Err(NodeListError::TooLarge { max: 364, .. })
+        ));
+        assert!(matches!(
+            expand_at_most("n[1-300],n[1-300]", 364),
+            Err(NodeListError::TooLarge { .. })
+        ));
+        assert_eq!(
+            expand_at_most("n[1-3]", 3).map(|n| n.len()),
+            Ok(3),
+            "exactly the limit is fine"
+        );
+        assert!(matches!(
+            expand_at_most("n[1-3]", 2),
+            Err(NodeListError::TooLarge { max: 2, .. })
+        ));
+    }
 
+    #[test]
+    fn errors_quote_long_lists_briefly() {
+        let long = format!("{}[", "x".repeat(10_000));
+        let msg = expand(&long).unwrap_err().to_string();
+        assert!(msg.chars().count() < 200, "{msg}");
+        assert_eq!(shown("short"), "short");
+        assert_eq!(shown(&"é".repeat(500)).chars().count(), MAX_SHOWN + 1);
+    }
+
+    proptest::proptest! {
         #[test]
         fn never_panics(text in "[a-zé0-9.,\\[\\] -]{0,30}") {
             let _ = expand(&text);

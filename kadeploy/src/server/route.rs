@@ -11,6 +11,8 @@ use serde_json::{Map, Value};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+mod panics;
+
 /// Largest accepted body (1 MiB, as Kadeploy).
 pub const MAX_BODY: usize = 1 << 20;
 
@@ -28,12 +30,16 @@ pub struct Req {
     pub almighty: bool,
 }
 
-/// The axum handler of every route.
+/// The axum handler of every route; a panic anywhere below it is a 500 (see [`panics`]).
 pub async fn handle(
     State(app): State<Arc<App>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     req: Request,
 ) -> Response {
+    panics::guarded(respond(app, peer, req)).await
+}
+
+async fn respond(app: Arc<App>, peer: SocketAddr, req: Request) -> Response {
     let headers = req.headers().clone();
     let gz = headers
         .get(header::ACCEPT_ENCODING)
@@ -52,23 +58,12 @@ pub async fn handle(
     }
 }
 
-fn decode(seg: &str) -> String {
-    let bytes = seg.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        if bytes[i] == b'%'
-            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), bytes.get(i + 2).and_then(|b| hex(*b)))
-        {
-            out.push((h * 16 + l) as u8);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+/// Percent-decodes one path segment; an invalid escape (`%`, `%4`, `%zz`) is kept as is and invalid
+/// UTF-8 becomes U+FFFD.
+pub fn decode(seg: &str) -> String {
+    percent_encoding::percent_decode_str(seg)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 async fn body_params(req: Request) -> Result<Map<String, Value>, HttpError> {
@@ -211,14 +206,17 @@ async fn blocking(
     f: impl FnOnce(&Arc<App>, Req) -> Result<Reply, HttpError> + Send + 'static,
 ) -> Result<Reply, HttpError> {
     let app = app.clone();
-    tokio::task::spawn_blocking(move || f(&app, r))
-        .await
-        .unwrap_or_else(|e| {
-            Err(HttpError::Status(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("the request handler failed: {e}"),
-            ))
-        })
+    tokio::task::spawn_blocking(move || {
+        let _scope = panics::HandlerScope::enter();
+        f(&app, r)
+    })
+    .await
+    .unwrap_or_else(|_| {
+        Err(HttpError::Status(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the request handler failed".into(),
+        ))
+    })
 }
 
 /// 405 for a method a resource does not accept; `allow` lists the ones it does (the `Allow` header).
@@ -229,4 +227,44 @@ pub fn method_not_allowed(allow: &'static str) -> HttpError {
 /// An empty body, for `dry_run`.
 pub fn empty() -> Reply {
     Reply::Text(String::new())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decode;
+    use proptest::prelude::*;
+
+    #[test]
+    fn decodes_percent_escapes_and_keeps_broken_ones() {
+        assert_eq!(decode("node%2D1"), "node-1");
+        assert_eq!(decode("a%20b"), "a b");
+        assert_eq!(decode("%C3%A9"), "é");
+        assert_eq!(
+            decode("%"),
+            "%",
+            "before f72496d this read past the end and panicked"
+        );
+        assert_eq!(decode("abc%"), "abc%");
+        assert_eq!(decode("%4"), "%4");
+        assert_eq!(decode("%zz%41"), "%zzA");
+        assert_eq!(decode("%FF"), "\u{FFFD}");
+    }
+
+    proptest! {
+        /// Any segment decodes without panicking, and decoding is the identity on text without `%`.
+        #[test]
+        fn decode_never_panics(seg in "[%0-9a-fA-FgG/é\u{0}-\u{7f}]{0,40}") {
+            let out = decode(&seg);
+            if !seg.contains('%') {
+                prop_assert_eq!(out, seg);
+            }
+        }
+
+        /// Encoded then decoded text is the text.
+        #[test]
+        fn decode_reverses_encoding(text in "\\PC{0,30}") {
+            let encoded: String = text.bytes().map(|b| format!("%{b:02X}")).collect();
+            prop_assert_eq!(decode(&encoded), text);
+        }
+    }
 }

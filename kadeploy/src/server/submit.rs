@@ -62,7 +62,16 @@ pub fn route(app: &Arc<App>, r: Req) -> Result<Reply, HttpError> {
     }
 }
 
-/// Resolves node names, ranges and short names to the configured nodes, sorted.
+/// How many names a request may list beyond the server's nodes (repeats, a name given both short and
+/// long): the expansion of its node lists stops there, so its cost is bounded by the cluster, not by the
+/// ranges a client writes.
+pub const NODELIST_MARGIN: usize = 64;
+
+/// Resolves node names, ranges and short names to the configured nodes, sorted and deduplicated.
+///
+/// Identical items are read once; all items together may expand to at most the number of configured
+/// nodes plus [`NODELIST_MARGIN`] names, counted before any name is built (error 2 beyond), and each
+/// name is looked up in O(log nodes).
 pub fn resolve(app: &App, requested: &[String]) -> Result<Vec<String>, RequestError> {
     if requested.is_empty() {
         return Err(err(
@@ -70,43 +79,61 @@ pub fn resolve(app: &App, requested: &[String]) -> Result<Vec<String>, RequestEr
             "Parameter 'nodes': is mandatory",
         ));
     }
-    let mut out = Vec::new();
+    let budget = app.nodes.len().saturating_add(NODELIST_MARGIN);
+    let mut left = budget;
+    let mut seen = std::collections::BTreeSet::new();
+    let mut out = std::collections::BTreeSet::new();
     for item in requested {
-        let names = crate::nodelist::expand(item)
-            .map_err(|e| err(ApiError::InvalidNodelist, e.to_string()))?;
+        if !seen.insert(item.trim()) {
+            continue;
+        }
+        let names = crate::nodelist::expand_at_most(item, left).map_err(|e| match e {
+            crate::nodelist::NodeListError::TooLarge { .. } => err(
+                ApiError::InvalidNodelist,
+                format!(
+                    "The node list names more than {budget} nodes (this server has {})",
+                    app.nodes.len()
+                ),
+            ),
+            e => err(ApiError::InvalidNodelist, e.to_string()),
+        })?;
+        left = left.saturating_sub(names.len());
         for name in names {
-            if app.nodes.contains_key(&name) {
-                out.push(name);
-                continue;
-            }
-            let hits: Vec<&String> = app
-                .nodes
-                .keys()
-                .filter(|n| {
-                    n.strip_prefix(name.as_str())
-                        .is_some_and(|rest| !rest.starts_with(|c: char| c.is_ascii_digit()))
-                })
-                .collect();
-            match hits.as_slice() {
-                [one] => out.push((*one).clone()),
-                [] => {
-                    return Err(err(
-                        ApiError::InvalidNodelist,
-                        format!("The node '{name}' does not exist"),
-                    ));
-                }
-                _ => {
-                    return Err(err(
-                        ApiError::InvalidNodelist,
-                        format!("Ambiguous node name '{name}'"),
-                    ));
-                }
-            }
+            out.insert(known_node(&app.nodes, &name)?.clone());
         }
     }
-    out.sort();
-    out.dedup();
-    Ok(out)
+    Ok(out.into_iter().collect())
+}
+
+/// The configured node `name` designates: itself, or the one node it is a short name of (the node's
+/// name continues with something other than a digit, `node-7` for `node-7.sim.kadeploy`).
+fn known_node<'a, V>(
+    nodes: &'a BTreeMap<String, V>,
+    name: &str,
+) -> Result<&'a String, RequestError> {
+    use std::ops::Bound::{Excluded, Included, Unbounded};
+    if let Some((node, _)) = nodes.get_key_value(name) {
+        return Ok(node);
+    }
+    // Names continuing with a digit sort from `name0` to `name9…`, before `name:`: the candidates are
+    // the names between `name` and `name0`, and those from `name:` on that start with `name`.
+    let (digit, after_digits) = (format!("{name}0"), format!("{name}:"));
+    let before = nodes.range::<str, _>((Excluded(name), Excluded(digit.as_str())));
+    let after = nodes
+        .range::<str, _>((Included(after_digits.as_str()), Unbounded))
+        .take_while(|(node, _)| node.starts_with(name));
+    let hits: Vec<&String> = before.chain(after).map(|(node, _)| node).take(2).collect();
+    match hits.as_slice() {
+        [one] => Ok(one),
+        [] => Err(err(
+            ApiError::InvalidNodelist,
+            format!("The node '{}' does not exist", crate::nodelist::shown(name)),
+        )),
+        _ => Err(err(
+            ApiError::InvalidNodelist,
+            format!("Ambiguous node name '{}'", crate::nodelist::shown(name)),
+        )),
+    }
 }
 
 fn level(p: &Params) -> Result<PowerLevel, RequestError> {
@@ -187,15 +214,17 @@ fn environment(app: &App, r: &Req) -> Result<Option<(EnvDesc, String, i64)>, Req
     })?;
     let version = match env.get("version") {
         None | Some(Value::Null) => None,
+        // Out of range is an error, not a wrap-around (4294967297 used to select version 1).
         Some(v) => Some(
             v.as_u64()
                 .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                .and_then(|v| u32::try_from(v).ok())
                 .ok_or_else(|| {
                     err(
                         ApiError::InvalidOption,
-                        "Parameter 'environment/version': should be an Integer",
+                        "Parameter 'environment/version': should be an Integer from 0 to 4294967295",
                     )
-                })? as u32,
+                })?,
         ),
     };
     let owners: Vec<String> = match env.get("user").and_then(Value::as_str) {
@@ -289,7 +318,16 @@ fn create(app: &Arc<App>, kind: Kind, r: &Req) -> Result<Reply, HttpError> {
                     )
                 })?)),
             };
-            d.boot_partition = p.int("boot_partition")?.map(|b| b.max(0) as u32);
+            d.boot_partition = p
+                .int("boot_partition")?
+                .map(|b| u32::try_from(b.max(0)))
+                .transpose()
+                .map_err(|_| {
+                    err(
+                        ApiError::InvalidOption,
+                        "Parameter 'boot_partition': should be a partition number",
+                    )
+                })?;
             d.reformat_tmp = p.string("reformat_tmp_partition")?;
             d.disable_kexec = p.toggle("disable_kexec");
             d.disable_bootloader_install = p.toggle("disable_bootloader_install");
@@ -737,5 +775,76 @@ pub fn resolve_or_empty(app: &App, requested: &[String]) -> Result<Vec<String>, 
         Ok(Vec::new())
     } else {
         resolve(app, requested)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::known_node;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    /// The lookup before the range search: every node scanned for each name.
+    fn scan<'a>(nodes: &'a BTreeMap<String, ()>, name: &str) -> Result<&'a String, usize> {
+        if let Some((node, _)) = nodes.get_key_value(name) {
+            return Ok(node);
+        }
+        let hits: Vec<&String> = nodes
+            .keys()
+            .filter(|n| {
+                n.strip_prefix(name)
+                    .is_some_and(|rest| !rest.starts_with(|c: char| c.is_ascii_digit()))
+            })
+            .collect();
+        match hits.as_slice() {
+            [one] => Ok(one),
+            other => Err(other.len().min(2)),
+        }
+    }
+
+    #[test]
+    fn short_names_resolve_by_range() {
+        let nodes: BTreeMap<String, ()> = [
+            "node-1.dom",
+            "node-10.dom",
+            "node-2.dom",
+            "node-2-eth1.dom",
+            "x",
+        ]
+        .iter()
+        .map(|n| (n.to_string(), ()))
+        .collect();
+        let found = |n: &str| {
+            known_node(&nodes, n)
+                .map(String::as_str)
+                .map_err(|e| e.kind.code())
+        };
+        assert_eq!(found("node-1"), Ok("node-1.dom"));
+        assert_eq!(found("node-10"), Ok("node-10.dom"));
+        assert_eq!(found("node-1.dom"), Ok("node-1.dom"));
+        assert_eq!(found("x"), Ok("x"));
+        assert_eq!(
+            found("node-2"),
+            Err(2),
+            "node-2.dom and node-2-eth1.dom: ambiguous"
+        );
+        assert_eq!(found("node-3"), Err(2));
+        assert_eq!(found("node-"), Err(2));
+        assert_eq!(found("%"), Err(2));
+    }
+
+    proptest! {
+        /// The range search finds what scanning every node finds.
+        #[test]
+        fn range_lookup_matches_a_full_scan(
+            names in prop::collection::btree_set("[a-c0-9.:/é-]{1,6}", 0..40),
+            name in "[a-c0-9.:/é-]{1,4}",
+        ) {
+            let nodes: BTreeMap<String, ()> = names.into_iter().map(|n| (n, ())).collect();
+            let fast = known_node(&nodes, &name)
+                .map_err(|e| if e.detail.starts_with("Ambiguous") { 2 } else { 0 });
+            let slow = scan(&nodes, &name);
+            prop_assert_eq!(fast, slow);
+        }
     }
 }
