@@ -3,6 +3,8 @@
 //! kill/restart scenario (acceptance 3) and raw-HTTP conformance (acceptance 5). One test binary: the
 //! scenarios are modules under `e2e/`.
 
+#[path = "e2e/attacks_store.rs"]
+mod attacks_store;
 #[path = "e2e/auth.rs"]
 mod auth;
 #[path = "e2e/conformance.rs"]
