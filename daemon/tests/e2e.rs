@@ -5,6 +5,8 @@
 
 #[path = "e2e/attacks_http.rs"]
 mod attacks_http;
+#[path = "e2e/attacks_store.rs"]
+mod attacks_store;
 #[path = "e2e/auth.rs"]
 mod auth;
 #[path = "e2e/conformance.rs"]

@@ -75,18 +75,6 @@ fn kill_during_deployment_then_restart() {
     assert_eq!(r.code(), Some(1), "INVALID_WORKFLOW_ID");
     assert_eq!(h.get("/deployment").json(), json!([]));
 
-    let store = kadeploy::store::Store::open(&db).expect("the database opens");
-    let integrity = store
-        .transaction(
-            |tx| Ok(tx.query_row("PRAGMA integrity_check", [], |r| r.get::<_, String>(0))?),
-        )
-        .expect("integrity check");
-    assert_eq!(integrity, "ok");
-    let row = store.workflow_get(&wid).expect("query").expect("recorded");
-    assert_eq!(row.state, "aborted");
-    assert_eq!(row.nodes.len(), 300);
-    drop(store);
-
     let states = h.get("/nodes").json();
     let states = states.as_object().expect("node map");
     assert_eq!(states.len(), 300);
@@ -132,5 +120,18 @@ fn kill_during_deployment_then_restart() {
         "aborted"
     );
     drop(server);
+
+    // The server holds the database while it runs: it is read once the server is gone.
+    let store = kadeploy::store::Store::open(&db).expect("the database opens");
+    let integrity = store
+        .transaction(
+            |tx| Ok(tx.query_row("PRAGMA integrity_check", [], |r| r.get::<_, String>(0))?),
+        )
+        .expect("integrity check");
+    assert_eq!(integrity, "ok");
+    let row = store.workflow_get(&wid).expect("query").expect("recorded");
+    assert_eq!(row.state, "aborted");
+    assert_eq!(row.nodes.len(), 300);
+    drop(store);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -72,8 +72,9 @@ pub struct App {
 }
 
 impl App {
-    /// Loads the configuration directory `dir`, opens the database (recording interrupted workflows as
-    /// aborted), and starts each cluster's backend from `backends`.
+    /// Loads the configuration directory `dir`, opens the database (locked for the life of the process;
+    /// an error when another process holds it), records interrupted workflows as aborted, and starts each
+    /// cluster's backend from `backends`.
     pub fn start(dir: &Path, backends: &Backends) -> anyhow::Result<Arc<App>> {
         let mut settings = Settings::load(dir)?;
         let loaded = load_dir(dir)
@@ -92,11 +93,14 @@ impl App {
         dir: PathBuf,
         backends: &Backends,
     ) -> anyhow::Result<Arc<App>> {
+        // Locked before anything reads or changes it: a second server on this database stops here,
+        // before recording the first one's running workflows as aborted.
         let store = Arc::new(
             Store::open(&settings.database)
                 .with_context(|| format!("opening {}", settings.database.display()))?,
         );
         let recovered = store.recover()?;
+        Store::watch(&store, crate::store::WATCH_PERIOD);
         for wid in &recovered {
             tracing::warn!(%wid, "the workflow was running when the server stopped: recorded as aborted");
         }

@@ -161,17 +161,18 @@ pub fn render(reply: Reply, format: Format, gz: bool) -> Response {
     }
 }
 
-/// Renders an error: Kadeploy errors as 400 with the code and the Base64 message.
+/// Renders an error: Kadeploy errors as 400 with the code and the Base64 message, except database
+/// failures (error 20: the server's fault, not the request's), which are 500 with the same headers.
 pub fn render_error(e: HttpError, realm: Option<&str>) -> Response {
     match e {
         HttpError::Api(err) => {
             let msg = err.to_string();
-            let mut r = build(
-                StatusCode::BAD_REQUEST,
-                "text/plain",
-                format!("{msg}\n").into_bytes(),
-                false,
-            );
+            let status = if err.kind == crate::error::ApiError::DatabaseError {
+                StatusCode::INTERNAL_SERVER_ERROR
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            let mut r = build(status, "text/plain", format!("{msg}\n").into_bytes(), false);
             let info = base64::engine::general_purpose::STANDARD.encode(msg.as_bytes());
             let h = r.headers_mut();
             h.insert(

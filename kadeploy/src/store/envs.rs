@@ -229,36 +229,38 @@ impl Store {
 
     /// The environment with database id `id`.
     pub fn env_by_id(&self, id: i64) -> Result<Option<EnvRow>> {
-        let conn = self.conn();
         let sql = format!("SELECT {COLUMNS} FROM environments WHERE id = ?1");
-        Ok(conn.query_row(&sql, [id], from_row).optional()?)
+        self.read(|conn| Ok(conn.query_row(&sql, [id], from_row).optional()?))
     }
 
     /// Every version of `owner`'s environment `name` (exact), newest first.
     pub fn env_versions(&self, owner: &str, name: &str) -> Result<Vec<EnvRow>> {
-        let conn = self.conn();
         let sql = format!(
             "SELECT {COLUMNS} FROM environments WHERE user = ?1 AND name = ?2 ORDER BY version DESC"
         );
-        let mut stmt = conn.prepare(&sql)?;
-        let rows = stmt
-            .query_map(params![owner, name], from_row)?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+        self.read(|conn| {
+            let mut stmt = conn.prepare(&sql)?;
+            let rows = stmt
+                .query_map(params![owner, name], from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
     }
 
     /// `GET /environments` with Kadeploy's visibility rules, version selection and ordering.
     pub fn env_list(&self, f: &EnvFilter) -> Result<Vec<EnvRow>> {
-        let conn = self.conn();
         let sql = format!(
             "SELECT {COLUMNS} FROM environments WHERE (?1 IS NULL OR name LIKE ?1) AND (?2 IS NULL OR version = ?2)
              AND (?3 IS NULL OR user = ?3)
              ORDER BY CASE visibility WHEN 'public' THEN 0 WHEN 'private' THEN 1 ELSE 2 END, name, user, version DESC"
         );
-        let mut stmt = conn.prepare(&sql)?;
-        let rows = stmt
-            .query_map(params![f.name, f.version, f.username], from_row)?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let rows = self.read(|conn| {
+            let mut stmt = conn.prepare(&sql)?;
+            let rows = stmt
+                .query_map(params![f.name, f.version, f.username], from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })?;
         let mut out: Vec<EnvRow> = Vec::new();
         for row in rows {
             let visible = match &f.username {

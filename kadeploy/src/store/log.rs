@@ -186,23 +186,24 @@ impl Store {
             "SELECT {} FROM log WHERE {cond} ORDER BY {sort}{limit}",
             fields.join(", ")
         );
-        let conn = self.conn();
-        let mut stmt = conn.prepare(&sql)?;
-        let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
-        let mut out = String::new();
-        while let Some(row) = rows.next()? {
-            let cols: Vec<String> = (0..fields.len())
-                .map(|i| match row.get::<_, SqlValue>(i) {
-                    Ok(SqlValue::Integer(n)) => n.to_string(),
-                    Ok(SqlValue::Text(s)) => s,
-                    Ok(SqlValue::Real(f)) => f.to_string(),
-                    _ => String::new(),
-                })
-                .collect();
-            out.push_str(&cols.join(","));
-            out.push('\n');
-        }
-        Ok(out)
+        self.read(|conn| {
+            let mut stmt = conn.prepare(&sql)?;
+            let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
+            let mut out = String::new();
+            while let Some(row) = rows.next()? {
+                let cols: Vec<String> = (0..fields.len())
+                    .map(|i| match row.get::<_, SqlValue>(i) {
+                        Ok(SqlValue::Integer(n)) => n.to_string(),
+                        Ok(SqlValue::Text(s)) => s,
+                        Ok(SqlValue::Real(f)) => f.to_string(),
+                        _ => String::new(),
+                    })
+                    .collect();
+                out.push_str(&cols.join(","));
+                out.push('\n');
+            }
+            Ok(out)
+        })
     }
 
     /// `kind=failure_rates`: per host `1 - successes/total`, rounded to 3 decimals, at least `min`.
@@ -211,18 +212,21 @@ impl Store {
         let sql = format!(
             "SELECT hostname, SUM(CASE WHEN success = 'true' THEN 1 ELSE 0 END), COUNT(*) FROM log WHERE {cond} GROUP BY hostname"
         );
-        let conn = self.conn();
-        let mut stmt = conn.prepare(&sql)?;
-        let rows = stmt.query_map(rusqlite::params_from_iter(args), |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, i64>(2)?,
-            ))
+        let rows = self.read(|conn| {
+            let mut stmt = conn.prepare(&sql)?;
+            let rows = stmt
+                .query_map(rusqlite::params_from_iter(args), |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, i64>(2)?,
+                    ))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
         })?;
         let mut out = BTreeMap::new();
-        for row in rows {
-            let (h, ok, total) = row?;
+        for (h, ok, total) in rows {
             let rate = ((1.0 - ok as f64 / total.max(1) as f64) * 1000.0).round() / 1000.0;
             if min.is_none_or(|m| rate >= m) {
                 out.insert(h, rate);

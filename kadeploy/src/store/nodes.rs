@@ -40,7 +40,6 @@ impl Store {
     /// Named hosts are looked up one by one through the primary key (a cached statement), so the cost
     /// follows `hosts`, not the size of the table.
     pub fn nodes_get(&self, hosts: &[String]) -> Result<BTreeMap<String, NodeRow>> {
-        let conn = self.conn();
         let row_of = |r: &rusqlite::Row<'_>| {
             Ok((
                 r.get::<_, String>(0)?,
@@ -52,26 +51,28 @@ impl Store {
                 },
             ))
         };
-        let mut out = BTreeMap::new();
-        if hosts.is_empty() {
+        self.read(|conn| {
+            let mut out = BTreeMap::new();
+            if hosts.is_empty() {
+                let mut stmt = conn.prepare_cached(
+                    "SELECT hostname, state, env_id, date, user FROM nodes ORDER BY hostname",
+                )?;
+                for row in stmt.query_map([], row_of)? {
+                    let (h, n) = row?;
+                    out.insert(h, n);
+                }
+                return Ok(out);
+            }
             let mut stmt = conn.prepare_cached(
-                "SELECT hostname, state, env_id, date, user FROM nodes ORDER BY hostname",
+                "SELECT hostname, state, env_id, date, user FROM nodes WHERE hostname = ?1",
             )?;
-            for row in stmt.query_map([], row_of)? {
-                let (h, n) = row?;
-                out.insert(h, n);
+            for h in hosts {
+                if let Some((h, n)) = stmt.query_row([h], row_of).optional()? {
+                    out.insert(h, n);
+                }
             }
-            return Ok(out);
-        }
-        let mut stmt = conn.prepare_cached(
-            "SELECT hostname, state, env_id, date, user FROM nodes WHERE hostname = ?1",
-        )?;
-        for h in hosts {
-            if let Some((h, n)) = stmt.query_row([h], row_of).optional()? {
-                out.insert(h, n);
-            }
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     /// Nodes among `hosts` busy in an operation (`%ing`) changed after `since` (epoch seconds), sorted.
@@ -79,19 +80,21 @@ impl Store {
         if hosts.is_empty() {
             return Ok(Vec::new());
         }
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached(
-            "SELECT hostname FROM nodes WHERE hostname = ?1 AND state LIKE '%ing' AND date > ?2",
-        )?;
-        let mut out = Vec::new();
-        for h in hosts {
-            if let Some(h) = stmt
-                .query_row(params![h, since], |r| r.get::<_, String>(0))
-                .optional()?
-            {
-                out.push(h);
+        let mut out = self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT hostname FROM nodes WHERE hostname = ?1 AND state LIKE '%ing' AND date > ?2",
+            )?;
+            let mut out = Vec::new();
+            for h in hosts {
+                if let Some(h) = stmt
+                    .query_row(params![h, since], |r| r.get::<_, String>(0))
+                    .optional()?
+                {
+                    out.push(h);
+                }
             }
-        }
+            Ok(out)
+        })?;
         out.sort();
         out.dedup();
         Ok(out)
@@ -143,27 +146,28 @@ impl Store {
 
     /// The recorded workflow `wid`.
     pub fn workflow_get(&self, wid: &str) -> Result<Option<WorkflowRow>> {
-        let conn = self.conn();
-        Ok(conn
-            .query_row(
-                "SELECT wid, kind, user, state, nodes FROM workflows WHERE wid = ?1",
-                [wid],
-                |r| {
-                    let nodes: String = r.get(4)?;
-                    Ok(WorkflowRow {
-                        wid: r.get(0)?,
-                        kind: r.get(1)?,
-                        user: r.get(2)?,
-                        state: r.get(3)?,
-                        nodes: nodes
-                            .split(',')
-                            .filter(|s| !s.is_empty())
-                            .map(Into::into)
-                            .collect(),
-                    })
-                },
-            )
-            .optional()?)
+        self.read(|conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT wid, kind, user, state, nodes FROM workflows WHERE wid = ?1",
+                    [wid],
+                    |r| {
+                        let nodes: String = r.get(4)?;
+                        Ok(WorkflowRow {
+                            wid: r.get(0)?,
+                            kind: r.get(1)?,
+                            user: r.get(2)?,
+                            state: r.get(3)?,
+                            nodes: nodes
+                                .split(',')
+                                .filter(|s| !s.is_empty())
+                                .map(Into::into)
+                                .collect(),
+                        })
+                    },
+                )
+                .optional()?)
+        })
     }
 
     /// At start-up: every workflow still `running` (the previous server died) becomes `aborted`, its nodes

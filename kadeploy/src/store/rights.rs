@@ -12,18 +12,21 @@ pub type Rights = BTreeMap<String, BTreeMap<String, Vec<String>>>;
 impl Store {
     /// Rights of `user` (every user when `None`), restricted to `nodes` when not empty.
     pub fn rights_get(&self, user: Option<&str>, nodes: &[String]) -> Result<Rights> {
-        let conn = self.conn();
-        let mut stmt =
-            conn.prepare("SELECT user, node, part FROM rights WHERE (?1 IS NULL OR user = ?1) ORDER BY user, node, part")?;
-        let rows = stmt
-            .query_map(params![user], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                ))
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let rows = self.read(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT user, node, part FROM rights WHERE (?1 IS NULL OR user = ?1) ORDER BY user, node, part",
+            )?;
+            let rows = stmt
+                .query_map(params![user], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })?;
         let mut out = Rights::new();
         for (u, n, p) in rows {
             if nodes.is_empty() || n == "*" || nodes.contains(&n) {

@@ -4,6 +4,8 @@
 //! reports throughput, the latency of `GET` on a workflow, and the server's peak RSS.
 //!
 //! `cargo build --release -p kadeploy3d && target/release/kaload --workflows 50 --nodes 300`
+//!
+//! With `--url`, it loads a server started elsewhere (the restart campaign kills and restarts it).
 
 mod layout;
 mod run;
@@ -35,6 +37,11 @@ pub struct Args {
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 600)]
     timeout_s: u64,
+    /// Load an already running kadeploy3d (e.g. `https://127.0.0.1:25300`) instead of starting one: root
+    /// must already have rights on its nodes and a `debian12` environment; the deployments use its
+    /// nodes (`GET /nodes?list`), `--workflows` x `--nodes` of them.
+    #[arg(long)]
+    url: Option<String>,
 }
 
 fn main() {

@@ -175,22 +175,31 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .clusters
         .unwrap_or(args.workflows)
         .clamp(1, args.workflows.max(1));
+    let mut http = reqwest::Client::builder().tls_danger_accept_invalid_certs(true);
+    if !args.keep_alive {
+        http = http.pool_max_idle_per_host(0);
+    }
+    let http = http.build()?;
+    if let Some(url) = &args.url {
+        let api = Arc::new(Api {
+            http,
+            base: url.trim_end_matches('/').to_string(),
+        });
+        let per_workflow = nodes_of(&api, args.workflows, args.nodes).await?;
+        return load(&args, api, per_workflow, 0, None).await;
+    }
     let dir = std::env::temp_dir().join(format!("kaload-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let (conf, layout) = layout::write(&dir, args.workflows, args.nodes, clusters)?;
-    let bin = match args.server {
-        Some(b) => b,
+    let bin = match &args.server {
+        Some(b) => b.clone(),
         None => std::env::current_exe()?.with_file_name("kadeploy3d"),
     };
     let boot = Instant::now();
     let server = Server::start(&bin, &conf)?;
     let boot = boot.elapsed();
-    let mut http = reqwest::Client::builder().tls_danger_accept_invalid_certs(true);
-    if !args.keep_alive {
-        http = http.pool_max_idle_per_host(0);
-    }
     let api = Arc::new(Api {
-        http: http.build()?,
+        http,
         base: format!("https://127.0.0.1:{}", server.port),
     });
     api.json(
@@ -207,11 +216,58 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             "image": {"file": "server:///envs/debian12.tgz", "kind": "tar", "compression": "gzip"}}})),
     )
     .await?;
-    let rss_idle = server.status_kb("VmRSS").unwrap_or(0);
+    let report = load(
+        &args,
+        api,
+        layout.per_workflow,
+        clusters,
+        Some((&server, boot)),
+    )
+    .await;
+    drop(server);
+    if report.is_ok() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    report
+}
+
+/// `workflows` disjoint sets of `nodes` nodes of the server at `api`.
+async fn nodes_of(api: &Api, workflows: usize, nodes: usize) -> anyhow::Result<Vec<Vec<String>>> {
+    let list = api.json(reqwest::Method::GET, "/nodes?list", None).await?;
+    let mut names: Vec<String> = list
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|n| n.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    if names.len() < workflows.saturating_mul(nodes) {
+        bail!(
+            "the server has {} nodes, {workflows} x {nodes} are needed",
+            names.len()
+        );
+    }
+    Ok(names
+        .chunks(nodes.max(1))
+        .take(workflows)
+        .map(<[String]>::to_vec)
+        .collect())
+}
+
+/// Runs the client loops and prints the report (with the server's figures when kaload started it).
+async fn load(
+    args: &Args,
+    api: Arc<Api>,
+    per_workflow: Vec<Vec<String>>,
+    clusters: usize,
+    server: Option<(&Server, Duration)>,
+) -> anyhow::Result<()> {
+    let rss_idle = server.and_then(|s| s.0.status_kb("VmRSS")).unwrap_or(0);
     let poll = Duration::from_millis(args.poll_ms);
     let start = Instant::now();
-    let tasks: Vec<_> = layout
-        .per_workflow
+    let tasks: Vec<_> = per_workflow
         .into_iter()
         .map(|nodes| tokio::spawn(one(api.clone(), nodes, poll)))
         .collect();
@@ -227,10 +283,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     let wall = start.elapsed();
-    let hwm = server.status_kb("VmHWM").unwrap_or(0);
-    let cpu = server.cpu_s().unwrap_or(0.0);
-    drop(server);
-    let _ = std::fs::remove_dir_all(&dir);
+    let hwm = server.and_then(|s| s.0.status_kb("VmHWM")).unwrap_or(0);
+    let cpu = server.and_then(|s| s.0.cpu_s()).unwrap_or(0.0);
 
     let mut gets: Vec<Duration> = samples.iter().flat_map(|s| s.gets.clone()).collect();
     gets.sort();
@@ -239,8 +293,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut submits: Vec<Duration> = samples.iter().map(|s| s.submit).collect();
     submits.sort();
     let (ok, ko): (usize, usize) = samples.iter().fold((0, 0), |a, s| (a.0 + s.ok, a.1 + s.ko));
+    let on = if server.is_some() {
+        format!("on {clusters} cluster(s)")
+    } else {
+        format!("on {}", api.base)
+    };
     println!(
-        "kaload: {} workflows x {} nodes on {clusters} cluster(s), poll {} ms, {} connections",
+        "kaload: {} workflows x {} nodes {on}, poll {} ms, {} connections",
         args.workflows,
         args.nodes,
         args.poll_ms,
@@ -250,7 +309,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             "one-per-request"
         }
     );
-    println!("server start          {:.2} s", boot.as_secs_f64());
+    if let Some((_, boot)) = server {
+        println!("server start          {:.2} s", boot.as_secs_f64());
+    }
     println!("nodes ok / ko         {ok} / {ko}");
     println!("wall time             {:.2} s", wall.as_secs_f64());
     println!(
@@ -275,11 +336,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         pct(&gets, 0.99),
         pct(&gets, 1.0)
     );
-    println!(
-        "server RSS            idle {:.1} MiB, peak (VmHWM) {:.1} MiB",
-        rss_idle as f64 / 1024.0,
-        hwm as f64 / 1024.0
-    );
-    println!("server CPU            {cpu:.2} s");
+    if server.is_some() {
+        println!(
+            "server RSS            idle {:.1} MiB, peak (VmHWM) {:.1} MiB",
+            rss_idle as f64 / 1024.0,
+            hwm as f64 / 1024.0
+        );
+        println!("server CPU            {cpu:.2} s");
+    }
     Ok(())
 }
