@@ -161,7 +161,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<EnvRow> {
     })
 }
 
-fn options_json(d: &EnvDesc) -> Option<String> {
+pub(super) fn options_json(d: &EnvDesc) -> Option<String> {
     let parts = d
         .options
         .as_ref()

@@ -2,11 +2,13 @@
 //! per-node deployment log. Every request's writes happen in one transaction: a failed request leaves nothing.
 
 mod envs;
+mod import;
 mod log;
 mod nodes;
 mod rights;
 
 pub use envs::{EnvFilter, EnvRow};
+pub use import::{ImportTx, ImportedEnv, ImportedLog, Upsert};
 pub use log::{LogRow, STAT_FIELDS, StatsQuery};
 pub use nodes::{NodeRow, WorkflowRow};
 pub use rights::Rights;
