@@ -12,7 +12,10 @@
 # - IPMI: ipmitool (drives the lab BMCs), openipmi (ipmi_sim, an independent BMC for the native client);
 # - the lab's deploy kernel and environments are built from these: dropbear-bin, fdisk, parted, e2fsprogs,
 #   kexec-tools, extlinux, syslinux-common, pxelinux, dash, xz-utils, zstd, bzip2, binutils (strip);
-# - consoles: socat.
+# - consoles: socat;
+# - the Kadeploy 3.3 import test: mariadb-server, mariadb-client (a private mariadbd the test starts);
+# - the metrics test: prometheus (promtool checks the exposition);
+# - the package test: cargo-deb's strip (binutils), setpriv (util-linux), ss (iproute2), tftp-hpa, curl.
 # Services start inside the tests (sshd, dropbear, ipmi_sim, kabootd, kadeploy3d, radvd), never system-wide:
 # a policy-rc.d keeps the packages' postinst scripts from starting daemons.
 set -euo pipefail
@@ -49,6 +52,7 @@ packages=(
     radvd openssh-client openssh-server dropbear-bin ipmitool openipmi
     fdisk parted e2fsprogs util-linux kexec-tools extlinux syslinux-common pxelinux dash
     xz-utils zstd bzip2 binutils
+    mariadb-server mariadb-client prometheus
 )
 qemu=(qemu-system-x86 qemu-utils ipxe-qemu)
 

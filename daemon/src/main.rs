@@ -10,6 +10,8 @@ use simulator::cluster::SimCluster;
 use simulator::params::SimParams;
 use std::path::{Path, PathBuf};
 
+mod import_mysql;
+
 /// The embedded boot services' file in the configuration directory (new file, `kabootd`'s format).
 const NETBOOT_FILE: &str = "netboot.conf";
 use std::sync::Arc;
@@ -36,6 +38,10 @@ struct Args {
     /// (0 = virtual time as fast as possible).
     #[arg(long, value_name = "N")]
     time_scale: Option<f64>,
+    /// Import a Kadeploy 3.3 MySQL/MariaDB database (mysql://user[:pass]@host[:port]/db[?socket=PATH];
+    /// MYSQL_PWD gives the password) into the database, print what was imported, and exit.
+    #[arg(long, value_name = "URL")]
+    import_mysql: Option<String>,
 }
 
 fn backends() -> Backends {
@@ -77,6 +83,9 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .init();
     let args = Args::parse();
+    if let Some(url) = &args.import_mysql {
+        return import_mysql::run(url, args.database.as_deref(), &args.config);
+    }
     let mut settings = Settings::load(&args.config)?;
     if let Some(db) = args.database {
         settings.database = db;

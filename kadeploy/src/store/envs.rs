@@ -161,7 +161,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<EnvRow> {
     })
 }
 
-fn options_json(d: &EnvDesc) -> Option<String> {
+pub(super) fn options_json(d: &EnvDesc) -> Option<String> {
     let parts = d
         .options
         .as_ref()
@@ -273,13 +273,17 @@ impl Store {
             if !visible {
                 continue;
             }
+            // `last`: the newest visible version, which may come in a later visibility group.
             if f.last
                 && f.version.is_none()
-                && out
+                && let Some(i) = out
                     .iter()
-                    .any(|o| o.user == row.user && o.desc.name == row.desc.name)
+                    .position(|o| o.user == row.user && o.desc.name == row.desc.name)
             {
-                continue;
+                if out[i].desc.version >= row.desc.version {
+                    continue;
+                }
+                out.remove(i);
             }
             out.push(row);
         }
@@ -381,6 +385,18 @@ mod tests {
         assert_eq!(
             names(s.env_list(&f("alice", Some("bob"), false)).unwrap()),
             ["b:1"]
+        );
+        // Versions of one environment with different visibilities: `last` is the newest visible one (before,
+        // the first listed visibility group won: alice saw a:3 instead of her private a:4).
+        s.env_add("alice", &desc("a", 3, "public"), "").unwrap();
+        s.env_add("alice", &desc("a", 4, "private"), "").unwrap();
+        assert_eq!(
+            names(s.env_list(&f("alice", None, true)).unwrap()),
+            ["p:1", "a:4"]
+        );
+        assert_eq!(
+            names(s.env_list(&f("bob", None, true)).unwrap()),
+            ["a:3", "p:1", "b:1"]
         );
     }
 }

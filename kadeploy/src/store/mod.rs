@@ -5,12 +5,14 @@
 
 mod envs;
 mod files;
+mod import;
 mod log;
 mod nodes;
 mod rights;
 
 pub use envs::{EnvFilter, EnvRow};
 pub use files::FilesError;
+pub use import::{ImportTx, ImportedEnv, ImportedLog, Upsert};
 pub use log::{LogRow, STAT_FIELDS, StatsQuery};
 pub use nodes::{NodeRow, WorkflowRow};
 pub use rights::Rights;
