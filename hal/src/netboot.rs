@@ -15,6 +15,7 @@ pub mod load;
 pub mod pxe;
 pub mod services;
 pub mod socket;
+pub mod stats;
 pub mod tftp;
 
 use crate::node::NodeId;

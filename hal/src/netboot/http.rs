@@ -105,10 +105,14 @@ impl HttpServer {
 }
 
 fn status(code: StatusCode) -> Response {
+    if code.as_u16() >= 400 {
+        super::stats::HTTP.error();
+    }
     (code, code.canonical_reason().unwrap_or("")).into_response()
 }
 
 async fn serve(State(root): State<FsRoot>, req: Request) -> Response {
+    super::stats::HTTP.request();
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return status(StatusCode::METHOD_NOT_ALLOWED);
     }

@@ -15,7 +15,7 @@ use crate::error::{ApiError, RequestError};
 use rusqlite::Connection;
 use rusqlite_migration::{M, Migrations};
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
@@ -103,8 +103,9 @@ impl Store {
     }
 
     /// The connection, for one operation.
-    fn conn(&self) -> MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    fn conn(&self) -> crate::metrics::Timed<'_, Connection> {
+        let start = std::time::Instant::now();
+        crate::metrics::Timed::new(start, self.conn.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Runs `f` in a transaction: committed when it returns `Ok`, rolled back otherwise.

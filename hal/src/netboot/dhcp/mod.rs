@@ -119,7 +119,9 @@ impl DhcpServer {
                     continue;
                 }
             };
+            super::stats::DHCP.request();
             let Some(req) = decode(&buf[..n]) else {
+                super::stats::DHCP.error();
                 debug!(%peer, len = n, "ignoring malformed dhcp datagram");
                 continue;
             };
@@ -130,6 +132,7 @@ impl DhcpServer {
                 continue;
             };
             if let Err(e) = self.socket.send_to(&bytes, reply.to).await {
+                super::stats::DHCP.error();
                 debug!(to = %reply.to, error = %e, "dhcp send failed");
             }
         }
