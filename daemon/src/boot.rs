@@ -36,6 +36,11 @@ pub fn services(
     Ok(Some(config))
 }
 
+/// The text of `<dir>/netboot.conf`, when readable.
+pub fn text(dir: &Path) -> Option<String> {
+    std::fs::read_to_string(dir.join(NETBOOT_FILE)).ok()
+}
+
 /// Which services a configuration runs (for `/metrics`).
 pub fn running(config: Option<&ServicesConfig>) -> BootServices {
     config.map_or_else(BootServices::default, |c| BootServices {

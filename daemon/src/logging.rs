@@ -13,14 +13,15 @@ pub const OUTPUT_LOG: &str = "output.log";
 /// Where the daemon's stderr goes in daemon mode (Kadeploy's name).
 pub const ERROR_LOG: &str = "error.log";
 
-/// Starts the `tracing` subscriber writing to stderr.
-pub fn init() {
+/// Starts the `tracing` subscriber writing to stderr (colours only on a terminal that stays one: not
+/// when `detaching`).
+pub fn init(detaching: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(!detaching && std::io::stderr().is_terminal())
         .try_init();
 }
 

@@ -32,7 +32,7 @@ struct Prepared {
 
 /// Runs the server until it is stopped.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    crate::logging::init();
+    crate::logging::init(args.daemon);
     let conf = Configuration::load(&args)?;
     conf.log_warnings();
     let boot = boot::services(&args.config, &conf.loaded.config.clusters)?;
@@ -117,6 +117,7 @@ async fn serve(args: Args, p: Prepared) -> anyhow::Result<()> {
     );
     let mut api_task = api.task;
     let reload = Reload {
+        netboot: boot::text(&args.config),
         args: args.clone(),
         backends: Arc::new(table),
         redirect: p.redirect.map(Arc::new),
@@ -138,7 +139,11 @@ async fn serve(args: Args, p: Prepared) -> anyhow::Result<()> {
     }
     let grace = Duration::from_secs_f64(args.shutdown_grace.clamp(0.0, 86_400.0));
     tracing::info!("stopping: new workflows are refused, running ones get {grace:?} to end");
-    let stopped = shutdown::drain(&live, grace, CANCEL_WAIT).await?;
+    let stopped = tokio::select! {
+        r = shutdown::drain(&live, grace, CANCEL_WAIT) => r?,
+        _ = term.recv() => stop_now(&live).await?,
+        _ = int.recv() => stop_now(&live).await?,
+    };
     tracing::info!(
         cancelled = stopped.cancelled.len(),
         aborted = stopped.aborted.len(),
@@ -147,11 +152,19 @@ async fn serve(args: Args, p: Prepared) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A second SIGTERM or SIGINT while draining: cancel everything now.
+async fn stop_now(live: &Live) -> anyhow::Result<shutdown::Stopped> {
+    tracing::warn!("second stop signal: cancelling the running workflows now");
+    shutdown::drain(live, Duration::ZERO, Duration::from_secs(2)).await
+}
+
 /// What SIGHUP needs.
 struct Reload {
     args: Args,
     backends: Arc<kadeploy::server::Backends>,
     redirect: Option<Arc<Redirect>>,
+    /// `netboot.conf` as the boot services started with it.
+    netboot: Option<String>,
 }
 
 impl Reload {
@@ -193,6 +206,12 @@ impl Reload {
         }
         for e in live.app().logs.reopen() {
             tracing::warn!("{e}");
+        }
+        if boot::text(&self.args.config) != self.netboot {
+            tracing::warn!(
+                "{} changed: the embedded boot services take it at the next restart",
+                boot::NETBOOT_FILE
+            );
         }
     }
 }

@@ -101,3 +101,26 @@ fn submits(req: &Request) -> bool {
             && req.uri().path().trim_end_matches('/') == "/power"
             && req.uri().query().is_some_and(|q| q.contains("nodes")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(method: Method, uri: &str) -> Request {
+        let mut r = Request::new(axum::body::Body::empty());
+        *r.method_mut() = method;
+        *r.uri_mut() = uri.parse().unwrap_or_else(|e| panic!("{uri}: {e}"));
+        r
+    }
+
+    #[test]
+    fn submissions_are_posts_puts_and_power_status_queries() {
+        assert!(submits(&req(Method::POST, "/deployment")));
+        assert!(submits(&req(Method::PUT, "/power")));
+        assert!(submits(&req(Method::GET, "/power?nodes=n1")));
+        assert!(submits(&req(Method::GET, "/power/?nodes=n1")));
+        assert!(!submits(&req(Method::GET, "/power")));
+        assert!(!submits(&req(Method::GET, "/deployment/D-1/status")));
+        assert!(!submits(&req(Method::DELETE, "/deployment/D-1")));
+    }
+}

@@ -154,3 +154,26 @@ fn boot_families(t: &mut Text, boot: BootServices) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_embedded_boot_services_are_shown() {
+        let mut t = Text::new();
+        boot_families(&mut t, BootServices::default());
+        assert_eq!(t.finish(), "");
+        let mut t = Text::new();
+        let on = BootServices {
+            dhcp: false,
+            tftp: true,
+            http: true,
+        };
+        boot_families(&mut t, on);
+        let text = t.finish();
+        assert!(text.contains("kadeploy_boot_requests_total{service=\"tftp\"} "));
+        assert!(text.contains("kadeploy_boot_errors_total{service=\"http\"} "));
+        assert!(!text.contains("dhcp\""), "{text}");
+    }
+}

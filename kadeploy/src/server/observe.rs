@@ -1,21 +1,22 @@
 //! What the server records about each workflow besides the database: its output lines in the debug file
 //! while it runs, then, once, at its end: its records in the log file and its metrics (final state, node
-//! outcomes, durations).
+//! outcomes, durations). The end is recorded before the workflow shows as done, so a client that sees it
+//! done finds its records and metrics there.
 
 use super::logfiles::LogFiles;
 use super::workflow::{Kind, Workflow};
-use crate::engine::NodeStatus;
+use crate::engine::{NodeStatus, Report};
 use crate::metrics;
 use crate::output::LogLine;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The observer of one workflow, shared by its parts.
 pub struct Observer {
     wid: String,
     user: String,
     logs: Arc<LogFiles>,
-    ended: AtomicBool,
+    remaining: AtomicUsize,
 }
 
 impl Observer {
@@ -25,7 +26,7 @@ impl Observer {
             wid: wf.wid.clone(),
             user: wf.user.clone(),
             logs: logs.clone(),
-            ended: AtomicBool::new(false),
+            remaining: AtomicUsize::new(wf.parts.len()),
         })
     }
 
@@ -34,9 +35,13 @@ impl Observer {
         self.logs.line(&self.wid, &self.user, prefix, line);
     }
 
-    /// After a part of `wf` ended: when the whole workflow is done, records it (once).
-    pub fn part_done(&self, wf: &Workflow) {
-        if wf.done() && !self.ended.swap(true, Ordering::AcqRel) {
+    /// Part `index` of `wf` ended with `report` (`None`: in error, after [`Workflow::fail`]), just before
+    /// [`Workflow::part_done`]: keeps the report in the part, and after the last part records the end.
+    pub fn part_ending(&self, wf: &Workflow, index: usize, report: Option<&Report>) {
+        if let Some(part) = wf.parts.get(index) {
+            *part.report.lock().unwrap_or_else(|e| e.into_inner()) = report.cloned();
+        }
+        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.ended(wf);
         }
     }

@@ -86,3 +86,39 @@ fn keep_bound_settings(running: &Settings, new: &mut Settings) -> Vec<String> {
     new.metrics = running.metrics;
     changed
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "authentication: {acl: {whitelist: [127.0.0.1]}}\n";
+
+    fn settings(extra: &str) -> Settings {
+        Settings::parse(&format!("{BASE}{extra}"), Path::new("/etc/kadeploy3"))
+            .unwrap_or_else(|e| panic!("{e:#}"))
+    }
+
+    #[test]
+    fn settings_bound_at_start_keep_their_running_values() {
+        let running = settings("network: {ports: {kadeploy_server: 25300}}\n");
+        let mut new = settings(
+            "network: {ports: {kadeploy_server: 25301}}\ndatabase: {file: /tmp/other.sqlite}\n\
+             metrics: {listen: '127.0.0.1:9100'}\nrights: {almighty_users: 'root,alice'}\n",
+        );
+        let changed = keep_bound_settings(&running, &mut new);
+        assert_eq!(
+            changed,
+            [
+                "network/ports/kadeploy_server changed: the new value takes effect at the next restart",
+                "database/file changed: the new value takes effect at the next restart",
+                "metrics/listen changed: the new value takes effect at the next restart",
+            ]
+        );
+        assert_eq!(new.port, 25300);
+        assert_eq!(new.database, running.database);
+        assert_eq!(new.metrics, None);
+        assert_eq!(new.almighty, ["root", "alice"], "the rest is reloaded");
+        let mut same = settings("network: {ports: {kadeploy_server: 25300}}\n");
+        assert!(keep_bound_settings(&running, &mut same).is_empty());
+    }
+}

@@ -697,13 +697,16 @@ fn spawn(
                     EngineReq::Power(pr) => Ok(engine::power(&ctx, &pr).await),
                 };
                 match result {
-                    Ok(report) => wf.part_done(index, Some(report), &store),
+                    Ok(report) => {
+                        observer.part_ending(&wf, index, Some(&report));
+                        wf.part_done(index, Some(report), &store)
+                    }
                     Err(e) => {
                         wf.fail(e);
+                        observer.part_ending(&wf, index, None);
                         wf.part_done(index, None, &store);
                     }
                 }
-                observer.part_done(&wf);
             })
         },
     );
