@@ -95,9 +95,21 @@ ok=$(wc -l < /tmp/ok)
 [ "$ok" = 300 ] || { cat /tmp/kadeploy3d.service.log | tail -20; fail "$ok of 300 nodes deployed"; }
 kastat3 | tail -n 1 | grep -q debian12 || fail "kastat3 shows no deployment"
 [ -s /var/lib/kadeploy3/kadeploy3.sqlite ] || fail "no database in /var/lib/kadeploy3"
+[ -s /var/log/kadeploy3/kadeploy.log ] || fail "kadeploy3d wrote no logs/logfile"
+[ "$(cat /run/kadeploy3/kadeploy3d.pid)" = "$server_pid" ] || fail "the pidfile does not hold kadeploy3d's PID"
 echo "package-test: kadeploy3d (user deploy) deployed $ok of 300 simulated nodes"
 
+# The unit's ExecReload (SIGHUP): the server reloads and keeps serving.
+reload=$(unit_key kadeploy3d.service ExecReload | sed "s/\$MAINPID/$server_pid/")
+$reload
+sleep 1
+kill -0 "$server_pid" || fail "kadeploy3d died on ExecReload"
+kastat3 >/dev/null || fail "kadeploy3d does not answer after ExecReload"
+
 kill -TERM "$server_pid" "$boot_pid"
+for _ in $(seq 1 100); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.2; done
+kill -0 "$server_pid" 2>/dev/null && fail "kadeploy3d ignored SIGTERM"
+[ ! -e /run/kadeploy3/kadeploy3d.pid ] || fail "kadeploy3d left its pidfile"
 dpkg --purge kadeploy3 >/dev/null
 [ ! -e /usr/sbin/kadeploy3d ] && [ ! -e /var/lib/kadeploy3 ] || fail "purge left files"
 echo "package-test: OK"

@@ -16,6 +16,7 @@ pub mod per_client;
 pub mod pxe;
 pub mod services;
 pub mod socket;
+pub mod stats;
 pub mod tftp;
 
 use crate::node::NodeId;

@@ -8,6 +8,7 @@ pub mod envdesc;
 pub mod environment;
 pub mod error;
 pub mod expr;
+pub mod metrics;
 pub mod migrate;
 pub mod nodelist;
 pub mod output;

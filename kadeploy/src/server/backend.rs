@@ -11,10 +11,13 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// What a factory gives for one cluster.
+#[derive(Clone)]
 pub struct BackendSpec {
     /// The drivers.
     pub drivers: hal::Drivers,
@@ -63,9 +66,21 @@ impl Backends {
 /// A unit of work run on an executor: builds its (non-`Send`) future on the executor's thread.
 pub type Job = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()>>> + Send>;
 
-/// A thread running one current-thread runtime on which jobs are spawned as local tasks.
+/// A thread running one current-thread runtime on which jobs are spawned as local tasks. Clones share the
+/// thread, which ends when the last clone is dropped (dropping the jobs still running).
+#[derive(Clone)]
 pub struct Executor {
     tx: mpsc::UnboundedSender<Job>,
+    running: Arc<AtomicUsize>,
+}
+
+/// Counts a job as running from its queuing until its future ends or is dropped.
+struct Running(Arc<AtomicUsize>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Executor {
@@ -112,12 +127,27 @@ impl Executor {
         let value = init_rx
             .recv()
             .map_err(|_| anyhow::anyhow!("the executor thread of {name} died"))??;
-        Ok((Executor { tx }, value))
+        let running = Arc::new(AtomicUsize::new(0));
+        Ok((Executor { tx, running }, value))
     }
 
     /// Queues `job`; false when the executor is gone.
     pub fn spawn(&self, job: Job) -> bool {
-        self.tx.send(job).is_ok()
+        self.running.fetch_add(1, Ordering::AcqRel);
+        let guard = Running(self.running.clone());
+        let counted: Job = Box::new(move || {
+            let future = job();
+            Box::pin(async move {
+                let _guard = guard;
+                future.await;
+            })
+        });
+        self.tx.send(counted).is_ok()
+    }
+
+    /// Jobs queued or running.
+    pub fn running(&self) -> usize {
+        self.running.load(Ordering::Acquire)
     }
 }
 

@@ -2,9 +2,8 @@
 //! (rustls with ring), on Kadeploy's port 25300 by default.
 
 use super::App;
-use super::route;
+use super::live::Live;
 use anyhow::Context as _;
-use axum::Router;
 use axum_server::tls_rustls::RustlsConfig;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -37,14 +36,23 @@ pub fn self_signed(hostname: &str) -> anyhow::Result<(String, String)> {
 
 /// Serves `app` on `listener` (HTTPS when `security/secure_server`, the default).
 pub async fn serve(app: Arc<App>, listener: std::net::TcpListener) -> anyhow::Result<Listening> {
+    serve_live(Live::new(app), listener).await
+}
+
+/// Serves the application `live` holds (replaced by configuration reloads) on `listener`; the listener
+/// itself (TLS, certificates) is set up from the application serving now.
+pub async fn serve_live(
+    live: Arc<Live>,
+    listener: std::net::TcpListener,
+) -> anyhow::Result<Listening> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
+    let app = live.app();
     let secure = app.settings.secure;
-    let router = Router::new()
-        .fallback(route::handle)
-        .layer(axum::Extension(LocalPort(addr.port())))
-        .with_state(app.clone());
+    let router = live
+        .service()
+        .layer(axum::Extension(LocalPort(addr.port())));
     let service = router.into_make_service_with_connect_info::<SocketAddr>();
     let task = if secure {
         let (cert, key) = match &app.settings.certificate {

@@ -9,12 +9,18 @@ mod files;
 pub mod grab;
 pub mod ident;
 mod listen;
+pub mod live;
+pub mod logfiles;
 mod meta;
+pub mod metrics_http;
+pub mod observe;
 mod operations;
 pub mod params;
+mod reload;
 pub mod reply;
 mod route;
 pub mod settings;
+pub mod shutdown;
 pub mod steps;
 mod submit;
 mod tls;
@@ -22,7 +28,9 @@ pub mod workflow;
 pub mod x509;
 
 pub use backend::{BackendSpec, Backends, Executor, Factory};
-pub use listen::{Listening, self_signed, serve};
+pub use listen::{Listening, self_signed, serve, serve_live};
+pub use live::Live;
+pub use logfiles::LogFiles;
 pub use settings::Settings;
 
 use crate::config::{ClusterConfig, Config, ServerConfig, load_dir};
@@ -61,14 +69,18 @@ pub struct App {
     pub nodes: BTreeMap<String, (usize, hal::NodeId)>,
     /// The database.
     pub store: Arc<Store>,
-    /// Running and finished workflows by id.
-    pub workflows: Mutex<BTreeMap<String, Arc<Workflow>>>,
+    /// Running and finished workflows by id (shared with the applications of later configurations).
+    pub workflows: Arc<Mutex<BTreeMap<String, Arc<Workflow>>>>,
     /// Workflows recorded as aborted at start-up.
     pub recovered: Vec<String>,
     /// Held from a submission's "in use" check until its nodes are recorded as busy.
-    pub admit: Mutex<()>,
+    pub admit: Arc<Mutex<()>>,
     /// Open consoles by id.
-    pub consoles: Mutex<BTreeMap<String, Arc<console::Console>>>,
+    pub consoles: Arc<Mutex<BTreeMap<String, Arc<console::Console>>>>,
+    /// `logs/logfile` and `logs/debugfile`.
+    pub logs: Arc<LogFiles>,
+    /// Executors of clusters that an earlier configuration defined, kept while their workflows run.
+    pub retired: Mutex<Vec<Executor>>,
 }
 
 impl App {
@@ -104,45 +116,24 @@ impl App {
         for wid in &recovered {
             tracing::warn!(%wid, "the workflow was running when the server stopped: recorded as aborted");
         }
-        let server = Arc::new(config.server);
-        let mut clusters = Vec::new();
-        let mut nodes = BTreeMap::new();
-        for (i, cfg) in config.clusters.into_iter().enumerate() {
-            let cfg = Arc::new(cfg);
-            let factory = backends.get(&settings.backend).ok_or_else(|| {
-                anyhow::anyhow!(
-                    "server.conf: backend/kind '{}' is unknown (known: {})",
-                    settings.backend,
-                    backends.names().join(", ")
-                )
-            })?;
-            let (paused, factory) = (factory.0, factory.1.clone());
-            let (cfg2, dir2) = (cfg.clone(), dir.clone());
-            let (executor, backend) =
-                Executor::start(&cfg.name, paused, settings.time_scale, move || {
-                    factory(&cfg2, &dir2)
-                })?;
-            for (j, n) in cfg.nodes.iter().enumerate() {
-                nodes.insert(n.name.clone(), (i, hal::NodeId(j as u32)));
-            }
-            let windows = Arc::new(Windows::new(&server));
-            clusters.push(Cluster {
-                config: cfg,
-                backend,
-                executor,
-                windows,
-            });
+        let (logs, errors) = LogFiles::open(&settings);
+        for e in errors {
+            tracing::warn!("{e}");
         }
+        let (clusters, nodes) =
+            start_clusters(&settings, &config.server, config.clusters, &dir, backends)?;
         Ok(Arc::new(App {
             settings,
-            server,
+            server: Arc::new(config.server),
             clusters,
             nodes,
             store,
-            workflows: Mutex::new(BTreeMap::new()),
+            workflows: Arc::new(Mutex::new(BTreeMap::new())),
             recovered,
-            admit: Mutex::new(()),
-            consoles: Mutex::new(BTreeMap::new()),
+            admit: Arc::new(Mutex::new(())),
+            consoles: Arc::new(Mutex::new(BTreeMap::new())),
+            logs: Arc::new(logs),
+            retired: Mutex::new(Vec::new()),
         }))
     }
 
@@ -159,4 +150,56 @@ impl App {
             .get(wid)
             .cloned()
     }
+
+    /// Workflow parts queued or running on this application's executors, retired ones included.
+    pub fn running_parts(&self) -> usize {
+        let retired = self.retired.lock().unwrap_or_else(|e| e.into_inner());
+        self.clusters
+            .iter()
+            .map(|c| &c.executor)
+            .chain(retired.iter())
+            .map(Executor::running)
+            .sum()
+    }
+}
+
+/// Cluster indices of the nodes of a cluster list.
+type NodeIndex = BTreeMap<String, (usize, hal::NodeId)>;
+
+/// Starts each cluster's executor and backend (`settings.backend` in `backends`), with windows sized by
+/// `server`.
+fn start_clusters(
+    settings: &Settings,
+    server: &ServerConfig,
+    configs: Vec<ClusterConfig>,
+    dir: &Path,
+    backends: &Backends,
+) -> anyhow::Result<(Vec<Cluster>, NodeIndex)> {
+    let (paused, factory) = backends.get(&settings.backend).ok_or_else(|| {
+        anyhow::anyhow!(
+            "server.conf: backend/kind '{}' is unknown (known: {})",
+            settings.backend,
+            backends.names().join(", ")
+        )
+    })?;
+    let mut clusters = Vec::new();
+    let mut nodes = BTreeMap::new();
+    for (i, cfg) in configs.into_iter().enumerate() {
+        let cfg = Arc::new(cfg);
+        let (factory, cfg2, dir2) = (factory.clone(), cfg.clone(), dir.to_path_buf());
+        let (executor, backend) =
+            Executor::start(&cfg.name, *paused, settings.time_scale, move || {
+                factory(&cfg2, &dir2)
+            })?;
+        for (j, n) in cfg.nodes.iter().enumerate() {
+            nodes.insert(n.name.clone(), (i, hal::NodeId(j as u32)));
+        }
+        clusters.push(Cluster {
+            config: cfg,
+            backend,
+            executor,
+            windows: Arc::new(Windows::new(server)),
+        });
+    }
+    Ok((clusters, nodes))
 }

@@ -148,6 +148,16 @@ pub struct Settings {
     pub pxe_userfiles: Option<PathBuf>,
     /// The clusters whose `remoteops` have a `console` command (`None`: not known, consoles allowed).
     pub console_clusters: Option<std::collections::BTreeSet<String>>,
+    /// `backend/kind` was left out (the server then drives the simulated cluster).
+    pub backend_defaulted: bool,
+    /// `logs/logfile`: one CSV record per node per workflow (relative to the configuration directory).
+    pub logfile: Option<PathBuf>,
+    /// `logs/debugfile`: every output line of every workflow, prefixed `<wid>|<user> -> `.
+    pub debugfile: Option<PathBuf>,
+    /// `verbosity/logs` (3): the most verbose level written to the debug file.
+    pub debugfile_level: u8,
+    /// New key `metrics/listen`: where `/metrics` is served over plain HTTP (off when absent).
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 impl Settings {
@@ -234,6 +244,13 @@ impl Settings {
         let database = raw["database"]["file"]
             .as_str()
             .unwrap_or("/var/lib/kadeploy3/kadeploy3.sqlite");
+        let metrics = match w.metrics.listen.as_deref() {
+            None | Some("") => None,
+            Some(a) => Some(a.parse().map_err(|e| {
+                anyhow::anyhow!("server.conf: metrics/listen: '{a}' is not an address:port ({e})")
+            })?),
+        };
+        let file = |f: &str| (!f.is_empty()).then(|| dir.join(f));
         let hostname = w
             .network
             .server_hostname
@@ -270,6 +287,11 @@ impl Settings {
                 .unwrap_or(0.0)
                 .max(0.0),
             console_clusters: None,
+            backend_defaulted: raw["backend"]["kind"].is_null(),
+            logfile: file(&w.logs.logfile),
+            debugfile: file(&w.logs.debugfile),
+            debugfile_level: w.verbosity.logs,
+            metrics,
             pxe_userfiles: raw["pxe"]["dhcp"]["repository"].as_str().map(|repo| {
                 dir.join(repo).join(
                     raw["pxe"]["dhcp"]["userfiles"]["directory"]

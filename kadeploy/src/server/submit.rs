@@ -660,6 +660,7 @@ fn start(
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .insert(wf.wid.clone(), wf.clone());
+    let observer = super::observe::Observer::new(&app.logs, &wf);
     for (index, part) in wf.parts.iter().enumerate() {
         let req = match template {
             EngineReq::Deploy(d) => EngineReq::Deploy(DeployRequest {
@@ -675,14 +676,22 @@ fn start(
                 ..pr.clone()
             }),
         };
-        spawn(app, &wf, index, part.cluster, req);
+        spawn(app, &wf, &observer, index, part.cluster, req);
     }
     Ok(wf)
 }
 
-fn spawn(app: &Arc<App>, wf: &Arc<Workflow>, index: usize, cluster: usize, req: EngineReq) {
+fn spawn(
+    app: &Arc<App>,
+    wf: &Arc<Workflow>,
+    observer: &Arc<super::observe::Observer>,
+    index: usize,
+    cluster: usize,
+    req: EngineReq,
+) {
     let c = &app.clusters[cluster];
     let (wf, store, server) = (wf.clone(), app.store.clone(), app.server.clone());
+    let observer = observer.clone();
     let (config, drivers, windows) = (
         c.config.clone(),
         c.backend.drivers.clone(),
@@ -699,7 +708,9 @@ fn spawn(app: &Arc<App>, wf: &Arc<Workflow>, index: usize, cluster: usize, req: 
             Box::pin(async move {
                 let weak = Arc::downgrade(&wf);
                 let verbose = wf.verbose;
+                let obs = observer.clone();
                 let sink: Sink = Box::new(move |l: &LogLine| {
+                    obs.line(prefix.as_deref(), l);
                     if l.level <= verbose
                         && let Some(w) = weak.upgrade()
                     {
@@ -724,9 +735,13 @@ fn spawn(app: &Arc<App>, wf: &Arc<Workflow>, index: usize, cluster: usize, req: 
                     EngineReq::Power(pr) => Ok(engine::power(&ctx, &pr).await),
                 };
                 match result {
-                    Ok(report) => wf.part_done(index, Some(report), &store),
+                    Ok(report) => {
+                        observer.part_ending(&wf, index, Some(&report));
+                        wf.part_done(index, Some(report), &store)
+                    }
                     Err(e) => {
                         wf.fail(e);
+                        observer.part_ending(&wf, index, None);
                         wf.part_done(index, None, &store);
                     }
                 }

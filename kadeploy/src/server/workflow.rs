@@ -221,7 +221,9 @@ impl Workflow {
         inner.end = Some(self.started.elapsed().as_secs_f64());
     }
 
-    fn final_rows(&self) -> (&'static str, Vec<(String, String)>, Vec<LogRow>) {
+    /// The workflow's final state, each node's final state, and the `log` rows (what [`Workflow::part_done`]
+    /// records).
+    pub fn final_rows(&self) -> (&'static str, Vec<(String, String)>, Vec<LogRow>) {
         let error = self.lock().error.is_some();
         let aborted = self.cancel.is_cancelled();
         let mut nodes = Vec::new();

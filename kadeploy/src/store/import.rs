@@ -146,12 +146,15 @@ impl Store {
         &self,
         f: impl FnOnce(&mut ImportTx<'_>) -> std::result::Result<T, E>,
     ) -> std::result::Result<T, E> {
-        let mut conn = self.conn();
-        let tx = conn
+        let mut inner = self.lock();
+        inner.verify()?;
+        let tx = inner
+            .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(StoreError::from)?;
         let value = f(&mut ImportTx { tx: &tx })?;
         tx.commit().map_err(StoreError::from)?;
+        inner.verify()?;
         Ok(value)
     }
 }

@@ -167,7 +167,14 @@ impl Store {
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
+    /// The connection and its files, for one operation (timed in the database latency metric).
+    fn lock(&self) -> crate::metrics::Timed<'_, Inner> {
+        let start = std::time::Instant::now();
+        crate::metrics::Timed::new(start, self.lock_untimed())
+    }
+
+    /// The connection and its files, outside any request (the watcher).
+    fn lock_untimed(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -232,7 +239,7 @@ impl Store {
                     let Some(store) = weak.upgrade() else {
                         return;
                     };
-                    let checked = store.lock().verify();
+                    let checked = store.lock_untimed().verify();
                     match checked {
                         Err(e) if !reported => {
                             tracing::error!("{e}");

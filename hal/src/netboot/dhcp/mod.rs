@@ -137,9 +137,11 @@ impl DhcpServer {
                     continue;
                 }
             };
+            super::stats::DHCP.request();
             let req = match decode(&buf[..n]) {
                 Ok(req) => req,
                 Err(e) => {
+                    super::stats::DHCP.error();
                     debug!(%peer, len = n, error = %e, "ignoring malformed dhcp datagram");
                     continue;
                 }
@@ -151,6 +153,7 @@ impl DhcpServer {
                 continue;
             };
             if let Err(e) = self.socket.send_to(&bytes, reply.to).await {
+                super::stats::DHCP.error();
                 debug!(to = %reply.to, error = %e, "dhcp send failed");
             }
         }

@@ -12,11 +12,15 @@ use tower_http::services::ServeFile;
 use tracing::debug;
 
 fn status(code: StatusCode) -> Response {
+    if code.as_u16() >= 400 {
+        crate::netboot::stats::HTTP.error();
+    }
     (code, code.canonical_reason().unwrap_or("")).into_response()
 }
 
 /// Serves one request from `root`.
 pub async fn serve(State(root): State<FsRoot>, req: Request) -> Response {
+    crate::netboot::stats::HTTP.request();
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return status(StatusCode::METHOD_NOT_ALLOWED);
     }

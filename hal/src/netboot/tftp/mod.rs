@@ -150,6 +150,7 @@ impl TftpServer {
                 Ok(Packet::Rrq {
                     filename, options, ..
                 }) => {
+                    super::stats::TFTP.request();
                     let owned: Vec<(String, String)> = options
                         .iter()
                         .map(|(k, v)| (k.clone(), v.to_string()))
@@ -162,6 +163,7 @@ impl TftpServer {
                 }
                 Ok(_) => {}
                 Err(e) => {
+                    super::stats::TFTP.error();
                     debug!(%peer, error = %e, "malformed tftp request");
                     self.reply(peer, ErrorCode::IllegalOperation, "malformed request")
                         .await;
@@ -189,6 +191,7 @@ impl TftpServer {
                 .await;
         };
         let Ok(permit) = self.slots.clone().try_acquire_owned() else {
+            super::stats::TFTP.error();
             warn!(%peer, "too many tftp transfers");
             return self.reply(peer, ErrorCode::Undefined, "server busy").await;
         };

@@ -46,6 +46,7 @@ pub fn serve(
                 ResolveError::NotFound(_) => ErrorCode::FileNotFound,
                 _ => ErrorCode::Undefined,
             };
+            crate::netboot::stats::TFTP.error();
             debug!(%peer, file = %filename, error = %e, "tftp request refused");
             let _ = sock.send(&packet::error(code, &e.to_string()));
             return;
@@ -60,6 +61,7 @@ pub fn serve(
         Ok(end) => debug!(%peer, file = %filename, ?end, "tftp transfer ended"),
         Err(e) => {
             let _ = sock.send(&packet::error(ErrorCode::Undefined, "read error"));
+            crate::netboot::stats::TFTP.error();
             warn!(%peer, file = %filename, error = %e, "tftp transfer failed");
         }
     }

@@ -40,6 +40,8 @@ pub struct ServerFile {
     pub autoclean_threshold: u64,
     /// `external/*`.
     pub external: External,
+    /// `metrics/*` (kadeploy3d's addition).
+    pub metrics: Metrics,
 }
 
 impl Default for ServerFile {
@@ -61,6 +63,7 @@ impl Default for ServerFile {
             hooks: Hooks::default(),
             autoclean_threshold: 360,
             external: External::default(),
+            metrics: Metrics::default(),
         }
     }
 }
@@ -209,6 +212,14 @@ impl Default for Logs {
             debugfile: String::new(),
         }
     }
+}
+
+/// `metrics/*` (kadeploy3d's addition): the Prometheus endpoint.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct Metrics {
+    /// `listen`: `address:port` of the plain-HTTP `/metrics` listener (absent: no listener).
+    pub listen: Option<String>,
 }
 
 /// `verbosity/*`: levels 0..4.

@@ -135,6 +135,12 @@ pub async fn send_environment(
         .broadcast
         .broadcast(&env.image, &target, strategy, nodes)
         .await;
+    crate::metrics::broadcast(
+        strategy.name(),
+        env.image.size,
+        ctx.now() - start,
+        &outcomes,
+    );
     ctx.output.push(
         3,
         format!("   * Broadcast time: {}", secs(ctx.now() - start)),

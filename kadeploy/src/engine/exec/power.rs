@@ -38,6 +38,7 @@ pub async fn escalate(
             async move { power.power(action, level, &chunk).await }
         })
         .await;
+        crate::metrics::power(action, level, &outcomes);
         remaining.clear();
         for (node, outcome) in outcomes {
             match outcome {
