@@ -3,6 +3,8 @@
 //! kill/restart scenario (acceptance 3) and raw-HTTP conformance (acceptance 5). One test binary: the
 //! scenarios are modules under `e2e/`.
 
+#[path = "e2e/attacks_auth.rs"]
+mod attacks_auth;
 #[path = "e2e/auth.rs"]
 mod auth;
 #[path = "e2e/conformance.rs"]
@@ -18,12 +20,12 @@ mod netboot;
 #[path = "e2e/restart.rs"]
 mod restart;
 
-use harness::{SAMPLE, Server, setup};
+use harness::{Server, config_copy, setup};
 use kadeploy::client::{ClientEnv, tools, workflow};
 use std::path::Path;
 
 fn start(dir: &Path) -> Server {
-    Server::start(Path::new(SAMPLE), &dir.join("db.sqlite"), &[])
+    Server::start(&config_copy(dir, true), &dir.join("db.sqlite"), &[])
 }
 
 fn client(dir: &Path, port: u16, user: &str) -> ClientEnv {

@@ -12,12 +12,15 @@ mod listen;
 mod meta;
 mod operations;
 pub mod params;
+pub mod passwords;
 pub mod reply;
 mod route;
+pub mod server_files;
 pub mod settings;
 pub mod steps;
 mod submit;
 mod tls;
+pub mod trust;
 pub mod workflow;
 pub mod x509;
 
@@ -92,6 +95,13 @@ impl App {
         dir: PathBuf,
         backends: &Backends,
     ) -> anyhow::Result<Arc<App>> {
+        let addresses: Vec<std::net::IpAddr> = (config.clusters.iter())
+            .flat_map(|c| c.nodes.iter().map(|n| n.address))
+            .collect();
+        // On stderr whatever the log filter (kadeploy3d shows only errors by default).
+        for w in trust::warnings(&settings, &addresses) {
+            eprintln!("kadeploy3d: WARNING: {w}");
+        }
         let store = Arc::new(
             Store::open(&settings.database)
                 .with_context(|| format!("opening {}", settings.database.display()))?,
