@@ -7,6 +7,8 @@
 mod attacks_http;
 #[path = "e2e/attacks_store.rs"]
 mod attacks_store;
+#[path = "e2e/attacks_auth.rs"]
+mod attacks_auth;
 #[path = "e2e/auth.rs"]
 mod auth;
 #[path = "e2e/conformance.rs"]
@@ -26,12 +28,12 @@ mod netboot;
 #[path = "e2e/restart.rs"]
 mod restart;
 
-use harness::{SAMPLE, Server, setup};
+use harness::{Server, config_copy, setup};
 use kadeploy::client::{ClientEnv, tools, workflow};
 use std::path::Path;
 
 fn start(dir: &Path) -> Server {
-    Server::start(Path::new(SAMPLE), &dir.join("db.sqlite"), &[])
+    Server::start(&config_copy(dir, true), &dir.join("db.sqlite"), &[])
 }
 
 fn client(dir: &Path, port: u16, user: &str) -> ClientEnv {

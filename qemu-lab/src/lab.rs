@@ -168,6 +168,16 @@ impl Lab {
             install_bootloader: images::install_bootloader_script().to_string(),
             block_device: "/dev/vda".into(),
             agent_binary: spec.agent_over_ssh.then(|| spec.kaagent.clone()),
+            server_files: environments
+                .iter()
+                .flat_map(|e| [&e.image, &e.postinstall])
+                .filter_map(|f| f.parent().map(Path::to_path_buf))
+                .fold(Vec::new(), |mut dirs, d| {
+                    if !dirs.contains(&d) {
+                        dirs.push(d);
+                    }
+                    dirs
+                }),
         };
         let client_dir = site::write(&site_spec)?;
         images::pxe_files(&inputs, &config_dir.join("tftpboot")).context("PXE files")?;

@@ -74,6 +74,9 @@ pub struct SiteSpec {
     pub block_device: String,
     /// A static `kaagent` the server sends over SSH to nodes whose agent does not answer.
     pub agent_binary: Option<PathBuf>,
+    /// The directories of the environments' files, named by `server://` references
+    /// (`security/server_file_directories`).
+    pub server_files: Vec<PathBuf>,
 }
 
 /// Partitions of a lab node's disk: swap 1 (64 MiB), prod 2 (256 MiB), deploy 3 (the rest).
@@ -173,6 +176,14 @@ fn server_conf(spec: &SiteSpec) -> String {
     } else {
         ""
     };
+    let mut server_files: String = spec
+        .server_files
+        .iter()
+        .map(|d| format!("    - '{}'\n", d.display().to_string().replace('\'', "''")))
+        .collect();
+    if server_files.is_empty() {
+        server_files = "    []\n".into();
+    }
     format!(
         r#"---
 # kadeploy3d for the QEMU lab (written by kalab).
@@ -187,6 +198,7 @@ backend:
 rights:
   kind: db
   almighty_users: root
+# The ACL trusts the user header from the lab's own network namespace (only root can enter it).
 authentication:
   acl:
     whitelist:
@@ -194,7 +206,8 @@ authentication:
       - {ip}
 security:
   secure_server: true
-network:
+  server_file_directories:
+{server_files}network:
   server_hostname: kadeploy.{DOMAIN}
   ports:
     kadeploy_server: {API_PORT}
@@ -359,4 +372,35 @@ tftp:
 "#,
         bridge = spec.bridge
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The lab's `server://` references (the environments' image and postinstall) stay allowed.
+    #[test]
+    fn server_conf_allows_the_environment_directories() {
+        let envs = PathBuf::from("/var/cache/kalab/env-1");
+        let spec = SiteSpec {
+            dir: PathBuf::from("/tmp/kalab"),
+            server_ip: Ipv4Addr::new(10, 250, 0, 1),
+            bridge: "br-lab".into(),
+            nodes: Vec::new(),
+            deploy_vmlinuz: PathBuf::new(),
+            deploy_initrd: PathBuf::new(),
+            deploy_params: String::new(),
+            ssh_key: PathBuf::new(),
+            bmc_password: String::new(),
+            vm_dir: PathBuf::new(),
+            power: PowerDriver::Ipmitool,
+            install_bootloader: String::new(),
+            block_device: "/dev/vda".into(),
+            agent_binary: None,
+            server_files: vec![envs.clone()],
+        };
+        let settings = kadeploy::server::Settings::parse(&server_conf(&spec), &spec.dir)
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        assert_eq!(settings.server_files.dirs(), [envs]);
+    }
 }

@@ -70,7 +70,8 @@ pub fn setup(name: &str) -> PathBuf {
     dir
 }
 
-/// A copy of the sample configuration in `dir/conf`, served over plain HTTP unless `secure`.
+/// A copy of the sample configuration in `dir/conf`, served over plain HTTP unless `secure`, with the
+/// sample's commented-out loopback ACL turned on (the tests speak for several users from 127.0.0.1).
 pub fn config_copy(dir: &Path, secure: bool) -> PathBuf {
     let conf = dir.join("conf");
     std::fs::create_dir_all(&conf).expect("conf dir");
@@ -79,7 +80,13 @@ pub fn config_copy(dir: &Path, secure: bool) -> PathBuf {
     }
     let server = conf.join("server.conf");
     let text = std::fs::read_to_string(&server).expect("server.conf");
-    let text = text.replace("secure_server: true", &format!("secure_server: {secure}"));
+    let text = text
+        .replace("secure_server: true", &format!("secure_server: {secure}"))
+        .replace("\n  # acl: {", "\n  acl: {");
+    assert!(
+        text.contains("\n  acl: {"),
+        "the sample's loopback ACL line"
+    );
     std::fs::write(&server, text).expect("server.conf");
     conf
 }

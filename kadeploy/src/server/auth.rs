@@ -1,31 +1,23 @@
 //! Authentication (spec §3.2): the `<prefix>User` header trusted from ACL hosts, or HTTP Basic against an
-//! htpasswd file (bcrypt `$2y$`/`$2b$`/`$2a$`, `{SHA}`, or plain), an X.509 certificate signed by the
-//! configured CA ([`super::x509`]), or ident ([`super::ident`]).
+//! htpasswd file ([`super::passwords`]), an X.509 certificate signed by the configured CA ([`super::x509`])
+//! whose key the client proved to hold (in the TLS handshake, or through a front end listed in
+//! `authentication/certificate/trusted_front_ends` that sends the `<prefix>Certificate` header), or ident
+//! ([`super::ident`]).
 
+use super::passwords::PasswordError;
 use super::reply::HttpError;
-use super::settings::{Settings, allowed};
+use super::settings::{Settings, allowed, listed};
 use axum::http::{HeaderMap, StatusCode, header};
 use base64::Engine as _;
-use sha1::{Digest, Sha1};
 use std::net::SocketAddr;
+
+pub use super::passwords::check_hash;
 
 fn unauthorized(msg: impl Into<String>) -> HttpError {
     HttpError::Status(
         StatusCode::UNAUTHORIZED,
         format!("Authentication failed: {}", msg.into()),
     )
-}
-
-/// Checks `password` against one htpasswd hash.
-pub fn check_hash(hash: &str, password: &str) -> bool {
-    if hash.starts_with("$2") {
-        bcrypt::verify(password, hash).unwrap_or(false)
-    } else if let Some(b64) = hash.strip_prefix("{SHA}") {
-        let digest = Sha1::digest(password.as_bytes());
-        base64::engine::general_purpose::STANDARD.encode(digest) == b64
-    } else {
-        hash == password
-    }
 }
 
 fn basic_credentials(headers: &HeaderMap) -> Option<Result<(String, String), HttpError>> {
@@ -57,18 +49,24 @@ pub struct Credentials<'a> {
     pub tls_cert: Option<&'a [u8]>,
 }
 
-/// Checks the client certificate (the `<prefix>Certificate` header first, else the TLS one) when the
-/// certificate method is configured and one was given: its common names.
+/// Checks the client certificate when the certificate method is configured and one was given: its
+/// common names. The `<prefix>Certificate` header counts only from a trusted front end (anybody can copy a
+/// public certificate into a header); otherwise the certificate of the TLS handshake, whose key the client
+/// used to sign the handshake.
 fn certificate_names(s: &Settings, c: &Credentials<'_>) -> Option<Result<Vec<String>, HttpError>> {
     let cert = s.cert.as_ref()?;
     let header_name = format!("{}Certificate", s.headers_prefix);
-    let checked = match (
-        c.headers
-            .get(header_name.as_str())
-            .and_then(|v| v.to_str().ok()),
-        c.tls_cert,
-    ) {
-        (Some(h), _) => cert.ca.verify_header(h),
+    let checked = match (c.headers.get(header_name.as_str()), c.tls_cert) {
+        (Some(_), _) if !listed(&cert.front_ends, c.peer.ip()) => {
+            return Some(Err(unauthorized(format!(
+                "the {header_name} header is only accepted from the front ends of \
+                 authentication/certificate/trusted_front_ends; present the certificate in the TLS handshake"
+            ))));
+        }
+        (Some(h), _) => match h.to_str() {
+            Ok(h) => cert.ca.verify_header(h),
+            Err(_) => return Some(Err(unauthorized(format!("invalid {header_name} header")))),
+        },
         (None, Some(der)) => cert.ca.verify_der(der),
         (None, None) => return None,
     };
@@ -85,7 +83,7 @@ fn certificate_names(s: &Settings, c: &Credentials<'_>) -> Option<Result<Vec<Str
 /// The user identd reports for this connection.
 async fn ident_user(s: &Settings, c: &Credentials<'_>) -> Option<Result<String, HttpError>> {
     let ident = s.ident.as_ref()?;
-    if !allowed(&ident.whitelist, c.peer.ip()) {
+    if !listed(&ident.whitelist, c.peer.ip()) {
         return Some(Err(unauthorized(format!(
             "the host {} is not allowed to use ident",
             c.peer.ip()
@@ -120,12 +118,16 @@ pub async fn authenticate(s: &Settings, c: &Credentials<'_>) -> Result<String, H
         if !allowed(&basic.whitelist, source) {
             return Err(unauthorized(format!("the host {source} is not allowed")));
         }
-        let db = std::fs::read_to_string(&basic.dbfile)
-            .map_err(|e| unauthorized(format!("htpasswd file: {e}")))?;
-        let ok = db
-            .lines()
-            .filter_map(|l| l.split_once(':'))
-            .any(|(u, h)| u == name && check_hash(h.trim(), &password));
+        let ok = match basic.passwords.check(&basic.dbfile, &name, &password).await {
+            Ok(ok) => ok,
+            Err(e @ PasswordError::Busy) => {
+                return Err(HttpError::Status(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("Authentication failed: {e}"),
+                ));
+            }
+            Err(e @ PasswordError::Database) => return Err(unauthorized(e.to_string())),
+        };
         return if ok {
             Ok(name)
         } else {
@@ -150,7 +152,7 @@ pub async fn authenticate(s: &Settings, c: &Credentials<'_>) -> Result<String, H
                 Ok(found)
             } else {
                 Err(unauthorized(format!(
-                    "ident says the connection belongs to {found}, not {user}"
+                    "ident says the connection belongs to another user, not {user}"
                 )))
             };
         }
@@ -189,18 +191,4 @@ pub async fn authenticate(s: &Settings, c: &Credentials<'_>) -> Result<String, H
     Err(unauthorized(format!(
         "no user specified in the {header_name} HTTP header{basic}"
     )))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn htpasswd_hashes() {
-        let b = bcrypt::hash("secret", 4).unwrap();
-        assert!(check_hash(&b, "secret"));
-        assert!(!check_hash(&b, "wrong"));
-        assert!(check_hash("{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=", "secret"));
-        assert!(!check_hash("{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=", "secreT"));
-    }
 }

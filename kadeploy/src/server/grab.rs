@@ -2,7 +2,9 @@
 //! (`local://` or plain) paths exported by the client at `<client>/<urlsafe_base64(path)>`. A `HEAD` gives
 //! the size and the checksum (the `ETag`), a `GET` the content, written to a temporary file and renamed into
 //! the server's cache (`cache/directory`) only once complete and checked, so a failure leaves nothing.
-//! A cached copy whose checksum is unchanged is reused. `server://` references are left to the backends.
+//! A cached copy whose checksum is unchanged is reused. The size limit of the file's kind is checked on the
+//! announced length and again while receiving. `server://` references are checked by
+//! [`super::server_files`].
 
 use crate::error::{ApiError, RequestError};
 use base64::Engine as _;
@@ -178,7 +180,7 @@ pub async fn fetch(
         return Ok(Some(data));
     }
     let part = cache.dir.join(format!("{name}.part"));
-    let result = download(&http, &url, &part, &etag, length).await;
+    let result = download(&http, &url, &part, &etag, length, w.max_size).await;
     match result {
         Ok(()) => {
             std::fs::rename(&part, &data).map_err(cache_err)?;
@@ -199,6 +201,7 @@ async fn download(
     part: &Path,
     etag: &str,
     length: Option<u64>,
+    max: Option<u64>,
 ) -> Result<(), String> {
     use tokio::io::AsyncWriteExt as _;
     let mut resp = http.get(url).send().await.map_err(|e| e.to_string())?;
@@ -224,6 +227,11 @@ async fn download(
             .await
             .map_err(|e| format!("{}: {e}", part.display()))?;
         written += chunk.len() as u64;
+        if let Some(max) = max
+            && written > max
+        {
+            return Err(format!("more than {max} bytes"));
+        }
     }
     out.flush().await.map_err(|e| e.to_string())?;
     if let Some(len) = length

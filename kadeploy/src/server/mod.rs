@@ -17,13 +17,16 @@ pub mod observe;
 mod operations;
 pub mod params;
 mod reload;
+pub mod passwords;
 pub mod reply;
 mod route;
+pub mod server_files;
 pub mod settings;
 pub mod shutdown;
 pub mod steps;
 mod submit;
 mod tls;
+pub mod trust;
 pub mod workflow;
 pub mod x509;
 
@@ -105,6 +108,13 @@ impl App {
         dir: PathBuf,
         backends: &Backends,
     ) -> anyhow::Result<Arc<App>> {
+        let addresses: Vec<std::net::IpAddr> = (config.clusters.iter())
+            .flat_map(|c| c.nodes.iter().map(|n| n.address))
+            .collect();
+        // On stderr whatever the log filter (kadeploy3d shows only errors by default).
+        for w in trust::warnings(&settings, &addresses) {
+            eprintln!("kadeploy3d: WARNING: {w}");
+        }
         // Locked before anything reads or changes it: a second server on this database stops here,
         // before recording the first one's running workflows as aborted.
         let store = Arc::new(

@@ -36,6 +36,11 @@ impl Net {
             .collect()
     }
 
+    /// The network's address.
+    pub fn addr(&self) -> IpAddr {
+        self.addr
+    }
+
     /// `ip` is in this network.
     pub fn contains(&self, ip: IpAddr) -> bool {
         let ip = match ip {
@@ -71,6 +76,11 @@ pub fn allowed(list: &[Net], ip: IpAddr) -> bool {
     list.is_empty() || list.iter().any(|n| n.contains(ip))
 }
 
+/// `true` when `ip` is in `list` (an empty list allows nobody).
+pub fn listed(list: &[Net], ip: IpAddr) -> bool {
+    list.iter().any(|n| n.contains(ip))
+}
+
 /// HTTP Basic settings.
 #[derive(Clone, Debug)]
 pub struct BasicAuth {
@@ -80,6 +90,8 @@ pub struct BasicAuth {
     pub realm: String,
     /// Allowed sources.
     pub whitelist: Vec<Net>,
+    /// Checks the passwords (bounded concurrency, short cache).
+    pub passwords: std::sync::Arc<super::passwords::Passwords>,
 }
 
 /// X.509 certificate authentication settings (`authentication/certificate`).
@@ -89,14 +101,18 @@ pub struct CertAuth {
     pub ca: super::x509::CaKey,
     /// Allowed sources.
     pub whitelist: Vec<Net>,
+    /// New key `trusted_front_ends`: the hosts whose `<prefix>Certificate` header is believed (they
+    /// authenticated the client by TLS themselves); empty (the default): the header is refused.
+    pub front_ends: Vec<Net>,
 }
 
 /// Ident authentication settings (`authentication/ident`).
 #[derive(Clone, Debug)]
 pub struct IdentAuth {
-    /// Allowed sources.
+    /// Allowed sources (an empty list allows nobody).
     pub whitelist: Vec<Net>,
-    /// New key `authentication/ident/port`: the identd port queried on the client host (113).
+    /// New key `authentication/ident/port`: the identd port queried on the client host (113); only a
+    /// privileged port (below 1024) is accepted, where only the host's administrator can answer.
     pub port: u16,
 }
 
@@ -146,6 +162,10 @@ pub struct Settings {
     pub max_postinstall: u64,
     /// `pxe/dhcp/repository` + `pxe/dhcp/userfiles/directory`: where uploaded PXE files go.
     pub pxe_userfiles: Option<PathBuf>,
+    /// New key `security/server_file_directories`: where `server://` references may point (none by default).
+    pub server_files: super::server_files::ServerFiles,
+    /// `pxe/dhcp/userfiles/max_size` (MB, 200 when absent), in bytes: the largest PXE file of a request.
+    pub max_pxe_file: u64,
     /// The clusters whose `remoteops` have a `console` command (`None`: not known, consoles allowed).
     pub console_clusters: Option<std::collections::BTreeSet<String>>,
     /// `backend/kind` was left out (the server then drives the simulated cluster).
@@ -206,6 +226,7 @@ impl Settings {
                 dbfile: dir.join(file),
                 realm: b.realm.clone().unwrap_or_else(|| "Kadeploy".into()),
                 whitelist: local(list(&b.whitelist)),
+                passwords: std::sync::Arc::default(),
             })
         });
         let cert = match &w.authentication.certificate {
@@ -224,16 +245,32 @@ impl Settings {
                 Some(CertAuth {
                     ca,
                     whitelist: local(list(&c.whitelist)),
+                    front_ends: list(&c.trusted_front_ends),
                 })
             }
         };
-        let ident = w.authentication.ident.as_ref().map(|i| IdentAuth {
-            whitelist: local(list(i.whitelist.as_deref().unwrap_or(&[]))),
-            port: raw["authentication"]["ident"]["port"]
-                .as_u64()
-                .and_then(|p| u16::try_from(p).ok())
-                .unwrap_or(super::ident::IDENT_PORT),
-        });
+        let ident = match &w.authentication.ident {
+            None => None,
+            Some(i) => {
+                let port = i.port.unwrap_or(super::ident::IDENT_PORT);
+                if port == 0 || port >= 1024 {
+                    anyhow::bail!(
+                        "server.conf: authentication/ident/port {port} is not a privileged port (1 to 1023): \
+                         any user of the client host could answer there"
+                    );
+                }
+                Some(IdentAuth {
+                    whitelist: local(list(i.whitelist.as_deref().unwrap_or(&[]))),
+                    port,
+                })
+            }
+        };
+        let server_files = super::server_files::ServerFiles::new(
+            w.security
+                .server_file_directories
+                .iter()
+                .map(|d| dir.join(d)),
+        );
         let certificate = w
             .security
             .private_key
@@ -292,6 +329,11 @@ impl Settings {
             debugfile: file(&w.logs.debugfile),
             debugfile_level: w.verbosity.logs,
             metrics,
+            server_files,
+            max_pxe_file: raw["pxe"]["dhcp"]["userfiles"]["max_size"]
+                .as_u64()
+                .unwrap_or(200)
+                << 20,
             pxe_userfiles: raw["pxe"]["dhcp"]["repository"].as_str().map(|repo| {
                 dir.join(repo).join(
                     raw["pxe"]["dhcp"]["userfiles"]["directory"]

@@ -1,7 +1,10 @@
 //! X.509 certificate authentication (spec §3.2): a client certificate, sent Base64-encoded in the
 //! `<prefix>Certificate` header (Kadeploy's way) or presented in the TLS handshake, must be signed by the
 //! configured CA (`authentication/certificate/ca_cert` or `ca_public_key`) and be valid now; its subject's
-//! CN list gives the users it authenticates.
+//! CN list gives the users it authenticates. A certificate only names users: whether the client holds its
+//! key is for [`super::auth`] to establish (TLS handshake, or a trusted front end). CA certificates
+//! (`basicConstraints` CA:TRUE, or the CA's own key) and certificates not meant for client authentication
+//! (`extendedKeyUsage` without `clientAuth`, `keyUsage` without `digitalSignature`) are refused.
 
 use base64::Engine as _;
 use std::path::Path;
@@ -66,6 +69,7 @@ impl CaKey {
         if !cert.validity().is_valid() {
             return Err(bad("the certificate is expired or not yet valid".into()));
         }
+        check_client_usage(&cert, &self.spki)?;
         Ok(cert
             .subject()
             .iter_common_name()
@@ -85,10 +89,46 @@ impl CaKey {
     }
 }
 
+/// Refuses CA certificates and certificates whose extensions exclude client authentication.
+fn check_client_usage(cert: &X509Certificate<'_>, ca_spki: &[u8]) -> Result<(), CertError> {
+    let bad = |m: &str| CertError::Invalid(m.to_string());
+    let ext = |e: x509_parser::error::X509Error| CertError::Invalid(format!("bad extensions: {e}"));
+    if cert.public_key().raw == ca_spki {
+        return Err(bad("the CA's own certificate cannot authenticate a user"));
+    }
+    if cert
+        .basic_constraints()
+        .map_err(ext)?
+        .is_some_and(|bc| bc.value.ca)
+    {
+        return Err(bad(
+            "a CA certificate (basicConstraints CA:TRUE) cannot authenticate a user",
+        ));
+    }
+    if let Some(eku) = cert.extended_key_usage().map_err(ext)?
+        && !eku.value.client_auth
+    {
+        return Err(bad(
+            "the certificate is not meant for client authentication (extendedKeyUsage without clientAuth)",
+        ));
+    }
+    if let Some(ku) = cert.key_usage().map_err(ext)?
+        && !ku.value.digital_signature()
+    {
+        return Err(bad(
+            "the certificate is not meant for client authentication (keyUsage without digitalSignature)",
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+        KeyPair, KeyUsagePurpose,
+    };
 
     fn params(cn: &str) -> CertificateParams {
         let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -130,5 +170,55 @@ mod tests {
         }
         assert!(CaKey::from_key_file(&dir.join("missing")).is_err());
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Before, the CA's certificate authenticated its CN, and so did certificates for servers only.
+    #[test]
+    fn ca_and_non_client_certificates_are_refused() {
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = params("TestCA");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        let ca = CaKey {
+            spki: rcgen::PublicKeyData::subject_public_key_info(&ca_key),
+        };
+        let issuer = Issuer::new(ca_params, ca_key);
+        let refused = |der: &[u8], why: &str| match ca.verify_der(der) {
+            Err(CertError::Invalid(m)) => assert!(m.contains(why), "{m}"),
+            other => panic!("expected a refusal ({why}), got {other:?}"),
+        };
+        refused(ca_cert.der(), "CA's own certificate");
+        let mut sub = params("SubCA");
+        sub.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        refused(
+            sub.signed_by(&KeyPair::generate().unwrap(), &issuer)
+                .unwrap()
+                .der(),
+            "CA:TRUE",
+        );
+        let mut server = params("root");
+        server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        refused(
+            server
+                .signed_by(&KeyPair::generate().unwrap(), &issuer)
+                .unwrap()
+                .der(),
+            "clientAuth",
+        );
+        let mut enc = params("root");
+        enc.key_usages = vec![KeyUsagePurpose::KeyEncipherment];
+        refused(
+            enc.signed_by(&KeyPair::generate().unwrap(), &issuer)
+                .unwrap()
+                .der(),
+            "digitalSignature",
+        );
+        let mut client = params("root");
+        client.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        client.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        let ok = client
+            .signed_by(&KeyPair::generate().unwrap(), &issuer)
+            .unwrap();
+        assert_eq!(ca.verify_der(ok.der()).unwrap(), vec!["root".to_string()]);
     }
 }

@@ -34,6 +34,14 @@ pub fn write(
     for f in COPIED {
         std::fs::copy(Path::new(SAMPLE).join(f), conf.join(f))?;
     }
+    // The load generator speaks for its users from loopback: turn on the sample's loopback ACL.
+    let server = conf.join("server.conf");
+    let text = std::fs::read_to_string(&server)?.replace("\n  # acl: {", "\n  acl: {");
+    anyhow::ensure!(
+        text.contains("\n  acl: {"),
+        "the sample server.conf has no loopback ACL line"
+    );
+    std::fs::write(&server, text)?;
     let total = workflows * nodes;
     let per_cluster = total.div_ceil(clusters);
     let mut names = Vec::with_capacity(total);

@@ -103,7 +103,7 @@ pub struct Authentication {
     /// `http_basic/*`.
     pub http_basic: Option<AuthHttpBasic>,
     /// `ident/*`.
-    pub ident: Option<Whitelist>,
+    pub ident: Option<AuthIdent>,
 }
 
 /// `authentication/global/*`.
@@ -130,6 +130,16 @@ pub struct Whitelist {
     pub whitelist: Option<Vec<String>>,
 }
 
+/// `authentication/ident/*`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct AuthIdent {
+    /// `whitelist`: hosts, networks or `/regexps/`.
+    pub whitelist: Option<Vec<String>>,
+    /// New key `port`: the identd port queried on the client host (113); a privileged port (below 1024).
+    pub port: Option<u16>,
+}
+
 /// `authentication/certificate/*`.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(default)]
@@ -140,6 +150,9 @@ pub struct AuthCertificate {
     pub ca_cert: Option<String>,
     /// `whitelist`.
     pub whitelist: Vec<String>,
+    /// New key `trusted_front_ends`: the hosts allowed to pass a client's certificate in the
+    /// `<prefix>Certificate` header, having authenticated the client by TLS themselves (none by default).
+    pub trusted_front_ends: Vec<String>,
 }
 
 /// `{algorithm, file}` of a key.
@@ -178,6 +191,9 @@ pub struct Security {
     pub private_key: Option<KeyFile>,
     /// `force_secure_client` (false).
     pub force_secure_client: bool,
+    /// New key `server_file_directories`: the directories `server://` references may name (none by
+    /// default: every `server://` reference is refused).
+    pub server_file_directories: Vec<String>,
 }
 
 impl Default for Security {
@@ -188,6 +204,7 @@ impl Default for Security {
             certificate: String::new(),
             private_key: None,
             force_secure_client: false,
+            server_file_directories: Vec::new(),
         }
     }
 }
