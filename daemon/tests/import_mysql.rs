@@ -328,7 +328,8 @@ fn imports_a_kadeploy_33_database_twice_and_the_clients_show_it() {
     drop(conn);
 
     // The server on the imported store, and our clients.
-    let server = Server::start(Path::new(SAMPLE), &store, &[]);
+    // The sample's loopback ACL on: the clients speak for root, alice and bob from 127.0.0.1.
+    let server = Server::start(&harness::config_copy(&dir, true), &store, &[]);
     let conf = format!(
         "default: t\nservers:\n  - {{name: t, hostname: 127.0.0.1, port: {}, secure: true}}\n",
         server.port

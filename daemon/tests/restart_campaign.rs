@@ -408,7 +408,7 @@ impl Drop for Server {
     }
 }
 
-/// A copy of the sample configuration in `dir/conf`, over plain HTTP.
+/// A copy of the sample configuration in `dir/conf`, over plain HTTP, with the loopback ACL on.
 fn config_copy(dir: &Path) -> PathBuf {
     let conf = dir.join("conf");
     std::fs::create_dir_all(&conf).expect("conf dir");
@@ -419,7 +419,9 @@ fn config_copy(dir: &Path) -> PathBuf {
     let text = std::fs::read_to_string(&server).expect("server.conf");
     std::fs::write(
         &server,
-        text.replace("secure_server: true", "secure_server: false"),
+        text.replace("secure_server: true", "secure_server: false")
+            // The sample's commented-out loopback ACL: the load speaks for root from 127.0.0.1.
+            .replace("\n  # acl: {", "\n  acl: {"),
     )
     .expect("server.conf");
     conf
