@@ -3,8 +3,14 @@
 //! kill/restart scenario (acceptance 3) and raw-HTTP conformance (acceptance 5). One test binary: the
 //! scenarios are modules under `e2e/`.
 
+#[path = "e2e/attacks_conn.rs"]
+mod attacks_conn;
+#[path = "e2e/attacks_console.rs"]
+mod attacks_console;
 #[path = "e2e/auth.rs"]
 mod auth;
+#[path = "e2e/autoclean.rs"]
+mod autoclean;
 #[path = "e2e/conformance.rs"]
 mod conformance;
 #[path = "e2e/console.rs"]

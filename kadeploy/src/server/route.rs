@@ -26,6 +26,8 @@ pub struct Req {
     pub user: String,
     /// The user is almighty.
     pub almighty: bool,
+    /// The client's address (consoles accept only their requester's).
+    pub peer: SocketAddr,
 }
 
 /// The axum handler of every route.
@@ -190,6 +192,7 @@ async fn dispatch(app: &Arc<App>, peer: SocketAddr, req: Request) -> Result<Repl
         params,
         user,
         almighty,
+        peer,
     };
     match first {
         "deployment" | "reboot" | "power" if submit::in_memory(&r) => submit::route(app, r),

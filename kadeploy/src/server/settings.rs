@@ -148,6 +148,8 @@ pub struct Settings {
     pub pxe_userfiles: Option<PathBuf>,
     /// The clusters whose `remoteops` have a `console` command (`None`: not known, consoles allowed).
     pub console_clusters: Option<std::collections::BTreeSet<String>>,
+    /// New keys `limits/*` and Kadeploy's `autoclean_threshold`: connection, console and workflow bounds.
+    pub limits: super::limits::Limits,
 }
 
 impl Settings {
@@ -239,7 +241,9 @@ impl Settings {
             .server_hostname
             .clone()
             .unwrap_or_else(|| "localhost".into());
+        let limits = super::limits::Limits::parse(&raw["limits"], w.autoclean_threshold)?;
         Ok(Settings {
+            limits,
             port: w.network.ports.kadeploy_server,
             secure: w.security.secure_server,
             local_only: w.security.local_only,
