@@ -9,8 +9,14 @@ mod attacks_http;
 mod attacks_store;
 #[path = "e2e/attacks_auth.rs"]
 mod attacks_auth;
+#[path = "e2e/attacks_conn.rs"]
+mod attacks_conn;
+#[path = "e2e/attacks_console.rs"]
+mod attacks_console;
 #[path = "e2e/auth.rs"]
 mod auth;
+#[path = "e2e/autoclean.rs"]
+mod autoclean;
 #[path = "e2e/conformance.rs"]
 mod conformance;
 #[path = "e2e/conn.rs"]

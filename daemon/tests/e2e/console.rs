@@ -1,5 +1,6 @@
-//! Consoles (spec §3.8, §2.8): `POST /console` on a simulated node, the TCP relay (banner, echo), the
-//! console objects, `DELETE`, rights (error 6), unknown nodes (error 2), and `kaconsole3`'s session.
+//! Consoles (spec §3.8, §2.8): `POST /console` on a simulated node, the TCP relay (banner, echo) after
+//! the console's secret, the console objects, `DELETE`, rights (error 6), unknown nodes (error 2), and
+//! `kaconsole3`'s session.
 
 use super::harness::{Http, Server, config_copy, setup};
 use kadeploy::client::{ClientEnv, console};
@@ -63,21 +64,28 @@ fn console_relays_the_node_console_over_tcp() {
     );
     let uri = created["resources"]["console"].as_str().expect("console");
     assert!(uri.starts_with("tcp://"), "{uri}");
+    let secret = created["secret"].as_str().expect("secret");
 
+    // The client sends the console's secret first (see attacks_console for the refusals).
     let mut tcp = TcpStream::connect(("127.0.0.1", port_of(uri))).expect("connect");
     tcp.set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
+    tcp.write_all(format!("{secret}\n").as_bytes())
+        .expect("secret");
     let banner = read_until(&mut tcp, "login: ");
     assert!(banner.contains("node-1"), "{banner}");
     tcp.write_all(b"hello console\n").expect("write");
     read_until(&mut tcp, "hello console\n");
 
-    // A second client is turned away while the first is attached.
+    // A second client is turned away while the first is attached: the secret was for one use.
     let mut second = TcpStream::connect(("127.0.0.1", port_of(uri))).expect("connect");
     second
         .set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
-    read_until(&mut second, "already attached");
+    second
+        .write_all(format!("{secret}\n").as_bytes())
+        .expect("secret");
+    read_until(&mut second, "[Kaconsole] refused");
 
     let list = root.get("/console").json();
     let item = list

@@ -1,5 +1,6 @@
-//! `kaconsole3` (spec §2.8): opens a node's console with `POST /console`, relays the terminal to its TCP
-//! address until EOF, the server closing, Ctrl-] or the kill sequence (four ESC), then closes it.
+//! `kaconsole3` (spec §2.8): opens a node's console with `POST /console`, sends the console's secret (the
+//! reply's `secret`, when the server gives one) as the first line on its TCP address, then relays the
+//! terminal until EOF, the server closing, Ctrl-] or the kill sequence (four ESC), then closes it.
 
 use super::{Api, ClientEnv, ClientError, nodes};
 use clap::Parser;
@@ -117,8 +118,14 @@ pub async fn session(
         .as_str()
         .unwrap_or_default()
         .to_string();
+    let secret = created["secret"].as_str().map(|s| format!("{s}\n"));
     let relay = async {
         let mut tcp = connect(&api, &uri).await?;
+        if let Some(secret) = &secret {
+            tcp.write_all(secret.as_bytes())
+                .await
+                .map_err(|e| ClientError::Usage(format!("connecting to {uri}: {e}")))?;
+        }
         let (mut from, mut to) = tcp.split();
         let upstream = async {
             let _ = forward(input, &mut to).await;

@@ -2,12 +2,15 @@
 //! envelope ([`reply`]). The engine never sees HTTP; workflows run on per-cluster executors ([`backend`]).
 
 pub mod auth;
+mod autoclean;
 pub mod backend;
 mod catalog;
+mod conn;
 pub mod console;
 mod files;
 pub mod grab;
 pub mod ident;
+pub mod limits;
 mod listen;
 pub mod live;
 pub mod logfiles;

@@ -28,6 +28,8 @@ pub struct Req {
     pub user: String,
     /// The user is almighty.
     pub almighty: bool,
+    /// The client's address (consoles accept only their requester's).
+    pub peer: SocketAddr,
 }
 
 /// The axum handler of every route; a panic anywhere below it is a 500 (see [`panics`]).
@@ -185,6 +187,7 @@ async fn dispatch(app: &Arc<App>, peer: SocketAddr, req: Request) -> Result<Repl
         params,
         user,
         almighty,
+        peer,
     };
     match first {
         "deployment" | "reboot" | "power" if submit::in_memory(&r) => submit::route(app, r),

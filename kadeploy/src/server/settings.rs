@@ -178,6 +178,8 @@ pub struct Settings {
     pub debugfile_level: u8,
     /// New key `metrics/listen`: where `/metrics` is served over plain HTTP (off when absent).
     pub metrics: Option<std::net::SocketAddr>,
+    /// New keys `limits/*` and Kadeploy's `autoclean_threshold`: connection, console and workflow bounds.
+    pub limits: super::limits::Limits,
 }
 
 impl Settings {
@@ -293,7 +295,9 @@ impl Settings {
             .server_hostname
             .clone()
             .unwrap_or_else(|| "localhost".into());
+        let limits = super::limits::Limits::parse(&raw["limits"], w.autoclean_threshold)?;
         Ok(Settings {
+            limits,
             port: w.network.ports.kadeploy_server,
             secure: w.security.secure_server,
             local_only: w.security.local_only,

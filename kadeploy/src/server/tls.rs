@@ -1,5 +1,5 @@
-//! The rustls configuration of the API when certificate authentication is on: clients may present a
-//! certificate in the handshake (never required, so ACL, Basic and ident keep working). The handshake only
+//! The rustls configuration of the API (HTTP/1.1 only, as the listener). When certificate authentication
+//! is on, clients may present a certificate in the handshake (never required, so ACL, Basic and ident keep working). The handshake only
 //! checks that the client holds the certificate's key; whether the certificate is signed by the trusted CA
 //! is checked per request by [`super::auth`], so a foreign certificate gets Kadeploy's 401 instead of a
 //! TLS alert.
@@ -64,9 +64,13 @@ impl ClientCertVerifier for Deferred {
     }
 }
 
-/// A server configuration (HTTP/1.1) with the PEM certificate chain and key, asking clients for an
-/// optional certificate.
-pub fn with_client_certs(cert_pem: &[u8], key_pem: &[u8]) -> anyhow::Result<rustls::ServerConfig> {
+/// A server configuration (HTTP/1.1) with the PEM certificate chain and key; with `client_certs`, clients
+/// are asked for an optional certificate.
+pub fn server_config(
+    cert_pem: &[u8],
+    key_pem: &[u8],
+    client_certs: bool,
+) -> anyhow::Result<rustls::ServerConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let certs = CertificateDer::pem_slice_iter(cert_pem)
         .collect::<Result<Vec<_>, _>>()
@@ -75,9 +79,14 @@ pub fn with_client_certs(cert_pem: &[u8], key_pem: &[u8]) -> anyhow::Result<rust
     let verifier = Deferred {
         algorithms: provider.signature_verification_algorithms,
     };
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_client_cert_verifier(Arc::new(verifier))
+    let builder = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?;
+    let builder = if client_certs {
+        builder.with_client_cert_verifier(Arc::new(verifier))
+    } else {
+        builder.with_no_client_auth()
+    };
+    let mut config = builder
         .with_single_cert(certs, key)
         .context("the server certificate and key")?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];

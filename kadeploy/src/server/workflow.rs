@@ -82,6 +82,8 @@ struct Inner {
     error: Option<RequestError>,
     end: Option<f64>,
     remaining: usize,
+    /// When the workflow ended or failed (what autoclean measures).
+    finished_at: Option<std::time::Instant>,
 }
 
 /// One workflow.
@@ -196,6 +198,14 @@ impl Workflow {
         if inner.error.is_none() {
             inner.error = Some(e);
         }
+        inner
+            .finished_at
+            .get_or_insert_with(std::time::Instant::now);
+    }
+
+    /// How long ago the workflow ended or failed; `None` while it runs.
+    pub fn finished_for(&self) -> Option<std::time::Duration> {
+        self.lock().finished_at.map(|t| t.elapsed())
     }
 
     /// Records that part `index` ended with `report` (or an error); after the last part, writes the node
@@ -219,6 +229,9 @@ impl Workflow {
         let mut inner = self.lock();
         inner.done = true;
         inner.end = Some(self.started.elapsed().as_secs_f64());
+        inner
+            .finished_at
+            .get_or_insert_with(std::time::Instant::now);
     }
 
     /// The workflow's final state, each node's final state, and the `log` rows (what [`Workflow::part_done`]

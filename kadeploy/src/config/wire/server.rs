@@ -36,12 +36,15 @@ pub struct ServerFile {
     pub pxe: Pxe,
     /// `hooks/*`.
     pub hooks: Hooks,
-    /// `autoclean_threshold` in minutes (360).
-    pub autoclean_threshold: u64,
+    /// `autoclean_threshold` in minutes (360); fractions of a minute are accepted.
+    pub autoclean_threshold: f64,
     /// `external/*`.
     pub external: External,
     /// `metrics/*` (kadeploy3d's addition).
     pub metrics: Metrics,
+    /// `limits/*` (kadeploy3d's addition): connection, request and console bounds
+    /// ([`crate::server::limits::Limits`]).
+    pub limits: Option<Value>,
 }
 
 impl Default for ServerFile {
@@ -61,7 +64,8 @@ impl Default for ServerFile {
             environments: Environments::default(),
             pxe: Pxe::default(),
             hooks: Hooks::default(),
-            autoclean_threshold: 360,
+            autoclean_threshold: 360.0,
+            limits: None,
             external: External::default(),
             metrics: Metrics::default(),
         }
