@@ -3,16 +3,16 @@
 //! kill/restart scenario (acceptance 3) and raw-HTTP conformance (acceptance 5). One test binary: the
 //! scenarios are modules under `e2e/`.
 
-#[path = "e2e/attacks_http.rs"]
-mod attacks_http;
-#[path = "e2e/attacks_store.rs"]
-mod attacks_store;
 #[path = "e2e/attacks_auth.rs"]
 mod attacks_auth;
 #[path = "e2e/attacks_conn.rs"]
 mod attacks_conn;
 #[path = "e2e/attacks_console.rs"]
 mod attacks_console;
+#[path = "e2e/attacks_http.rs"]
+mod attacks_http;
+#[path = "e2e/attacks_store.rs"]
+mod attacks_store;
 #[path = "e2e/auth.rs"]
 mod auth;
 #[path = "e2e/autoclean.rs"]
