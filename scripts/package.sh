@@ -16,5 +16,5 @@ RUSTFLAGS="-C target-feature=+crt-static" \
     cargo build --release -p hal --bin kaagent --target x86_64-unknown-linux-gnu >&2
 cp "$target/x86_64-unknown-linux-gnu/release/kaagent" "$target/release/kaagent-static"
 
-cargo deb -p kadeploy3d --no-build --output "$target/debian/" >&2
+cargo deb -p kadeploy3d --no-build --strip --fast --output "$target/debian/" >&2
 ls -1t "$target"/debian/kadeploy3_*.deb | head -n 1
