@@ -191,7 +191,10 @@ fn check_token_file(path: &str) -> anyhow::Result<()> {
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c));
     anyhow::ensure!(
-        path.starts_with('/') && plain && !path.ends_with('/') && !path.split('/').any(|p| p == ".."),
+        path.starts_with('/')
+            && plain
+            && !path.ends_with('/')
+            && !path.split('/').any(|p| p == ".."),
         "backend/agent_token_file: {path:?} is not an absolute path of letters, digits, '/', '.', '_' and '-'"
     );
     Ok(())
@@ -324,11 +327,12 @@ impl Broadcast for AgentsOverSsh {
             .broadcast(image, target, strategy, &ready)
             .await;
         // The token is of no use after the broadcast: withdraw it (best effort).
-        let kept = self
-            .on_nodes(&holding, &format!("rm -f {file}"), b"")
-            .await;
+        let kept = self.on_nodes(&holding, &format!("rm -f {file}"), b"").await;
         if !kept.is_empty() {
-            tracing::warn!(nodes = kept.len(), "agent token not removed from some nodes");
+            tracing::warn!(
+                nodes = kept.len(),
+                "agent token not removed from some nodes"
+            );
         }
         let mut sent: BTreeMap<NodeId, _> = sent.0.into_iter().collect();
         Outcomes(

@@ -216,7 +216,13 @@ fn handle(mut conn: TcpStream, shared: &Shared, slot: HandshakeSlot) {
         Hello::Data { job, from } => attach_upstream(conn, &shared.registry, &job, &from),
         Hello::Job { job } => {
             let _ = conn.set_read_timeout(Some(SETUP_TIMEOUT));
-            let set_up = set_up_job(&mut conn, opener, &token, &job, shared.config.root.as_deref());
+            let set_up = set_up_job(
+                &mut conn,
+                opener,
+                &token,
+                &job,
+                shared.config.root.as_deref(),
+            );
             let (plan, manifest) = match set_up {
                 Ok(s) => s,
                 Err(reason) => {
@@ -307,7 +313,10 @@ fn set_up_job(
         .recv(conn, wire::MAX_PLAN_FRAME, token)
         .map_err(|e| format!("reading the plan: {e}"))?;
     if plan.job != job {
-        return Err(format!("plan of job {} on the connection of job {job}", plan.job));
+        return Err(format!(
+            "plan of job {} on the connection of job {job}",
+            plan.job
+        ));
     }
     let manifest = opener
         .recv_raw(conn, wire::MAX_MANIFEST_FRAME, token)
@@ -316,7 +325,8 @@ fn set_up_job(
     // Only the target of the image's kind is used; the other one is left empty.
     match plan.kind {
         ImageKind::Tar => {
-            let dir = confine::extraction_dir(&plan.extraction_dir, root).map_err(|e| e.to_string())?;
+            let dir =
+                confine::extraction_dir(&plan.extraction_dir, root).map_err(|e| e.to_string())?;
             plan.extraction_dir = dir.display().to_string();
             plan.device = String::new();
         }
@@ -537,7 +547,10 @@ fn done_report(mut lost: Vec<(String, String)>, refetched: u64) -> Report {
     lost.truncate(MAX_LOST_REPORTED);
     for (_, why) in &mut lost {
         if why.len() > 200 {
-            let cut = (0..=200).rev().find(|i| why.is_char_boundary(*i)).unwrap_or(0);
+            let cut = (0..=200)
+                .rev()
+                .find(|i| why.is_char_boundary(*i))
+                .unwrap_or(0);
             why.truncate(cut);
         }
     }

@@ -266,12 +266,18 @@ mod tests {
         let file = t.0.join("victim");
         std::fs::write(&file, b"x").unwrap();
         let f = file.display().to_string();
-        assert_eq!(dd_target(&f, None), Err(ConfineError::NotBlockDevice(f.clone())));
+        assert_eq!(
+            dd_target(&f, None),
+            Err(ConfineError::NotBlockDevice(f.clone()))
+        );
         assert_eq!(
             dd_target("disk.img", None),
             Err(ConfineError::Relative("disk.img".into()))
         );
-        assert_eq!(dd_target("/dev/null", None).unwrap(), Path::new("/dev/null"));
+        assert_eq!(
+            dd_target("/dev/null", None).unwrap(),
+            Path::new("/dev/null")
+        );
         assert_eq!(
             dd_target("/dev/zero", None),
             Err(ConfineError::NotBlockDevice("/dev/zero".into()))
@@ -279,7 +285,13 @@ mod tests {
         let d = t.0.display().to_string();
         assert_eq!(extraction_dir(&d, None).unwrap(), t.0);
         assert_eq!(extraction_dir("/", None), Err(ConfineError::RootDir));
-        assert_eq!(extraction_dir("/tmp/..", None), Err(ConfineError::ParentDir("/tmp/..".into())));
-        assert_eq!(extraction_dir(&f, None), Err(ConfineError::NotDirectory(f.clone())));
+        assert_eq!(
+            extraction_dir("/tmp/..", None),
+            Err(ConfineError::ParentDir("/tmp/..".into()))
+        );
+        assert_eq!(
+            extraction_dir(&f, None),
+            Err(ConfineError::NotDirectory(f.clone()))
+        );
     }
 }

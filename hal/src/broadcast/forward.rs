@@ -142,10 +142,10 @@ impl Forwarder {
             .and_then(|mut sealer| sealer.send(&mut stream, &hello))
             .and_then(|()| wire::recv::<Reply>(&mut stream))
         {
-                Ok(Reply::Data { have }) => have.min(self.total),
-                Ok(other) => return LinkEnd::Lost(format!("refused: {other:?}")),
-                Err(e) => return LinkEnd::Lost(format!("handshake: {e}")),
-            };
+            Ok(Reply::Data { have }) => have.min(self.total),
+            Ok(other) => return LinkEnd::Lost(format!("refused: {other:?}")),
+            Err(e) => return LinkEnd::Lost(format!("handshake: {e}")),
+        };
         if have < self.total && have < self.source.first_available() {
             return LinkEnd::Lost(format!(
                 "holds {have} chunks but chunk {} is the oldest still in memory",

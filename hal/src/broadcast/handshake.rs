@@ -230,7 +230,10 @@ mod tests {
         // Only the header: the frame is refused without waiting for (or allocating) its body.
         let header = (40u32 << 20).to_be_bytes();
         let e = o.recv_raw(&mut &header[..], 64 << 10, &token).unwrap_err();
-        assert!(matches!(e, HandshakeError::Io(ref io) if io.kind() == io::ErrorKind::InvalidData), "{e}");
+        assert!(
+            matches!(e, HandshakeError::Io(ref io) if io.kind() == io::ErrorKind::InvalidData),
+            "{e}"
+        );
         // Shorter than a MAC.
         let mut short = Vec::new();
         wire::write_raw(&mut short, b"tiny").unwrap();

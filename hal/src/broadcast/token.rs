@@ -82,7 +82,8 @@ impl AgentToken {
     pub fn parse(text: &str) -> Result<Self, TokenError> {
         let t = text.trim();
         let len = t.chars().count();
-        if !(MIN_TOKEN_LEN..=MAX_TOKEN_LEN).contains(&len) || !t.chars().all(|c| c.is_ascii_graphic())
+        if !(MIN_TOKEN_LEN..=MAX_TOKEN_LEN).contains(&len)
+            || !t.chars().all(|c| c.is_ascii_graphic())
         {
             return Err(TokenError::Malformed { len });
         }
@@ -163,16 +164,18 @@ mod tests {
         let b = AgentToken::generate().unwrap();
         assert_ne!(a, b);
         assert_eq!(a.secret().len(), 64);
-        assert_eq!(
-            AgentToken::parse(&format!("{}\n", a.secret())).unwrap(),
-            a
-        );
+        assert_eq!(AgentToken::parse(&format!("{}\n", a.secret())).unwrap(), a);
         assert_eq!(format!("{a:?}"), "AgentToken(..)");
     }
 
     #[test]
     fn short_long_or_spaced_tokens_are_refused() {
-        for bad in ["", "short", &"x".repeat(MAX_TOKEN_LEN + 1), &format!("{} {}", "a".repeat(20), "b".repeat(20))] {
+        for bad in [
+            "",
+            "short",
+            &"x".repeat(MAX_TOKEN_LEN + 1),
+            &format!("{} {}", "a".repeat(20), "b".repeat(20)),
+        ] {
             assert!(
                 matches!(AgentToken::parse(bad), Err(TokenError::Malformed { .. })),
                 "{bad:?}"

@@ -3,9 +3,9 @@
 
 use hal::broadcast::kaagent::{Agent, KaagentBroadcast, Options};
 use hal::broadcast::token::AgentToken;
-use std::os::unix::fs::PermissionsExt;
 use hal::{ImageKind, ImageSpec, NodeId, WriteTarget};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

@@ -35,13 +35,7 @@ fn measure_agent_peak_rss() {
     f.set_len(gib << 30).expect("size the image");
     let token = TokenFile::in_dir(&scratch.0);
     let agents: Vec<_> = (0..3)
-        .map(|i| {
-            spawn_agent(
-                Command::new(KAAGENT),
-                free_port([127, 0, 0, 2 + i]),
-                &token,
-            )
-        })
+        .map(|i| spawn_agent(Command::new(KAAGENT), free_port([127, 0, 0, 2 + i]), &token))
         .collect();
     let (b, nodes) = backend(&agents, Options::default());
     b.manifest(&image.display().to_string()).expect("manifest");

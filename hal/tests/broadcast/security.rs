@@ -73,7 +73,8 @@ fn legacy_stream(addr: SocketAddr, job: &str, data: &[u8]) {
 /// Runs the whole unauthenticated job of f72496d's protocol; whether the agent accepted it.
 fn legacy_attack(addr: SocketAddr, kind: &str, device: &str, dir: &str, data: &[u8]) -> bool {
     let mut conn = TcpStream::connect(addr).expect("connect");
-    conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let manifest = Manifest::build(data, CHUNK).unwrap();
     let job = legacy_job("evil", kind, device, dir);
     let _ = wire::write_raw(&mut conn, &serde_json::to_vec(&job).unwrap());
@@ -93,6 +94,8 @@ fn tar_of(name: &str, data: &[u8]) -> Vec<u8> {
     let mut h = tar::Header::new_gnu();
     h.set_size(data.len() as u64);
     h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
     h.set_mtime(0);
     h.set_cksum();
     t.append_data(&mut h, name, data).unwrap();
@@ -125,20 +128,27 @@ fn a_job_without_or_with_a_wrong_token_is_refused_and_writes_nothing() {
     // No token at all: the unauthenticated job of the old protocol.
     let accepted = legacy_attack(agents[0].addr, "dd", "/planted.img", "/mnt", &data);
     assert!(!accepted, "an unauthenticated job was accepted");
-    assert!(!root.join("planted.img").exists(), "an unauthenticated job wrote");
+    assert!(
+        !root.join("planted.img").exists(),
+        "an unauthenticated job wrote"
+    );
 
     // A wrong token: the agent refuses the job at its first frame.
     let wrong = AgentToken::generate().unwrap();
     let mut conn = TcpStream::connect(agents[0].addr).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let mut sealer = Sealer::start(&mut conn, wrong).unwrap();
     sealer
         .send(&mut conn, &Hello::Job { job: "evil".into() })
         .unwrap();
-    let plan: NodePlan = serde_json::from_value(legacy_job("evil", "dd", "/planted.img", "/mnt"))
-        .expect("a plan");
+    let plan: NodePlan =
+        serde_json::from_value(legacy_job("evil", "dd", "/planted.img", "/mnt")).expect("a plan");
     let _ = sealer.send(&mut conn, &plan);
-    let _ = sealer.send_raw(&mut conn, &Manifest::build(&data[..], CHUNK).unwrap().encode());
+    let _ = sealer.send_raw(
+        &mut conn,
+        &Manifest::build(&data[..], CHUNK).unwrap().encode(),
+    );
     assert_eq!(
         wire::recv::<Reply>(&mut conn).ok(),
         Some(Reply::Refused {
@@ -150,7 +160,8 @@ fn a_job_without_or_with_a_wrong_token_is_refused_and_writes_nothing() {
 
     // A data connection sealed with a wrong token is refused too (chain forwarding is checked).
     let mut conn = TcpStream::connect(agents[0].addr).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let mut sealer = Sealer::start(&mut conn, AgentToken::generate().unwrap()).unwrap();
     let hello = Hello::Data {
         job: "evil".into(),
@@ -187,7 +198,8 @@ fn a_job_without_or_with_a_wrong_token_is_refused_and_writes_nothing() {
 }
 
 /// Before: `--root` was joined, not enforced: `../escaped-dd` or a tar extracted into `../victim`
-/// landed next to the root, and a link inside the root led anywhere.
+/// landed next to the root (sent by anyone, as f72496d's protocol allowed), and a link inside the
+/// root led anywhere. Now the attack fails without the token, and with it too.
 #[test]
 fn dotdot_and_link_escapes_from_the_root_are_refused() {
     let scratch = Scratch::new("sec-escape");
@@ -205,15 +217,44 @@ fn dotdot_and_link_escapes_from_the_root_are_refused() {
     tar.kind = ImageKind::Tar;
 
     let refused = |spec: &hal::ImageSpec, device: &str, dir: &str| {
-        let r = b.run(spec, &target(device.as_ref(), dir.as_ref()), Strategy::Chain, &nodes);
+        let r = b.run(
+            spec,
+            &target(device.as_ref(), dir.as_ref()),
+            Strategy::Chain,
+            &nodes,
+        );
         let f = r.outcomes.failures();
         assert_eq!(f.len(), 1, "{device} {dir}: accepted");
         assert_eq!(f[0].1.kind, ErrorKind::Transfer, "{:?}", f[0].1);
         f[0].1.message.clone()
     };
+    // As anyone could send them before.
+    assert!(!legacy_attack(
+        agents[0].addr,
+        "dd",
+        "../escaped-dd",
+        "/mnt",
+        &data
+    ));
+    assert!(
+        !scratch.0.join("escaped-dd").exists(),
+        "dd escaped the root"
+    );
+    assert!(!legacy_attack(
+        agents[0].addr,
+        "tar",
+        "/dev/sda3",
+        "../victim",
+        &archive
+    ));
+    assert!(!scratch.0.join("victim").exists(), "tar escaped the root");
+    // With the token.
     let why = refused(&dd, "../escaped-dd", "/mnt");
     assert!(why.contains(".."), "{why}");
-    assert!(!scratch.0.join("escaped-dd").exists(), "dd escaped the root");
+    assert!(
+        !scratch.0.join("escaped-dd").exists(),
+        "dd escaped the root"
+    );
     let why = refused(&tar, "/dev/sda3", "../victim");
     assert!(why.contains(".."), "{why}");
     assert!(!scratch.0.join("victim").exists(), "tar escaped the root");
@@ -234,14 +275,19 @@ fn dotdot_and_link_escapes_from_the_root_are_refused() {
 
     // Inside the root, both kinds still work.
     std::fs::remove_file(root.join("disk.img")).unwrap();
-    let r = b.run(&tar, &target("/dev/sda3".as_ref(), "/mnt/dest".as_ref()), Strategy::Chain, &nodes);
+    let r = b.run(
+        &tar,
+        &target("/dev/sda3".as_ref(), "/mnt/dest".as_ref()),
+        Strategy::Chain,
+        &nodes,
+    );
     assert!(r.outcomes.failures().is_empty(), "{:?}", r.outcomes);
     assert_eq!(std::fs::read(root.join("mnt/dest/owned")).unwrap(), data);
     let ok = legit_broadcast(&scratch.0, &agents, "/disk.img");
     assert!(ok.failures().is_empty(), "{ok:?}");
 }
 
-/// Before: without `--root`, a job overwrote any file the agent could open.
+/// Before: without `--root`, a job (from anyone) overwrote any file the agent could open.
 #[test]
 fn without_a_root_a_dd_target_must_be_a_block_device() {
     let scratch = Scratch::new("sec-noroot");
@@ -254,6 +300,13 @@ fn without_a_root_a_dd_target_must_be_a_block_device() {
     let victim = scratch.0.join("victim.conf");
     std::fs::write(&victim, b"precious").unwrap();
     let victim = victim.display().to_string();
+    let data = random_bytes(100 << 10, 14);
+    assert!(!legacy_attack(agents[0].addr, "dd", &victim, "/mnt", &data));
+    assert_eq!(
+        std::fs::read(&victim).unwrap(),
+        b"precious",
+        "the victim was overwritten"
+    );
     let r_victim = {
         let data = random_bytes(100 << 10, 13);
         let image = scratch.0.join("image.raw");
@@ -268,13 +321,25 @@ fn without_a_root_a_dd_target_must_be_a_block_device() {
     };
     let f = r_victim.outcomes.failures();
     assert_eq!(f.len(), 1, "a plain file was accepted as a dd target");
-    assert!(f[0].1.message.contains("not a block device"), "{:?}", f[0].1);
+    assert!(
+        f[0].1.message.contains("not a block device"),
+        "{:?}",
+        f[0].1
+    );
     assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
     // A new file is refused as well, and so is a relative path.
     let fresh = scratch.0.join("fresh.img").display().to_string();
-    assert!(!legit_broadcast(&scratch.0, &agents, &fresh).failures().is_empty());
+    assert!(
+        !legit_broadcast(&scratch.0, &agents, &fresh)
+            .failures()
+            .is_empty()
+    );
     assert!(!Path::new(&fresh).exists());
-    assert!(!legit_broadcast(&scratch.0, &agents, "disk.img").failures().is_empty());
+    assert!(
+        !legit_broadcast(&scratch.0, &agents, "disk.img")
+            .failures()
+            .is_empty()
+    );
     // The null device (a discard target for measurements) is fine.
     let ok = legit_broadcast(&scratch.0, &agents, "/dev/null");
     assert!(ok.failures().is_empty(), "{ok:?}");
@@ -292,7 +357,8 @@ fn rss_kib(pid: u32, field: &str) -> u64 {
 }
 
 /// Whether the peer closes `conn` within `wait` (what it sends before is read and dropped).
-fn closed_within(conn: &mut TcpStream, wait: Duration) -> bool {
+fn closed_within(conn: &TcpStream, wait: Duration) -> bool {
+    let mut conn = conn;
     let deadline = Instant::now() + wait;
     let mut buf = [0u8; 4096];
     while Instant::now() < deadline {
@@ -374,16 +440,17 @@ fn idle_and_trickling_handshakes_are_cut_and_capped_per_peer() {
     let started = Instant::now();
     let mut closed = false;
     while started.elapsed() < Duration::from_secs(20) {
-        if trickle.write_all(&[0]).is_err()
-            || closed_within(&mut trickle, Duration::from_millis(300))
-        {
+        if trickle.write_all(&[0]).is_err() || closed_within(&trickle, Duration::from_millis(300)) {
             closed = true;
             break;
         }
     }
     let took = started.elapsed();
     assert!(closed, "a trickling handshake was never cut");
-    assert!(took >= Duration::from_secs(4), "cut after {took:?}, before its deadline");
+    assert!(
+        took >= Duration::from_secs(4),
+        "cut after {took:?}, before its deadline"
+    );
 
     // Idle connections from one address: those beyond the cap are closed at once, the others
     // held until their deadline.
@@ -397,7 +464,10 @@ fn idle_and_trickling_handshakes_are_cut_and_capped_per_peer() {
         .iter_mut()
         .filter(|c| closed_within(c, Duration::from_millis(100)))
         .count();
-    assert_eq!(early, extra, "connections beyond the cap of {MAX_HANDSHAKES_PER_PEER}");
+    assert_eq!(
+        early, extra,
+        "connections beyond the cap of {MAX_HANDSHAKES_PER_PEER}"
+    );
     for (i, c) in idle.iter_mut().enumerate() {
         assert!(
             closed_within(c, Duration::from_secs(15)),
