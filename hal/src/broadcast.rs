@@ -8,11 +8,14 @@
 //! and decompression rates, connection latencies and nodes dying mid-transfer.
 
 pub mod agent;
+pub mod confine;
 pub mod forward;
+pub mod handshake;
 pub mod kaagent;
 pub mod plan;
 pub mod receive;
 pub mod store;
+pub mod token;
 pub mod wire;
 
 use crate::node::NodeId;

@@ -7,6 +7,8 @@ mod harness;
 mod memory;
 #[path = "broadcast/netns.rs"]
 mod netns;
+#[path = "broadcast/security.rs"]
+mod security;
 #[path = "broadcast/strategies.rs"]
 mod strategies;
 #[path = "broadcast/testbed.rs"]

@@ -5,13 +5,17 @@
 //! - power: the cluster's `remoteops` command templates with `command.conf`'s per-node overrides, or, with
 //!   the new key `backend/ipmi`, a native IPMI-over-LAN client for the hard level and the status;
 //! - reachability: TCP probes; console: the `remoteops/console` template;
-//! - broadcast: `kaagent` node agents on `backend/agent_port` (25301); with `backend/agent_binary`, the
-//!   deployer first sends the agent over SSH to the nodes where none answers, and starts it.
+//! - broadcast: `kaagent` node agents on `backend/agent_port` (25301). For each broadcast the deployer
+//!   makes a fresh random token and writes it over SSH to `backend/agent_token_file` on every node
+//!   (root-only; the agents read it at each connection and refuse peers that do not prove they know
+//!   it), removing it afterwards; with `backend/agent_binary`, it first sends the agent over SSH to
+//!   the nodes where none answers, and starts it.
 //!
 //! ```yaml
 //! backend:
 //!   kind: site
 //!   agent_port: 25301
+//!   agent_token_file: /run/kaagent.token       # where the nodes' agents read the broadcast token
 //!   agent_binary: /usr/lib/kadeploy3/kaagent   # optional: a static kaagent sent over SSH when needed
 //!   command_timeout: 600           # seconds, per node command over SSH
 //!   power_timeout: 60              # seconds, per power command template
@@ -21,7 +25,9 @@
 use crate::config::{self, ClusterConfig, RemoteOps};
 use crate::server::BackendSpec;
 use anyhow::Context as _;
+use futures_util::StreamExt as _;
 use hal::broadcast::kaagent::{Agent, KaagentBroadcast, Options};
+use hal::broadcast::token::{AgentToken, DEFAULT_TOKEN_FILE};
 use hal::console::command::CommandConsole;
 use hal::netboot::pxe::{Headers, PxeConfig, PxeMethod, PxeWriter};
 use hal::power::command::{CommandPower, PowerCommands};
@@ -48,6 +54,7 @@ pub const KIND: &str = "site";
 #[serde(default)]
 struct SiteKeys {
     agent_port: u16,
+    agent_token_file: String,
     agent_binary: Option<String>,
     command_timeout: u64,
     power_timeout: u64,
@@ -58,6 +65,7 @@ impl Default for SiteKeys {
     fn default() -> Self {
         SiteKeys {
             agent_port: 25301,
+            agent_token_file: DEFAULT_TOKEN_FILE.into(),
             agent_binary: None,
             command_timeout: 600,
             power_timeout: 60,
@@ -137,8 +145,9 @@ pub fn backend(cluster: &ClusterConfig, dir: &Path) -> anyhow::Result<BackendSpe
     });
     let kaagent = KaagentBroadcast::new(agents, Options::default());
     kaagent.validate()?;
-    let broadcast: Arc<dyn Broadcast> = match &keys.agent_binary {
-        None => Arc::new(kaagent),
+    check_token_file(&keys.agent_token_file)?;
+    let delivery = match &keys.agent_binary {
+        None => None,
         Some(binary) => {
             let binary = dir.join(binary);
             anyhow::ensure!(
@@ -146,15 +155,19 @@ pub fn backend(cluster: &ClusterConfig, dir: &Path) -> anyhow::Result<BackendSpe
                 "backend/agent_binary: {} is not a file",
                 binary.display()
             );
-            Arc::new(AgentOverSsh {
-                inner: kaagent,
-                ops: ops.clone(),
+            Some(AgentDelivery {
                 probe: TcpProbe::new(nodes.clone(), Duration::from_secs(2)),
                 binary,
-                port: keys.agent_port,
             })
         }
     };
+    let broadcast: Arc<dyn Broadcast> = Arc::new(AgentsOverSsh {
+        inner: kaagent,
+        ops: ops.clone(),
+        token_file: keys.agent_token_file.clone(),
+        port: keys.agent_port,
+        delivery,
+    });
     let console = CommandConsole::new(nodes.clone(), remoteops.console.clone());
     Ok(BackendSpec {
         drivers: Drivers {
@@ -171,31 +184,75 @@ pub fn backend(cluster: &ClusterConfig, dir: &Path) -> anyhow::Result<BackendSpe
     })
 }
 
-/// The broadcast with the agent delivered over SSH first: nodes whose agent port does not answer get
-/// the static `kaagent` uploaded to `/tmp/kaagent` and started; a node where that fails is not sent
-/// the image and fails with the upload's error.
-struct AgentOverSsh {
-    inner: KaagentBroadcast,
-    ops: Arc<SshNodeOps>,
-    probe: TcpProbe,
-    binary: std::path::PathBuf,
-    port: u16,
+/// `backend/agent_token_file` must be an absolute path of plain characters: it goes into shell
+/// command lines on the nodes.
+fn check_token_file(path: &str) -> anyhow::Result<()> {
+    let plain = path
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c));
+    anyhow::ensure!(
+        path.starts_with('/')
+            && plain
+            && !path.ends_with('/')
+            && !path.split('/').any(|p| p == ".."),
+        "backend/agent_token_file: {path:?} is not an absolute path of letters, digits, '/', '.', '_' and '-'"
+    );
+    Ok(())
 }
 
-#[async_trait::async_trait]
-impl Broadcast for AgentOverSsh {
-    async fn broadcast(
+/// The broadcast through `kaagent` with a fresh token per broadcast, handed over SSH (the channel the
+/// deployer already trusts, as Ironic hands its agents their tokens): the token is written to each
+/// node's token file (root-only); with [`AgentDelivery`], the agent is sent and started where none
+/// answers; then the image is broadcast, and the token files are removed. A node where a step fails
+/// is not sent the image and fails with that step's error.
+struct AgentsOverSsh {
+    inner: KaagentBroadcast,
+    ops: Arc<SshNodeOps>,
+    token_file: String,
+    port: u16,
+    delivery: Option<AgentDelivery>,
+}
+
+/// Sending a static `kaagent` to `/tmp/kaagent` over SSH where no agent answers, and starting it.
+struct AgentDelivery {
+    probe: TcpProbe,
+    binary: std::path::PathBuf,
+}
+
+impl AgentsOverSsh {
+    /// Runs `command` with `stdin` on every node of `nodes` over SSH; the nodes where it failed.
+    async fn on_nodes(
         &self,
-        image: &ImageSpec,
-        target: &WriteTarget,
-        strategy: Strategy,
         nodes: &[NodeId],
-    ) -> Outcomes {
+        command: &str,
+        stdin: &[u8],
+    ) -> BTreeMap<NodeId, hal::NodeError> {
+        futures_util::stream::iter(nodes.iter().copied())
+            .map(|n| async move {
+                let r = self
+                    .ops
+                    .exec(n, command, stdin)
+                    .await
+                    .and_then(|out| out.into_outcome());
+                (n, r)
+            })
+            .buffer_unordered(hal::ssh::DEFAULT_CONCURRENCY)
+            .filter_map(|(n, r)| async move { r.err().map(|e| (n, e)) })
+            .collect()
+            .await
+    }
+
+    /// Starts the agent where none answers; the nodes where that failed.
+    async fn deliver(
+        &self,
+        delivery: &AgentDelivery,
+        nodes: &[NodeId],
+    ) -> BTreeMap<NodeId, hal::NodeError> {
         let check = PortCheck {
             up: vec![self.port],
             down: Vec::new(),
         };
-        let missing: Vec<NodeId> = self
+        let missing: Vec<NodeId> = delivery
             .probe
             .probe(nodes, &check)
             .await
@@ -203,30 +260,80 @@ impl Broadcast for AgentOverSsh {
             .into_iter()
             .map(|(n, _)| n)
             .collect();
-        let mut failed = BTreeMap::new();
-        if !missing.is_empty() {
-            tracing::info!(nodes = missing.len(), "sending kaagent over SSH");
-            let args = format!("--listen 0.0.0.0:{}", self.port);
-            let started = self
-                .ops
-                .start_agent(&missing, &self.binary, "/tmp/kaagent", &args)
-                .await;
-            failed.extend(started.failures());
-            // Give the started agents a moment to listen.
-            for _ in 0..20 {
-                let ready = self.probe.probe(&missing, &check).await;
-                if ready.failures().is_empty() {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
+        if missing.is_empty() {
+            return BTreeMap::new();
         }
-        let ready: Vec<NodeId> = nodes
+        tracing::info!(nodes = missing.len(), "sending kaagent over SSH");
+        let args = format!(
+            "--listen 0.0.0.0:{} --token-file {}",
+            self.port, self.token_file
+        );
+        let started = self
+            .ops
+            .start_agent(&missing, &delivery.binary, "/tmp/kaagent", &args)
+            .await;
+        // Give the started agents a moment to listen.
+        for _ in 0..20 {
+            let ready = delivery.probe.probe(&missing, &check).await;
+            if ready.failures().is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        started.failures().into_iter().collect()
+    }
+}
+
+#[async_trait::async_trait]
+impl Broadcast for AgentsOverSsh {
+    async fn broadcast(
+        &self,
+        image: &ImageSpec,
+        target: &WriteTarget,
+        strategy: Strategy,
+        nodes: &[NodeId],
+    ) -> Outcomes {
+        let token = match AgentToken::generate() {
+            Ok(t) => t,
+            Err(e) => {
+                return Outcomes::all(
+                    nodes,
+                    Err(hal::NodeError::new(hal::ErrorKind::Config, e.to_string())),
+                );
+            }
+        };
+        let file = &self.token_file;
+        let write = format!("umask 077 && cat > {file}.new && mv -f {file}.new {file}");
+        let mut failed = self
+            .on_nodes(nodes, &write, format!("{}\n", token.secret()).as_bytes())
+            .await;
+        let holding: Vec<NodeId> = nodes
             .iter()
             .copied()
             .filter(|n| !failed.contains_key(n))
             .collect();
-        let sent = self.inner.broadcast(image, target, strategy, &ready).await;
+        if let Some(delivery) = &self.delivery {
+            failed.extend(self.deliver(delivery, &holding).await);
+        }
+        let ready: Vec<NodeId> = holding
+            .iter()
+            .copied()
+            .filter(|n| !failed.contains_key(n))
+            .collect();
+        let sent = self
+            .inner
+            .clone()
+            .with_token(token)
+            .broadcast(image, target, strategy, &ready)
+            .await;
+        // The token is of no use after the broadcast: withdraw it (best effort).
+        let kept = self.on_nodes(&holding, &format!("rm -f {file}"), b"").await;
+        if !kept.is_empty() {
+            tracing::warn!(
+                nodes = kept.len(),
+                "agent token not removed from some nodes"
+            );
+        }
         let mut sent: BTreeMap<NodeId, _> = sent.0.into_iter().collect();
         Outcomes(
             nodes
@@ -447,6 +554,23 @@ mod tests {
         let index = switch_indices(&switches);
         assert_eq!(index.len(), 2);
         assert_eq!((index["sw-a"], index["sw-b"]), (0, 1));
+    }
+
+    #[test]
+    fn token_files_must_be_plain_absolute_paths() {
+        for ok in ["/run/kaagent.token", "/var/lib/kadeploy-agent/token_1"] {
+            assert!(check_token_file(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "run/kaagent.token",
+            "/run/$(reboot)",
+            "/run/a b",
+            "/run/../etc/shadow",
+            "/run/",
+            "",
+        ] {
+            assert!(check_token_file(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

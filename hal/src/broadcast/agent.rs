@@ -2,23 +2,65 @@
 //! image stream, forwards it to the node's successors while writing it, decompresses, extracts or
 //! writes it, verifies it, and reports progress and the node's outcome to the server.
 //!
+//! Only peers that know the deployment's token get anything done (see [`super::handshake`]): the
+//! handshake has a deadline, at most [`MAX_HANDSHAKES`] run at once ([`MAX_HANDSHAKES_PER_PEER`]
+//! per address), and a job's targets are confined (see [`super::confine`]).
+//!
 //! Memory is bounded by the window (`Tuning::window` chunks) plus socket and decompressor buffers,
 //! whatever the image size.
 
+use super::confine;
 use super::forward::Forwarder;
+use super::handshake::{Deadline, HandshakeError, Opener};
 use super::receive::{self, Upstream};
 use super::store::{ChunkSource, ChunkStore};
+use super::token::{AgentToken, DEFAULT_TOKEN_FILE};
 use super::wire::{self, Hello, NodePlan, Reply, Report};
-use crate::image::{Compression, ImageError, ImageErrorKind, ImageVerifier, Manifest, Sink};
+use crate::ImageKind;
+use crate::image::{Compression, ImageError, ImageVerifier, Manifest, Sink};
 use crate::outcome::NodeError;
 use std::collections::BTreeMap;
 use std::io::{self, BufRead, Read};
-use std::net::{TcpListener, TcpStream};
+use std::net::{IpAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// Handshakes (connections not yet authenticated) in progress at once; more are closed at once.
+pub const MAX_HANDSHAKES: usize = 64;
+/// Handshakes in progress at once from one address.
+pub const MAX_HANDSHAKES_PER_PEER: usize = 8;
+/// Default deadline of a handshake (the nonce out, the sealed hello in).
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an authenticated job connection may take to send each set-up frame (plan, manifest).
+const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Successors listed at most in a node's final report (the report must fit a control frame).
+const MAX_LOST_REPORTED: usize = 128;
+
+/// How an agent runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AgentConfig {
+    /// Take job targets relative to this directory and keep them inside it (several agents on one
+    /// machine: tests, benchmarks).
+    pub root: Option<PathBuf>,
+    /// The file holding the deployment's token, read at each handshake (the deployer rewrites it
+    /// for each broadcast).
+    pub token_file: PathBuf,
+    /// Deadline of a handshake.
+    pub handshake_timeout: Duration,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig {
+            root: None,
+            token_file: PathBuf::from(DEFAULT_TOKEN_FILE),
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+        }
+    }
+}
 
 /// A job's entry point for data connections.
 struct JobLink {
@@ -28,14 +70,95 @@ struct JobLink {
 
 type Registry = Arc<Mutex<BTreeMap<String, Arc<JobLink>>>>;
 
-/// Serves jobs on `listener` until the process ends (or accepting fails).
-///
-/// With `root`, the targets of every job (device, extraction directory) are taken relative to it:
-/// several agents on one machine (tests, benchmarks) then write to separate places.
-pub fn run(listener: TcpListener, root: Option<PathBuf>) -> io::Result<()> {
-    tracing::info!(addr = ?listener.local_addr().ok(), "kaagent listening");
-    let registry: Registry = Arc::default();
-    let root = Arc::new(root);
+/// Counts the handshakes in progress, in total and per peer address.
+#[derive(Default)]
+struct Handshakes {
+    counts: Mutex<(usize, BTreeMap<IpAddr, usize>)>,
+}
+
+/// One handshake in progress; released on drop.
+struct HandshakeSlot {
+    owner: Arc<Handshakes>,
+    peer: IpAddr,
+}
+
+impl Handshakes {
+    fn try_acquire(self: &Arc<Self>, peer: IpAddr) -> Option<HandshakeSlot> {
+        let mut c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let (total, per_peer) = &mut *c;
+        let mine = per_peer.entry(peer).or_insert(0);
+        if *total >= MAX_HANDSHAKES || *mine >= MAX_HANDSHAKES_PER_PEER {
+            if *mine == 0 {
+                per_peer.remove(&peer);
+            }
+            return None;
+        }
+        *mine += 1;
+        *total += 1;
+        Some(HandshakeSlot {
+            owner: Arc::clone(self),
+            peer,
+        })
+    }
+}
+
+impl Drop for HandshakeSlot {
+    fn drop(&mut self) {
+        let mut c = self.owner.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let (total, per_peer) = &mut *c;
+        *total = total.saturating_sub(1);
+        if let Some(n) = per_peer.get_mut(&self.peer) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                per_peer.remove(&self.peer);
+            }
+        }
+    }
+}
+
+/// What every connection handler shares.
+struct Shared {
+    registry: Registry,
+    config: AgentConfig,
+    warned: RateLimit,
+}
+
+/// Lets something happen at most once per interval.
+struct RateLimit {
+    last: Mutex<Option<Instant>>,
+    every: Duration,
+}
+
+impl RateLimit {
+    /// Whether it may happen now (and then it counts as happened).
+    fn due(&self) -> bool {
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        if last.is_some_and(|t| t.elapsed() < self.every) {
+            return false;
+        }
+        *last = Some(Instant::now());
+        true
+    }
+}
+
+/// Serves jobs on `listener` until the process ends (or accepting fails). The root, when given,
+/// must exist.
+pub fn run(listener: TcpListener, mut config: AgentConfig) -> io::Result<()> {
+    if let Some(root) = &config.root {
+        config.root = Some(root.canonicalize().map_err(|e| {
+            io::Error::new(e.kind(), format!("agent root {}: {e}", root.display()))
+        })?);
+    }
+    tracing::info!(addr = ?listener.local_addr().ok(), token_file = %config.token_file.display(), "kaagent listening");
+    let shared = Arc::new(Shared {
+        registry: Arc::default(),
+        config,
+        warned: RateLimit {
+            last: Mutex::new(None),
+            every: Duration::from_secs(10),
+        },
+    });
+    let handshakes: Arc<Handshakes> = Arc::default();
     for conn in listener.incoming() {
         let conn = match conn {
             Ok(c) => c,
@@ -47,78 +170,64 @@ pub fn run(listener: TcpListener, root: Option<PathBuf>) -> io::Result<()> {
             }
             Err(e) => return Err(e),
         };
-        let (registry, root) = (Arc::clone(&registry), Arc::clone(&root));
-        std::thread::spawn(move || handle(conn, &registry, root.as_deref()));
+        let Some(slot) = conn
+            .peer_addr()
+            .ok()
+            .and_then(|a| handshakes.try_acquire(a.ip()))
+        else {
+            tracing::debug!(peer = ?conn.peer_addr().ok(), "too many handshakes: connection closed");
+            continue;
+        };
+        let shared = Arc::clone(&shared);
+        std::thread::spawn(move || handle(conn, &shared, slot));
     }
     Ok(())
 }
 
-fn handle(mut conn: TcpStream, registry: &Registry, root: Option<&Path>) {
-    let _ = conn.set_read_timeout(Some(Duration::from_secs(30)));
-    let hello = match wire::recv::<Hello>(&mut conn) {
-        Ok(h) => h,
+fn handle(mut conn: TcpStream, shared: &Shared, slot: HandshakeSlot) {
+    let peer = conn.peer_addr().ok();
+    let deadline = Instant::now() + shared.config.handshake_timeout;
+    let mut io = Deadline::new(&conn, deadline);
+    let opened = (|| {
+        let mut opener = Opener::challenge(&mut io)?;
+        let token = AgentToken::from_file(&shared.config.token_file)?;
+        let hello: Hello = opener.recv(&mut io, wire::MAX_CONTROL_FRAME, &token)?;
+        Ok::<_, HandshakeError>((opener, token, hello))
+    })();
+    let (opener, token, hello) = match opened {
+        Ok(o) => o,
         Err(e) => {
-            tracing::debug!(error = %e, "bad hello");
+            let refused = matches!(e, HandshakeError::Token(_) | HandshakeError::Forged { .. });
+            if refused && shared.warned.due() {
+                // Rate-limited: a flood of bad connections must not fill the log.
+                tracing::warn!(?peer, error = %e, "connection refused");
+            } else {
+                tracing::debug!(?peer, error = %e, "handshake failed");
+            }
+            if refused {
+                refuse(&conn, "authentication failed".into());
+            }
             return;
         }
     };
+    drop(slot);
+    let _ = conn.set_write_timeout(None);
     match hello {
-        Hello::Data { job, from } => {
-            // The server sets every node up before the data flows; wait a little for a late set-up.
-            let deadline = Instant::now() + Duration::from_secs(5);
-            loop {
-                let link = registry
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .get(&job)
-                    .cloned();
-                if let Some(link) = link {
-                    tracing::info!(%job, %from, "upstream connected");
-                    let _ = conn.set_read_timeout(None);
-                    if let Some(old) = link
-                        .current
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .take()
-                    {
-                        let _ = old.shutdown(std::net::Shutdown::Both);
-                    }
-                    let _ = link
-                        .incoming
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .send(conn);
-                    return;
-                }
-                if Instant::now() > deadline {
-                    let _ = wire::send(
-                        &mut conn,
-                        &Reply::Refused {
-                            reason: format!("unknown job {job}"),
-                        },
-                    );
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        Hello::Job(mut plan) => {
-            if let Some(root) = root {
-                plan.device = rooted(root, &plan.device);
-                plan.extraction_dir = rooted(root, &plan.extraction_dir);
-            }
-            let manifest = wire::read_raw(&mut conn)
-                .map_err(|e| ImageError::io(ImageErrorKind::Io, "reading the manifest", &e))
-                .and_then(|b| Manifest::decode(&b));
-            let manifest = match manifest {
-                Ok(m) => Arc::new(m),
-                Err(e) => {
-                    let _ = wire::send(
-                        &mut conn,
-                        &Reply::Refused {
-                            reason: e.to_string(),
-                        },
-                    );
+        Hello::Data { job, from } => attach_upstream(conn, &shared.registry, &job, &from),
+        Hello::Job { job } => {
+            let _ = conn.set_read_timeout(Some(SETUP_TIMEOUT));
+            let set_up = set_up_job(
+                &mut conn,
+                opener,
+                &token,
+                &job,
+                shared.config.root.as_deref(),
+            );
+            let (plan, manifest) = match set_up {
+                Ok(s) => s,
+                Err(reason) => {
+                    tracing::warn!(%job, ?peer, %reason, "job refused");
+                    refuse(&conn, reason);
                     return;
                 }
             };
@@ -127,21 +236,107 @@ fn handle(mut conn: TcpStream, registry: &Registry, root: Option<&Path>) {
                 incoming: Mutex::new(tx),
                 current: Arc::default(),
             });
-            registry
+            shared
+                .registry
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .insert(plan.job.clone(), Arc::clone(&link));
-            let job = plan.job.clone();
+                .insert(job.clone(), Arc::clone(&link));
             let _ = conn.set_read_timeout(None);
             if wire::send(&mut conn, &Reply::Ready).is_ok() {
-                run_job(plan, manifest, conn, rx, &link);
+                run_job(plan, manifest, token, conn, rx, &link);
             }
-            registry
+            shared
+                .registry
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&job);
         }
     }
+}
+
+/// Says why a connection is refused, then closes it gracefully: what the peer is still sending is
+/// read and dropped (at most 1 MiB, for at most a second) so that a reset does not lose the reply.
+fn refuse(conn: &TcpStream, reason: String) {
+    let mut io = Deadline::new(conn, Instant::now() + Duration::from_secs(1));
+    if wire::send(&mut io, &Reply::Refused { reason }).is_err() {
+        return;
+    }
+    let _ = conn.shutdown(std::net::Shutdown::Write);
+    let _ = io::copy(&mut (&mut io).take(1 << 20), &mut io::sink());
+}
+
+/// Hands an authenticated data connection to its job.
+fn attach_upstream(conn: TcpStream, registry: &Registry, job: &str, from: &str) {
+    // The server sets every node up before the data flows; wait a little for a late set-up.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let link = registry
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(job)
+            .cloned();
+        if let Some(link) = link {
+            tracing::info!(%job, %from, "upstream connected");
+            let _ = conn.set_read_timeout(None);
+            if let Some(old) = link
+                .current
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take()
+            {
+                let _ = old.shutdown(std::net::Shutdown::Both);
+            }
+            let _ = link
+                .incoming
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .send(conn);
+            return;
+        }
+        if Instant::now() > deadline {
+            refuse(&conn, format!("unknown job {job}"));
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Reads the sealed plan and manifest of job `job` and confines its targets; the reason of a refusal.
+fn set_up_job(
+    conn: &mut TcpStream,
+    mut opener: Opener,
+    token: &AgentToken,
+    job: &str,
+    root: Option<&Path>,
+) -> Result<(NodePlan, Arc<Manifest>), String> {
+    let mut plan: NodePlan = opener
+        .recv(conn, wire::MAX_PLAN_FRAME, token)
+        .map_err(|e| format!("reading the plan: {e}"))?;
+    if plan.job != job {
+        return Err(format!(
+            "plan of job {} on the connection of job {job}",
+            plan.job
+        ));
+    }
+    let manifest = opener
+        .recv_raw(conn, wire::MAX_MANIFEST_FRAME, token)
+        .map_err(|e| format!("reading the manifest: {e}"))?;
+    let manifest = Manifest::decode(&manifest).map_err(|e| e.to_string())?;
+    // Only the target of the image's kind is used; the other one is left empty.
+    match plan.kind {
+        ImageKind::Tar => {
+            let dir =
+                confine::extraction_dir(&plan.extraction_dir, root).map_err(|e| e.to_string())?;
+            plan.extraction_dir = dir.display().to_string();
+            plan.device = String::new();
+        }
+        ImageKind::Dd | ImageKind::Fsa => {
+            let device = confine::dd_target(&plan.device, root).map_err(|e| e.to_string())?;
+            plan.device = device.display().to_string();
+            plan.extraction_dir = String::new();
+        }
+    }
+    Ok((plan, Arc::new(manifest)))
 }
 
 enum Event {
@@ -152,6 +347,7 @@ enum Event {
 fn run_job(
     plan: NodePlan,
     manifest: Arc<Manifest>,
+    token: AgentToken,
     mut control: TcpStream,
     rx: mpsc::Receiver<TcpStream>,
     link: &JobLink,
@@ -198,6 +394,7 @@ fn run_job(
             total: manifest.chunk_count(),
             tuning: plan.tuning.clone(),
             successor_have: Arc::clone(&successors[i]),
+            token: token.clone(),
         };
         let events = events.clone();
         std::thread::spawn(move || {
@@ -260,7 +457,7 @@ fn run_job(
         }
     }
     let refetched = refetched.load(Ordering::SeqCst);
-    let _ = wire::send(&mut control, &Report::Done { lost, refetched });
+    let _ = wire::send(&mut control, &done_report(lost, refetched));
 }
 
 /// Reads the verified chunks of `store` in order, as one byte stream, checking the whole image at the end.
@@ -344,8 +541,21 @@ fn write_image(
     sink.write(compression.decoder(reader)?)
 }
 
-fn rooted(root: &Path, path: &str) -> String {
-    root.join(path.trim_start_matches('/'))
-        .display()
-        .to_string()
+/// The final report, short enough for a control frame whatever was lost.
+fn done_report(mut lost: Vec<(String, String)>, refetched: u64) -> Report {
+    let dropped = lost.len().saturating_sub(MAX_LOST_REPORTED);
+    lost.truncate(MAX_LOST_REPORTED);
+    for (_, why) in &mut lost {
+        if why.len() > 200 {
+            let cut = (0..=200)
+                .rev()
+                .find(|i| why.is_char_boundary(*i))
+                .unwrap_or(0);
+            why.truncate(cut);
+        }
+    }
+    if dropped > 0 {
+        lost.push(("…".into(), format!("{dropped} more successors lost")));
+    }
+    Report::Done { lost, refetched }
 }

@@ -2,7 +2,9 @@
 //! chunks, go back on a re-fetch request, and (fault-tolerant chain) fail over to the next live node
 //! when the successor dies or stalls. Used by the agent for its successors and by the server as source.
 
+use super::handshake::Sealer;
 use super::store::ChunkSource;
+use super::token::AgentToken;
 use super::wire::{self, ForwardPlan, Hello, Reply, Tuning};
 use crate::image::frame::{self, Feedback};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
@@ -40,6 +42,8 @@ pub struct Forwarder {
     /// Chunks held by the current successor, for our own upstream acknowledgements
     /// (`u64::MAX` once there is no live successor).
     pub successor_have: Arc<AtomicU64>,
+    /// The deployment's token, which the successor checks.
+    pub token: AgentToken,
 }
 
 #[derive(Default)]
@@ -134,12 +138,14 @@ impl Forwarder {
             job: self.job.clone(),
             from: self.from.clone(),
         };
-        let have =
-            match wire::send(&mut stream, &hello).and_then(|()| wire::recv::<Reply>(&mut stream)) {
-                Ok(Reply::Data { have }) => have.min(self.total),
-                Ok(other) => return LinkEnd::Lost(format!("refused: {other:?}")),
-                Err(e) => return LinkEnd::Lost(format!("handshake: {e}")),
-            };
+        let have = match Sealer::start(&mut stream, self.token.clone())
+            .and_then(|mut sealer| sealer.send(&mut stream, &hello))
+            .and_then(|()| wire::recv::<Reply>(&mut stream))
+        {
+            Ok(Reply::Data { have }) => have.min(self.total),
+            Ok(other) => return LinkEnd::Lost(format!("refused: {other:?}")),
+            Err(e) => return LinkEnd::Lost(format!("handshake: {e}")),
+        };
         if have < self.total && have < self.source.first_available() {
             return LinkEnd::Lost(format!(
                 "holds {have} chunks but chunk {} is the oldest still in memory",

@@ -1,10 +1,13 @@
 //! The real broadcast backend: the server streams the chunked, verified image to `kaagent` node agents
 //! over TCP with any [`Strategy`] (chain, k-ary tree, fault-tolerant chain, unicast) and collects one
-//! outcome per node from the agents' reports.
+//! outcome per node from the agents' reports. Every connection to an agent is authenticated with the
+//! deployment's token ([`KaagentBroadcast::with_token`]), which the agents must hold already.
 
 use super::forward::Forwarder;
+use super::handshake::Sealer;
 use super::plan::{plan, topology_order};
 use super::store::{ChunkSource, FileSource};
+use super::token::AgentToken;
 use super::wire::{self, Hello, NodePlan, Reply, Report, Tuning};
 use crate::broadcast::{Broadcast, ImageSpec, Strategy, WriteTarget};
 use crate::image::{DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, Manifest};
@@ -83,6 +86,7 @@ pub struct KaagentBroadcast {
     agents: Arc<BTreeMap<NodeId, Agent>>,
     options: Options,
     manifests: Arc<ManifestCache>,
+    token: Option<AgentToken>,
 }
 
 /// A configuration the backend refuses.
@@ -97,7 +101,15 @@ impl KaagentBroadcast {
             agents: Arc::new(agents.into_iter().collect()),
             options,
             manifests: Arc::default(),
+            token: None,
         }
+    }
+
+    /// The same backend authenticating to the agents with `token` (the agents must hold it: the
+    /// deployer hands it to them first, over SSH). Without a token, every node fails.
+    pub fn with_token(mut self, token: AgentToken) -> Self {
+        self.token = Some(token);
+        self
     }
 
     /// Checks the settings without touching any node.
@@ -191,6 +203,18 @@ impl KaagentBroadcast {
                 ..finish(outcomes, written_at, lost)
             };
         }
+        let Some(token) = self.token.clone() else {
+            return BroadcastReport {
+                outcomes: Outcomes::all(
+                    nodes,
+                    Err(NodeError::new(
+                        ErrorKind::Config,
+                        "kaagent broadcast: no token for the agents",
+                    )),
+                ),
+                ..finish(outcomes, written_at, lost)
+            };
+        };
         let manifest = match self.manifest(&image.path) {
             Ok(m) => m,
             Err(e) => {
@@ -200,6 +224,15 @@ impl KaagentBroadcast {
                 };
             }
         };
+        let nanos = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let job = format!(
+            "{}-{}-{nanos}",
+            &manifest.image_hash.to_hex()[..16],
+            std::process::id()
+        );
         // Nodes without an agent, then the topology order of the others.
         let known: Vec<NodeId> = nodes
             .iter()
@@ -223,16 +256,25 @@ impl KaagentBroadcast {
             .into_iter()
             .map(|i| known[i])
             .collect();
-        // Phase 1: open every node's control connection; unreachable nodes leave the plan.
+        // Phase 1: open every node's control connection and announce the job (sealed: the agent
+        // checks the token at once); unreachable nodes leave the plan.
         let connect_timeout = Duration::from_millis(self.options.tuning.connect_timeout_ms);
-        let opened: Vec<(NodeId, std::io::Result<TcpStream>)> = std::thread::scope(|s| {
+        let report_timeout = self.options.report_timeout;
+        let opened: Vec<(NodeId, std::io::Result<(TcpStream, Sealer)>)> = std::thread::scope(|s| {
             let handles: Vec<_> = ordered
                 .iter()
                 .map(|n| {
                     let addr = self.agents[n].addr;
+                    let (token, job) = (token.clone(), job.clone());
                     (
                         *n,
-                        s.spawn(move || TcpStream::connect_timeout(&addr, connect_timeout)),
+                        s.spawn(move || -> std::io::Result<(TcpStream, Sealer)> {
+                            let mut conn = TcpStream::connect_timeout(&addr, connect_timeout)?;
+                            conn.set_read_timeout(Some(report_timeout))?;
+                            let mut sealer = Sealer::start(&mut conn, token)?;
+                            sealer.send(&mut conn, &Hello::Job { job })?;
+                            Ok((conn, sealer))
+                        }),
                     )
                 })
                 .collect();
@@ -265,18 +307,9 @@ impl KaagentBroadcast {
         // Phase 2: send every node its part of the plan and the manifest.
         let addrs: Vec<SocketAddr> = live.iter().map(|(n, _)| self.agents[n].addr).collect();
         let p = plan(strategy, &addrs);
-        let nanos = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let job = format!(
-            "{}-{}-{nanos}",
-            &manifest.image_hash.to_hex()[..16],
-            std::process::id()
-        );
         let encoded = manifest.encode();
         let mut ready = Vec::new();
-        for ((n, mut conn), forwards) in live.into_iter().zip(p.nodes) {
+        for ((n, (mut conn, mut sealer)), forwards) in live.into_iter().zip(p.nodes) {
             let node_plan = NodePlan {
                 job: job.clone(),
                 node: self.agents[&n].name.clone(),
@@ -288,10 +321,15 @@ impl KaagentBroadcast {
                 fault_tolerant: p.fault_tolerant,
                 tuning: self.options.tuning.clone(),
             };
-            let _ = conn.set_read_timeout(Some(self.options.report_timeout));
-            let r = wire::send(&mut conn, &Hello::Job(node_plan))
-                .and_then(|()| wire::write_raw(&mut conn, &encoded))
-                .and_then(|()| wire::recv::<Reply>(&mut conn));
+            let sent = sealer
+                .send(&mut conn, &node_plan)
+                .and_then(|()| sealer.send_raw(&mut conn, &encoded));
+            // An agent that refused the job (a wrong token, a target it may not write) says why
+            // before closing, even when it closed before the whole set-up was sent.
+            let r = match (wire::recv::<Reply>(&mut conn), sent) {
+                (Ok(reply), _) => Ok(reply),
+                (Err(_), Err(e)) | (Err(e), Ok(())) => Err(e),
+            };
             match r {
                 Ok(Reply::Ready) => ready.push((n, conn)),
                 Ok(other) => {
@@ -342,6 +380,7 @@ impl KaagentBroadcast {
                         total: manifest.chunk_count(),
                         tuning: self.options.tuning.clone(),
                         successor_have: Arc::new(AtomicU64::new(0)),
+                        token: token.clone(),
                     };
                     s.spawn(move || fw.run())
                 })

@@ -1,6 +1,8 @@
 //! Control messages of the broadcast engine: JSON in length-delimited frames (a 4-byte big-endian
 //! length, then the payload: the wire format of tokio-util's default `LengthDelimitedCodec`), read and
-//! written with blocking sockets by the agent and the server.
+//! written with blocking sockets by the agent and the server. Every read names its bound, checked
+//! on the announced length before anything is allocated; what a peer sends to an agent is sealed
+//! (see [`super::handshake`]).
 
 use crate::broadcast::ImageKind;
 use crate::outcome::NodeError;
@@ -8,16 +10,23 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 
-/// Largest control frame accepted (a manifest of a million chunks is 32 MiB).
-pub const MAX_FRAME: u32 = 40 << 20;
+/// Largest JSON control frame (hello, reply, report): read before anything is authenticated.
+pub const MAX_CONTROL_FRAME: u32 = 64 << 10;
+/// Largest plan frame (a fault-tolerant chain lists every later node); read after authentication.
+pub const MAX_PLAN_FRAME: u32 = 16 << 20;
+/// Largest manifest frame (a manifest of a million chunks is 32 MiB); read after authentication.
+pub const MAX_MANIFEST_FRAME: u32 = 40 << 20;
 
 /// The first frame on every connection to an agent.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Hello {
-    /// Server → agent: a job for this node; a binary manifest frame follows; the connection then
-    /// carries this node's reports.
-    Job(NodePlan),
+    /// Server → agent: a job for this node; its [`NodePlan`] (JSON) and the binary manifest follow,
+    /// sealed; the connection then carries this node's reports.
+    Job {
+        /// Job id.
+        job: String,
+    },
     /// Upstream → agent: the data connection of `job` (replied to with [`Reply::Data`]).
     Data {
         /// Job id.
@@ -130,15 +139,16 @@ pub fn write_raw(w: &mut impl Write, payload: &[u8]) -> io::Result<()> {
     w.flush()
 }
 
-/// Reads one frame (at most [`MAX_FRAME`] bytes).
-pub fn read_raw(r: &mut impl Read) -> io::Result<Vec<u8>> {
+/// Reads one frame of at most `max` bytes: a longer one is refused from its header, before any
+/// allocation.
+pub fn read_raw(r: &mut impl Read, max: u32) -> io::Result<Vec<u8>> {
     let mut len = [0u8; 4];
     r.read_exact(&mut len)?;
     let len = u32::from_be_bytes(len);
-    if len > MAX_FRAME {
+    if len > max {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
-            format!("control frame of {len} bytes"),
+            format!("frame of {len} bytes announced, at most {max} accepted"),
         ));
     }
     let mut buf = vec![0u8; len as usize];
@@ -146,15 +156,21 @@ pub fn read_raw(r: &mut impl Read) -> io::Result<Vec<u8>> {
     Ok(buf)
 }
 
-/// Writes `msg` as a JSON frame.
+/// Writes `msg` as a JSON control frame (at most [`MAX_CONTROL_FRAME`] bytes).
 pub fn send<T: Serialize>(w: &mut impl Write, msg: &T) -> io::Result<()> {
     let json = serde_json::to_vec(msg).map_err(io::Error::other)?;
+    if json.len() > MAX_CONTROL_FRAME as usize {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("control message of {} bytes", json.len()),
+        ));
+    }
     write_raw(w, &json)
 }
 
-/// Reads a JSON frame as `T`.
+/// Reads a JSON control frame (at most [`MAX_CONTROL_FRAME`] bytes) as `T`.
 pub fn recv<T: DeserializeOwned>(r: &mut impl Read) -> io::Result<T> {
-    let buf = read_raw(r)?;
+    let buf = read_raw(r, MAX_CONTROL_FRAME)?;
     serde_json::from_slice(&buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
@@ -192,8 +208,10 @@ mod tests {
 
     #[test]
     fn rejects_huge_and_bad_frames() {
-        let mut rd = &(MAX_FRAME + 1).to_be_bytes()[..];
-        assert!(read_raw(&mut rd).is_err());
+        let mut rd = &(MAX_CONTROL_FRAME + 1).to_be_bytes()[..];
+        assert!(recv::<Hello>(&mut rd).is_err());
+        let mut rd = &(40u32 << 20).to_be_bytes()[..];
+        assert!(read_raw(&mut rd, MAX_PLAN_FRAME).is_err());
         let mut buf = Vec::new();
         write_raw(&mut buf, b"{not json").unwrap();
         assert!(recv::<Hello>(&mut &buf[..]).is_err());

@@ -1,8 +1,11 @@
-//! Test harness: `kaagent` processes on loopback (one 127.0.0.x address each), images, hashes, clean-up.
+//! Test harness: `kaagent` processes on loopback (one 127.0.0.x address each) sharing a token file,
+//! images, hashes, clean-up.
 
 use hal::broadcast::kaagent::{Agent, KaagentBroadcast, Options};
+use hal::broadcast::token::AgentToken;
 use hal::{ImageKind, ImageSpec, NodeId, WriteTarget};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -40,6 +43,37 @@ pub struct AgentProc {
     pub child: Child,
     /// Where it listens.
     pub addr: SocketAddr,
+    /// The token it accepts.
+    pub token: AgentToken,
+}
+
+/// A deployment's token and the root-only file holding it (as the deployer writes it over SSH).
+#[derive(Clone)]
+pub struct TokenFile {
+    /// The token.
+    pub token: AgentToken,
+    /// The file (mode 0600).
+    pub path: PathBuf,
+}
+
+impl TokenFile {
+    /// A fresh token written to `dir/agent.token`, or the one already there.
+    pub fn in_dir(dir: &Path) -> TokenFile {
+        let path = dir.join("agent.token");
+        if let Ok(token) = AgentToken::from_file(&path) {
+            return TokenFile { token, path };
+        }
+        let token = AgentToken::generate().expect("random token");
+        TokenFile::write(&path, &token);
+        TokenFile { token, path }
+    }
+
+    /// Writes `token` to `path`, readable by its owner only.
+    pub fn write(path: &Path, token: &AgentToken) {
+        std::fs::write(path, format!("{}\n", token.secret())).expect("write the token");
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .expect("token file mode");
+    }
 }
 
 impl AgentProc {
@@ -71,16 +105,19 @@ pub fn start_agents(n: usize, root: &Path) -> Vec<AgentProc> {
             std::fs::create_dir_all(&dir).expect("node dir");
             let mut cmd = Command::new(KAAGENT);
             cmd.arg("--root").arg(&dir);
-            spawn_agent(cmd, addr)
+            spawn_agent(cmd, addr, &TokenFile::in_dir(root))
         })
         .collect()
 }
 
-/// Starts an agent with `cmd` (the binary, or a wrapper such as `ip netns exec`) listening on `addr`.
-pub fn spawn_agent(mut cmd: Command, addr: SocketAddr) -> AgentProc {
+/// Starts an agent with `cmd` (the binary, or a wrapper such as `ip netns exec`) listening on `addr`
+/// and accepting the token of `token`.
+pub fn spawn_agent(mut cmd: Command, addr: SocketAddr, token: &TokenFile) -> AgentProc {
     let child = cmd
         .arg("--listen")
         .arg(addr.to_string())
+        .arg("--token-file")
+        .arg(&token.path)
         .env(
             "KAAGENT_LOG",
             std::env::var("KAAGENT_LOG").unwrap_or_else(|_| "warn".into()),
@@ -96,7 +133,11 @@ pub fn spawn_agent(mut cmd: Command, addr: SocketAddr) -> AgentProc {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    AgentProc { child, addr }
+    AgentProc {
+        child,
+        addr,
+        token: token.token.clone(),
+    }
 }
 
 /// Logs of the server side on stderr when `KABCAST_LOG` is set (a tracing filter).
@@ -109,7 +150,7 @@ pub fn trace() {
     }
 }
 
-/// The backend over `agents`, node ids 0..n.
+/// The backend over `agents` (holding the token of the first), node ids 0..n.
 pub fn backend(agents: &[AgentProc], options: Options) -> (KaagentBroadcast, Vec<NodeId>) {
     trace();
     let nodes: Vec<NodeId> = (0..agents.len() as u32).map(NodeId).collect();
@@ -123,7 +164,11 @@ pub fn backend(agents: &[AgentProc], options: Options) -> (KaagentBroadcast, Vec
             },
         )
     });
-    (KaagentBroadcast::new(list, options), nodes)
+    let mut b = KaagentBroadcast::new(list, options);
+    if let Some(a) = agents.first() {
+        b = b.with_token(a.token.clone());
+    }
+    (b, nodes)
 }
 
 /// Pseudo-random bytes (incompressible enough), deterministic.

@@ -2,7 +2,9 @@
 //! 3-node chain on loopback, peak RSS (VmHWM) of every agent read from /proc (ignored: run by
 //! `scripts/kaagent-rss.sh`, KABCAST_GIB sets the size, 4 by default).
 
-use crate::harness::{KAAGENT, Scratch, backend, dd_image, free_port, spawn_agent, target};
+use crate::harness::{
+    KAAGENT, Scratch, TokenFile, backend, dd_image, free_port, spawn_agent, target,
+};
 use hal::Strategy;
 use hal::broadcast::kaagent::Options;
 use std::process::Command;
@@ -31,8 +33,9 @@ fn measure_agent_peak_rss() {
     let image = scratch.0.join("image.raw");
     let f = std::fs::File::create(&image).expect("image");
     f.set_len(gib << 30).expect("size the image");
+    let token = TokenFile::in_dir(&scratch.0);
     let agents: Vec<_> = (0..3)
-        .map(|i| spawn_agent(Command::new(KAAGENT), free_port([127, 0, 0, 2 + i])))
+        .map(|i| spawn_agent(Command::new(KAAGENT), free_port([127, 0, 0, 2 + i]), &token))
         .collect();
     let (b, nodes) = backend(&agents, Options::default());
     b.manifest(&image.display().to_string()).expect("manifest");

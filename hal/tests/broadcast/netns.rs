@@ -3,7 +3,7 @@
 //! namespace; agents and `socat` baselines run inside the host namespaces and write to tmpfs.
 //! Everything is uniquely named and removed on drop (also on panic). Needs root and iproute2.
 
-use crate::harness::{AgentProc, KAAGENT, Scratch, spawn_agent};
+use crate::harness::{AgentProc, KAAGENT, Scratch, TokenFile, spawn_agent};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -241,11 +241,12 @@ impl Testbed {
 
     /// Starts an agent in every host, writing under its host directory.
     pub fn start_agents(&self) -> Vec<AgentProc> {
+        let token = TokenFile::in_dir(&self.scratch.0);
         (0..self.hosts.len())
             .map(|i| {
                 let mut c = self.command(i, KAAGENT);
                 c.arg("--root").arg(self.host_dir(i));
-                spawn_agent(c, SocketAddr::from((self.host_ip(i), 25301)))
+                spawn_agent(c, SocketAddr::from((self.host_ip(i), 25301)), &token)
             })
             .collect()
     }

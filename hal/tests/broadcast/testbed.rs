@@ -27,10 +27,11 @@ fn backend(
             },
         )
     });
-    (
-        KaagentBroadcast::new(list, options),
-        (0..n as u32).map(NodeId).collect(),
-    )
+    let mut b = KaagentBroadcast::new(list, options);
+    if let Some(a) = agents.first() {
+        b = b.with_token(a.token.clone());
+    }
+    (b, (0..n as u32).map(NodeId).collect())
 }
 
 /// The broadcast settings; `KABCAST_CHUNK_KIB` sets the chunk size (default: the backend's 1 MiB).
