@@ -17,7 +17,8 @@
 //!   agent_port: 25301
 //!   agent_token_file: /run/kaagent.token       # where the nodes' agents read the broadcast token
 //!   agent_binary: /usr/lib/kadeploy3/kaagent   # optional: a static kaagent sent over SSH when needed
-//!   command_timeout: 600           # seconds, per node command over SSH
+//!   command_timeout: 600           # seconds, per node command over SSH; keep it below the macro-step
+//!                                  # timeouts (warned at start), or a hung node fails its whole group
 //!   power_timeout: 60              # seconds, per power command template
 //!   ipmi: {host: HOSTNAME_SHORT-bmc, port: 623, user: ADMIN, password_file: ipmi.pass}
 //! ```
@@ -91,6 +92,20 @@ fn ipmi_port() -> u16 {
     623
 }
 
+/// The macro-step instance of `cluster` with the shortest timeout, and that timeout (none: no timeout).
+fn shortest_macro_timeout(cluster: &ClusterConfig) -> Option<(String, f64)> {
+    let a = &cluster.automata;
+    [
+        ("SetDeploymentEnv", &a.set_deployment_env),
+        ("BroadcastEnv", &a.broadcast_env),
+        ("BootNewEnv", &a.boot_new_env),
+    ]
+    .into_iter()
+    .flat_map(|(slot, list)| list.iter().map(move |i| (format!("{slot}{}", i.kind), i.timeout)))
+    .filter(|(_, t)| *t > 0.0)
+    .min_by(|x, y| x.1.total_cmp(&y.1))
+}
+
 /// Builds the real drivers of `cluster` from the configuration directory `dir`.
 pub fn backend(cluster: &ClusterConfig, dir: &Path) -> anyhow::Result<BackendSpec> {
     let loaded = config::load_dir(dir).context("loading the configuration")?;
@@ -124,6 +139,16 @@ pub fn backend(cluster: &ClusterConfig, dir: &Path) -> anyhow::Result<BackendSpe
     ssh.port = loaded.config.server.ssh_port;
     ssh.user = connector_user(&server.external.default_connector).unwrap_or_else(|| "root".into());
     ssh.command_timeout = Duration::from_secs(keys.command_timeout);
+    if let Some((instance, timeout)) = shortest_macro_timeout(cluster)
+        && keys.command_timeout as f64 >= timeout
+    {
+        tracing::warn!(
+            cluster = %cluster.name,
+            "backend/command_timeout ({} s) is not below the {instance} timeout ({timeout} s): a node \
+             hung in a command makes its whole group end with a macro-step timeout; lower it",
+            keys.command_timeout
+        );
+    }
     let ops = Arc::new(SshNodeOps::new(nodes.clone(), ssh).context("SSH node operations")?);
 
     let power = power(cluster, &remoteops, &loaded.commands, &keys, dir, &ops)?;

@@ -157,6 +157,10 @@ pub struct OpsParams {
     pub dummy: f64,
     /// One reachability probe round.
     pub probe: f64,
+    /// A node hung in an operation fails alone after this long ("command timed out"), as the site
+    /// backend's `backend/command_timeout` makes SSH commands do; `null`: the whole call waits forever
+    /// (until the engine's micro- or macro-step timeout).
+    pub command_timeout: Option<f64>,
 }
 
 /// `image`: the image assumed when a broadcast does not give its size.
@@ -253,6 +257,7 @@ impl Default for OpsParams {
             bootloader: 3.0,
             dummy: 0.5,
             probe: 0.01,
+            command_timeout: Some(600.0),
         }
     }
 }
@@ -349,6 +354,9 @@ impl SimParams {
             non_negative(key, v)?;
         }
         positive("ops.mkfs_rate", o.mkfs_rate)?;
+        if let Some(t) = o.command_timeout {
+            positive("ops.command_timeout", t)?;
+        }
         non_negative("image.size", self.image.size)?;
         positive("image.ratio", self.image.ratio)?;
         non_negative(

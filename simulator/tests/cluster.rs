@@ -200,8 +200,12 @@ async fn power_commands_fail_at_the_soft_level_only() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_hanging_node_keeps_the_operation_from_returning() {
-    let c = cluster(4, "failures: {hang: {step: format, nodes: [node-2]}}", 4);
+async fn without_a_command_timeout_a_hanging_node_keeps_the_operation_from_returning() {
+    let c = cluster(
+        4,
+        "ops: {command_timeout: null}\nfailures: {hang: {step: format, nodes: [node-2]}}",
+        4,
+    );
     let format = Operation::Format {
         device: "/dev/sda3".into(),
         fs: "ext4".into(),
@@ -219,6 +223,33 @@ async fn a_hanging_node_keeps_the_operation_from_returning() {
             .is_empty(),
         "only that step hangs"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hanging_node_fails_alone_after_the_command_timeout() {
+    let c = cluster(
+        4,
+        "ops: {command_timeout: 120}\nfailures: {hang: {step: format, nodes: [node-2]}}",
+        4,
+    );
+    let format = Operation::Format {
+        device: "/dev/sda3".into(),
+        fs: "ext4".into(),
+        args: String::new(),
+    };
+    let t0 = c.now();
+    let out = c.run(&format, &all(&c)).await;
+    let elapsed = c.now() - t0;
+    assert!(
+        (120.0..121.0).contains(&elapsed),
+        "the call returns at the command timeout, not {elapsed} s"
+    );
+    let failures = out.failures();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    let (node, error) = &failures[0];
+    assert_eq!(node.0, 2);
+    assert_eq!(error.kind, ErrorKind::Timeout);
+    assert_eq!(error.message, "command timed out after 120 s");
 }
 
 #[tokio::test(start_paused = true)]

@@ -6,6 +6,9 @@
 //! time after the start, so the model first runs once without deaths to find that time. A dead node
 //! stays down for good. Images of kind `fsa` go to a temporary file in RAM (no disk, no disk error);
 //! the other kinds are decompressed and written to `target.device`.
+//!
+//! Hangs (`failures.hang` in step `broadcast`): the fault-tolerant chain drops a hung receiver after its
+//! stall detection (`fault_tolerance.detect_timeout`), as kaagent does; other strategies wait forever.
 
 use super::state::Env;
 use super::{SimCluster, hang_forever, ssh_refused};
@@ -175,7 +178,10 @@ impl Broadcast for SimCluster {
                 }
             }
         }
-        if hung {
+        // A hung receiver stalls the pipeline: the fault-tolerant chain drops it after its stall
+        // detection, like a receiver dead from the start; the other strategies wait forever.
+        let fault_tolerant = strategy == Strategy::FaultTolerantChain;
+        if hung && !fault_tolerant {
             debug!(%strategy, nodes = nodes.len(), "simulated broadcast hangs");
             hang_forever().await;
         }
@@ -195,9 +201,19 @@ impl Broadcast for SimCluster {
             },
         };
         let topo = topology(&self.params);
+        let stalled: Vec<bool> = members
+            .iter()
+            .map(|&(_, i)| {
+                fault_tolerant && self.plan.node(i).hang_step.as_deref() == Some("broadcast")
+            })
+            .collect();
+        for (k, _) in stalled.iter().enumerate().filter(|(_, s)| **s) {
+            job.receivers[k].dies_at = Some(0.0);
+        }
         let dying: Vec<(usize, f64)> = members
             .iter()
             .enumerate()
+            .filter(|(k, _)| !stalled[*k])
             .filter_map(|(k, &(_, i))| self.plan.node(i).die_at_fraction.map(|f| (k, f)))
             .collect();
         if !dying.is_empty() {
@@ -226,7 +242,17 @@ impl Broadcast for SimCluster {
         self.sleep_until(end).await;
         let mut st = self.lock();
         for (k, &(pos, i)) in members.iter().enumerate() {
-            let outcome = self.receiver_outcome(model.get(k), &members, &target.device);
+            let outcome = if stalled[k] {
+                Err(NodeError::new(
+                    ErrorKind::Timeout,
+                    format!(
+                        "No progress for {} s: the node was dropped from the broadcast",
+                        ft.detect_timeout
+                    ),
+                ))
+            } else {
+                self.receiver_outcome(model.get(k), &members, &target.device)
+            };
             if outcome.is_ok() {
                 let r = &mut st[i].record;
                 r.image_bytes = Some(size * ratio);

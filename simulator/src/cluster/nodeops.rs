@@ -1,6 +1,7 @@
 //! Node operations on simulated nodes: each operation needs the node up with sshd (except `dummy`,
 //! which like Kadeploy's touches no node), takes a modelled time per node, can hit injected disk errors
-//! or hang forever, and records what it did so that later boots and checks see a consistent node.
+//! or hang (failing alone after `ops.command_timeout`, or holding the whole call when it is `null`), and
+//! records what it did so that later boots and checks see a consistent node.
 //!
 //! Costs (seconds): `ops.ssh_latency` plus partitioning `ops.partition`, bootloader `ops.bootloader`,
 //! other scripts and archives `ops.postinstall`, format `ops.partition_size / ops.mkfs_rate`, swap
@@ -146,6 +147,7 @@ impl NodeOps for SimCluster {
         let needs_ssh = !matches!(op, Operation::Dummy);
         let mut end = t0;
         let mut hung = false;
+        let command_timeout = self.params.ops.command_timeout;
         let planned: Vec<Result<(usize, u64, f64), NodeError>> = {
             let st = self.lock();
             nodes
@@ -156,7 +158,15 @@ impl NodeOps for SimCluster {
                     if needs_ssh && s.env_at(t0).is_none() {
                         return Err(ssh_refused(&self.nodes[i].name));
                     }
-                    hung |= self.plan.node(i).hang_step.as_deref() == Some(op.name());
+                    if self.plan.node(i).hang_step.as_deref() == Some(op.name()) {
+                        // The command never ends: the backend's command timeout fails the node alone.
+                        let Some(limit) = command_timeout else {
+                            hung = true;
+                            return Ok((i, s.boots, t0));
+                        };
+                        end = end.max(t0 + limit);
+                        return Err(command_timed_out(limit));
+                    }
                     let done = t0 + self.op_cost(op, s, i);
                     end = end.max(done);
                     Ok((i, s.boots, done))
@@ -199,4 +209,12 @@ impl NodeOps for SimCluster {
         );
         outcomes
     }
+}
+
+/// What a node hung in a command reports once the backend's command timeout has passed.
+fn command_timed_out(limit: f64) -> NodeError {
+    NodeError::new(
+        ErrorKind::Timeout,
+        format!("command timed out after {limit} s"),
+    )
 }

@@ -25,6 +25,38 @@ impl Cli {
 pub enum Command {
     /// Deploy an environment on the simulated cluster through the real workflow engine.
     Deploy(DeployArgs),
+    /// Run a seeded matrix of deployments with injected faults and check every outcome.
+    Campaign(CampaignArgs),
+}
+
+/// Arguments of `kasim campaign`.
+#[derive(Debug, Args, Clone)]
+pub struct CampaignArgs {
+    /// Number of scenarios.
+    #[arg(long, default_value_t = 1000)]
+    pub scenarios: usize,
+    /// Seed of the scenario matrix; the same seed runs the same scenarios.
+    #[arg(short = 's', long, default_value_t = 1)]
+    pub seed: u64,
+    /// Largest cluster of a scenario (each deploys 1 to this many nodes).
+    #[arg(long, default_value_t = 300)]
+    pub max_nodes: usize,
+    /// A Kadeploy configuration directory, as for `deploy` (default: the shipped 300-node sample).
+    #[arg(short = 'c', long)]
+    pub config: Option<PathBuf>,
+    /// Seconds after which a node hung in a command fails alone (the site backend's
+    /// `backend/command_timeout`); it must be below every macro-step timeout.
+    #[arg(long, default_value_t = 120.0)]
+    pub command_timeout: f64,
+    /// Print a line for every scenario, not only the failed ones.
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+    /// Run only the scenario of this index, printing its failure rules and Kadeploy's output.
+    #[arg(long)]
+    pub only: Option<usize>,
+    /// Print the counts as one JSON object on the last line.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Arguments of `kasim deploy`.

@@ -1,11 +1,13 @@
 //! The `kasim` command: a whole Kadeploy deployment of a simulated cluster, through the real engine,
-//! in virtual time; Kadeploy-style output, OK/KO lists, per-macro-step durations, optional JSON.
+//! in virtual time; Kadeploy-style output, OK/KO lists, per-macro-step durations, optional JSON; and
+//! `kasim campaign`, the fault campaign.
 
 mod args;
+pub mod campaign;
 mod print;
 pub mod setup;
 
-pub use args::{BroadcastArg, Cli, Command, DeployArgs};
+pub use args::{BroadcastArg, CampaignArgs, Cli, Command, DeployArgs};
 
 use crate::cluster::SimCluster;
 use kadeploy::engine::{self, Context, DeployRequest, Report, Windows};
@@ -19,6 +21,7 @@ use std::sync::Arc;
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Deploy(args) => deploy(&args),
+        Command::Campaign(args) => campaign::run(&args),
     }
 }
 
