@@ -110,7 +110,7 @@ mod tests {
 
     #[tokio::test]
     async fn negotiates_then_runs_the_command_skipping_events() {
-        let dir = std::env::temp_dir().join(format!("kalab-qmp-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("kalab-bmc-qmp-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("qmp.sock");
         let _ = std::fs::remove_file(&path);
