@@ -11,7 +11,7 @@ if ! cargo deb --version >/dev/null 2>&1; then
     cargo install cargo-deb --locked --version 3.8.0 >&2
 fi
 
-cargo build --release -p kadeploy3d -p kadeploy -p hal --bins >&2
+cargo build --release -p kadeploy3d -p kadeploy-clients -p hal --bins >&2
 RUSTFLAGS="-C target-feature=+crt-static" \
     cargo build --release -p hal --bin kaagent --target x86_64-unknown-linux-gnu >&2
 cp "$target/x86_64-unknown-linux-gnu/release/kaagent" "$target/release/kaagent-static"

@@ -2,7 +2,7 @@
 
 use anyhow::Context as _;
 use hal::netboot::services::ServicesConfig;
-use kadeploy::server::metrics_http::BootServices;
+use kadeploy_server::metrics_http::BootServices;
 use std::path::Path;
 
 /// The embedded boot services' file in the configuration directory (new file, `kabootd`'s format).

@@ -6,7 +6,7 @@ use crate::args::Args;
 use crate::backends::backends;
 use crate::boot;
 use crate::configure::Configuration;
-use kadeploy::server::Executor;
+use kadeploy_server::Executor;
 use std::path::Path;
 
 /// Runs the check; returns the exit status.

@@ -4,7 +4,7 @@
 use crate::args::Args;
 use anyhow::Context as _;
 use kadeploy::config::Loaded;
-use kadeploy::server::Settings;
+use kadeploy_server::Settings;
 
 /// A loaded configuration.
 pub struct Configuration {
@@ -53,7 +53,7 @@ pub fn simulated_notice() -> String {
     format!(
         "server.conf has no backend/kind: kadeploy3d drives the SIMULATED cluster ({}, simulation.conf), \
          no real node is touched; set backend/kind: {} to deploy real nodes",
-        crate::backends::SIMULATED,
-        kadeploy::site::KIND
+        crate::backends::simulated::KIND,
+        crate::backends::site::KIND
     )
 }

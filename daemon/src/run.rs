@@ -10,8 +10,8 @@ use crate::logging::Redirect;
 use crate::pidfile::{self, PidFile};
 use anyhow::Context as _;
 use kadeploy::metrics::RELOADS;
-use kadeploy::server::metrics_http::serve_metrics;
-use kadeploy::server::{App, Live, serve_live, shutdown};
+use kadeploy_server::metrics_http::serve_metrics;
+use kadeploy_server::{App, Live, serve_live, shutdown};
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
@@ -161,7 +161,7 @@ async fn stop_now(live: &Live) -> anyhow::Result<shutdown::Stopped> {
 /// What SIGHUP needs.
 struct Reload {
     args: Args,
-    backends: Arc<kadeploy::server::Backends>,
+    backends: Arc<kadeploy_server::Backends>,
     redirect: Option<Arc<Redirect>>,
     /// `netboot.conf` as the boot services started with it.
     netboot: Option<String>,

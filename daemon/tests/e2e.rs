@@ -35,7 +35,7 @@ mod netboot;
 mod restart;
 
 use harness::{Server, config_copy, setup};
-use kadeploy::client::{ClientEnv, tools, workflow};
+use kadeploy_clients::{ClientEnv, tools, workflow};
 use std::path::Path;
 
 fn start(dir: &Path) -> Server {

@@ -14,7 +14,7 @@ mod mariadb;
 mod rows;
 
 use harness::{SAMPLE, Server, setup};
-use kadeploy::client::{ClientEnv, tools};
+use kadeploy_clients::{ClientEnv, tools};
 use mariadb::MariaDb;
 use rows::Generated;
 use serde_json::{Value, json};

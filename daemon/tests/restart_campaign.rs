@@ -136,7 +136,7 @@ fn campaign(name: &str, kills: usize, seed: u64) -> String {
 
 /// The database as the kill left it: `integrity_check` is `ok`; returns the workflows still `running`.
 fn check_database(db: &Path) -> BTreeSet<String> {
-    let store = kadeploy::store::Store::open(db).expect("the database opens after the kill");
+    let store = kadeploy_server::store::Store::open(db).expect("the database opens after the kill");
     store
         .transaction(|tx| {
             let integrity: String = tx.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;

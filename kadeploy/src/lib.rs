@@ -1,7 +1,7 @@
 //! The deployer: Kadeploy-compatible configuration, the workflow engine with Kadeploy 3.3 semantics
-//! (Deploy, Reboot, Power), and Kadeploy's outputs.
+//! (Deploy, Reboot, Power), Kadeploy's outputs, and what the server and its clients share on the wire.
+//! It holds no server, database or real driver: those are `kadeploy-server`, `kadeploy-clients`, `hal`.
 
-pub mod client;
 pub mod config;
 pub mod engine;
 pub mod envdesc;
@@ -9,9 +9,9 @@ pub mod environment;
 pub mod error;
 pub mod expr;
 pub mod metrics;
-pub mod migrate;
 pub mod nodelist;
 pub mod output;
-pub mod server;
-pub mod site;
-pub mod store;
+pub mod wire;
+
+/// The version `GET /version` answers.
+pub const VERSION: &str = "3.3.11.rust";

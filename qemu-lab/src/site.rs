@@ -399,7 +399,7 @@ mod tests {
             agent_binary: None,
             server_files: vec![envs.clone()],
         };
-        let settings = kadeploy::server::Settings::parse(&server_conf(&spec), &spec.dir)
+        let settings = kadeploy_server::Settings::parse(&server_conf(&spec), &spec.dir)
             .unwrap_or_else(|e| panic!("{e:#}"));
         assert_eq!(settings.server_files.dirs(), [envs]);
     }

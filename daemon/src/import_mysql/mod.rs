@@ -6,8 +6,8 @@
 mod source;
 
 use anyhow::Context as _;
-use kadeploy::migrate;
-use kadeploy::store::Store;
+use kadeploy_server::migrate;
+use kadeploy_server::store::Store;
 use mysql::{Opts, OptsBuilder};
 use source::MysqlSource;
 use std::path::{Path, PathBuf};
@@ -70,7 +70,7 @@ fn describe(opts: &Opts) -> String {
 pub fn run(url: &str, database: Option<&Path>, config: &Path) -> anyhow::Result<()> {
     let store_path: PathBuf = match database {
         Some(p) => p.to_path_buf(),
-        None => kadeploy::server::Settings::load(config)?.database,
+        None => kadeploy_server::Settings::load(config)?.database,
     };
     let opts = options(url)?;
     let from = describe(&opts);

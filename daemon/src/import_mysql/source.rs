@@ -1,7 +1,7 @@
 //! A Kadeploy 3.3 MySQL/MariaDB database as a [`LegacySource`]: the schema checked first, then each table
 //! streamed row by row (text protocol), every cell decoded without trusting the server.
 
-use kadeploy::migrate::{
+use kadeploy_server::migrate::{
     Fetched, LegacyEnv, LegacyLog, LegacyNode, LegacyRight, LegacySource, Rows, SourceError,
 };
 use mysql::prelude::Queryable;

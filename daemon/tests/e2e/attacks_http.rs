@@ -86,7 +86,7 @@ fn percent_escapes_are_answered_and_pipelined_requests_survive() {
         .read()
         .expect("the request pipelined after the attacks is answered");
     assert_eq!(version.status, 200);
-    assert_eq!(version.text().trim(), kadeploy::server::VERSION);
+    assert_eq!(version.text().trim(), kadeploy_server::VERSION);
     // And a fresh connection still works: the server is alive.
     let r = Http::new(port, "root").get("/version");
     assert_eq!(r.status, 200);

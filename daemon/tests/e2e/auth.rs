@@ -4,7 +4,7 @@
 
 use super::harness::{Server, config_copy, setup};
 use base64::Engine as _;
-use kadeploy::client::{Api, ClientEnv, ClientError};
+use kadeploy_clients::{Api, ClientEnv, ClientError};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use reqwest::Method;
 use std::collections::BTreeMap;
@@ -317,7 +317,7 @@ fn kaconsole_on_a_cluster_without_console_command_is_forbidden() {
         user: "root".into(),
     };
     // Kadeploy's exit code for an HTTP status other than 400/404/500.
-    let code = kadeploy::client::console::kaconsole(&["-m".into(), "node-1".into()], &env);
+    let code = kadeploy_clients::console::kaconsole(&["-m".into(), "node-1".into()], &env);
     assert_eq!(code, 2);
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);

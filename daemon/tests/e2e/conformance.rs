@@ -70,7 +70,7 @@ fn deployment_trace_of_the_ruby_client() {
     let (dir, server) = plain_server("trace");
     let h = Http::new(server.port, "root");
     let r = h.get("/version");
-    assert_eq!(text_plain(&r), format!("{}\n", kadeploy::server::VERSION));
+    assert_eq!(text_plain(&r), format!("{}\n", kadeploy_server::VERSION));
     assert_eq!(r.header("cache-control"), Some("no-store, no-cache"));
     assert_eq!(r.header("pragma"), Some("no-cache"));
     assert_eq!(text_plain(&h.get("/auth_headers_prefix")), "X-Kadeploy-\n");

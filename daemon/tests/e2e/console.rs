@@ -3,7 +3,7 @@
 //! `kaconsole3`'s session.
 
 use super::harness::{Http, Server, config_copy, setup};
-use kadeploy::client::{ClientEnv, console};
+use kadeploy_clients::{ClientEnv, console};
 use serde_json::json;
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -2,7 +2,7 @@
 //! codes; custom operations (§5.7) and forced automata (`--force-steps`) on the simulated cluster.
 
 use super::harness::{Http, Server, config_copy, seed_catalog, setup};
-use kadeploy::client::{ClientEnv, export, workflow};
+use kadeploy_clients::{ClientEnv, export, workflow};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::time::Duration;

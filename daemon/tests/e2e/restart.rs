@@ -122,7 +122,7 @@ fn kill_during_deployment_then_restart() {
     drop(server);
 
     // The server holds the database while it runs: it is read once the server is gone.
-    let store = kadeploy::store::Store::open(&db).expect("the database opens");
+    let store = kadeploy_server::store::Store::open(&db).expect("the database opens");
     let integrity = store
         .transaction(
             |tx| Ok(tx.query_row("PRAGMA integrity_check", [], |r| r.get::<_, String>(0))?),

@@ -160,7 +160,7 @@ fn sighup_reloads_the_configuration_and_reopens_the_log_files() {
 
 /// Workflows still `running` in the database.
 fn running(db: &Path) -> i64 {
-    let store = kadeploy::store::Store::open(db).expect("database");
+    let store = kadeploy_server::store::Store::open(db).expect("database");
     store
         .transaction(|tx| {
             Ok(tx.query_row(
@@ -245,7 +245,7 @@ fn sigterm_cancels_what_outlasts_the_grace_time_and_leaves_nothing_running() {
     );
     let db = dir.join("db.sqlite");
     assert_eq!(running(&db), 0);
-    let store = kadeploy::store::Store::open(&db).expect("database");
+    let store = kadeploy_server::store::Store::open(&db).expect("database");
     let row = store.workflow_get(&wid).expect("query").expect("recorded");
     assert_eq!(row.state, "aborted");
     drop(store);
@@ -279,7 +279,7 @@ fn sigterm_lets_a_deployment_end_within_the_grace_time() {
     );
     let db = dir.join("db.sqlite");
     assert_eq!(running(&db), 0);
-    let store = kadeploy::store::Store::open(&db).expect("database");
+    let store = kadeploy_server::store::Store::open(&db).expect("database");
     assert_eq!(
         store.workflow_get(&wid).expect("query").expect("row").state,
         "done"

@@ -126,11 +126,7 @@ pub fn render(extra: impl FnOnce(&mut Text)) -> String {
         "The running server's version (always 1).",
         Kind::Gauge,
     );
-    t.sample(
-        "kadeploy_build_info",
-        &[("version", crate::server::VERSION)],
-        1.0,
-    );
+    t.sample("kadeploy_build_info", &[("version", crate::VERSION)], 1.0);
     WORKFLOWS.encode(&mut t);
     NODES.encode(&mut t);
     WORKFLOW_DURATION.encode(&mut t);

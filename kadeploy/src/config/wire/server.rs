@@ -43,7 +43,7 @@ pub struct ServerFile {
     /// `metrics/*` (kadeploy3d's addition).
     pub metrics: Metrics,
     /// `limits/*` (kadeploy3d's addition): connection, request and console bounds
-    /// ([`crate::server::limits::Limits`]).
+    /// (`kadeploy_server::limits::Limits`).
     pub limits: Option<Value>,
 }
 

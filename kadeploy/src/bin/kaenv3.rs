@@ -1,8 +1,0 @@
-//! `kaenv3`: Kadeploy's client, with the original options, outputs and exit codes (spec §2).
-
-use kadeploy::client::{self, ClientEnv};
-
-fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    std::process::exit(client::tools::kaenv(&args, &ClientEnv::from_env()));
-}

@@ -1,0 +1,220 @@
+//! The control plane of `kadeploy3d`: the REST API (spec §3: HTTP parsed into typed commands, one file per
+//! resource, one error envelope, [`reply`]), the database ([`store`]) and the import of a Kadeploy 3.3
+//! database ([`migrate`]). The engine never sees HTTP; workflows run on per-cluster executors ([`backend`]).
+
+pub mod auth;
+mod autoclean;
+pub mod backend;
+mod catalog;
+mod conn;
+pub mod console;
+mod files;
+pub mod grab;
+pub mod ident;
+pub mod limits;
+mod listen;
+pub mod live;
+pub mod logfiles;
+mod meta;
+pub mod metrics_http;
+pub mod migrate;
+pub mod observe;
+mod operations;
+pub mod params;
+pub mod passwords;
+mod reload;
+pub mod reply;
+mod route;
+pub mod server_files;
+pub mod settings;
+pub mod shutdown;
+pub mod steps;
+pub mod store;
+mod submit;
+mod tls;
+pub mod trust;
+pub mod workflow;
+pub mod x509;
+
+pub use backend::{BackendSpec, Backends, Executor, Factory};
+pub use listen::{Listening, self_signed, serve, serve_live};
+pub use live::Live;
+pub use logfiles::LogFiles;
+pub use settings::Settings;
+
+use crate::store::Store;
+use anyhow::Context as _;
+use kadeploy::config::{ClusterConfig, Config, ServerConfig, load_dir};
+use kadeploy::engine::Windows;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use workflow::Workflow;
+
+pub use kadeploy::VERSION;
+
+/// One cluster as the server runs it.
+pub struct Cluster {
+    /// Its configuration.
+    pub config: Arc<ClusterConfig>,
+    /// Its backend.
+    pub backend: BackendSpec,
+    /// Where its workflows run.
+    pub executor: Executor,
+    /// Windows shared by its workflows.
+    pub windows: Arc<Windows>,
+}
+
+/// The server state shared by every request.
+pub struct App {
+    /// `server.conf` settings of the HTTP layer.
+    pub settings: Settings,
+    /// Engine settings.
+    pub server: Arc<ServerConfig>,
+    /// Clusters, in `clusters.conf` order.
+    pub clusters: Vec<Cluster>,
+    /// Node name → (cluster index, node id).
+    pub nodes: BTreeMap<String, (usize, hal::NodeId)>,
+    /// The database.
+    pub store: Arc<Store>,
+    /// Running and finished workflows by id (shared with the applications of later configurations).
+    pub workflows: Arc<Mutex<BTreeMap<String, Arc<Workflow>>>>,
+    /// Workflows recorded as aborted at start-up.
+    pub recovered: Vec<String>,
+    /// Held from a submission's "in use" check until its nodes are recorded as busy.
+    pub admit: Arc<Mutex<()>>,
+    /// Open consoles by id.
+    pub consoles: Arc<Mutex<BTreeMap<String, Arc<console::Console>>>>,
+    /// `logs/logfile` and `logs/debugfile`.
+    pub logs: Arc<LogFiles>,
+    /// Executors of clusters that an earlier configuration defined, kept while their workflows run.
+    pub retired: Mutex<Vec<Executor>>,
+}
+
+impl App {
+    /// Loads the configuration directory `dir`, opens the database (locked for the life of the process;
+    /// an error when another process holds it), records interrupted workflows as aborted, and starts each
+    /// cluster's backend from `backends`.
+    pub fn start(dir: &Path, backends: &Backends) -> anyhow::Result<Arc<App>> {
+        let mut settings = Settings::load(dir)?;
+        let loaded = load_dir(dir)
+            .with_context(|| format!("loading the configuration in {}", dir.display()))?;
+        settings.set_consoles(&loaded);
+        for w in loaded.warnings.iter().filter(|w| !w.contains("backend")) {
+            tracing::warn!("{w}");
+        }
+        App::with_config(settings, loaded.config, dir.to_path_buf(), backends)
+    }
+
+    /// Like [`App::start`] with an already loaded configuration.
+    pub fn with_config(
+        settings: Settings,
+        config: Config,
+        dir: PathBuf,
+        backends: &Backends,
+    ) -> anyhow::Result<Arc<App>> {
+        let addresses: Vec<std::net::IpAddr> = (config.clusters.iter())
+            .flat_map(|c| c.nodes.iter().map(|n| n.address))
+            .collect();
+        // On stderr whatever the log filter (kadeploy3d shows only errors by default).
+        for w in trust::warnings(&settings, &addresses) {
+            eprintln!("kadeploy3d: WARNING: {w}");
+        }
+        // Locked before anything reads or changes it: a second server on this database stops here,
+        // before recording the first one's running workflows as aborted.
+        let store = Arc::new(
+            Store::open(&settings.database)
+                .with_context(|| format!("opening {}", settings.database.display()))?,
+        );
+        let recovered = store.recover()?;
+        Store::watch(&store, crate::store::WATCH_PERIOD);
+        for wid in &recovered {
+            tracing::warn!(%wid, "the workflow was running when the server stopped: recorded as aborted");
+        }
+        let (logs, errors) = LogFiles::open(&settings);
+        for e in errors {
+            tracing::warn!("{e}");
+        }
+        let (clusters, nodes) =
+            start_clusters(&settings, &config.server, config.clusters, &dir, backends)?;
+        Ok(Arc::new(App {
+            settings,
+            server: Arc::new(config.server),
+            clusters,
+            nodes,
+            store,
+            workflows: Arc::new(Mutex::new(BTreeMap::new())),
+            recovered,
+            admit: Arc::new(Mutex::new(())),
+            consoles: Arc::new(Mutex::new(BTreeMap::new())),
+            logs: Arc::new(logs),
+            retired: Mutex::new(Vec::new()),
+        }))
+    }
+
+    /// The user is almighty.
+    pub fn almighty(&self, user: &str) -> bool {
+        self.settings.almighty.iter().any(|u| u == user)
+    }
+
+    /// The workflow `wid`.
+    pub fn workflow(&self, wid: &str) -> Option<Arc<Workflow>> {
+        self.workflows
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(wid)
+            .cloned()
+    }
+
+    /// Workflow parts queued or running on this application's executors, retired ones included.
+    pub fn running_parts(&self) -> usize {
+        let retired = self.retired.lock().unwrap_or_else(|e| e.into_inner());
+        self.clusters
+            .iter()
+            .map(|c| &c.executor)
+            .chain(retired.iter())
+            .map(Executor::running)
+            .sum()
+    }
+}
+
+/// Cluster indices of the nodes of a cluster list.
+type NodeIndex = BTreeMap<String, (usize, hal::NodeId)>;
+
+/// Starts each cluster's executor and backend (`settings.backend` in `backends`), with windows sized by
+/// `server`.
+fn start_clusters(
+    settings: &Settings,
+    server: &ServerConfig,
+    configs: Vec<ClusterConfig>,
+    dir: &Path,
+    backends: &Backends,
+) -> anyhow::Result<(Vec<Cluster>, NodeIndex)> {
+    let (paused, factory) = backends.get(&settings.backend).ok_or_else(|| {
+        anyhow::anyhow!(
+            "server.conf: backend/kind '{}' is unknown (known: {})",
+            settings.backend,
+            backends.names().join(", ")
+        )
+    })?;
+    let mut clusters = Vec::new();
+    let mut nodes = BTreeMap::new();
+    for (i, cfg) in configs.into_iter().enumerate() {
+        let cfg = Arc::new(cfg);
+        let (factory, cfg2, dir2) = (factory.clone(), cfg.clone(), dir.to_path_buf());
+        let (executor, backend) =
+            Executor::start(&cfg.name, *paused, settings.time_scale, move || {
+                factory(&cfg2, &dir2)
+            })?;
+        for (j, n) in cfg.nodes.iter().enumerate() {
+            nodes.insert(n.name.clone(), (i, hal::NodeId(j as u32)));
+        }
+        clusters.push(Cluster {
+            config: cfg,
+            backend,
+            executor,
+            windows: Arc::new(Windows::new(server)),
+        });
+    }
+    Ok((clusters, nodes))
+}
