@@ -5,7 +5,10 @@ use super::{Api, ClientEnv, ClientError, block_on, export, nodes, parse_args};
 use clap::{Args, Parser};
 use reqwest::Method;
 use serde_json::{Map, Value, json};
-use std::io::Write as _;
+
+mod poll;
+
+use poll::run;
 
 /// Options shared by the workflow tools.
 #[derive(Args, Debug, Clone)]
@@ -475,148 +478,6 @@ where
 async fn print_version(api: &Api) -> Result<(), ClientError> {
     let v = api.text(Method::GET, "/version", &[], None).await?;
     println!("Kadeploy version: {}", v.trim());
-    Ok(())
-}
-
-fn append(path: &Option<String>, nodes: &[String]) -> Result<(), ClientError> {
-    if let Some(path) = path {
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| usage(&format!("{path}: {e}")))?;
-        for n in nodes {
-            writeln!(f, "{n}").map_err(|e| usage(&format!("{path}: {e}")))?;
-        }
-    }
-    Ok(())
-}
-
-/// Submits and polls a workflow, Kadeploy style.
-async fn run(
-    api: &Api,
-    c: &Common,
-    method: Method,
-    path: &str,
-    p: Map<String, Value>,
-    op: &str,
-    lower: &str,
-) -> Result<(), ClientError> {
-    if c.ok_file.is_some() && c.ok_file == c.ko_file {
-        return Err(usage("The OK and KO files must differ"));
-    }
-    let body = Value::Object(p.clone());
-    let sub = if method == Method::GET {
-        let q: Vec<(&str, String)> = p["nodes"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|n| n.as_str())
-            .map(|n| ("nodes", n.to_string()))
-            .collect();
-        api.json(method, path, &q, None).await?
-    } else {
-        api.json(method, path, &[], Some(&body)).await?
-    };
-    if c.dry_run {
-        return Ok(());
-    }
-    let wid = sub["wid"].as_str().unwrap_or("").to_string();
-    let res = &sub["resources"];
-    let path_of = |k: &str| res[k].as_str().unwrap_or("").to_string();
-    if let Some(f) = &c.write_wid {
-        std::fs::write(f, &wid).map_err(|e| usage(&format!("{f}: {e}")))?;
-    }
-    if c.no_wait {
-        println!("{wid} {}", path_of("resource"));
-        return Ok(());
-    }
-    if !c.json {
-        println!("{op} #{wid} started");
-    }
-    loop {
-        tokio::time::sleep(std::time::Duration::from_millis(if c.json {
-            200
-        } else {
-            1000
-        }))
-        .await;
-        let w = api
-            .json(Method::GET, &path_of("resource"), &[], None)
-            .await?;
-        if w["logs"] == json!(true) {
-            let text = api.text(Method::GET, &path_of("log"), &[], None).await?;
-            let mut lines: Vec<(f64, String)> = text
-                .lines()
-                .filter_map(|l| {
-                    l.split_once('|')
-                        .map(|(t, m)| (t.parse().unwrap_or(0.0), m.to_string()))
-                })
-                .collect();
-            lines.sort_by(|a, b| a.0.total_cmp(&b.0));
-            if !c.json {
-                for (_, l) in lines {
-                    println!("{l}");
-                }
-            }
-        }
-        if w["error"] == json!(true) {
-            api.text(Method::GET, &path_of("error"), &[], None).await?;
-        }
-        if w["done"] == json!(true) {
-            break;
-        }
-    }
-    let state = api.json(Method::GET, &path_of("state"), &[], None).await?;
-    api.json(Method::DELETE, &path_of("resource"), &[], None)
-        .await?;
-    let mut ok = Vec::new();
-    let mut ko = Vec::new();
-    for (node, s) in state.as_object().into_iter().flatten() {
-        if s["state"] == json!("ko") {
-            ko.push((node.clone(), s["error"].as_str().unwrap_or("").to_string()));
-        } else {
-            ok.push(node.clone());
-        }
-    }
-    append(&c.ok_file, &ok)?;
-    append(
-        &c.ko_file,
-        &ko.iter().map(|k| k.0.clone()).collect::<Vec<_>>(),
-    )?;
-    // Power status: each node's `power_status` output (`node: <stdout>` between `---` lines).
-    let outs: Vec<(String, String)> = state
-        .as_object()
-        .into_iter()
-        .flatten()
-        .filter_map(|(node, s)| {
-            s["out"]
-                .as_str()
-                .map(|o| (node.clone(), o.trim().to_string()))
-        })
-        .collect();
-    if c.json {
-        let mut answer = json!({"wid": wid, "ok": ok, "ko": ko.iter().map(|(n, e)| json!({"node": n, "error": e})).collect::<Vec<_>>()});
-        if !outs.is_empty() {
-            answer["status"] = outs.iter().map(|(n, o)| (n.clone(), json!(o))).collect();
-        }
-        println!("{answer}");
-        return Ok(());
-    }
-    if !outs.is_empty() {
-        println!("---");
-        outs.iter().for_each(|(n, o)| println!("{n}: {o}"));
-        println!("---");
-    }
-    println!("{op} #{wid} done");
-    if !ok.is_empty() {
-        println!("\nThe {lower} is successful on nodes");
-        ok.iter().for_each(|n| println!("{n}"));
-    }
-    if !ko.is_empty() {
-        println!("\nThe {lower} failed on nodes");
-        ko.iter().for_each(|(n, e)| println!("{n} ({e})"));
-    }
     Ok(())
 }
 

@@ -13,6 +13,8 @@ mod attacks_console;
 mod attacks_http;
 #[path = "e2e/attacks_store.rs"]
 mod attacks_store;
+#[path = "e2e/attacks_x509.rs"]
+mod attacks_x509;
 #[path = "e2e/auth.rs"]
 mod auth;
 #[path = "e2e/autoclean.rs"]

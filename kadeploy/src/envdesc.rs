@@ -280,59 +280,10 @@ impl EnvDesc {
                 "Invalid os '{os}' (expected linux, xen or other)"
             )));
         }
-        let im = object(m, "image")?.ok_or_else(|| bad("The field 'image' is mandatory"))?;
-        let kind = string(im, "kind", true)?;
-        let compression = match kind.as_str() {
-            "tar" | "dd" => {
-                let c = string(im, "compression", true)?;
-                check_compression(&c)?;
-                Value::String(c)
-            }
-            "fsa" => match int(im, "compression")? {
-                Some(n) if n <= 9 => Value::from(n),
-                None => Value::from(0),
-                Some(n) => {
-                    return Err(bad(format!(
-                        "Invalid fsa compression level {n} (expected 0 to 9)"
-                    )));
-                }
-            },
-            k => {
-                return Err(bad(format!(
-                    "Invalid image kind '{k}' (expected tar, dd or fsa)"
-                )));
-            }
-        };
-        let image = ImageDesc {
-            file: string(im, "file", true)?,
-            kind,
-            compression,
-        };
+        let image = image_desc(m)?;
         let preinstall = object(m, "preinstall")?.map(archive).transpose()?;
-        let postinstalls = match field(m, "postinstalls") {
-            None => Vec::new(),
-            Some(Value::Array(a)) => a
-                .iter()
-                .map(|p| {
-                    p.as_object()
-                        .ok_or_else(|| bad("postinstalls items should be Hashes"))
-                        .and_then(archive)
-                })
-                .collect::<Result<_, _>>()?,
-            Some(_) => return Err(bad("The field 'postinstalls' should be an Array")),
-        };
-        let boot = match object(m, "boot")? {
-            None => BootDesc::default(),
-            Some(b) => BootDesc {
-                kernel: string(b, "kernel", false)?,
-                initrd: string(b, "initrd", false)?,
-                kernel_params: string(b, "kernel_params", false)?,
-                hypervisor: string(b, "hypervisor", false)?,
-                hypervisor_params: string(b, "hypervisor_params", false)?,
-                block_device: string(b, "block_device", false)?,
-                partition: int(b, "partition")?,
-            },
-        };
+        let postinstalls = postinstalls(m)?;
+        let boot = boot_desc(m)?;
         let multipart = boolean(m, "multipart")?;
         let options = match object(m, "options")? {
             None => None,
@@ -342,21 +293,7 @@ impl EnvDesc {
         };
         let filesystem = string(m, "filesystem", false)?;
         if image.kind == "tar" {
-            if boot.kernel.is_empty() {
-                return Err(bad(format!(
-                    "The field 'kernel' is mandatory for OS {os} with the 'tar' image kind"
-                )));
-            }
-            if filesystem.is_empty() {
-                return Err(bad(format!(
-                    "The field 'filesystem' is mandatory for OS {os} with the 'tar' image kind"
-                )));
-            }
-            if os == "xen" && boot.hypervisor.is_empty() {
-                return Err(bad(
-                    "The field 'hypervisor' is mandatory for OS xen with the 'tar' image kind",
-                ));
-            }
+            check_tar(&os, &boot, &filesystem)?;
         }
         if multipart
             && (boot.block_device.is_empty() || boot.partition.is_none() || options.is_none())
@@ -487,6 +424,90 @@ fn partitions(o: &Map<String, Value>) -> Result<Vec<PartitionDesc>, RequestError
 /// other references (cached copies, URLs) are kept as they are.
 pub fn server_path(file: &str) -> String {
     file.strip_prefix("server://").unwrap_or(file).to_string()
+}
+
+/// The `image` field: file, kind, and a compression that suits the kind.
+fn image_desc(m: &Map<String, Value>) -> Result<ImageDesc, RequestError> {
+    let im = object(m, "image")?.ok_or_else(|| bad("The field 'image' is mandatory"))?;
+    let kind = string(im, "kind", true)?;
+    let compression = match kind.as_str() {
+        "tar" | "dd" => {
+            let c = string(im, "compression", true)?;
+            check_compression(&c)?;
+            Value::String(c)
+        }
+        "fsa" => match int(im, "compression")? {
+            Some(n) if n <= 9 => Value::from(n),
+            None => Value::from(0),
+            Some(n) => {
+                return Err(bad(format!(
+                    "Invalid fsa compression level {n} (expected 0 to 9)"
+                )));
+            }
+        },
+        k => {
+            return Err(bad(format!(
+                "Invalid image kind '{k}' (expected tar, dd or fsa)"
+            )));
+        }
+    };
+    Ok(ImageDesc {
+        file: string(im, "file", true)?,
+        kind,
+        compression,
+    })
+}
+
+/// The `postinstalls` field: an array of archives.
+fn postinstalls(m: &Map<String, Value>) -> Result<Vec<ArchiveDesc>, RequestError> {
+    match field(m, "postinstalls") {
+        None => Ok(Vec::new()),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|p| {
+                p.as_object()
+                    .ok_or_else(|| bad("postinstalls items should be Hashes"))
+                    .and_then(archive)
+            })
+            .collect(),
+        Some(_) => Err(bad("The field 'postinstalls' should be an Array")),
+    }
+}
+
+/// The `boot` field (every key optional).
+fn boot_desc(m: &Map<String, Value>) -> Result<BootDesc, RequestError> {
+    Ok(match object(m, "boot")? {
+        None => BootDesc::default(),
+        Some(b) => BootDesc {
+            kernel: string(b, "kernel", false)?,
+            initrd: string(b, "initrd", false)?,
+            kernel_params: string(b, "kernel_params", false)?,
+            hypervisor: string(b, "hypervisor", false)?,
+            hypervisor_params: string(b, "hypervisor_params", false)?,
+            block_device: string(b, "block_device", false)?,
+            partition: int(b, "partition")?,
+        },
+    })
+}
+
+/// What a `tar` image of `os` needs: a kernel, a filesystem, and a hypervisor for Xen.
+fn check_tar(os: &str, boot: &BootDesc, filesystem: &str) -> Result<(), RequestError> {
+    if boot.kernel.is_empty() {
+        return Err(bad(format!(
+            "The field 'kernel' is mandatory for OS {os} with the 'tar' image kind"
+        )));
+    }
+    if filesystem.is_empty() {
+        return Err(bad(format!(
+            "The field 'filesystem' is mandatory for OS {os} with the 'tar' image kind"
+        )));
+    }
+    if os == "xen" && boot.hypervisor.is_empty() {
+        return Err(bad(
+            "The field 'hypervisor' is mandatory for OS xen with the 'tar' image kind",
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -83,7 +83,48 @@ pub struct Report {
 
 /// Runs the deployment on `lab` and verifies it; `started` is when the lab began coming up.
 pub fn run(lab: &Lab, options: &Options, started: Instant) -> anyhow::Result<Report> {
-    // The administrator gives the lab's user every partition of every node (karights3).
+    register(lab)?;
+    let d = deploy(lab, options)?;
+    let (verified, ko) = verify_all(lab, options, &d.reasons);
+    let steps = step_durations(lab).unwrap_or_default();
+    let mut tools = BTreeMap::new();
+    if options.agent_over_ssh {
+        let (check, result) = agents_sent_over_ssh(lab, &d.output);
+        tools.insert(check, result);
+    }
+    let (predicted_seconds, calibration) = match predict(lab, options, &d.output) {
+        Ok(p) => p,
+        Err(e) => (None, format!("no prediction: {e:#}")),
+    };
+    let prediction_error = predicted_seconds.map(|p| (p - d.seconds) / d.seconds);
+    if options.tools {
+        let ok: Vec<usize> = (0..lab.nodes.len())
+            .filter(|i| !ko.contains_key(&lab.nodes[*i].name))
+            .collect();
+        if let Some(&first) = ok.first() {
+            tools.extend(crate::tools::check(lab, first)?);
+        }
+    }
+    Ok(Report {
+        nodes_ok: verified,
+        nodes_ko: lab.nodes.len() - verified,
+        seconds: started.elapsed().as_secs_f64(),
+        deploy_seconds: d.seconds,
+        build_seconds: lab.build_seconds,
+        steps,
+        env: options.env.clone(),
+        boot: options.boot,
+        ko,
+        tools,
+        predicted_seconds,
+        prediction_error,
+        calibration,
+    })
+}
+
+/// Gives the lab's user every partition of every node (karights3, as the administrator) and registers
+/// the lab's environments (kaenv3).
+fn register(lab: &Lab) -> anyhow::Result<()> {
     let names: Vec<String> = lab.nodes.iter().map(|n| n.name.clone()).collect();
     let out = lab
         .client_as("karights3", "root")
@@ -112,25 +153,43 @@ pub fn run(lab: &Lab, options: &Options, started: Instant) -> anyhow::Result<Rep
             );
         }
     }
+    Ok(())
+}
+
+/// What the `kadeploy3` run gave.
+struct Deployment {
+    /// Seconds the run took.
+    seconds: f64,
+    /// Why each failed node failed, from kadeploy3's summary.
+    reasons: BTreeMap<String, String>,
+    /// kadeploy3's output lines.
+    output: Vec<String>,
+}
+
+/// The faults of `--faults` on 3 nodes or more: the node whose BMC powers it off during the broadcast,
+/// and the node whose BMC is stopped.
+fn fault_nodes(lab: &Lab, options: &Options) -> (Option<usize>, Option<usize>) {
+    if options.faults && lab.nodes.len() >= 3 {
+        (Some(lab.nodes.len() - 2), Some(lab.nodes.len() - 1))
+    } else {
+        (None, None)
+    }
+}
+
+/// Runs `kadeploy3` on every node (with the faults of `--faults`), echoing and keeping its output.
+fn deploy(lab: &Lab, options: &Options) -> anyhow::Result<Deployment> {
     let all: Vec<&SiteNode> = lab.nodes.iter().collect();
     let nodes = lab.node_file(&all)?;
-    let ok_file = lab.dir().join("ok");
-    let ko_file = lab.dir().join("ko");
     let automata = format!(
         "SetDeploymentEnv|SetDeploymentEnvUntrusted:1:900&BroadcastEnv|BroadcastEnvKascade:1:900&BootNewEnv|{}:1:900",
         options.boot.step()
     );
-    let (powered_off, hung) = if options.faults && lab.nodes.len() >= 3 {
-        (Some(lab.nodes.len() - 2), Some(lab.nodes.len() - 1))
-    } else {
-        (None, None)
-    };
+    let (powered_off, hung) = fault_nodes(lab, options);
     if let Some(i) = hung {
         let pid = lab.bmc_pid(i).context("BMC pid")?;
         crate::net::signal(pid, "STOP");
         eprintln!("fault: BMC of {} stopped (SIGSTOP)", lab.nodes[i].name);
     }
-
     let mut kadeploy3 = lab.client("kadeploy3");
     if options.agent_over_ssh {
         let custom_steps = lab.dir().join("custom-steps.yml");
@@ -140,14 +199,14 @@ pub fn run(lab: &Lab, options: &Options, started: Instant) -> anyhow::Result<Rep
         )?;
         kadeploy3.arg("--custom-steps").arg(&custom_steps);
     }
-    let deploy_started = Instant::now();
+    let started = Instant::now();
     let mut child = kadeploy3
         .args(["-e", &options.env, "-f"])
         .arg(&nodes)
         .arg("-o")
-        .arg(&ok_file)
+        .arg(lab.dir().join("ok"))
         .arg("-n")
-        .arg(&ko_file)
+        .arg(lab.dir().join("ko"))
         .arg("-k")
         .arg(lab.key.with_extension("pub"))
         .args(["--force-steps", &automata, "-V", "4"])
@@ -177,34 +236,50 @@ pub fn run(lab: &Lab, options: &Options, started: Instant) -> anyhow::Result<Rep
         }
         if !fault_done && line.contains("BroadcastEnv") {
             fault_done = true;
-            let i = powered_off.unwrap_or_default();
-            // Let the stream start, then pull the plug through the BMC.
-            std::thread::sleep(Duration::from_secs(2));
-            let out = lab
-                .net
-                .command("ipmitool")
-                .args(["-I", "lanplus", "-H"])
-                .arg(lab.nodes[i].bmc_ip.to_string())
-                .args(["-U", crate::site::BMC_USER, "-f"])
-                .arg(lab.config_dir.join("ipmi.pass"))
-                .args(["chassis", "power", "off"])
-                .output()?;
-            eprintln!(
-                "fault: {} powered off through its BMC during the broadcast: {}",
-                lab.nodes[i].name,
-                String::from_utf8_lossy(&out.stdout).trim()
-            );
+            power_off_through_bmc(lab, powered_off.unwrap_or_default())?;
         }
     }
     let status = child.wait()?;
-    let deploy_seconds = deploy_started.elapsed().as_secs_f64();
-    eprintln!("kadeploy3 exited with {status} after {deploy_seconds:.1} s");
+    let seconds = started.elapsed().as_secs_f64();
+    eprintln!("kadeploy3 exited with {status} after {seconds:.1} s");
     if let Some(i) = hung {
         crate::net::signal(lab.bmc_pid(i).unwrap_or_default(), "CONT");
     }
+    Ok(Deployment {
+        seconds,
+        reasons,
+        output,
+    })
+}
 
-    let ok_names: Vec<String> = read_lines(&ok_file);
-    let mut ko: BTreeMap<String, String> = read_lines(&ko_file)
+/// Lets the broadcast start, then pulls the plug of node `i` through its BMC.
+fn power_off_through_bmc(lab: &Lab, i: usize) -> anyhow::Result<()> {
+    std::thread::sleep(Duration::from_secs(2));
+    let out = lab
+        .net
+        .command("ipmitool")
+        .args(["-I", "lanplus", "-H"])
+        .arg(lab.nodes[i].bmc_ip.to_string())
+        .args(["-U", crate::site::BMC_USER, "-f"])
+        .arg(lab.config_dir.join("ipmi.pass"))
+        .args(["chassis", "power", "off"])
+        .output()?;
+    eprintln!(
+        "fault: {} powered off through its BMC during the broadcast: {}",
+        lab.nodes[i].name,
+        String::from_utf8_lossy(&out.stdout).trim()
+    );
+    Ok(())
+}
+
+/// Verifies every node of the OK file over SSH; gives the verified count and why each other node is KO.
+fn verify_all(
+    lab: &Lab,
+    options: &Options,
+    reasons: &BTreeMap<String, String>,
+) -> (usize, BTreeMap<String, String>) {
+    let ok_names: Vec<String> = read_lines(&lab.dir().join("ok"));
+    let mut ko: BTreeMap<String, String> = read_lines(&lab.dir().join("ko"))
         .into_iter()
         .map(|node| {
             let why = reasons.get(&node).cloned().unwrap_or_default();
@@ -225,53 +300,22 @@ pub fn run(lab: &Lab, options: &Options, started: Instant) -> anyhow::Result<Rep
             }
         }
     }
-    let steps = step_durations(lab).unwrap_or_default();
-    let mut tools = BTreeMap::new();
-    if options.agent_over_ssh {
-        let log = std::fs::read_to_string(lab.dir().join("kadeploy3d.log")).unwrap_or_default();
-        let ran = output
-            .iter()
-            .any(|l| l.contains("send_environment-stop_agent"));
-        tools.insert(
-            "kaagent sent over SSH".to_string(),
-            if ran && log.contains("sending kaagent over SSH") {
-                "ok: agents stopped by a custom pre-op were sent and started over SSH".to_string()
-            } else {
-                format!(
-                    "failed: custom pre-op seen: {ran}, upload logged: {}",
-                    log.contains("sending kaagent over SSH")
-                )
-            },
-        );
-    }
-    let (predicted_seconds, calibration) = match predict(lab, options, &output) {
-        Ok(p) => p,
-        Err(e) => (None, format!("no prediction: {e:#}")),
+    (verified, ko)
+}
+
+/// `--agent-over-ssh`: the agents the custom pre-op stopped were sent and started over SSH.
+fn agents_sent_over_ssh(lab: &Lab, output: &[String]) -> (String, String) {
+    let log = std::fs::read_to_string(lab.dir().join("kadeploy3d.log")).unwrap_or_default();
+    let ran = output
+        .iter()
+        .any(|l| l.contains("send_environment-stop_agent"));
+    let uploaded = log.contains("sending kaagent over SSH");
+    let result = if ran && uploaded {
+        "ok: agents stopped by a custom pre-op were sent and started over SSH".to_string()
+    } else {
+        format!("failed: custom pre-op seen: {ran}, upload logged: {uploaded}")
     };
-    let prediction_error = predicted_seconds.map(|p| (p - deploy_seconds) / deploy_seconds);
-    if options.tools {
-        let ok: Vec<usize> = (0..lab.nodes.len())
-            .filter(|i| !ko.contains_key(&lab.nodes[*i].name))
-            .collect();
-        if let Some(&first) = ok.first() {
-            tools.extend(crate::tools::check(lab, first)?);
-        }
-    }
-    Ok(Report {
-        nodes_ok: verified,
-        nodes_ko: lab.nodes.len() - verified,
-        seconds: started.elapsed().as_secs_f64(),
-        deploy_seconds,
-        build_seconds: lab.build_seconds,
-        steps,
-        env: options.env.clone(),
-        boot: options.boot,
-        ko,
-        tools,
-        predicted_seconds,
-        prediction_error,
-        calibration,
-    })
+    ("kaagent sent over SSH".to_string(), result)
 }
 
 /// Writes `<dir>/simulation.conf` measured on this run and predicts the run with `kasim`.

@@ -68,42 +68,53 @@ pub struct Lab {
     server: Option<Child>,
 }
 
+/// Fails with the `apt-get` line to run when a tool the lab needs is missing.
+fn check_tools() -> anyhow::Result<()> {
+    for (tool, package) in [
+        ("qemu-system-x86_64", "qemu-system-x86"),
+        ("ipmitool", "ipmitool"),
+        ("socat", "socat"),
+        ("ssh-keygen", "openssh-client"),
+    ] {
+        if which(tool).is_none() {
+            bail!("{tool} is missing: apt-get install -y {package}");
+        }
+    }
+    Ok(())
+}
+
+/// The deployer's SSH key, made once in `cache`: the deploy kernel and environments embed its public
+/// half, so a new key per run would rebuild them.
+fn deployer_key(cache: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
+    let key = cache.join("id_deploy");
+    if !key.is_file() || !key.with_extension("pub").is_file() {
+        let _ = std::fs::remove_file(&key);
+        run(Command::new("ssh-keygen")
+            .args([
+                "-q",
+                "-t",
+                "ed25519",
+                "-N",
+                "",
+                "-C",
+                "kalab-deployer",
+                "-f",
+            ])
+            .arg(&key))?;
+    }
+    Ok(key)
+}
+
 impl Lab {
     /// Builds the images, creates the network, writes the site configuration, starts the BMCs (VMs
     /// stay off) and `kadeploy3d`.
     pub fn up(spec: LabSpec) -> anyhow::Result<Lab> {
-        for (tool, package) in [
-            ("qemu-system-x86_64", "qemu-system-x86"),
-            ("ipmitool", "ipmitool"),
-            ("socat", "socat"),
-            ("ssh-keygen", "openssh-client"),
-        ] {
-            if which(tool).is_none() {
-                bail!("{tool} is missing: apt-get install -y {package}");
-            }
-        }
+        check_tools()?;
         let _ = std::fs::remove_dir_all(&spec.dir);
         std::fs::create_dir_all(&spec.dir)?;
         let dir = std::fs::canonicalize(&spec.dir)?;
         std::fs::create_dir_all(&spec.cache)?;
-        // The deployer's key lives in the cache: the deploy kernel and environments embed its public
-        // half, so a new key per run would rebuild them.
-        let key = spec.cache.join("id_deploy");
-        if !key.is_file() || !key.with_extension("pub").is_file() {
-            let _ = std::fs::remove_file(&key);
-            run(Command::new("ssh-keygen")
-                .args([
-                    "-q",
-                    "-t",
-                    "ed25519",
-                    "-N",
-                    "",
-                    "-C",
-                    "kalab-deployer",
-                    "-f",
-                ])
-                .arg(&key))?;
-        }
+        let key = deployer_key(&spec.cache)?;
         let public = std::fs::read_to_string(key.with_extension("pub"))?;
 
         let started = Instant::now();

@@ -135,6 +135,57 @@ impl SimCluster {
     }
 }
 
+/// Who takes part in a broadcast, and what the others get at once.
+struct Members {
+    /// Per position in the call's `nodes`: the outcome decided before the broadcast (unknown node, not in
+    /// the deployment environment), or `None` for a member.
+    results: Vec<Option<Outcome>>,
+    /// The members: (position in `nodes`, table index), in chain order.
+    members: Vec<(usize, usize)>,
+    /// A member hangs in the broadcast.
+    hung: bool,
+}
+
+impl SimCluster {
+    /// Sorts `nodes` into the broadcast's members (nodes running the deployment environment at `t0`) and
+    /// the others, with their errors.
+    fn members(&self, nodes: &[NodeId], t0: f64) -> Members {
+        let mut results: Vec<Option<Outcome>> = vec![None; nodes.len()];
+        let mut members: Vec<(usize, usize)> = Vec::new();
+        let mut hung = false;
+        let st = self.lock();
+        for (pos, &node) in nodes.iter().enumerate() {
+            let i = match self.index(node) {
+                Ok(i) => i,
+                Err(e) => {
+                    results[pos] = Some(Err(e));
+                    continue;
+                }
+            };
+            match st[i].env_at(t0) {
+                Some(Env::Deploy) => {
+                    members.push((pos, i));
+                    hung |= self.plan.node(i).hang_step.as_deref() == Some("broadcast");
+                }
+                Some(env) => {
+                    let message = format!(
+                        "{} runs the {} environment, not the deployment one",
+                        self.name(i),
+                        env.name()
+                    );
+                    results[pos] = Some(Err(NodeError::new(ErrorKind::Unreachable, message)));
+                }
+                None => results[pos] = Some(Err(ssh_refused(&self.name(i)))),
+            }
+        }
+        Members {
+            results,
+            members,
+            hung,
+        }
+    }
+}
+
 #[async_trait]
 impl Broadcast for SimCluster {
     async fn broadcast(
@@ -147,37 +198,11 @@ impl Broadcast for SimCluster {
         let t0 = self.now();
         let to_disk = image.kind != ImageKind::Fsa;
         let (size, ratio) = image_dims(image, &self.params);
-        // Who takes part: (position in `nodes`, table index), in chain order.
-        let mut results: Vec<Option<Outcome>> = vec![None; nodes.len()];
-        let mut members: Vec<(usize, usize)> = Vec::new();
-        let mut hung = false;
-        {
-            let st = self.lock();
-            for (pos, &node) in nodes.iter().enumerate() {
-                let i = match self.index(node) {
-                    Ok(i) => i,
-                    Err(e) => {
-                        results[pos] = Some(Err(e));
-                        continue;
-                    }
-                };
-                match st[i].env_at(t0) {
-                    Some(Env::Deploy) => {
-                        members.push((pos, i));
-                        hung |= self.plan.node(i).hang_step.as_deref() == Some("broadcast");
-                    }
-                    Some(env) => {
-                        let message = format!(
-                            "{} runs the {} environment, not the deployment one",
-                            self.name(i),
-                            env.name()
-                        );
-                        results[pos] = Some(Err(NodeError::new(ErrorKind::Unreachable, message)));
-                    }
-                    None => results[pos] = Some(Err(ssh_refused(&self.name(i)))),
-                }
-            }
-        }
+        let Members {
+            mut results,
+            members,
+            hung,
+        } = self.members(nodes, t0);
         // A hung receiver stalls the pipeline: the fault-tolerant chain drops it after its stall
         // detection, like a receiver dead from the start; the other strategies wait forever.
         let fault_tolerant = strategy == Strategy::FaultTolerantChain;
