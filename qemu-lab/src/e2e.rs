@@ -3,7 +3,7 @@
 
 use crate::calibrate;
 use crate::lab::Lab;
-use crate::site::SiteNode;
+use crate::site_config::SiteNode;
 use anyhow::{Context as _, bail};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -260,7 +260,7 @@ fn power_off_through_bmc(lab: &Lab, i: usize) -> anyhow::Result<()> {
         .command("ipmitool")
         .args(["-I", "lanplus", "-H"])
         .arg(lab.nodes[i].bmc_ip.to_string())
-        .args(["-U", crate::site::BMC_USER, "-f"])
+        .args(["-U", crate::site_config::BMC_USER, "-f"])
         .arg(lab.config_dir.join("ipmi.pass"))
         .args(["chassis", "power", "off"])
         .output()?;

@@ -3,7 +3,7 @@
 
 use crate::images::{self, DeployKernel, Inputs};
 use crate::net::{self as cleanup, LabNet};
-use crate::site::{self, PowerDriver, SiteNode, SiteSpec};
+use crate::site_config::{self, PowerDriver, SiteNode, SiteSpec};
 use crate::vm::{self, Accel, Vm, VmSpec};
 use anyhow::{Context as _, bail};
 use std::net::Ipv4Addr;
@@ -156,7 +156,7 @@ impl Lab {
             vm::create_disk(&vm_spec.disk, vm_spec.disk_size_mib)?;
             vm::write_start_script(&vm_spec, &net)?;
             nodes.push(SiteNode {
-                name: format!("{name}.{}", site::DOMAIN),
+                name: format!("{name}.{}", site_config::DOMAIN),
                 ip: net.node_ip(i),
                 mac: vm_spec.mac.clone(),
                 bmc_ip: net.bmc_ip(i),
@@ -190,9 +190,9 @@ impl Lab {
                     dirs
                 }),
         };
-        let client_dir = site::write(&site_spec)?;
+        let client_dir = site_config::write(&site_spec)?;
         images::pxe_files(&inputs, &config_dir.join("tftpboot")).context("PXE files")?;
-        let hosts = site::hosts(&site_spec);
+        let hosts = site_config::hosts(&site_spec);
         let hosts: Vec<(&str, Ipv4Addr)> = hosts.iter().map(|(n, ip)| (n.as_str(), *ip)).collect();
         net.write_hosts(&hosts)?;
 
@@ -230,7 +230,7 @@ impl Lab {
                 .command(self.spec.bin_dir.join("kalab-bmc"))
                 .arg("--listen")
                 .arg(format!("{}:623", self.nodes[i].bmc_ip))
-                .args(["--user", site::BMC_USER, "--password-file"])
+                .args(["--user", site_config::BMC_USER, "--password-file"])
                 .arg(&pass)
                 .arg("--start-script")
                 .arg(vm.start_script())
@@ -271,7 +271,7 @@ impl Lab {
                 .command("bash")
                 .args([
                     "-c",
-                    &format!("exec 3<>/dev/tcp/127.0.0.1/{}", site::API_PORT),
+                    &format!("exec 3<>/dev/tcp/127.0.0.1/{}", site_config::API_PORT),
                 ])
                 .stderr(Stdio::null())
                 .status();

@@ -8,6 +8,6 @@ pub mod images;
 pub mod lab;
 pub mod net;
 pub mod qmp;
-pub mod site;
+pub mod site_config;
 pub mod tools;
 pub mod vm;

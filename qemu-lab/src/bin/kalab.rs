@@ -3,7 +3,7 @@
 use clap::{Parser, Subcommand, ValueEnum};
 use qemu_lab::e2e::{self, BootPath, Options};
 use qemu_lab::lab::{Lab, LabSpec};
-use qemu_lab::site::PowerDriver;
+use qemu_lab::site_config::PowerDriver;
 use qemu_lab::vm::{self, Accel};
 use std::path::PathBuf;
 use std::time::Instant;
