@@ -87,7 +87,7 @@ fn loads_the_sim300_directory() {
     assert_eq!(sim.timeout_kexec.eval(300.0), Ok(60.0));
     let kinds = |slot: &[kadeploy::config::MacroInstance]| {
         slot.iter()
-            .map(|i| (i.kind.clone(), i.retries, i.timeout))
+            .map(|i| (i.kind.to_string(), i.retries, i.timeout))
             .collect::<Vec<_>>()
     };
     assert_eq!(

@@ -4,6 +4,7 @@
 
 mod engine {
     pub mod fake;
+    pub mod logs;
     pub mod run;
     pub mod scenario;
 
@@ -16,4 +17,5 @@ mod engine {
     mod properties;
     mod reboot_power;
     mod timing;
+    mod tracing_spans;
 }

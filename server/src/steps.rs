@@ -3,7 +3,8 @@
 
 use super::workflow::Kind;
 use kadeploy::config::{
-    Automata, BOOT_NEW_ENV_TYPES, BROADCAST_ENV_TYPES, MacroInstance, SET_DEPLOYMENT_ENV_TYPES,
+    Automata, BOOT_NEW_ENV_TYPES, BROADCAST_ENV_TYPES, MacroInstance, MacroKind,
+    SET_DEPLOYMENT_ENV_TYPES,
 };
 use kadeploy::engine::custom::{CustomMicro, CustomOps, parse_op_list};
 use kadeploy::engine::{PowerOperation, RebootKind};
@@ -108,7 +109,7 @@ pub fn automata(v: &Map<String, Value>) -> Result<Automata, RequestError> {
         )
     };
     let mut slots = Vec::new();
-    for (slot, kinds) in SLOTS {
+    for (slot, _) in SLOTS {
         let list = v
             .get(slot)
             .and_then(Value::as_array)
@@ -117,9 +118,8 @@ pub fn automata(v: &Map<String, Value>) -> Result<Automata, RequestError> {
         let mut instances = Vec::new();
         for item in list {
             let name = item["name"].as_str().unwrap_or("");
-            let kind = name
-                .strip_prefix(slot)
-                .filter(|k| kinds.contains(k))
+            let kind = MacroKind::from_instance_name(name)
+                .filter(|k| k.slot().name() == slot)
                 .ok_or_else(|| bad(format!("invalid {slot} implementation '{name}'")))?;
             let int = |key: &str| {
                 let v = &item[key];
@@ -129,7 +129,7 @@ pub fn automata(v: &Map<String, Value>) -> Result<Automata, RequestError> {
                     .ok_or_else(|| bad(format!("{name}: '{key}' should be a positive Integer")))
             };
             instances.push(MacroInstance {
-                kind: kind.to_string(),
+                kind,
                 retries: int("retries")? as u32,
                 timeout: int("timeout")?,
                 raisable: true,
@@ -204,7 +204,7 @@ mod tests {
             "BootNewEnv": [{"name": "BootNewEnvClassical", "retries": 0, "timeout": 200},
                            {"name": "BootNewEnvHardReboot", "retries": 1, "timeout": 200}]});
         let a = automata(v.as_object().unwrap()).unwrap();
-        assert_eq!(a.boot_new_env[1].kind, "HardReboot");
+        assert_eq!(a.boot_new_env[1].kind.to_string(), "HardReboot");
         assert_eq!(a.set_deployment_env[0].timeout, 300.0);
         let mut broken = v.as_object().unwrap().clone();
         broken.remove("BroadcastEnv");

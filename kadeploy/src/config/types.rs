@@ -1,6 +1,9 @@
 //! Validated, typed configuration the engine consumes (built from the wire structs of Kadeploy's YAML).
 
 use crate::engine::custom::CustomMicro;
+pub use crate::engine::slot::{
+    BootNewEnvKind, BroadcastEnvKind, MacroKind, SetDeploymentEnvKind, Slot,
+};
 use crate::expr::Expr;
 use hal::netboot::dhcp::Mac;
 use hal::{NodeInfo, PowerLevel};
@@ -139,11 +142,22 @@ pub struct Automata {
     pub boot_new_env: Vec<MacroInstance>,
 }
 
+impl Automata {
+    /// The instances of `slot`, in fallback order.
+    pub fn slot(&self, slot: Slot) -> &[MacroInstance] {
+        match slot {
+            Slot::SetDeploymentEnv => &self.set_deployment_env,
+            Slot::BroadcastEnv => &self.broadcast_env,
+            Slot::BootNewEnv => &self.boot_new_env,
+        }
+    }
+}
+
 /// One configured macro-step implementation with its settings.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MacroInstance {
-    /// Implementation type within its slot, e.g. `Untrusted`, `Chain`, `Kexec`.
-    pub kind: String,
+    /// Implementation type, e.g. `Untrusted`, `Chain`, `Kexec` (shown with its name within its slot).
+    pub kind: MacroKind,
     /// Extra tries after the first (0 = one try).
     pub retries: u32,
     /// Seconds for the whole instance; 0 = none.

@@ -2,6 +2,7 @@
 //! a deployment skips given its environment, request and cluster.
 
 use super::request::DeployRequest;
+use super::slot::Slot;
 use super::step::Job;
 use crate::config::{ClusterConfig, ServerConfig};
 use hal::ImageKind;
@@ -97,9 +98,12 @@ impl Deletions {
     }
 
     /// Whether micro-step `micro` is deleted from macro-step slot `slot`.
-    pub fn deletes(&self, slot: usize, micro: &str) -> bool {
+    pub fn deletes(&self, slot: Slot, micro: &str) -> bool {
         self.everywhere.contains(micro)
-            || (slot == 0 && self.in_set_env.contains(micro))
-            || (slot == 1 && self.in_broadcast.contains(micro))
+            || match slot {
+                Slot::SetDeploymentEnv => self.in_set_env.contains(micro),
+                Slot::BroadcastEnv => self.in_broadcast.contains(micro),
+                Slot::BootNewEnv => false,
+            }
     }
 }

@@ -8,6 +8,7 @@
 
 use super::context::Context;
 use super::report::Failure;
+use super::trace::{self, Tally};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use hal::NodeId;
 use std::collections::{BTreeMap, VecDeque};
@@ -16,6 +17,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
+use tracing::{Instrument, Span};
 
 /// Settings of one task: Kadeploy's `{timeout, retries, raisable, breakpoint}`.
 #[derive(Clone, Debug, PartialEq)]
@@ -116,15 +118,32 @@ struct Message {
     nodes: Vec<NodeId>,
 }
 
+/// A task running on a group of nodes.
 struct Run {
     slot: usize,
     alt: usize,
     retries: u32,
     nsid: u64,
     pending: Vec<NodeId>,
+    span: Span,
+    tally: Tally,
 }
 
 type RunFuture<'a> = Pin<Box<dyn Future<Output = (u64, bool)> + Send + 'a>>;
+
+/// The state of one manager: what waits to run, what runs, and the numbering of runs and nodesets.
+struct Manager<'a> {
+    ctx: &'a Context,
+    slots: &'a [Vec<Arc<dyn Task>>],
+    parent_attempt: u32,
+    split_level: u8,
+    tx: mpsc::UnboundedSender<(u64, Batch)>,
+    queue: VecDeque<Message>,
+    runs: BTreeMap<u64, Run>,
+    futures: FuturesUnordered<RunFuture<'a>>,
+    next_run: u64,
+    nsid: u64,
+}
 
 /// Runs `slots` over `nodes` until every node is done; `split_level` is the verbosity of split notices.
 pub async fn run(
@@ -143,94 +162,184 @@ pub async fn run(
         return;
     }
     let (tx, mut rx) = mpsc::unbounded_channel::<(u64, Batch)>();
-    let mut queue = VecDeque::from([Message {
-        slot: 0,
-        alt: 0,
-        retries: 0,
-        batch: None,
-        nodes,
-    }]);
-    let mut runs: BTreeMap<u64, Run> = BTreeMap::new();
-    let mut futures: FuturesUnordered<RunFuture<'_>> = FuturesUnordered::new();
-    let mut next_run = 0u64;
-    let mut nsid = 0u64;
-
+    let mut m = Manager {
+        ctx,
+        slots,
+        parent_attempt,
+        split_level,
+        tx,
+        queue: VecDeque::from([Message {
+            slot: 0,
+            alt: 0,
+            retries: 0,
+            batch: None,
+            nodes,
+        }]),
+        runs: BTreeMap::new(),
+        futures: FuturesUnordered::new(),
+        next_run: 0,
+        nsid: 0,
+    };
     loop {
-        while let Some(msg) = queue.pop_front() {
-            let Some((slot, alt, retries, nodes)) = next_task(slots, msg, ctx, hooks) else {
+        m.start_queued(hooks);
+        if m.futures.is_empty() {
+            break;
+        }
+        tokio::select! {
+            biased;
+            Some((id, batch)) = rx.recv() => m.accept(id, batch),
+            Some((id, timed_out)) = m.futures.next() => {
+                while let Ok((rid, batch)) = rx.try_recv() {
+                    m.accept(rid, batch);
+                }
+                m.finish(id, timed_out);
+            }
+        }
+    }
+}
+
+impl<'a> Manager<'a> {
+    /// Starts the next task of every queued message (or ends its nodes).
+    fn start_queued(&mut self, hooks: &mut dyn Hooks) {
+        let ctx = self.ctx;
+        while let Some(msg) = self.queue.pop_front() {
+            let Some((slot, alt, retries, nodes)) = next_task(self.slots, msg, ctx, hooks) else {
                 continue;
             };
-            let task = slots[slot][alt].clone();
+            let task = self.slots[slot][alt].clone();
             if task.spec().breakpoint {
                 let at = task.breakpoint_reached(ctx, &nodes);
                 hooks.done(ctx, Batch::Brk(nodes, at));
                 continue;
             }
-            next_run += 1;
-            nsid += 1;
-            let id = next_run;
-            runs.insert(
+            self.next_run += 1;
+            self.nsid += 1;
+            let id = self.next_run;
+            let span = trace::nodeset(ctx, self.nsid, &task.spec().name, retries, &nodes);
+            let reporter = Reporter {
+                run: id,
+                tx: self.tx.clone(),
+            };
+            let future = run_task(
+                ctx,
+                task,
+                nodes.clone(),
+                retries,
+                self.parent_attempt,
+                reporter,
+                id,
+            );
+            self.futures.push(Box::pin(future.instrument(span.clone())));
+            self.runs.insert(
                 id,
                 Run {
                     slot,
                     alt,
                     retries,
-                    nsid,
-                    pending: nodes.clone(),
+                    nsid: self.nsid,
+                    pending: nodes,
+                    span,
+                    tally: Tally::default(),
                 },
             );
-            let reporter = Reporter {
-                run: id,
-                tx: tx.clone(),
-            };
-            futures.push(Box::pin(run_task(
-                ctx,
-                task,
-                nodes,
-                retries,
-                parent_attempt,
-                reporter,
-                id,
-            )));
         }
-        if futures.is_empty() {
-            break;
+    }
+
+    /// Takes a batch reported by run `id`: removes its nodes from the run and queues them.
+    fn accept(&mut self, id: u64, batch: Batch) {
+        let ctx = self.ctx;
+        let Some(run) = self.runs.get_mut(&id) else {
+            return;
+        };
+        // Keep only nodes still pending in this run, in their reported order.
+        let mut pending_mask: BTreeMap<NodeId, ()> = run.pending.iter().map(|&n| (n, ())).collect();
+        let batch = match batch {
+            Batch::Ok(n) => Batch::Ok(
+                n.into_iter()
+                    .filter(|x| pending_mask.remove(x).is_some())
+                    .collect(),
+            ),
+            Batch::Brk(n, at) => Batch::Brk(
+                n.into_iter()
+                    .filter(|x| pending_mask.remove(x).is_some())
+                    .collect(),
+                at,
+            ),
+            Batch::Ko(f) => Batch::Ko(
+                f.into_iter()
+                    .filter(|(x, _)| pending_mask.remove(x).is_some())
+                    .collect(),
+            ),
+        };
+        let nodes = batch.nodes();
+        if nodes.is_empty() {
+            return;
         }
-        tokio::select! {
-            biased;
-            Some((id, batch)) = rx.recv() => {
-                accept(ctx, &mut runs, id, batch, &mut queue, &mut nsid, split_level);
+        run.tally.add(&batch);
+        let rest: Vec<NodeId> = run
+            .pending
+            .iter()
+            .copied()
+            .filter(|n| pending_mask.contains_key(n))
+            .collect();
+        if !rest.is_empty() {
+            let (a, b) = (self.nsid + 1, self.nsid + 2);
+            let level = self.split_level;
+            ctx.output
+                .push(level, format!("Nodeset [{}] split into :", run.nsid));
+            ctx.output
+                .push(level, format!("  Nodeset [{a}]: {}", ctx.fold(&nodes)));
+            ctx.output
+                .push(level, format!("  Nodeset [{b}]: {}", ctx.fold(&rest)));
+            trace::split(ctx, &run.span, &nodes, &rest, b);
+            self.nsid += 2;
+            run.nsid = b;
+        }
+        run.pending = rest;
+        self.queue.push_back(Message {
+            slot: run.slot,
+            alt: run.alt,
+            retries: run.retries,
+            batch: Some(batch),
+            nodes,
+        });
+    }
+
+    /// Ends run `id`: the nodes it left without outcome fail (by timeout when `timed_out`).
+    fn finish(&mut self, id: u64, timed_out: bool) {
+        let ctx = self.ctx;
+        let Some(mut run) = self.runs.remove(&id) else {
+            return;
+        };
+        let task = &self.slots[run.slot][run.alt];
+        if !run.pending.is_empty() {
+            let failures = run
+                .pending
+                .iter()
+                .map(|&n| {
+                    let f = if timed_out {
+                        task.timeout_failure(ctx, n)
+                    } else {
+                        task.missing_failure(ctx, n)
+                    };
+                    (n, f)
+                })
+                .collect::<Vec<_>>();
+            if timed_out {
+                ctx.output
+                    .push(1, format!("Timeout in the {} step", task.spec().name));
             }
-            Some((id, timed_out)) = futures.next() => {
-                while let Ok((rid, batch)) = rx.try_recv() {
-                    accept(ctx, &mut runs, rid, batch, &mut queue, &mut nsid, split_level);
-                }
-                if let Some(run) = runs.remove(&id) {
-                    let task = &slots[run.slot][run.alt];
-                    if !run.pending.is_empty() {
-                        let failures = run
-                            .pending
-                            .iter()
-                            .map(|&n| {
-                                let f = if timed_out { task.timeout_failure(ctx, n) } else { task.missing_failure(ctx, n) };
-                                (n, f)
-                            })
-                            .collect::<Vec<_>>();
-                        if timed_out {
-                            ctx.output.push(1, format!("Timeout in the {} step", task.spec().name));
-                        }
-                        let nodes = run.pending.clone();
-                        queue.push_back(Message {
-                            slot: run.slot,
-                            alt: run.alt,
-                            retries: run.retries,
-                            batch: Some(Batch::Ko(failures)),
-                            nodes,
-                        });
-                    }
-                }
-            }
+            let batch = Batch::Ko(failures);
+            run.tally.add(&batch);
+            self.queue.push_back(Message {
+                slot: run.slot,
+                alt: run.alt,
+                retries: run.retries,
+                batch: Some(batch),
+                nodes: run.pending.clone(),
+            });
         }
+        trace::close(ctx, &run.span, &run.tally, Some(timed_out));
     }
 }
 
@@ -276,70 +385,6 @@ fn next_task(
             }
         }
     }
-}
-
-/// Takes a batch reported by run `id`: removes its nodes from the run and queues them.
-fn accept(
-    ctx: &Context,
-    runs: &mut BTreeMap<u64, Run>,
-    id: u64,
-    batch: Batch,
-    queue: &mut VecDeque<Message>,
-    nsid: &mut u64,
-    split_level: u8,
-) {
-    let Some(run) = runs.get_mut(&id) else { return };
-    // Keep only nodes still pending in this run, in their reported order.
-    let mut pending_mask: BTreeMap<NodeId, ()> = run.pending.iter().map(|&n| (n, ())).collect();
-    let batch = match batch {
-        Batch::Ok(n) => Batch::Ok(
-            n.into_iter()
-                .filter(|x| pending_mask.remove(x).is_some())
-                .collect(),
-        ),
-        Batch::Brk(n, at) => Batch::Brk(
-            n.into_iter()
-                .filter(|x| pending_mask.remove(x).is_some())
-                .collect(),
-            at,
-        ),
-        Batch::Ko(f) => Batch::Ko(
-            f.into_iter()
-                .filter(|(x, _)| pending_mask.remove(x).is_some())
-                .collect(),
-        ),
-    };
-    let nodes = batch.nodes();
-    if nodes.is_empty() {
-        return;
-    }
-    let rest: Vec<NodeId> = run
-        .pending
-        .iter()
-        .copied()
-        .filter(|n| pending_mask.contains_key(n))
-        .collect();
-    if !rest.is_empty() {
-        let (a, b) = (*nsid + 1, *nsid + 2);
-        ctx.output
-            .push(split_level, format!("Nodeset [{}] split into :", run.nsid));
-        ctx.output.push(
-            split_level,
-            format!("  Nodeset [{a}]: {}", ctx.fold(&nodes)),
-        );
-        ctx.output
-            .push(split_level, format!("  Nodeset [{b}]: {}", ctx.fold(&rest)));
-        *nsid += 2;
-        run.nsid = b;
-    }
-    run.pending = rest;
-    queue.push_back(Message {
-        slot: run.slot,
-        alt: run.alt,
-        retries: run.retries,
-        batch: Some(batch),
-        nodes,
-    });
 }
 
 /// Runs one task under its timeout; yields the run id and whether the timeout fired.

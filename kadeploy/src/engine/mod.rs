@@ -10,11 +10,14 @@ pub mod manager;
 pub mod plan;
 pub mod report;
 pub mod request;
+pub mod slot;
 pub mod step;
 pub mod task;
+pub mod trace;
 pub mod workflow;
 
 pub use context::{Context, Windows};
 pub use report::{Failure, NodeLog, NodeStatus, Report};
 pub use request::{DeployRequest, PowerOperation, PowerRequest, RebootKind, RebootRequest};
+pub use slot::{BootNewEnvKind, BroadcastEnvKind, MacroKind, SetDeploymentEnvKind, Slot};
 pub use workflow::{deploy, power, reboot};

@@ -5,10 +5,13 @@ use super::context::Context;
 use super::exec;
 use super::manager::{self, Batch, Hooks, Reporter, Slots, Task, TaskSpec};
 use super::report::Failure;
+use super::slot::Slot;
 use super::step::{Job, Step};
+use super::trace::{self, Tally};
 use crate::output::secs;
-use hal::{ErrorKind, NodeId};
+use hal::{ErrorKind, NodeId, Outcomes};
 use std::sync::Arc;
+use tracing::{Instrument, Span};
 
 /// A macro-step instance, e.g. `SetDeploymentEnvUntrusted`, with its micro-steps.
 pub struct MacroTask {
@@ -16,8 +19,8 @@ pub struct MacroTask {
     pub spec: TaskSpec,
     /// `Deploy`, `Reboot` or `Power`: the operation prefix of output lines.
     pub operation: &'static str,
-    /// Index of the macro-step slot (0..3), for statistics.
-    pub slot: usize,
+    /// The statistics slot the instance counts in (`step1..3` columns).
+    pub slot: Slot,
     /// Micro-steps, one per slot.
     pub micro: Slots,
 }
@@ -38,13 +41,15 @@ struct MacroHooks<'a> {
     task: &'a MacroTask,
     report: &'a Reporter,
     start: f64,
+    /// How the nodes left the instance, for its span.
+    tally: Tally,
     /// Nodes a non-raisable instance keeps until its run ends, then releases as one OK and one KO group.
     held_ok: Vec<NodeId>,
     held_ko: Vec<(NodeId, Failure)>,
 }
 
 impl MacroHooks<'_> {
-    fn emit(&self, ctx: &Context, batch: Batch) {
+    fn emit(&mut self, ctx: &Context, batch: Batch) {
         let t = &self.task;
         let elapsed = ctx.now() - self.start;
         match &batch {
@@ -53,7 +58,7 @@ impl MacroHooks<'_> {
                     1,
                     format!("End of step {} after {}", t.step_label(), secs(elapsed)),
                 );
-                ctx.log(nodes, |l| l.durations[t.slot] += elapsed);
+                ctx.log(nodes, |l| l.durations[t.slot.index()] += elapsed);
             }
             Batch::Ko(failures) => {
                 let nodes: Vec<NodeId> = failures.iter().map(|(n, _)| *n).collect();
@@ -66,10 +71,11 @@ impl MacroHooks<'_> {
                         secs(elapsed)
                     ),
                 );
-                ctx.log(&nodes, |l| l.durations[t.slot] += elapsed);
+                ctx.log(&nodes, |l| l.durations[t.slot.index()] += elapsed);
             }
             Batch::Brk(..) => {}
         }
+        self.tally.add(&batch);
         self.report.send(batch);
     }
 }
@@ -99,36 +105,17 @@ impl Task for MacroTask {
         _parent: u32,
         report: Reporter,
     ) {
-        ctx.output
-            .push(1, format!("Performing a {} step", self.step_label()));
-        ctx.enter(&nodes, &self.spec.name, None);
-        ctx.log(&nodes, |l| {
-            l.steps[self.slot] = Some(self.spec.name.clone())
-        });
-        let mut hooks = MacroHooks {
-            task: self,
-            report: &report,
-            start: ctx.now(),
-            held_ok: Vec::new(),
-            held_ko: Vec::new(),
-        };
-        manager::run(ctx, &self.micro, nodes, attempt, 5, &mut hooks).await;
-        let (ok, ko) = (
-            std::mem::take(&mut hooks.held_ok),
-            std::mem::take(&mut hooks.held_ko),
-        );
-        if !ok.is_empty() {
-            hooks.emit(ctx, Batch::Ok(ok));
-        }
-        if !ko.is_empty() {
-            hooks.emit(ctx, Batch::Ko(ko));
-        }
-        ctx.span(&self.spec.name, hooks.start, ctx.now());
+        let span = trace::macro_step(ctx, &self.spec.name, attempt, &nodes);
+        self.run_micro_steps(ctx, nodes, attempt, report, &span)
+            .instrument(span.clone())
+            .await
     }
 
     fn timeout_failure(&self, ctx: &Context, node: NodeId) -> Failure {
         // Kadeploy's `timeout!` logs the timeout as the step's duration.
-        ctx.log(&[node], |l| l.durations[self.slot] += self.spec.timeout);
+        ctx.log(&[node], |l| {
+            l.durations[self.slot.index()] += self.spec.timeout
+        });
         let error = format!("Timeout in the {} step", self.spec.name);
         self.failure_where(ctx, node, error, ErrorKind::Timeout)
     }
@@ -161,46 +148,35 @@ impl Task for MicroTask {
         &self,
         ctx: &Context,
         nodes: Vec<NodeId>,
-        _attempt: u32,
+        attempt: u32,
         parent: u32,
         report: Reporter,
     ) {
-        ctx.output.push(3, format!("  {}", self.spec.name));
-        ctx.enter(&nodes, &self.macro_name, Some(&self.spec.name));
-        let start = ctx.now();
-        let outcomes = exec::execute(ctx, &self.job, &self.step, &nodes, parent).await;
-        let mut ok = Vec::with_capacity(nodes.len());
-        let mut ko = Vec::new();
-        for (node, outcome) in outcomes {
-            match outcome {
-                Ok(()) => ok.push(node),
-                Err(e) => ko.push((node, self.failure(e.kind, e.message))),
-            }
-        }
-        if !ko.is_empty() {
-            let failed: Vec<NodeId> = ko.iter().map(|(n, _)| *n).collect();
+        let span = trace::micro_step(ctx, &self.spec.name, attempt, &nodes);
+        async {
+            ctx.output.push(3, format!("  {}", self.spec.name));
+            ctx.enter(&nodes, &self.macro_name, Some(&self.spec.name));
+            let start = ctx.now();
+            let outcomes = exec::execute(ctx, &self.job, &self.step, &nodes, parent).await;
+            let (ok, ko) = self.sort_outcomes(ctx, outcomes);
             ctx.output.push(
-                2,
+                4,
                 format!(
-                    "!!! The nodes {} failed on step {}",
-                    ctx.fold(&failed),
-                    self.spec.name
+                    "   *  ~ Time in {}: {}",
+                    self.spec.name,
+                    secs(ctx.now() - start)
                 ),
             );
-            for (n, f) in &ko {
-                ctx.output.push(5, format!("{}: {}", ctx.name(*n), f.error));
-            }
+            let (ok, ko) = (Batch::Ok(ok), Batch::Ko(ko));
+            let mut tally = Tally::default();
+            tally.add(&ok);
+            tally.add(&ko);
+            trace::close(ctx, &span, &tally, None);
+            report.send(ok);
+            report.send(ko);
         }
-        ctx.output.push(
-            4,
-            format!(
-                "   *  ~ Time in {}: {}",
-                self.spec.name,
-                secs(ctx.now() - start)
-            ),
-        );
-        report.send(Batch::Ok(ok));
-        report.send(Batch::Ko(ko));
+        .instrument(span.clone())
+        .await
     }
 
     fn timeout_failure(&self, _ctx: &Context, _node: NodeId) -> Failure {
@@ -231,6 +207,44 @@ impl Task for MicroTask {
 }
 
 impl MacroTask {
+    /// Runs the micro-steps on `nodes` (inside `span`), raising the nodes as they end.
+    async fn run_micro_steps(
+        &self,
+        ctx: &Context,
+        nodes: Vec<NodeId>,
+        attempt: u32,
+        report: Reporter,
+        span: &Span,
+    ) {
+        ctx.output
+            .push(1, format!("Performing a {} step", self.step_label()));
+        ctx.enter(&nodes, &self.spec.name, None);
+        ctx.log(&nodes, |l| {
+            l.steps[self.slot.index()] = Some(self.spec.name.clone())
+        });
+        let mut hooks = MacroHooks {
+            task: self,
+            report: &report,
+            start: ctx.now(),
+            tally: Tally::default(),
+            held_ok: Vec::new(),
+            held_ko: Vec::new(),
+        };
+        manager::run(ctx, &self.micro, nodes, attempt, 5, &mut hooks).await;
+        let (ok, ko) = (
+            std::mem::take(&mut hooks.held_ok),
+            std::mem::take(&mut hooks.held_ko),
+        );
+        if !ok.is_empty() {
+            hooks.emit(ctx, Batch::Ok(ok));
+        }
+        if !ko.is_empty() {
+            hooks.emit(ctx, Batch::Ko(ko));
+        }
+        ctx.span(&self.spec.name, hooks.start, ctx.now());
+        trace::close(ctx, span, &hooks.tally, None);
+    }
+
     /// Kadeploy's `macroname`: `Deploy[SetDeploymentEnvUntrusted]`, `Reboot[Simple]`, `Power[On]` (the instance
     /// name without the operation's prefix).
     fn step_label(&self) -> String {
@@ -266,6 +280,38 @@ impl MacroTask {
 }
 
 impl MicroTask {
+    /// Splits `outcomes` into OK nodes and failures, with Kadeploy's lines about the failed nodes.
+    fn sort_outcomes(
+        &self,
+        ctx: &Context,
+        outcomes: Outcomes,
+    ) -> (Vec<NodeId>, Vec<(NodeId, Failure)>) {
+        let mut ok = Vec::with_capacity(outcomes.len());
+        let mut ko = Vec::new();
+        for (node, outcome) in outcomes {
+            match outcome {
+                Ok(()) => ok.push(node),
+                Err(e) => ko.push((node, self.failure(e.kind, e.message))),
+            }
+        }
+        if !ko.is_empty() {
+            let failed: Vec<NodeId> = ko.iter().map(|(n, _)| *n).collect();
+            ctx.output.push(
+                2,
+                format!(
+                    "!!! The nodes {} failed on step {}",
+                    ctx.fold(&failed),
+                    self.spec.name
+                ),
+            );
+            for (n, f) in &ko {
+                ctx.output.push(5, format!("{}: {}", ctx.name(*n), f.error));
+                trace::node_failed(ctx, *n, f);
+            }
+        }
+        (ok, ko)
+    }
+
     fn failure(&self, kind: ErrorKind, error: String) -> Failure {
         Failure {
             macro_step: self.macro_name.clone(),

@@ -1,7 +1,7 @@
 //! Breakpoints (`--breakpoint Macro[:micro]` and configured ones): nodes stop before the step, are reported OK/brk,
 //! and nothing later runs; a breakpoint naming an unused step is refused with error 4.
 
-use super::scenario::{InstanceExt, Scenario, inst};
+use super::scenario::{Boot, Broadcast, InstanceExt, Scenario, SetEnv, inst};
 use kadeploy::config::MicroSettings;
 use kadeploy::engine::NodeStatus;
 
@@ -63,9 +63,9 @@ async fn breakpoint_on_a_micro_step_stops_the_nodes_inside_the_macro_step() {
 async fn breakpoint_on_a_fallback_only_stops_the_nodes_that_fall_back() {
     let run = Scenario::new(3)
         .automata(
-            [inst("Untrusted")],
-            [inst("Kascade")],
-            [inst("Kexec"), inst("Classical")],
+            [inst(SetEnv::Untrusted)],
+            [inst(Broadcast::Kascade)],
+            [inst(Boot::Kexec), inst(Boot::Classical)],
         )
         .request(|r| r.breakpoint = Some("BootNewEnvClassical".into()))
         .fail_always(2, "kexec")
@@ -84,16 +84,20 @@ async fn breakpoint_on_a_fallback_only_stops_the_nodes_that_fall_back() {
 
 #[tokio::test(start_paused = true)]
 async fn breakpoints_from_the_cluster_configuration() {
-    let mut boot = inst("Kexec");
+    let mut boot = inst(Boot::Kexec);
     boot.breakpoint = true;
     let run = Scenario::new(2)
-        .automata([inst("Untrusted")], [inst("Kascade")], [boot])
+        .automata(
+            [inst(SetEnv::Untrusted)],
+            [inst(Broadcast::Kascade)],
+            [boot],
+        )
         .run_deploy()
         .await;
     assert_eq!(run.status(1), &brk_at("BootNewEnvKexec"));
     assert_eq!(run.calls_to("set_profile:local_disk").count(), 0);
 
-    let mut set_env = inst("Untrusted");
+    let mut set_env = inst(SetEnv::Untrusted);
     set_env.microsteps.insert(
         "format_deploy_part".into(),
         MicroSettings {
@@ -102,7 +106,7 @@ async fn breakpoints_from_the_cluster_configuration() {
         },
     );
     let run = Scenario::new(2)
-        .automata([set_env], [inst("Kascade")], [inst("Kexec")])
+        .automata([set_env], [inst(Broadcast::Kascade)], [inst(Boot::Kexec)])
         .run_deploy()
         .await;
     assert_eq!(
@@ -139,9 +143,9 @@ async fn breakpoint_on_a_step_not_used_is_refused_with_error_4_before_any_call()
 async fn breakpoint_with_retries_configured_still_stops_at_once() {
     let run = Scenario::new(2)
         .automata(
-            [inst("Untrusted")],
-            [inst("Kascade").retries(2)],
-            [inst("Kexec")],
+            [inst(SetEnv::Untrusted)],
+            [inst(Broadcast::Kascade).retries(2)],
+            [inst(Boot::Kexec)],
         )
         .request(|r| r.breakpoint = Some("BroadcastEnvKascade".into()))
         .run_deploy()

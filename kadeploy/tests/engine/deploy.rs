@@ -2,7 +2,7 @@
 //! retries, fallback and a mixed scenario.
 
 use super::fake::Op;
-use super::scenario::{InstanceExt, Scenario, id, inst};
+use super::scenario::{Boot, Broadcast, InstanceExt, Scenario, SetEnv, id, inst};
 use hal::{BootProfile, Operation, Strategy};
 
 const KEY: &str = "ssh-ed25519 AAAAC3Nza test@kadeploy";
@@ -108,7 +108,11 @@ async fn success_untrusted_kascade_kexec_runs_kadeploys_micro_steps_in_order() {
 #[tokio::test(start_paused = true)]
 async fn success_kexec_chain_classical_runs_kadeploys_micro_steps_in_order() {
     let run = Scenario::new(3)
-        .automata([inst("Kexec")], [inst("Chain")], [inst("Classical")])
+        .automata(
+            [inst(SetEnv::Kexec)],
+            [inst(Broadcast::Chain)],
+            [inst(Boot::Classical)],
+        )
         .request(|r| r.ssh_key = Some(KEY.into()))
         .run_deploy()
         .await;
@@ -191,9 +195,9 @@ async fn fail_a_node_failing_a_micro_step_is_ko_there_with_its_message() {
 async fn retries_a_node_failing_once_succeeds_on_the_retry() {
     let run = Scenario::new(10)
         .automata(
-            [inst("Untrusted")],
-            [inst("Kascade").retries(1)],
-            [inst("Kexec")],
+            [inst(SetEnv::Untrusted)],
+            [inst(Broadcast::Kascade).retries(1)],
+            [inst(Boot::Kexec)],
         )
         .fail(2, "broadcast", 1)
         .run_deploy()
@@ -210,9 +214,9 @@ async fn retries_a_node_failing_once_succeeds_on_the_retry() {
 async fn retries_never_exceed_the_configured_number() {
     let run = Scenario::new(4)
         .automata(
-            [inst("Untrusted")],
-            [inst("Kascade").retries(2)],
-            [inst("Kexec")],
+            [inst(SetEnv::Untrusted)],
+            [inst(Broadcast::Kascade).retries(2)],
+            [inst(Boot::Kexec)],
         )
         .fail_always(2, "broadcast")
         .run_deploy()
@@ -234,9 +238,9 @@ async fn retries_never_exceed_the_configured_number() {
 async fn micro_step_retries_repeat_only_the_micro_step() {
     let run = Scenario::new(3)
         .automata(
-            [inst("Untrusted").micro("format_deploy_part", 2, 0.0)],
-            [inst("Kascade")],
-            [inst("Kexec")],
+            [inst(SetEnv::Untrusted).micro("format_deploy_part", 2, 0.0)],
+            [inst(Broadcast::Kascade)],
+            [inst(Boot::Kexec)],
         )
         .fail(3, "format", 2)
         .run_deploy()
@@ -256,9 +260,9 @@ async fn micro_step_retries_repeat_only_the_micro_step() {
 async fn fallback_boot_new_env_kexec_failing_goes_to_classical() {
     let run = Scenario::new(6)
         .automata(
-            [inst("Untrusted")],
-            [inst("Kascade")],
-            [inst("Kexec").retries(1), inst("Classical")],
+            [inst(SetEnv::Untrusted)],
+            [inst(Broadcast::Kascade)],
+            [inst(Boot::Kexec).retries(1), inst(Boot::Classical)],
         )
         .fail_always(5, "kexec")
         .run_deploy()
@@ -288,9 +292,9 @@ async fn fallback_boot_new_env_kexec_failing_goes_to_classical() {
 async fn fallback_exhausted_reports_the_last_alternatives_failure() {
     let run = Scenario::new(2)
         .automata(
-            [inst("Kexec"), inst("Untrusted")],
-            [inst("Kascade")],
-            [inst("Kexec")],
+            [inst(SetEnv::Kexec), inst(SetEnv::Untrusted)],
+            [inst(Broadcast::Kascade)],
+            [inst(Boot::Kexec)],
         )
         .fail_always(1, "sync")
         .fail_always(2, "send_file")
@@ -317,9 +321,9 @@ async fn fallback_exhausted_reports_the_last_alternatives_failure() {
 async fn mixed_retries_fallbacks_failures_timeouts_and_slow_boots_in_one_deployment() {
     let run = Scenario::new(12)
         .automata(
-            [inst("Untrusted").retries(1)],
-            [inst("Kascade").retries(1).timeout(600.0)],
-            [inst("Kexec").retries(1), inst("Classical")],
+            [inst(SetEnv::Untrusted).retries(1)],
+            [inst(Broadcast::Kascade).retries(1).timeout(600.0)],
+            [inst(Boot::Kexec).retries(1), inst(Boot::Classical)],
         )
         .fail(1, "format", 1) // SetDeploymentEnv retried alone, then OK
         .fail_always(2, "broadcast") // KO after the broadcast's retry

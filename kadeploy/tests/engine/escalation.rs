@@ -1,7 +1,7 @@
 //! Reboot escalation (spec §5.5): soft → hard → very_hard for the nodes whose command fails, soft turned into hard
 //! when the macro-step is retried, and the reboot window.
 
-use super::scenario::{InstanceExt, Scenario, id, inst};
+use super::scenario::{Boot, Broadcast, InstanceExt, Scenario, SetEnv, id, inst};
 use hal::ErrorKind;
 
 #[tokio::test(start_paused = true)]
@@ -80,9 +80,9 @@ async fn a_node_failing_every_level_is_ko_with_the_last_error() {
 async fn soft_becomes_hard_when_the_macro_step_is_retried() {
     let run = Scenario::new(3)
         .automata(
-            [inst("Untrusted").retries(2)],
-            [inst("Kascade")],
-            [inst("Kexec")],
+            [inst(SetEnv::Untrusted).retries(2)],
+            [inst(Broadcast::Kascade)],
+            [inst(Boot::Kexec)],
         )
         .fail(1, "format", 1)
         .fail(2, "format", 1)
@@ -114,9 +114,9 @@ async fn soft_becomes_hard_when_the_macro_step_is_retried() {
 async fn a_retried_micro_step_keeps_the_soft_level() {
     let run = Scenario::new(2)
         .automata(
-            [inst("Untrusted").micro("reboot", 1, 0.0)],
-            [inst("Kascade")],
-            [inst("Kexec")],
+            [inst(SetEnv::Untrusted).micro("reboot", 1, 0.0)],
+            [inst(Broadcast::Kascade)],
+            [inst(Boot::Kexec)],
         )
         .fail(1, "reboot", 3)
         .run_deploy()
@@ -138,7 +138,11 @@ async fn a_retried_micro_step_keeps_the_soft_level() {
 #[tokio::test(start_paused = true)]
 async fn hard_reboot_boot_new_env_starts_at_hard() {
     let run = Scenario::new(2)
-        .automata([inst("Untrusted")], [inst("Kascade")], [inst("HardReboot")])
+        .automata(
+            [inst(SetEnv::Untrusted)],
+            [inst(Broadcast::Kascade)],
+            [inst(Boot::HardReboot)],
+        )
         .run_deploy()
         .await;
 
@@ -152,7 +156,11 @@ async fn hard_reboot_boot_new_env_starts_at_hard() {
 #[tokio::test(start_paused = true)]
 async fn reboot_commands_run_through_the_reboot_window() {
     let run = Scenario::new(5)
-        .automata([inst("Untrusted")], [inst("Kascade")], [inst("Classical")])
+        .automata(
+            [inst(SetEnv::Untrusted)],
+            [inst(Broadcast::Kascade)],
+            [inst(Boot::Classical)],
+        )
         .server(|s| s.reboot_window = 2)
         .run_deploy()
         .await;

@@ -3,7 +3,7 @@
 
 use super::fake::Event;
 use super::run::close;
-use super::scenario::{InstanceExt, Scenario, id, inst};
+use super::scenario::{Boot, Broadcast, InstanceExt, Scenario, SetEnv, id, inst};
 use hal::ErrorKind;
 
 /// The index of the cancellation in the event log.
@@ -62,9 +62,9 @@ async fn kill_marks_nodes_already_done_ko_too_but_keeps_earlier_failures() {
     let scenario = || {
         Scenario::new(5)
             .automata(
-                [inst("Untrusted")],
-                [inst("Kascade")],
-                [inst("Kexec").retries(1)],
+                [inst(SetEnv::Untrusted)],
+                [inst(Broadcast::Kascade)],
+                [inst(Boot::Kexec).retries(1)],
             )
             .fail_always(2, "format")
             .fail(3, "kexec", 1)

@@ -3,7 +3,7 @@
 
 use super::fake::Op;
 use super::run::{Run, close};
-use super::scenario::{InstanceExt, Scenario, inst};
+use super::scenario::{Boot, Broadcast, InstanceExt, Scenario, SetEnv, inst};
 use hal::{BootProfile, ImageKind, Operation, WriteTarget};
 use kadeploy::config::Archive;
 use kadeploy::expr::Expr;
@@ -101,9 +101,9 @@ async fn bootloader_is_not_installed_with_grub_pxe_or_when_disabled() {
 async fn non_linux_environment_boots_classically_with_kadeploys_notice_and_timeout() {
     let run = Scenario::new(4)
         .automata(
-            [inst("Untrusted")],
-            [inst("Kascade")],
-            [inst("Kexec").retries(2)],
+            [inst(SetEnv::Untrusted)],
+            [inst(Broadcast::Kascade)],
+            [inst(Boot::Kexec).retries(2)],
         )
         .cluster(|c| c.timeout_reboot = Expr::parse("10 * n").expect("an expression"))
         .request(|r| r.environment.os = "bsd".into())
@@ -164,7 +164,11 @@ async fn unsupported_filesystem_skips_the_steps_that_need_it_mounted() {
 #[tokio::test(start_paused = true)]
 async fn no_kexec_replaces_both_kexec_implementations() {
     let run = Scenario::new(2)
-        .automata([inst("Kexec")], [inst("Chain")], [inst("Kexec")])
+        .automata(
+            [inst(SetEnv::Kexec)],
+            [inst(Broadcast::Chain)],
+            [inst(Boot::Kexec)],
+        )
         .request(|r| r.disable_kexec = true)
         .run_deploy()
         .await;
@@ -185,9 +189,9 @@ async fn no_kexec_replaces_both_kexec_implementations() {
 async fn environment_preinstall_replaces_the_set_deployment_env_slot() {
     let run = Scenario::new(2)
         .automata(
-            [inst("Kexec").retries(1), inst("Untrusted")],
-            [inst("Kascade")],
-            [inst("Kexec")],
+            [inst(SetEnv::Kexec).retries(1), inst(SetEnv::Untrusted)],
+            [inst(Broadcast::Kascade)],
+            [inst(Boot::Kexec)],
         )
         .request(|r| r.environment.preinstall = Some(archive("/envs/pre.tgz")))
         .run_deploy()
@@ -356,12 +360,16 @@ async fn admin_postinstall_and_non_decompressing_broadcast_add_their_steps() {
 #[tokio::test(start_paused = true)]
 async fn bad_automata_are_refused_with_error_4_and_never_panic() {
     let run = Scenario::new(2)
-        .automata([inst("Untrusted")], [], [inst("Kexec")])
+        .automata([inst(SetEnv::Untrusted)], [], [inst(Boot::Kexec)])
         .run_deploy()
         .await;
     assert_eq!(run.error().kind.code(), 4);
     let run = Scenario::new(2)
-        .automata([inst("Untrusted")], [inst("Bittorrent")], [inst("Kexec")])
+        .automata(
+            [inst(SetEnv::Untrusted)],
+            [inst(Broadcast::Bittorrent)],
+            [inst(Boot::Kexec)],
+        )
         .run_deploy()
         .await;
     assert_eq!(run.error().kind.code(), 4);
@@ -392,7 +400,7 @@ fn ops_of(
 async fn admin_custom_operations_run_with_the_users_unless_overridden() {
     use kadeploy::config::MicroSettings;
     use kadeploy::engine::custom::CustomMicro;
-    let mut set_env = inst("Untrusted");
+    let mut set_env = inst(SetEnv::Untrusted);
     set_env.microsteps.insert(
         "format_deploy_part".into(),
         MicroSettings {
@@ -416,7 +424,11 @@ async fn admin_custom_operations_run_with_the_users_unless_overridden() {
         )
     };
     let run = Scenario::new(2)
-        .automata([set_env.clone()], [inst("Kascade")], [inst("Kexec")])
+        .automata(
+            [set_env.clone()],
+            [inst(Broadcast::Kascade)],
+            [inst(Boot::Kexec)],
+        )
         .request(|r| r.custom_operations = user(false))
         .run_deploy()
         .await;
@@ -433,7 +445,7 @@ async fn admin_custom_operations_run_with_the_users_unless_overridden() {
     assert_eq!(run.calls_to("exec").count(), 2);
 
     let run = Scenario::new(2)
-        .automata([set_env], [inst("Kascade")], [inst("Kexec")])
+        .automata([set_env], [inst(Broadcast::Kascade)], [inst(Boot::Kexec)])
         .request(|r| r.custom_operations = user(true))
         .run_deploy()
         .await;

@@ -6,19 +6,31 @@
 
 use super::fake::{Env, Event, Op};
 use super::run::{Done, Run, performed};
-use super::scenario::{InstanceExt, Scenario, id, inst};
+use super::scenario::{Boot, Broadcast, InstanceExt, Scenario, SetEnv, id, inst};
 use hal::{BootProfile, NodeId, Operation};
-use kadeploy::config::MacroInstance;
+use kadeploy::config::{MacroInstance, MacroKind};
 use kadeploy::engine::NodeStatus;
 use proptest::prelude::*;
 use proptest::sample::subsequence;
 use std::collections::BTreeMap;
 
 const SLOTS: [&str; 3] = ["SetDeploymentEnv", "BroadcastEnv", "BootNewEnv"];
-const KINDS: [&[&str]; 3] = [
-    &["Untrusted", "Kexec", "Prod"],
-    &["Chain", "Tree", "Kascade"],
-    &["Kexec", "Classical", "HardReboot"],
+const KINDS: [&[MacroKind]; 3] = [
+    &[
+        MacroKind::SetDeploymentEnv(SetEnv::Untrusted),
+        MacroKind::SetDeploymentEnv(SetEnv::Kexec),
+        MacroKind::SetDeploymentEnv(SetEnv::Prod),
+    ],
+    &[
+        MacroKind::BroadcastEnv(Broadcast::Chain),
+        MacroKind::BroadcastEnv(Broadcast::Tree),
+        MacroKind::BroadcastEnv(Broadcast::Kascade),
+    ],
+    &[
+        MacroKind::BootNewEnv(Boot::Kexec),
+        MacroKind::BootNewEnv(Boot::Classical),
+        MacroKind::BootNewEnv(Boot::HardReboot),
+    ],
 ];
 /// Operations of a deployment a fault can hit.
 const OPS: &[&str] = &[
@@ -111,7 +123,7 @@ const TUNABLE: &[&str] = &[
     "send_key",
 ];
 
-fn instance(kind: &'static str, all_timeouts: bool) -> impl Strategy<Value = MacroInstance> {
+fn instance(kind: MacroKind, all_timeouts: bool) -> impl Strategy<Value = MacroInstance> {
     let timeout = if all_timeouts {
         (5u32..150).prop_map(Some).boxed()
     } else {
@@ -136,7 +148,7 @@ fn instance(kind: &'static str, all_timeouts: bool) -> impl Strategy<Value = Mac
 }
 
 fn slot(
-    kinds: &'static [&'static str],
+    kinds: &'static [MacroKind],
     all_timeouts: bool,
 ) -> impl Strategy<Value = Vec<MacroInstance>> {
     subsequence(kinds.to_vec(), 1..=kinds.len())

@@ -5,7 +5,12 @@ use super::fake::{Behaviour, Event, FakeHal, Log, Timings};
 use super::run::Run;
 use hal::{Drivers, ErrorKind, NodeId, NodeInfo, PowerLevel};
 use kadeploy::config::{
-    Automata, BootConfig, ClusterConfig, MacroInstance, MicroSettings, Partitioning, ServerConfig,
+    Automata, BootConfig, ClusterConfig, MacroInstance, MacroKind, MicroSettings, Partitioning,
+    ServerConfig,
+};
+/// Short names of the kinds of each slot, for automata written in tests.
+pub use kadeploy::config::{
+    BootNewEnvKind as Boot, BroadcastEnvKind as Broadcast, SetDeploymentEnvKind as SetEnv,
 };
 use kadeploy::engine::{
     self, Context, DeployRequest, PowerOperation, PowerRequest, RebootKind, RebootRequest, Report,
@@ -36,7 +41,7 @@ pub fn name(n: u32) -> String {
 }
 
 /// A macro-step instance of `kind` with Kadeploy's defaults (no retry, no timeout, raisable).
-pub fn inst(kind: &str) -> MacroInstance {
+pub fn inst(kind: impl Into<MacroKind>) -> MacroInstance {
     MacroInstance {
         kind: kind.into(),
         retries: 0,
@@ -142,9 +147,9 @@ pub fn cluster_config(count: usize) -> ClusterConfig {
         admin_preinstalls: Vec::new(),
         admin_postinstalls: Vec::new(),
         automata: Automata {
-            set_deployment_env: vec![inst("Untrusted")],
-            broadcast_env: vec![inst("Kascade")],
-            boot_new_env: vec![inst("Kexec")],
+            set_deployment_env: vec![inst(SetEnv::Untrusted)],
+            broadcast_env: vec![inst(Broadcast::Kascade)],
+            boot_new_env: vec![inst(Boot::Kexec)],
         },
         reboot_levels: PowerLevel::ALL.to_vec(),
         use_ip_to_deploy: false,
@@ -355,6 +360,7 @@ impl Scenario {
         F: FnOnce(Arc<Context>) -> Fut,
         Fut: Future<Output = Result<Report, RequestError>>,
     {
+        super::logs::install();
         let log = Log::default();
         let deploy_kernel = self
             .cluster

@@ -3,7 +3,7 @@
 
 use super::fake::Op;
 use super::run::close;
-use super::scenario::{InstanceExt, Scenario, id, inst};
+use super::scenario::{Boot, Broadcast, InstanceExt, Scenario, SetEnv, id, inst};
 use hal::ErrorKind;
 use kadeploy::expr::Expr;
 
@@ -11,9 +11,9 @@ use kadeploy::expr::Expr;
 async fn timeout_a_hanging_group_is_ko_at_the_timeout_and_nothing_runs_after_it() {
     let run = Scenario::new(10)
         .automata(
-            [inst("Untrusted").timeout(100.0)],
-            [inst("Kascade")],
-            [inst("Kexec")],
+            [inst(SetEnv::Untrusted).timeout(100.0)],
+            [inst(Broadcast::Kascade)],
+            [inst(Boot::Kexec)],
         )
         .hang(4, "format")
         .run_deploy()
@@ -54,9 +54,9 @@ async fn timeout_a_hanging_group_is_ko_at_the_timeout_and_nothing_runs_after_it(
 async fn timeout_of_a_retry_only_hits_the_retried_node() {
     let run = Scenario::new(5)
         .automata(
-            [inst("Untrusted").retries(1).timeout(100.0)],
-            [inst("Kascade")],
-            [inst("Kexec")],
+            [inst(SetEnv::Untrusted).retries(1).timeout(100.0)],
+            [inst(Broadcast::Kascade)],
+            [inst(Boot::Kexec)],
         )
         .fail(4, "format", 1)
         .hang(4, "reboot:hard")
@@ -92,9 +92,9 @@ async fn timeout_of_a_retry_only_hits_the_retried_node() {
 async fn raise_nodes_done_early_move_on_while_slower_ones_are_still_in_the_macro_step() {
     let run = Scenario::new(10)
         .automata(
-            [inst("Untrusted").micro("format_deploy_part", 1, 0.0)],
-            [inst("Kascade")],
-            [inst("Kexec")],
+            [inst(SetEnv::Untrusted).micro("format_deploy_part", 1, 0.0)],
+            [inst(Broadcast::Kascade)],
+            [inst(Boot::Kexec)],
         )
         .fail(1, "format", 1)
         .delay(1, "make_swap", 20.0)
@@ -125,11 +125,11 @@ async fn raise_nodes_done_early_move_on_while_slower_ones_are_still_in_the_macro
 async fn raisable_false_keeps_nodes_until_the_macro_step_ends_and_moves_them_together() {
     let run = Scenario::new(10)
         .automata(
-            [inst("Untrusted")
+            [inst(SetEnv::Untrusted)
                 .raisable(false)
                 .micro("format_deploy_part", 1, 0.0)],
-            [inst("Kascade")],
-            [inst("Kexec")],
+            [inst(Broadcast::Kascade)],
+            [inst(Boot::Kexec)],
         )
         .fail(1, "format", 1)
         .delay(1, "make_swap", 20.0)
@@ -165,9 +165,9 @@ async fn raisable_false_keeps_nodes_until_the_macro_step_ends_and_moves_them_tog
 async fn raisable_false_failed_nodes_leave_with_the_others_at_the_end() {
     let run = Scenario::new(4)
         .automata(
-            [inst("Untrusted").raisable(false)],
-            [inst("Kascade")],
-            [inst("Kexec")],
+            [inst(SetEnv::Untrusted).raisable(false)],
+            [inst(Broadcast::Kascade)],
+            [inst(Boot::Kexec)],
         )
         .fail_always(2, "run_script:partitioning")
         .delay(3, "make_swap", 50.0)
@@ -187,9 +187,9 @@ async fn raisable_false_failed_nodes_leave_with_the_others_at_the_end() {
 async fn wait_reboot_timeout_is_an_expression_of_the_number_of_nodes_waited_for() {
     let run = Scenario::new(8)
         .automata(
-            [inst("Untrusted").retries(1)],
-            [inst("Kascade")],
-            [inst("Kexec")],
+            [inst(SetEnv::Untrusted).retries(1)],
+            [inst(Broadcast::Kascade)],
+            [inst(Boot::Kexec)],
         )
         .cluster(|c| {
             c.timeout_reboot = Expr::parse("10 + 5 * Math.log(n)").expect("an expression");

@@ -1,5 +1,5 @@
 //! `reboot(level)`, `reboot_from_deploy_env` and `power(action, level)`: Kadeploy's escalation over
-//! power levels (spec §5.5), run through the server-wide reboot window.
+//! power levels (spec §5.5), run through the server-wide reboot window; and `power(:status)`.
 
 use crate::engine::context::Context;
 use hal::{NodeError, NodeId, Outcomes, PowerAction, PowerLevel};
@@ -57,6 +57,22 @@ pub async fn escalate(
         Some(e) => Err(e.clone()),
         None => Ok(()),
     })
+}
+
+/// `power(:status)`: reads the power state, kept as each node's output.
+pub async fn status(ctx: &Context, nodes: &[NodeId]) -> Outcomes {
+    let outcomes = ctx.drivers.power.status(nodes).await;
+    Outcomes(
+        outcomes
+            .into_iter()
+            .map(|(n, o)| {
+                let o = o.map(|state| {
+                    ctx.log(&[n], |l| l.out = Some(state.to_string()));
+                });
+                (n, o)
+            })
+            .collect(),
+    )
 }
 
 /// Runs `op` over `nodes` in chunks no larger than the reboot window, waiting for free places.

@@ -1,7 +1,7 @@
 //! `wait_reboot`: Kadeploy's port probing after a reboot (spec §5.6), with the timeout expression of `n`.
 
 use crate::engine::context::Context;
-use crate::engine::step::{BootTarget, Job};
+use crate::expr::Expr;
 use crate::output::secs;
 use hal::{ErrorKind, NodeError, NodeId, Outcomes, PortCheck};
 use std::collections::BTreeSet;
@@ -10,40 +10,19 @@ use std::time::Duration;
 /// Seconds between two probe rounds.
 const PROBE_PERIOD: f64 = 5.0;
 
-/// Waits until every node answers as `target` requires, or the reboot timeout of `n` = `nodes.len()`.
+/// Waits until every node answers `check`, or the timeout `expr` gives for `n` = `nodes.len()`.
 pub async fn wait_reboot(
     ctx: &Context,
-    job: &Job,
     nodes: &[NodeId],
-    kexec: bool,
-    target: BootTarget,
+    expr: &Expr,
+    check: &PortCheck,
 ) -> Outcomes {
-    let expr = if kexec {
-        job.timeout_kexec
-            .as_ref()
-            .unwrap_or(&ctx.cluster.timeout_kexec)
-    } else {
-        job.timeout_reboot
-            .as_ref()
-            .unwrap_or(&ctx.cluster.timeout_reboot)
-    };
     let timeout = match expr.eval(nodes.len() as f64) {
         Ok(t) => t,
         Err(e) => {
             let msg = format!("Invalid reboot timeout '{}': {e}", expr.source());
             return Outcomes::all(nodes, Err(NodeError::new(ErrorKind::Config, msg)));
         }
-    };
-    let server = &ctx.server;
-    let check = match target {
-        BootTarget::Deploy => PortCheck {
-            up: vec![server.ssh_port, server.test_deploy_env_port],
-            down: vec![],
-        },
-        BootTarget::User => PortCheck {
-            up: vec![server.ssh_port],
-            down: vec![server.test_deploy_env_port],
-        },
     };
     let start = ctx.now();
     let deadline = start + timeout;
@@ -62,7 +41,7 @@ pub async fn wait_reboot(
             for node in ctx
                 .drivers
                 .reachability
-                .probe(chunk, &check)
+                .probe(chunk, check)
                 .await
                 .ok_nodes()
             {

@@ -83,7 +83,7 @@ pub fn check(
     for (name, seconds) in &report.macro_durations {
         let inst = slots.iter().find_map(|(slot, list)| {
             let kind = name.strip_prefix(slot)?;
-            list.iter().find(|i| i.kind == kind)
+            list.iter().find(|i| i.kind.name() == kind)
         });
         let Some(inst) = inst else {
             v.violations

@@ -212,7 +212,7 @@ pub fn first_try_may_time_out(
 /// Checks that `automata` is the one this oracle models; the message says what differs.
 pub fn check_automata(automata: &Automata) -> Result<(), String> {
     fn kinds(list: &[kadeploy::config::MacroInstance]) -> Vec<&str> {
-        list.iter().map(|i| i.kind.as_str()).collect()
+        list.iter().map(|i| i.kind.name()).collect()
     }
     let got = (
         kinds(&automata.set_deployment_env),

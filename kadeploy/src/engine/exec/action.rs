@@ -1,0 +1,185 @@
+//! The translation of a micro-step into what runs on its nodes (spec §6): a pure function of the step, the job,
+//! the cluster and the server settings, which decides the `hal` operation(s) to run or an outcome known at once
+//! (a refusal, or nothing to do). [`super::execute`] runs what it decides.
+
+use super::{disk, install, kexec};
+use crate::config::{ClusterConfig, ServerConfig};
+use crate::engine::custom::CustomAction;
+use crate::engine::step::{BootTarget, Job, PxeSwitch, Step};
+use crate::expr::Expr;
+use hal::{
+    BootProfile, ImageSpec, Operation, PortCheck, PowerAction, PowerLevel, Strategy, WriteTarget,
+};
+
+/// What the translation of a micro-step reads: the job, its cluster and the server settings.
+#[derive(Clone, Copy)]
+pub struct StepContext<'a> {
+    /// Server settings.
+    pub server: &'a ServerConfig,
+    /// The cluster the nodes belong to.
+    pub cluster: &'a ClusterConfig,
+    /// Data of the job.
+    pub job: &'a Job,
+}
+
+/// What a micro-step does on its nodes.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// Nothing to do: every node succeeds at once.
+    Nothing,
+    /// The step cannot run: every node fails at once with a configuration error and this message.
+    Refuse(String),
+    /// Write a boot profile.
+    SetProfile(BootProfile),
+    /// A power action from a level upwards (Kadeploy's escalation), through the reboot window.
+    Power(PowerAction, PowerLevel),
+    /// Read the power state, kept as each node's output.
+    PowerStatus,
+    /// Probe the nodes until they answer `check`, within `timeout` (an expression of the node count).
+    WaitReboot {
+        /// The timeout expression.
+        timeout: Expr,
+        /// Ports that must be up and down.
+        check: PortCheck,
+    },
+    /// One node operation.
+    Run(Operation),
+    /// Node operations in order, each on the nodes every previous one succeeded on.
+    RunInSequence(Vec<Operation>),
+    /// One node operation through the reboot window.
+    RunWindowed(Operation),
+    /// A root device check whose failed command means a bad root partition (`check_nodes`).
+    CheckRootDevice(Operation),
+    /// Broadcast the image.
+    Broadcast {
+        /// The image.
+        image: ImageSpec,
+        /// Where the nodes write it.
+        target: WriteTarget,
+        /// How it travels.
+        strategy: Strategy,
+    },
+    /// A custom operation, whose server-side file is read when it runs.
+    Custom {
+        /// What it does.
+        action: CustomAction,
+        /// The `KADEPLOY_*` variables.
+        env: Vec<(String, String)>,
+    },
+}
+
+impl Action {
+    /// A refusal with `message`.
+    pub fn refuse(message: impl Into<String>) -> Self {
+        Action::Refuse(message.into())
+    }
+}
+
+/// What `step` does in `cx`; `macro_attempt` counts retries of the enclosing macro-step (a soft reboot becomes
+/// hard when the macro-step is retried).
+pub fn translate(step: &Step, cx: StepContext<'_>, macro_attempt: u32) -> Action {
+    match step {
+        Step::SwitchPxe(switch) => switch_pxe(*switch, cx),
+        Step::Reboot(level) => {
+            let level = if *level == PowerLevel::Soft && macro_attempt > 0 {
+                PowerLevel::Hard
+            } else {
+                *level
+            };
+            Action::Power(PowerAction::Reboot, level)
+        }
+        Step::Power(action, level) => Action::Power(*action, *level),
+        Step::PowerStatus => Action::PowerStatus,
+        Step::WaitReboot { kexec, target } => wait_reboot(*kexec, *target, cx),
+        Step::SendKeyInDeployEnv => send_key("/root/.ssh/authorized_keys".into(), cx),
+        Step::SendKey => {
+            let destination = format!("{}/root/.ssh/authorized_keys", cx.server.extraction_dir);
+            send_key(destination, cx)
+        }
+        Step::CreatePartitionTable => disk::create_partition_table(cx),
+        Step::FormatDeployPart => disk::format_deploy_part(cx),
+        Step::FormatTmpPart => disk::format_tmp_part(cx),
+        Step::FormatSwapPart => disk::format_swap_part(cx),
+        Step::MountDeployPart => disk::mount_deploy_part(cx),
+        Step::UmountDeployPart => disk::umount_deploy_part(cx),
+        Step::CheckProdEnvBooted => disk::check_prod_env_booted(cx),
+        Step::SendDeploymentKernel => kexec::send_deployment_kernel(cx),
+        Step::Sync => Action::Run(Operation::Sync),
+        Step::KexecDeployKernel => kexec::kexec_deploy_kernel(cx),
+        Step::KexecDeployedEnv => kexec::kexec_deployed_env(cx),
+        Step::SendEnvironment(strategy) => install::send_environment(cx, *strategy),
+        Step::DecompressEnvironment => install::decompress_environment(cx),
+        Step::ManageAdminPreInstall => install::manage_admin_pre_install(cx),
+        Step::ManageAdminPostInstall => install::manage_admin_post_install(cx),
+        Step::ManageUserPostInstall => install::manage_user_post_install(cx),
+        Step::CheckKernelFiles => install::check_kernel_files(cx),
+        Step::InstallBootloader => install::install_bootloader(cx),
+        Step::RebootFromDeployEnv => Action::RunWindowed(Operation::RebootFromDeployEnv),
+        Step::Dummy => Action::Run(Operation::Dummy),
+        Step::Custom(op) => Action::Custom {
+            action: op.action.clone(),
+            env: install::script_env(cx),
+        },
+    }
+}
+
+/// `switch_pxe`: the profile the nodes boot next.
+fn switch_pxe(switch: PxeSwitch, cx: StepContext<'_>) -> Action {
+    let (boot, job) = (&cx.cluster.boot, cx.job);
+    let profile = match (switch, &job.pxe_profile) {
+        (PxeSwitch::ProdToDeployEnv, _) => BootProfile::DeployKernel {
+            kernel: boot.deploy_vmlinuz.clone(),
+            initrd: boot.deploy_initrd.clone(),
+            params: boot.deploy_params.clone(),
+        },
+        (PxeSwitch::DeployToDeployedEnv | PxeSwitch::SetPxe, Some(content)) => {
+            BootProfile::Custom {
+                name: "user".into(),
+                content: content.clone(),
+            }
+        }
+        (PxeSwitch::DeployToDeployedEnv, None) => BootProfile::LocalDisk {
+            device: job.block_device.clone(),
+            partition: job.boot_partition.or(job.deploy_partition).unwrap_or(0),
+        },
+        (PxeSwitch::SetPxe, None) => return Action::refuse("No PXE profile given"),
+    };
+    Action::SetProfile(profile)
+}
+
+/// `wait_reboot`: the timeout of the boot kind (the job's override first) and the ports of the target.
+fn wait_reboot(kexec: bool, target: BootTarget, cx: StepContext<'_>) -> Action {
+    let (job, cluster, server) = (cx.job, cx.cluster, cx.server);
+    let timeout = if kexec {
+        job.timeout_kexec.as_ref().unwrap_or(&cluster.timeout_kexec)
+    } else {
+        job.timeout_reboot
+            .as_ref()
+            .unwrap_or(&cluster.timeout_reboot)
+    };
+    let check = match target {
+        BootTarget::Deploy => PortCheck {
+            up: vec![server.ssh_port, server.test_deploy_env_port],
+            down: vec![],
+        },
+        BootTarget::User => PortCheck {
+            up: vec![server.ssh_port],
+            down: vec![server.test_deploy_env_port],
+        },
+    };
+    Action::WaitReboot {
+        timeout: timeout.clone(),
+        check,
+    }
+}
+
+/// `send_key_in_deploy_env` and `send_key`: the job's keys to `destination`, when it has any.
+fn send_key(destination: String, cx: StepContext<'_>) -> Action {
+    match &cx.job.ssh_key {
+        None => Action::Nothing,
+        Some(keys) => Action::Run(Operation::SendKey {
+            keys: keys.clone(),
+            destination,
+        }),
+    }
+}
