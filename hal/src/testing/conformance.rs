@@ -249,7 +249,7 @@ pub(crate) fn check_one<T: Debug>(
     }
     let wanted = match expect {
         Expect::Ok => "success".to_string(),
-        Expect::Fails(kind) => format!("a {kind} failure"),
+        Expect::Fails(kind) => format!("a failure of kind {kind}"),
     };
     Err(Violation::new(
         contract,
