@@ -103,7 +103,8 @@ pub struct WriteTarget {
 #[async_trait]
 pub trait Broadcast: Send + Sync {
     /// Sends `image` to every node of `nodes` with `strategy` and writes it to `target`;
-    /// one outcome per node, in order. The order of `nodes` is the order of the chain.
+    /// one outcome per node, in order: every receiver is reported, also one cut off by another's failure.
+    /// The order of `nodes` is the order of the chain.
     async fn broadcast(
         &self,
         image: &ImageSpec,

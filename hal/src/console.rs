@@ -19,6 +19,8 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin> ConsoleStream for T {}
 /// Opens node consoles.
 #[async_trait]
 pub trait Console: Send + Sync {
-    /// Attaches to the console of `node`.
+    /// Attaches to the console of `node`. Shutting the stream down does not hang, dropping it releases
+    /// the console (a console command is killed), and the console can be attached again. A node the
+    /// backend does not have fails with [`crate::ErrorKind::Config`].
     async fn attach(&self, node: NodeId) -> Outcome<Box<dyn ConsoleStream>>;
 }

@@ -2,8 +2,10 @@
 //! reachability, broadcast, console), the value types they exchange, and per-node outcomes.
 //!
 //! The deployer never knows whether a trait object is real, simulated or a lab VM. Every operation on a
-//! node set returns one [`Outcome`] per node, in the order the nodes were given: partial failure is normal
-//! and one failing node never aborts the others.
+//! node set returns one [`Outcome`] per node, in the order the nodes were given (none for an empty set):
+//! partial failure is normal and one failing node never aborts the others. A node the backend does not
+//! have fails alone with [`ErrorKind::Config`], it never panics. `hal::testing::conformance` (feature
+//! `testing`) checks these contracts and each trait's own on any implementation.
 
 pub mod broadcast;
 pub mod console;
@@ -16,6 +18,8 @@ pub mod outcome;
 pub mod power;
 pub mod reachability;
 pub mod ssh;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use broadcast::{Broadcast, ImageKind, ImageSpec, Strategy, WriteTarget};
 pub use console::{Console, ConsoleStream};

@@ -56,6 +56,8 @@ pub enum BootProfile {
 /// Writes boot profiles for node sets.
 #[async_trait]
 pub trait NetBoot: Send + Sync {
-    /// Makes every node of `nodes` boot `profile` at its next network boot.
+    /// Makes every node of `nodes` boot `profile` at its next network boot; one outcome per node, in order.
+    /// Nothing changes on a node until that boot: it answers probes as the profile's environment only
+    /// once the boot after a reboot is over, never as the reboot is accepted.
     async fn set_profile(&self, nodes: &[NodeId], profile: &BootProfile) -> Outcomes;
 }

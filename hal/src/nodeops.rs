@@ -156,6 +156,8 @@ impl Operation {
 /// Runs typed operations on node sets.
 #[async_trait]
 pub trait NodeOps: Send + Sync {
-    /// Runs `op` on every node of `nodes`, concurrently; one outcome per node, in order.
+    /// Runs `op` on every node of `nodes`, concurrently; one outcome per node, in order. A node that
+    /// cannot be contacted (no server, powered off) fails alone with [`crate::ErrorKind::Unreachable`];
+    /// [`Operation::Dummy`] touches no node.
     async fn run(&self, op: &Operation, nodes: &[NodeId]) -> Outcomes;
 }

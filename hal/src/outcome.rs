@@ -57,7 +57,7 @@ impl fmt::Display for ErrorKind {
 pub struct NodeError {
     /// What went wrong, for decisions.
     pub kind: ErrorKind,
-    /// What went wrong, for people (stderr of the command, or Kadeploy's text).
+    /// What went wrong, for people (stderr of the command, or Kadeploy's text); never empty.
     pub message: String,
 }
 

@@ -114,6 +114,9 @@ pub trait Power: Send + Sync {
     /// Runs `action` at `level` on every node of `nodes`, concurrently; one outcome per node, in order.
     async fn power(&self, action: PowerAction, level: PowerLevel, nodes: &[NodeId]) -> Outcomes;
 
-    /// Reads the power state of every node of `nodes`.
+    /// Reads the power state of every node of `nodes`; one outcome per node, in order. Once a power-off
+    /// has taken effect a node reads off, once a power-on or a reboot has, on (a model applies a command
+    /// when it is accepted, so it reads the new state at once). A backend that cannot read states answers
+    /// [`crate::ErrorKind::NotSupported`] `power_status command is not provided`.
     async fn status(&self, nodes: &[NodeId]) -> Outcomes<PowerState>;
 }

@@ -23,7 +23,8 @@ pub struct PortCheck {
 /// Probes node sets.
 #[async_trait]
 pub trait Reachability: Send + Sync {
-    /// Probes every node of `nodes` once; a node passes when every check holds.
-    /// A failing node gets [`crate::ErrorKind::Unreachable`].
+    /// Probes every node of `nodes` once; one outcome per node, in order. A node passes when every check
+    /// holds; a failing node gets [`crate::ErrorKind::Unreachable`]. A check without any port says nothing
+    /// of the node: a prober passes it, a model that knows the node is down fails it.
     async fn probe(&self, nodes: &[NodeId], check: &PortCheck) -> Outcomes;
 }

@@ -3,10 +3,13 @@
 
 use hal::node::NodeId;
 use hal::power::ipmi::{IpmiPower, IpmiTarget};
+use hal::testing::conformance::{Nodes, PowerSubject, check_power};
+use hal::testing::process::require;
 use hal::{ErrorKind, Power, PowerAction, PowerLevel, PowerState};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 /// One `ipmi_sim` on a loopback port in a private directory; killed on drop.
@@ -18,16 +21,14 @@ struct Sim {
 
 impl Sim {
     fn start() -> Sim {
-        let found = Command::new("sh")
-            .arg("-c")
-            .arg("command -v ipmi_sim")
-            .output()
-            .is_ok_and(|o| o.status.success());
-        assert!(
-            found,
-            "`ipmi_sim` is missing: install the Debian package `openipmi`"
-        );
-        let dir = std::env::temp_dir().join(format!("hal-ipmi-sim-{}", std::process::id()));
+        require("ipmi_sim", "openipmi");
+        // One directory per simulator: the tests of this file run at the same time.
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "hal-ipmi-sim-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("state")).unwrap();
         let port = std::net::UdpSocket::bind("127.0.0.1:0")
@@ -81,17 +82,30 @@ impl Sim {
     }
 
     fn power(&self, password: &str) -> IpmiPower {
-        let target = IpmiTarget {
+        let targets = BTreeMap::from([(NodeId(0), self.target(password))]);
+        IpmiPower::new(targets, Duration::from_millis(300), 1)
+    }
+
+    /// This simulated BMC as a node's target.
+    fn target(&self, password: &str) -> IpmiTarget {
+        IpmiTarget {
             host: "127.0.0.1".into(),
             port: self.port,
             user: "ADMIN".into(),
             password: password.into(),
-        };
-        IpmiPower::new(
-            BTreeMap::from([(NodeId(0), target)]),
-            Duration::from_millis(300),
-            1,
-        )
+        }
+    }
+
+    /// Waits until the simulator answers `power`'s status queries (it needs a moment to listen).
+    async fn wait_ready(power: &IpmiPower) -> hal::Outcome<PowerState> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let out = power.status(&[NodeId(0)]).await;
+            match &out.0[0].1 {
+                Err(e) if e.kind == ErrorKind::Unreachable && Instant::now() < deadline => continue,
+                other => break other.clone(),
+            }
+        }
     }
 }
 
@@ -107,15 +121,7 @@ impl Drop for Sim {
 async fn the_native_client_drives_ipmi_sim_and_is_refused_a_wrong_password() {
     let sim = Sim::start();
     let good = sim.power("simpw");
-    // The simulator needs a moment to listen.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        let out = good.status(&[NodeId(0)]).await;
-        match &out.0[0].1 {
-            Err(e) if e.kind == ErrorKind::Unreachable && Instant::now() < deadline => continue,
-            other => break other.clone(),
-        }
-    };
+    let status = Sim::wait_ready(&good).await;
     // ipmi_sim ignores the pre-session cipher suite query: the client falls back to suite 3.
     assert_eq!(status, Ok(PowerState::Off));
     let n = [NodeId(0)];
@@ -147,4 +153,33 @@ async fn the_native_client_drives_ipmi_sim_and_is_refused_a_wrong_password() {
         .unwrap_err();
     assert_eq!(err.kind, ErrorKind::Config, "{err}");
     assert!(err.message.contains("wrong password"), "{err}");
+}
+
+/// The conformance suite (`hal::testing::conformance`) against the native client: three nodes, each
+/// behind its own simulated BMC, switched at the hard level (the only one IPMI serves).
+#[tokio::test]
+async fn the_native_client_conforms() {
+    let sims: Vec<Sim> = (0..3).map(|_| Sim::start()).collect();
+    let targets = sims
+        .iter()
+        .enumerate()
+        .map(|(i, sim)| (NodeId(i as u32), sim.target("simpw")));
+    let power = IpmiPower::new(BTreeMap::from_iter(targets), Duration::from_secs(1), 2);
+    for sim in &sims {
+        assert!(Sim::wait_ready(&sim.power("simpw")).await.is_ok());
+    }
+    let mut unsupported = Vec::new();
+    for level in [PowerLevel::Soft, PowerLevel::VeryHard] {
+        for action in [PowerAction::Reboot, PowerAction::On, PowerAction::Off] {
+            unsupported.push((action, level));
+        }
+    }
+    let subject = PowerSubject {
+        nodes: Nodes::table(3),
+        accepted: Vec::new(),
+        switch: Some(PowerLevel::Hard),
+        unsupported,
+        status: true,
+    };
+    check_power(&power, &subject).await.unwrap();
 }

@@ -1,6 +1,8 @@
 //! Network boot services against real clients, inside network namespaces created and removed by each
 //! test (root needed; `.ci/run` installs busybox-static, tftp-hpa, curl, qemu-system-x86, ipxe-qemu).
 
+#[path = "netboot/conformance.rs"]
+mod conformance;
 #[path = "netboot/dhcp_attacks.rs"]
 mod dhcp_attacks;
 #[path = "netboot/http_attacks.rs"]

@@ -1,6 +1,8 @@
 //! SSH backend tests against real SSH servers (OpenSSH and dropbear with busybox) on loopback
 //! addresses, plus the command-template power, TCP probe and command console backends.
 
+#[path = "ssh/conformance.rs"]
+mod conformance;
 #[path = "ssh/harness.rs"]
 mod harness;
 #[path = "ssh/local.rs"]

@@ -1,6 +1,5 @@
 //! The lab BMC: an IPMI-over-LAN (RMCP+) server that powers one QEMU VM on, off and through cycles.
 
-pub mod qmp;
 pub mod server;
 pub mod sessions;
 pub mod vm;

@@ -1,5 +1,5 @@
-//! A small synchronous QMP client (QEMU Machine Protocol over a unix socket): greeting,
-//! `qmp_capabilities`, then commands matched to replies by `id`; events are kept aside.
+//! The lab's QMP client (QEMU Machine Protocol over a unix socket), used by the lab and by the BMC:
+//! greeting, `qmp_capabilities`, then commands matched to replies by `id`; events are kept aside.
 
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Write};
@@ -106,7 +106,8 @@ impl Qmp {
                 self.events.push(reply);
                 continue;
             }
-            if reply.get("id").and_then(Value::as_u64) != Some(id) {
+            // Commands go one at a time: a reply without an id (a minimal QMP server) is this one's.
+            if reply.get("id").is_some_and(|got| got.as_u64() != Some(id)) {
                 tracing::debug!(%reply, "QMP reply for another id");
                 continue;
             }
@@ -188,7 +189,8 @@ mod tests {
     use super::*;
     use std::os::unix::net::UnixListener;
 
-    /// A fake QEMU: answers each command line with the scripted replies (with the request's id).
+    /// A fake QEMU: answers each command line with the scripted replies, given the request's id unless
+    /// they have one (`"id": null` sends none).
     fn fake(path: &Path, replies: Vec<Vec<Value>>) -> std::thread::JoinHandle<Vec<Value>> {
         let listener = UnixListener::bind(path).unwrap();
         std::thread::spawn(move || {
@@ -203,8 +205,13 @@ mod tests {
                 reader.read_line(&mut line).unwrap();
                 let request: Value = serde_json::from_str(&line).unwrap();
                 for mut reply in batch {
-                    if reply.get("event").is_none() {
-                        reply["id"] = request["id"].clone();
+                    match reply.get("id") {
+                        _ if reply.get("event").is_some() => {}
+                        None => reply["id"] = request["id"].clone(),
+                        Some(Value::Null) => {
+                            reply.as_object_mut().map(|o| o.remove("id"));
+                        }
+                        Some(_) => {}
                     }
                     writeln!(writer, "{reply}").unwrap();
                 }
@@ -244,6 +251,34 @@ mod tests {
         assert_eq!(received[0]["execute"], "qmp_capabilities");
         assert_eq!(received[2]["arguments"]["x"], 1);
         assert_ne!(received[1]["id"], received[2]["id"]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn replies_without_an_id_answer_the_pending_command_and_stale_ones_are_skipped() {
+        let dir = std::env::temp_dir().join(format!("kalab-qmp-noid-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("qmp.sock");
+        let server = fake(
+            &path,
+            vec![
+                vec![json!({"return": {}, "id": null})],
+                vec![
+                    json!({"return": {"status": "paused"}, "id": 999}),
+                    json!({"return": {"status": "running"}}),
+                ],
+                vec![json!({"return": {}, "id": null})],
+            ],
+        );
+        let mut qmp = Qmp::connect(&path, Duration::from_secs(5)).unwrap();
+        assert_eq!(
+            qmp.query_status().unwrap(),
+            "running",
+            "the stale reply is skipped"
+        );
+        qmp.system_reset().unwrap();
+        assert_eq!(server.join().unwrap().len(), 3);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

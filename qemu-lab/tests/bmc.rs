@@ -4,6 +4,7 @@
 use hal::node::NodeId;
 use hal::power::ipmi::wire::{Packet, decode, encode_ping};
 use hal::power::ipmi::{IpmiPower, IpmiTarget};
+use hal::testing::process::require;
 use hal::{ErrorKind, Power, PowerAction, PowerLevel, PowerState};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -11,18 +12,6 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const PASSWORD: &str = "s3cret-pw";
-
-fn require(binary: &str, package: &str) {
-    let found = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {binary}"))
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        found,
-        "`{binary}` is missing: install the Debian package `{package}`"
-    );
-}
 
 fn pid_alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use hal::testing::process::require;
 use qemu_lab::images::{self, Inputs};
 
 /// Cargo's target directory (`CARGO_TARGET_DIR`, else the workspace's `target`).
@@ -15,19 +16,6 @@ fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
-}
-
-fn need(binary: &str, package: &str) {
-    let found = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {binary}"))
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        found,
-        "{binary} is missing: install the Debian package {package}"
-    );
 }
 
 fn run(cmd: &mut Command) -> String {
@@ -43,7 +31,7 @@ fn run(cmd: &mut Command) -> String {
 
 /// The shared cache, a test key pair (made once) and the static kaagent.
 fn inputs() -> (Inputs, PathBuf) {
-    need("ssh-keygen", "openssh-client");
+    require("ssh-keygen", "openssh-client");
     let cache = target_dir().join("kalab-images");
     std::fs::create_dir_all(&cache).unwrap();
     let key = cache.join("test-key");
@@ -99,7 +87,7 @@ struct Vm {
 impl Vm {
     /// Boots `kernel` (kernel, initrd, command line) or, without one, the BIOS from the disk.
     fn boot(name: &str, kernel: Option<(&Path, &Path, &str)>, disk: &Path, dir: &Path) -> Vm {
-        need("qemu-system-x86_64", "qemu-system-x86");
+        require("qemu-system-x86_64", "qemu-system-x86");
         let (ssh, marker, agent) = (free_port(), free_port(), free_port());
         let serial = dir.join(format!("serial-{name}.log"));
         let netdev = format!(
@@ -333,7 +321,7 @@ fn deploy_kernel_boots_and_serves_the_deployer() {
 
 #[test]
 fn dd_environment_boots_its_own_kernel() {
-    need("debugfs", "e2fsprogs");
+    require("debugfs", "e2fsprogs");
     let (inputs, key) = inputs();
     let t = Instant::now();
     let env = images::dd_env(&inputs).expect("dd env");

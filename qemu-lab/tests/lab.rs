@@ -7,6 +7,7 @@
 #[path = "lab/guest.rs"]
 mod guest;
 
+use hal::testing::process::require;
 use qemu_lab::net::{self, LabNet};
 use qemu_lab::vm::{self, Accel, Vm, VmSpec};
 use std::io::{Read, Write};
@@ -16,16 +17,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const SUBNET: Ipv4Addr = Ipv4Addr::new(10, 250, 0, 0);
-
-/// Panics with an install hint when `tool` is missing: CI installs it, so a missing tool is a failure.
-fn require(tool: &str, package: &str) {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(found, "`{tool}` is missing: apt-get install -y {package}");
-}
 
 /// The major version `qemu-system-x86_64 --version` prints ("QEMU emulator version 10.0.2 ...").
 fn installed_qemu_major() -> u64 {

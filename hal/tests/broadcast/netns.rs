@@ -4,6 +4,7 @@
 //! Everything is uniquely named and removed on drop (also on panic). Needs root and iproute2.
 
 use crate::harness::{AgentProc, KAAGENT, Scratch, TokenFile, spawn_agent};
+use hal::testing::process::{require, require_root, run};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -12,49 +13,8 @@ use std::time::{Duration, Instant};
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
-/// Runs a command, panicking with its stderr when it fails.
-fn sh(args: &[&str]) {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot run {:?}: {e} (install iproute2; the testbed needs root)",
-                args[0]
-            )
-        });
-    assert!(
-        out.status.success(),
-        "{:?} failed: {}",
-        args,
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Fails the test clearly when a tool or root is missing (never skips).
-pub fn require(tools: &[&str]) {
-    for t in tools {
-        let found = std::env::var_os("PATH")
-            .map(|p| std::env::split_paths(&p).any(|d| d.join(t).is_file()))
-            .unwrap_or(false);
-        assert!(
-            found,
-            "the broadcast testbed needs `{t}` (apt-get install iproute2 socat)"
-        );
-    }
-    let root = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false);
-    assert!(
-        root,
-        "the broadcast testbed needs root (network namespaces, tc)"
-    );
-}
+/// What needs root here.
+const ROOT: &str = "the broadcast testbed (network namespaces, tc)";
 
 /// A testbed of `hosts` namespaces behind one bridge, links limited to `mbit` Mbit/s.
 pub struct Testbed {
@@ -72,7 +32,9 @@ pub struct Testbed {
 impl Testbed {
     /// Creates the namespaces, links, bridge and rate limits.
     pub fn new(hosts: usize, mbit: u32) -> Testbed {
-        require(&["ip", "tc"]);
+        require("ip", "iproute2");
+        require("tc", "iproute2");
+        require_root(ROOT);
         let seq = SEQ.fetch_add(1, Ordering::SeqCst);
         let pid = std::process::id();
         let id = format!("{:x}{seq}", pid % 0xfffff);
@@ -88,11 +50,11 @@ impl Testbed {
             scratch: Scratch::new(&format!("testbed-{id}")),
             mbit,
         };
-        sh(&["ip", "netns", "add", &tb.switch]);
-        sh(&[
+        run(&["ip", "netns", "add", &tb.switch]);
+        run(&[
             "ip", "-n", &tb.switch, "link", "add", "br0", "type", "bridge",
         ]);
-        sh(&["ip", "-n", &tb.switch, "link", "set", "br0", "up"]);
+        run(&["ip", "-n", &tb.switch, "link", "set", "br0", "up"]);
         // A switch does not run iptables: where `br_netfilter` is loaded it would filter every
         // bridged frame (a large share of the testbed's CPU). The setting is the switch namespace's
         // own; without the module the keys do not exist, which is fine.
@@ -107,7 +69,7 @@ impl Testbed {
             .status();
         // The server: a veth from our namespace to the bridge.
         let peer = format!("kbp{id}");
-        sh(&[
+        run(&[
             "ip",
             "link",
             "add",
@@ -120,7 +82,7 @@ impl Testbed {
             "netns",
             &tb.switch,
         ]);
-        sh(&[
+        run(&[
             "ip",
             "addr",
             "add",
@@ -128,19 +90,19 @@ impl Testbed {
             "dev",
             &tb.server_if,
         ]);
-        sh(&["ip", "link", "set", &tb.server_if, "up"]);
+        run(&["ip", "link", "set", &tb.server_if, "up"]);
         tb.limit(None, &tb.server_if.clone());
         tb.attach(&peer);
         for i in 0..hosts {
             let ns = format!("kbh{id}-{i}");
-            sh(&["ip", "netns", "add", &ns]);
+            run(&["ip", "netns", "add", &ns]);
             tb.hosts.push(ns.clone());
             let (inner, outer) = (format!("kbi{id}-{i}"), format!("kbo{id}-{i}"));
-            sh(&[
+            run(&[
                 "ip", "-n", &ns, "link", "add", &inner, "type", "veth", "peer", "name", &outer,
                 "netns", &tb.switch,
             ]);
-            sh(&[
+            run(&[
                 "ip",
                 "-n",
                 &ns,
@@ -150,8 +112,8 @@ impl Testbed {
                 "dev",
                 &inner,
             ]);
-            sh(&["ip", "-n", &ns, "link", "set", &inner, "up"]);
-            sh(&["ip", "-n", &ns, "link", "set", "lo", "up"]);
+            run(&["ip", "-n", &ns, "link", "set", &inner, "up"]);
+            run(&["ip", "-n", &ns, "link", "set", "lo", "up"]);
             tb.limit(Some(&ns), &inner);
             tb.attach(&outer);
             std::fs::create_dir_all(tb.host_dir(i)).expect("host dir");
@@ -161,7 +123,7 @@ impl Testbed {
 
     /// Adds `ifname` (in the switch namespace) to the bridge, rate-limited toward its host.
     fn attach(&self, ifname: &str) {
-        sh(&[
+        run(&[
             "ip",
             "-n",
             &self.switch,
@@ -171,7 +133,7 @@ impl Testbed {
             "master",
             "br0",
         ]);
-        sh(&["ip", "-n", &self.switch, "link", "set", ifname, "up"]);
+        run(&["ip", "-n", &self.switch, "link", "set", ifname, "up"]);
         self.limit(Some(&self.switch.clone()), ifname);
     }
 
@@ -194,7 +156,7 @@ impl Testbed {
             "qdisc", "add", "dev", ifname, "root", "tbf", "rate", &rate, "burst", &burst,
             "latency", "20ms",
         ]);
-        sh(&args);
+        run(&args);
     }
 
     /// TCP segments retransmitted so far by all hosts (their namespaces' `TcpRetransSegs`).
@@ -254,7 +216,8 @@ impl Testbed {
     /// The practical limit of the testbed: a plain `socat | tee` chain of the first `n` hosts
     /// (no verification, no framing) moving `image`; returns its time, outputs in `<host>/plain.img`.
     pub fn plain_chain(&self, image: &Path, n: usize) -> Duration {
-        require(&["socat"]);
+        require("socat", "socat");
+        require_root(ROOT);
         let port = 25400;
         let mut procs: Vec<Killer> = Vec::new();
         for i in (0..n).rev() {

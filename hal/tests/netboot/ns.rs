@@ -10,30 +10,8 @@ static NEXT: AtomicU32 = AtomicU32::new(0);
 /// The server side's address.
 pub const SERVER_IP: &str = "10.77.0.1";
 
-/// Panics with an install hint when `tool` is missing: CI installs it, so a missing tool is a failure.
-pub fn require(tool: &str, package: &str) {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        found,
-        "`{tool}` is missing: apt-get install -y {package} (.ci/run installs it)"
-    );
-}
-
-fn run(args: &[&str]) {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .expect("spawn");
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+pub use hal::testing::process::require;
+use hal::testing::process::run;
 
 /// Two namespaces and a veth pair.
 pub struct Net {

@@ -12,29 +12,7 @@ use std::time::{Duration, Instant};
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
-/// Panics with an install hint when `tool` is missing: CI installs it, so a missing tool is a failure.
-pub fn require(tool: &str, package: &str) {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {tool} || test -x {tool}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(found, "`{tool}` is missing: apt-get install -y {package}");
-}
-
-/// Runs `args`, panicking with its stderr on failure.
-pub fn sh(script: &str) -> String {
-    let out = Command::new("sh")
-        .args(["-c", script])
-        .output()
-        .expect("spawn sh");
-    assert!(
-        out.status.success(),
-        "{script}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).to_string()
-}
+pub use hal::testing::process::{require, sh};
 
 /// Which SSH server a node runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

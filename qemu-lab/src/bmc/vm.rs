@@ -1,7 +1,7 @@
 //! The power of one lab VM: on = its pid (from the pidfile) is alive; power on runs the start script;
 //! power off asks QMP `quit` or kills the pid; reset uses QMP `system_reset`.
 
-use super::qmp;
+use crate::qmp::{Qmp, QmpError};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::process::Command;
@@ -21,6 +21,41 @@ pub enum VmError {
     /// The VM process did not go away.
     #[error("VM process {0} does not die")]
     Stuck(u32),
+}
+
+/// Longest wait for each QMP read or write.
+const QMP_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What the BMC asks QEMU over QMP.
+#[derive(Clone, Copy, Debug)]
+enum QmpCommand {
+    /// `quit`: QEMU exits (a connection closed before the reply counts as done).
+    Quit,
+    /// `system_reset`: a hard reset in place.
+    Reset,
+}
+
+/// Runs `command` on the QMP socket `sock` with the lab's (blocking) QMP client, off the async threads.
+async fn qmp_command(sock: &Path, command: QmpCommand) -> Result<(), QmpError> {
+    let sock = sock.to_path_buf();
+    let job = tokio::task::spawn_blocking(move || {
+        let mut qmp = Qmp::connect(&sock, QMP_TIMEOUT)?;
+        match command {
+            QmpCommand::Quit => qmp.quit(),
+            QmpCommand::Reset => qmp.system_reset(),
+        }
+    });
+    // Each read and write is bounded; this bounds the whole exchange too.
+    match tokio::time::timeout(QMP_TIMEOUT * 3, job).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(e)) => Err(QmpError::Io(std::io::Error::other(format!(
+            "QMP task failed: {e}"
+        )))),
+        Err(_) => Err(QmpError::Io(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "QMP: no answer in time",
+        ))),
+    }
 }
 
 /// One VM as its BMC sees it.
@@ -103,7 +138,7 @@ impl Vm {
             return Ok(());
         };
         if let Some(sock) = &self.qmp {
-            match qmp::execute(sock, "quit", Duration::from_secs(2)).await {
+            match qmp_command(sock, QmpCommand::Quit).await {
                 Ok(_) => info!(pid, "power off: QMP quit sent"),
                 Err(e) => warn!(pid, "power off: {e}; killing"),
             }
@@ -148,7 +183,7 @@ impl Vm {
         if let Some(sock) = &self.qmp
             && self.is_on()
         {
-            match qmp::execute(sock, "system_reset", Duration::from_secs(2)).await {
+            match qmp_command(sock, QmpCommand::Reset).await {
                 Ok(_) => {
                     info!("reset: QMP system_reset sent");
                     return Ok(());

@@ -2,26 +2,11 @@
 //! from hal's netboot cache or `apt-get download`) and a busybox initramfs whose init prints a
 //! marker on ttyS0 and then runs a shell on it.
 
+use hal::testing::process::sh_in;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// The line each VM prints on its serial console once booted.
 pub const MARKER: &str = "KALAB-BOOT-MARKER-OK";
-
-fn sh(dir: &Path, script: &str) {
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .current_dir(dir)
-        .output()
-        .expect("sh");
-    assert!(
-        out.status.success(),
-        "{script}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// The workspace's target directory.
 pub fn target_dir() -> PathBuf {
@@ -50,7 +35,7 @@ pub fn initramfs() -> PathBuf {
     let dir = cache();
     let image = dir.join("lab-initrd.cpio.gz");
     if !image.exists() {
-        sh(
+        sh_in(
             &dir,
             &format!(
                 "set -e; rm -rf lab-initramfs && mkdir -p lab-initramfs/bin lab-initramfs/dev && \
