@@ -43,18 +43,23 @@ fn check(args: &Args) -> (Vec<String>, Vec<String>, String) {
         Err(e) => return (Vec::new(), vec![format!("{e:#}")], String::new()),
     };
     let mut warnings = conf.warnings();
-    let clusters = &conf.loaded.config.clusters;
+    let Configuration {
+        settings: s,
+        loaded,
+    } = conf;
+    let loaded = std::sync::Arc::new(loaded);
+    let clusters = &loaded.config.clusters;
     let table = backends();
-    match table.get(&conf.settings.backend) {
+    match table.get(&s.backend) {
         None => errors.push(format!(
             "server.conf: backend/kind '{}' is unknown (known: {})",
-            conf.settings.backend,
+            s.backend,
             table.names().join(", ")
         )),
         Some((paused, factory)) => {
             for cluster in clusters {
-                let (f, c, d) = (factory.clone(), cluster.clone(), args.config.clone());
-                if let Err(e) = Executor::start(&cluster.name, *paused, 0.0, move || f(&c, &d)) {
+                let (f, c, l) = (factory.clone(), cluster.clone(), loaded.clone());
+                if let Err(e) = Executor::start(&cluster.name, *paused, 0.0, move || f(&c, &l)) {
                     errors.push(format!("cluster {}: {e:#}", cluster.name));
                 }
             }
@@ -63,7 +68,6 @@ fn check(args: &Args) -> (Vec<String>, Vec<String>, String) {
     if let Err(e) = boot::services(&args.config, clusters) {
         errors.push(format!("{e:#}"));
     }
-    let s = &conf.settings;
     if s.secure
         && let Some((cert, key)) = &s.certificate
     {

@@ -70,7 +70,10 @@ fn describe(opts: &Opts) -> String {
 pub fn run(url: &str, database: Option<&Path>, config: &Path) -> anyhow::Result<()> {
     let store_path: PathBuf = match database {
         Some(p) => p.to_path_buf(),
-        None => kadeploy_server::Settings::load(config)?.database,
+        None => {
+            let conf = kadeploy::config::load_server_conf(config)?;
+            kadeploy_server::Settings::from_conf(&conf.value)?.database
+        }
     };
     let opts = options(url)?;
     let from = describe(&opts);

@@ -79,12 +79,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 async fn serve(args: Args, p: Prepared) -> anyhow::Result<()> {
     let table = backends();
-    let app = App::with_config(
-        p.conf.settings,
-        p.conf.loaded.config,
-        args.config.clone(),
-        &table,
-    )?;
+    let app = App::with_config(p.conf.settings, p.conf.loaded, &table)?;
     let live = Live::new(app);
     let api = serve_live(live.clone(), p.api).await?;
     let metrics = p
@@ -181,9 +176,7 @@ impl Reload {
         let result = tokio::task::spawn_blocking(move || {
             let conf = Configuration::load(&args)?;
             conf.log_warnings();
-            live2
-                .app()
-                .reload(conf.settings, conf.loaded.config, &args.config, &backends)
+            live2.app().reload(conf.settings, conf.loaded, &backends)
         })
         .await
         .map_err(anyhow::Error::from)

@@ -418,3 +418,120 @@ fn load_dir_reports_missing_files() {
         "{err}"
     );
 }
+
+/// A copy of the sim300 directory in a fresh scratch directory (removed by [`Scratch`]'s drop), with
+/// `server.conf` passed through `edit`.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn sim300(name: &str, edit: impl Fn(String) -> String) -> Scratch {
+        let dir =
+            std::env::temp_dir().join(format!("kadeploy-config-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("scratch directory");
+        for entry in std::fs::read_dir(sim300()).expect("sim300") {
+            let path = entry.expect("entry").path();
+            if let Some(file) = path.file_name() {
+                std::fs::copy(&path, dir.join(file)).expect("copy");
+            }
+        }
+        let server = dir.join("server.conf");
+        let text = std::fs::read_to_string(&server).expect("server.conf");
+        std::fs::write(&server, edit(text)).expect("server.conf");
+        Scratch(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The sample's `backend` section replaced by `backend`.
+fn with_backend(backend: &'static str) -> impl Fn(String) -> String {
+    move |text| text.replace("backend:\n  kind: simulated\n  time_scale: 0\n", backend)
+}
+
+/// What the server's settings and the backends use is loaded with the rest, once: `simulation.conf` as
+/// text, the typed `backend/*` keys (the IPMI password read from its file), the PXE methods with each
+/// cluster's headers, the SSH key; nothing needs the directory afterwards (before, the site backend loaded
+/// the directory again and re-read server.conf, clusters.conf and the cluster files for each cluster).
+#[test]
+fn load_dir_carries_what_settings_and_backends_use() {
+    let site = "backend:\n  kind: site\n  time_scale: 2\n  command_timeout: 30\n  \
+                ipmi: {host: HOSTNAME_SHORT-bmc, user: ADMIN, password_file: ipmi.pass}\n";
+    let scratch = Scratch::sim300("carries", with_backend(site));
+    std::fs::write(scratch.0.join("ipmi.pass"), "s3cret\n").expect("password");
+    let simulation = std::fs::read_to_string(scratch.0.join("simulation.conf")).expect("sim");
+    let loaded = load_dir(&scratch.0).unwrap_or_else(|e| panic!("{e}"));
+    drop(scratch);
+    let file = loaded
+        .simulation
+        .as_ref()
+        .expect("simulation.conf is carried");
+    assert_eq!(file.text, simulation);
+    assert!(file.path.ends_with("simulation.conf"));
+    let backend = &loaded.server_conf.backend;
+    assert_eq!((backend.kind.as_str(), backend.defaulted), ("site", false));
+    assert_eq!(backend.time_scale, 2.0);
+    let keys = backend.site.as_ref().expect("site keys");
+    assert_eq!(keys.command_timeout, std::time::Duration::from_secs(30));
+    assert_eq!(keys.agent_port, 25301);
+    let ipmi = keys.ipmi.as_ref().expect("ipmi");
+    assert_eq!(
+        (ipmi.user.as_str(), ipmi.password.as_str()),
+        ("ADMIN", "s3cret")
+    );
+    let [sim] = loaded.config.clusters.as_slice() else {
+        panic!("one cluster")
+    };
+    let pxe = loaded.pxe_of(sim);
+    assert!(
+        !pxe.headers.dhcp.is_empty(),
+        "the cluster file's pxe/headers"
+    );
+    assert_eq!(pxe.dhcp, loaded.pxe.dhcp);
+    assert!(loaded.ssh.private_key.is_absolute());
+    assert_eq!(loaded.ssh.user, "root");
+    assert_eq!(
+        loaded.commands_of(sim).keys().collect::<Vec<_>>(),
+        loaded.commands.keys().collect::<Vec<_>>()
+    );
+}
+
+/// Without `simulation.conf` the loaded configuration has none; a `backend` key of the wrong type, or an
+/// unreadable file it names, is an error naming `server.conf` and the key.
+#[test]
+fn backend_keys_are_checked_at_load() {
+    let scratch = Scratch::sim300("nosim", |t| t);
+    std::fs::remove_file(scratch.0.join("simulation.conf")).expect("rm");
+    let loaded = load_dir(&scratch.0).unwrap_or_else(|e| panic!("{e}"));
+    assert!(loaded.simulation.is_none());
+    assert!(loaded.server_conf.backend.site.is_none());
+    for (name, backend, key, text) in [
+        (
+            "port",
+            "backend:\n  kind: site\n  agent_port: many\n",
+            "backend/agent_port",
+            "server.conf: backend/agent_port: invalid value `\"many\"` (expected a port number)",
+        ),
+        (
+            "pass",
+            "backend:\n  kind: site\n  ipmi: {host: h, user: u, password_file: nope.pass}\n",
+            "backend/ipmi/password_file",
+            "server.conf: backend/ipmi/password_file: cannot read ",
+        ),
+        (
+            "scale",
+            "backend:\n  time_scale: [1]\n",
+            "backend/time_scale",
+            "server.conf: backend/time_scale: invalid value `[1]` (expected a number)",
+        ),
+    ] {
+        let scratch = Scratch::sim300(name, with_backend(backend));
+        let err = load_dir(&scratch.0).map(|_| ()).unwrap_err();
+        assert_eq!(err.key(), Some(key), "{err}");
+        assert!(err.to_string().starts_with(text), "{err}");
+    }
+}

@@ -6,10 +6,9 @@
 //! fast as the CPU allows, or paced at `time_scale`× real time; one runtime per cluster keeps one clock for
 //! every workflow on that cluster, so node state stays consistent across workflows.
 
-use kadeploy::config::ClusterConfig;
+use kadeploy::config::{ClusterConfig, Loaded};
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -29,9 +28,10 @@ pub struct BackendSpec {
     pub image_ratio: f64,
 }
 
-/// Builds a cluster's backend, inside the cluster's executor runtime; `dir` is the configuration directory.
+/// Builds a cluster's backend, inside the cluster's executor runtime, from the configuration as loaded
+/// once ([`kadeploy::config::load_dir`]): a factory reads no configuration file.
 pub type Factory =
-    std::sync::Arc<dyn Fn(&ClusterConfig, &Path) -> anyhow::Result<BackendSpec> + Send + Sync>;
+    std::sync::Arc<dyn Fn(&ClusterConfig, &Loaded) -> anyhow::Result<BackendSpec> + Send + Sync>;
 
 /// The name → constructor table of backends.
 #[derive(Default)]

@@ -44,10 +44,10 @@ pub use settings::Settings;
 
 use crate::store::Store;
 use anyhow::Context as _;
-use kadeploy::config::{ClusterConfig, Config, ServerConfig, load_dir};
+use kadeploy::config::{ClusterConfig, Loaded, ServerConfig, load_dir};
 use kadeploy::engine::Windows;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use workflow::Workflow;
 
@@ -92,28 +92,28 @@ pub struct App {
 }
 
 impl App {
-    /// Loads the configuration directory `dir`, opens the database (locked for the life of the process;
-    /// an error when another process holds it), records interrupted workflows as aborted, and starts each
-    /// cluster's backend from `backends`.
+    /// Loads the configuration directory `dir` once (logging each of its warnings once), opens the database
+    /// (locked for the life of the process; an error when another process holds it), records interrupted
+    /// workflows as aborted, and starts each cluster's backend from `backends`.
     pub fn start(dir: &Path, backends: &Backends) -> anyhow::Result<Arc<App>> {
-        let mut settings = Settings::load(dir)?;
         let loaded = load_dir(dir)
             .with_context(|| format!("loading the configuration in {}", dir.display()))?;
-        settings.set_consoles(&loaded);
-        for w in loaded.warnings.iter().filter(|w| !w.contains("backend")) {
+        let settings = Settings::from_loaded(&loaded)?;
+        for w in &loaded.warnings {
             tracing::warn!("{w}");
         }
-        App::with_config(settings, loaded.config, dir.to_path_buf(), backends)
+        App::with_config(settings, loaded, backends)
     }
 
-    /// Like [`App::start`] with an already loaded configuration.
+    /// Like [`App::start`] with an already loaded configuration (whose warnings the caller shows): the
+    /// backends are built from `loaded`, no file of the configuration directory is read again.
     pub fn with_config(
         settings: Settings,
-        config: Config,
-        dir: PathBuf,
+        loaded: Loaded,
         backends: &Backends,
     ) -> anyhow::Result<Arc<App>> {
-        let addresses: Vec<std::net::IpAddr> = (config.clusters.iter())
+        let loaded = Arc::new(loaded);
+        let addresses: Vec<std::net::IpAddr> = (loaded.config.clusters.iter())
             .flat_map(|c| c.nodes.iter().map(|n| n.address))
             .collect();
         // On stderr whatever the log filter (kadeploy3d shows only errors by default).
@@ -135,11 +135,10 @@ impl App {
         for e in errors {
             tracing::warn!("{e}");
         }
-        let (clusters, nodes) =
-            start_clusters(&settings, &config.server, config.clusters, &dir, backends)?;
+        let (clusters, nodes) = start_clusters(&settings, &loaded, backends)?;
         Ok(Arc::new(App {
             settings,
-            server: Arc::new(config.server),
+            server: Arc::new(loaded.config.server.clone()),
             clusters,
             nodes,
             store,
@@ -181,13 +180,11 @@ impl App {
 /// Cluster indices of the nodes of a cluster list.
 type NodeIndex = BTreeMap<String, (usize, hal::NodeId)>;
 
-/// Starts each cluster's executor and backend (`settings.backend` in `backends`), with windows sized by
-/// `server`.
+/// Starts each cluster of `loaded` on its executor with its backend (`settings.backend` in `backends`,
+/// built from `loaded`), with windows sized by `server.conf`.
 fn start_clusters(
     settings: &Settings,
-    server: &ServerConfig,
-    configs: Vec<ClusterConfig>,
-    dir: &Path,
+    loaded: &Arc<Loaded>,
     backends: &Backends,
 ) -> anyhow::Result<(Vec<Cluster>, NodeIndex)> {
     let (paused, factory) = backends.get(&settings.backend).ok_or_else(|| {
@@ -199,12 +196,12 @@ fn start_clusters(
     })?;
     let mut clusters = Vec::new();
     let mut nodes = BTreeMap::new();
-    for (i, cfg) in configs.into_iter().enumerate() {
-        let cfg = Arc::new(cfg);
-        let (factory, cfg2, dir2) = (factory.clone(), cfg.clone(), dir.to_path_buf());
+    for (i, cfg) in loaded.config.clusters.iter().enumerate() {
+        let cfg = Arc::new(cfg.clone());
+        let (factory, cfg2, loaded2) = (factory.clone(), cfg.clone(), loaded.clone());
         let (executor, backend) =
             Executor::start(&cfg.name, *paused, settings.time_scale, move || {
-                factory(&cfg2, &dir2)
+                factory(&cfg2, &loaded2)
             })?;
         for (j, n) in cfg.nodes.iter().enumerate() {
             nodes.insert(n.name.clone(), (i, hal::NodeId(j as u32)));
@@ -213,7 +210,7 @@ fn start_clusters(
             config: cfg,
             backend,
             executor,
-            windows: Arc::new(Windows::new(server)),
+            windows: Arc::new(Windows::new(&loaded.config.server)),
         });
     }
     Ok((clusters, nodes))

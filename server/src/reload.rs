@@ -3,24 +3,23 @@
 //! (listening port and TLS, database file, metrics address) keep their running values until a restart.
 
 use super::{App, Backends, Executor, LogFiles, Settings, start_clusters};
-use kadeploy::config::Config;
-use std::path::Path;
+use kadeploy::config::Loaded;
 use std::sync::{Arc, Mutex};
 
 impl App {
-    /// The application of a newly loaded configuration (`settings` and `config`, read from `dir`). Every
-    /// cluster's backend is started anew from `backends`; workflows still running finish on the executors
-    /// they started on, kept in [`App::retired`] until then. Also returns the changes that need a restart.
+    /// The application of a newly loaded configuration (`settings` built from `loaded`, the one load of
+    /// the configuration directory). Every cluster's backend is started anew from `backends` and `loaded`;
+    /// workflows still running finish on the executors they started on, kept in [`App::retired`] until
+    /// then. Also returns the changes that need a restart.
     pub fn reload(
         &self,
         mut settings: Settings,
-        config: Config,
-        dir: &Path,
+        loaded: Loaded,
         backends: &Backends,
     ) -> anyhow::Result<(Arc<App>, Vec<String>)> {
         let restart = keep_bound_settings(&self.settings, &mut settings);
-        let (clusters, nodes) =
-            start_clusters(&settings, &config.server, config.clusters, dir, backends)?;
+        let loaded = Arc::new(loaded);
+        let (clusters, nodes) = start_clusters(&settings, &loaded, backends)?;
         let logs = if self.logs.same_as(&settings) {
             self.logs.clone()
         } else {
@@ -40,7 +39,7 @@ impl App {
         };
         let app = App {
             settings,
-            server: Arc::new(config.server),
+            server: Arc::new(loaded.config.server.clone()),
             clusters,
             nodes,
             store: self.store.clone(),
@@ -90,6 +89,7 @@ fn keep_bound_settings(running: &Settings, new: &mut Settings) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     const BASE: &str = "authentication: {acl: {whitelist: [127.0.0.1]}}\n";
 

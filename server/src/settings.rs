@@ -1,8 +1,9 @@
-//! The server's own settings, read from `server.conf`: Kadeploy's keys (port, TLS, authentication, rights,
-//! almighty users) plus this server's additions `database/file` and `backend/{kind,time_scale}`.
+//! The server's own settings, built from `server.conf` as loaded ([`kadeploy::config::ServerConf`], no file
+//! is read here): Kadeploy's keys (port, TLS, authentication, rights, almighty users) plus this server's
+//! additions `database/file` and `backend/{kind,time_scale}`.
 
-use anyhow::Context as _;
-use kadeploy::config::wire::ServerFile;
+use super::x509::CaKey;
+use kadeploy::config::{CaSource, Loaded, ServerConf};
 use serde_json::Value;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -183,9 +184,11 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// Records which clusters of `loaded` have a console command.
-    pub fn set_consoles(&mut self, loaded: &kadeploy::config::Loaded) {
-        self.console_clusters = Some(
+    /// The settings of a loaded configuration directory, with the clusters that have a console command;
+    /// reads no file.
+    pub fn from_loaded(loaded: &Loaded) -> anyhow::Result<Settings> {
+        let mut settings = Settings::from_conf(&loaded.server_conf)?;
+        settings.console_clusters = Some(
             loaded
                 .remoteops
                 .iter()
@@ -193,22 +196,117 @@ impl Settings {
                 .map(|(name, _)| name.clone())
                 .collect(),
         );
+        Ok(settings)
+    }
+
+    /// Parses `server.conf` text alone (relative paths resolved against `dir`, the files it names read
+    /// now), as [`Settings::from_conf`] of [`kadeploy::config::parse_server_conf`].
+    pub fn parse(text: &str, dir: &Path) -> anyhow::Result<Settings> {
+        let conf = kadeploy::config::parse_server_conf(text, "server.conf", dir)?;
+        Settings::from_conf(&conf.value)
+    }
+
+    /// The settings of `server.conf` as loaded (consoles not known); reads no file.
+    pub fn from_conf(conf: &ServerConf) -> anyhow::Result<Settings> {
+        let (w, dir) = (&conf.file, conf.dir.as_path());
+        let auth = Auth::from_conf(conf)?;
+        let server_files = super::server_files::ServerFiles::new(
+            w.security
+                .server_file_directories
+                .iter()
+                .map(|d| dir.join(d)),
+        );
+        let certificate = w
+            .security
+            .private_key
+            .as_ref()
+            .and_then(|k| k.file.clone())
+            .filter(|_| !w.security.certificate.is_empty())
+            .map(|k| (dir.join(&w.security.certificate), dir.join(k)));
+        let database = (w.database.as_ref())
+            .and_then(|d| d.get("file"))
+            .and_then(Value::as_str)
+            .unwrap_or("/var/lib/kadeploy3/kadeploy3.sqlite");
+        let metrics = match w.metrics.listen.as_deref() {
+            None | Some("") => None,
+            Some(a) => Some(a.parse().map_err(|e| {
+                anyhow::anyhow!("server.conf: metrics/listen: '{a}' is not an address:port ({e})")
+            })?),
+        };
+        let file = |f: &str| (!f.is_empty()).then(|| dir.join(f));
+        let hostname = w
+            .network
+            .server_hostname
+            .clone()
+            .unwrap_or_else(|| "localhost".into());
+        let limits = super::limits::Limits::parse(
+            w.limits.as_ref().unwrap_or(&Value::Null),
+            w.autoclean_threshold,
+        )?;
+        let dhcp = w.pxe.dhcp.as_ref();
+        let userfiles = dhcp.and_then(|d| d.userfiles.as_ref());
+        Ok(Settings {
+            limits,
+            port: w.network.ports.kadeploy_server,
+            secure: w.security.secure_server,
+            local_only: w.security.local_only,
+            certificate,
+            hostname,
+            headers_prefix: w.authentication.global.headers_prefix.clone(),
+            acl: auth.acl,
+            basic: auth.basic,
+            cert: auth.cert,
+            ident: auth.ident,
+            almighty: w
+                .rights
+                .almighty_users
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            rights_dummy: w.rights.kind == "dummy",
+            purge_timer: w.rights.purge_deployment_timer as i64,
+            verbosity: w.verbosity.clients,
+            database: dir.join(database),
+            backend: conf.backend.kind.clone(),
+            time_scale: conf.backend.time_scale,
+            console_clusters: None,
+            backend_defaulted: conf.backend.defaulted,
+            logfile: file(&w.logs.logfile),
+            debugfile: file(&w.logs.debugfile),
+            debugfile_level: w.verbosity.logs,
+            metrics,
+            server_files,
+            max_pxe_file: userfiles.and_then(|u| u.max_size).unwrap_or(200) << 20,
+            pxe_userfiles: dhcp.and_then(|d| d.repository.as_deref()).map(|repo| {
+                dir.join(repo).join(
+                    userfiles
+                        .and_then(|u| u.directory.as_deref())
+                        .unwrap_or("userfiles"),
+                )
+            }),
+            cache: super::grab::Cache {
+                dir: dir.join(&w.cache.directory),
+                size: w.cache.size.map(|mb| mb << 20),
+            },
+            max_preinstall: w.environments.max_preinstall_size << 20,
+            max_postinstall: w.environments.max_postinstall_size << 20,
+        })
     }
 }
 
-impl Settings {
-    /// Reads `server.conf` in `dir`.
-    pub fn load(dir: &Path) -> anyhow::Result<Settings> {
-        let path = dir.join("server.conf");
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
-        Settings::parse(&text, dir)
-    }
+/// The authentication methods of `server.conf`.
+struct Auth {
+    acl: Option<Vec<Net>>,
+    basic: Option<BasicAuth>,
+    cert: Option<CertAuth>,
+    ident: Option<IdentAuth>,
+}
 
-    /// Parses `server.conf` text; relative paths are resolved against `dir`.
-    pub fn parse(text: &str, dir: &Path) -> anyhow::Result<Settings> {
-        let w: ServerFile = serde_saphyr::from_str(text).context("server.conf")?;
-        let raw: Value = serde_saphyr::from_str(text).context("server.conf")?;
+impl Auth {
+    /// `authentication/*`; with `security/local_only`, every whitelist is localhost.
+    fn from_conf(conf: &ServerConf) -> anyhow::Result<Auth> {
+        let (w, dir) = (&conf.file, conf.dir.as_path());
         let list = |v: &[String]| v.iter().flat_map(|s| Net::parse(s)).collect::<Vec<_>>();
         let local = |v: Vec<Net>| {
             if w.security.local_only {
@@ -231,25 +329,19 @@ impl Settings {
                 passwords: std::sync::Arc::default(),
             })
         });
-        let cert = match &w.authentication.certificate {
-            None => None,
-            Some(c) => {
-                let ca = match (
-                    &c.ca_cert,
-                    c.ca_public_key.as_ref().and_then(|k| k.file.as_ref()),
-                ) {
-                    (Some(f), _) => super::x509::CaKey::from_cert_file(&dir.join(f))?,
-                    (None, Some(f)) => super::x509::CaKey::from_key_file(&dir.join(f))?,
-                    (None, None) => anyhow::bail!(
-                        "server.conf: authentication/certificate needs ca_cert or ca_public_key/file"
-                    ),
-                };
-                Some(CertAuth {
-                    ca,
-                    whitelist: local(list(&c.whitelist)),
-                    front_ends: list(&c.trusted_front_ends),
-                })
-            }
+        let cert = match (&w.authentication.certificate, &conf.ca) {
+            (None, _) => None,
+            (Some(_), None) => anyhow::bail!(
+                "server.conf: authentication/certificate needs ca_cert or ca_public_key/file"
+            ),
+            (Some(c), Some(ca)) => Some(CertAuth {
+                ca: match ca.source {
+                    CaSource::Certificate => CaKey::from_cert_bytes(&ca.path, &ca.bytes)?,
+                    CaSource::PublicKey => CaKey::from_key_bytes(&ca.path, &ca.bytes)?,
+                },
+                whitelist: local(list(&c.whitelist)),
+                front_ends: list(&c.trusted_front_ends),
+            }),
         };
         let ident = match &w.authentication.ident {
             None => None,
@@ -267,96 +359,11 @@ impl Settings {
                 })
             }
         };
-        let server_files = super::server_files::ServerFiles::new(
-            w.security
-                .server_file_directories
-                .iter()
-                .map(|d| dir.join(d)),
-        );
-        let certificate = w
-            .security
-            .private_key
-            .as_ref()
-            .and_then(|k| k.file.clone())
-            .filter(|_| !w.security.certificate.is_empty())
-            .map(|k| (dir.join(&w.security.certificate), dir.join(k)));
-        let database = raw["database"]["file"]
-            .as_str()
-            .unwrap_or("/var/lib/kadeploy3/kadeploy3.sqlite");
-        let metrics = match w.metrics.listen.as_deref() {
-            None | Some("") => None,
-            Some(a) => Some(a.parse().map_err(|e| {
-                anyhow::anyhow!("server.conf: metrics/listen: '{a}' is not an address:port ({e})")
-            })?),
-        };
-        let file = |f: &str| (!f.is_empty()).then(|| dir.join(f));
-        let hostname = w
-            .network
-            .server_hostname
-            .clone()
-            .unwrap_or_else(|| "localhost".into());
-        let limits = super::limits::Limits::parse(&raw["limits"], w.autoclean_threshold)?;
-        Ok(Settings {
-            limits,
-            port: w.network.ports.kadeploy_server,
-            secure: w.security.secure_server,
-            local_only: w.security.local_only,
-            certificate,
-            hostname,
-            headers_prefix: w.authentication.global.headers_prefix.clone(),
+        Ok(Auth {
             acl,
             basic,
             cert,
             ident,
-            almighty: w
-                .rights
-                .almighty_users
-                .split(',')
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-                .collect(),
-            rights_dummy: w.rights.kind == "dummy",
-            purge_timer: w.rights.purge_deployment_timer as i64,
-            verbosity: w.verbosity.clients,
-            database: dir.join(database),
-            backend: raw["backend"]["kind"]
-                .as_str()
-                .unwrap_or("simulated")
-                .to_string(),
-            time_scale: raw["backend"]["time_scale"]
-                .as_f64()
-                .unwrap_or(0.0)
-                .max(0.0),
-            console_clusters: None,
-            backend_defaulted: raw["backend"]["kind"].is_null(),
-            logfile: file(&w.logs.logfile),
-            debugfile: file(&w.logs.debugfile),
-            debugfile_level: w.verbosity.logs,
-            metrics,
-            server_files,
-            max_pxe_file: raw["pxe"]["dhcp"]["userfiles"]["max_size"]
-                .as_u64()
-                .unwrap_or(200)
-                << 20,
-            pxe_userfiles: raw["pxe"]["dhcp"]["repository"].as_str().map(|repo| {
-                dir.join(repo).join(
-                    raw["pxe"]["dhcp"]["userfiles"]["directory"]
-                        .as_str()
-                        .unwrap_or("userfiles"),
-                )
-            }),
-            cache: super::grab::Cache {
-                dir: dir.join(&w.cache.directory),
-                size: w.cache.size.map(|mb| mb << 20),
-            },
-            max_preinstall: raw["environments"]["max_preinstall_size"]
-                .as_u64()
-                .unwrap_or(20)
-                << 20,
-            max_postinstall: raw["environments"]["max_postinstall_size"]
-                .as_u64()
-                .unwrap_or(20)
-                << 20,
         })
     }
 }

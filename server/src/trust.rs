@@ -103,8 +103,8 @@ mod tests {
     #[test]
     fn the_shipped_sample_trusts_no_local_user_nor_node() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../simulator/config/sim300");
-        let s = Settings::load(&dir).unwrap();
         let loaded = kadeploy::config::load_dir(&dir).unwrap();
+        let s = Settings::from_loaded(&loaded).unwrap();
         let nodes: Vec<IpAddr> = loaded
             .config
             .clusters

@@ -36,12 +36,22 @@ fn pem_or_der(bytes: &[u8]) -> Result<Vec<u8>, String> {
     Ok(pem.contents)
 }
 
+/// A CA file that cannot be read or parsed, named by its path.
+fn ca_error(path: &Path, message: String) -> CertError {
+    CertError::Ca(format!("{}: {message}", path.display()))
+}
+
 impl CaKey {
     /// Loads `ca_cert` (a PEM certificate): the key of its subject.
     pub fn from_cert_file(path: &Path) -> Result<CaKey, CertError> {
-        let ca = |m: String| CertError::Ca(format!("{}: {m}", path.display()));
-        let bytes = std::fs::read(path).map_err(|e| ca(e.to_string()))?;
-        let der = pem_or_der(&bytes).map_err(ca)?;
+        let bytes = std::fs::read(path).map_err(|e| ca_error(path, e.to_string()))?;
+        CaKey::from_cert_bytes(path, &bytes)
+    }
+
+    /// The key of the subject of `ca_cert`'s contents `bytes` (PEM or DER), read from `path`.
+    pub fn from_cert_bytes(path: &Path, bytes: &[u8]) -> Result<CaKey, CertError> {
+        let ca = |m: String| ca_error(path, m);
+        let der = pem_or_der(bytes).map_err(ca)?;
         let (_, cert) = X509Certificate::from_der(&der).map_err(|e| ca(e.to_string()))?;
         Ok(CaKey {
             spki: cert.public_key().raw.to_vec(),
@@ -50,9 +60,14 @@ impl CaKey {
 
     /// Loads `ca_public_key/file` (a PEM `PUBLIC KEY`, i.e. SubjectPublicKeyInfo).
     pub fn from_key_file(path: &Path) -> Result<CaKey, CertError> {
-        let ca = |m: String| CertError::Ca(format!("{}: {m}", path.display()));
-        let bytes = std::fs::read(path).map_err(|e| ca(e.to_string()))?;
-        let der = pem_or_der(&bytes).map_err(ca)?;
+        let bytes = std::fs::read(path).map_err(|e| ca_error(path, e.to_string()))?;
+        CaKey::from_key_bytes(path, &bytes)
+    }
+
+    /// The key of `ca_public_key/file`'s contents `bytes` (PEM `PUBLIC KEY` or DER), read from `path`.
+    pub fn from_key_bytes(path: &Path, bytes: &[u8]) -> Result<CaKey, CertError> {
+        let ca = |m: String| ca_error(path, m);
+        let der = pem_or_der(bytes).map_err(ca)?;
         SubjectPublicKeyInfo::from_der(&der)
             .map_err(|e| ca(format!("not a SubjectPublicKeyInfo public key: {e}")))?;
         Ok(CaKey { spki: der })

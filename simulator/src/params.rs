@@ -295,7 +295,8 @@ impl SimParams {
         Self::parse(&text, &path.display().to_string())
     }
 
-    fn parse(text: &str, origin: &str) -> Result<Self, ParamsError> {
+    /// Parses and validates a `simulation.conf` text read from `origin` (named in errors).
+    pub fn parse(text: &str, origin: &str) -> Result<Self, ParamsError> {
         let blank = text.lines().all(|l| {
             let l = l.trim();
             l.is_empty() || l.starts_with('#') || l == "---"

@@ -1,23 +1,20 @@
-//! The `simulated` backend: the simulator's cluster, with `simulation.conf` from the configuration
-//! directory when there is one, in virtual time.
+//! The `simulated` backend: the simulator's cluster, with the configuration directory's `simulation.conf`
+//! (as loaded) when there is one, in virtual time.
 
-use kadeploy::config::ClusterConfig;
+use kadeploy::config::{ClusterConfig, Loaded};
 use kadeploy_server::BackendSpec;
 use simulator::cluster::SimCluster;
 use simulator::params::SimParams;
-use std::path::Path;
 use std::sync::Arc;
 
 /// The name of this backend in `backend/kind` (the default).
-pub const KIND: &str = "simulated";
+pub const KIND: &str = kadeploy::config::DEFAULT_BACKEND;
 
 /// Builds the simulated drivers of `cluster`.
-pub fn backend(cluster: &ClusterConfig, dir: &Path) -> anyhow::Result<BackendSpec> {
-    let file = dir.join("simulation.conf");
-    let params = if file.is_file() {
-        SimParams::load(&file)?
-    } else {
-        SimParams::default()
+pub fn backend(cluster: &ClusterConfig, loaded: &Loaded) -> anyhow::Result<BackendSpec> {
+    let params = match &loaded.simulation {
+        Some(file) => SimParams::parse(&file.text, &file.path.display().to_string())?,
+        None => SimParams::default(),
     };
     let sim = Arc::new(SimCluster::new(
         cluster.nodes.clone(),

@@ -11,6 +11,9 @@
 //!   it), removing it afterwards; with `backend/agent_binary`, it first sends the agent over SSH to
 //!   the nodes where none answers, and starts it.
 //!
+//! Every value comes typed from the configuration as loaded once ([`Loaded`]); the backend reads no
+//! configuration file.
+//!
 //! ```yaml
 //! backend:
 //!   kind: site
@@ -23,74 +26,28 @@
 //!   ipmi: {host: HOSTNAME_SHORT-bmc, port: 623, user: ADMIN, password_file: ipmi.pass}
 //! ```
 
+mod power;
+
 use anyhow::Context as _;
 use futures_util::StreamExt as _;
 use hal::broadcast::kaagent::{Agent, KaagentBroadcast, Options};
-use hal::broadcast::token::{AgentToken, DEFAULT_TOKEN_FILE};
+use hal::broadcast::token::AgentToken;
 use hal::console::command::CommandConsole;
-use hal::netboot::pxe::{Headers, PxeConfig, PxeMethod, PxeWriter};
-use hal::power::command::{CommandPower, PowerCommands};
-use hal::power::ipmi::{IpmiPower, IpmiTarget};
-use hal::power::levels::PowerByLevel;
+use hal::netboot::pxe::{PxeConfig, PxeWriter};
 use hal::reachability::tcp::TcpProbe;
-use hal::ssh::{SshConfig, SshNodeOps, SshPower};
+use hal::ssh::{SshConfig, SshNodeOps};
 use hal::{
-    Broadcast, Drivers, ImageSpec, NodeId, NodeInfo, Outcomes, PortCheck, Power, PowerAction,
-    PowerLevel, Reachability, Strategy, WriteTarget,
+    Broadcast, Drivers, ImageSpec, NodeId, Outcomes, PortCheck, Reachability, Strategy, WriteTarget,
 };
-use kadeploy::config::{self, ClusterConfig, RemoteOps};
+use kadeploy::config::{ClusterConfig, Loaded, SiteKeys};
 use kadeploy_server::BackendSpec;
-use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 /// The name of this backend in `backend/kind`.
-pub const KIND: &str = "site";
-
-/// `backend/*` keys of the site backend.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(default)]
-struct SiteKeys {
-    agent_port: u16,
-    agent_token_file: String,
-    agent_binary: Option<String>,
-    command_timeout: u64,
-    power_timeout: u64,
-    ipmi: Option<IpmiKeys>,
-}
-
-impl Default for SiteKeys {
-    fn default() -> Self {
-        SiteKeys {
-            agent_port: 25301,
-            agent_token_file: DEFAULT_TOKEN_FILE.into(),
-            agent_binary: None,
-            command_timeout: 600,
-            power_timeout: 60,
-            ipmi: None,
-        }
-    }
-}
-
-/// `backend/ipmi`: each node's BMC, by template.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct IpmiKeys {
-    /// BMC host name template (`HOSTNAME_SHORT-bmc`).
-    host: String,
-    #[serde(default = "ipmi_port")]
-    port: u16,
-    user: String,
-    /// File holding the password (first line), relative to the configuration directory.
-    password_file: String,
-}
-
-fn ipmi_port() -> u16 {
-    623
-}
+pub const KIND: &str = kadeploy::config::SITE_BACKEND;
 
 /// The macro-step instance of `cluster` with the shortest timeout, and that timeout (none: no timeout).
 fn shortest_macro_timeout(cluster: &ClusterConfig) -> Option<(String, f64)> {
@@ -109,93 +66,55 @@ fn shortest_macro_timeout(cluster: &ClusterConfig) -> Option<(String, f64)> {
     .min_by(|x, y| x.1.total_cmp(&y.1))
 }
 
-/// Builds the real drivers of `cluster` from the configuration directory `dir`.
-pub fn backend(cluster: &ClusterConfig, dir: &Path) -> anyhow::Result<BackendSpec> {
-    let loaded = config::load_dir(dir).context("loading the configuration")?;
-    let server_text = std::fs::read_to_string(dir.join("server.conf"))
-        .with_context(|| format!("reading {}", dir.join("server.conf").display()))?;
-    let server: config::wire::ServerFile =
-        serde_saphyr::from_str(&server_text).context("server.conf")?;
-    let keys: SiteKeys = match &server.backend {
-        Some(v) => {
-            let mut v = v.clone();
-            if let Some(map) = v.as_object_mut() {
-                map.remove("kind");
-                map.remove("time_scale");
-            }
-            serde_json::from_value(v).context("server.conf: backend")?
-        }
-        None => SiteKeys::default(),
+/// The configuration warnings of this backend, one per cluster: `backend/command_timeout` not below the
+/// shortest macro-step timeout (shown with the loader's warnings, once per load).
+pub fn warnings(loaded: &Loaded) -> Vec<String> {
+    let Some(keys) = &loaded.server_conf.backend.site else {
+        return Vec::new();
     };
+    let command = keys.command_timeout.as_secs();
+    loaded
+        .config
+        .clusters
+        .iter()
+        .filter_map(|cluster| {
+            let (instance, timeout) = shortest_macro_timeout(cluster)?;
+            (command as f64 >= timeout).then(|| {
+                format!(
+                    "cluster {}: backend/command_timeout ({command} s) is not below the {instance} timeout \
+                     ({timeout} s): a node hung in a command makes its whole group end with a macro-step \
+                     timeout; lower it",
+                    cluster.name
+                )
+            })
+        })
+        .collect()
+}
+
+/// Builds the real drivers of `cluster` from the configuration as loaded.
+pub fn backend(cluster: &ClusterConfig, loaded: &Loaded) -> anyhow::Result<BackendSpec> {
+    let keys = loaded.server_conf.backend.site.as_ref().with_context(|| {
+        format!(
+            "server.conf: backend/kind is not {KIND}: the {KIND} backend's keys were not loaded"
+        )
+    })?;
     let nodes = cluster.nodes.clone();
     let remoteops = loaded
         .remoteops
         .get(&cluster.name)
         .cloned()
         .unwrap_or_default();
-
-    let key = server
-        .ssh_private_key
-        .as_deref()
-        .map_or_else(|| dir.join("keys/id_deploy"), |k| dir.join(k));
-    let mut ssh = SshConfig::new(key);
+    let mut ssh = SshConfig::new(loaded.ssh.private_key.clone());
     ssh.port = loaded.config.server.ssh_port;
-    ssh.user = connector_user(&server.external.default_connector).unwrap_or_else(|| "root".into());
-    ssh.command_timeout = Duration::from_secs(keys.command_timeout);
-    if let Some((instance, timeout)) = shortest_macro_timeout(cluster)
-        && keys.command_timeout as f64 >= timeout
-    {
-        tracing::warn!(
-            cluster = %cluster.name,
-            "backend/command_timeout ({} s) is not below the {instance} timeout ({timeout} s): a node \
-             hung in a command makes its whole group end with a macro-step timeout; lower it",
-            keys.command_timeout
-        );
-    }
+    ssh.user = loaded.ssh.user.clone();
+    ssh.command_timeout = keys.command_timeout;
     let ops = Arc::new(SshNodeOps::new(nodes.clone(), ssh).context("SSH node operations")?);
 
-    let power = power(cluster, &remoteops, &loaded.commands, &keys, dir, &ops)?;
-    let netboot = PxeWriter::new(pxe_config(cluster, &server, dir)?, nodes.clone());
+    let commands = loaded.commands_of(cluster);
+    let power = power::power(cluster, &remoteops, &commands, keys, &ops)?;
+    let netboot = PxeWriter::new(pxe_config(cluster, loaded), nodes.clone());
     netboot.validate().context("pxe")?;
-    let switch_index = switch_indices(&cluster.switches);
-    let agents = nodes.iter().enumerate().map(|(i, n)| {
-        (
-            NodeId(i as u32),
-            Agent {
-                name: n.name.clone(),
-                addr: SocketAddr::new(n.address, keys.agent_port),
-                switch: cluster
-                    .switches
-                    .get(&n.name)
-                    .and_then(|s| switch_index.get(s.as_str()).copied()),
-            },
-        )
-    });
-    let kaagent = KaagentBroadcast::new(agents, Options::default());
-    kaagent.validate()?;
-    check_token_file(&keys.agent_token_file)?;
-    let delivery = match &keys.agent_binary {
-        None => None,
-        Some(binary) => {
-            let binary = dir.join(binary);
-            anyhow::ensure!(
-                binary.is_file(),
-                "backend/agent_binary: {} is not a file",
-                binary.display()
-            );
-            Some(AgentDelivery {
-                probe: TcpProbe::new(nodes.clone(), Duration::from_secs(2)),
-                binary,
-            })
-        }
-    };
-    let broadcast: Arc<dyn Broadcast> = Arc::new(AgentsOverSsh {
-        inner: kaagent,
-        ops: ops.clone(),
-        token_file: keys.agent_token_file.clone(),
-        port: keys.agent_port,
-        delivery,
-    });
+    let broadcast = broadcast(cluster, keys, &ops)?;
     let console = CommandConsole::new(nodes.clone(), remoteops.console.clone());
     Ok(BackendSpec {
         drivers: Drivers {
@@ -212,20 +131,51 @@ pub fn backend(cluster: &ClusterConfig, dir: &Path) -> anyhow::Result<BackendSpe
     })
 }
 
-/// `backend/agent_token_file` must be an absolute path of plain characters: it goes into shell
-/// command lines on the nodes.
-fn check_token_file(path: &str) -> anyhow::Result<()> {
-    let plain = path
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c));
-    anyhow::ensure!(
-        path.starts_with('/')
-            && plain
-            && !path.ends_with('/')
-            && !path.split('/').any(|p| p == ".."),
-        "backend/agent_token_file: {path:?} is not an absolute path of letters, digits, '/', '.', '_' and '-'"
-    );
-    Ok(())
+/// The broadcast: `kaagent` on `backend/agent_port`, its token handed over SSH, the agent itself sent
+/// where none answers when `backend/agent_binary` is set.
+fn broadcast(
+    cluster: &ClusterConfig,
+    keys: &SiteKeys,
+    ops: &Arc<SshNodeOps>,
+) -> anyhow::Result<Arc<dyn Broadcast>> {
+    let nodes = &cluster.nodes;
+    let switch_index = switch_indices(&cluster.switches);
+    let agents = nodes.iter().enumerate().map(|(i, n)| {
+        (
+            NodeId(i as u32),
+            Agent {
+                name: n.name.clone(),
+                addr: SocketAddr::new(n.address, keys.agent_port),
+                switch: cluster
+                    .switches
+                    .get(&n.name)
+                    .and_then(|s| switch_index.get(s.as_str()).copied()),
+            },
+        )
+    });
+    let kaagent = KaagentBroadcast::new(agents, Options::default());
+    kaagent.validate()?;
+    let delivery = match &keys.agent_binary {
+        None => None,
+        Some(binary) => {
+            anyhow::ensure!(
+                binary.is_file(),
+                "backend/agent_binary: {} is not a file",
+                binary.display()
+            );
+            Some(AgentDelivery {
+                probe: TcpProbe::new(nodes.clone(), Duration::from_secs(2)),
+                binary: binary.clone(),
+            })
+        }
+    };
+    Ok(Arc::new(AgentsOverSsh {
+        inner: kaagent,
+        ops: ops.clone(),
+        token_file: keys.agent_token_file.clone(),
+        port: keys.agent_port,
+        delivery,
+    }))
 }
 
 /// The broadcast through `kaagent` with a fresh token per broadcast, handed over SSH (the channel the
@@ -383,7 +333,6 @@ impl Broadcast for AgentsOverSsh {
     }
 }
 
-/// The user of an ssh connector command line (`-l root`, or `user@` is not used by Kadeploy).
 /// A number per switch name (in name order): the broadcast keeps nodes with the same number adjacent.
 fn switch_indices(switches: &BTreeMap<String, String>) -> BTreeMap<&str, u32> {
     let mut names: Vec<&str> = switches.values().map(String::as_str).collect();
@@ -392,169 +341,15 @@ fn switch_indices(switches: &BTreeMap<String, String>) -> BTreeMap<&str, u32> {
     names.into_iter().zip(0u32..).collect()
 }
 
-fn connector_user(connector: &str) -> Option<String> {
-    let mut words = connector.split_whitespace();
-    while let Some(w) = words.next() {
-        if w == "-l" {
-            return words.next().map(str::to_string);
-        }
-    }
-    None
-}
-
-/// Power: the `remoteops` templates per level (with `command.conf` overrides); soft reboots over SSH
-/// when the cluster has no soft command; the hard level and status through native IPMI when configured.
-fn power(
-    cluster: &ClusterConfig,
-    remoteops: &RemoteOps,
-    commands: &config::Commands,
-    keys: &SiteKeys,
-    dir: &Path,
-    ops: &SshNodeOps,
-) -> anyhow::Result<Arc<dyn Power>> {
-    let mut table = PowerCommands::new();
-    for (action, list) in [
-        (PowerAction::Reboot, &remoteops.reboot),
-        (PowerAction::On, &remoteops.power_on),
-        (PowerAction::Off, &remoteops.power_off),
-    ] {
-        for op in list {
-            table = table.with(action, op.name, op.cmd.clone());
-        }
-    }
-    if let Some(status) = &remoteops.power_status {
-        table = table.with_status(status.clone());
-    }
-    let mut overrides = BTreeMap::new();
-    for (node, entries) in commands {
-        if cluster.nodes.iter().any(|n| &n.name == node) {
-            overrides.insert(
-                node.clone(),
-                PowerCommands::from_command_conf(node, entries.clone())?,
-            );
-        }
-    }
-    let commands: Arc<dyn Power> = Arc::new(
-        CommandPower::new(
-            cluster.nodes.clone(),
-            table.clone(),
-            Duration::from_secs(keys.power_timeout),
-        )
-        .with_overrides(overrides)?,
-    );
-    let has = |level: PowerLevel| {
-        [PowerAction::Reboot, PowerAction::On, PowerAction::Off]
-            .iter()
-            .any(|a| table.get(*a, level).is_some())
-    };
-    let mut by_level = PowerByLevel::new().status_from(commands.clone());
-    by_level = if has(PowerLevel::Soft) {
-        by_level.level(PowerLevel::Soft, commands.clone())
-    } else {
-        by_level.level(PowerLevel::Soft, Arc::new(SshPower::from_node_ops(ops)))
-    };
-    by_level = by_level
-        .level(PowerLevel::Hard, commands.clone())
-        .level(PowerLevel::VeryHard, commands);
-    if let Some(ipmi) = &keys.ipmi {
-        let native: Arc<dyn Power> = Arc::new(ipmi_power(&cluster.nodes, ipmi, dir)?);
-        by_level = by_level
-            .level(PowerLevel::Hard, native.clone())
-            .status_from(native);
-    }
-    Ok(Arc::new(by_level))
-}
-
-/// The native IPMI backend of `backend/ipmi`.
-fn ipmi_power(nodes: &[NodeInfo], keys: &IpmiKeys, dir: &Path) -> anyhow::Result<IpmiPower> {
-    let file = dir.join(&keys.password_file);
-    let password = std::fs::read_to_string(&file)
-        .with_context(|| format!("reading {}", file.display()))?
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    let targets = nodes
-        .iter()
-        .enumerate()
-        .map(|(i, n)| {
-            (
-                NodeId(i as u32),
-                IpmiTarget {
-                    host: hal::power::command::substitute(&keys.host, n),
-                    port: keys.port,
-                    user: keys.user.clone(),
-                    password: password.clone(),
-                },
-            )
-        })
-        .collect();
-    let power = IpmiPower::new(targets, Duration::from_secs(1), 3);
-    power.validate().map_err(anyhow::Error::msg)?;
-    Ok(power)
-}
-
 /// The PXE writer's configuration: `server.conf`'s `pxe/{dhcp,localboot,networkboot}` and the cluster's
-/// `pxe/headers`; `LOCAL_IP` in export servers becomes the address this server uses to reach the nodes.
-fn pxe_config(
-    cluster: &ClusterConfig,
-    server: &config::wire::ServerFile,
-    dir: &Path,
-) -> anyhow::Result<PxeConfig> {
-    let method = |m: &config::wire::PxeMethod| -> anyhow::Result<PxeMethod> {
-        let repository = m
-            .repository
-            .as_deref()
-            .context("pxe: repository is missing")?;
-        Ok(PxeMethod::new(
-            &m.method,
-            dir.join(repository),
-            m.binary.clone(),
-            &m.export.kind,
-            &m.export.server,
-            &m.profiles.directory,
-            &m.profiles.filename,
-        )?)
-    };
-    let dhcp = server.pxe.dhcp.as_ref().context("pxe/dhcp is missing")?;
-    let userfiles = dhcp
-        .userfiles
-        .as_ref()
-        .and_then(|u| u.directory.clone())
-        .unwrap_or_else(|| "userfiles".into());
-    let dhcp_method = method(dhcp)?;
-    let mut pxe = PxeConfig::single(dhcp_method, userfiles);
-    if let Some(m) = &server.pxe.localboot {
-        pxe.localboot = method(m)?;
+/// `pxe/headers` as loaded; `LOCAL_IP` in export servers becomes the address this server uses to reach the
+/// nodes.
+fn pxe_config(cluster: &ClusterConfig, loaded: &Loaded) -> PxeConfig {
+    let pxe = loaded.pxe_of(cluster);
+    match local_ip(cluster) {
+        Some(ip) => pxe.with_local_ip(ip),
+        None => pxe,
     }
-    if let Some(m) = &server.pxe.networkboot {
-        pxe.networkboot = method(m)?;
-    }
-    pxe.headers = cluster_headers(cluster, dir)?;
-    if let Some(ip) = local_ip(cluster) {
-        pxe = pxe.with_local_ip(ip);
-    }
-    Ok(pxe)
-}
-
-/// The cluster file's `pxe/headers`.
-fn cluster_headers(cluster: &ClusterConfig, dir: &Path) -> anyhow::Result<Headers> {
-    let text = std::fs::read_to_string(dir.join("clusters.conf")).context("clusters.conf")?;
-    let entries = config::parse_clusters(&text, "clusters.conf")?;
-    let Some(entry) = entries.value.iter().find(|e| e.name == cluster.name) else {
-        return Ok(Headers::default());
-    };
-    let path = dir.join(&entry.conf_file);
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let file: config::wire::ClusterFile =
-        serde_saphyr::from_str(&text).with_context(|| entry.conf_file.clone())?;
-    let h = file.pxe.headers;
-    Ok(Headers {
-        dhcp: h.dhcp,
-        localboot: h.localboot,
-        networkboot: h.networkboot,
-    })
 }
 
 /// The local address that routes to the cluster's first node (no packet is sent).
@@ -582,31 +377,5 @@ mod tests {
         let index = switch_indices(&switches);
         assert_eq!(index.len(), 2);
         assert_eq!((index["sw-a"], index["sw-b"]), (0, 1));
-    }
-
-    #[test]
-    fn token_files_must_be_plain_absolute_paths() {
-        for ok in ["/run/kaagent.token", "/var/lib/kadeploy-agent/token_1"] {
-            assert!(check_token_file(ok).is_ok(), "{ok}");
-        }
-        for bad in [
-            "run/kaagent.token",
-            "/run/$(reboot)",
-            "/run/a b",
-            "/run/../etc/shadow",
-            "/run/",
-            "",
-        ] {
-            assert!(check_token_file(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn the_connector_gives_the_ssh_user() {
-        assert_eq!(
-            connector_user(config::wire::DEFAULT_CONNECTOR).as_deref(),
-            Some("root")
-        );
-        assert_eq!(connector_user("ssh -q -o BatchMode=yes"), None);
     }
 }

@@ -1,7 +1,7 @@
 //! `/metrics` (`metrics/listen`): after a simulated deployment through the real `kadeploy3d`, the
 //! exposition passes Prometheus' own `promtool check metrics` and its counters match the deployment.
 //! Before, there was no metrics endpoint, and nothing said at start that the server drove the simulated
-//! cluster when `backend/kind` was left out.
+//! cluster when `backend/kind` was left out. Each configuration warning is logged once at start.
 
 use super::harness::{Http, nodes, raw, seed_catalog};
 use super::process::{Daemon, config, edit};
@@ -36,15 +36,20 @@ fn value(text: &str, series: &str) -> f64 {
 fn metrics_pass_promtool_and_count_the_deployment() {
     let (dir, conf) = config("metrics");
     edit(&conf.join("server.conf"), |t| {
-        t.replace("  kind: simulated\n", "") + "metrics:\n  listen: 127.0.0.1:0\n"
+        t.replace("  kind: simulated\n", "") + "metrics:\n  listen: 127.0.0.1:0\nfrobnicate: 1\n"
     });
     let d = Daemon::start(&dir, &conf, &[], true);
-    assert!(
-        d.log()
-            .contains("server.conf has no backend/kind: kadeploy3d drives the SIMULATED cluster"),
-        "a server left on the simulated backend says so at start: {}",
-        d.log()
-    );
+    let log = d.log();
+    for warning in [
+        "server.conf has no backend/kind: kadeploy3d drives the SIMULATED cluster",
+        "Unused field frobnicate in server.conf",
+    ] {
+        assert_eq!(
+            log.matches(warning).count(),
+            1,
+            "a server left on the simulated backend says so at start, with each warning once: {log}"
+        );
+    }
     let h = Http::new(d.port, "root");
     seed_catalog(&h);
     let r = h.send(

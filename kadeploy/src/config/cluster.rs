@@ -61,6 +61,8 @@ pub struct ClusterSpecific {
     pub use_ip_to_deploy: bool,
     /// `remoteops/*`.
     pub remoteops: RemoteOps,
+    /// `pxe/headers/*`: text put at the top of the profiles written for the cluster's nodes.
+    pub pxe_headers: hal::netboot::pxe::Headers,
 }
 
 impl ClusterSpecific {
@@ -195,6 +197,7 @@ pub(crate) fn convert(
         automata,
         use_ip_to_deploy: w.hooks.use_ip_to_deploy,
         remoteops,
+        pxe_headers: super::drivers::headers(&w.pxe.headers),
     })
 }
 

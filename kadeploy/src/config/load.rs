@@ -1,12 +1,16 @@
-//! Loading a configuration directory (`server.conf`, `clusters.conf`, cluster files, `command.conf`).
+//! Loading a configuration directory (`server.conf`, `clusters.conf`, cluster files, `command.conf`,
+//! `simulation.conf`), once: everything the engine, the server's settings and the backends use.
 
 use super::cluster::{self, ClusterSpecific, ReadFile, RemoteOps};
 use super::clusters::{self, ClusterEntry};
+use super::drivers::{self, SshKeys};
 use super::error::{ConfigError, Ctx};
 use super::server;
-use super::types::{Config, ServerConfig};
+use super::server_conf::{self, ServerConf};
+use super::types::{ClusterConfig, Config, ServerConfig};
 use super::wire;
 use super::yaml::parse_yaml;
+use hal::netboot::pxe::{Headers, PxeConfig};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -14,7 +18,10 @@ use std::path::{Path, PathBuf};
 /// Per-node command overrides of `command.conf`, by host name then command key (`reboot_soft`...).
 pub type Commands = BTreeMap<String, BTreeMap<String, String>>;
 
-/// A loaded configuration directory.
+/// The simulated cluster's parameter file in a configuration directory (kadeploy3d's addition).
+pub const SIMULATION_FILE: &str = "simulation.conf";
+
+/// A loaded configuration directory: nothing in it is read again by the server or its backends.
 #[derive(Clone, Debug)]
 pub struct Loaded {
     /// The validated configuration.
@@ -25,6 +32,47 @@ pub struct Loaded {
     pub commands: Commands,
     /// `remoteops` of each cluster, by cluster name.
     pub remoteops: BTreeMap<String, RemoteOps>,
+    /// `server.conf` for the server's own settings and the backend keys.
+    pub server_conf: ServerConf,
+    /// `pxe/*`: the PXE profile writer's methods (each cluster's headers are in [`Loaded::pxe_headers`]).
+    pub pxe: PxeConfig,
+    /// `pxe/headers` of each cluster file, by cluster name.
+    pub pxe_headers: BTreeMap<String, Headers>,
+    /// `ssh_private_key` and the user of `external/default_connector`.
+    pub ssh: SshKeys,
+    /// `simulation.conf`, when the directory has one.
+    pub simulation: Option<TextFile>,
+}
+
+impl Loaded {
+    /// The `command.conf` overrides of the nodes of `cluster`.
+    pub fn commands_of(&self, cluster: &ClusterConfig) -> Commands {
+        cluster
+            .nodes
+            .iter()
+            .filter_map(|n| Some((n.name.clone(), self.commands.get(&n.name)?.clone())))
+            .collect()
+    }
+
+    /// The PXE writer's configuration for `cluster`: [`Loaded::pxe`] with the cluster's headers.
+    pub fn pxe_of(&self, cluster: &ClusterConfig) -> PxeConfig {
+        let mut pxe = self.pxe.clone();
+        pxe.headers = self
+            .pxe_headers
+            .get(&cluster.name)
+            .cloned()
+            .unwrap_or_default();
+        pxe
+    }
+}
+
+/// A file read whole at load.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TextFile {
+    /// Where it was read (for messages).
+    pub path: PathBuf,
+    /// Its contents.
+    pub text: String,
 }
 
 /// A value read from one file, with the file's warnings.
@@ -87,27 +135,55 @@ pub fn parse_commands(
     Ok(Parsed { value, warnings })
 }
 
-/// Loads a configuration directory: `server.conf` (or `server_conf.yml`), `clusters.conf` (or `clusters.yml`),
-/// each cluster's `conf_file`, and the optional `command.conf` (or `cmd.yml`).
+/// Parses `server.conf` text for the server's settings (without the engine's validation, so that a partial
+/// file will do); files it names are resolved against `dir` and read now.
+pub fn parse_server_conf(
+    text: &str,
+    file_name: &str,
+    dir: &Path,
+) -> Result<Parsed<ServerConf>, ConfigError> {
+    let (w, warnings) = parse_yaml::<wire::ServerFile>(text, file_name)?;
+    let value = server_conf::convert(w, Ctx { file: file_name }, dir, &mut |p: &Path| fs::read(p))?;
+    Ok(Parsed { value, warnings })
+}
+
+/// Reads `server.conf` (or `server_conf.yml`) of `dir` alone, for tools that need nothing else (see
+/// [`parse_server_conf`]).
+pub fn load_server_conf(dir: &Path) -> Result<Parsed<ServerConf>, ConfigError> {
+    let (path, text) = read_server_file(dir)?;
+    parse_server_conf(&text, &file_name(&path), dir)
+}
+
+/// Loads a configuration directory: `server.conf` (or `server_conf.yml`) with the files it names,
+/// `clusters.conf` (or `clusters.yml`), each cluster's `conf_file`, the optional `command.conf` (or
+/// `cmd.yml`) and the optional `simulation.conf` (kept as text).
 pub fn load_dir(dir: &Path) -> Result<Loaded, ConfigError> {
     let mut warnings = Vec::new();
-    let (server_path, text) = read_first(dir, &["server.conf", "server_conf.yml"])?
-        .ok_or_else(|| not_found(dir, "server.conf"))?;
-    let server = parse_server(&text, &file_name(&server_path))?;
-    warnings.extend(server.warnings);
+    let (server_path, text) = read_server_file(dir)?;
+    let server_name = file_name(&server_path);
+    let ctx = Ctx { file: &server_name };
+    let (w, server_warnings) = parse_yaml::<wire::ServerFile>(&text, &server_name)?;
+    warnings.extend(server_warnings);
+    let server = server::convert(&w, ctx)?;
+    let pxe = drivers::pxe(&w, ctx, dir)?;
+    let ssh = drivers::ssh(&w, dir);
+    let server_conf = server_conf::convert(w, ctx, dir, &mut |p: &Path| fs::read(p))?;
     let (clusters_path, text) = read_first(dir, &["clusters.conf", "clusters.yml"])?
         .ok_or_else(|| not_found(dir, "clusters.conf"))?;
     let entries = parse_clusters(&text, &file_name(&clusters_path))?;
     warnings.extend(entries.warnings);
     let mut clusters = Vec::with_capacity(entries.value.len());
     let mut remoteops = BTreeMap::new();
+    let mut pxe_headers = BTreeMap::new();
     for entry in entries.value {
         let path = cluster::resolve(dir, &entry.conf_file);
         let text = fs::read_to_string(&path).map_err(|source| ConfigError::Io { path, source })?;
         let specific = parse_cluster_specific(&text, &entry.conf_file, dir)?;
         warnings.extend(specific.warnings);
+        let headers = specific.value.pxe_headers.clone();
         let (config, ops) = specific.value.into_cluster(entry);
         remoteops.insert(config.name.clone(), ops);
+        pxe_headers.insert(config.name.clone(), headers);
         clusters.push(config);
     }
     let mut commands = BTreeMap::new();
@@ -120,15 +196,39 @@ pub fn load_dir(dir: &Path) -> Result<Loaded, ConfigError> {
         warnings.extend(parsed.warnings);
         commands = parsed.value;
     }
+    let simulation = read_optional(&dir.join(SIMULATION_FILE))?;
     Ok(Loaded {
-        config: Config {
-            server: server.value,
-            clusters,
-        },
+        config: Config { server, clusters },
         warnings,
         commands,
         remoteops,
+        server_conf,
+        pxe,
+        pxe_headers,
+        ssh,
+        simulation,
     })
+}
+
+/// Reads `server.conf` (or `server_conf.yml`) of `dir`.
+fn read_server_file(dir: &Path) -> Result<(PathBuf, String), ConfigError> {
+    read_first(dir, &["server.conf", "server_conf.yml"])?
+        .ok_or_else(|| not_found(dir, "server.conf"))
+}
+
+/// Reads an optional file: `None` when it does not exist or is not a file.
+fn read_optional(path: &Path) -> Result<Option<TextFile>, ConfigError> {
+    match fs::read_to_string(path) {
+        Ok(text) => Ok(Some(TextFile {
+            path: path.to_path_buf(),
+            text,
+        })),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound || path.is_dir() => Ok(None),
+        Err(source) => Err(ConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
 }
 
 /// Reads the first of `names` that exists in `dir`; `None` when none does.

@@ -1,0 +1,92 @@
+//! The `site` backend's power: the cluster's `remoteops` command templates with `command.conf`'s per-node
+//! overrides, SSH for soft reboots when the cluster has no soft command, and, with `backend/ipmi`, native
+//! IPMI-over-LAN for the hard level and the status.
+
+use hal::power::command::{CommandPower, PowerCommands};
+use hal::power::ipmi::{IpmiPower, IpmiTarget};
+use hal::power::levels::PowerByLevel;
+use hal::ssh::{SshNodeOps, SshPower};
+use hal::{NodeId, NodeInfo, Power, PowerAction, PowerLevel};
+use kadeploy::config::{ClusterConfig, Commands, IpmiKeys, RemoteOps, SiteKeys};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Power: the `remoteops` templates per level (with `commands`, the `command.conf` overrides of the
+/// cluster's nodes); soft reboots over SSH when the cluster has no soft command; the hard level and status
+/// through native IPMI when configured.
+pub(super) fn power(
+    cluster: &ClusterConfig,
+    remoteops: &RemoteOps,
+    commands: &Commands,
+    keys: &SiteKeys,
+    ops: &SshNodeOps,
+) -> anyhow::Result<Arc<dyn Power>> {
+    let mut table = PowerCommands::new();
+    for (action, list) in [
+        (PowerAction::Reboot, &remoteops.reboot),
+        (PowerAction::On, &remoteops.power_on),
+        (PowerAction::Off, &remoteops.power_off),
+    ] {
+        for op in list {
+            table = table.with(action, op.name, op.cmd.clone());
+        }
+    }
+    if let Some(status) = &remoteops.power_status {
+        table = table.with_status(status.clone());
+    }
+    let mut overrides = BTreeMap::new();
+    for (node, entries) in commands {
+        overrides.insert(
+            node.clone(),
+            PowerCommands::from_command_conf(node, entries.clone())?,
+        );
+    }
+    let commands: Arc<dyn Power> = Arc::new(
+        CommandPower::new(cluster.nodes.clone(), table.clone(), keys.power_timeout)
+            .with_overrides(overrides)?,
+    );
+    let has = |level: PowerLevel| {
+        [PowerAction::Reboot, PowerAction::On, PowerAction::Off]
+            .iter()
+            .any(|a| table.get(*a, level).is_some())
+    };
+    let mut by_level = PowerByLevel::new().status_from(commands.clone());
+    by_level = if has(PowerLevel::Soft) {
+        by_level.level(PowerLevel::Soft, commands.clone())
+    } else {
+        by_level.level(PowerLevel::Soft, Arc::new(SshPower::from_node_ops(ops)))
+    };
+    by_level = by_level
+        .level(PowerLevel::Hard, commands.clone())
+        .level(PowerLevel::VeryHard, commands);
+    if let Some(ipmi) = &keys.ipmi {
+        let native: Arc<dyn Power> = Arc::new(ipmi_power(&cluster.nodes, ipmi)?);
+        by_level = by_level
+            .level(PowerLevel::Hard, native.clone())
+            .status_from(native);
+    }
+    Ok(Arc::new(by_level))
+}
+
+/// The native IPMI backend of `backend/ipmi` (its password read at load).
+fn ipmi_power(nodes: &[NodeInfo], keys: &IpmiKeys) -> anyhow::Result<IpmiPower> {
+    let targets = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            (
+                NodeId(i as u32),
+                IpmiTarget {
+                    host: hal::power::command::substitute(&keys.host, n),
+                    port: keys.port,
+                    user: keys.user.clone(),
+                    password: keys.password.clone(),
+                },
+            )
+        })
+        .collect();
+    let power = IpmiPower::new(targets, Duration::from_secs(1), 3);
+    power.validate().map_err(anyhow::Error::msg)?;
+    Ok(power)
+}
