@@ -4,6 +4,10 @@
 //! The deployer never knows whether a trait object is real, simulated or a lab VM. Every operation on a
 //! node set returns one [`Outcome`] per node, in the order the nodes were given: partial failure is normal
 //! and one failing node never aborts the others.
+//!
+//! Features (both default): `netboot`, the DHCP/TFTP/HTTP boot services and `kabootd`; `ssh`, the SSH
+//! backends (russh). Without them the traits, outcomes, typed operations, image pipeline, broadcast
+//! (deployer and `kaagent`), native IPMI, command power and TCP probes remain.
 
 pub mod broadcast;
 pub mod console;
@@ -15,6 +19,7 @@ pub mod nodeops;
 pub mod outcome;
 pub mod power;
 pub mod reachability;
+#[cfg(feature = "ssh")]
 pub mod ssh;
 
 pub use broadcast::{Broadcast, ImageKind, ImageSpec, Strategy, WriteTarget};

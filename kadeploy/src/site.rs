@@ -26,9 +26,9 @@
 use crate::config::{self, ClusterConfig, RemoteOps};
 use crate::server::BackendSpec;
 use anyhow::Context as _;
-use futures_util::StreamExt as _;
-use hal::broadcast::kaagent::{Agent, KaagentBroadcast, Options};
-use hal::broadcast::token::{AgentToken, DEFAULT_TOKEN_FILE};
+use hal::broadcast::deployer::{Agent, KaagentBroadcast, Options};
+use hal::broadcast::over_ssh::AgentsOverSsh;
+use hal::broadcast::token::DEFAULT_TOKEN_FILE;
 use hal::console::command::CommandConsole;
 use hal::netboot::pxe::{Headers, PxeConfig, PxeMethod, PxeWriter};
 use hal::power::command::{CommandPower, PowerCommands};
@@ -36,10 +36,7 @@ use hal::power::ipmi::{IpmiPower, IpmiTarget};
 use hal::power::levels::PowerByLevel;
 use hal::reachability::tcp::TcpProbe;
 use hal::ssh::{SshConfig, SshNodeOps, SshPower};
-use hal::{
-    Broadcast, Drivers, ImageSpec, NodeId, NodeInfo, Outcomes, PortCheck, Power, PowerAction,
-    PowerLevel, Reachability, Strategy, WriteTarget,
-};
+use hal::{Broadcast, Drivers, NodeId, NodeInfo, Power, PowerAction, PowerLevel};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -101,7 +98,10 @@ fn shortest_macro_timeout(cluster: &ClusterConfig) -> Option<(String, f64)> {
         ("BootNewEnv", &a.boot_new_env),
     ]
     .into_iter()
-    .flat_map(|(slot, list)| list.iter().map(move |i| (format!("{slot}{}", i.kind), i.timeout)))
+    .flat_map(|(slot, list)| {
+        list.iter()
+            .map(move |i| (format!("{slot}{}", i.kind), i.timeout))
+    })
     .filter(|(_, t)| *t > 0.0)
     .min_by(|x, y| x.1.total_cmp(&y.1))
 }
@@ -170,29 +170,20 @@ pub fn backend(cluster: &ClusterConfig, dir: &Path) -> anyhow::Result<BackendSpe
     });
     let kaagent = KaagentBroadcast::new(agents, Options::default());
     kaagent.validate()?;
-    check_token_file(&keys.agent_token_file)?;
-    let delivery = match &keys.agent_binary {
-        None => None,
-        Some(binary) => {
-            let binary = dir.join(binary);
-            anyhow::ensure!(
-                binary.is_file(),
-                "backend/agent_binary: {} is not a file",
-                binary.display()
-            );
-            Some(AgentDelivery {
-                probe: TcpProbe::new(nodes.clone(), Duration::from_secs(2)),
-                binary,
-            })
-        }
-    };
-    let broadcast: Arc<dyn Broadcast> = Arc::new(AgentsOverSsh {
-        inner: kaagent,
-        ops: ops.clone(),
-        token_file: keys.agent_token_file.clone(),
-        port: keys.agent_port,
-        delivery,
-    });
+    let mut over_ssh = AgentsOverSsh::new(
+        kaagent,
+        ops.clone(),
+        &keys.agent_token_file,
+        keys.agent_port,
+    )
+    .map_err(|e| anyhow::anyhow!("backend/agent_token_file: {e}"))?;
+    if let Some(binary) = &keys.agent_binary {
+        let probe = TcpProbe::new(nodes.clone(), Duration::from_secs(2));
+        over_ssh = over_ssh
+            .with_delivery(probe, dir.join(binary))
+            .map_err(|e| anyhow::anyhow!("backend/agent_binary: {e}"))?;
+    }
+    let broadcast: Arc<dyn Broadcast> = Arc::new(over_ssh);
     let console = CommandConsole::new(nodes.clone(), remoteops.console.clone());
     Ok(BackendSpec {
         drivers: Drivers {
@@ -207,177 +198,6 @@ pub fn backend(cluster: &ClusterConfig, dir: &Path) -> anyhow::Result<BackendSpe
         image_size: 0,
         image_ratio: 1.0,
     })
-}
-
-/// `backend/agent_token_file` must be an absolute path of plain characters: it goes into shell
-/// command lines on the nodes.
-fn check_token_file(path: &str) -> anyhow::Result<()> {
-    let plain = path
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c));
-    anyhow::ensure!(
-        path.starts_with('/')
-            && plain
-            && !path.ends_with('/')
-            && !path.split('/').any(|p| p == ".."),
-        "backend/agent_token_file: {path:?} is not an absolute path of letters, digits, '/', '.', '_' and '-'"
-    );
-    Ok(())
-}
-
-/// The broadcast through `kaagent` with a fresh token per broadcast, handed over SSH (the channel the
-/// deployer already trusts, as Ironic hands its agents their tokens): the token is written to each
-/// node's token file (root-only); with [`AgentDelivery`], the agent is sent and started where none
-/// answers; then the image is broadcast, and the token files are removed. A node where a step fails
-/// is not sent the image and fails with that step's error.
-struct AgentsOverSsh {
-    inner: KaagentBroadcast,
-    ops: Arc<SshNodeOps>,
-    token_file: String,
-    port: u16,
-    delivery: Option<AgentDelivery>,
-}
-
-/// Sending a static `kaagent` to `/tmp/kaagent` over SSH where no agent answers, and starting it.
-struct AgentDelivery {
-    probe: TcpProbe,
-    binary: std::path::PathBuf,
-}
-
-impl AgentsOverSsh {
-    /// Runs `command` with `stdin` on every node of `nodes` over SSH; the nodes where it failed.
-    async fn on_nodes(
-        &self,
-        nodes: &[NodeId],
-        command: &str,
-        stdin: &[u8],
-    ) -> BTreeMap<NodeId, hal::NodeError> {
-        futures_util::stream::iter(nodes.iter().copied())
-            .map(|n| async move {
-                let r = self
-                    .ops
-                    .exec(n, command, stdin)
-                    .await
-                    .and_then(|out| out.into_outcome());
-                (n, r)
-            })
-            .buffer_unordered(hal::ssh::DEFAULT_CONCURRENCY)
-            .filter_map(|(n, r)| async move { r.err().map(|e| (n, e)) })
-            .collect()
-            .await
-    }
-
-    /// Starts the agent where none answers; the nodes where that failed.
-    async fn deliver(
-        &self,
-        delivery: &AgentDelivery,
-        nodes: &[NodeId],
-    ) -> BTreeMap<NodeId, hal::NodeError> {
-        let check = PortCheck {
-            up: vec![self.port],
-            down: Vec::new(),
-        };
-        let missing: Vec<NodeId> = delivery
-            .probe
-            .probe(nodes, &check)
-            .await
-            .failures()
-            .into_iter()
-            .map(|(n, _)| n)
-            .collect();
-        if missing.is_empty() {
-            return BTreeMap::new();
-        }
-        tracing::info!(nodes = missing.len(), "sending kaagent over SSH");
-        let args = format!(
-            "--listen 0.0.0.0:{} --token-file {}",
-            self.port, self.token_file
-        );
-        let started = self
-            .ops
-            .start_agent(&missing, &delivery.binary, "/tmp/kaagent", &args)
-            .await;
-        // Give the started agents a moment to listen.
-        for _ in 0..20 {
-            let ready = delivery.probe.probe(&missing, &check).await;
-            if ready.failures().is_empty() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-        started.failures().into_iter().collect()
-    }
-}
-
-#[async_trait::async_trait]
-impl Broadcast for AgentsOverSsh {
-    async fn broadcast(
-        &self,
-        image: &ImageSpec,
-        target: &WriteTarget,
-        strategy: Strategy,
-        nodes: &[NodeId],
-    ) -> Outcomes {
-        let token = match AgentToken::generate() {
-            Ok(t) => t,
-            Err(e) => {
-                return Outcomes::all(
-                    nodes,
-                    Err(hal::NodeError::new(hal::ErrorKind::Config, e.to_string())),
-                );
-            }
-        };
-        let file = &self.token_file;
-        let write = format!("umask 077 && cat > {file}.new && mv -f {file}.new {file}");
-        let mut failed = self
-            .on_nodes(nodes, &write, format!("{}\n", token.secret()).as_bytes())
-            .await;
-        let holding: Vec<NodeId> = nodes
-            .iter()
-            .copied()
-            .filter(|n| !failed.contains_key(n))
-            .collect();
-        if let Some(delivery) = &self.delivery {
-            failed.extend(self.deliver(delivery, &holding).await);
-        }
-        let ready: Vec<NodeId> = holding
-            .iter()
-            .copied()
-            .filter(|n| !failed.contains_key(n))
-            .collect();
-        let sent = self
-            .inner
-            .clone()
-            .with_token(token)
-            .broadcast(image, target, strategy, &ready)
-            .await;
-        // The token is of no use after the broadcast: withdraw it (best effort).
-        let kept = self.on_nodes(&holding, &format!("rm -f {file}"), b"").await;
-        if !kept.is_empty() {
-            tracing::warn!(
-                nodes = kept.len(),
-                "agent token not removed from some nodes"
-            );
-        }
-        let mut sent: BTreeMap<NodeId, _> = sent.0.into_iter().collect();
-        Outcomes(
-            nodes
-                .iter()
-                .map(|n| match failed.remove(n) {
-                    Some(e) => (*n, Err(e)),
-                    None => (
-                        *n,
-                        sent.remove(n).unwrap_or_else(|| {
-                            Err(hal::NodeError::new(
-                                hal::ErrorKind::Transfer,
-                                "no outcome from the broadcast",
-                            ))
-                        }),
-                    ),
-                })
-                .collect(),
-        )
-    }
 }
 
 /// The user of an ssh connector command line (`-l root`, or `user@` is not used by Kadeploy).
@@ -579,23 +399,6 @@ mod tests {
         let index = switch_indices(&switches);
         assert_eq!(index.len(), 2);
         assert_eq!((index["sw-a"], index["sw-b"]), (0, 1));
-    }
-
-    #[test]
-    fn token_files_must_be_plain_absolute_paths() {
-        for ok in ["/run/kaagent.token", "/var/lib/kadeploy-agent/token_1"] {
-            assert!(check_token_file(ok).is_ok(), "{ok}");
-        }
-        for bad in [
-            "run/kaagent.token",
-            "/run/$(reboot)",
-            "/run/a b",
-            "/run/../etc/shadow",
-            "/run/",
-            "",
-        ] {
-            assert!(check_token_file(bad).is_err(), "{bad}");
-        }
     }
 
     #[test]
