@@ -6,12 +6,19 @@
 //! data could not be delivered or written gets its own failed outcome; the others go on when the strategy
 //! allows it. The simulator models the same strategies as flows over a max-min shared network, with disk
 //! and decompression rates, connection latencies and nodes dying mid-transfer.
+//!
+//! The two ends of the real backend: [`deployer`] is the deployer's side ([`deployer::KaagentBroadcast`],
+//! the [`Broadcast`] backend that plans the transfer and feeds the image), [`node_agent`] is the agent
+//! running on every node (the `kaagent` binary). With the `ssh` feature, `over_ssh` hands each
+//! broadcast's token (and, if asked, the agent itself) to the nodes over SSH before the deployer runs.
 
-pub mod agent;
 pub mod confine;
+pub mod deployer;
 pub mod forward;
 pub mod handshake;
-pub mod kaagent;
+pub mod node_agent;
+#[cfg(feature = "ssh")]
+pub mod over_ssh;
 pub mod plan;
 pub mod receive;
 pub mod store;

@@ -6,6 +6,10 @@
 //! partial failure is normal and one failing node never aborts the others. A node the backend does not
 //! have fails alone with [`ErrorKind::Config`], it never panics. `hal::testing::conformance` (feature
 //! `testing`) checks these contracts and each trait's own on any implementation.
+//!
+//! Features (both default): `netboot`, the DHCP/TFTP/HTTP boot services and `kabootd`; `ssh`, the SSH
+//! backends (russh). Without them the traits, outcomes, typed operations, image pipeline, broadcast
+//! (deployer and `kaagent`), native IPMI, command power and TCP probes remain.
 
 pub mod broadcast;
 pub mod console;
@@ -17,6 +21,7 @@ pub mod nodeops;
 pub mod outcome;
 pub mod power;
 pub mod reachability;
+#[cfg(feature = "ssh")]
 pub mod ssh;
 #[cfg(feature = "testing")]
 pub mod testing;

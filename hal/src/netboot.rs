@@ -5,19 +5,31 @@
 //! node follows it (deploy kernel → deploy environment, local disk → deployed environment).
 //!
 //! The real services live in the submodules, named after their protocol: [`pxe`] writes the profiles,
-//! [`dhcp`], [`tftp`] and [`http`] serve nodes at boot (embedded in the daemon or in `kabootd`).
+//! `dhcp`, `tftp` and `http` serve nodes at boot (embedded in the daemon or in `kabootd`; they need the
+//! `netboot` feature).
 
 pub mod atomic;
+#[cfg(feature = "netboot")]
 pub mod dhcp;
+#[cfg(feature = "netboot")]
 pub mod fsroot;
+#[cfg(feature = "netboot")]
 pub mod http;
+#[cfg(feature = "netboot")]
 pub mod load;
+pub mod mac;
+#[cfg(feature = "netboot")]
 pub mod per_client;
 pub mod pxe;
+#[cfg(feature = "netboot")]
 pub mod services;
+#[cfg(feature = "netboot")]
 pub mod socket;
 pub mod stats;
+#[cfg(feature = "netboot")]
 pub mod tftp;
+
+pub use mac::Mac;
 
 use crate::node::NodeId;
 use crate::outcome::Outcomes;

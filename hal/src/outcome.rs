@@ -1,5 +1,9 @@
 //! Per-node outcomes of node-set operations and the small error-kind enum the engine decides on.
 
+mod fanout;
+
+pub(crate) use fanout::for_each_node;
+
 use crate::node::NodeId;
 use serde::{Deserialize, Serialize};
 use std::fmt;

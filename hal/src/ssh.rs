@@ -7,7 +7,6 @@
 mod archive;
 mod client;
 mod config;
-mod fanout;
 mod nodeops;
 mod power;
 mod script;
@@ -16,5 +15,3 @@ pub use client::ExecOutput;
 pub use config::{SshConfig, SshError};
 pub use nodeops::{DEFAULT_CONCURRENCY, SshNodeOps};
 pub use power::SshPower;
-
-pub(crate) use fanout::for_each_node;

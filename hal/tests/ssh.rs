@@ -1,6 +1,8 @@
 //! SSH backend tests against real SSH servers (OpenSSH and dropbear with busybox) on loopback
 //! addresses, plus the command-template power, TCP probe and command console backends.
 
+#[path = "ssh/agents.rs"]
+mod agents;
 #[path = "ssh/conformance.rs"]
 mod conformance;
 #[path = "ssh/harness.rs"]
@@ -20,6 +22,14 @@ async fn openssh_operations() {
     let mut lab = Lab::new();
     lab.start(Flavor::OpenSsh, "127.0.0.2");
     operations::suite(&lab, Flavor::OpenSsh, "127.0.0.2").await;
+}
+
+/// The broadcast decorator of the site backend: each broadcast's token written over SSH, then removed.
+#[tokio::test(flavor = "multi_thread")]
+async fn broadcast_token_over_ssh() {
+    let mut lab = Lab::new();
+    lab.start(Flavor::OpenSsh, "127.0.0.2");
+    agents::token_handed_over_ssh(&lab).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

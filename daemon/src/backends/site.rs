@@ -29,16 +29,13 @@
 mod power;
 
 use anyhow::Context as _;
-use futures_util::StreamExt as _;
-use hal::broadcast::kaagent::{Agent, KaagentBroadcast, Options};
-use hal::broadcast::token::AgentToken;
+use hal::broadcast::deployer::{Agent, KaagentBroadcast, Options};
+use hal::broadcast::over_ssh::AgentsOverSsh;
 use hal::console::command::CommandConsole;
 use hal::netboot::pxe::{PxeConfig, PxeWriter};
 use hal::reachability::tcp::TcpProbe;
 use hal::ssh::{SshConfig, SshNodeOps};
-use hal::{
-    Broadcast, Drivers, ImageSpec, NodeId, Outcomes, PortCheck, Reachability, Strategy, WriteTarget,
-};
+use hal::{Broadcast, Drivers, NodeId};
 use kadeploy::config::{ClusterConfig, Loaded, SiteKeys};
 use kadeploy_server::BackendSpec;
 use std::collections::BTreeMap;
@@ -132,7 +129,7 @@ pub fn backend(cluster: &ClusterConfig, loaded: &Loaded) -> anyhow::Result<Backe
 }
 
 /// The broadcast: `kaagent` on `backend/agent_port`, its token handed over SSH, the agent itself sent
-/// where none answers when `backend/agent_binary` is set.
+/// where none answers when `backend/agent_binary` is set ([`AgentsOverSsh`]).
 fn broadcast(
     cluster: &ClusterConfig,
     keys: &SiteKeys,
@@ -155,182 +152,20 @@ fn broadcast(
     });
     let kaagent = KaagentBroadcast::new(agents, Options::default());
     kaagent.validate()?;
-    let delivery = match &keys.agent_binary {
-        None => None,
-        Some(binary) => {
-            anyhow::ensure!(
-                binary.is_file(),
-                "backend/agent_binary: {} is not a file",
-                binary.display()
-            );
-            Some(AgentDelivery {
-                probe: TcpProbe::new(nodes.clone(), Duration::from_secs(2)),
-                binary: binary.clone(),
-            })
-        }
-    };
-    Ok(Arc::new(AgentsOverSsh {
-        inner: kaagent,
-        ops: ops.clone(),
-        token_file: keys.agent_token_file.clone(),
-        port: keys.agent_port,
-        delivery,
-    }))
-}
-
-/// The broadcast through `kaagent` with a fresh token per broadcast, handed over SSH (the channel the
-/// deployer already trusts, as Ironic hands its agents their tokens): the token is written to each
-/// node's token file (root-only); with [`AgentDelivery`], the agent is sent and started where none
-/// answers; then the image is broadcast, and the token files are removed. A node where a step fails
-/// is not sent the image and fails with that step's error.
-struct AgentsOverSsh {
-    inner: KaagentBroadcast,
-    ops: Arc<SshNodeOps>,
-    token_file: String,
-    port: u16,
-    delivery: Option<AgentDelivery>,
-}
-
-/// Sending a static `kaagent` to `/tmp/kaagent` over SSH where no agent answers, and starting it.
-struct AgentDelivery {
-    probe: TcpProbe,
-    binary: std::path::PathBuf,
-}
-
-impl AgentsOverSsh {
-    /// Runs `command` with `stdin` on every node of `nodes` over SSH; the nodes where it failed.
-    async fn on_nodes(
-        &self,
-        nodes: &[NodeId],
-        command: &str,
-        stdin: &[u8],
-    ) -> BTreeMap<NodeId, hal::NodeError> {
-        futures_util::stream::iter(nodes.iter().copied())
-            .map(|n| async move {
-                let r = self
-                    .ops
-                    .exec(n, command, stdin)
-                    .await
-                    .and_then(|out| out.into_outcome());
-                (n, r)
-            })
-            .buffer_unordered(hal::ssh::DEFAULT_CONCURRENCY)
-            .filter_map(|(n, r)| async move { r.err().map(|e| (n, e)) })
-            .collect()
-            .await
+    let mut over_ssh = AgentsOverSsh::new(
+        kaagent,
+        ops.clone(),
+        &keys.agent_token_file,
+        keys.agent_port,
+    )
+    .map_err(|e| anyhow::anyhow!("backend/agent_token_file: {e}"))?;
+    if let Some(binary) = &keys.agent_binary {
+        let probe = TcpProbe::new(nodes.clone(), Duration::from_secs(2));
+        over_ssh = over_ssh
+            .with_delivery(probe, binary.clone())
+            .map_err(|e| anyhow::anyhow!("backend/agent_binary: {e}"))?;
     }
-
-    /// Starts the agent where none answers; the nodes where that failed.
-    async fn deliver(
-        &self,
-        delivery: &AgentDelivery,
-        nodes: &[NodeId],
-    ) -> BTreeMap<NodeId, hal::NodeError> {
-        let check = PortCheck {
-            up: vec![self.port],
-            down: Vec::new(),
-        };
-        let missing: Vec<NodeId> = delivery
-            .probe
-            .probe(nodes, &check)
-            .await
-            .failures()
-            .into_iter()
-            .map(|(n, _)| n)
-            .collect();
-        if missing.is_empty() {
-            return BTreeMap::new();
-        }
-        tracing::info!(nodes = missing.len(), "sending kaagent over SSH");
-        let args = format!(
-            "--listen 0.0.0.0:{} --token-file {}",
-            self.port, self.token_file
-        );
-        let started = self
-            .ops
-            .start_agent(&missing, &delivery.binary, "/tmp/kaagent", &args)
-            .await;
-        // Give the started agents a moment to listen.
-        for _ in 0..20 {
-            let ready = delivery.probe.probe(&missing, &check).await;
-            if ready.failures().is_empty() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-        started.failures().into_iter().collect()
-    }
-}
-
-#[async_trait::async_trait]
-impl Broadcast for AgentsOverSsh {
-    async fn broadcast(
-        &self,
-        image: &ImageSpec,
-        target: &WriteTarget,
-        strategy: Strategy,
-        nodes: &[NodeId],
-    ) -> Outcomes {
-        let token = match AgentToken::generate() {
-            Ok(t) => t,
-            Err(e) => {
-                return Outcomes::all(
-                    nodes,
-                    Err(hal::NodeError::new(hal::ErrorKind::Config, e.to_string())),
-                );
-            }
-        };
-        let file = &self.token_file;
-        let write = format!("umask 077 && cat > {file}.new && mv -f {file}.new {file}");
-        let mut failed = self
-            .on_nodes(nodes, &write, format!("{}\n", token.secret()).as_bytes())
-            .await;
-        let holding: Vec<NodeId> = nodes
-            .iter()
-            .copied()
-            .filter(|n| !failed.contains_key(n))
-            .collect();
-        if let Some(delivery) = &self.delivery {
-            failed.extend(self.deliver(delivery, &holding).await);
-        }
-        let ready: Vec<NodeId> = holding
-            .iter()
-            .copied()
-            .filter(|n| !failed.contains_key(n))
-            .collect();
-        let sent = self
-            .inner
-            .clone()
-            .with_token(token)
-            .broadcast(image, target, strategy, &ready)
-            .await;
-        // The token is of no use after the broadcast: withdraw it (best effort).
-        let kept = self.on_nodes(&holding, &format!("rm -f {file}"), b"").await;
-        if !kept.is_empty() {
-            tracing::warn!(
-                nodes = kept.len(),
-                "agent token not removed from some nodes"
-            );
-        }
-        let mut sent: BTreeMap<NodeId, _> = sent.0.into_iter().collect();
-        Outcomes(
-            nodes
-                .iter()
-                .map(|n| match failed.remove(n) {
-                    Some(e) => (*n, Err(e)),
-                    None => (
-                        *n,
-                        sent.remove(n).unwrap_or_else(|| {
-                            Err(hal::NodeError::new(
-                                hal::ErrorKind::Transfer,
-                                "no outcome from the broadcast",
-                            ))
-                        }),
-                    ),
-                })
-                .collect(),
-        )
-    }
+    Ok(Arc::new(over_ssh))
 }
 
 /// A number per switch name (in name order): the broadcast keeps nodes with the same number adjacent.

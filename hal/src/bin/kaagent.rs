@@ -1,13 +1,13 @@
 //! `kaagent`: the node agent of the image broadcast. Listens for jobs from the deployer and data
 //! streams from upstream nodes, accepting only peers that know the deployment's token (which the
-//! deployer writes to `--token-file` over SSH before each broadcast); see `hal::broadcast::agent`.
+//! deployer writes to `--token-file` over SSH before each broadcast); see `hal::broadcast::node_agent`.
 //!
 //! Static build for deploy kernels (glibc, no musl toolchain needed):
 //! `RUSTFLAGS="-C target-feature=+crt-static" cargo build --release -p hal --bin kaagent --target x86_64-unknown-linux-gnu`
 
 use anyhow::Context;
 use clap::Parser;
-use hal::broadcast::agent::{AgentConfig, DEFAULT_HANDSHAKE_TIMEOUT};
+use hal::broadcast::node_agent::{AgentConfig, DEFAULT_HANDSHAKE_TIMEOUT};
 use hal::broadcast::token::DEFAULT_TOKEN_FILE;
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
@@ -53,5 +53,5 @@ fn main() -> anyhow::Result<()> {
         token_file: args.token_file,
         handshake_timeout,
     };
-    hal::broadcast::agent::run(listener, config).context("accepting connections")
+    hal::broadcast::node_agent::run(listener, config).context("accepting connections")
 }

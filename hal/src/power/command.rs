@@ -6,9 +6,8 @@
 //! the command was accepted, otherwise the node fails with the command's stderr.
 
 use crate::node::{NodeId, NodeInfo};
-use crate::outcome::{ErrorKind, NodeError, Outcome, Outcomes};
+use crate::outcome::{ErrorKind, NodeError, Outcome, Outcomes, for_each_node};
 use crate::power::{Power, PowerAction, PowerLevel, PowerState};
-use crate::ssh::for_each_node;
 use async_trait::async_trait;
 use std::collections::BTreeMap;
 use std::process::Stdio;

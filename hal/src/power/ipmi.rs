@@ -13,16 +13,14 @@ pub mod session;
 pub mod wire;
 
 use crate::node::NodeId;
-use crate::outcome::{ErrorKind, NodeError, Outcome, Outcomes};
+use crate::outcome::{ErrorKind, NodeError, Outcome, Outcomes, for_each_node};
 use crate::power::{Power, PowerAction, PowerLevel, PowerState};
 use async_trait::async_trait;
 use commands::ChassisControl;
 use session::{IpmiError, Session, SessionParams};
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::task::JoinSet;
 
 /// One node's BMC.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -125,40 +123,6 @@ pub fn node_error(e: IpmiError) -> NodeError {
     NodeError::new(kind, e.to_string())
 }
 
-async fn fan_out<T, F, Fut>(nodes: &[NodeId], f: F) -> Outcomes<T>
-where
-    T: Send + 'static,
-    F: Fn(NodeId) -> Fut,
-    Fut: Future<Output = Outcome<T>> + Send + 'static,
-{
-    let mut set = JoinSet::new();
-    for (i, &node) in nodes.iter().enumerate() {
-        let fut = f(node);
-        set.spawn(async move { (i, fut.await) });
-    }
-    let mut slots: Vec<Option<Outcome<T>>> = nodes.iter().map(|_| None).collect();
-    while let Some(joined) = set.join_next().await {
-        if let Ok((i, outcome)) = joined {
-            slots[i] = Some(outcome);
-        }
-    }
-    Outcomes(
-        nodes
-            .iter()
-            .zip(slots)
-            .map(|(&n, o)| {
-                let lost = || {
-                    Err(NodeError::new(
-                        ErrorKind::CommandFailed,
-                        "IPMI task panicked",
-                    ))
-                };
-                (n, o.unwrap_or_else(lost))
-            })
-            .collect(),
-    )
-}
-
 #[async_trait]
 impl Power for IpmiPower {
     async fn power(&self, action: PowerAction, level: PowerLevel, nodes: &[NodeId]) -> Outcomes {
@@ -171,7 +135,8 @@ impl Power for IpmiPower {
             return Outcomes::all(nodes, Err(NodeError::new(ErrorKind::NotSupported, msg)));
         }
         let this = self.clone();
-        fan_out(nodes, move |node| {
+        // Every node's BMC at once: no limit on sessions in flight.
+        for_each_node(nodes, nodes.len(), move |node| {
             let this = this.clone();
             async move { this.node_power(node, action).await }
         })
@@ -180,7 +145,7 @@ impl Power for IpmiPower {
 
     async fn status(&self, nodes: &[NodeId]) -> Outcomes<PowerState> {
         let this = self.clone();
-        fan_out(nodes, move |node| {
+        for_each_node(nodes, nodes.len(), move |node| {
             let this = this.clone();
             async move { this.node_status(node).await }
         })

@@ -1,9 +1,8 @@
 //! Reachability by TCP connection probes to the nodes' addresses.
 
 use crate::node::{NodeId, NodeInfo};
-use crate::outcome::{ErrorKind, NodeError, Outcome, Outcomes};
+use crate::outcome::{ErrorKind, NodeError, Outcome, Outcomes, for_each_node};
 use crate::reachability::{PortCheck, Reachability};
-use crate::ssh::for_each_node;
 use async_trait::async_trait;
 use std::net::SocketAddr;
 use std::sync::Arc;

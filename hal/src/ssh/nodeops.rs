@@ -4,11 +4,10 @@
 use super::archive;
 use super::client::{ExecOutput, Input, SshClient};
 use super::config::{SshConfig, SshError};
-use super::fanout::for_each_node;
 use super::script::{self, quote};
 use crate::node::{NodeId, NodeInfo};
 use crate::nodeops::{NodeOps, Operation};
-use crate::outcome::{ErrorKind, NodeError, Outcome, Outcomes};
+use crate::outcome::{ErrorKind, NodeError, Outcome, Outcomes, for_each_node};
 use async_trait::async_trait;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

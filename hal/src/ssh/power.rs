@@ -2,11 +2,10 @@
 
 use super::client::{Input, SshClient};
 use super::config::{SshConfig, SshError};
-use super::fanout::for_each_node;
 use super::nodeops::{DEFAULT_CONCURRENCY, SshNodeOps, not_provided};
 use super::script::detached;
 use crate::node::{NodeId, NodeInfo};
-use crate::outcome::Outcomes;
+use crate::outcome::{Outcomes, for_each_node};
 use crate::power::{Power, PowerAction, PowerLevel, PowerState};
 use async_trait::async_trait;
 use std::sync::Arc;

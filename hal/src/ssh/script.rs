@@ -1,6 +1,6 @@
 //! The POSIX shell command lines (busybox-compatible) that carry out each [`Operation`] on a node.
 
-use crate::broadcast::ImageKind;
+use crate::broadcast::{ImageKind, WriteTarget};
 use crate::nodeops::{Operation, ScriptEnv};
 
 /// Quotes `s` for a POSIX shell (single quotes, `'` as `'\''`).
@@ -139,29 +139,7 @@ pub(crate) fn command(op: &Operation) -> String {
             source,
             kind,
             target,
-        } => {
-            let head = format!("s={}; ", quote(source));
-            match kind {
-                ImageKind::Tar => {
-                    let x = quote(&target.extraction_dir);
-                    format!(
-                        "{head}{DETECT}mkdir -p {x} || exit 1; {}",
-                        decompress_into(&format!("tar -x -f - -C {x}"))
-                    )
-                }
-                ImageKind::Dd => format!(
-                    "{head}{DETECT}{}",
-                    decompress_into(&format!(
-                        "dd of={} bs=1048576 conv=fsync 2>/dev/null",
-                        quote(&target.device)
-                    ))
-                ),
-                ImageKind::Fsa => format!(
-                    r#"{head}fsarchiver -j $(grep -c '^processor' /proc/cpuinfo) restfs "$s" id=0,dest={}"#,
-                    quote(&target.device)
-                ),
-            }
-        }
+        } => write_image(source, *kind, target),
         Operation::CheckKernelFiles {
             dir,
             kernel,
@@ -179,25 +157,7 @@ pub(crate) fn command(op: &Operation) -> String {
             kernel,
             initrd,
             params,
-        } => {
-            let mut cmd = format!("r=; {RESOLVE}");
-            cmd.push_str(&format!(
-                r#"k=$(kres {k}); [ -f "$k" ] || {{ echo {m} >&2; exit 1; }}; "#,
-                k = quote(kernel),
-                m = quote(&format!("kernel {kernel} not found"))
-            ));
-            let mut load = r#"kexec -l "$k""#.to_string();
-            if !initrd.is_empty() {
-                cmd.push_str(&format!(
-                    r#"i=$(kres {i}); [ -f "$i" ] || {{ echo {m} >&2; exit 1; }}; "#,
-                    i = quote(initrd),
-                    m = quote(&format!("initrd {initrd} not found"))
-                ));
-                load.push_str(r#" --initrd="$i""#);
-            }
-            load.push_str(&format!(" --append={}", quote(params)));
-            format!("{cmd}{load} || exit 1; {}", detached("kexec -e"))
-        }
+        } => kexec(kernel, initrd, params),
         Operation::RebootFromDeployEnv => detached("reboot -f"),
         Operation::Sync => "sync".into(),
         Operation::CheckRootDevice { device } => format!(
@@ -207,6 +167,52 @@ pub(crate) fn command(op: &Operation) -> String {
         Operation::Exec { command, env } => format!("{}{command}", exports(env)),
         Operation::Dummy => "true".into(),
     }
+}
+
+/// Decompresses the image file `source` and writes it the way `kind` says into `target`.
+fn write_image(source: &str, kind: ImageKind, target: &WriteTarget) -> String {
+    let head = format!("s={}; ", quote(source));
+    match kind {
+        ImageKind::Tar => {
+            let x = quote(&target.extraction_dir);
+            format!(
+                "{head}{DETECT}mkdir -p {x} || exit 1; {}",
+                decompress_into(&format!("tar -x -f - -C {x}"))
+            )
+        }
+        ImageKind::Dd => format!(
+            "{head}{DETECT}{}",
+            decompress_into(&format!(
+                "dd of={} bs=1048576 conv=fsync 2>/dev/null",
+                quote(&target.device)
+            ))
+        ),
+        ImageKind::Fsa => format!(
+            r#"{head}fsarchiver -j $(grep -c '^processor' /proc/cpuinfo) restfs "$s" id=0,dest={}"#,
+            quote(&target.device)
+        ),
+    }
+}
+
+/// Loads `kernel` (and `initrd` unless empty) with `params` and executes it, detached.
+fn kexec(kernel: &str, initrd: &str, params: &str) -> String {
+    let mut cmd = format!("r=; {RESOLVE}");
+    cmd.push_str(&format!(
+        r#"k=$(kres {k}); [ -f "$k" ] || {{ echo {m} >&2; exit 1; }}; "#,
+        k = quote(kernel),
+        m = quote(&format!("kernel {kernel} not found"))
+    ));
+    let mut load = r#"kexec -l "$k""#.to_string();
+    if !initrd.is_empty() {
+        cmd.push_str(&format!(
+            r#"i=$(kres {i}); [ -f "$i" ] || {{ echo {m} >&2; exit 1; }}; "#,
+            i = quote(initrd),
+            m = quote(&format!("initrd {initrd} not found"))
+        ));
+        load.push_str(r#" --initrd="$i""#);
+    }
+    load.push_str(&format!(" --append={}", quote(params)));
+    format!("{cmd}{load} || exit 1; {}", detached("kexec -e"))
 }
 
 #[cfg(test)]

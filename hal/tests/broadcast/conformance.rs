@@ -3,7 +3,7 @@
 
 use crate::harness::{Scratch, backend, dd_image, random_bytes, start_agents, target};
 use hal::Strategy;
-use hal::broadcast::kaagent::Options;
+use hal::broadcast::deployer::Options;
 use hal::testing::conformance::{BroadcastSubject, Nodes, check_broadcast};
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! Test harness: `kaagent` processes on loopback (one 127.0.0.x address each) sharing a token file,
 //! images, hashes, clean-up.
 
-use hal::broadcast::kaagent::{Agent, KaagentBroadcast, Options};
+use hal::broadcast::deployer::{Agent, KaagentBroadcast, Options};
 use hal::broadcast::token::AgentToken;
 use hal::{ImageKind, ImageSpec, NodeId, WriteTarget};
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -6,7 +6,7 @@ use crate::harness::{
     KAAGENT, Scratch, TokenFile, backend, dd_image, free_port, spawn_agent, target,
 };
 use hal::Strategy;
-use hal::broadcast::kaagent::Options;
+use hal::broadcast::deployer::Options;
 use std::process::Command;
 use std::time::Instant;
 

@@ -4,8 +4,8 @@
 //! every one of them succeeded.
 
 use crate::harness::*;
+use hal::broadcast::deployer::Options;
 use hal::broadcast::handshake::Sealer;
-use hal::broadcast::kaagent::Options;
 use hal::broadcast::token::AgentToken;
 use hal::broadcast::wire::{self, Hello, NodePlan, Reply};
 use hal::image::{Manifest, frame};
@@ -422,7 +422,7 @@ fn oversized_frame_announcements_are_refused_without_allocation() {
 /// pace) and at most 8 run at once per address.
 #[test]
 fn idle_and_trickling_handshakes_are_cut_and_capped_per_peer() {
-    use hal::broadcast::agent::MAX_HANDSHAKES_PER_PEER;
+    use hal::broadcast::node_agent::MAX_HANDSHAKES_PER_PEER;
     let scratch = Scratch::new("sec-slow");
     let token = TokenFile::in_dir(&scratch.0);
     std::fs::create_dir_all(scratch.0.join("node-0")).unwrap();

@@ -2,7 +2,7 @@
 //! re-fetched, a killed receiver routed around by the fault-tolerant chain.
 
 use crate::harness::*;
-use hal::broadcast::kaagent::Options;
+use hal::broadcast::deployer::Options;
 use hal::{ErrorKind, ImageKind, Strategy};
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -198,7 +198,7 @@ fn kill_halfway(
     strategy: Strategy,
     n: usize,
     victim: usize,
-) -> (hal::broadcast::kaagent::BroadcastReport, Scratch, String) {
+) -> (hal::broadcast::deployer::BroadcastReport, Scratch, String) {
     let scratch = Scratch::new(&format!("kill-{}", strategy.name()));
     let data = random_bytes(16 * MIB, 5);
     let image = scratch.0.join("image.raw");

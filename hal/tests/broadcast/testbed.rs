@@ -4,7 +4,7 @@
 
 use crate::harness::{AgentProc, dd_image, file_hash, random_bytes, target};
 use crate::netns::Testbed;
-use hal::broadcast::kaagent::{Agent, BroadcastReport, KaagentBroadcast, Options};
+use hal::broadcast::deployer::{Agent, BroadcastReport, KaagentBroadcast, Options};
 use hal::{NodeId, Strategy};
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -290,17 +290,25 @@ impl Session {
             .unwrap_or(CipherSuite::Suite3))
     }
 
+    /// Opens an RMCP+ session with `suite` and authenticates (RAKP 1-4); the session keys and the
+    /// console's and the BMC's session ids.
     async fn handshake(
         link: &Link<'_>,
         p: &SessionParams<'_>,
         suite: CipherSuite,
     ) -> Result<(SessionKeys, u32, u32), IpmiError> {
-        let auth_error = |reason: String| IpmiError::Auth {
-            addr: link.addr.to_string(),
-            user: p.user.to_string(),
-            reason,
-        };
         let console_id = u32::from_le_bytes(random_bytes::<4>()) | 1;
+        let bmc_id = Self::open_session(link, suite, console_id).await?;
+        let keys = Self::rakp(link, p, suite, console_id, bmc_id).await?;
+        Ok((keys, console_id, bmc_id))
+    }
+
+    /// Open Session: proposes `suite`'s algorithms for the session `console_id`; the BMC's session id.
+    async fn open_session(
+        link: &Link<'_>,
+        suite: CipherSuite,
+        console_id: u32,
+    ) -> Result<u32, IpmiError> {
         let open = OpenSessionRequest {
             tag: 0,
             max_privilege: 0,
@@ -330,7 +338,22 @@ impl Session {
                 suite.id()
             )));
         }
-        let bmc_id = resp.bmc_id;
+        Ok(resp.bmc_id)
+    }
+
+    /// RAKP 1-4: proves both sides know the password and derives the session keys.
+    async fn rakp(
+        link: &Link<'_>,
+        p: &SessionParams<'_>,
+        suite: CipherSuite,
+        console_id: u32,
+        bmc_id: u32,
+    ) -> Result<SessionKeys, IpmiError> {
+        let auth_error = |reason: String| IpmiError::Auth {
+            addr: link.addr.to_string(),
+            user: p.user.to_string(),
+            reason,
+        };
         let console_rand = random_bytes::<16>();
         let role = PRIV_ADMIN | 0x10;
         let user = p.user.as_bytes().to_vec();
@@ -412,7 +435,7 @@ impl Session {
         if !codes_match(&hs.rakp4_icv(&keys.sik), &m4.icv) {
             return Err(link.protocol("the RAKP 4 integrity check value does not match"));
         }
-        Ok((keys, console_id, bmc_id))
+        Ok(keys)
     }
 
     /// Runs one IPMI command in the session and returns its response data (completion code checked).

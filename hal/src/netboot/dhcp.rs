@@ -6,11 +6,13 @@ pub mod config;
 pub mod declined;
 pub mod handler;
 pub mod lease;
+pub mod reply;
 pub mod wire;
 
 pub use config::{BootFiles, DhcpConfig, Host, Mac, Pool};
-pub use handler::{DhcpState, Reply};
+pub use handler::DhcpState;
 pub use lease::{Lease, Leases};
+pub use reply::Reply;
 
 use super::socket::bind_udp;
 use dhcproto::{Decodable, Decoder, Encodable, Encoder, v4::Message};

@@ -1,14 +1,15 @@
-//! The real broadcast backend: the server streams the chunked, verified image to `kaagent` node agents
-//! over TCP with any [`Strategy`] (chain, k-ary tree, fault-tolerant chain, unicast) and collects one
-//! outcome per node from the agents' reports. Every connection to an agent is authenticated with the
-//! deployment's token ([`KaagentBroadcast::with_token`]), which the agents must hold already.
+//! The deployer's side of the real broadcast backend: the server streams the chunked, verified image
+//! to `kaagent` node agents (see [`super::node_agent`]) over TCP with any [`Strategy`] (chain, k-ary
+//! tree, fault-tolerant chain, unicast) and collects one outcome per node from the agents' reports.
+//! Every connection to an agent is authenticated with the deployment's token
+//! ([`KaagentBroadcast::with_token`]), which the agents must hold already.
 
 use super::forward::Forwarder;
 use super::handshake::Sealer;
 use super::plan::{plan, topology_order};
 use super::store::{ChunkSource, FileSource};
 use super::token::AgentToken;
-use super::wire::{self, Hello, NodePlan, Reply, Report, Tuning};
+use super::wire::{self, ForwardPlan, Hello, NodePlan, Reply, Report, Tuning};
 use crate::broadcast::{Broadcast, ImageSpec, Strategy, WriteTarget};
 use crate::image::{DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, Manifest};
 use crate::node::NodeId;
@@ -164,7 +165,9 @@ impl KaagentBroadcast {
         Ok(m)
     }
 
-    /// Runs a broadcast to its end (blocking) and returns the details.
+    /// Runs a broadcast to its end (blocking) and returns the details. Phases: prepare (settings,
+    /// token, manifest), plan (topology order, links), connect (sealed job hello), set up (each node's
+    /// plan and the manifest), stream (feed the first links, collect every node's reports).
     pub fn run(
         &self,
         image: &ImageSpec,
@@ -173,102 +176,95 @@ impl KaagentBroadcast {
         nodes: &[NodeId],
     ) -> BroadcastReport {
         let start = Instant::now();
-        let mut outcomes: BTreeMap<NodeId, Outcome> = BTreeMap::new();
-        let mut written_at: BTreeMap<NodeId, Duration> = BTreeMap::new();
-        let mut lost = Vec::new();
-        let mut refetched = 0;
-        let finish = |outcomes: BTreeMap<NodeId, Outcome>,
-                      written_at: BTreeMap<NodeId, Duration>,
-                      lost| BroadcastReport {
-            outcomes: Outcomes::from_fn(nodes, |n| {
-                outcomes
-                    .get(&n)
-                    .cloned()
-                    .unwrap_or_else(|| Err(NodeError::new(ErrorKind::Transfer, "no outcome")))
-            }),
-            written_at: nodes
-                .iter()
-                .map(|n| (*n, written_at.get(n).copied()))
-                .collect(),
-            lost,
-            elapsed: start.elapsed(),
-            refetched: 0,
-        };
-        if let Err(e) = self.validate() {
-            return BroadcastReport {
-                outcomes: Outcomes::all(
-                    nodes,
-                    Err(NodeError::new(ErrorKind::Config, e.to_string())),
-                ),
-                ..finish(outcomes, written_at, lost)
-            };
-        }
-        let Some(token) = self.token.clone() else {
-            return BroadcastReport {
-                outcomes: Outcomes::all(
-                    nodes,
-                    Err(NodeError::new(
-                        ErrorKind::Config,
-                        "kaagent broadcast: no token for the agents",
-                    )),
-                ),
-                ..finish(outcomes, written_at, lost)
-            };
-        };
-        let manifest = match self.manifest(&image.path) {
-            Ok(m) => m,
+        let mut tally = Tally::default();
+        let job = match self.prepare(image) {
+            Ok(job) => job,
             Err(e) => {
-                return BroadcastReport {
-                    outcomes: Outcomes::all(nodes, Err(e)),
-                    ..finish(outcomes, written_at, lost)
-                };
+                tally.fail_all(nodes, &e);
+                return tally.report(nodes, start);
             }
         };
+        let ordered = self.order(nodes, &mut tally);
+        let live = self.connect(&ordered, &job, &mut tally);
+        let addrs: Vec<SocketAddr> = live.iter().map(|(n, _)| self.agents[n].addr).collect();
+        let p = plan(strategy, &addrs);
+        let setup = Setup {
+            job: &job,
+            image,
+            target,
+            fault_tolerant: p.fault_tolerant,
+        };
+        let ready = self.set_up(&setup, live.into_iter().zip(p.nodes), &mut tally);
+        tracing::info!(job = %job.id, %strategy, nodes = ready.len(), chunks = job.manifest.chunk_count(), "broadcast starts");
+        self.stream(&job, &image.path, p.source, ready, &mut tally);
+        tally.report(nodes, start)
+    }
+
+    /// Checks the settings, takes the token and builds the manifest; the job they make.
+    fn prepare(&self, image: &ImageSpec) -> Result<Job, NodeError> {
+        self.validate()
+            .map_err(|e| NodeError::new(ErrorKind::Config, e.to_string()))?;
+        let token = self.token.clone().ok_or_else(|| {
+            NodeError::new(
+                ErrorKind::Config,
+                "kaagent broadcast: no token for the agents",
+            )
+        })?;
+        let manifest = self.manifest(&image.path)?;
         let nanos = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or(0);
-        let job = format!(
+        let id = format!(
             "{}-{}-{nanos}",
             &manifest.image_hash.to_hex()[..16],
             std::process::id()
         );
-        // Nodes without an agent, then the topology order of the others.
+        Ok(Job {
+            id,
+            token,
+            manifest,
+        })
+    }
+
+    /// The nodes that have an agent, in topology order (nodes of one switch adjacent); the others fail.
+    fn order(&self, nodes: &[NodeId], tally: &mut Tally) -> Vec<NodeId> {
         let known: Vec<NodeId> = nodes
             .iter()
             .copied()
             .filter(|n| {
                 let ok = self.agents.contains_key(n);
                 if !ok {
-                    outcomes.insert(
+                    tally.fail(
                         *n,
-                        Err(NodeError::new(
-                            ErrorKind::Config,
-                            format!("no agent address for node {n}"),
-                        )),
+                        ErrorKind::Config,
+                        format!("no agent address for node {n}"),
                     );
                 }
                 ok
             })
             .collect();
         let switches: Vec<Option<u32>> = known.iter().map(|n| self.agents[n].switch).collect();
-        let ordered: Vec<NodeId> = topology_order(&switches)
+        topology_order(&switches)
             .into_iter()
             .map(|i| known[i])
-            .collect();
-        // Phase 1: open every node's control connection and announce the job (sealed: the agent
-        // checks the token at once); unreachable nodes leave the plan.
+            .collect()
+    }
+
+    /// Opens every node's control connection and announces the job (sealed: the agent checks the
+    /// token at once), all nodes at once; unreachable nodes fail and leave the plan.
+    fn connect(&self, ordered: &[NodeId], job: &Job, tally: &mut Tally) -> Vec<(NodeId, Control)> {
         let connect_timeout = Duration::from_millis(self.options.tuning.connect_timeout_ms);
         let report_timeout = self.options.report_timeout;
-        let opened: Vec<(NodeId, std::io::Result<(TcpStream, Sealer)>)> = std::thread::scope(|s| {
+        let opened: Vec<(NodeId, std::io::Result<Control>)> = std::thread::scope(|s| {
             let handles: Vec<_> = ordered
                 .iter()
                 .map(|n| {
                     let addr = self.agents[n].addr;
-                    let (token, job) = (token.clone(), job.clone());
+                    let (token, job) = (job.token.clone(), job.id.clone());
                     (
                         *n,
-                        s.spawn(move || -> std::io::Result<(TcpStream, Sealer)> {
+                        s.spawn(move || -> std::io::Result<Control> {
                             let mut conn = TcpStream::connect_timeout(&addr, connect_timeout)?;
                             conn.set_read_timeout(Some(report_timeout))?;
                             let mut sealer = Sealer::start(&mut conn, token)?;
@@ -292,33 +288,36 @@ impl KaagentBroadcast {
         let mut live = Vec::new();
         for (n, r) in opened {
             match r {
-                Ok(s) => live.push((n, s)),
+                Ok(c) => live.push((n, c)),
                 Err(e) => {
-                    outcomes.insert(
-                        n,
-                        Err(NodeError::new(
-                            ErrorKind::Unreachable,
-                            format!("agent {}: {e}", self.agents[&n].addr),
-                        )),
-                    );
+                    let msg = format!("agent {}: {e}", self.agents[&n].addr);
+                    tally.fail(n, ErrorKind::Unreachable, msg);
                 }
             }
         }
-        // Phase 2: send every node its part of the plan and the manifest.
-        let addrs: Vec<SocketAddr> = live.iter().map(|(n, _)| self.agents[n].addr).collect();
-        let p = plan(strategy, &addrs);
-        let encoded = manifest.encode();
+        live
+    }
+
+    /// Sends every connected node its part of the plan and the manifest; the nodes that answered
+    /// ready, with their control connections. The others fail with what they said or why not.
+    fn set_up(
+        &self,
+        setup: &Setup<'_>,
+        live: impl Iterator<Item = ((NodeId, Control), Vec<ForwardPlan>)>,
+        tally: &mut Tally,
+    ) -> Vec<(NodeId, TcpStream)> {
+        let encoded = setup.job.manifest.encode();
         let mut ready = Vec::new();
-        for ((n, (mut conn, mut sealer)), forwards) in live.into_iter().zip(p.nodes) {
+        for ((n, (mut conn, mut sealer)), forwards) in live {
             let node_plan = NodePlan {
-                job: job.clone(),
+                job: setup.job.id.clone(),
                 node: self.agents[&n].name.clone(),
-                kind: image.kind,
-                compression: image.compression.clone(),
-                device: target.device.clone(),
-                extraction_dir: target.extraction_dir.clone(),
+                kind: setup.image.kind,
+                compression: setup.image.compression.clone(),
+                device: setup.target.device.clone(),
+                extraction_dir: setup.target.extraction_dir.clone(),
                 forwards,
-                fault_tolerant: p.fault_tolerant,
+                fault_tolerant: setup.fault_tolerant,
                 tuning: self.options.tuning.clone(),
             };
             let sent = sealer
@@ -332,55 +331,54 @@ impl KaagentBroadcast {
             };
             match r {
                 Ok(Reply::Ready) => ready.push((n, conn)),
-                Ok(other) => {
-                    outcomes.insert(
-                        n,
-                        Err(NodeError::new(
-                            ErrorKind::Transfer,
-                            format!("agent refused the job: {other:?}"),
-                        )),
-                    );
-                }
-                Err(e) => {
-                    outcomes.insert(
-                        n,
-                        Err(NodeError::new(
-                            ErrorKind::Unreachable,
-                            format!("agent set-up: {e}"),
-                        )),
-                    );
-                }
+                Ok(other) => tally.fail(
+                    n,
+                    ErrorKind::Transfer,
+                    format!("agent refused the job: {other:?}"),
+                ),
+                Err(e) => tally.fail(n, ErrorKind::Unreachable, format!("agent set-up: {e}")),
             }
         }
-        tracing::info!(%job, %strategy, nodes = ready.len(), chunks = manifest.chunk_count(), "broadcast starts");
-        // Phase 3: feed the first links from the image file and collect the reports.
-        let file = match std::fs::File::open(&image.path) {
+        ready
+    }
+
+    /// Feeds the first links (`source`) from the image file at `path` and collects the reports of
+    /// the `ready` nodes until each one is done.
+    fn stream(
+        &self,
+        job: &Job,
+        path: &str,
+        source: Vec<ForwardPlan>,
+        ready: Vec<(NodeId, TcpStream)>,
+        tally: &mut Tally,
+    ) {
+        let file = match std::fs::File::open(path) {
             Ok(f) => f,
             Err(e) => {
-                let err = NodeError::new(ErrorKind::Config, format!("image {}: {e}", image.path));
+                let err = NodeError::new(ErrorKind::Config, format!("image {path}: {e}"));
                 for (n, _) in &ready {
-                    outcomes.insert(*n, Err(err.clone()));
+                    tally.outcomes.insert(*n, Err(err.clone()));
                 }
-                return finish(outcomes, written_at, lost);
+                return;
             }
         };
-        let source: Arc<dyn ChunkSource> = Arc::new(FileSource::new(file, Arc::clone(&manifest)));
+        let chunks: Arc<dyn ChunkSource> =
+            Arc::new(FileSource::new(file, Arc::clone(&job.manifest)));
         let t0 = Instant::now();
         std::thread::scope(|s| {
-            let feeders: Vec<_> = p
-                .source
+            let feeders: Vec<_> = source
                 .into_iter()
                 .map(|f| {
                     let fw = Forwarder {
-                        job: job.clone(),
+                        job: job.id.clone(),
                         from: "server".into(),
                         plan: f,
-                        source: Arc::clone(&source),
+                        source: Arc::clone(&chunks),
                         consumer: 0,
-                        total: manifest.chunk_count(),
+                        total: job.manifest.chunk_count(),
                         tuning: self.options.tuning.clone(),
                         successor_have: Arc::new(AtomicU64::new(0)),
-                        token: token.clone(),
+                        token: job.token.clone(),
                     };
                     s.spawn(move || fw.run())
                 })
@@ -390,7 +388,7 @@ impl KaagentBroadcast {
                 .map(|(n, conn)| (n, s.spawn(move || collect(conn))))
                 .collect();
             for (n, h) in collectors {
-                let (outcome, at, node_lost, node_refetched) = h.join().unwrap_or_else(|_| {
+                let end = h.join().unwrap_or_else(|_| {
                     (
                         Err(NodeError::new(ErrorKind::Transfer, "collector panicked")),
                         None,
@@ -398,17 +396,11 @@ impl KaagentBroadcast {
                         0,
                     )
                 });
-                refetched += node_refetched;
-                outcomes.insert(n, outcome);
-                if let Some(at) = at {
-                    written_at.insert(n, at.duration_since(t0));
-                }
-                let name = self.agents[&n].name.clone();
-                lost.extend(node_lost.into_iter().map(|(a, w)| (name.clone(), a, w)));
+                tally.node_end(n, &self.agents[&n].name, end, t0);
             }
             for h in feeders {
                 if let Ok(r) = h.join() {
-                    lost.extend(
+                    tally.lost.extend(
                         r.lost
                             .into_iter()
                             .map(|(a, w)| ("server".to_string(), a.to_string(), w)),
@@ -416,9 +408,79 @@ impl KaagentBroadcast {
                 }
             }
         });
+    }
+}
+
+/// One broadcast's identity: its id (image hash, process, time), the token and the manifest.
+struct Job {
+    id: String,
+    token: AgentToken,
+    manifest: Arc<Manifest>,
+}
+
+/// A node's control connection and the sealer of what the deployer sends on it.
+type Control = (TcpStream, Sealer);
+
+/// What every node's set-up frame shares.
+struct Setup<'a> {
+    job: &'a Job,
+    image: &'a ImageSpec,
+    target: &'a WriteTarget,
+    fault_tolerant: bool,
+}
+
+/// What a broadcast learned so far, per node and in total.
+#[derive(Default)]
+struct Tally {
+    outcomes: BTreeMap<NodeId, Outcome>,
+    written_at: BTreeMap<NodeId, Duration>,
+    lost: Vec<(String, String, String)>,
+    refetched: u64,
+}
+
+impl Tally {
+    /// Fails `node` with an error of `kind`.
+    fn fail(&mut self, node: NodeId, kind: ErrorKind, message: String) {
+        self.outcomes
+            .insert(node, Err(NodeError::new(kind, message)));
+    }
+
+    /// Fails every node of `nodes` with `error`.
+    fn fail_all(&mut self, nodes: &[NodeId], error: &NodeError) {
+        for n in nodes {
+            self.outcomes.insert(*n, Err(error.clone()));
+        }
+    }
+
+    /// Records what node `node` (named `name`) reported; `t0` is when the stream started.
+    fn node_end(&mut self, node: NodeId, name: &str, end: NodeEnd, t0: Instant) {
+        let (outcome, at, node_lost, node_refetched) = end;
+        self.refetched += node_refetched;
+        self.outcomes.insert(node, outcome);
+        if let Some(at) = at {
+            self.written_at.insert(node, at.duration_since(t0));
+        }
+        self.lost
+            .extend(node_lost.into_iter().map(|(a, w)| (name.to_string(), a, w)));
+    }
+
+    /// The report over `nodes`, in their order (a node without an outcome broke off); `start` is
+    /// when the broadcast began.
+    fn report(self, nodes: &[NodeId], start: Instant) -> BroadcastReport {
         BroadcastReport {
-            refetched,
-            ..finish(outcomes, written_at, lost)
+            outcomes: Outcomes::from_fn(nodes, |n| {
+                self.outcomes
+                    .get(&n)
+                    .cloned()
+                    .unwrap_or_else(|| Err(NodeError::new(ErrorKind::Transfer, "no outcome")))
+            }),
+            written_at: nodes
+                .iter()
+                .map(|n| (*n, self.written_at.get(n).copied()))
+                .collect(),
+            lost: self.lost,
+            elapsed: start.elapsed(),
+            refetched: self.refetched,
         }
     }
 }
