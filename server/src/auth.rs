@@ -37,6 +37,17 @@ fn basic_credentials(headers: &HeaderMap) -> Option<Result<(String, String), Htt
     Some(parsed)
 }
 
+/// Who sent a request, once authenticated.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    /// The user.
+    pub user: String,
+    /// The user is almighty (`rights/almighty_users`).
+    pub almighty: bool,
+    /// The client's address (consoles accept only their requester's).
+    pub peer: SocketAddr,
+}
+
 /// What authentication looks at in one request.
 pub struct Credentials<'a> {
     /// The request headers.

@@ -2,35 +2,32 @@
 //! resource, one error envelope, [`reply`]), the database ([`store`]) and the import of a Kadeploy 3.3
 //! database ([`migrate`]). The engine never sees HTTP; workflows run on per-cluster executors ([`backend`]).
 
+mod api;
 pub mod auth;
 mod autoclean;
 pub mod backend;
-mod catalog;
 mod conn;
 pub mod console;
-mod files;
-pub mod grab;
+pub mod fetch;
 pub mod ident;
 pub mod limits;
 mod listen;
 pub mod live;
 pub mod logfiles;
-mod meta;
 pub mod metrics_http;
 pub mod migrate;
+pub mod nodeset;
 pub mod observe;
-mod operations;
 pub mod params;
 pub mod passwords;
 mod reload;
 pub mod reply;
-mod route;
 pub mod server_files;
 pub mod settings;
 pub mod shutdown;
 pub mod steps;
 pub mod store;
-mod submit;
+pub mod submit;
 mod tls;
 pub mod trust;
 pub mod workflow;

@@ -2,6 +2,7 @@
 //! (rustls with ring), on Kadeploy's port 25300 by default.
 
 use super::App;
+use super::api::LocalPort;
 use super::conn::{Guard, Slots, Timeouts};
 use super::live::Live;
 use anyhow::Context as _;
@@ -19,10 +20,6 @@ pub struct Listening {
     /// The server task.
     pub task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
-
-/// The port the API listens on, added to every request (ident queries need it).
-#[derive(Clone, Copy, Debug)]
-pub struct LocalPort(pub u16);
 
 /// Serves `app` on `listener` (HTTPS when `security/secure_server`, the default), under the connection
 /// bounds of `limits/*` ([`super::conn`]), and starts the autoclean task.

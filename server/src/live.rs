@@ -3,8 +3,8 @@
 //! is being shutdown") while the running ones can still be followed.
 
 use super::App;
+use super::api;
 use super::reply::{self, HttpError};
-use super::route;
 use axum::Router;
 use axum::extract::Request;
 use axum::http::{Method, StatusCode};
@@ -87,9 +87,7 @@ impl Live {
 }
 
 fn router(app: &Arc<App>) -> Router {
-    Router::new()
-        .fallback(route::handle)
-        .with_state(app.clone())
+    api::router(app)
 }
 
 /// The request may start a workflow or change state: every POST and PUT, and `GET /power?nodes=`.

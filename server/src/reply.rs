@@ -15,6 +15,7 @@ pub mod ruby;
 pub use ruby::{Key, Ruby};
 
 /// A successful answer.
+#[derive(Clone, Debug)]
 pub enum Reply {
     /// A JSON value, YAML when the client prefers it.
     Data(Value),
@@ -28,7 +29,7 @@ pub enum Reply {
 }
 
 /// A failed request.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum HttpError {
     /// A Kadeploy error: 400 with its number.
     Api(RequestError),
@@ -58,6 +59,11 @@ pub fn forbidden(msg: &str) -> HttpError {
 /// 404 with a detail.
 pub fn not_found(msg: impl Into<String>) -> HttpError {
     HttpError::Status(StatusCode::NOT_FOUND, msg.into())
+}
+
+/// 405 for a method a resource does not accept; `allow` lists the ones it does (the `Allow` header).
+pub fn method_not_allowed(allow: &'static str) -> HttpError {
+    HttpError::NotAllowed(allow)
 }
 
 /// What the client accepts.

@@ -156,7 +156,7 @@ pub struct Settings {
     /// New key `backend/time_scale`: 0 = virtual time as fast as possible; N > 0 = N× real time.
     pub time_scale: f64,
     /// `cache/directory` (`/tmp`) and `cache/size`: where fetched files are kept.
-    pub cache: super::grab::Cache,
+    pub cache: super::fetch::Cache,
     /// `environments/max_preinstall_size` (20 MB), in bytes.
     pub max_preinstall: u64,
     /// `environments/max_postinstall_size` (20 MB), in bytes.
@@ -285,7 +285,7 @@ impl Settings {
                         .unwrap_or("userfiles"),
                 )
             }),
-            cache: super::grab::Cache {
+            cache: super::fetch::Cache {
                 dir: dir.join(&w.cache.directory),
                 size: w.cache.size.map(|mb| mb << 20),
             },

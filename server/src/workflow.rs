@@ -58,21 +58,43 @@ pub struct Part {
     pub nodes: Vec<NodeId>,
     /// Their names, same order.
     pub names: Vec<String>,
+    /// Database state of its nodes on success (`deployed`, `prod_env`...): it may depend on the cluster.
+    pub ok_state: String,
     /// The engine context, once started.
     pub ctx: OnceLock<Arc<Context>>,
     /// The report, once ended.
     pub report: Mutex<Option<Report>>,
 }
 
-/// Database states of a workflow's nodes: (running, success, failure).
+/// Database states of a workflow's nodes while running and on failure (the state on success is each
+/// part's [`Part::ok_state`]).
 #[derive(Clone, Debug)]
 pub struct DbStates {
     /// While running (`deploying`).
     pub running: &'static str,
-    /// On success (`deployed`).
-    pub ok: String,
     /// On failure (`deploy_failed`).
     pub ko: &'static str,
+}
+
+/// What a workflow is, as its submission says.
+#[derive(Clone, Debug)]
+pub struct Submitted {
+    /// Operation.
+    pub kind: Kind,
+    /// Owner.
+    pub user: String,
+    /// `environment` of the workflow object, when any.
+    pub environment: Option<Value>,
+    /// Environment label (`name:version`) and anonymity, for the log table.
+    pub env_label: (String, bool),
+    /// `debug` was requested.
+    pub debug: bool,
+    /// Verbose level of stored log lines.
+    pub verbose: u8,
+    /// Database states.
+    pub states: DbStates,
+    /// Step-1 name of reboot and power rows (`Simple`, `On`...).
+    pub step1: Option<String>,
 }
 
 #[derive(Default)]
@@ -117,34 +139,23 @@ pub struct Workflow {
 }
 
 impl Workflow {
-    /// A new workflow (not started).
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        kind: Kind,
-        user: String,
-        environment: Option<Value>,
-        env_label: (String, bool),
-        debug: bool,
-        verbose: u8,
-        parts: Vec<Part>,
-        states: DbStates,
-        step1: Option<String>,
-    ) -> Workflow {
+    /// A new workflow (not started) of `parts`.
+    pub fn new(submitted: Submitted, parts: Vec<Part>) -> Workflow {
         let remaining = parts.len();
         Workflow {
-            wid: format!("{}-{}", kind.prefix(), uuid::Uuid::new_v4()),
-            kind,
-            user,
+            wid: format!("{}-{}", submitted.kind.prefix(), uuid::Uuid::new_v4()),
+            kind: submitted.kind,
+            user: submitted.user,
             start_time: crate::store::now_epoch(),
             started: std::time::Instant::now(),
-            environment,
-            env_label,
-            debug,
-            verbose,
+            environment: submitted.environment,
+            env_label: submitted.env_label,
+            debug: submitted.debug,
+            verbose: submitted.verbose,
             cancel: CancellationToken::new(),
             parts,
-            states,
-            step1,
+            states: submitted.states,
+            step1: submitted.step1,
             inner: Mutex::new(Inner {
                 remaining,
                 ..Inner::default()
@@ -266,7 +277,7 @@ impl Workflow {
                     }
                     (Some(_), false) => {
                         row.success = true;
-                        self.states.ok.clone()
+                        part.ok_state.clone()
                     }
                     _ => {
                         row.error = "aborted".into();

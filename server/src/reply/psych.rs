@@ -3,20 +3,12 @@
 //! collections as `[]`/`{}`), its quoting rules and its line folding at 80 columns.
 
 use super::ruby::{Key, Ruby};
-use scan::{float_to_s, string_style};
+use scan::{Style, float_to_s, string_style};
 
 mod scan;
 
 const BEST_WIDTH: usize = 80;
 const BEST_INDENT: i64 = 2;
-
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Style {
-    Plain,
-    Single,
-    Double,
-    Literal,
-}
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Ctx {

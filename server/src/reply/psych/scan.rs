@@ -1,7 +1,18 @@
 //! Psych's Ruby-side choices for scalars: the style `visit_String` asks for (from what
 //! `ScalarScanner#tokenize` would read back) and `Float#to_s`.
 
-use super::Style;
+/// How a scalar is written.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum Style {
+    /// As is.
+    Plain,
+    /// Between single quotes.
+    Single,
+    /// Between double quotes, with escapes.
+    Double,
+    /// A literal block (`|`).
+    Literal,
+}
 
 /// Psych's `visit_String`: the style it asks libyaml for.
 pub(super) fn string_style(s: &str) -> Style {

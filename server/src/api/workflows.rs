@@ -1,28 +1,70 @@
-//! Routes of existing workflows (spec §3.7): the list, the workflow object, `logs`, `debugs`, `state`,
-//! `status`, `error`, and `DELETE` which cancels and frees.
+//! Routes of existing workflows (spec §3.5, §3.7), the same for deployments, reboots and power
+//! operations: the list, the workflow object, `logs`, `debugs`, `state`, `status`, `error`, and
+//! `DELETE`, which cancels and frees. The workflow is looked up before anything else is checked, as
+//! Kadeploy does.
 
-use super::App;
-use super::reply::{HttpError, Reply, Ruby, forbidden, not_found};
-use super::route::{Req, method_not_allowed};
-use super::workflow::Kind;
+use super::extract::Segments;
+use crate::App;
+use crate::auth::Caller;
+use crate::reply::{HttpError, Reply, Ruby, forbidden, method_not_allowed, not_found};
+use crate::workflow::Kind;
+use axum::Router;
+use axum::extract::State;
 use axum::http::Method;
+use axum::routing::any;
 use kadeploy::error::{ApiError, RequestError};
+use serde::Deserialize;
 use std::sync::Arc;
 
+/// `/<base>/{wid}[/{resource}[/{arg}[/{rest}]]]`.
+#[derive(Deserialize)]
+struct WorkflowPath {
+    wid: String,
+    resource: Option<String>,
+    arg: Option<String>,
+    /// Anything deeper: 404, once the workflow is found.
+    rest: Option<String>,
+}
+
+/// The routes of the existing workflows of `kind`.
+pub fn routes(kind: Kind) -> Router<Arc<App>> {
+    let handler = move |State(app): State<Arc<App>>,
+                        caller: Caller,
+                        method: Method,
+                        Segments(path): Segments<WorkflowPath>| async move {
+        one(&app, kind, &caller, &method, &path)
+    };
+    let base = format!("/{}/{{wid}}", kind.base());
+    Router::new()
+        .route(&base, any(handler))
+        .route(&format!("{base}/{{resource}}"), any(handler))
+        .route(&format!("{base}/{{resource}}/{{arg}}"), any(handler))
+        .route(
+            &format!("{base}/{{resource}}/{{arg}}/{{*rest}}"),
+            any(handler),
+        )
+}
+
 /// `GET /<base>`: every workflow of that kind, full for the owner or an almighty user.
-pub fn list(app: &App, kind: Kind, r: &Req) -> Reply {
+pub fn list(app: &App, kind: Kind, caller: &Caller) -> Reply {
     let all = app.workflows.lock().unwrap_or_else(|e| e.into_inner());
     let items: Vec<Ruby> = all
         .values()
         .filter(|w| w.kind == kind)
-        .map(|w| w.view(r.almighty || w.user == r.user))
+        .map(|w| w.view(caller.almighty || w.user == caller.user))
         .collect();
     Reply::Ruby(Ruby::Array(items))
 }
 
 /// `GET|DELETE /<base>/<wid>[/<resource>[/<arg>]]`.
-pub fn one(app: &Arc<App>, kind: Kind, r: &Req) -> Result<Reply, HttpError> {
-    let wid = r.segs.get(1).map(String::as_str).unwrap_or("");
+fn one(
+    app: &App,
+    kind: Kind,
+    caller: &Caller,
+    method: &Method,
+    path: &WorkflowPath,
+) -> Result<Reply, HttpError> {
+    let wid = path.wid.as_str();
     let wf = app
         .workflow(wid)
         .filter(|w| w.kind == kind)
@@ -32,12 +74,12 @@ pub fn one(app: &Arc<App>, kind: Kind, r: &Req) -> Result<Reply, HttpError> {
                 format!("Invalid workflow ID '{wid}'"),
             )
         })?;
-    let owner = r.almighty || wf.user == r.user;
-    let sub = r.segs.get(2).map(String::as_str);
-    if r.segs.len() > 4 {
+    let owner = caller.almighty || wf.user == caller.user;
+    let sub = path.resource.as_deref();
+    if path.rest.is_some() {
         return Err(not_found(String::new()));
     }
-    if r.method == Method::DELETE {
+    if *method == Method::DELETE {
         if sub.is_some() {
             return Err(method_not_allowed("GET"));
         }
@@ -51,7 +93,7 @@ pub fn one(app: &Arc<App>, kind: Kind, r: &Req) -> Result<Reply, HttpError> {
             .remove(&wf.wid);
         return Ok(Reply::Ruby(Ruby::symbols([("wid", Ruby::from(&wf.wid))])));
     }
-    if r.method != Method::GET {
+    if *method != Method::GET {
         return Err(method_not_allowed("GET, DELETE"));
     }
     if sub.is_none() {
@@ -62,7 +104,7 @@ pub fn one(app: &Arc<App>, kind: Kind, r: &Req) -> Result<Reply, HttpError> {
     }
     match sub {
         Some("logs") => {
-            if let Some(cluster) = r.segs.get(3)
+            if let Some(cluster) = &path.arg
                 && !wf.parts.iter().any(|p| &p.cluster_name == cluster)
             {
                 return Err(not_found(format!("no cluster {cluster} in this workflow")));

@@ -1,10 +1,10 @@
-//! Fetching the files a request names (spec §3.4, `grabfile.rb`): `http(s)://` URLs, and client-side
-//! (`local://` or plain) paths exported by the client at `<client>/<urlsafe_base64(path)>`. A `HEAD` gives
-//! the size and the checksum (the `ETag`), a `GET` the content, written to a temporary file and renamed into
-//! the server's cache (`cache/directory`) only once complete and checked, so a failure leaves nothing.
-//! A cached copy whose checksum is unchanged is reused. The size limit of the file's kind is checked on the
-//! announced length and again while receiving. `server://` references are checked by
-//! [`super::server_files`].
+//! Downloading a file into the server's cache (spec §3.4, `grabfile.rb`): `http(s)://` URLs, and
+//! client-side (`local://` or plain) paths exported by the client at `<client>/<urlsafe_base64(path)>`.
+//! A `HEAD` gives the size and the checksum (the `ETag`), a `GET` the content, written to a temporary
+//! file and renamed into the server's cache (`cache/directory`) only once complete and checked, so a
+//! failure leaves nothing. A cached copy whose checksum is unchanged is reused. The size limit of the
+//! file's kind is checked on the announced length and again while receiving. `server://` references
+//! are not downloaded: they are checked by [`crate::server_files`].
 
 use base64::Engine as _;
 use kadeploy::error::{ApiError, RequestError};

@@ -1,14 +1,18 @@
 //! Panics in request handlers: answered as a 500 with one log line, never a dropped connection, lost
-//! pipelined requests or a backtrace per request.
+//! pipelined requests or a backtrace per request; and the database work of handlers, run on tokio's
+//! blocking pool under the same guard.
 
-use super::super::reply::{self, HttpError};
+use crate::App;
+use crate::reply::{self, HttpError};
+use axum::extract::Request;
 use axum::http::StatusCode;
+use axum::middleware::Next;
 use axum::response::Response;
 use futures_util::FutureExt as _;
 use std::cell::Cell;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::sync::Once;
+use std::sync::{Arc, Once};
 
 /// Longest panic message kept in the log line (characters).
 const MAX_MESSAGE: usize = 300;
@@ -56,15 +60,38 @@ pub async fn guarded(fut: impl Future<Output = Response>) -> Response {
     }
 }
 
+/// The outermost layer of the API: runs the rest of the request under [`guarded`].
+pub async fn layer(req: Request, next: Next) -> Response {
+    guarded(next.run(req)).await
+}
+
+/// Runs `f`, which uses the database, on tokio's blocking pool, so SQLite (one connection behind a
+/// mutex) never stalls the runtime's workers: reads of running workflows stay fast while submissions
+/// queue on the database. A panic in `f` is a 500, logged as one line.
+pub async fn blocking<T: Send + 'static>(
+    app: &Arc<App>,
+    f: impl FnOnce(&Arc<App>) -> Result<T, HttpError> + Send + 'static,
+) -> Result<T, HttpError> {
+    let app = app.clone();
+    tokio::task::spawn_blocking(move || {
+        let _scope = HandlerScope::enter();
+        f(&app)
+    })
+    .await
+    .unwrap_or_else(|_| Err(failed()))
+}
+
+/// The error of a request whose handler panicked.
+fn failed() -> HttpError {
+    HttpError::Status(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "the request handler failed".into(),
+    )
+}
+
 /// The answer to a request whose handler panicked.
 pub fn internal_error() -> Response {
-    reply::render_error(
-        HttpError::Status(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "the request handler failed".into(),
-        ),
-        None,
-    )
+    reply::render_error(failed(), None)
 }
 
 /// Installs, once per process, a panic hook that logs panics of request handlers as one line and hands

@@ -1,28 +1,106 @@
 //! `/environments` (spec §3.9): add, list with Kadeploy's visibility rules, modify (visibility, destructive
 //! tag, checksums, file prefixes) and delete.
 
-use super::App;
-use super::reply::{HttpError, Reply, forbidden, not_found};
-use super::route::{Req, method_not_allowed};
+use super::extract::Segments;
+use super::guard::blocking;
+use crate::App;
+use crate::auth::Caller;
+use crate::params::Params;
+use crate::reply::{HttpError, Reply, forbidden, method_not_allowed, not_found};
 use crate::store::{EnvFilter, EnvRow};
+use axum::Router;
+use axum::extract::State;
 use axum::http::Method;
+use axum::routing::any;
 use kadeploy::envdesc::{EnvDesc, Visibility};
 use kadeploy::error::{ApiError, RequestError};
+use serde::Deserialize;
 use serde_json::Value;
+use std::sync::Arc;
 
 const NOT_ALLOWED: &str = "You do not the rights to perform this operation";
 
+/// `/environments[/{user}[/{name}[/{version}[/{rest}]]]]`.
+#[derive(Default, Deserialize)]
+struct EnvPath {
+    user: Option<String>,
+    name: Option<String>,
+    version: Option<String>,
+    /// Anything deeper: 404.
+    rest: Option<String>,
+}
+
+/// One request to `/environments`.
+struct Req {
+    caller: Caller,
+    params: Params,
+    path: EnvPath,
+}
+
+/// The routes of this file.
+pub fn routes() -> Router<Arc<App>> {
+    Router::new()
+        .route("/environments", any(collection))
+        .route("/environments/{user}", any(one))
+        .route("/environments/{user}/{name}", any(one))
+        .route("/environments/{user}/{name}/{version}", any(one))
+        .route("/environments/{user}/{name}/{version}/{*rest}", any(one))
+}
+
+async fn collection(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    params: Params,
+    method: Method,
+) -> Result<Reply, HttpError> {
+    let path = EnvPath::default();
+    blocking(&app, move |app| {
+        route(
+            app,
+            &method,
+            &Req {
+                caller,
+                params,
+                path,
+            },
+        )
+    })
+    .await
+}
+
+async fn one(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    params: Params,
+    method: Method,
+    Segments(path): Segments<EnvPath>,
+) -> Result<Reply, HttpError> {
+    blocking(&app, move |app| {
+        route(
+            app,
+            &method,
+            &Req {
+                caller,
+                params,
+                path,
+            },
+        )
+    })
+    .await
+}
+
 /// Dispatches `/environments[/<user>[/<name>[/<version>]]]`.
-pub fn route(app: &App, r: Req) -> Result<Reply, HttpError> {
-    if r.segs.len() > 4 {
+fn route(app: &App, method: &Method, r: &Req) -> Result<Reply, HttpError> {
+    if r.path.rest.is_some() {
         return Err(not_found(String::new()));
     }
-    match r.method {
-        Method::POST if r.segs.len() == 1 => add(app, &r),
-        Method::GET if r.segs.len() == 1 => list(app, &r),
-        Method::PUT if r.segs.len() == 1 => move_files(app, &r),
-        Method::PUT => modify(app, &r),
-        Method::DELETE if r.segs.len() >= 3 => delete(app, &r),
+    let collection = r.path.user.is_none();
+    match *method {
+        Method::POST if collection => add(app, r),
+        Method::GET if collection => list(app, r),
+        Method::PUT if collection => move_files(app, r),
+        Method::PUT => modify(app, r),
+        Method::DELETE if r.path.name.is_some() => delete(app, r),
         Method::DELETE => Err(not_found(String::new())),
         _ => Err(method_not_allowed("GET, POST, PUT, DELETE")),
     }
@@ -37,11 +115,11 @@ fn add(app: &App, r: &Req) -> Result<Reply, HttpError> {
     })?;
     let (desc, _warnings) = EnvDesc::from_value(&Value::Object(env.clone()))?;
     let owner = match env.get("user").and_then(Value::as_str) {
-        Some(u) if u != r.user && !r.almighty => return Err(forbidden(NOT_ALLOWED)),
+        Some(u) if u != r.caller.user && !r.caller.almighty => return Err(forbidden(NOT_ALLOWED)),
         Some(u) => u.to_string(),
-        None => r.user.clone(),
+        None => r.caller.user.clone(),
     };
-    if desc.visibility == Visibility::Public && !r.almighty {
+    if desc.visibility == Visibility::Public && !r.caller.almighty {
         return Err(forbidden(
             "Only administrators can use the public visibility",
         ));
@@ -83,8 +161,8 @@ fn version(s: Option<&String>) -> Result<Option<u32>, RequestError> {
 fn list(app: &App, r: &Req) -> Result<Reply, HttpError> {
     let p = &r.params;
     let filter = EnvFilter {
-        caller: r.user.clone(),
-        almighty: r.almighty,
+        caller: r.caller.user.clone(),
+        almighty: r.caller.almighty,
         username: p.string("username")?,
         name: p.string("name")?,
         version: version(p.string("version")?.as_ref())?,
@@ -99,15 +177,14 @@ fn list(app: &App, r: &Req) -> Result<Reply, HttpError> {
 
 /// The rows a `PUT`/`DELETE` path designates: one version, the last one, or all.
 fn targets(app: &App, r: &Req, all_without_last: bool) -> Result<Vec<EnvRow>, HttpError> {
-    let (user, name) = (
-        &r.segs[1],
-        r.segs.get(2).ok_or_else(|| not_found(String::new()))?,
-    );
-    if *user != r.user && !r.almighty {
+    let (Some(user), Some(name)) = (&r.path.user, &r.path.name) else {
+        return Err(not_found(String::new()));
+    };
+    if *user != r.caller.user && !r.caller.almighty {
         return Err(forbidden(NOT_ALLOWED));
     }
     let rows = app.store.env_versions(user, name)?;
-    let rows: Vec<EnvRow> = match version(r.segs.get(3))? {
+    let rows: Vec<EnvRow> = match version(r.path.version.as_ref())? {
         Some(v) => rows.into_iter().filter(|e| e.desc.version == v).collect(),
         None if r.params.toggle("last") => rows.into_iter().take(1).collect(),
         None if all_without_last => rows,
@@ -128,7 +205,7 @@ fn modify(app: &App, r: &Req) -> Result<Reply, HttpError> {
     for row in rows {
         let mut desc = row.desc.clone();
         if let Some(v) = p.one_of("visibility", &["private", "shared", "public"])? {
-            if v == "public" && !r.almighty {
+            if v == "public" && !r.caller.almighty {
                 return Err(forbidden(
                     "Only administrators can use the public visibility",
                 ));
@@ -155,7 +232,7 @@ fn modify(app: &App, r: &Req) -> Result<Reply, HttpError> {
 }
 
 fn move_files(app: &App, r: &Req) -> Result<Reply, HttpError> {
-    if !r.almighty {
+    if !r.caller.almighty {
         return Err(forbidden(NOT_ALLOWED));
     }
     let moves = r.params.object("update_files")?.ok_or_else(|| {
@@ -165,7 +242,7 @@ fn move_files(app: &App, r: &Req) -> Result<Reply, HttpError> {
         )
     })?;
     let all = app.store.env_list(&EnvFilter {
-        caller: r.user.clone(),
+        caller: r.caller.user.clone(),
         almighty: true,
         ..Default::default()
     })?;
