@@ -5,8 +5,11 @@
 use clap::parser::ValueSource;
 use kadeploy_clients::command;
 
+/// One option: its short name, its long name, and a plausible value when it takes one.
+type Opt = (Option<&'static str>, &'static str, Option<&'static str>);
+
 /// The generic options of every client (`Client.global_parse_options`).
-const GENERIC: &[(Option<&str>, &str, Option<&str>)] = &[
+const GENERIC: &[Opt] = &[
     (Some("-h"), "--help", None),
     (Some("-v"), "--version", None),
     (Some("-I"), "--server-info", None),
@@ -20,7 +23,7 @@ const GENERIC: &[(Option<&str>, &str, Option<&str>)] = &[
 ];
 
 /// The options of the workflow clients (`ClientWorkflow.global_parse_options`).
-const WORKFLOW: &[(Option<&str>, &str, Option<&str>)] = &[
+const WORKFLOW: &[Opt] = &[
     (Some("-d"), "--debug-mode", None),
     (None, "--no-debug-mode", None),
     (Some("-f"), "--file", Some("nodes.txt")),
@@ -40,7 +43,7 @@ const WORKFLOW: &[(Option<&str>, &str, Option<&str>)] = &[
     (None, "--no-hook", None),
 ];
 
-const KADEPLOY3: &[(Option<&str>, &str, Option<&str>)] = &[
+const KADEPLOY3: &[Opt] = &[
     (Some("-a"), "--env-file", Some("env.yml")),
     (Some("-b"), "--block-device", Some("/dev/sda")),
     (Some("-c"), "--boot-partition", Some("0")),
@@ -70,7 +73,7 @@ const KADEPLOY3: &[(Option<&str>, &str, Option<&str>)] = &[
     (None, "--no-secure", None),
 ];
 
-const KAREBOOT3: &[(Option<&str>, &str, Option<&str>)] = &[
+const KAREBOOT3: &[Opt] = &[
     (Some("-r"), "--reboot-kind", Some("deploy_env")),
     (Some("-l"), "--op-level", Some("hard")),
     (Some("-b"), "--block-device", Some("/dev/sda")),
@@ -89,14 +92,14 @@ const KAREBOOT3: &[(Option<&str>, &str, Option<&str>)] = &[
     (None, "--no-secure", None),
 ];
 
-const KAPOWER3: &[(Option<&str>, &str, Option<&str>)] = &[
+const KAPOWER3: &[Opt] = &[
     (None, "--on", None),
     (None, "--off", None),
     (None, "--status", None),
     (Some("-l"), "--op-level", Some("soft")),
 ];
 
-const KAENV3: &[(Option<&str>, &str, Option<&str>)] = &[
+const KAENV3: &[Opt] = &[
     (Some("-a"), "--add", Some("env.yml")),
     (Some("-d"), "--delete", Some("debian12")),
     (Some("-l"), "--list", Some("debian%")),
@@ -120,7 +123,7 @@ const KAENV3: &[(Option<&str>, &str, Option<&str>)] = &[
     (None, "--no-secure", None),
 ];
 
-const KASTAT3: &[(Option<&str>, &str, Option<&str>)] = &[
+const KASTAT3: &[Opt] = &[
     (Some("-a"), "--all", None),
     (Some("-b"), "--failure-rate", Some("0.5")),
     (Some("-f"), "--file", Some("nodes.txt")),
@@ -136,7 +139,7 @@ const KASTAT3: &[(Option<&str>, &str, Option<&str>)] = &[
     (None, "--sort", Some("start,hostname")),
 ];
 
-const KANODES3: &[(Option<&str>, &str, Option<&str>)] = &[
+const KANODES3: &[Opt] = &[
     (Some("-s"), "--get-nodes-state", None),
     (Some("-d"), "--get-deployments-status", None),
     (Some("-r"), "--get-reboots-status", None),
@@ -148,10 +151,9 @@ const KANODES3: &[(Option<&str>, &str, Option<&str>)] = &[
     (Some("-m"), "--machine", Some("node-1")),
 ];
 
-const KACONSOLE3: &[(Option<&str>, &str, Option<&str>)] =
-    &[(Some("-m"), "--machine", Some("node-1"))];
+const KACONSOLE3: &[Opt] = &[(Some("-m"), "--machine", Some("node-1"))];
 
-const KARIGHTS3: &[(Option<&str>, &str, Option<&str>)] = &[
+const KARIGHTS3: &[Opt] = &[
     (Some("-a"), "--add", None),
     (Some("-d"), "--delete", None),
     (Some("-f"), "--file", Some("nodes.txt")),
@@ -163,12 +165,8 @@ const KARIGHTS3: &[(Option<&str>, &str, Option<&str>)] = &[
 ];
 
 /// Every client with its own options (the generic ones, and the workflow ones where they apply, added).
-fn clients() -> Vec<(
-    &'static str,
-    Vec<(Option<&'static str>, &'static str, Option<&'static str>)>,
-)> {
-    let with = |own: &[(Option<&'static str>, &'static str, Option<&'static str>)],
-                workflow: bool| {
+fn clients() -> Vec<(&'static str, Vec<Opt>)> {
+    let with = |own: &[Opt], workflow: bool| {
         let mut all = GENERIC.to_vec();
         if workflow {
             all.extend_from_slice(WORKFLOW);

@@ -171,27 +171,39 @@ async fn follow(
         let w = api
             .json(Method::GET, &resources.path("resource"), &[], None)
             .await?;
+        let mut lines: Vec<(f64, String)> = Vec::new();
         if w["logs"] == json!(true) {
             let text = api
                 .text(Method::GET, &resources.path("log"), &[], None)
                 .await?;
-            let mut lines: Vec<(f64, String)> = text
-                .lines()
-                .filter_map(|l| {
-                    l.split_once('|')
-                        .map(|(t, m)| (t.parse().unwrap_or(0.0), m.to_string()))
-                })
-                .collect();
-            lines.sort_by(|a, b| a.0.total_cmp(&b.0));
-            if !c.json && !lines.is_empty() {
-                let text: Vec<String> = lines.into_iter().map(|(_, l)| l).collect();
-                api.say(&text.join("\n"));
-            }
+            lines.extend(timed_lines(&text, ""));
+        }
+        // `-d`: the per-node command traces, `[dbg] ` lines merged with the logs.
+        if c.debug && w["debugs"] == json!(true) {
+            let text = api
+                .text(Method::GET, &resources.path("debug"), &[], None)
+                .await?;
+            lines.extend(timed_lines(&text, "[dbg] "));
+        }
+        lines.sort_by(|a, b| a.0.total_cmp(&b.0));
+        if !c.json && !lines.is_empty() {
+            let text: Vec<String> = lines.into_iter().map(|(_, l)| l).collect();
+            api.say(&text.join("\n"));
         }
         if w["done"] == json!(true) || w["error"] == json!(true) {
             return Ok(w);
         }
     }
+}
+
+/// `<epoch float>|<message>` lines as (time, `tag` + message); lines without a time sort first.
+fn timed_lines(text: &str, tag: &str) -> Vec<(f64, String)> {
+    (text.lines().filter(|l| !l.is_empty()))
+        .map(|l| match l.split_once('|') {
+            Some((t, m)) => (t.parse().unwrap_or(0.0), format!("{tag}{m}")),
+            None => (0.0, format!("{tag}{l}")),
+        })
+        .collect()
 }
 
 /// The snapshot printed when Enter is pressed (`ClientWorkflow#display_status`).
@@ -359,4 +371,18 @@ fn append(path: &Option<String>, nodes: &[String]) -> Result<(), ClientError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_lines_are_tagged_and_merged_by_time() {
+        let mut lines = timed_lines("2.0|second\n\n1.0|first\n", "");
+        lines.extend(timed_lines("1.5|COMMAND: true\n", "[dbg] "));
+        lines.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let text: Vec<&str> = lines.iter().map(|(_, l)| l.as_str()).collect();
+        assert_eq!(text, ["first", "[dbg] COMMAND: true", "second"]);
+    }
 }
