@@ -16,14 +16,17 @@ const ESC: u8 = 0x1b;
 
 /// `kaconsole3` options.
 #[derive(Parser, Debug)]
-#[command(name = "kaconsole3", about = "Node console")]
-struct ConsoleCli {
+#[command(
+    name = "kaconsole3",
+    about = "Node console",
+    disable_version_flag = true
+)]
+pub struct ConsoleCli {
+    #[command(flatten)]
+    global: crate::global::GlobalArgs,
     /// The node.
     #[arg(short = 'm', long = "machine")]
     machines: Vec<String>,
-    /// Server name.
-    #[arg(short = 'S', long = "server")]
-    server: Option<String>,
 }
 
 /// Runs `kaconsole3` on the process's terminal.
@@ -32,6 +35,7 @@ pub fn kaconsole(args: &[String], env: &ClientEnv) -> i32 {
         Ok(c) => c,
         Err(code) => return code,
     };
+    crate::trace::capture_fd4();
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -43,6 +47,9 @@ pub fn kaconsole(args: &[String], env: &ClientEnv) -> i32 {
         }
     };
     let tty = std::io::stdin().is_terminal();
+    if cli.global.version || cli.global.server_info {
+        return crate::block_on(async { cli.global.answer_info(env).await.map(|_| ()) });
+    }
     let saved = if tty { raw_mode() } else { None };
     let result = rt.block_on(async {
         let list = nodes(&cli.machines, &[])?;
@@ -54,14 +61,9 @@ pub fn kaconsole(args: &[String], env: &ClientEnv) -> i32 {
         if tty {
             eprint!("[Kaconsole] kill sequence: ^[^[^[^[\r\n");
         }
-        session(
-            env,
-            cli.server.as_deref(),
-            node,
-            tokio::io::stdin(),
-            tokio::io::stdout(),
-        )
-        .await
+        let api = (cli.global.connect(env).await?.into_iter().next())
+            .ok_or_else(|| ClientError::Usage("No server is reachable".into()))?;
+        session_on(api, node, tokio::io::stdin(), tokio::io::stdout()).await
     });
     if let Some(s) = saved {
         let _ = std::process::Command::new("stty")
@@ -103,9 +105,18 @@ pub async fn session(
     server: Option<&str>,
     node: &str,
     input: impl AsyncRead + Unpin,
+    output: impl AsyncWrite + Unpin,
+) -> Result<(), ClientError> {
+    session_on(Api::connect(env, server).await?, node, input, output).await
+}
+
+/// As [`session`], on a connected server.
+pub async fn session_on(
+    api: Api,
+    node: &str,
+    input: impl AsyncRead + Unpin,
     mut output: impl AsyncWrite + Unpin,
 ) -> Result<(), ClientError> {
-    let api = Api::connect(env, server).await?;
     let created = api
         .json(Method::POST, "/console", &[], Some(&json!({"node": node})))
         .await?;

@@ -3,7 +3,9 @@
 
 pub mod console;
 pub mod export;
+pub mod global;
 pub mod tools;
+pub mod trace;
 pub mod workflow;
 
 use anyhow::Context as _;
@@ -48,13 +50,19 @@ pub enum ClientError {
     /// Another HTTP status.
     #[error("HTTP error {0}: {1}")]
     Http(u16, String),
+    /// Ctrl-C: the workflows were deleted; exit 1.
+    #[error("")]
+    Interrupted,
+    /// The server does not answer `GET /version` (`The <host> server is unreachable`): exit 1.
+    #[error("{0}")]
+    Unreachable(String),
 }
 
 impl ClientError {
     /// Kadeploy's exit code.
     pub fn code(&self) -> i32 {
         match self {
-            ClientError::Usage(_) => 1,
+            ClientError::Usage(_) | ClientError::Unreachable(_) | ClientError::Interrupted => 1,
             ClientError::Api(n, _) => *n,
             ClientError::Http(404, _) => 1,
             ClientError::Http(500, _) => 3,
@@ -101,29 +109,72 @@ pub struct Api {
     prefix: String,
     /// The user sent in the auth header.
     pub user: String,
+    /// The server's name in multi-server mode (`-M`): output lines are prefixed with `[name] `.
+    pub label: Option<String>,
+    /// The HTTP Basic password (`--password`), sent with `user`.
+    password: Option<String>,
+    /// Dump the exchanges (`-H`).
+    debug_http: bool,
     http: reqwest::Client,
+}
+
+/// How a client talks to its servers (from the generic options).
+#[derive(Clone, Debug, Default)]
+pub struct Connection {
+    /// HTTP Basic password (`--password`).
+    pub password: Option<String>,
+    /// Dump the HTTP exchanges (`-H`).
+    pub debug_http: bool,
+}
+
+/// The names of the servers of client.conf, in the file's order.
+pub fn server_names(env: &ClientEnv) -> Result<Vec<String>, ClientError> {
+    let (_, conf) = load_conf(env)?;
+    Ok(conf.servers.into_iter().map(|s| s.name).collect())
+}
+
+/// Reads `client.conf` (or `client_conf.yml`).
+fn load_conf(env: &ClientEnv) -> Result<(PathBuf, ClientConf), ClientError> {
+    let dir = &env.config_dir;
+    let path = [dir.join("client.conf"), dir.join("client_conf.yml")]
+        .into_iter()
+        .find(|p| p.is_file());
+    let path =
+        path.ok_or_else(|| ClientError::Usage(format!("no client.conf in {}", dir.display())))?;
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let conf: ClientConf = serde_saphyr::from_str(&text)
+        .map_err(|e| ClientError::Usage(format!("{}: {e}", path.display())))?;
+    Ok((path, conf))
 }
 
 impl Api {
     /// Reads `client.conf`, picks `server` (or the default), checks it answers `GET /version`.
     pub async fn connect(env: &ClientEnv, server: Option<&str>) -> Result<Api, ClientError> {
+        Api::open(env, server, &Connection::default()).await
+    }
+
+    /// As [`Api::connect`], with the generic options' credentials and HTTP trace.
+    pub async fn open(
+        env: &ClientEnv,
+        server: Option<&str>,
+        how: &Connection,
+    ) -> Result<Api, ClientError> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = &env.config_dir;
-        let path = [dir.join("client.conf"), dir.join("client_conf.yml")]
-            .into_iter()
-            .find(|p| p.is_file());
-        let path =
-            path.ok_or_else(|| ClientError::Usage(format!("no client.conf in {}", dir.display())))?;
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
-        let conf: ClientConf = serde_saphyr::from_str(&text)
-            .map_err(|e| ClientError::Usage(format!("{}: {e}", path.display())))?;
+        let (path, conf) = load_conf(env)?;
         let name = server.unwrap_or(&conf.default);
         let s = conf
             .servers
             .iter()
             .find(|s| s.name == name)
-            .ok_or_else(|| ClientError::Usage(format!("Unknown server {name}")))?;
+            .ok_or_else(|| {
+                let names: Vec<&str> = conf.servers.iter().map(|s| s.name.as_str()).collect();
+                ClientError::Usage(format!(
+                    "The {name} server is not defined in the configuration: {} values are allowed",
+                    names.join(", ")
+                ))
+            })?;
         let scheme = if s.secure.unwrap_or(true) {
             "https"
         } else {
@@ -160,6 +211,9 @@ impl Api {
             port: s.port,
             prefix: String::new(),
             user: env.user.clone(),
+            label: None,
+            password: how.password.clone(),
+            debug_http: how.debug_http,
             http,
         };
         let probe = api
@@ -169,8 +223,9 @@ impl Api {
             .send()
             .await;
         if probe.is_err() {
-            return Err(ClientError::Usage(format!(
-                "The {name} server is unreachable"
+            return Err(ClientError::Unreachable(format!(
+                "The {} server is unreachable",
+                s.hostname
             )));
         }
         api.prefix = match &s.auth_headers_prefix {
@@ -182,6 +237,29 @@ impl Api {
                 .to_string(),
         };
         Ok(api)
+    }
+
+    /// The server's host name (from client.conf).
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// Prints `text` on stdout, each line prefixed with `[name] ` (padded to 10 columns, Kadeploy's
+    /// `Client#debug`) in multi-server mode.
+    pub fn say(&self, text: &str) {
+        println!("{}", self.labelled(text));
+    }
+
+    /// `text` with the multi-server prefix on each line.
+    pub fn labelled(&self, text: &str) -> String {
+        match &self.label {
+            None => text.to_string(),
+            Some(name) => {
+                let tag = format!("{:<10}", format!("[{name}] "));
+                let lines: Vec<String> = text.split('\n').map(|l| format!("{tag}{l}")).collect();
+                lines.join("\n")
+            }
+        }
     }
 
     /// This host's address as the server reaches it: the source address of the route to the server
@@ -211,7 +289,7 @@ impl Api {
         query: &[(&str, String)],
         body: Option<&Value>,
         accept: &str,
-    ) -> Result<reqwest::Response, ClientError> {
+    ) -> Result<Answer, ClientError> {
         let url = if path.starts_with("http") {
             path.to_string()
         } else {
@@ -230,20 +308,29 @@ impl Api {
                 .header("Content-Type", "application/json")
                 .body(b.to_string());
         }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| ClientError::Usage(format!("connection error: {e}")))?;
-        let status = resp.status();
-        if status == StatusCode::OK {
-            return Ok(resp);
+        if let Some(pw) = &self.password {
+            req = req.basic_auth(&self.user, Some(pw));
         }
-        let code = resp
-            .headers()
+        let conn = |e: reqwest::Error| ClientError::Usage(format!("connection error: {e}"));
+        let request = req.build().map_err(conn)?;
+        if self.debug_http {
+            trace_request(&request);
+        }
+        let resp = self.http.execute(request).await.map_err(conn)?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp.bytes().await.map_err(conn)?.to_vec();
+        if self.debug_http {
+            trace_response(status, &headers, &body);
+        }
+        if status == StatusCode::OK {
+            return Ok(Answer { headers, body });
+        }
+        let code = headers
             .get("X-Application-Error-Code")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse().ok());
-        let text = resp.text().await.unwrap_or_default().trim().to_string();
+        let text = String::from_utf8_lossy(&body).trim().to_string();
         Err(match (status, code) {
             (StatusCode::BAD_REQUEST, Some(n)) => {
                 ClientError::Api(n, format!("Error #{n}: {text}"))
@@ -255,7 +342,9 @@ impl Api {
         })
     }
 
-    /// A JSON request.
+    /// A JSON request; the answer is read by its `Content-Type` as Kadeploy's client does: JSON is
+    /// parsed, `text/plain` and `text/csv` give a string (the empty answer of a dry run), anything else
+    /// is an error.
     pub async fn json(
         &self,
         method: Method,
@@ -263,9 +352,28 @@ impl Api {
         query: &[(&str, String)],
         body: Option<&Value>,
     ) -> Result<Value, ClientError> {
-        let text = self.text(method, path, query, body).await?;
-        serde_json::from_str(&text)
-            .map_err(|e| ClientError::Usage(format!("invalid JSON from the server: {e}")))
+        let resp = self
+            .send(method, path, query, body, "application/json")
+            .await?;
+        let kind = resp
+            .headers
+            .get("Content-Type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        let text = body_text(resp)?;
+        match kind.as_str() {
+            "application/json" => serde_json::from_str(&text)
+                .map_err(|e| ClientError::Usage(format!("invalid JSON from the server: {e}"))),
+            "text/plain" | "text/csv" => Ok(Value::String(text)),
+            other => Err(ClientError::Usage(format!(
+                "Invalid server response (Content-Type: '{other}')\n{text}"
+            ))),
+        }
     }
 
     /// A text request (also YAML or gzip-decoded CSV).
@@ -290,22 +398,87 @@ impl Api {
         accept: &str,
     ) -> Result<String, ClientError> {
         let resp = self.send(method, path, query, body, accept).await?;
-        let gz = resp
-            .headers()
-            .get("Content-Encoding")
-            .is_some_and(|v| v.as_bytes() == b"gzip");
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| ClientError::Usage(e.to_string()))?;
-        if gz {
-            let mut out = String::new();
-            std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut out)
-                .context("gunzip")?;
-            return Ok(out);
-        }
-        Ok(String::from_utf8_lossy(&bytes).into_owned())
+        body_text(resp)
     }
+}
+
+/// A successful answer: its headers and body.
+struct Answer {
+    headers: reqwest::header::HeaderMap,
+    body: Vec<u8>,
+}
+
+/// An answer's body as text, gunzipped when `Content-Encoding: gzip`.
+fn body_text(resp: Answer) -> Result<String, ClientError> {
+    let gz = resp
+        .headers
+        .get("Content-Encoding")
+        .is_some_and(|v| v.as_bytes() == b"gzip");
+    if gz {
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&resp.body[..]), &mut out)
+            .context("gunzip")?;
+        return Ok(out);
+    }
+    Ok(String::from_utf8_lossy(&resp.body).into_owned())
+}
+
+/// `-H`: dumps a request before it is sent.
+fn trace_request(r: &reqwest::Request) {
+    let url = r.url();
+    let target = match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_string(),
+    };
+    let headers: Vec<(String, String)> = (r.headers().iter())
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let body = r.body().and_then(|b| b.as_bytes()).unwrap_or_default();
+    trace::emit(&trace::request(
+        r.method().as_str(),
+        &target,
+        &headers,
+        body,
+    ));
+}
+
+/// `-H`: dumps a response.
+fn trace_response(status: StatusCode, headers: &reqwest::header::HeaderMap, body: &[u8]) {
+    let headers: Vec<(String, String)> = (headers.iter())
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    trace::emit(&trace::response(
+        status.as_u16(),
+        status.canonical_reason().unwrap_or(""),
+        &headers,
+        body,
+    ));
+}
+
+/// The command line of client `name` (`kadeploy3`, …, `karights3`), for help and tests.
+pub fn command(name: &str) -> Option<clap::Command> {
+    use clap::CommandFactory as _;
+    Some(match name {
+        "kadeploy3" => workflow::DeployCli::command(),
+        "kareboot3" => workflow::RebootCli::command(),
+        "kapower3" => workflow::PowerCli::command(),
+        "kaenv3" => tools::EnvCli::command(),
+        "karights3" => tools::RightsCli::command(),
+        "kastat3" => tools::StatCli::command(),
+        "kanodes3" => tools::NodesCli::command(),
+        "kaconsole3" => console::ConsoleCli::command(),
+        _ => return None,
+    })
 }
 
 /// Reads a node file (`-` = stdin); `#` lines and empty lines are ignored.
@@ -344,6 +517,7 @@ pub fn nodes(machines: &[String], files: &[String]) -> Result<Vec<String>, Clien
 
 /// Runs `f` on a fresh runtime and maps the result to an exit code, printing errors to stderr.
 pub fn block_on<F: std::future::Future<Output = Result<(), ClientError>>>(f: F) -> i32 {
+    trace::capture_fd4();
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -357,7 +531,10 @@ pub fn block_on<F: std::future::Future<Output = Result<(), ClientError>>>(f: F) 
     match rt.block_on(f) {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("{e}");
+            let text = e.to_string();
+            if !text.is_empty() {
+                eprintln!("{text}");
+            }
             e.code()
         }
     }

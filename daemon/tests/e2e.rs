@@ -19,6 +19,8 @@ mod attacks_x509;
 mod auth;
 #[path = "e2e/autoclean.rs"]
 mod autoclean;
+#[path = "e2e/client_options.rs"]
+mod client_options;
 #[path = "e2e/clusters.rs"]
 mod clusters;
 #[path = "e2e/conformance.rs"]

@@ -1,43 +1,91 @@
 //! The life of a submitted workflow, as Kadeploy's clients follow it: submit, poll the resource and print
 //! its incremental logs until it is done, read its final state, delete it, then write the OK/KO files and
-//! print the summary (or one JSON object with `--json`).
+//! print the summary (or one JSON object with `--json`). Ctrl-C and errors delete the workflow; Enter
+//! prints its status.
 
+use super::interrupt::StatusRequests;
 use super::{Common, usage};
 use crate::{Api, ClientError};
 use reqwest::Method;
 use serde_json::{Map, Value, json};
 use std::io::Write as _;
+use std::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// What the client asks of one server.
+#[derive(Clone, Debug)]
+pub struct Job {
+    /// Index of the server in the connected list.
+    pub server: usize,
+    /// The nodes this server handles.
+    pub nodes: Vec<String>,
+    /// Cancelled on Ctrl-C.
+    pub cancel: CancellationToken,
+    /// Enter pressed.
+    pub status: StatusRequests,
+}
+
+/// The submission: method, path and Kadeploy's name of the operation.
+pub struct Operation {
+    method: Method,
+    path: &'static str,
+    name: &'static str,
+}
+
+impl Operation {
+    /// `name` is `Deployment`, `Reboot operation` or `Power operation`.
+    pub fn new(method: Method, path: &'static str, name: &'static str) -> Operation {
+        Operation { method, path, name }
+    }
+}
 
 /// Submits and polls a workflow, Kadeploy style.
 pub(super) async fn run(
     api: &Api,
     c: &Common,
-    method: Method,
-    path: &str,
+    op: Operation,
     p: Map<String, Value>,
-    op: &str,
-    lower: &str,
+    job: &Job,
 ) -> Result<(), ClientError> {
-    if c.ok_file.is_some() && c.ok_file == c.ko_file {
-        return Err(usage("The OK and KO files must differ"));
-    }
-    let sub = submit(api, method, path, p).await?;
-    if c.dry_run {
+    let sub = submit(api, &op, p).await?;
+    if c.global.dry_run {
         return Ok(());
     }
     let wid = sub["wid"].as_str().unwrap_or("").to_string();
     let resources = Resources(&sub["resources"]);
+    let result = after_submit(api, c, &op, &wid, &resources, job).await;
+    if result.is_err() && !wid.is_empty() {
+        // Kadeploy's client frees its workflow on any failure (`ClientWorkflow#kill`).
+        let _ = api
+            .json(Method::DELETE, &resources.path("resource"), &[], None)
+            .await;
+    }
+    result
+}
+
+async fn after_submit(
+    api: &Api,
+    c: &Common,
+    op: &Operation,
+    wid: &str,
+    resources: &Resources<'_>,
+    job: &Job,
+) -> Result<(), ClientError> {
     if let Some(f) = &c.write_wid {
-        std::fs::write(f, &wid).map_err(|e| usage(&format!("{f}: {e}")))?;
+        std::fs::write(f, wid).map_err(|e| usage(&format!("{f}: {e}")))?;
     }
     if c.no_wait {
-        println!("{wid} {}", resources.path("resource"));
+        api.say(&format!("{wid} {}", resources.path("resource")));
         return Ok(());
     }
     if !c.json {
-        println!("{op} #{wid} started");
+        api.say(&format!("{} #{wid} started", op.name));
     }
-    follow(api, c, &resources).await?;
+    let last = follow(api, c, op, resources, job).await?;
+    if last["error"] == json!(true) {
+        api.text(Method::GET, &resources.path("error"), &[], None)
+            .await?;
+    }
     let state = api
         .json(Method::GET, &resources.path("state"), &[], None)
         .await?;
@@ -50,14 +98,14 @@ pub(super) async fn run(
         &end.ko.iter().map(|k| k.0.clone()).collect::<Vec<_>>(),
     )?;
     if c.json {
-        end.print_json(&wid);
+        end.print_json(wid);
     } else {
-        end.print(&wid, op, lower);
+        api.say(&end.text(wid, op.name));
     }
     Ok(())
 }
 
-/// The paths of a submitted workflow's resources (`resource`, `log`, `error`, `state`).
+/// The paths of a submitted workflow's resources (`resource`, `log`, `error`, `state`, `status`).
 struct Resources<'a>(&'a Value);
 
 impl Resources<'_> {
@@ -66,59 +114,177 @@ impl Resources<'_> {
     }
 }
 
-/// Sends the submission: power status is a GET with the nodes in the query, the rest a body.
-async fn submit(
-    api: &Api,
-    method: Method,
-    path: &str,
-    p: Map<String, Value>,
-) -> Result<Value, ClientError> {
-    if method == Method::GET {
-        let q: Vec<(&str, String)> = p["nodes"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|n| n.as_str())
-            .map(|n| ("nodes", n.to_string()))
-            .collect();
-        api.json(method, path, &q, None).await
+/// Sends the submission: power status is a GET with the nodes (and flags) in the query, the rest a body.
+async fn submit(api: &Api, op: &Operation, p: Map<String, Value>) -> Result<Value, ClientError> {
+    if op.method == Method::GET {
+        api.json(op.method.clone(), op.path, &query(&p), None).await
     } else {
-        api.json(method, path, &[], Some(&Value::Object(p))).await
+        api.json(op.method.clone(), op.path, &[], Some(&Value::Object(p)))
+            .await
     }
 }
 
-/// Polls the workflow until it is done, printing its logs as they come (not with `--json`).
-async fn follow(api: &Api, c: &Common, resources: &Resources<'_>) -> Result<(), ClientError> {
+/// Parameters as a query string (`URI.encode_www_form`): arrays repeat their key, `true` is `"true"`.
+pub(crate) fn query(p: &Map<String, Value>) -> Vec<(&str, String)> {
+    let mut q = Vec::new();
+    for (k, v) in p {
+        match v {
+            Value::Array(items) => q.extend(items.iter().map(|i| (k.as_str(), scalar(i)))),
+            v => q.push((k.as_str(), scalar(v))),
+        }
+    }
+    q
+}
+
+fn scalar(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        v => v.to_string(),
+    }
+}
+
+/// Polls the workflow until it is done, printing its logs as they come (not with `--json`); gives the
+/// last workflow object. Ctrl-C deletes the workflow; Enter prints its status.
+async fn follow(
+    api: &Api,
+    c: &Common,
+    op: &Operation,
+    resources: &Resources<'_>,
+    job: &Job,
+) -> Result<Value, ClientError> {
     let every = std::time::Duration::from_millis(if c.json { 200 } else { 1000 });
+    let start = Instant::now();
+    let mut status = job.status.clone();
     loop {
-        tokio::time::sleep(every).await;
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            () = job.cancel.cancelled() => {
+                let _ = api.json(Method::DELETE, &resources.path("resource"), &[], None).await;
+                return Err(ClientError::Interrupted);
+            }
+            () = status.next() => {
+                let stats = api.json(Method::GET, &resources.path("status"), &[], None).await?;
+                api.say(&status_text(op.name, start.elapsed().as_secs(), &stats));
+                continue;
+            }
+        }
         let w = api
             .json(Method::GET, &resources.path("resource"), &[], None)
             .await?;
+        let mut lines: Vec<(f64, String)> = Vec::new();
         if w["logs"] == json!(true) {
             let text = api
                 .text(Method::GET, &resources.path("log"), &[], None)
                 .await?;
-            let mut lines: Vec<(f64, String)> = text
-                .lines()
-                .filter_map(|l| {
-                    l.split_once('|')
-                        .map(|(t, m)| (t.parse().unwrap_or(0.0), m.to_string()))
-                })
-                .collect();
-            lines.sort_by(|a, b| a.0.total_cmp(&b.0));
-            if !c.json {
-                for (_, l) in lines {
-                    println!("{l}");
+            lines.extend(timed_lines(&text, ""));
+        }
+        // `-d`: the per-node command traces, `[dbg] ` lines merged with the logs.
+        if c.debug && w["debugs"] == json!(true) {
+            let text = api
+                .text(Method::GET, &resources.path("debug"), &[], None)
+                .await?;
+            lines.extend(timed_lines(&text, "[dbg] "));
+        }
+        lines.sort_by(|a, b| a.0.total_cmp(&b.0));
+        if !c.json && !lines.is_empty() {
+            let text: Vec<String> = lines.into_iter().map(|(_, l)| l).collect();
+            api.say(&text.join("\n"));
+        }
+        if w["done"] == json!(true) || w["error"] == json!(true) {
+            return Ok(w);
+        }
+    }
+}
+
+/// `<epoch float>|<message>` lines as (time, `tag` + message); lines without a time sort first.
+fn timed_lines(text: &str, tag: &str) -> Vec<(f64, String)> {
+    (text.lines().filter(|l| !l.is_empty()))
+        .map(|l| match l.split_once('|') {
+            Some((t, m)) => (t.parse().unwrap_or(0.0), format!("{tag}{m}")),
+            None => (0.0, format!("{tag}{l}")),
+        })
+        .collect()
+}
+
+/// The snapshot printed when Enter is pressed (`ClientWorkflow#display_status`).
+pub fn status_text(op: &str, elapsed: u64, stats: &Value) -> String {
+    let mut out = vec!["---".to_string()];
+    match stats.as_object() {
+        Some(m) if !m.is_empty() => {
+            out.push(format!("{op} status ({elapsed}s):"));
+            if m.len() == 1 {
+                if let Some((_, stat)) = m.iter().next() {
+                    status_cluster(stat, "", &mut out);
+                }
+            } else {
+                for (cluster, stat) in m {
+                    out.push(format!("  [{cluster}]"));
+                    status_cluster(stat, "  ", &mut out);
                 }
             }
         }
-        if w["error"] == json!(true) {
-            api.text(Method::GET, &resources.path("error"), &[], None)
-                .await?;
-        }
-        if w["done"] == json!(true) {
-            return Ok(());
+        _ => out.push(format!("{op} did not start at the moment")),
+    }
+    out.push("---".into());
+    out.join("\n")
+}
+
+/// One cluster of the status (`display_status_cluster`).
+fn status_cluster(stat: &Value, prefix: &str, out: &mut Vec<String>) {
+    let names = |v: &Value| -> Vec<String> {
+        (v.as_array().into_iter().flatten())
+            .map(|n| {
+                n.as_str()
+                    .map(String::from)
+                    .unwrap_or_else(|| n.to_string())
+            })
+            .collect()
+    };
+    for (macro_step, micros) in stat.as_object().into_iter().flatten() {
+        match micros {
+            Value::Object(micros) => {
+                for (micro, status) in micros {
+                    match status {
+                        Value::Object(s) => {
+                            for (state, nodes) in s
+                                .get("nodes")
+                                .and_then(Value::as_object)
+                                .into_iter()
+                                .flatten()
+                            {
+                                let nodes = names(nodes);
+                                if nodes.is_empty() {
+                                    continue;
+                                }
+                                let time = s.get("time").map(|t| t.to_string()).unwrap_or_default();
+                                out.push(format!(
+                                    "{prefix}  [{macro_step}-{micro}] ~{time}s ({state})"
+                                ));
+                                out.push(format!(
+                                    "{prefix}     {}",
+                                    nodes.join(&format!("\n{prefix}     "))
+                                ));
+                            }
+                        }
+                        Value::Array(_) => {
+                            out.push(format!("{prefix}  [{macro_step}-{micro}]"));
+                            out.push(format!(
+                                "{prefix}    {}",
+                                names(status).join(&format!("\n{prefix}    "))
+                            ));
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            Value::Array(_) => {
+                out.push(format!("{prefix}  [{macro_step}]"));
+                out.push(format!(
+                    "{prefix}    {}",
+                    names(micros).join(&format!("\n{prefix}    "))
+                ));
+            }
+            _ => {}
         }
     }
 }
@@ -170,22 +336,25 @@ impl End {
         println!("{answer}");
     }
 
-    /// Kadeploy's summary.
-    fn print(&self, wid: &str, op: &str, lower: &str) {
+    /// Kadeploy's summary (`<Operation> #<wid> done`, then the OK and KO lists).
+    fn text(&self, wid: &str, op: &str) -> String {
+        let lower = op.to_lowercase();
+        let mut out = Vec::new();
         if !self.outs.is_empty() {
-            println!("---");
-            self.outs.iter().for_each(|(n, o)| println!("{n}: {o}"));
-            println!("---");
+            out.push("---".to_string());
+            out.extend(self.outs.iter().map(|(n, o)| format!("{n}: {o}")));
+            out.push("---".into());
         }
-        println!("{op} #{wid} done");
+        out.push(format!("{op} #{wid} done"));
         if !self.ok.is_empty() {
-            println!("\nThe {lower} is successful on nodes");
-            self.ok.iter().for_each(|n| println!("{n}"));
+            out.push(format!("\nThe {lower} is successful on nodes"));
+            out.extend(self.ok.iter().cloned());
         }
         if !self.ko.is_empty() {
-            println!("\nThe {lower} failed on nodes");
-            self.ko.iter().for_each(|(n, e)| println!("{n} ({e})"));
+            out.push(format!("\nThe {lower} failed on nodes"));
+            out.extend(self.ko.iter().map(|(n, e)| format!("{n} ({e})")));
         }
+        out.join("\n")
     }
 }
 
@@ -202,4 +371,18 @@ fn append(path: &Option<String>, nodes: &[String]) -> Result<(), ClientError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_lines_are_tagged_and_merged_by_time() {
+        let mut lines = timed_lines("2.0|second\n\n1.0|first\n", "");
+        lines.extend(timed_lines("1.5|COMMAND: true\n", "[dbg] "));
+        lines.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let text: Vec<&str> = lines.iter().map(|(_, l)| l.as_str()).collect();
+        assert_eq!(text, ["first", "[dbg] COMMAND: true", "second"]);
+    }
 }
