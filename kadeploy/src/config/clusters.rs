@@ -4,7 +4,7 @@ use super::error::{ConfigError, Ctx};
 use super::wire;
 use crate::nodelist;
 use hal::NodeInfo;
-use hal::netboot::dhcp::Mac;
+use hal::netboot::Mac;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 

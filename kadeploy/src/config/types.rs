@@ -5,7 +5,7 @@ pub use crate::engine::slot::{
     BootNewEnvKind, BroadcastEnvKind, MacroKind, SetDeploymentEnvKind, Slot,
 };
 use crate::expr::Expr;
-use hal::netboot::dhcp::Mac;
+use hal::netboot::Mac;
 use hal::{NodeInfo, PowerLevel};
 use std::collections::BTreeMap;
 
