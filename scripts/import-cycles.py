@@ -90,6 +90,8 @@ def graph(crate_dir: pathlib.Path):
     for m, f in modules.items():
         text = f.read_text(encoding="utf-8", errors="replace")
         text = re.split(r"#\[cfg\(test\)\]\s*mod\s+tests", text)[0]
+        # Comments (doc links included) are not imports.
+        text = re.sub(r"//[^\n]*", "", text)
         paths = []
         for u in re.findall(r"\buse\s+((?:crate|super|self)[^;]*);", text):
             paths += expand_use(u)

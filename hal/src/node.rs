@@ -1,6 +1,5 @@
 //! Node identities: a compact index into the cluster's node table, plus the facts a backend needs.
 
-use crate::outcome::{ErrorKind, NodeError, Outcome};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::net::IpAddr;
@@ -36,11 +35,4 @@ impl NodeInfo {
     pub fn short_name(&self) -> &str {
         self.name.split('.').next().unwrap_or(&self.name)
     }
-}
-
-/// The facts of `node` in a backend's node table, or a configuration error when it is not there.
-pub fn lookup(nodes: &[NodeInfo], node: NodeId) -> Outcome<&NodeInfo> {
-    nodes
-        .get(node.index())
-        .ok_or_else(|| NodeError::new(ErrorKind::Config, format!("unknown node {node}")))
 }

@@ -4,7 +4,7 @@ mod fanout;
 
 pub(crate) use fanout::for_each_node;
 
-use crate::node::NodeId;
+use crate::node::{NodeId, NodeInfo};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -135,4 +135,11 @@ impl<T> IntoIterator for Outcomes<T> {
     fn into_iter(self) -> Self::IntoIter {
         self.0.into_iter()
     }
+}
+
+/// The facts of `node` in a backend's node table, or a configuration error when it is not there.
+pub fn lookup(nodes: &[NodeInfo], node: NodeId) -> Outcome<&NodeInfo> {
+    nodes
+        .get(node.index())
+        .ok_or_else(|| NodeError::new(ErrorKind::Config, format!("unknown node {node}")))
 }

@@ -6,7 +6,7 @@
 //! SetDeploymentEnv `wait_reboot`, the environment kernel's boot the BootNewEnvKexec `wait_reboot`, and so on.
 //! Calibrate on one run, predict another (another boot path, another environment) to test the model.
 
-use crate::e2e::BootPath;
+use crate::e2e::options::BootPath;
 use anyhow::{Context as _, bail};
 use serde::Serialize;
 use std::collections::BTreeMap;

@@ -6,4 +6,5 @@ pub mod cluster;
 pub mod kasim;
 pub mod net;
 pub mod params;
+mod range;
 pub mod rng;

@@ -42,7 +42,7 @@ impl CommandConsole {
 #[async_trait]
 impl Console for CommandConsole {
     async fn attach(&self, node: NodeId) -> Outcome<Box<dyn ConsoleStream>> {
-        let info = crate::node::lookup(&self.nodes, node)?;
+        let info = crate::outcome::lookup(&self.nodes, node)?;
         let template = self
             .overrides
             .get(&info.name)

@@ -256,7 +256,7 @@ impl CommandPower {
 impl Inner {
     /// The substituted command of `key` for `node`, or why there is none.
     fn command(&self, node: NodeId, key: &str, what: &str) -> Outcome<String> {
-        let info = crate::node::lookup(&self.nodes, node)?;
+        let info = crate::outcome::lookup(&self.nodes, node)?;
         let template = self
             .overrides
             .get(&info.name)

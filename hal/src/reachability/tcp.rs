@@ -63,7 +63,7 @@ impl Reachability for TcpProbe {
     async fn probe(&self, nodes: &[NodeId], check: &PortCheck) -> Outcomes {
         let check = Arc::new(check.clone());
         for_each_node(nodes, self.concurrency, |node| {
-            let info = crate::node::lookup(&self.nodes, node).cloned();
+            let info = crate::outcome::lookup(&self.nodes, node).cloned();
             let check = check.clone();
             let timeout = self.timeout;
             async move { probe_node(info?, check, timeout).await }

@@ -108,7 +108,7 @@ impl SshClient {
 
     /// The facts of `node`, or a configuration error when it is not in the table.
     pub(crate) fn node(&self, node: NodeId) -> Outcome<&NodeInfo> {
-        crate::node::lookup(&self.nodes, node)
+        crate::outcome::lookup(&self.nodes, node)
     }
 
     /// Runs `command` on `node` with `input` on its stdin, and returns what it produced.

@@ -4,7 +4,7 @@
 //!
 //! The contracts come from the trait documentation: one outcome per requested node in request order
 //! (`crate` root), an empty node list gives empty outcomes, a node the backend does not have fails alone
-//! with [`ErrorKind::Config`] ([`crate::node::lookup`]), every error says what went wrong, plus each
+//! with [`ErrorKind::Config`] ([`crate::outcome::lookup`]), every error says what went wrong, plus each
 //! trait's own (see the submodules). A subject describes what the backend under test can do, so a
 //! backend is never asked for more than it documents.
 

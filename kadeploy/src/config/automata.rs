@@ -120,7 +120,7 @@ fn microsteps(
         }
         let at = format!("{path}/microsteps[{j}]");
         let err = |message: String| ctx.invalid(&at, message);
-        let mut file = |f: &str| Ok(super::cluster::resolve(dir, f).display().to_string());
+        let mut file = |f: &str| Ok(super::files::resolve(dir, f).display().to_string());
         let mut list = |ops: &Option<serde_json::Value>, key: &str| {
             parse_op_list(ops.as_ref(), key, &name, &err, &mut file)
         };

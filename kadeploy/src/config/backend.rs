@@ -2,8 +2,8 @@
 //! the pace of virtual time, and the keys of the `site` backend (kaagent, timeouts, native IPMI, whose
 //! password file is read here so that no backend reads configuration files).
 
-use super::cluster::ReadFile;
 use super::error::{ConfigError, Ctx};
+use super::files::ReadFile;
 use serde_json::{Map, Value};
 use std::fmt;
 use std::path::{Path, PathBuf};

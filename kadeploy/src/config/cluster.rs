@@ -7,8 +7,7 @@ use super::types::{Archive, Automata, BootConfig, ClusterConfig, Partitioning};
 use super::wire;
 use crate::expr::Expr;
 use hal::PowerLevel;
-use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The typed `remoteops` of a cluster: the commands of each power level.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -99,18 +98,7 @@ impl ClusterSpecific {
     }
 }
 
-/// Reads a file named by a configuration key.
-pub type ReadFile<'a> = &'a mut dyn FnMut(&Path) -> io::Result<String>;
-
-/// Resolves `path` against the configuration directory unless it is absolute.
-pub(crate) fn resolve(dir: &Path, path: &str) -> PathBuf {
-    let path = Path::new(path);
-    if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        dir.join(path)
-    }
-}
+pub use super::files::{ReadFile, resolve};
 
 /// Validates a cluster file; scripts are resolved against `dir` and read with `read`.
 pub(crate) fn convert(

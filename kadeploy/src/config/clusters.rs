@@ -2,6 +2,9 @@
 
 use super::error::{ConfigError, Ctx};
 use super::wire;
+
+/// Per-node command overrides of `command.conf`, by host name then command key (`reboot_soft`...).
+pub type Commands = BTreeMap<String, BTreeMap<String, String>>;
 use crate::nodelist;
 use hal::NodeInfo;
 use hal::netboot::Mac;
@@ -145,7 +148,7 @@ pub(crate) fn convert_commands(
     w: &wire::CommandsFile,
     ctx: Ctx<'_>,
     nodes: &BTreeSet<String>,
-) -> Result<super::load::Commands, ConfigError> {
+) -> Result<Commands, ConfigError> {
     for (node, commands) in w {
         if !nodes.contains(node) {
             return Err(ctx.invalid(

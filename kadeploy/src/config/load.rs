@@ -1,10 +1,11 @@
 //! Loading a configuration directory (`server.conf`, `clusters.conf`, cluster files, `command.conf`,
 //! `simulation.conf`), once: everything the engine, the server's settings and the backends use.
 
-use super::cluster::{self, ClusterSpecific, ReadFile, RemoteOps};
+use super::cluster::{self, ClusterSpecific, RemoteOps};
 use super::clusters::{self, ClusterEntry};
 use super::drivers::{self, SshKeys};
 use super::error::{ConfigError, Ctx};
+use super::files::{ReadFile, resolve};
 use super::server;
 use super::server_conf::{self, ServerConf};
 use super::types::{ClusterConfig, Config, ServerConfig};
@@ -15,8 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-/// Per-node command overrides of `command.conf`, by host name then command key (`reboot_soft`...).
-pub type Commands = BTreeMap<String, BTreeMap<String, String>>;
+pub use super::clusters::Commands;
 
 /// The simulated cluster's parameter file in a configuration directory (kadeploy3d's addition).
 pub const SIMULATION_FILE: &str = "simulation.conf";
@@ -176,7 +176,7 @@ pub fn load_dir(dir: &Path) -> Result<Loaded, ConfigError> {
     let mut remoteops = BTreeMap::new();
     let mut pxe_headers = BTreeMap::new();
     for entry in entries.value {
-        let path = cluster::resolve(dir, &entry.conf_file);
+        let path = resolve(dir, &entry.conf_file);
         let text = fs::read_to_string(&path).map_err(|source| ConfigError::Io { path, source })?;
         let specific = parse_cluster_specific(&text, &entry.conf_file, dir)?;
         warnings.extend(specific.warnings);

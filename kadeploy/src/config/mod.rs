@@ -11,6 +11,7 @@ mod cluster;
 mod clusters;
 mod drivers;
 mod error;
+mod files;
 mod load;
 mod server;
 mod server_conf;

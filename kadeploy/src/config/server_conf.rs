@@ -3,8 +3,8 @@
 //! `authentication/certificate` names, read here so that nothing reads configuration files again.
 
 use super::backend::{self, BackendKeys};
-use super::cluster::ReadFile;
 use super::error::{ConfigError, Ctx};
+use super::files::ReadFile;
 use super::wire;
 use std::path::{Path, PathBuf};
 

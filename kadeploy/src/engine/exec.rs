@@ -1,4 +1,4 @@
-//! What each micro-step does, over the `hal` traits (spec §6): [`action::translate`] decides from the step and
+//! What each micro-step does, over the `hal` traits (spec §6): [`translate::translate`] decides from the step and
 //! its context what runs (pure, unit-tested), [`execute`] runs it on the nodes.
 
 pub mod action;
@@ -7,6 +7,7 @@ pub mod install;
 pub mod kexec;
 pub mod ops;
 pub mod power;
+pub mod translate;
 pub mod wait;
 
 #[cfg(test)]
@@ -31,7 +32,7 @@ pub async fn execute(
         cluster: &ctx.cluster,
         job,
     };
-    run(ctx, action::translate(step, cx, macro_attempt), nodes).await
+    run(ctx, translate::translate(step, cx, macro_attempt), nodes).await
 }
 
 /// Runs `action` on `nodes`.

@@ -7,6 +7,7 @@
 //! so a group splits when part of it is done; nodes a task leaves without outcome count as KO.
 
 use super::context::Context;
+pub use super::report::Batch;
 use super::report::Failure;
 use super::trace::{self, Tally};
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -32,26 +33,6 @@ pub struct TaskSpec {
     pub raisable: bool,
     /// Stop the nodes before running the task.
     pub breakpoint: bool,
-}
-
-/// A group of nodes leaving a task.
-#[derive(Clone, Debug)]
-pub enum Batch {
-    /// Nodes that succeeded.
-    Ok(Vec<NodeId>),
-    /// Nodes that failed, with why.
-    Ko(Vec<(NodeId, Failure)>),
-    /// Nodes stopped at a breakpoint, with where.
-    Brk(Vec<NodeId>, String),
-}
-
-impl Batch {
-    fn nodes(&self) -> Vec<NodeId> {
-        match self {
-            Batch::Ok(n) | Batch::Brk(n, _) => n.clone(),
-            Batch::Ko(f) => f.iter().map(|(n, _)| *n).collect(),
-        }
-    }
 }
 
 /// How a running task hands batches back to its manager.

@@ -84,3 +84,24 @@ impl Report {
             .collect()
     }
 }
+
+/// A group of nodes leaving a task.
+#[derive(Clone, Debug)]
+pub enum Batch {
+    /// Nodes that succeeded.
+    Ok(Vec<NodeId>),
+    /// Nodes that failed, with why.
+    Ko(Vec<(NodeId, Failure)>),
+    /// Nodes stopped at a breakpoint, with where.
+    Brk(Vec<NodeId>, String),
+}
+
+impl Batch {
+    /// The nodes of the batch, whatever their end.
+    pub(crate) fn nodes(&self) -> Vec<NodeId> {
+        match self {
+            Batch::Ok(n) | Batch::Brk(n, _) => n.clone(),
+            Batch::Ko(f) => f.iter().map(|(n, _)| *n).collect(),
+        }
+    }
+}

@@ -5,8 +5,8 @@
 //! only computed when the span is enabled, so disabled tracing costs the simulator nothing.
 
 use super::context::Context;
-use super::manager::Batch;
-use super::report::Failure;
+
+use super::report::{Batch, Failure};
 use hal::NodeId;
 use tracing::Span;
 use tracing::field::Empty;

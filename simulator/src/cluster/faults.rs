@@ -3,7 +3,7 @@
 //! Each rule picks the nodes it lists, plus each node with its `probability`, plus exactly `count`
 //! distinct nodes; [`crate::cluster::FailurePlan`] resolves them against the node list.
 
-use crate::params::{Check, in_range};
+use crate::range::{Check, in_range};
 use hal::PowerLevel;
 use serde::Deserialize;
 

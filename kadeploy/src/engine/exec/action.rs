@@ -1,11 +1,11 @@
 //! The translation of a micro-step into what runs on its nodes (spec §6): a pure function of the step, the job,
 //! the cluster and the server settings, which decides the `hal` operation(s) to run or an outcome known at once
-//! (a refusal, or nothing to do). [`super::execute`] runs what it decides.
+//! (a refusal, or nothing to do); [`super::translate`] picks the translation of each step and
+//! [`super::execute`] runs what it decides.
 
-use super::{disk, install, kexec};
 use crate::config::{ClusterConfig, ServerConfig};
 use crate::engine::custom::CustomAction;
-use crate::engine::step::{BootTarget, Job, PxeSwitch, Step};
+use crate::engine::step::{BootTarget, Job, PxeSwitch};
 use crate::expr::Expr;
 use hal::{
     BootProfile, ImageSpec, Operation, PortCheck, PowerAction, PowerLevel, Strategy, WriteTarget,
@@ -75,56 +75,8 @@ impl Action {
     }
 }
 
-/// What `step` does in `cx`; `macro_attempt` counts retries of the enclosing macro-step (a soft reboot becomes
-/// hard when the macro-step is retried).
-pub fn translate(step: &Step, cx: StepContext<'_>, macro_attempt: u32) -> Action {
-    match step {
-        Step::SwitchPxe(switch) => switch_pxe(*switch, cx),
-        Step::Reboot(level) => {
-            let level = if *level == PowerLevel::Soft && macro_attempt > 0 {
-                PowerLevel::Hard
-            } else {
-                *level
-            };
-            Action::Power(PowerAction::Reboot, level)
-        }
-        Step::Power(action, level) => Action::Power(*action, *level),
-        Step::PowerStatus => Action::PowerStatus,
-        Step::WaitReboot { kexec, target } => wait_reboot(*kexec, *target, cx),
-        Step::SendKeyInDeployEnv => send_key("/root/.ssh/authorized_keys".into(), cx),
-        Step::SendKey => {
-            let destination = format!("{}/root/.ssh/authorized_keys", cx.server.extraction_dir);
-            send_key(destination, cx)
-        }
-        Step::CreatePartitionTable => disk::create_partition_table(cx),
-        Step::FormatDeployPart => disk::format_deploy_part(cx),
-        Step::FormatTmpPart => disk::format_tmp_part(cx),
-        Step::FormatSwapPart => disk::format_swap_part(cx),
-        Step::MountDeployPart => disk::mount_deploy_part(cx),
-        Step::UmountDeployPart => disk::umount_deploy_part(cx),
-        Step::CheckProdEnvBooted => disk::check_prod_env_booted(cx),
-        Step::SendDeploymentKernel => kexec::send_deployment_kernel(cx),
-        Step::Sync => Action::Run(Operation::Sync),
-        Step::KexecDeployKernel => kexec::kexec_deploy_kernel(cx),
-        Step::KexecDeployedEnv => kexec::kexec_deployed_env(cx),
-        Step::SendEnvironment(strategy) => install::send_environment(cx, *strategy),
-        Step::DecompressEnvironment => install::decompress_environment(cx),
-        Step::ManageAdminPreInstall => install::manage_admin_pre_install(cx),
-        Step::ManageAdminPostInstall => install::manage_admin_post_install(cx),
-        Step::ManageUserPostInstall => install::manage_user_post_install(cx),
-        Step::CheckKernelFiles => install::check_kernel_files(cx),
-        Step::InstallBootloader => install::install_bootloader(cx),
-        Step::RebootFromDeployEnv => Action::RunWindowed(Operation::RebootFromDeployEnv),
-        Step::Dummy => Action::Run(Operation::Dummy),
-        Step::Custom(op) => Action::Custom {
-            action: op.action.clone(),
-            env: install::script_env(cx),
-        },
-    }
-}
-
 /// `switch_pxe`: the profile the nodes boot next.
-fn switch_pxe(switch: PxeSwitch, cx: StepContext<'_>) -> Action {
+pub(super) fn switch_pxe(switch: PxeSwitch, cx: StepContext<'_>) -> Action {
     let (boot, job) = (&cx.cluster.boot, cx.job);
     let profile = match (switch, &job.pxe_profile) {
         (PxeSwitch::ProdToDeployEnv, _) => BootProfile::DeployKernel {
@@ -148,7 +100,7 @@ fn switch_pxe(switch: PxeSwitch, cx: StepContext<'_>) -> Action {
 }
 
 /// `wait_reboot`: the timeout of the boot kind (the job's override first) and the ports of the target.
-fn wait_reboot(kexec: bool, target: BootTarget, cx: StepContext<'_>) -> Action {
+pub(super) fn wait_reboot(kexec: bool, target: BootTarget, cx: StepContext<'_>) -> Action {
     let (job, cluster, server) = (cx.job, cx.cluster, cx.server);
     let timeout = if kexec {
         job.timeout_kexec.as_ref().unwrap_or(&cluster.timeout_kexec)
@@ -174,7 +126,7 @@ fn wait_reboot(kexec: bool, target: BootTarget, cx: StepContext<'_>) -> Action {
 }
 
 /// `send_key_in_deploy_env` and `send_key`: the job's keys to `destination`, when it has any.
-fn send_key(destination: String, cx: StepContext<'_>) -> Action {
+pub(super) fn send_key(destination: String, cx: StepContext<'_>) -> Action {
     match &cx.job.ssh_key {
         None => Action::Nothing,
         Some(keys) => Action::Run(Operation::SendKey {

@@ -1,6 +1,7 @@
 //! Unit tests of the translation of micro-steps into actions: operations, devices and refusals, without drivers.
 
-use super::action::{Action, StepContext, translate};
+use super::action::{Action, StepContext};
+use super::translate::translate;
 use crate::config::{
     Archive, Automata, BootConfig, ClusterConfig, Partitioning, ServerConfig, default_automata,
 };
