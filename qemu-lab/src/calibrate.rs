@@ -201,6 +201,10 @@ pub fn predict(
     ] {
         std::fs::copy(config_dir.join(file), dir.join(file))?;
     }
+    // The configuration is loaded whole: the native IPMI client's password file comes along.
+    if config_dir.join("ipmi.pass").is_file() {
+        std::fs::copy(config_dir.join("ipmi.pass"), dir.join("ipmi.pass"))?;
+    }
     let other = match boot {
         BootPath::Kexec => "type: Classical",
         BootPath::Classical => "type: Kexec",
