@@ -21,3 +21,27 @@ pub fn self_signed(hostname: &str) -> anyhow::Result<(String, String)> {
         .context("generating the self-signed certificate")?;
     Ok((ck.cert.pem(), ck.signing_key.serialize_pem()))
 }
+
+/// The 20 kastat fields, in Kadeploy's order: what `kastat3 -F` may name and `/stats` answers.
+pub const STAT_FIELDS: [&str; 20] = [
+    "wid",
+    "user",
+    "hostname",
+    "step1",
+    "step2",
+    "step3",
+    "timeout_step1",
+    "timeout_step2",
+    "timeout_step3",
+    "retry_step1",
+    "retry_step2",
+    "retry_step3",
+    "start",
+    "step1_duration",
+    "step2_duration",
+    "step3_duration",
+    "env",
+    "md5",
+    "success",
+    "error",
+];

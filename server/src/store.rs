@@ -12,7 +12,7 @@ mod rights;
 
 pub use envs::{EnvFilter, EnvRow};
 pub use files::FilesError;
-pub use import::{ImportTx, ImportedEnv, ImportedLog, Upsert};
+pub use import::{ENV_COLUMNS, ImportTx, ImportedEnv, ImportedLog, Upsert};
 pub use log::{LogRow, STAT_FIELDS, StatsQuery};
 pub use nodes::{NodeRow, WorkflowRow};
 pub use rights::Rights;

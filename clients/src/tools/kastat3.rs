@@ -53,35 +53,11 @@ pub struct StatCli {
     sort: Vec<String>,
 }
 
-/// The fields `-F` accepts (`KastatClient::FIELDS`).
-const STAT_FIELDS: [&str; 20] = [
-    "wid",
-    "user",
-    "hostname",
-    "step1",
-    "step2",
-    "step3",
-    "timeout_step1",
-    "timeout_step2",
-    "timeout_step3",
-    "retry_step1",
-    "retry_step2",
-    "retry_step3",
-    "start",
-    "step1_duration",
-    "step2_duration",
-    "step3_duration",
-    "env",
-    "md5",
-    "success",
-    "error",
-];
-
 impl StatCli {
     /// The query of `GET /stats[/<op>]` (`KastatClient#run`).
     pub fn query(&self) -> Result<Vec<(&'static str, String)>, ClientError> {
         let invalid: Vec<&str> = (self.fields.iter())
-            .filter(|f| !STAT_FIELDS.contains(&f.as_str()))
+            .filter(|f| !kadeploy::wire::STAT_FIELDS.contains(&f.as_str()))
             .map(String::as_str)
             .collect();
         if !invalid.is_empty() {

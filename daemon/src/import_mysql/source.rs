@@ -4,39 +4,14 @@
 use kadeploy_server::migrate::{
     Fetched, LegacyEnv, LegacyLog, LegacyNode, LegacyRight, LegacySource, Rows, SourceError,
 };
+use kadeploy_server::store::ENV_COLUMNS;
 use mysql::prelude::Queryable;
 use mysql::{Conn, Opts, Row, Value};
 use std::collections::BTreeMap;
 
-/// The columns each table must have (spec §9, after `db/update-3.1.7.sql` and `db/update-3.2.sql`).
-const SCHEMA: [(&str, &[&str]); 4] = [
-    (
-        "environments",
-        &[
-            "id",
-            "name",
-            "version",
-            "description",
-            "author",
-            "tarball",
-            "preinstall",
-            "postinstall",
-            "hypervisor",
-            "hypervisor_params",
-            "initrd",
-            "kernel",
-            "kernel_params",
-            "fdisk_type",
-            "filesystem",
-            "user",
-            "allowed_users",
-            "environment_kind",
-            "visibility",
-            "demolishing_env",
-            "multipart",
-            "options",
-        ],
-    ),
+/// The columns each table must have besides the environments' (spec §9, after `db/update-3.1.7.sql` and
+/// `db/update-3.2.sql`); the environments have `id` and the columns our store keeps ([`ENV_COLUMNS`]).
+const SCHEMA: [(&str, &[&str]); 3] = [
     ("rights", &["user", "node", "part"]),
     ("nodes", &["hostname", "state", "env_id", "date", "user"]),
     (
@@ -67,10 +42,16 @@ const SCHEMA: [(&str, &[&str]); 4] = [
     ),
 ];
 
-/// The columns of `table` as [`SCHEMA`] lists them, joined for a SELECT (backquoted: `user` is a keyword).
+/// Every table this import reads, with the columns it must have, in the order rows are read.
+fn schema() -> impl Iterator<Item = (&'static str, Vec<&'static str>)> {
+    let environments = std::iter::once("id").chain(ENV_COLUMNS).collect();
+    std::iter::once(("environments", environments))
+        .chain(SCHEMA.iter().map(|(t, c)| (*t, c.to_vec())))
+}
+
+/// The columns of `table` as [`schema`] lists them, joined for a SELECT (backquoted: `user` is a keyword).
 fn select(table: &str) -> String {
-    let columns = SCHEMA
-        .iter()
+    let columns = schema()
         .find(|(t, _)| *t == table)
         .map(|(_, c)| c.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>())
         .unwrap_or_default();
@@ -108,7 +89,7 @@ impl MysqlSource {
     }
 }
 
-/// Fails unless every table and column of [`SCHEMA`] exists in the connection's database.
+/// Fails unless every table and column of [`schema`] exists in the connection's database.
 fn check_schema(conn: &mut Conn) -> Result<(), SourceError> {
     let query = |e: mysql::Error| SourceError::Query {
         table: "information_schema.columns",
@@ -137,7 +118,7 @@ fn check_schema(conn: &mut Conn) -> Result<(), SourceError> {
             .push(c.to_ascii_lowercase());
     }
     let mut problems = Vec::new();
-    for (table, columns) in SCHEMA {
+    for (table, columns) in schema() {
         let Some(have) = tables.get(table) else {
             problems.push(format!("table {table} is missing"));
             continue;

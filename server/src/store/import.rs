@@ -48,8 +48,9 @@ pub struct ImportedLog {
     pub md5: String,
 }
 
-/// The environment columns besides `id`, in this order.
-const ENV_COLUMNS: [&str; 21] = [
+/// The environment columns besides `id`, in this order (Kadeploy 3.3's `environments` table, which our store
+/// keeps).
+pub const ENV_COLUMNS: [&str; 21] = [
     "name",
     "version",
     "description",

@@ -5,29 +5,7 @@ use super::{Result, Store};
 use rusqlite::{Transaction, params, types::Value as SqlValue};
 use std::collections::BTreeMap;
 
-/// The 20 kastat fields, in Kadeploy's order.
-pub const STAT_FIELDS: [&str; 20] = [
-    "wid",
-    "user",
-    "hostname",
-    "step1",
-    "step2",
-    "step3",
-    "timeout_step1",
-    "timeout_step2",
-    "timeout_step3",
-    "retry_step1",
-    "retry_step2",
-    "retry_step3",
-    "start",
-    "step1_duration",
-    "step2_duration",
-    "step3_duration",
-    "env",
-    "md5",
-    "success",
-    "error",
-];
+pub use kadeploy::wire::STAT_FIELDS;
 
 /// One `log` row.
 #[derive(Clone, Debug, Default, PartialEq)]
