@@ -23,6 +23,7 @@ forbid simulator axum russh rusqlite rustls reqwest dhcproto kadeploy-server
 forbid kadeploy axum russh rusqlite rustls reqwest dhcproto kadeploy-server
 forbid kadeploy-clients kadeploy-server rusqlite
 forbid qemu-lab kadeploy kadeploy-server
+forbid simssh kadeploy-server rusqlite axum reqwest
 if [ "$status" = 0 ]; then
     echo "layer-check: ok (simulator and engine without server, store or network stacks; clients without server; qemu-lab without the deployer)"
 fi

@@ -7,6 +7,7 @@
 mod broadcast;
 mod console;
 pub mod faults;
+pub mod journal;
 mod netboot;
 mod nodeops;
 mod plan;
@@ -14,6 +15,7 @@ mod power;
 mod reachability;
 mod state;
 
+pub use journal::{NodeEvent, Taken};
 pub use plan::{FailurePlan, NodeFaults};
 pub use state::{BootKind, DEPLOY_ENV_PORT, Env, NextBoot, NodeRecord, NodeView, SSH_PORT};
 
@@ -129,6 +131,24 @@ impl SimCluster {
     pub fn view(&self, node: NodeId) -> Option<NodeView> {
         let t = self.now();
         self.lock().get(node.index()).map(|s| s.view(t))
+    }
+
+    /// What `node` looks like at `t` seconds of virtual time (for callers outside the cluster's runtime,
+    /// which read its clock there), or `None` for an unknown node.
+    pub fn view_at(&self, node: NodeId, t: f64) -> Option<NodeView> {
+        self.lock().get(node.index()).map(|s| s.view(t))
+    }
+
+    /// Starts recording every node's [`NodeEvent`]s (boots, successful operations, image writes).
+    pub fn enable_journal(&self) {
+        for s in self.lock().iter_mut() {
+            s.journal.enable();
+        }
+    }
+
+    /// Takes the events recorded on `node` since the last take, or `None` for an unknown node.
+    pub fn take_events(&self, node: NodeId) -> Option<Taken> {
+        self.lock().get_mut(node.index()).map(|s| s.journal.take())
     }
 
     /// The state table. Never held across an `.await`.

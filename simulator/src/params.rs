@@ -3,8 +3,11 @@
 //! failure injection. Every key has a default; unknown keys are errors; durations are in seconds, sizes
 //! in bytes and rates in bytes per second.
 
+mod ssh;
+
 pub use crate::rng::Dist;
 use serde::Deserialize;
+pub use ssh::{MAX_LOOPBACK_NODES, SshAddresses, SshParams};
 use std::path::{Path, PathBuf};
 
 pub use crate::cluster::faults::{DieRule, FailureParams, HANG_STEPS, HangRule, PowerRule, Rule};
@@ -74,6 +77,8 @@ pub struct SimParams {
     pub fault_tolerance: FaultToleranceParams,
     /// `failures`.
     pub failures: FailureParams,
+    /// `ssh`: the nodes' SSH endpoints (none when absent).
+    pub ssh: Option<SshParams>,
 }
 
 /// `network`: links, switches and the broadcast latency model.
@@ -196,6 +201,7 @@ impl Default for SimParams {
             image: ImageParams::default(),
             fault_tolerance: FaultToleranceParams::default(),
             failures: FailureParams::default(),
+            ssh: None,
         }
     }
 }
@@ -366,6 +372,9 @@ impl SimParams {
             self.fault_tolerance.detect_timeout,
         )?;
         non_negative("fault_tolerance.reconnect", self.fault_tolerance.reconnect)?;
+        if let Some(ssh) = &self.ssh {
+            ssh.validate()?;
+        }
         self.failures.validate()
     }
 }

@@ -1,5 +1,7 @@
 //! The `simulated` backend: the simulator's cluster, with the configuration directory's `simulation.conf`
-//! (as loaded) when there is one, in virtual time.
+//! (as loaded) when there is one, in virtual time; with its `ssh` section, every node answers SSH.
+
+mod ssh;
 
 use kadeploy::config::{ClusterConfig, Loaded};
 use kadeploy_server::BackendSpec;
@@ -21,6 +23,9 @@ pub fn backend(cluster: &ClusterConfig, loaded: &Loaded) -> anyhow::Result<Backe
         params.clone(),
         params.seed,
     )?);
+    if let Some(endpoints) = &params.ssh {
+        ssh::start(sim.clone(), &cluster.name, endpoints, loaded)?;
+    }
     Ok(BackendSpec {
         drivers: sim.drivers(),
         virtual_time: true,

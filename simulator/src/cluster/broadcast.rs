@@ -10,6 +10,7 @@
 //! Hangs (`failures.hang` in step `broadcast`): the fault-tolerant chain drops a hung receiver after its
 //! stall detection (`fault_tolerance.detect_timeout`), as kaagent does; other strategies wait forever.
 
+use super::journal::NodeEvent;
 use super::state::Env;
 use super::{SimCluster, hang_forever, ssh_refused};
 use crate::bcast::{
@@ -279,13 +280,19 @@ impl Broadcast for SimCluster {
                 self.receiver_outcome(model.get(k), &members, &target.device)
             };
             if outcome.is_ok() {
-                let r = &mut st[i].record;
+                let node = &mut st[i];
+                let r = &mut node.record;
                 r.image_bytes = Some(size * ratio);
                 if to_disk {
                     r.image_written = true;
                     r.disk_touched = true;
                     r.image_device = Some(target.device.clone());
                 }
+                node.journal.push(|| NodeEvent::Image {
+                    image: image.clone(),
+                    target: target.clone(),
+                    to_disk,
+                });
             }
             results[pos] = Some(outcome);
         }

@@ -9,6 +9,7 @@
 //! image write `decompressed size / min(node disk rate, disk.decompress_rate)`; the rest nothing more.
 //! Dummy takes exactly `ops.dummy`. Effects apply when the node finishes, if it is still up then.
 
+use super::journal::NodeEvent;
 use super::state::{BootKind, Env, NodeState};
 use super::{SimCluster, connection_lost, hang_forever, ssh_refused};
 use async_trait::async_trait;
@@ -193,7 +194,11 @@ impl NodeOps for SimCluster {
                         if needs_ssh && (s.boots != boots || s.env_at(done).is_none()) {
                             return Err(connection_lost(&self.nodes[i].name));
                         }
-                        self.op_effect(op, s, i, done)
+                        let outcome = self.op_effect(op, s, i, done);
+                        if outcome.is_ok() && needs_ssh {
+                            s.journal.push(|| NodeEvent::Operation(op.clone()));
+                        }
+                        outcome
                     });
                     (node, outcome)
                 })

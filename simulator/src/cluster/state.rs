@@ -2,6 +2,7 @@
 //! node runs and what the deployment did on it. Nothing runs per node: a reboot stores the instant the
 //! node will be up, and every query compares it with the current time.
 
+use super::journal::{Journal, NodeEvent};
 use crate::params::BootParams;
 use crate::rng::Rng;
 use hal::BootProfile;
@@ -143,6 +144,8 @@ pub(crate) struct NodeState {
     pub dead_at: Option<f64>,
     /// What was done on it.
     pub record: NodeRecord,
+    /// What happened on it, for consumers that model its files (off by default).
+    pub journal: Journal,
 }
 
 impl NodeState {
@@ -157,6 +160,7 @@ impl NodeState {
             power_cmds: 0,
             dead_at: None,
             record: NodeRecord::default(),
+            journal: Journal::default(),
         }
     }
 
@@ -208,16 +212,19 @@ impl NodeState {
         };
         self.powered = true;
         self.up_at = None;
-        if let Some(env) = env.filter(|_| !ctx.never_boot) {
+        let lands = env.filter(|_| !ctx.never_boot);
+        if let Some(env) = lands {
             self.env = env;
             self.up_at = Some(t + delay);
         }
+        self.journal.push(|| NodeEvent::Booted(lands));
     }
 
     /// Cuts the power.
     pub fn power_off(&mut self) {
         self.powered = false;
         self.up_at = None;
+        self.journal.push(|| NodeEvent::PoweredOff);
     }
 }
 
