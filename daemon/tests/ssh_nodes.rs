@@ -251,7 +251,9 @@ fn deploy(site: &Site, root: &ClientEnv, nodes: &[usize]) {
             .join("\n"),
     )
     .expect("nodes");
-    let ok = site.dir.join("ok");
+    // kadeploy3 -o appends: one file per call.
+    let ok = site.dir.join(format!("ok-{}", nodes.len()));
+    let _ = std::fs::remove_file(&ok);
     let key = site.user_key.with_extension("pub");
     let args = [
         "-e",

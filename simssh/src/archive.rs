@@ -3,7 +3,7 @@
 
 use crate::vfs::{Entry, FileTree, FsError, MAX_ENTRIES, normalize};
 use hal::image::Compression;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::io::{BufReader, Read};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -17,6 +17,9 @@ pub const MAX_DECODED_BYTES: u64 = 2 << 30;
 pub const MAX_KEPT_FILE: u64 = 256 << 10;
 /// Archives kept in the cache.
 const CACHE_SLOTS: usize = 16;
+
+/// Cached trees by (path, compression): the file's size and modification time when read, and the tree.
+type Slots = BTreeMap<(String, String), (u64, Option<SystemTime>, Arc<FileTree>)>;
 
 /// Why a server file could not be read into a tree.
 #[derive(Debug, thiserror::Error)]
@@ -201,7 +204,7 @@ pub fn sniff(path: &str) -> &'static str {
 /// image read it once).
 #[derive(Default)]
 pub struct ArchiveCache {
-    slots: Mutex<HashMap<(String, String), (u64, Option<SystemTime>, Arc<FileTree>)>>,
+    slots: Mutex<Slots>,
 }
 
 impl ArchiveCache {
@@ -227,12 +230,7 @@ impl ArchiveCache {
         Ok(tree)
     }
 
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<
-        '_,
-        HashMap<(String, String), (u64, Option<SystemTime>, Arc<FileTree>)>,
-    > {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Slots> {
         self.slots.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

@@ -8,6 +8,7 @@ use crate::archive::ArchiveCache;
 use crate::error::SshError;
 use crate::node_fs::NodeFs;
 use crate::session::NodeHandler;
+use crate::shared::{Shared, SimNode};
 use hal::NodeId;
 use russh::keys::{PrivateKey, PublicKey};
 use russh::server::Config;
@@ -18,7 +19,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
@@ -35,46 +36,6 @@ pub type ClockFuture = Pin<Box<dyn Future<Output = Option<f64>> + Send>>;
 const TICK: Duration = Duration::from_millis(100);
 /// Time a client has from its TCP connection to its authentication.
 pub const LOGIN_GRACE: Duration = Duration::from_secs(30);
-
-/// One node's endpoint state.
-pub(crate) struct SimNode {
-    /// Its name (FQDN).
-    pub name: String,
-    /// Its sshd address.
-    pub addr: SocketAddr,
-    /// Its files.
-    fs: Mutex<NodeFs>,
-    /// Bumped when the node goes down: its connections close.
-    pub down: watch::Sender<u64>,
-}
-
-/// What every connection shares.
-pub(crate) struct Shared {
-    pub sim: Arc<SimCluster>,
-    pub nodes: Vec<SimNode>,
-    pub cache: ArchiveCache,
-    /// Keys every node accepts (`ssh.authorized_keys`).
-    pub extra_keys: Vec<PublicKey>,
-    pub config: Arc<Config>,
-    pub permits: Arc<Semaphore>,
-    pub idle: Duration,
-}
-
-impl Shared {
-    /// Node `index`'s files, brought up to date with what the simulator recorded.
-    pub fn node_fs(&self, index: usize) -> Option<MutexGuard<'_, NodeFs>> {
-        let node = self.nodes.get(index)?;
-        let taken = self.sim.take_events(NodeId(index as u32));
-        let mut fs = node.fs.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(taken) = taken {
-            fs.lost_events += taken.dropped;
-            for event in &taken.events {
-                fs.apply(event, &self.cache);
-            }
-        }
-        Some(fs)
-    }
-}
 
 /// Aborts its task when dropped.
 struct Listening(JoinHandle<()>);

@@ -10,9 +10,11 @@ pub mod endpoints;
 pub mod error;
 pub mod keys;
 pub mod node_fs;
+pub mod replay;
 pub mod scp;
 mod session;
 pub mod sftp;
+mod shared;
 pub mod shell;
 pub mod vfs;
 

@@ -5,13 +5,23 @@
 //! server can read), pre/post-install archives extracted and their scripts run by the simulated shell.
 
 use crate::archive::{self, ArchiveCache};
-use crate::shell::Shell;
 use crate::vfs::{Entry, FileTree, FsError, normalize};
 use hal::{ImageKind, Operation};
 use simulator::cluster::{Env, NodeEvent};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tracing::debug;
+
+/// A script an event leaves to run on the node (by [`crate::replay`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScriptRun {
+    /// The command line.
+    pub text: String,
+    /// Its environment.
+    pub env: Vec<(String, String)>,
+    /// Its working directory (tree path).
+    pub cwd: String,
+}
 
 /// Which tree a path lands in.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -180,8 +190,9 @@ impl NodeFs {
         String::from_utf8_lossy(&text[..cut]).into_owned()
     }
 
-    /// Applies one journal event.
-    pub fn apply(&mut self, event: &NodeEvent, cache: &ArchiveCache) {
+    /// Applies one journal event; returns the script it leaves to run with the simulated shell, if any
+    /// (a post-install's, a custom operation's).
+    pub fn apply(&mut self, event: &NodeEvent, cache: &ArchiveCache) -> Option<ScriptRun> {
         match event {
             NodeEvent::Booted(env) => {
                 self.mounts.clear();
@@ -204,7 +215,7 @@ impl NodeFs {
                 to_disk,
             } => {
                 if !to_disk {
-                    return;
+                    return None;
                 }
                 let tree = match image.kind {
                     ImageKind::Tar => match cache.tar(&image.path, &image.compression) {
@@ -219,12 +230,13 @@ impl NodeFs {
                 self.disks.insert(target.device.clone(), tree);
                 self.image_device = Some(target.device.clone());
             }
-            NodeEvent::Operation(op) => self.apply_op(op, cache),
+            NodeEvent::Operation(op) => return self.apply_op(op, cache),
         }
+        None
     }
 
     /// Applies a successful node operation.
-    fn apply_op(&mut self, op: &Operation, cache: &ArchiveCache) {
+    fn apply_op(&mut self, op: &Operation, cache: &ArchiveCache) -> Option<ScriptRun> {
         match op {
             Operation::SendKey { keys, destination } => {
                 let mut text = keys.clone();
@@ -273,23 +285,23 @@ impl NodeFs {
                 dir,
                 script,
                 env,
-            } => {
-                self.install_archive(archive, dir, script.as_deref(), env, cache);
-            }
+            } => return self.install_archive(archive, dir, script.as_deref(), env, cache),
             Operation::WriteImage { target, .. } => {
                 self.image_device = Some(target.device.clone());
             }
             Operation::Exec { command, env } => {
-                let mut shell = Shell::new(self, env);
-                let run = shell.run_text(command, b"");
-                debug!(node = %self.name, status = run.status, "custom operation run by the simulated shell");
+                return Some(ScriptRun {
+                    text: command.clone(),
+                    env: env.clone(),
+                    cwd: "root".into(),
+                });
             }
             _ => {}
         }
+        None
     }
 
-    /// Extracts a pre/post-install archive (gzip tar, as Kadeploy's) into `dir` and runs its script there
-    /// with the simulated shell.
+    /// Extracts a pre/post-install archive into `dir`; its script is left to run there.
     fn install_archive(
         &mut self,
         archive: &str,
@@ -297,17 +309,15 @@ impl NodeFs {
         script: Option<&str>,
         env: &[(String, String)],
         cache: &ArchiveCache,
-    ) {
+    ) -> Option<ScriptRun> {
         let tree = match cache.tar(archive, archive::sniff(archive)) {
             Ok(t) => t,
             Err(e) => {
                 debug!(node = %self.name, error = %e, "archive not simulated");
-                return;
+                return None;
             }
         };
-        let Ok((id, base)) = self.locate("", dir) else {
-            return;
-        };
+        let (id, base) = self.locate("", dir).ok()?;
         let target = self.tree_mut(&id);
         let _ = target.mkdir(&base, true);
         for (path, entry) in tree.under("") {
@@ -321,12 +331,11 @@ impl NodeFs {
                 e => target.insert(&at, e.clone()),
             };
         }
-        let Some(script) = script.filter(|s| !s.trim().is_empty() && s.trim() != "none") else {
-            return;
-        };
-        let mut shell = Shell::new(self, env);
-        shell.cwd = normalize("", dir).unwrap_or_default();
-        let run = shell.run_text(&format!("sh ./{script}"), b"");
-        debug!(node = %self.name, status = run.status, "post-install script run by the simulated shell");
+        let script = script.filter(|s| !s.trim().is_empty() && s.trim() != "none")?;
+        Some(ScriptRun {
+            text: format!("sh ./{script}"),
+            env: env.to_vec(),
+            cwd: normalize("", dir).unwrap_or_default(),
+        })
     }
 }

@@ -4,9 +4,9 @@
 //! simulated shell, or `scp -t`/`scp -f`) and interactive shells, with or without a pty. Channels per
 //! connection, command and line lengths and buffered input are bounded.
 
-use crate::endpoints::Shared;
 use crate::keys::{accepts, parse_authorized_keys};
 use crate::scp::{self, ScpMode};
+use crate::shared::Shared;
 use crate::shell::{Run, Shell, ShellState, reads_stdin};
 use crate::vfs::MAX_FILE_BYTES;
 use russh::keys::PublicKey;

@@ -133,6 +133,42 @@ fn fs_status(id: u32, e: FsError) -> Vec<u8> {
     status(id, code, &e.to_string())
 }
 
+fn attrs_reply(id: u32, e: &Entry) -> Vec<u8> {
+    let mut o = Out::new(105, Some(id));
+    o.attrs(e);
+    o.done()
+}
+
+/// SSH_FXP_REMOVE (13), MKDIR (14), RMDIR (15) and RENAME (18).
+fn change(fs: &mut NodeFs, id: u32, kind: u8, r: &mut Reader<'_>) -> Result<Vec<u8>, SftpError> {
+    let path = r.string()?;
+    let result = match kind {
+        14 => fs
+            .locate(HOME, &path)
+            .and_then(|(t, rel)| fs.tree_mut(&t).mkdir(&rel, false)),
+        18 => {
+            let to = r.string()?;
+            fs.read(HOME, &path).and_then(|d| {
+                fs.write(HOME, &to, &d, false, false)?;
+                let (t, rel) = fs.locate(HOME, &path)?;
+                fs.tree_mut(&t).remove(&rel, false)
+            })
+        }
+        _ => fs.locate(HOME, &path).and_then(|(t, rel)| {
+            let is_dir = fs.tree(&t).is_dir(&rel);
+            if is_dir != (kind == 15) {
+                return Err(if is_dir {
+                    FsError::IsDir
+                } else {
+                    FsError::NotDir
+                });
+            }
+            fs.tree_mut(&t).remove(&rel, false)
+        }),
+    };
+    Ok(result.map_or_else(|e| fs_status(id, e), |()| status(id, OK, "OK")))
+}
+
 fn name_reply(id: u32, entries: &[(String, Entry)]) -> Vec<u8> {
     let mut o = Out::new(104, Some(id));
     o.u32(entries.len() as u32);
@@ -189,81 +225,23 @@ impl Sftp {
                 let flags = r.u32()?;
                 self.open(fs, id, &path, flags)
             }
-            4 => {
-                let h = self.handle_id(&mut r)?;
-                match self.handles.remove(&h) {
-                    Some(Handle::Write { path, data }) => {
-                        match fs.write(HOME, &path, &data, false, false) {
-                            Ok(()) => status(id, OK, "OK"),
-                            Err(e) => fs_status(id, e),
-                        }
-                    }
-                    Some(_) => status(id, OK, "OK"),
-                    None => status(id, FAILURE, "bad handle"),
-                }
-            }
-            5 => {
-                let h = self.handle_id(&mut r)?;
-                let (offset, len) = (r.u64()?, r.u32()?.min(64 << 10) as usize);
-                match self.handles.get(&h) {
-                    Some(Handle::Read(data)) => {
-                        let start = usize::try_from(offset)
-                            .unwrap_or(usize::MAX)
-                            .min(data.len());
-                        if start >= data.len() {
-                            status(id, EOF, "EOF")
-                        } else {
-                            let mut o = Out::new(103, Some(id));
-                            o.bytes(&data[start..(start + len).min(data.len())]);
-                            o.done()
-                        }
-                    }
-                    _ => status(id, FAILURE, "bad handle"),
-                }
-            }
-            6 => {
-                let h = self.handle_id(&mut r)?;
-                let offset = r.u64()?;
-                let chunk = r.bytes()?;
-                match self.handles.get_mut(&h) {
-                    Some(Handle::Write { data, .. }) => {
-                        let end = usize::try_from(offset)
-                            .ok()
-                            .and_then(|o| o.checked_add(chunk.len()));
-                        match end {
-                            Some(end) if end <= MAX_FILE_BYTES => {
-                                let start = end - chunk.len();
-                                if data.len() < end {
-                                    data.resize(end, 0);
-                                }
-                                data[start..end].copy_from_slice(chunk);
-                                status(id, OK, "OK")
-                            }
-                            _ => fs_status(id, FsError::NoSpace),
-                        }
-                    }
-                    _ => status(id, FAILURE, "bad handle"),
-                }
-            }
+            4 => self.close(fs, id, &mut r)?,
+            5 => self.read(id, &mut r)?,
+            6 => self.write(id, &mut r)?,
             7 | 17 => match fs.stat(HOME, &r.string()?) {
-                Ok(e) => {
-                    let mut o = Out::new(105, Some(id));
-                    o.attrs(&e);
-                    o.done()
-                }
+                Ok(e) => attrs_reply(id, &e),
                 Err(e) => fs_status(id, e),
             },
             8 => {
                 let h = self.handle_id(&mut r)?;
-                let e = match self.handles.get(&h) {
-                    Some(Handle::Read(d)) => Entry::File(d.clone()),
-                    Some(Handle::Write { data, .. }) => Entry::Opaque(data.len() as u64),
-                    Some(Handle::Dir { .. }) => Entry::Dir,
-                    None => return Ok(status(id, FAILURE, "bad handle")),
-                };
-                let mut o = Out::new(105, Some(id));
-                o.attrs(&e);
-                o.done()
+                match self.handles.get(&h) {
+                    Some(Handle::Read(d)) => attrs_reply(id, &Entry::File(d.clone())),
+                    Some(Handle::Write { data, .. }) => {
+                        attrs_reply(id, &Entry::Opaque(data.len() as u64))
+                    }
+                    Some(Handle::Dir { .. }) => attrs_reply(id, &Entry::Dir),
+                    None => status(id, FAILURE, "bad handle"),
+                }
             }
             9 | 10 => status(id, OK, "OK"),
             11 => {
@@ -293,42 +271,77 @@ impl Sftp {
                     _ => status(id, FAILURE, "bad handle"),
                 }
             }
-            13 | 15 => {
-                let path = r.string()?;
-                let result = fs.locate(HOME, &path).and_then(|(t, rel)| {
-                    let is_dir = fs.tree(&t).is_dir(&rel);
-                    if is_dir != (kind == 15) {
-                        return Err(if is_dir {
-                            FsError::IsDir
-                        } else {
-                            FsError::NotDir
-                        });
-                    }
-                    fs.tree_mut(&t).remove(&rel, false)
-                });
-                result.map_or_else(|e| fs_status(id, e), |()| status(id, OK, "OK"))
-            }
-            14 => {
-                let path = r.string()?;
-                let result = fs
-                    .locate(HOME, &path)
-                    .and_then(|(t, rel)| fs.tree_mut(&t).mkdir(&rel, false));
-                result.map_or_else(|e| fs_status(id, e), |()| status(id, OK, "OK"))
-            }
+            13 | 14 | 15 | 18 => change(fs, id, kind, &mut r)?,
             16 => match normalize(HOME, &r.string()?) {
                 Ok(p) => name_reply(id, &[(format!("/{p}"), Entry::Dir)]),
                 Err(e) => fs_status(id, e),
             },
-            18 => {
-                let (from, to) = (r.string()?, r.string()?);
-                let result = fs.read(HOME, &from).and_then(|d| {
-                    fs.write(HOME, &to, &d, false, false)?;
-                    let (t, rel) = fs.locate(HOME, &from)?;
-                    fs.tree_mut(&t).remove(&rel, false)
-                });
-                result.map_or_else(|e| fs_status(id, e), |()| status(id, OK, "OK"))
-            }
             _ => status(id, UNSUPPORTED, "operation not supported"),
+        })
+    }
+
+    /// SSH_FXP_CLOSE: a written file is stored now.
+    fn close(
+        &mut self,
+        fs: &mut NodeFs,
+        id: u32,
+        r: &mut Reader<'_>,
+    ) -> Result<Vec<u8>, SftpError> {
+        let h = self.handle_id(r)?;
+        Ok(match self.handles.remove(&h) {
+            Some(Handle::Write { path, data }) => {
+                match fs.write(HOME, &path, &data, false, false) {
+                    Ok(()) => status(id, OK, "OK"),
+                    Err(e) => fs_status(id, e),
+                }
+            }
+            Some(_) => status(id, OK, "OK"),
+            None => status(id, FAILURE, "bad handle"),
+        })
+    }
+
+    /// SSH_FXP_READ.
+    fn read(&self, id: u32, r: &mut Reader<'_>) -> Result<Vec<u8>, SftpError> {
+        let h = self.handle_id(r)?;
+        let (offset, len) = (r.u64()?, r.u32()?.min(64 << 10) as usize);
+        Ok(match self.handles.get(&h) {
+            Some(Handle::Read(data)) => {
+                let start = usize::try_from(offset)
+                    .unwrap_or(usize::MAX)
+                    .min(data.len());
+                if start >= data.len() {
+                    status(id, EOF, "EOF")
+                } else {
+                    let mut o = Out::new(103, Some(id));
+                    o.bytes(&data[start..(start + len).min(data.len())]);
+                    o.done()
+                }
+            }
+            _ => status(id, FAILURE, "bad handle"),
+        })
+    }
+
+    /// SSH_FXP_WRITE, within [`MAX_FILE_BYTES`].
+    fn write(&mut self, id: u32, r: &mut Reader<'_>) -> Result<Vec<u8>, SftpError> {
+        let h = self.handle_id(r)?;
+        let offset = r.u64()?;
+        let chunk = r.bytes()?;
+        let Some(Handle::Write { data, .. }) = self.handles.get_mut(&h) else {
+            return Ok(status(id, FAILURE, "bad handle"));
+        };
+        let end = usize::try_from(offset)
+            .ok()
+            .and_then(|o| o.checked_add(chunk.len()));
+        Ok(match end {
+            Some(end) if end <= MAX_FILE_BYTES => {
+                let start = end - chunk.len();
+                if data.len() < end {
+                    data.resize(end, 0);
+                }
+                data[start..end].copy_from_slice(chunk);
+                status(id, OK, "OK")
+            }
+            _ => fs_status(id, FsError::NoSpace),
         })
     }
 

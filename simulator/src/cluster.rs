@@ -14,6 +14,7 @@ mod plan;
 mod power;
 mod reachability;
 mod state;
+mod system;
 
 pub use journal::{NodeEvent, Taken};
 pub use plan::{FailurePlan, NodeFaults};

@@ -11,7 +11,7 @@
 //! stall detection (`fault_tolerance.detect_timeout`), as kaagent does; other strategies wait forever.
 
 use super::journal::NodeEvent;
-use super::state::Env;
+use super::state::{Env, NodeState};
 use super::{SimCluster, hang_forever, ssh_refused};
 use crate::bcast::{
     self, BroadcastJob, FailureReason, FaultTolerance, LatencyModel, LinkParams, Receiver,
@@ -59,6 +59,28 @@ fn image_dims(image: &ImageSpec, params: &SimParams) -> (f64, f64) {
         Some(u) if u > 0 => (size, u as f64 / size),
         _ => (size, params.image.ratio),
     }
+}
+
+/// Records on `node` that it received `image` (`bytes` once decompressed) and wrote it when `to_disk`.
+fn received(
+    node: &mut NodeState,
+    image: &ImageSpec,
+    target: &WriteTarget,
+    to_disk: bool,
+    bytes: f64,
+) {
+    let r = &mut node.record;
+    r.image_bytes = Some(bytes);
+    if to_disk {
+        r.image_written = true;
+        r.disk_touched = true;
+        r.image_device = Some(target.device.clone());
+    }
+    node.journal.push(|| NodeEvent::Image {
+        image: image.clone(),
+        target: target.clone(),
+        to_disk,
+    });
 }
 
 /// The time of an outcome of the model.
@@ -280,19 +302,7 @@ impl Broadcast for SimCluster {
                 self.receiver_outcome(model.get(k), &members, &target.device)
             };
             if outcome.is_ok() {
-                let node = &mut st[i];
-                let r = &mut node.record;
-                r.image_bytes = Some(size * ratio);
-                if to_disk {
-                    r.image_written = true;
-                    r.disk_touched = true;
-                    r.image_device = Some(target.device.clone());
-                }
-                node.journal.push(|| NodeEvent::Image {
-                    image: image.clone(),
-                    target: target.clone(),
-                    to_disk,
-                });
+                received(&mut st[i], image, target, to_disk, size * ratio);
             }
             results[pos] = Some(outcome);
         }

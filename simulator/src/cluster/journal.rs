@@ -3,7 +3,7 @@
 //! operations and image writes that succeeded, in order. Off unless [`super::SimCluster::enable_journal`]
 //! is called; bounded per node (the oldest events are dropped and counted).
 
-use super::state::Env;
+use super::system::Env;
 use hal::{ImageSpec, Operation, WriteTarget};
 use std::collections::VecDeque;
 
