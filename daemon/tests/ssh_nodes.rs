@@ -315,7 +315,10 @@ fn deploy_50_nodes_then_ssh_scp_and_the_deploy_kernel() {
         "the user's key before -k: {}",
         explain(&before)
     );
+    let started = Instant::now();
     deploy(&site, &root, &(1..=DEPLOYED).collect::<Vec<_>>());
+    eprintln!("deployment of {DEPLOYED} nodes: {:?}", started.elapsed());
+    let started = Instant::now();
 
     on_every_node(&site, "hostname", |i, out| {
         assert!(
@@ -342,6 +345,11 @@ fn deploy_50_nodes_then_ssh_scp_and_the_deploy_kernel() {
                 "node-{i}: {text}"
             );
         },
+    );
+    eprintln!(
+        "{} OpenSSH sessions (10 at a time): {:?}",
+        2 * DEPLOYED,
+        started.elapsed()
     );
     // The 51st node was not deployed: production system, only the configured key.
     let prod = site.ssh(&site.user_key, DEPLOYED + 1, "hostname");

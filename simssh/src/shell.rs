@@ -428,3 +428,48 @@ fn assignment(word: &str) -> Option<(&str, &str)> {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_'))
     .then_some((name, value))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Attack: a script that runs itself forever (`sh ./loop.sh` inside `loop.sh`) or nests `sh -c`
+    /// without end. Before: no simulated shell; unbounded, it would recurse until the stack overflows.
+    #[test]
+    fn nesting_and_output_are_bounded() {
+        let mut fs = NodeFs::new("n1.lab");
+        fs.write("", "/root/loop.sh", b"echo x\nsh ./loop.sh\n", false, true)
+            .unwrap();
+        let mut shell = Shell::new(&mut fs, &[]);
+        let run = shell.run_text("sh ./loop.sh", b"");
+        assert_eq!(run.stdout, b"x\n".repeat(MAX_DEPTH as usize - 1));
+        assert_eq!(run.status, 2);
+        let deep = (0..20).fold("true".to_string(), |inner, _| format!("sh -c {inner:?}"));
+        assert_eq!(shell.run_text(&deep, b"").status, 2);
+        let mut big = Vec::new();
+        append(&mut big, &vec![b'x'; MAX_OUTPUT + 10]);
+        assert_eq!(big.len(), MAX_OUTPUT);
+    }
+
+    #[test]
+    fn variables_redirections_and_exit_codes() {
+        let mut fs = NodeFs::new("n1.lab");
+        let env = [("KADEPLOY_ENV".to_string(), "debian".to_string())];
+        let mut shell = Shell::new(&mut fs, &env);
+        let run = shell.run_text(
+            "X=1; echo \"$KADEPLOY_ENV-$X\" > /tmp/a; cat /tmp/a /nope 2>/dev/null; echo $?; ! false && echo negated",
+            b"",
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&run.stdout),
+            "debian-1\n1\nnegated\n"
+        );
+        let run = shell.run_text("cat /nope 2>&1 | wc -l; exit 4; echo never", b"");
+        assert_eq!((run.stdout.as_slice(), run.status), (&b"1\n"[..], 4));
+        assert!(
+            reads_stdin("cat > /tmp/x")
+                && !reads_stdin("cat /etc/hostname")
+                && !reads_stdin("wc -l < f")
+        );
+    }
+}

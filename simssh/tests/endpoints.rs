@@ -422,15 +422,46 @@ fn ports_follow_power_and_the_boot_profile() {
     );
     let o = lab.ssh(2, "uname -r; cat /etc/os-release | grep -c kadeploy");
     assert_eq!(out(&o), "6.1.0-kadeploy-amd64\n1\n", "{}", explain(&o));
+    // A session open on the node ends when the node goes down.
+    let mut cmd = Command::new("ssh");
+    lab.opts(&mut cmd, "admin");
+    let mut open = cmd
+        .args(["-T", "-o", "BatchMode=yes", "-p", &lab.port.to_string()])
+        .arg(format!("root@127.1.{}.2", lab.base))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("ssh runs");
+    let mut stdin = open.stdin.take().expect("stdin");
+    stdin.write_all(b"hostname\n").expect("a line");
+    let mut line = [0u8; 6];
+    let mut stdout = open.stdout.take().expect("stdout");
+    stdout.read_exact(&mut line).expect("the shell answers");
+    assert_eq!(&line, b"n2.lab");
     lab.rt.block_on(async {
-        assert!(
-            lab.sim
-                .power(PowerAction::Off, PowerLevel::Hard, &[NodeId(1)])
-                .await
-                .failures()
-                .is_empty()
-        );
+        let off = lab
+            .sim
+            .power(PowerAction::Off, PowerLevel::Hard, &[NodeId(1)]);
+        assert!(off.await.failures().is_empty());
     });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let ended = loop {
+        match open.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            _ if Instant::now() > deadline => break None,
+            _ => std::thread::sleep(Duration::from_millis(50)),
+        }
+    };
+    if ended.is_none() {
+        let _ = open.kill();
+        let _ = open.wait();
+    }
+    drop(stdin);
+    assert!(
+        ended.is_some_and(|s| !s.success()),
+        "the session was cut: {ended:?}"
+    );
     assert!(lab.wait_port(ssh, false), "a powered-off node refuses SSH");
     assert!(lab.wait_port(deploy, false), "and 25300");
 }
