@@ -3,7 +3,7 @@
 //! file, every line, name and size bounded.
 
 use crate::node_fs::NodeFs;
-use crate::vfs::{Entry, FsError, MAX_FILE_BYTES, base_name};
+use crate::vfs::{Entry, FsError, Held, MAX_FILE_BYTES, base_name};
 
 /// Longest control line (`C0644 <size> <name>`).
 pub const MAX_LINE: usize = 4096;
@@ -76,6 +76,8 @@ pub struct Sink {
     line: Vec<u8>,
     /// A file being received: its path, declared size and data so far.
     file: Option<(String, usize, Vec<u8>)>,
+    /// The budget share of the file being received.
+    held: Held,
 }
 
 impl Sink {
@@ -86,6 +88,7 @@ impl Sink {
             dirs: Vec::new(),
             line: Vec::new(),
             file: None,
+            held: Held::default(),
         }
     }
 
@@ -112,6 +115,12 @@ impl Sink {
             if let Some((path, size, buf)) = &mut self.file {
                 let want = (*size + 1).saturating_sub(buf.len());
                 let take = want.min(data.len());
+                if let Err(source) = self.held.grow(take) {
+                    return Err(ScpError::Fs {
+                        path: path.clone(),
+                        source,
+                    });
+                }
                 buf.extend_from_slice(&data[..take]);
                 data = &data[take..];
                 if buf.len() == *size + 1 {
@@ -123,6 +132,8 @@ impl Sink {
                     let path = std::mem::take(path);
                     let content = std::mem::take(buf);
                     self.file = None;
+                    let held = self.held.bytes();
+                    self.held.shrink(held);
                     match fs.write("root", &path, &content, false, false) {
                         Ok(()) => reply.push(0),
                         Err(source) => return Err(ScpError::Fs { path, source }),

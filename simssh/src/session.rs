@@ -8,7 +8,7 @@ use crate::keys::{accepts, parse_authorized_keys};
 use crate::scp::{self, ScpMode};
 use crate::shared::Shared;
 use crate::shell::{Run, Shell, ShellState, reads_stdin};
-use crate::vfs::MAX_FILE_BYTES;
+use crate::vfs::{Held, MAX_FILE_BYTES};
 use russh::keys::PublicKey;
 use russh::server::{
     Auth, ChannelOpenHandle, Handler, Msg, PublicKeyOffer, Session, VerifiedPublicKey,
@@ -162,7 +162,7 @@ enum Mode {
     /// Waiting for a request.
     Idle,
     /// An exec'd command reading its standard input until EOF.
-    Stdin(String, Vec<u8>),
+    Stdin(String, Vec<u8>, Held),
     /// An interactive shell and its pending line.
     Shell(ShellState, Vec<u8>),
     /// `scp -t`.
@@ -287,7 +287,7 @@ impl ChannelTask {
     /// The client's end of input.
     async fn eof(&mut self, mode: &mut Mode) -> Option<u32> {
         match mode {
-            Mode::Stdin(text, input) => {
+            Mode::Stdin(text, input, _) => {
                 let run = self.run(text, input, None);
                 self.send_run(&run).await;
                 Some(run.status)
@@ -332,7 +332,7 @@ impl ChannelTask {
                 }
             }
             None if reads_stdin(&text) => {
-                *mode = Mode::Stdin(text, Vec::new());
+                *mode = Mode::Stdin(text, Vec::new(), Held::default());
                 None
             }
             None => {
@@ -346,8 +346,8 @@ impl ChannelTask {
     /// Data from the client.
     async fn data(&mut self, mode: &mut Mode, data: &[u8]) -> Option<u32> {
         match mode {
-            Mode::Stdin(_, input) => {
-                if input.len() + data.len() > MAX_FILE_BYTES {
+            Mode::Stdin(_, input, held) => {
+                if input.len() + data.len() > MAX_FILE_BYTES || held.grow(data.len()).is_err() {
                     self.send(b"sh: standard input too large\n", true).await;
                     return Some(1);
                 }

@@ -3,7 +3,7 @@
 //! Packet sizes, open handles and file sizes are bounded.
 
 use crate::node_fs::NodeFs;
-use crate::vfs::{Entry, FsError, MAX_FILE_BYTES, normalize};
+use crate::vfs::{Entry, FsError, Held, MAX_FILE_BYTES, normalize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -29,6 +29,8 @@ enum Handle {
     Write {
         path: String,
         data: Vec<u8>,
+        /// The budget share of `data`.
+        held: Held,
     },
     Dir {
         entries: Vec<(String, Entry)>,
@@ -289,7 +291,7 @@ impl Sftp {
     ) -> Result<Vec<u8>, SftpError> {
         let h = self.handle_id(r)?;
         Ok(match self.handles.remove(&h) {
-            Some(Handle::Write { path, data }) => {
+            Some(Handle::Write { path, data, .. }) => {
                 match fs.write(HOME, &path, &data, false, false) {
                     Ok(()) => status(id, OK, "OK"),
                     Err(e) => fs_status(id, e),
@@ -326,7 +328,7 @@ impl Sftp {
         let h = self.handle_id(r)?;
         let offset = r.u64()?;
         let chunk = r.bytes()?;
-        let Some(Handle::Write { data, .. }) = self.handles.get_mut(&h) else {
+        let Some(Handle::Write { data, held, .. }) = self.handles.get_mut(&h) else {
             return Ok(status(id, FAILURE, "bad handle"));
         };
         let end = usize::try_from(offset)
@@ -336,6 +338,9 @@ impl Sftp {
             Some(end) if end <= MAX_FILE_BYTES => {
                 let start = end - chunk.len();
                 if data.len() < end {
+                    if let Err(e) = held.grow(end - data.len()) {
+                        return Ok(fs_status(id, e));
+                    }
                     data.resize(end, 0);
                 }
                 data[start..end].copy_from_slice(chunk);
@@ -383,11 +388,16 @@ impl Sftp {
         if let Err(e) = fs.write(HOME, path, &existing, false, false) {
             return fs_status(id, e);
         }
+        let mut held = Held::default();
+        if let Err(e) = held.grow(existing.len()) {
+            return fs_status(id, e);
+        }
         self.new_handle(
             id,
             Handle::Write {
                 path: path.to_string(),
                 data: existing,
+                held,
             },
         )
     }

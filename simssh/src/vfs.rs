@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Longest path accepted, in bytes.
 pub const MAX_PATH: usize = 4096;
@@ -12,6 +13,68 @@ pub const MAX_FILE_BYTES: usize = 16 << 20;
 pub const MAX_TREE_BYTES: usize = 64 << 20;
 /// Entries (files and directories) one tree keeps.
 pub const MAX_ENTRIES: usize = 50_000;
+
+/// Bytes held at once in the process, over every node: file contents and uploads in progress.
+pub const MAX_HELD_BYTES: usize = 1 << 30;
+
+static HELD: AtomicUsize = AtomicUsize::new(0);
+
+/// A share of [`MAX_HELD_BYTES`], given back when dropped. Clones hold as much again (an image's
+/// tree copied to a node counts once more, even though its contents are shared).
+#[derive(Debug, Default)]
+pub struct Held(usize);
+
+impl Held {
+    /// Takes `n` more bytes; fails, taking nothing, when the budget is spent.
+    pub fn grow(&mut self, n: usize) -> Result<(), FsError> {
+        let mut current = HELD.load(Ordering::Acquire);
+        loop {
+            let next = current
+                .checked_add(n)
+                .filter(|&v| v <= MAX_HELD_BYTES)
+                .ok_or(FsError::NoSpace)?;
+            match HELD.compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => {
+                    self.0 += n;
+                    return Ok(());
+                }
+                Err(v) => current = v,
+            }
+        }
+    }
+
+    /// Gives `n` bytes back.
+    pub fn shrink(&mut self, n: usize) {
+        let n = n.min(self.0);
+        self.0 -= n;
+        HELD.fetch_sub(n, Ordering::AcqRel);
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        self.0
+    }
+}
+
+impl Clone for Held {
+    fn clone(&self) -> Self {
+        HELD.fetch_add(self.0, Ordering::AcqRel);
+        Held(self.0)
+    }
+}
+
+impl PartialEq for Held {
+    /// Budget shares do not make trees differ.
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        HELD.fetch_sub(self.0, Ordering::AcqRel);
+    }
+}
 
 /// Why a file-tree operation failed, as a shell would say it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -70,6 +133,7 @@ impl Entry {
 pub struct FileTree {
     entries: BTreeMap<String, Entry>,
     bytes: usize,
+    held: Held,
 }
 
 /// `path` (absolute, or relative to `cwd`, both `/`-separated) as a tree path: `.` and `..` resolved,
@@ -207,9 +271,15 @@ impl FileTree {
             None if self.entries.len() >= MAX_ENTRIES => return Err(FsError::NoSpace),
             None => 0,
         };
-        let bytes = self.bytes - old + content_len(&entry);
+        let new = content_len(&entry);
+        let bytes = self.bytes - old + new;
         if bytes > MAX_TREE_BYTES {
             return Err(FsError::NoSpace);
+        }
+        if new > old {
+            self.held.grow(new - old)?;
+        } else {
+            self.held.shrink(old - new);
         }
         self.bytes = bytes;
         self.entries.insert(path.to_string(), entry);
@@ -239,6 +309,7 @@ impl FileTree {
     fn drop_entry(&mut self, path: &str) {
         if let Some(e) = self.entries.remove(path) {
             self.bytes -= content_len(&e);
+            self.held.shrink(content_len(&e));
         }
     }
 
@@ -294,6 +365,17 @@ fn content_len(e: &Entry) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_process_wide_budget_is_shared_and_given_back() {
+        let mut a = Held::default();
+        a.grow(10).unwrap();
+        assert_eq!(a.grow(MAX_HELD_BYTES), Err(FsError::NoSpace));
+        assert_eq!(a.bytes(), 10);
+        let b = a.clone();
+        drop(a);
+        assert_eq!(b.bytes(), 10);
+    }
 
     #[test]
     fn paths_never_climb_above_the_root() {
