@@ -415,6 +415,81 @@ tftp:
 mod tests {
     use super::*;
 
+    /// `--power redfish` and `--power pdu` give `backend/redfish` and `backend/pdu` keys the deployer
+    /// accepts, with an outlet per node; the PDU cluster has no hard commands.
+    #[test]
+    fn out_of_band_power_keys_parse_with_the_deployers_parser() {
+        let dir = std::env::temp_dir().join(format!("kalab-site-oob-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for name in [
+            "ipmi.pass",
+            "pdu-auth.pass",
+            "pdu-priv.pass",
+            "pdu-community.pass",
+        ] {
+            std::fs::write(dir.join(name), "lab-password-1\n").unwrap();
+        }
+        let mut spec = spec(PathBuf::from("/var/cache/kalab/env-1"));
+        spec.dir = dir.clone();
+        spec.nodes = (1..=2)
+            .map(|i| SiteNode {
+                name: format!("node-{i}.lab"),
+                ip: Ipv4Addr::new(10, 250, 0, 10 + i),
+                mac: format!("52:54:00:1a:00:0{i}"),
+                bmc_ip: Ipv4Addr::new(10, 250, 0, 200 + i),
+            })
+            .collect();
+        spec.power = PowerDriver::Redfish;
+        let conf = kadeploy::config::parse_server_conf(&server_conf(&spec), "server.conf", &dir)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let site = conf
+            .value
+            .backend
+            .site
+            .unwrap_or_else(|| panic!("site keys"));
+        let redfish = site.redfish.unwrap_or_else(|| panic!("redfish keys"));
+        assert_eq!(
+            (redfish.url.as_str(), redfish.auth.as_str()),
+            ("https://HOSTNAME_SHORT-bmc", "session")
+        );
+        spec.power = PowerDriver::Pdu;
+        let conf = kadeploy::config::parse_server_conf(&server_conf(&spec), "server.conf", &dir)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let pdu = conf
+            .value
+            .backend
+            .site
+            .and_then(|s| s.pdu)
+            .unwrap_or_else(|| panic!("pdu keys"));
+        assert_eq!(pdu.outlets["node-2.lab"], (PDU_HOST.to_string(), 2));
+        assert!(pdu.v3.is_some_and(|v| v.priv_password.is_some()));
+        assert!(
+            !cluster_conf(&spec).contains("ipmitool"),
+            "no hard commands"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn spec(envs: PathBuf) -> SiteSpec {
+        SiteSpec {
+            dir: PathBuf::from("/tmp/kalab"),
+            server_ip: Ipv4Addr::new(10, 250, 0, 1),
+            bridge: "br-lab".into(),
+            nodes: Vec::new(),
+            deploy_vmlinuz: PathBuf::new(),
+            deploy_initrd: PathBuf::new(),
+            deploy_params: String::new(),
+            ssh_key: PathBuf::new(),
+            bmc_password: String::new(),
+            vm_dir: PathBuf::new(),
+            power: PowerDriver::Ipmitool,
+            install_bootloader: String::new(),
+            block_device: "/dev/vda".into(),
+            agent_binary: None,
+            server_files: vec![envs],
+        }
+    }
+
     /// The lab's `server://` references (the environments' image and postinstall) stay allowed.
     #[test]
     fn server_conf_allows_the_environment_directories() {

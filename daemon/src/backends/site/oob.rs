@@ -85,3 +85,68 @@ pub(super) fn pdu_power(nodes: &[NodeInfo], keys: &PduKeys) -> anyhow::Result<Sn
     };
     SnmpPower::new(outlets, settings).map_err(anyhow::Error::msg)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hal::{ErrorKind, Power, PowerAction};
+
+    fn nodes() -> Vec<NodeInfo> {
+        (1..=2)
+            .map(|i| NodeInfo {
+                name: format!("node-{i}.lab"),
+                address: std::net::IpAddr::from([127, 0, 0, i]),
+            })
+            .collect()
+    }
+
+    /// A node that `backend/pdu/outlets` does not name has no outlet; only very_hard is served.
+    #[tokio::test]
+    async fn pdu_outlets_come_from_the_keys() {
+        let keys = PduKeys {
+            model: "raritan".into(),
+            port: 1,
+            community: Some("private".into()),
+            v3: None,
+            timeout: Duration::from_millis(50),
+            retries: 0,
+            outlets: BTreeMap::from([("node-2.lab".to_string(), ("127.0.0.1".to_string(), 4))]),
+        };
+        let power = pdu_power(&nodes(), &keys).unwrap_or_else(|e| panic!("{e}"));
+        let out = power.status(&[NodeId(0), NodeId(1)]).await;
+        let failures = out.failures();
+        assert_eq!(
+            failures[0].1.kind,
+            ErrorKind::Config,
+            "node-1 has no outlet"
+        );
+        assert_eq!(
+            failures[1].1.kind,
+            ErrorKind::Unreachable,
+            "node-2's PDU is silent"
+        );
+        let hard = power
+            .power(PowerAction::Reboot, PowerLevel::Hard, &[NodeId(1)])
+            .await;
+        assert_eq!(hard.failures()[0].1.kind, ErrorKind::NotSupported);
+    }
+
+    /// The URL template names each node's service; a refused connection is unreachable.
+    #[tokio::test]
+    async fn redfish_targets_follow_the_url_template() {
+        let keys = RedfishKeys {
+            url: "https://HOSTNAME_SHORT-bmc.invalid:1".into(),
+            user: "root".into(),
+            password: "pw".into(),
+            auth: "basic".into(),
+            reboot: "PowerCycle".into(),
+            system: None,
+            timeout: Duration::from_secs(2),
+        };
+        let power = redfish_power(&nodes(), &keys).unwrap_or_else(|e| panic!("{e}"));
+        let out = power.status(&[NodeId(1)]).await;
+        let err = out.failures()[0].1.clone();
+        assert_eq!(err.kind, ErrorKind::Unreachable, "{err}");
+        assert!(err.message.contains("node-2-bmc.invalid"), "{err}");
+    }
+}
