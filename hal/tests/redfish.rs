@@ -194,3 +194,68 @@ async fn power_and_boot_override_against_sushy_tools() {
         .await;
     assert_eq!(other.failures()[0].1.kind, ErrorKind::NotSupported);
 }
+
+/// A hostile service: an endless chunked body and a huge announced length. The client stops at 1 MiB
+/// with a protocol error instead of reading (and holding) it all; before this change there was no
+/// Redfish client.
+#[tokio::test(flavor = "multi_thread")]
+async fn oversized_answers_are_cut_at_one_mebibyte() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut n = 0u32;
+        while let Ok((mut conn, _)) = listener.accept().await {
+            n += 1;
+            let chunked = n % 2 == 1;
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = conn.read(&mut buf).await;
+                let head: &[u8] = if chunked {
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+                } else {
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 10000000000\r\n\r\n"
+                };
+                if conn.write_all(head).await.is_err() {
+                    return;
+                }
+                let chunk = vec![b' '; 65536];
+                // At most 64 MiB: the client must have given up long before.
+                for _ in 0..1024 {
+                    let ok = if chunked {
+                        conn.write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+                            .await
+                            .is_ok()
+                            && conn.write_all(&chunk).await.is_ok()
+                            && conn.write_all(b"\r\n").await.is_ok()
+                    } else {
+                        conn.write_all(&chunk).await.is_ok()
+                    };
+                    if !ok {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let target = RedfishTarget {
+        base: format!("http://127.0.0.1:{port}"),
+        user: "u".into(),
+        password: "p".into(),
+        system: Some("/redfish/v1/Systems/1".into()),
+    };
+    let settings = RedfishSettings {
+        auth: AuthMode::Basic,
+        reboot: ResetType::ForceRestart,
+        timeout: Duration::from_secs(20),
+        level: PowerLevel::Hard,
+    };
+    let power = RedfishPower::new(BTreeMap::from([(NodeId(0), target)]), settings).unwrap();
+    for _ in 0..2 {
+        let started = Instant::now();
+        let err = power.node_status(NodeId(0)).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::CommandFailed, "{err}");
+        assert!(err.message.contains("over 1 MiB"), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(15));
+    }
+}

@@ -267,3 +267,54 @@ async fn v3_auth_priv_sha_aes_against_snmpsim() {
         "{err:?}"
     );
 }
+
+/// A hostile agent answering every request with malformed or oversized datagrams (and one answer to
+/// another request id): the client ignores them and reports the agent unreachable after its retries,
+/// without panicking. Before this change there was no SNMP client.
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_answers_are_ignored() {
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let port = sock.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 65536];
+        let answers: Vec<Vec<u8>> = vec![
+            vec![0x30, 0x84, 0xff, 0xff, 0xff, 0xff],
+            vec![0x30, 0x80, 0, 0],
+            [vec![0x30, 0x82, 0xff, 0xf0], vec![0x30; 0xfff0]].concat(),
+            // A well-formed v2c Response with request id 1, which no request uses (ids are random).
+            vec![
+                0x30, 0x1a, 0x02, 0x01, 0x01, 0x04, 0x06, b'p', b'u', b'b', b'l', b'i', b'c', 0xa2,
+                0x0d, 0x02, 0x01, 0x01, 0x02, 0x01, 0x00, 0x02, 0x01, 0x00, 0x30, 0x02, 0x30, 0x00,
+            ],
+        ];
+        while let Ok((_, peer)) = sock.recv_from(&mut buf).await {
+            for a in &answers {
+                let _ = sock.send_to(a, peer).await;
+            }
+        }
+    });
+    let outlets = BTreeMap::from([(
+        NodeId(0),
+        Outlet {
+            host: "127.0.0.1".into(),
+            port,
+            outlet: 1,
+        },
+    )]);
+    for security in [v2c(), v3("authpass1")] {
+        let power = SnmpPower::new(
+            outlets.clone(),
+            PduSettings {
+                model: OutletModel::apc(),
+                security,
+                timeout: Duration::from_millis(200),
+                retries: 1,
+                level: PowerLevel::VeryHard,
+                off_on_delay: Duration::from_millis(10),
+            },
+        )
+        .unwrap();
+        let out = power.status(&[NodeId(0)]).await;
+        assert_eq!(out.failures()[0].1.kind, ErrorKind::Unreachable, "{out:?}");
+    }
+}
