@@ -13,6 +13,9 @@
 pub mod command;
 pub mod ipmi;
 pub mod levels;
+#[cfg(feature = "redfish")]
+pub mod redfish;
+pub mod snmp;
 
 use crate::node::NodeId;
 use crate::outcome::Outcomes;

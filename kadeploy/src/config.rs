@@ -13,9 +13,11 @@ mod drivers;
 mod error;
 mod files;
 mod load;
+mod oob;
 mod server;
 mod server_conf;
 mod types;
+mod values;
 pub mod wire;
 mod yaml;
 
@@ -28,5 +30,6 @@ pub use clusters::ClusterEntry;
 pub use drivers::SshKeys;
 pub use error::ConfigError;
 pub use load::*;
+pub use oob::{PduKeys, PduV3Keys, RedfishKeys};
 pub use server_conf::{CaFile, CaSource, ServerConf};
 pub use types::*;

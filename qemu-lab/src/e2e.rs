@@ -57,6 +57,9 @@ pub fn run(lab: &Lab, options: &Options, started: Instant) -> anyhow::Result<Rep
         let (check, result) = agents_sent_over_ssh(lab, &d.output);
         tools.insert(check, result);
     }
+    if let Some((check, result)) = crate::e2e_power::check(lab, &d.output) {
+        tools.insert(check, result);
+    }
     let (predicted_seconds, calibration) = match predict(lab, options, &d.output) {
         Ok(p) => p,
         Err(e) => (None, format!("no prediction: {e:#}")),

@@ -64,6 +64,8 @@ pub struct Lab {
     spec: LabSpec,
     /// The BMCs, in node order.
     bmcs: Vec<Child>,
+    /// The Redfish services or the PDU of `--power redfish|pdu`.
+    oob: Vec<Child>,
     radvd: Option<Child>,
     server: Option<Child>,
 }
@@ -207,10 +209,12 @@ impl Lab {
             build_seconds,
             spec,
             bmcs: Vec::new(),
+            oob: Vec::new(),
             radvd: Some(radvd),
             server: None,
         };
         lab.start_bmcs()?;
+        lab.start_oob()?;
         lab.start_server()?;
         Ok(lab)
     }
@@ -245,6 +249,68 @@ impl Lab {
                 .context("starting kalab-bmc")?;
             cleanup::register_pid(child.id());
             self.bmcs.push(child);
+        }
+        Ok(())
+    }
+
+    /// The power driver kadeploy3d uses.
+    pub fn power(&self) -> PowerDriver {
+        self.spec.power
+    }
+
+    /// `--power redfish`: a `kalab-redfish` per VM on its BMC address (port 443); `--power pdu`: one
+    /// `kalab-pdu` on the server's address (port 161) whose outlet i powers node i.
+    fn start_oob(&mut self) -> anyhow::Result<()> {
+        let pass = self.spec.dir.join("bmc.pass");
+        let mut commands: Vec<(Command, PathBuf)> = Vec::new();
+        match self.spec.power {
+            PowerDriver::Redfish => {
+                for (i, vm) in self.vms.iter().enumerate() {
+                    let mut cmd = self.net.command(self.spec.bin_dir.join("kalab-redfish"));
+                    cmd.arg("--listen")
+                        .arg(format!("{}:443", self.nodes[i].bmc_ip))
+                        .args([
+                            "--id",
+                            self.nodes[i].short(),
+                            "--user",
+                            site_config::BMC_USER,
+                        ])
+                        .arg("--password-file")
+                        .arg(&pass)
+                        .arg("--vm-dir")
+                        .arg(vm.spec().vm_dir());
+                    commands.push((cmd, vm.spec().vm_dir().join("redfish.log")));
+                }
+            }
+            PowerDriver::Pdu => {
+                let c = &self.config_dir;
+                let mut cmd = self.net.command(self.spec.bin_dir.join("kalab-pdu"));
+                cmd.arg("--listen")
+                    .arg(format!("{}:161", self.net.server_ip()))
+                    .args(["--model", site_config::PDU_MODEL, "--write-community-file"])
+                    .arg(c.join("pdu-community.pass"))
+                    .args(["--v3-user", site_config::PDU_USER, "--v3-auth", "sha"])
+                    .arg("--v3-auth-password-file")
+                    .arg(c.join("pdu-auth.pass"))
+                    .arg("--v3-priv-password-file")
+                    .arg(c.join("pdu-priv.pass"));
+                for vm in &self.vms {
+                    cmd.arg("--outlet").arg(vm.spec().vm_dir());
+                }
+                commands.push((cmd, self.spec.dir.join("pdu.log")));
+            }
+            PowerDriver::Ipmitool | PowerDriver::Native => {}
+        }
+        for (mut cmd, log) in commands {
+            let log = std::fs::File::create(log)?;
+            let child = cmd
+                .stdin(Stdio::null())
+                .stdout(log.try_clone()?)
+                .stderr(log)
+                .spawn()
+                .context("starting an out-of-band power service")?;
+            cleanup::register_pid(child.id());
+            self.oob.push(child);
         }
         Ok(())
     }
@@ -359,7 +425,7 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        let mut pids: Vec<u32> = self.bmcs.iter().map(Child::id).collect();
+        let mut pids: Vec<u32> = self.bmcs.iter().chain(&self.oob).map(Child::id).collect();
         pids.extend(self.server.as_ref().map(Child::id));
         pids.extend(self.radvd.as_ref().map(Child::id));
         pids.extend(self.vms.iter().filter_map(Vm::pid));
@@ -372,6 +438,7 @@ impl Drop for Lab {
         for child in self
             .bmcs
             .iter_mut()
+            .chain(self.oob.iter_mut())
             .chain(self.server.as_mut())
             .chain(self.radvd.as_mut())
         {

@@ -4,10 +4,13 @@
 pub mod bmc;
 pub mod calibrate;
 pub mod e2e;
+pub mod e2e_power;
 pub mod images;
 pub mod lab;
 pub mod net;
+pub mod pdu;
 pub mod qmp;
+pub mod redfish;
 pub mod site_config;
 pub mod tools;
 pub mod vm;

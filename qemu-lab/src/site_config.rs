@@ -41,7 +41,20 @@ pub enum PowerDriver {
     Ipmitool,
     /// The native IPMI-over-LAN client of `hal` for the hard level and the status.
     Native,
+    /// `hal`'s Redfish client (sessions, HTTPS) against each VM's `kalab-redfish`, for the hard level
+    /// and the status.
+    Redfish,
+    /// `hal`'s SNMP client (v3 authPriv) against `kalab-pdu`, for the very_hard level and the status; the
+    /// cluster has no hard commands, so reboots escalate from soft straight to the PDU.
+    Pdu,
 }
+
+/// The lab PDU's host name (it listens on the server's address).
+pub const PDU_HOST: &str = "pdu.lab";
+/// The lab PDU's SNMPv3 user.
+pub const PDU_USER: &str = "kalab";
+/// The lab PDU's model.
+pub const PDU_MODEL: &str = "apc";
 
 /// Everything the configuration refers to.
 #[derive(Clone, Debug)]
@@ -115,6 +128,10 @@ pub fn write(spec: &SiteSpec) -> std::io::Result<PathBuf> {
     set_mode(&dir.join("keys/id_deploy"), 0o600)?;
     std::fs::write(dir.join("ipmi.pass"), format!("{}\n", spec.bmc_password))?;
     set_mode(&dir.join("ipmi.pass"), 0o600)?;
+    for name in ["pdu-auth.pass", "pdu-priv.pass", "pdu-community.pass"] {
+        std::fs::write(dir.join(name), format!("{}-{name}\n", spec.bmc_password))?;
+        set_mode(&dir.join(name), 0o600)?;
+    }
     std::fs::write(dir.join("partition.sh"), PARTITION_SCRIPT)?;
     std::fs::write(dir.join("install_bootloader"), &spec.install_bootloader)?;
     if let Some(agent) = &spec.agent_binary {
@@ -153,6 +170,7 @@ pub fn hosts(spec: &SiteSpec) -> Vec<(String, Ipv4Addr)> {
         out.push((n.short().to_string(), n.ip));
         out.push((format!("{}-bmc", n.short()), n.bmc_ip));
     }
+    out.push((PDU_HOST.to_string(), spec.server_ip));
     out
 }
 
@@ -167,6 +185,28 @@ fn server_conf(spec: &SiteSpec) -> String {
         PowerDriver::Native => {
             format!(
                 "  ipmi: {{host: HOSTNAME_SHORT-bmc, port: 623, user: {BMC_USER}, password_file: ipmi.pass}}\n"
+            )
+        }
+        PowerDriver::Redfish => format!(
+            "  redfish: {{url: 'https://HOSTNAME_SHORT-bmc', user: {BMC_USER}, password_file: ipmi.pass, auth: session}}\n"
+        ),
+        PowerDriver::Pdu => {
+            let outlets: String = spec
+                .nodes
+                .iter()
+                .enumerate()
+                .map(|(i, n)| {
+                    format!(
+                        "      {}: {{host: {PDU_HOST}, outlet: {}}}\n",
+                        n.name,
+                        i + 1
+                    )
+                })
+                .collect();
+            format!(
+                "  pdu:\n    model: {PDU_MODEL}\n    v3: {{user: {PDU_USER}, auth: sha, auth_password_file: pdu-auth.pass, \
+                 priv_password_file: pdu-priv.pass}}\n    outlets:{}\n{outlets}",
+                if outlets.is_empty() { " {}" } else { "" }
             )
         }
         PowerDriver::Ipmitool => String::new(),
@@ -308,19 +348,7 @@ automata:
       - {{type: Kexec, retries: 0, timeout: 900}}
       - {{type: Classical, retries: 0, timeout: 900}}
 remoteops:
-  reboot:
-    - name: hard
-      cmd: {cycle}
-  power_on:
-    - name: hard
-      cmd: {on}
-  power_off:
-    - name: hard
-      cmd: {off}
-  power_status:
-    - name: hard
-      cmd: {status}
-  console:
+{power}  console:
     - name: soft
       cmd: {console}
 kexec:
@@ -342,10 +370,19 @@ pxe:
 "#,
         dev = spec.block_device,
         params = spec.deploy_params,
-        cycle = ipmi("cycle"),
-        on = ipmi("on"),
-        off = ipmi("off"),
-        status = ipmi("status"),
+        power = if spec.power == PowerDriver::Pdu {
+            // No hard level: reboots escalate from soft (SSH) to very_hard (the PDU's outlets).
+            String::new()
+        } else {
+            format!(
+                "  reboot:\n    - name: hard\n      cmd: {}\n  power_on:\n    - name: hard\n      cmd: {}\n  \
+                 power_off:\n    - name: hard\n      cmd: {}\n  power_status:\n    - name: hard\n      cmd: {}\n",
+                ipmi("cycle"),
+                ipmi("on"),
+                ipmi("off"),
+                ipmi("status")
+            )
+        },
     )
 }
 
@@ -377,6 +414,81 @@ tftp:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `--power redfish` and `--power pdu` give `backend/redfish` and `backend/pdu` keys the deployer
+    /// accepts, with an outlet per node; the PDU cluster has no hard commands.
+    #[test]
+    fn out_of_band_power_keys_parse_with_the_deployers_parser() {
+        let dir = std::env::temp_dir().join(format!("kalab-site-oob-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for name in [
+            "ipmi.pass",
+            "pdu-auth.pass",
+            "pdu-priv.pass",
+            "pdu-community.pass",
+        ] {
+            std::fs::write(dir.join(name), "lab-password-1\n").unwrap();
+        }
+        let mut spec = spec(PathBuf::from("/var/cache/kalab/env-1"));
+        spec.dir = dir.clone();
+        spec.nodes = (1..=2)
+            .map(|i| SiteNode {
+                name: format!("node-{i}.lab"),
+                ip: Ipv4Addr::new(10, 250, 0, 10 + i),
+                mac: format!("52:54:00:1a:00:0{i}"),
+                bmc_ip: Ipv4Addr::new(10, 250, 0, 200 + i),
+            })
+            .collect();
+        spec.power = PowerDriver::Redfish;
+        let conf = kadeploy::config::parse_server_conf(&server_conf(&spec), "server.conf", &dir)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let site = conf
+            .value
+            .backend
+            .site
+            .unwrap_or_else(|| panic!("site keys"));
+        let redfish = site.redfish.unwrap_or_else(|| panic!("redfish keys"));
+        assert_eq!(
+            (redfish.url.as_str(), redfish.auth.as_str()),
+            ("https://HOSTNAME_SHORT-bmc", "session")
+        );
+        spec.power = PowerDriver::Pdu;
+        let conf = kadeploy::config::parse_server_conf(&server_conf(&spec), "server.conf", &dir)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let pdu = conf
+            .value
+            .backend
+            .site
+            .and_then(|s| s.pdu)
+            .unwrap_or_else(|| panic!("pdu keys"));
+        assert_eq!(pdu.outlets["node-2.lab"], (PDU_HOST.to_string(), 2));
+        assert!(pdu.v3.is_some_and(|v| v.priv_password.is_some()));
+        assert!(
+            !cluster_conf(&spec).contains("ipmitool"),
+            "no hard commands"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn spec(envs: PathBuf) -> SiteSpec {
+        SiteSpec {
+            dir: PathBuf::from("/tmp/kalab"),
+            server_ip: Ipv4Addr::new(10, 250, 0, 1),
+            bridge: "br-lab".into(),
+            nodes: Vec::new(),
+            deploy_vmlinuz: PathBuf::new(),
+            deploy_initrd: PathBuf::new(),
+            deploy_params: String::new(),
+            ssh_key: PathBuf::new(),
+            bmc_password: String::new(),
+            vm_dir: PathBuf::new(),
+            power: PowerDriver::Ipmitool,
+            install_bootloader: String::new(),
+            block_device: "/dev/vda".into(),
+            agent_binary: None,
+            server_files: vec![envs],
+        }
+    }
 
     /// The lab's `server://` references (the environments' image and postinstall) stay allowed.
     #[test]

@@ -26,6 +26,7 @@
 //!   ipmi: {host: HOSTNAME_SHORT-bmc, port: 623, user: ADMIN, password_file: ipmi.pass}
 //! ```
 
+mod oob;
 mod power;
 
 use anyhow::Context as _;

@@ -4,6 +4,8 @@
 
 use super::error::{ConfigError, Ctx};
 use super::files::ReadFile;
+use super::oob::{PduKeys, RedfishKeys};
+use super::values::{expected, get, port, string};
 use serde_json::{Map, Value};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -58,6 +60,10 @@ pub struct SiteKeys {
     pub power_timeout: Duration,
     /// `backend/ipmi`: native IPMI-over-LAN for the hard power level and the status.
     pub ipmi: Option<IpmiKeys>,
+    /// `backend/redfish`: Redfish for the hard power level and the status.
+    pub redfish: Option<RedfishKeys>,
+    /// `backend/pdu`: SNMP PDU outlets for the very_hard power level.
+    pub pdu: Option<PduKeys>,
 }
 
 impl Default for SiteKeys {
@@ -69,6 +75,8 @@ impl Default for SiteKeys {
             command_timeout: Duration::from_secs(600),
             power_timeout: Duration::from_secs(60),
             ipmi: None,
+            redfish: None,
+            pdu: None,
         }
     }
 }
@@ -172,6 +180,12 @@ fn site_keys(
         ipmi: get(map, "ipmi")
             .map(|v| ipmi_keys(v, ctx, dir, read))
             .transpose()?,
+        redfish: get(map, "redfish")
+            .map(|v| super::oob::redfish_keys(v, ctx, dir, read))
+            .transpose()?,
+        pdu: get(map, "pdu")
+            .map(|v| super::oob::pdu_keys(v, ctx, dir, read))
+            .transpose()?,
     })
 }
 
@@ -234,32 +248,6 @@ fn check_token_file(path: &str, ctx: Ctx<'_>) -> Result<(), ConfigError> {
         "backend/agent_token_file",
         format!("{path:?} is not an absolute path of letters, digits, '/', '.', '_' and '-'"),
     ))
-}
-
-/// The value of `key` in `map`; a null value counts as absent.
-fn get<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
-    map.get(key).filter(|v| !v.is_null())
-}
-
-/// A string value.
-fn string(value: &Value, key: &str, ctx: Ctx<'_>) -> Result<String, ConfigError> {
-    value
-        .as_str()
-        .map(str::to_string)
-        .ok_or_else(|| expected(ctx, key, value, "a string"))
-}
-
-/// A port number.
-fn port(value: &Value, key: &str, ctx: Ctx<'_>) -> Result<u16, ConfigError> {
-    value
-        .as_u64()
-        .and_then(|p| u16::try_from(p).ok())
-        .ok_or_else(|| expected(ctx, key, value, "a port number"))
-}
-
-/// The error for a value of the wrong type or range.
-fn expected(ctx: Ctx<'_>, key: &str, value: &Value, what: &str) -> ConfigError {
-    ctx.invalid(key, format!("invalid value `{value}` (expected {what})"))
 }
 
 #[cfg(test)]

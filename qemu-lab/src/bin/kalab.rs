@@ -98,6 +98,8 @@ enum AccelArg {
 enum PowerArg {
     Ipmitool,
     Native,
+    Redfish,
+    Pdu,
 }
 
 impl LabArgs {
@@ -136,6 +138,8 @@ impl LabArgs {
             power: match self.power {
                 PowerArg::Ipmitool => PowerDriver::Ipmitool,
                 PowerArg::Native => PowerDriver::Native,
+                PowerArg::Redfish => PowerDriver::Redfish,
+                PowerArg::Pdu => PowerDriver::Pdu,
             },
             agent_over_ssh: false,
         })

@@ -1,6 +1,7 @@
 //! The `site` backend's power: the cluster's `remoteops` command templates with `command.conf`'s per-node
-//! overrides, SSH for soft reboots when the cluster has no soft command, and, with `backend/ipmi`, native
-//! IPMI-over-LAN for the hard level and the status.
+//! overrides, SSH for soft reboots when the cluster has no soft command, and, with `backend/ipmi` or
+//! `backend/redfish`, native IPMI-over-LAN or Redfish for the hard level and the status; with
+//! `backend/pdu`, SNMP PDU outlets for the very_hard level (and the status when nothing else reads it).
 
 use hal::power::command::{CommandPower, PowerCommands};
 use hal::power::ipmi::{IpmiPower, IpmiTarget};
@@ -60,11 +61,27 @@ pub(super) fn power(
     by_level = by_level
         .level(PowerLevel::Hard, commands.clone())
         .level(PowerLevel::VeryHard, commands);
+    let mut native_status = false;
     if let Some(ipmi) = &keys.ipmi {
         let native: Arc<dyn Power> = Arc::new(ipmi_power(&cluster.nodes, ipmi)?);
         by_level = by_level
             .level(PowerLevel::Hard, native.clone())
             .status_from(native);
+        native_status = true;
+    }
+    if let Some(redfish) = &keys.redfish {
+        let native: Arc<dyn Power> = Arc::new(super::oob::redfish_power(&cluster.nodes, redfish)?);
+        by_level = by_level
+            .level(PowerLevel::Hard, native.clone())
+            .status_from(native);
+        native_status = true;
+    }
+    if let Some(pdu) = &keys.pdu {
+        let outlets: Arc<dyn Power> = Arc::new(super::oob::pdu_power(&cluster.nodes, pdu)?);
+        by_level = by_level.level(PowerLevel::VeryHard, outlets.clone());
+        if !native_status && remoteops.power_status.is_none() {
+            by_level = by_level.status_from(outlets);
+        }
     }
     Ok(Arc::new(by_level))
 }

@@ -1,0 +1,43 @@
+//! `kalab e2e --power redfish|pdu`: checks that the deployment's power actions went through the chosen
+//! out-of-band path (the Redfish services' resets, the PDU's outlet switches at the very_hard level).
+
+use crate::lab::Lab;
+use crate::site_config::PowerDriver;
+
+/// The check of the lab's power driver, when it is an out-of-band one: (name, `ok: ...` or `failed: ...`).
+pub fn check(lab: &Lab, output: &[String]) -> Option<(String, String)> {
+    let read = |path: std::path::PathBuf| std::fs::read_to_string(path).unwrap_or_default();
+    match lab.power() {
+        PowerDriver::Redfish => {
+            let resets: usize = lab
+                .vms
+                .iter()
+                .map(|vm| {
+                    read(vm.spec().vm_dir().join("redfish.log"))
+                        .matches("ComputerSystem.Reset")
+                        .count()
+                })
+                .sum();
+            let hard = output.iter().any(|l| l.contains("Performing a hard"));
+            let result = if resets >= lab.nodes.len() && hard {
+                format!("ok: {resets} Redfish resets for hard power steps")
+            } else {
+                format!("failed: {resets} Redfish resets, hard step seen: {hard}")
+            };
+            Some(("power through Redfish".into(), result))
+        }
+        PowerDriver::Pdu => {
+            let switches = read(lab.dir().join("pdu.log"))
+                .matches("PDU outlet switched")
+                .count();
+            let very_hard = output.iter().any(|l| l.contains("Performing a very_hard"));
+            let result = if switches >= lab.nodes.len() && very_hard {
+                format!("ok: {switches} outlet switches for very_hard power steps")
+            } else {
+                format!("failed: {switches} outlet switches, very_hard step seen: {very_hard}")
+            };
+            Some(("power through the PDU".into(), result))
+        }
+        PowerDriver::Ipmitool | PowerDriver::Native => None,
+    }
+}
