@@ -15,7 +15,10 @@
 # - consoles: socat;
 # - the Kadeploy 3.3 import test: mariadb-server, mariadb-client (a private mariadbd the test starts);
 # - the metrics test: prometheus (promtool checks the exposition);
-# - the package test: cargo-deb's strip (binutils), setpriv (util-linux), ss (iproute2), tftp-hpa, curl.
+# - the package test: cargo-deb's strip (binutils), setpriv (util-linux), ss (iproute2), tftp-hpa, curl;
+# - out-of-band power: snmp (net-snmp's snmpget/snmpset against the lab PDU), python3-venv for the independent
+#   emulators from PyPI (sushy-tools' Redfish emulator, snmpsim) in /opt/kadeploy-pytools, linked into
+#   /usr/local/bin. Debian's python, not a user's pyenv: snmpsim drops root to `nobody`, who must read it.
 # Services start inside the tests (sshd, dropbear, ipmi_sim, kabootd, kadeploy3d, radvd), never system-wide:
 # a policy-rc.d keeps the packages' postinst scripts from starting daemons.
 set -euo pipefail
@@ -53,6 +56,7 @@ packages=(
     fdisk parted e2fsprogs util-linux kexec-tools extlinux syslinux-common pxelinux dash
     xz-utils zstd bzip2 binutils
     mariadb-server mariadb-client prometheus
+    snmp python3-venv
 )
 qemu=(qemu-system-x86 qemu-utils ipxe-qemu)
 
@@ -60,3 +64,15 @@ qemu=(qemu-system-x86 qemu-utils ipxe-qemu)
 apt-get install -y --no-install-recommends -t "$backports" "${qemu[@]}"
 apt-get install -y --no-install-recommends "${packages[@]}"
 qemu-system-x86_64 --version | head -n 1
+
+# Independent Redfish and SNMP implementations the power clients are tested against (PyPI, pinned).
+# snmpsim does not pull pysmi in, and its SNMPv3 privacy needs cryptography.
+pytools=/opt/kadeploy-pytools
+if [ ! -x "$pytools/bin/snmpsim-command-responder" ] || [ ! -x "$pytools/bin/sushy-emulator" ]; then
+    /usr/bin/python3 -m venv "$pytools"
+    "$pytools/bin/pip" install -q sushy-tools==2.2.0 snmpsim==1.2.2 pysnmp==7.1.30 pysmi==2.0.0 cryptography==50.0.2
+fi
+chmod -R a+rX "$pytools"
+for tool in sushy-emulator snmpsim-command-responder; do
+    ln -sf "$pytools/bin/$tool" "/usr/local/bin/$tool"
+done
