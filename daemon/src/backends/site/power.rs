@@ -1,6 +1,6 @@
 //! The `site` backend's power: the cluster's `remoteops` command templates with `command.conf`'s per-node
-//! overrides, SSH for soft reboots when the cluster has no soft command, and, with `backend/ipmi`, native
-//! IPMI-over-LAN for the hard level and the status.
+//! overrides and group files, SSH for soft reboots when the cluster has no soft command, and, with
+//! `backend/ipmi`, native IPMI-over-LAN for the hard level and the status.
 
 use hal::power::command::{CommandPower, PowerCommands};
 use hal::power::ipmi::{IpmiPower, IpmiTarget};
@@ -23,6 +23,7 @@ pub(super) fn power(
     ops: &SshNodeOps,
 ) -> anyhow::Result<Arc<dyn Power>> {
     let mut table = PowerCommands::new();
+    let mut groups = BTreeMap::new();
     for (action, list) in [
         (PowerAction::Reboot, &remoteops.reboot),
         (PowerAction::On, &remoteops.power_on),
@@ -30,6 +31,9 @@ pub(super) fn power(
     ] {
         for op in list {
             table = table.with(action, op.name, op.cmd.clone());
+            if !op.groups.is_empty() {
+                groups.insert(PowerCommands::key(action, op.name), op.groups.clone());
+            }
         }
     }
     if let Some(status) = &remoteops.power_status {
@@ -44,7 +48,8 @@ pub(super) fn power(
     }
     let commands: Arc<dyn Power> = Arc::new(
         CommandPower::new(cluster.nodes.clone(), table.clone(), keys.power_timeout)
-            .with_overrides(overrides)?,
+            .with_overrides(overrides)?
+            .with_groups(groups),
     );
     let has = |level: PowerLevel| {
         [PowerAction::Reboot, PowerAction::On, PowerAction::Off]
