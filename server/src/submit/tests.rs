@@ -457,7 +457,7 @@ fn vlans_and_singularities_are_read_as_kadeploy_does() {
         refusal(parse(json!({"nodes": "a-1", "kind": "simple", "vlan": "3"}))),
         (9, "Cannot resolv a-1-kavlan-3.x".into())
     );
-    for evil in ["5;reboot", "5 6", "$(id)", ""] {
+    for evil in ["5;reboot", "5 6", "$(id)"] {
         assert_eq!(
             refusal(parse(json!({"nodes": "a-1", "kind": "simple", "vlan": evil}))),
             (9, format!("Invalid VLAN id {evil:?}"))
