@@ -4,7 +4,7 @@
 //! connector, the hard reboot and `set_cmd` are scripts that record their calls.
 
 use super::harness::{Server, config_copy, setup};
-use kadeploy_clients::{ClientEnv, workflow};
+use kadeploy_clients::{ClientEnv, tools, workflow};
 use std::path::{Path, PathBuf};
 
 /// Writes an executable script at `path` that appends its arguments to `path.log`.
@@ -127,6 +127,11 @@ fn custom_pxe_soft_reboot_and_vlan_on_the_site_backend() {
         config_dir: dir.clone(),
         user: "root".into(),
     };
+    let grant: Vec<String> = ["-a", "-u", "root", "-m", "*", "-p", "*"]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    assert_eq!(tools::karights(&grant, &env), 0);
     let files = dir.join("files");
     std::fs::create_dir_all(&files).expect("files");
     std::fs::write(
