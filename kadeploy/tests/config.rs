@@ -575,7 +575,10 @@ fn default_connector_and_group_files_are_resolved_at_load() {
     let key = scratch.0.join("keys/id_deploy");
     let connector = format!("ssh -i {} -A -l root -q", key.display());
     let ops = &loaded.remoteops["sim"];
-    assert_eq!(ops.reboot[0].cmd, format!("{connector} HOSTNAME_FQDN /sbin/reboot"));
+    assert_eq!(
+        ops.reboot[0].cmd,
+        format!("{connector} HOSTNAME_FQDN /sbin/reboot")
+    );
     assert_eq!(
         ops.reboot[1].groups,
         [

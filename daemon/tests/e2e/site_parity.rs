@@ -81,7 +81,10 @@ fn site_config(dir: &Path) -> PathBuf {
     edit(
         &server,
         "external:\n",
-        &format!("external:\n  default_connector: {}\n", dir.join("connector").display()),
+        &format!(
+            "external:\n  default_connector: {}\n",
+            dir.join("connector").display()
+        ),
     );
     std::fs::write(
         conf.join("clusters.conf"),
@@ -91,7 +94,11 @@ fn site_config(dir: &Path) -> PathBuf {
     .expect("clusters.conf");
     std::fs::remove_file(conf.join("command.conf")).expect("no command.conf");
     let cluster = conf.join("sim-cluster.conf");
-    edit(&cluster, "sleep_time_before_ping: 20", "sleep_time_before_ping: 0");
+    edit(
+        &cluster,
+        "sleep_time_before_ping: 20",
+        "sleep_time_before_ping: 0",
+    );
     edit(
         &cluster,
         "cmd: ssh -q -o BatchMode=yes -o StrictHostKeyChecking=no -o PreferredAuthentications=publickey -o ConnectTimeout=2 -o UserKnownHostsFile=/dev/null -i /etc/kadeploy3/keys/id_deploy root@HOSTNAME_FQDN reboot",

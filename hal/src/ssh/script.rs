@@ -172,7 +172,12 @@ pub(crate) fn command(op: &Operation) -> String {
 
 /// Decompresses the image file `source` and writes it the way `kind` says into `target` (an fsarchiver
 /// image: each of `fsa_parts`, or id 0 to the target device when there is none).
-fn write_image(source: &str, kind: ImageKind, target: &WriteTarget, fsa_parts: &[FsaPart]) -> String {
+fn write_image(
+    source: &str,
+    kind: ImageKind,
+    target: &WriteTarget,
+    fsa_parts: &[FsaPart],
+) -> String {
     let head = format!("s={}; ", quote(source));
     match kind {
         ImageKind::Tar => {
@@ -295,7 +300,8 @@ mod tests {
             },
         ];
         assert!(
-            command(&op(parts)).ends_with(r#"restfs "$s" id=0,dest='/dev/sda1' id=1,dest='/dev/sda2'"#)
+            command(&op(parts))
+                .ends_with(r#"restfs "$s" id=0,dest='/dev/sda1' id=1,dest='/dev/sda2'"#)
         );
     }
 

@@ -44,7 +44,10 @@ impl RemoteOps {
         for op in lists.into_iter().flatten() {
             op.cmd = super::connector::substitute(&op.cmd, connector);
         }
-        for cmd in [&mut self.power_status, &mut self.console].into_iter().flatten() {
+        for cmd in [&mut self.power_status, &mut self.console]
+            .into_iter()
+            .flatten()
+        {
             *cmd = super::connector::substitute(cmd, connector);
         }
         self

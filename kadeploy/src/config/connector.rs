@@ -64,7 +64,10 @@ mod tests {
         );
         assert_eq!(expand("ssh", Some(Path::new("/k ey"))), "ssh -i '/k ey'");
         assert_eq!(expand("ssh -i /other -q", Some(key)), "ssh -i /other -q");
-        assert_eq!(expand("/usr/bin/rsh -l root", Some(key)), "/usr/bin/rsh -l root");
+        assert_eq!(
+            expand("/usr/bin/rsh -l root", Some(key)),
+            "/usr/bin/rsh -l root"
+        );
         assert_eq!(expand("ssh -q", None), "ssh -q");
         assert_eq!(
             substitute("DEFAULT_CONNECTOR HOSTNAME_FQDN /sbin/reboot", "ssh -q"),

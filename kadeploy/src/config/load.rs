@@ -201,7 +201,10 @@ pub fn load_dir(dir: &Path) -> Result<Loaded, ConfigError> {
         let parsed = parse_commands(&text, &file_name(&path), &nodes)?;
         warnings.extend(parsed.warnings);
         commands = parsed.value;
-        for cmd in commands.values_mut().flat_map(|entries| entries.values_mut()) {
+        for cmd in commands
+            .values_mut()
+            .flat_map(|entries| entries.values_mut())
+        {
             *cmd = connector::substitute(cmd, &default_connector);
         }
     }

@@ -1,7 +1,7 @@
 //! `server.conf`: validation of the wire struct and conversion to [`ServerConfig`].
 
-use super::error::{ConfigError, Ctx};
 use super::connector;
+use super::error::{ConfigError, Ctx};
 use super::types::{ServerConfig, VlanConfig};
 use super::wire;
 use std::collections::BTreeMap;

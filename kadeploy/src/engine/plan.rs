@@ -314,4 +314,3 @@ pub fn power(req: &PowerRequest) -> Plan {
         notices: Vec::new(),
     }
 }
-

@@ -1,8 +1,8 @@
 //! What a client asks for: a deployment, a reboot or a power operation, already resolved to typed values.
 
+use super::step::{UserPxe, VlanRequest};
 use crate::config::Automata;
 use crate::environment::Environment;
-use super::step::{UserPxe, VlanRequest};
 use crate::expr::Expr;
 use hal::{NodeId, PowerLevel, Strategy};
 

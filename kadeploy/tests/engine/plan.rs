@@ -388,7 +388,10 @@ async fn a_missing_strategy_fails_only_the_nodes_that_reach_it() {
             "BroadcastEnvBittorrent is not supported by this deployer"
         )
     );
-    assert!(has_step(&run, "create_partition_table"), "the nodes got there");
+    assert!(
+        has_step(&run, "create_partition_table"),
+        "the nodes got there"
+    );
     let run = Scenario::new(2)
         .automata(
             [inst(SetEnv::Untrusted)],

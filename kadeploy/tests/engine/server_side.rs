@@ -16,7 +16,8 @@ struct Recorder {
 
 impl Recorder {
     fn new(tag: &str, name: &str, status: i32, with_file: bool) -> Recorder {
-        let dir = std::env::temp_dir().join(format!("kadeploy-engine-{tag}-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("kadeploy-engine-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
         let calls = dir.join("calls");
@@ -104,7 +105,17 @@ async fn the_custom_broadcast_runs_the_clusters_command_with_kadeploys_words() {
     );
     assert_eq!(
         &words[2..],
-        ["tar", "", "-C", "/mnt/dest", "-xz", "ssh", "-q", "-l", "root"]
+        [
+            "tar",
+            "",
+            "-C",
+            "/mnt/dest",
+            "-xz",
+            "ssh",
+            "-q",
+            "-l",
+            "root"
+        ]
     );
     assert_eq!(
         [n1, n2, n3].map(String::as_str),

@@ -14,10 +14,10 @@ use hal::PowerLevel;
 use kadeploy::config::{ClusterConfig, VlanConfig};
 use kadeploy::engine::custom::CustomOps;
 use kadeploy::engine::{UserPxe, VlanRequest};
-use std::collections::BTreeMap;
 use kadeploy::error::{ApiError, RequestError};
 use kadeploy::expr::Expr;
 use serde_json::Value;
+use std::collections::BTreeMap;
 
 pub(super) fn err(kind: ApiError, msg: impl Into<String>) -> RequestError {
     RequestError::new(kind, msg)
@@ -154,7 +154,10 @@ fn vlan(ctx: &Context<'_>, p: &Params, nodes: &[String]) -> Result<Option<String
     };
     let plain = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
     if id.is_empty() || id.len() > 64 || !id.chars().all(plain) {
-        return Err(err(ApiError::InvalidVlan, format!("Invalid VLAN id {id:?}")));
+        return Err(err(
+            ApiError::InvalidVlan,
+            format!("Invalid VLAN id {id:?}"),
+        ));
     }
     for host in nodes {
         let name = config.host_in_vlan(host, &id);

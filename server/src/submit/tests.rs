@@ -454,12 +454,16 @@ fn vlans_and_singularities_are_read_as_kadeploy_does() {
     };
     let parse = |v: serde_json::Value| Reboot::parse(&ctx, &caller("root"), &params(v));
     assert_eq!(
-        refusal(parse(json!({"nodes": "a-1", "kind": "simple", "vlan": "3"}))),
+        refusal(parse(
+            json!({"nodes": "a-1", "kind": "simple", "vlan": "3"})
+        )),
         (9, "Cannot resolv a-1-kavlan-3.x".into())
     );
     for evil in ["5;reboot", "5 6", "$(id)"] {
         assert_eq!(
-            refusal(parse(json!({"nodes": "a-1", "kind": "simple", "vlan": evil}))),
+            refusal(parse(
+                json!({"nodes": "a-1", "kind": "simple", "vlan": evil})
+            )),
             (9, format!("Invalid VLAN id {evil:?}"))
         );
     }
@@ -482,9 +486,6 @@ fn vlans_and_singularities_are_read_as_kadeploy_does() {
             &f,
             json!({"nodes": "a-1", "kind": "set_pxe", "pxe": {"profile": "p", "singularities": [1]}})
         )),
-        (
-            4,
-            "Parameter 'pxe/singularities': should be a Hash".into()
-        )
+        (4, "Parameter 'pxe/singularities': should be a Hash".into())
     );
 }

@@ -192,7 +192,10 @@ fn grub_local(disk: u32, part: u32, device: &str, system: Option<&LocalSystem>) 
             }
         }
         "xen" => {
-            v.push(format!("multiboot {} {}", s.hypervisor, s.hypervisor_params));
+            v.push(format!(
+                "multiboot {} {}",
+                s.hypervisor, s.hypervisor_params
+            ));
             v.push(format!("module {} {params}", s.kernel));
             if !s.initrd.is_empty() {
                 v.push(format!("module {}", s.initrd));
@@ -336,7 +339,10 @@ mod tests {
         let win = render(&m, "", &local(0, 1, Some(&system)));
         assert!(win.contains("\tinsmod ntfs\n\tntldr /bootmgr\n"), "{win}");
         let pxelinux = render(&method("PXElinux", "tftp"), "", &local(0, 3, Some(&system)));
-        assert!(pxelinux.contains("COM32 /chain.c32"), "other loaders chain-load");
+        assert!(
+            pxelinux.contains("COM32 /chain.c32"),
+            "other loaders chain-load"
+        );
     }
 
     #[test]

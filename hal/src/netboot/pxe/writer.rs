@@ -272,7 +272,13 @@ mod tests {
             content: "KERNEL FILES_PREFIX--k\nAPPEND id=NODE_SINGULARITY".into(),
             singularities: None,
         };
-        assert!(writer.set_profile(&nodes, &bare).await.failures().is_empty());
+        assert!(
+            writer
+                .set_profile(&nodes, &bare)
+                .await
+                .failures()
+                .is_empty()
+        );
         let text = fs::read_to_string(root.join("pxelinux.cfg/0A00000B")).unwrap();
         assert_eq!(
             text, "KERNEL /userfiles/pxe-bob--k\nAPPEND id=NODE_SINGULARITY",

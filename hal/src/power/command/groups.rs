@@ -42,7 +42,8 @@ impl Unit {
 /// Cuts `nodes` into units by `groups` (host names, one list per group).
 fn units(inner: &Inner, groups: &[Vec<String>], nodes: &[NodeId]) -> Vec<Unit> {
     let name = |n: NodeId| inner.nodes.get(n.index()).map(|i| i.name.as_str());
-    let by_name: BTreeMap<&str, NodeId> = nodes.iter().filter_map(|&n| Some((name(n)?, n))).collect();
+    let by_name: BTreeMap<&str, NodeId> =
+        nodes.iter().filter_map(|&n| Some((name(n)?, n))).collect();
     let mut taken = BTreeSet::new();
     let mut out = Vec::new();
     for &n in nodes {
@@ -71,7 +72,10 @@ fn units(inner: &Inner, groups: &[Vec<String>], nodes: &[NodeId]) -> Vec<Unit> {
 
 /// `template` with `GROUP_FQDN` and `GROUP_SHORT` replaced by the names of `members`.
 fn substitute_group(inner: &Inner, template: &str, members: &[NodeId]) -> String {
-    let infos: Vec<_> = members.iter().filter_map(|n| inner.nodes.get(n.index())).collect();
+    let infos: Vec<_> = members
+        .iter()
+        .filter_map(|n| inner.nodes.get(n.index()))
+        .collect();
     let fqdn: Vec<&str> = infos.iter().map(|i| i.name.as_str()).collect();
     let short: Vec<&str> = infos.iter().map(|i| i.short_name()).collect();
     template
@@ -131,7 +135,10 @@ pub(super) async fn run_grouped(
     }
     Outcomes::from_fn(nodes, |n| {
         results.remove(&n).unwrap_or_else(|| {
-            Err(NodeError::new(ErrorKind::Config, "node not in the group plan"))
+            Err(NodeError::new(
+                ErrorKind::Config,
+                "node not in the group plan",
+            ))
         })
     })
 }
@@ -148,7 +155,9 @@ mod tests {
         (1..=n)
             .map(|i| NodeInfo {
                 name: format!("n-{i}.site"),
-                address: format!("10.0.0.{i}").parse().unwrap_or_else(|e| panic!("{e}")),
+                address: format!("10.0.0.{i}")
+                    .parse()
+                    .unwrap_or_else(|e| panic!("{e}")),
             })
             .collect()
     }
@@ -177,13 +186,18 @@ mod tests {
         .into();
         let power = CommandPower::new(nodes(5), table, Duration::from_secs(10)).with_groups(groups);
         let ids = [NodeId(0), NodeId(1), NodeId(2), NodeId(4)];
-        let out = power.power(PowerAction::Reboot, PowerLevel::Hard, &ids).await;
+        let out = power
+            .power(PowerAction::Reboot, PowerLevel::Hard, &ids)
+            .await;
         assert_eq!(out.ok_nodes(), vec![NodeId(0), NodeId(1), NodeId(4)]);
         let failures = out.failures();
         assert_eq!(failures.len(), 1);
         assert_eq!(failures[0].0, NodeId(2));
         assert!(
-            failures[0].1.message.contains("group of nodes [n-3.site,n-4.site]"),
+            failures[0]
+                .1
+                .message
+                .contains("group of nodes [n-3.site,n-4.site]"),
             "{}",
             failures[0].1.message
         );

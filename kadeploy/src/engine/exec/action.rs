@@ -126,7 +126,11 @@ pub(super) fn set_vlan(default: bool, cx: StepContext<'_>) -> Action {
         None => Action::Nothing,
         Some(_) if cx.server.vlan.is_none() => Action::refuse("VLAN management is disabled"),
         Some(v) => Action::SetVlan {
-            id: if default { "DEFAULT".into() } else { v.id.clone() },
+            id: if default {
+                "DEFAULT".into()
+            } else {
+                v.id.clone()
+            },
             user: v.user.clone(),
         },
     }

@@ -221,7 +221,10 @@ pub fn script_env(cx: StepContext<'_>) -> Vec<(String, String)> {
                 format!("{} {}", c.boot.user_params, e.kernel_params),
             ),
             ("KADEPLOY_ENV_HYPERVISOR", e.hypervisor.clone()),
-            ("KADEPLOY_ENV_HYPERVISOR_PARAMS", e.hypervisor_params.clone()),
+            (
+                "KADEPLOY_ENV_HYPERVISOR_PARAMS",
+                e.hypervisor_params.clone(),
+            ),
             ("KADEPLOY_OS_KIND", e.os.clone()),
             ("KADEPLOY_PART_TYPE", format!("{:x}", e.partition_type)),
             ("KADEPLOY_FS_TYPE", e.filesystem.clone()),

@@ -113,8 +113,16 @@ fn run_blocking(
         .process_group(0)
         .spawn()?;
     let pgid = child.id();
-    let readers = [child.stdout.take().map(|o| Box::new(o) as Box<dyn Read + Send>),
-        child.stderr.take().map(|e| Box::new(e) as Box<dyn Read + Send>)]
+    let readers = [
+        child
+            .stdout
+            .take()
+            .map(|o| Box::new(o) as Box<dyn Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|e| Box::new(e) as Box<dyn Read + Send>),
+    ]
     .map(|pipe| pipe.map(|p| std::thread::spawn(move || read_bounded(p))));
     let status = loop {
         if abandoned.load(Ordering::Acquire) || cancel.is_cancelled() {
@@ -128,8 +136,7 @@ fn run_blocking(
         }
     };
     kill_group(pgid);
-    let [stdout, stderr] =
-        readers.map(|r| r.and_then(|h| h.join().ok()).unwrap_or_default());
+    let [stdout, stderr] = readers.map(|r| r.and_then(|h| h.join().ok()).unwrap_or_default());
     Ok(Finished {
         code: status.code(),
         stdout,
@@ -238,7 +245,9 @@ pub async fn custom_broadcast(ctx: &Context, b: &CustomBroadcast, nodes: &[NodeI
             Outcomes::all(nodes, Ok(()))
         }
         Ok(f) => {
-            let status = f.code.map_or_else(|| "a signal".to_string(), |c| c.to_string());
+            let status = f
+                .code
+                .map_or_else(|| "a signal".to_string(), |c| c.to_string());
             let message = format!(
                 "Error while processing to the file broadcast with {program} (exited with status {status})"
             );

@@ -68,7 +68,9 @@ fn cluster() -> ClusterConfig {
         timeout_kexec: Expr::constant(60.0),
         kexec_repository: "/dev/shm/kexec_repository".into(),
         broadcast_decompress: true,
-        broadcast_cmd: Some("bcast -f ENVFILE -n NODEFILE -c 'DECOMPRESS' -s 'TAKTUK_CONNECTOR'".into()),
+        broadcast_cmd: Some(
+            "bcast -f ENVFILE -n NODEFILE -c 'DECOMPRESS' -s 'TAKTUK_CONNECTOR'".into(),
+        ),
         admin_preinstalls: Vec::new(),
         admin_postinstalls: vec![Archive {
             file: "/srv/post.tgz".into(),
@@ -449,7 +451,8 @@ fn archives_and_scripts_carry_kadeploys_environment() {
         e.hypervisor = "/boot/xen.gz".into();
         e.hypervisor_params = "dom0_mem=2G".into();
     }
-    let Action::Run(Operation::RunScript { env, .. }) = action(Step::InstallBootloader, &xen) else {
+    let Action::Run(Operation::RunScript { env, .. }) = action(Step::InstallBootloader, &xen)
+    else {
         panic!("the bootloader script")
     };
     let var = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());

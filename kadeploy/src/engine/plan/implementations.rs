@@ -197,7 +197,13 @@ mod tests {
         );
         assert_eq!(
             names(set_env).unwrap()[..5],
-            ["set_vlan", "send_deployment_kernel", "sync", "kexec", "wait_reboot"]
+            [
+                "set_vlan",
+                "send_deployment_kernel",
+                "sync",
+                "kexec",
+                "wait_reboot"
+            ]
         );
         let boot = steps(Slot::BootNewEnv, BootNewEnvKind::Kexec.into(), None);
         assert_eq!(

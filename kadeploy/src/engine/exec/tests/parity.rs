@@ -10,7 +10,10 @@ use hal::FsaPart;
 /// `set_vlan` moves the nodes to the job's VLAN, or back to the default one; nothing without a VLAN.
 #[test]
 fn set_vlan_uses_the_jobs_vlan_or_the_default_one() {
-    assert_eq!(action(Step::SetVlan { default: false }, &job()), Action::Nothing);
+    assert_eq!(
+        action(Step::SetVlan { default: false }, &job()),
+        Action::Nothing
+    );
     let vlan = Job {
         vlan: Some(VlanRequest {
             id: "12".into(),
@@ -42,7 +45,10 @@ fn set_vlan_uses_the_jobs_vlan_or_the_default_one() {
         r"kavlan  -m n -s -i 3 -u 'a b'\'';x'",
         "a user name that is not plain is quoted"
     );
-    assert_eq!(config.host_in_vlan("n-1.site.fr", "12"), "n-1-kavlan-12.site.fr");
+    assert_eq!(
+        config.host_in_vlan("n-1.site.fr", "12"),
+        "n-1-kavlan-12.site.fr"
+    );
 }
 
 /// The custom broadcast runs the cluster's command with Kadeploy's substitutions; a cluster without one
@@ -120,5 +126,9 @@ fn fsa_images_restore_their_partition_map() {
         }]
     );
     env.fsa_partitions.clear();
-    assert_eq!(written(&fsa(env)), Vec::new(), "id 0 to the deploy partition");
+    assert_eq!(
+        written(&fsa(env)),
+        Vec::new(),
+        "id 0 to the deploy partition"
+    );
 }
