@@ -39,6 +39,8 @@ mod harness;
 mod netboot;
 #[path = "e2e/restart.rs"]
 mod restart;
+#[path = "e2e/site_parity.rs"]
+mod site_parity;
 
 use harness::{Server, config_copy, setup};
 use kadeploy_clients::{ClientEnv, tools, workflow};

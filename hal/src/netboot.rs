@@ -35,6 +35,7 @@ use crate::node::NodeId;
 use crate::outcome::Outcomes;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// What a node boots at its next network boot.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -55,14 +56,40 @@ pub enum BootProfile {
         device: String,
         /// Partition number to boot; 0 boots the device's MBR.
         partition: u32,
+        /// The deployed system, for loaders that boot it directly (GrubPXE); `None` chain-loads the
+        /// partition.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        system: Option<LocalSystem>,
     },
-    /// A user-provided profile (`kadeploy3 -w`), stored under `name`.
+    /// A user-provided profile (`kadeploy3 -w`) of the user `name`, whose files are `pxe-<name>--<file>`.
     Custom {
-        /// Name of the profile.
+        /// The user's login (`FILES_PREFIX` becomes `<userfiles>/pxe-<name>`).
         name: String,
         /// The profile text.
         content: String,
+        /// `NODE_SINGULARITY` of each node by host name (`pxe.singularities`); `None` leaves the word as it is,
+        /// as Kadeploy does when the request has none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        singularities: Option<BTreeMap<String, String>>,
     },
+}
+
+/// The deployed system a loader boots from the local disk without chain-loading it (Kadeploy's GrubPXE
+/// `boot_local`): paths are inside the deployed partition.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct LocalSystem {
+    /// The environment's `os`: `linux`, `xen`, `bsd`, `windows` or `other`.
+    pub os: String,
+    /// Kernel path.
+    pub kernel: String,
+    /// Initrd path (may be empty).
+    pub initrd: String,
+    /// Kernel parameters: the environment's, or the cluster's `boot/kernels/user/params` when it has none.
+    pub params: String,
+    /// Hypervisor path (xen).
+    pub hypervisor: String,
+    /// Hypervisor parameters (xen).
+    pub hypervisor_params: String,
 }
 
 /// Writes boot profiles for node sets.

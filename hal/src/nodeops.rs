@@ -16,6 +16,16 @@ use serde::{Deserialize, Serialize};
 /// `KEY=value` pairs passed to scripts (Kadeploy's `KADEPLOY_*` variables), in order.
 pub type ScriptEnv = Vec<(String, String)>;
 
+/// One file system of an fsarchiver image and the device it is restored to (an environment's
+/// `options/partitions` entry).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FsaPart {
+    /// The file system's id inside the archive.
+    pub id: u32,
+    /// The device it is restored to (`/dev/sda2`).
+    pub device: String,
+}
+
 /// One operation run on every node of a set.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "op")]
@@ -90,6 +100,10 @@ pub enum Operation {
         kind: ImageKind,
         /// Where to write it.
         target: WriteTarget,
+        /// The file systems of an fsarchiver image to restore (`id=<id>,dest=<device>` each); empty restores
+        /// id 0 to `target.device`.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        fsa_parts: Vec<FsaPart>,
     },
     /// Check that the environment's kernel and initrd exist under `dir`.
     CheckKernelFiles {

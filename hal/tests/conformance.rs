@@ -143,10 +143,12 @@ fn netboot_subject() -> NetBootSubject {
             BootProfile::LocalDisk {
                 device: "/dev/sda".into(),
                 partition: 3,
+                system: None,
             },
             BootProfile::Custom {
                 name: "rescue".into(),
                 content: "DEFAULT rescue".into(),
+                singularities: None,
             },
         ],
     }

@@ -9,6 +9,7 @@ mod automata;
 mod backend;
 mod cluster;
 mod clusters;
+pub mod connector;
 mod drivers;
 mod error;
 mod files;

@@ -20,4 +20,5 @@ pub use context::{Context, Windows};
 pub use report::{Failure, NodeLog, NodeStatus, Report};
 pub use request::{DeployRequest, PowerOperation, PowerRequest, RebootKind, RebootRequest};
 pub use slot::{BootNewEnvKind, BroadcastEnvKind, MacroKind, SetDeploymentEnvKind, Slot};
+pub use step::{UserPxe, VlanRequest};
 pub use workflow::{deploy, power, reboot};

@@ -387,9 +387,20 @@ impl EnvDesc {
             kernel: self.boot.kernel.clone(),
             initrd: self.boot.initrd.clone(),
             kernel_params: self.boot.kernel_params.clone(),
+            hypervisor: self.boot.hypervisor.clone(),
+            hypervisor_params: self.boot.hypervisor_params.clone(),
             filesystem: self.filesystem.clone(),
             partition_type: self.partition_type,
             multipart: self.multipart,
+            fsa_partitions: self
+                .options
+                .iter()
+                .flat_map(|o| &o.partitions)
+                .map(|p| hal::FsaPart {
+                    id: p.id,
+                    device: p.device.clone(),
+                })
+                .collect(),
             preinstall: self.preinstall.as_ref().map(to_archive),
             postinstalls: self.postinstalls.iter().map(to_archive).collect(),
         }

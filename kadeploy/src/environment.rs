@@ -1,7 +1,7 @@
 //! Deployable environments as the engine sees them (Kadeploy's environment description, spec §8).
 
 use crate::config::Archive;
-use hal::{ImageKind, ImageSpec};
+use hal::{FsaPart, ImageKind, ImageSpec};
 
 /// An environment to deploy.
 #[derive(Clone, Debug, PartialEq)]
@@ -22,12 +22,18 @@ pub struct Environment {
     pub initrd: String,
     /// Extra kernel parameters.
     pub kernel_params: String,
+    /// Hypervisor path inside the environment (xen).
+    pub hypervisor: String,
+    /// Hypervisor parameters (xen).
+    pub hypervisor_params: String,
     /// File system of the deploy partition (`ext4`).
     pub filesystem: String,
     /// Partition type (`0x83` = 131).
     pub partition_type: u32,
     /// The image holds several partitions (fsa).
     pub multipart: bool,
+    /// `options/partitions`: the fsarchiver id of each file system and the device it is restored to.
+    pub fsa_partitions: Vec<FsaPart>,
     /// Environment pre-install archive, if any.
     pub preinstall: Option<Archive>,
     /// User post-install archives (Kadeploy keeps the step when the list is empty).
@@ -52,9 +58,12 @@ impl Environment {
             kernel: "/vmlinuz".into(),
             initrd: "/initrd.img".into(),
             kernel_params: String::new(),
+            hypervisor: String::new(),
+            hypervisor_params: String::new(),
             filesystem: "ext4".into(),
             partition_type: 0x83,
             multipart: false,
+            fsa_partitions: Vec::new(),
             preinstall: None,
             postinstalls: Vec::new(),
         }

@@ -16,6 +16,7 @@ mod engine {
     mod plan;
     mod properties;
     mod reboot_power;
+    mod server_side;
     mod timing;
     mod tracing_spans;
 }

@@ -281,6 +281,7 @@ async fn a_full_deployment_boots_the_deployed_env_and_records_it() {
     let local = BootProfile::LocalDisk {
         device: "/dev/sda".into(),
         partition: 3,
+        system: None,
     };
     c.set_profile(&nodes, &local).await;
     assert!(

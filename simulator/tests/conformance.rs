@@ -136,10 +136,12 @@ async fn simulated_netboot_conforms() {
             BootProfile::LocalDisk {
                 device: "/dev/sda".into(),
                 partition: 3,
+                system: None,
             },
             BootProfile::Custom {
                 name: "rescue".into(),
                 content: "DEFAULT rescue".into(),
+                singularities: None,
             },
         ],
     };

@@ -3,7 +3,10 @@
 //! Each action and level has a shell command template (the cluster's `remoteops/reboot`, `power_on`,
 //! `power_off`, `power_status`), which a node may override (Kadeploy's `command.conf`). `HOSTNAME_FQDN`
 //! and `HOSTNAME_SHORT` are replaced by the node's names, the result runs through `sh -c`: exit 0 means
-//! the command was accepted, otherwise the node fails with the command's stderr.
+//! the command was accepted, otherwise the node fails with the command's stderr. Grouped commands
+//! (`GROUP_FQDN`, `GROUP_SHORT`) are in [`groups`].
+
+mod groups;
 
 use crate::node::{NodeId, NodeInfo};
 use crate::outcome::{ErrorKind, NodeError, Outcome, Outcomes, for_each_node};
@@ -195,6 +198,7 @@ struct Inner {
     nodes: Vec<NodeInfo>,
     cluster: PowerCommands,
     overrides: BTreeMap<String, PowerCommands>,
+    groups: BTreeMap<String, Vec<Vec<String>>>,
     timeout: Duration,
     concurrency: usize,
 }
@@ -208,6 +212,7 @@ impl CommandPower {
                 nodes,
                 cluster,
                 overrides: BTreeMap::new(),
+                groups: BTreeMap::new(),
                 timeout,
                 concurrency: 64,
             }),
@@ -233,6 +238,16 @@ impl CommandPower {
         })
     }
 
+    /// Adds Kadeploy's node groups: by command key (`reboot_hard`), the groups of host names whose
+    /// members share one command (see [`groups`]).
+    pub fn with_groups(self, groups: BTreeMap<String, Vec<Vec<String>>>) -> Self {
+        let mut inner = self.into_inner();
+        inner.groups = groups;
+        CommandPower {
+            inner: Arc::new(inner),
+        }
+    }
+
     /// Runs at most `limit` commands at a time.
     pub fn with_concurrency(self, limit: usize) -> Self {
         let mut inner = self.into_inner();
@@ -247,6 +262,7 @@ impl CommandPower {
             nodes: shared.nodes.clone(),
             cluster: shared.cluster.clone(),
             overrides: shared.overrides.clone(),
+            groups: shared.groups.clone(),
             timeout: shared.timeout,
             concurrency: shared.concurrency,
         })
@@ -303,9 +319,11 @@ impl Inner {
 impl Power for CommandPower {
     async fn power(&self, action: PowerAction, level: PowerLevel, nodes: &[NodeId]) -> Outcomes {
         let what = format!("{}_{}", level.as_str(), action.as_str());
-        self.inner
-            .run_all(nodes, PowerCommands::key(action, level), what, |_| Ok(()))
-            .await
+        let key = PowerCommands::key(action, level);
+        if let Some(groups) = self.inner.groups.get(&key) {
+            return groups::run_grouped(&self.inner, groups, nodes, &key, &what).await;
+        }
+        self.inner.run_all(nodes, key, what, |_| Ok(())).await
     }
 
     async fn status(&self, nodes: &[NodeId]) -> Outcomes<PowerState> {

@@ -1,7 +1,7 @@
 //! The POSIX shell command lines (busybox-compatible) that carry out each [`Operation`] on a node.
 
 use crate::broadcast::{ImageKind, WriteTarget};
-use crate::nodeops::{Operation, ScriptEnv};
+use crate::nodeops::{FsaPart, Operation, ScriptEnv};
 
 /// Quotes `s` for a POSIX shell (single quotes, `'` as `'\''`).
 pub(crate) fn quote(s: &str) -> String {
@@ -139,7 +139,8 @@ pub(crate) fn command(op: &Operation) -> String {
             source,
             kind,
             target,
-        } => write_image(source, *kind, target),
+            fsa_parts,
+        } => write_image(source, *kind, target, fsa_parts),
         Operation::CheckKernelFiles {
             dir,
             kernel,
@@ -169,8 +170,14 @@ pub(crate) fn command(op: &Operation) -> String {
     }
 }
 
-/// Decompresses the image file `source` and writes it the way `kind` says into `target`.
-fn write_image(source: &str, kind: ImageKind, target: &WriteTarget) -> String {
+/// Decompresses the image file `source` and writes it the way `kind` says into `target` (an fsarchiver
+/// image: each of `fsa_parts`, or id 0 to the target device when there is none).
+fn write_image(
+    source: &str,
+    kind: ImageKind,
+    target: &WriteTarget,
+    fsa_parts: &[FsaPart],
+) -> String {
     let head = format!("s={}; ", quote(source));
     match kind {
         ImageKind::Tar => {
@@ -187,10 +194,20 @@ fn write_image(source: &str, kind: ImageKind, target: &WriteTarget) -> String {
                 quote(&target.device)
             ))
         ),
-        ImageKind::Fsa => format!(
-            r#"{head}fsarchiver -j $(grep -c '^processor' /proc/cpuinfo) restfs "$s" id=0,dest={}"#,
-            quote(&target.device)
-        ),
+        ImageKind::Fsa => {
+            let parts: Vec<String> = if fsa_parts.is_empty() {
+                vec![format!("id=0,dest={}", quote(&target.device))]
+            } else {
+                fsa_parts
+                    .iter()
+                    .map(|p| format!("id={},dest={}", p.id, quote(&p.device)))
+                    .collect()
+            };
+            format!(
+                r#"{head}fsarchiver -j $(grep -c '^processor' /proc/cpuinfo) restfs "$s" {}"#,
+                parts.join(" ")
+            )
+        }
     }
 }
 
@@ -255,6 +272,37 @@ mod tests {
         assert!(cmd.contains(r#"kexec -l "$k" --append='root=/dev/sda3 quiet' || exit 1; ("#));
         assert!(!cmd.contains("--initrd"));
         assert!(cmd.ends_with("kexec -e) </dev/null >/dev/null 2>&1 &"));
+    }
+
+    /// A multipart fsarchiver image restores every file system of its map (before, only id 0 was restored,
+    /// to the deploy partition, whatever the environment's `options/partitions` said).
+    #[test]
+    fn fsa_restores_every_mapped_file_system() {
+        let target = WriteTarget {
+            device: "/dev/sda3".into(),
+            extraction_dir: String::new(),
+        };
+        let op = |fsa_parts| Operation::WriteImage {
+            source: "/rambin/_KATMP_img.fsa".into(),
+            kind: ImageKind::Fsa,
+            target: target.clone(),
+            fsa_parts,
+        };
+        assert!(command(&op(Vec::new())).ends_with(r#"restfs "$s" id=0,dest='/dev/sda3'"#));
+        let parts = vec![
+            FsaPart {
+                id: 0,
+                device: "/dev/sda1".into(),
+            },
+            FsaPart {
+                id: 1,
+                device: "/dev/sda2".into(),
+            },
+        ];
+        assert!(
+            command(&op(parts))
+                .ends_with(r#"restfs "$s" id=0,dest='/dev/sda1' id=1,dest='/dev/sda2'"#)
+        );
     }
 
     #[test]

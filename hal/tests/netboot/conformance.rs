@@ -48,10 +48,12 @@ async fn pxe_profile_writer_conforms() {
             BootProfile::LocalDisk {
                 device: "/dev/sda".into(),
                 partition: 3,
+                system: None,
             },
             BootProfile::Custom {
                 name: "rescue".into(),
                 content: "DEFAULT rescue".into(),
+                singularities: None,
             },
         ],
     };

@@ -266,6 +266,7 @@ async fn write_image(lab: &Lab, ops: &SshNodeOps) {
             device: s(&lab.path(device)),
             extraction_dir: s(&lab.path(dir)),
         },
+        fsa_parts: Vec::new(),
     };
     ok(
         &ops.run(&op("_KATMP_image.dd.gz", ImageKind::Dd, "part-gz", ""), &N)

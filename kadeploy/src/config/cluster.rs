@@ -33,6 +33,25 @@ pub struct RemoteOp {
     pub cmd: String,
     /// The `group` file, resolved against the configuration directory.
     pub group: Option<String>,
+    /// The groups the `group` file lists (host names; one comma-separated group per line), read at load.
+    pub groups: Vec<Vec<String>>,
+}
+
+impl RemoteOps {
+    /// Replaces `DEFAULT_CONNECTOR` in every command by `connector`.
+    pub fn with_connector(mut self, connector: &str) -> Self {
+        let lists = [&mut self.reboot, &mut self.power_on, &mut self.power_off];
+        for op in lists.into_iter().flatten() {
+            op.cmd = super::connector::substitute(&op.cmd, connector);
+        }
+        for cmd in [&mut self.power_status, &mut self.console]
+            .into_iter()
+            .flatten()
+        {
+            *cmd = super::connector::substitute(cmd, connector);
+        }
+        self
+    }
 }
 
 /// What a cluster-specific file configures, before it is attached to a cluster of `clusters.conf`.
@@ -50,6 +69,8 @@ pub struct ClusterSpecific {
     pub kexec_repository: String,
     /// `localops/broadcastenv/decompress`.
     pub broadcast_decompress: bool,
+    /// `localops/broadcastenv/cmd`: the command of `BroadcastEnvCustom`.
+    pub broadcast_cmd: Option<String>,
     /// `preinstall/files`.
     pub admin_preinstalls: Vec<Archive>,
     /// `postinstall/files`.
@@ -86,6 +107,7 @@ impl ClusterSpecific {
             timeout_kexec: self.timeout_kexec,
             kexec_repository: self.kexec_repository,
             broadcast_decompress: self.broadcast_decompress,
+            broadcast_cmd: self.broadcast_cmd,
             admin_preinstalls: self.admin_preinstalls,
             admin_postinstalls: self.admin_postinstalls,
             automata: self.automata,
@@ -158,7 +180,7 @@ pub(crate) fn convert(
         deploy_drivers: split_list(&deploy_kernel.drivers),
         supported_fs: split_list(&deploy_kernel.supported_fs),
     };
-    let remoteops = remoteops(&w.remoteops, ctx, dir)?;
+    let remoteops = remoteops(&w.remoteops, ctx, dir, read)?;
     let admin_preinstalls = archives(w.preinstall.as_ref(), "preinstall", ctx, dir)?;
     let admin_postinstalls = archives(w.postinstall.as_ref(), "postinstall", ctx, dir)?;
     let automata = automata::convert(w.automata.as_ref(), ctx, dir)?;
@@ -180,6 +202,12 @@ pub(crate) fn convert(
         timeout_kexec,
         kexec_repository: w.kexec.repository.clone(),
         broadcast_decompress: w.localops.broadcastenv.decompress,
+        broadcast_cmd: w
+            .localops
+            .broadcastenv
+            .cmd
+            .clone()
+            .filter(|c| !c.trim().is_empty()),
         admin_preinstalls,
         admin_postinstalls,
         automata,
@@ -198,13 +226,31 @@ fn split_list(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// `remoteops/*`: levels known and unique per list, commands present.
+/// The groups of a `group` file: one comma-separated list of host names per line (blank lines and `#`
+/// comments skipped).
+fn parse_groups(text: &str) -> Vec<Vec<String>> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            l.split(',')
+                .map(str::trim)
+                .filter(|h| !h.is_empty())
+                .map(String::from)
+                .collect::<Vec<_>>()
+        })
+        .filter(|g| !g.is_empty())
+        .collect()
+}
+
+/// `remoteops/*`: levels known and unique per list, commands present, group files read with `read`.
 fn remoteops(
     w: &wire::RemoteOpsSection,
     ctx: Ctx<'_>,
     dir: &Path,
+    read: ReadFile<'_>,
 ) -> Result<RemoteOps, ConfigError> {
-    let levels = |ops: &[wire::Operation], list: &str| -> Result<Vec<RemoteOp>, ConfigError> {
+    let mut levels = |ops: &[wire::Operation], list: &str| -> Result<Vec<RemoteOp>, ConfigError> {
         let mut out: Vec<RemoteOp> = Vec::new();
         for (i, op) in ops.iter().enumerate() {
             let key = format!("remoteops/{list}[{i}]/name");
@@ -225,13 +271,21 @@ fn remoteops(
             if out.iter().any(|op| op.name == level) {
                 return Err(ctx.invalid(key, format!("level `{name}` is given twice")));
             }
+            let group = op.group.as_deref().map(|group| resolve(dir, group));
+            let groups = match &group {
+                None => Vec::new(),
+                Some(path) => parse_groups(&read(path).map_err(|source| ConfigError::File {
+                    file: ctx.file.into(),
+                    key: format!("remoteops/{list}[{i}]/group"),
+                    path: path.clone(),
+                    source,
+                })?),
+            };
             out.push(RemoteOp {
                 name: level,
                 cmd: ctx.required(op.cmd.clone(), &format!("remoteops/{list}[{i}]/cmd"))?,
-                group: op
-                    .group
-                    .as_deref()
-                    .map(|group| resolve(dir, group).display().to_string()),
+                group: group.map(|path| path.display().to_string()),
+                groups,
             });
         }
         out.sort_by_key(|op| op.name);

@@ -3,6 +3,7 @@
 
 use super::cluster::{self, ClusterSpecific, RemoteOps};
 use super::clusters::{self, ClusterEntry};
+use super::connector;
 use super::drivers::{self, SshKeys};
 use super::error::{ConfigError, Ctx};
 use super::files::{ReadFile, resolve};
@@ -28,9 +29,10 @@ pub struct Loaded {
     pub config: Config,
     /// Warnings, e.g. `Unused field foo in server.conf`, in file order.
     pub warnings: Vec<String>,
-    /// `command.conf`: per-node command overrides, by host name then command key (`reboot_soft`...).
+    /// `command.conf`: per-node command overrides, by host name then command key (`reboot_soft`...), with
+    /// `DEFAULT_CONNECTOR` replaced.
     pub commands: Commands,
-    /// `remoteops` of each cluster, by cluster name.
+    /// `remoteops` of each cluster, by cluster name (`DEFAULT_CONNECTOR` replaced, group files read).
     pub remoteops: BTreeMap<String, RemoteOps>,
     /// `server.conf` for the server's own settings and the backend keys.
     pub server_conf: ServerConf,
@@ -164,9 +166,13 @@ pub fn load_dir(dir: &Path) -> Result<Loaded, ConfigError> {
     let ctx = Ctx { file: &server_name };
     let (w, server_warnings) = parse_yaml::<wire::ServerFile>(&text, &server_name)?;
     warnings.extend(server_warnings);
-    let server = server::convert(&w, ctx)?;
+    let mut server = server::convert(&w, ctx)?;
     let pxe = drivers::pxe(&w, ctx, dir)?;
     let ssh = drivers::ssh(&w, dir);
+    let default_connector =
+        connector::expand(&w.external.default_connector, Some(&ssh.private_key));
+    server.taktuk_connector =
+        connector::substitute(&w.external.taktuk.connector, &default_connector);
     let server_conf = server_conf::convert(w, ctx, dir, &mut |p: &Path| fs::read(p))?;
     let (clusters_path, text) = read_first(dir, &["clusters.conf", "clusters.yml"])?
         .ok_or_else(|| not_found(dir, "clusters.conf"))?;
@@ -182,7 +188,7 @@ pub fn load_dir(dir: &Path) -> Result<Loaded, ConfigError> {
         warnings.extend(specific.warnings);
         let headers = specific.value.pxe_headers.clone();
         let (config, ops) = specific.value.into_cluster(entry);
-        remoteops.insert(config.name.clone(), ops);
+        remoteops.insert(config.name.clone(), ops.with_connector(&default_connector));
         pxe_headers.insert(config.name.clone(), headers);
         clusters.push(config);
     }
@@ -195,6 +201,12 @@ pub fn load_dir(dir: &Path) -> Result<Loaded, ConfigError> {
         let parsed = parse_commands(&text, &file_name(&path), &nodes)?;
         warnings.extend(parsed.warnings);
         commands = parsed.value;
+        for cmd in commands
+            .values_mut()
+            .flat_map(|entries| entries.values_mut())
+        {
+            *cmd = connector::substitute(cmd, &default_connector);
+        }
     }
     let simulation = read_optional(&dir.join(SIMULATION_FILE))?;
     Ok(Loaded {

@@ -1,7 +1,8 @@
 //! `server.conf`: validation of the wire struct and conversion to [`ServerConfig`].
 
+use super::connector;
 use super::error::{ConfigError, Ctx};
-use super::types::ServerConfig;
+use super::types::{ServerConfig, VlanConfig};
 use super::wire;
 use std::collections::BTreeMap;
 
@@ -67,6 +68,11 @@ pub(crate) fn convert(w: &wire::ServerFile, ctx: Ctx<'_>) -> Result<ServerConfig
         mkfs_args.insert(fstype, args);
     }
     let localboot_method = w.pxe.localboot.as_ref().unwrap_or(dhcp).method.clone();
+    let vlan = &w.network.vlan;
+    let vlan = (!vlan.set_cmd.trim().is_empty()).then(|| VlanConfig {
+        hostname_suffix: vlan.hostname_suffix.clone(),
+        set_cmd: vlan.set_cmd.clone(),
+    });
     Ok(ServerConfig {
         ssh_port: w.network.ports.ssh,
         test_deploy_env_port: w.network.ports.test_deploy_env,
@@ -79,6 +85,11 @@ pub(crate) fn convert(w: &wire::ServerFile, ctx: Ctx<'_>) -> Result<ServerConfig
         tar_options: w.external.tar.clone(),
         verbosity: w.verbosity.clients,
         localboot_method,
+        taktuk_connector: connector::substitute(
+            &w.external.taktuk.connector,
+            &w.external.default_connector,
+        ),
+        vlan,
     })
 }
 

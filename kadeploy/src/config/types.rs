@@ -43,6 +43,49 @@ pub struct ServerConfig {
     pub verbosity: u8,
     /// Method of `pxe/localboot` (`PXElinux`, `GPXElinux`, `IPXE`, `GrubPXE`).
     pub localboot_method: String,
+    /// `external/taktuk/connector` with `DEFAULT_CONNECTOR` replaced: `TAKTUK_CONNECTOR` of the custom
+    /// broadcast command.
+    pub taktuk_connector: String,
+    /// `network/vlan/*`: `None` when `set_cmd` is empty (VLAN management disabled); an empty
+    /// `hostname_suffix` names the nodes in a VLAN by their own names, as Kadeploy 3.3's formula does.
+    pub vlan: Option<VlanConfig>,
+}
+
+/// `network/vlan/*`: how nodes are moved between VLANs (Kadeploy's `set_vlan`, KaVLAN on Grid'5000).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VlanConfig {
+    /// `hostname_suffix`, e.g. `-kavlan-VLAN_ID`: a node's name in VLAN `id` is its short name, this suffix
+    /// with `VLAN_ID` replaced by `id`, then its domain.
+    pub hostname_suffix: String,
+    /// `set_cmd`, e.g. `kavlan NODES -s -i VLAN_ID -u USER`, run on the server.
+    pub set_cmd: String,
+}
+
+impl VlanConfig {
+    /// The name of `host` (a fully qualified name) in VLAN `id`: `<short><suffix>.<domain>`.
+    pub fn host_in_vlan(&self, host: &str, id: &str) -> String {
+        let suffix = self.hostname_suffix.replace("VLAN_ID", id);
+        match host.split_once('.') {
+            Some((short, domain)) => format!("{short}{suffix}.{domain}"),
+            None => format!("{host}{suffix}"),
+        }
+    }
+
+    /// The `set_cmd` moving `hosts` into VLAN `id` for `user` (`NODES` = ` -m h1 -m h2…`); a user name that
+    /// is not a plain word is single-quoted (it comes from the client's authentication).
+    pub fn command(&self, hosts: &[&str], id: &str, user: &str) -> String {
+        let nodes: String = hosts.iter().map(|h| format!(" -m {h}")).collect();
+        let plain = |c: char| c.is_ascii_alphanumeric() || "._-".contains(c);
+        let user = if !user.is_empty() && user.chars().all(plain) {
+            user.to_string()
+        } else {
+            format!("'{}'", user.replace('\'', r"'\''"))
+        };
+        self.set_cmd
+            .replace("NODES", &nodes)
+            .replace("VLAN_ID", id)
+            .replace("USER", &user)
+    }
 }
 
 /// One cluster: its nodes and its cluster-specific file.
@@ -66,6 +109,9 @@ pub struct ClusterConfig {
     pub kexec_repository: String,
     /// `localops/broadcastenv/decompress` (true); false adds `decompress_environment`.
     pub broadcast_decompress: bool,
+    /// `localops/broadcastenv/cmd`: the server-side command of `BroadcastEnvCustom` (`ENVFILE`, `NODEFILE`,
+    /// `TAKTUK_CONNECTOR`, `DECOMPRESS` substituted).
+    pub broadcast_cmd: Option<String>,
     /// `preinstall/files`.
     pub admin_preinstalls: Vec<Archive>,
     /// `postinstall/files`.

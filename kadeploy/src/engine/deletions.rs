@@ -63,6 +63,9 @@ impl Deletions {
         if env.multipart {
             all.extend(["format_tmp_part", "format_swap_part"]);
         }
+        if req.vlan.is_none() {
+            all.insert("set_vlan");
+        }
         if req.ssh_key.is_none() {
             all.extend(["send_key_in_deploy_env", "send_key"]);
         }

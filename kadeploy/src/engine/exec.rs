@@ -5,6 +5,7 @@ pub mod action;
 pub mod disk;
 pub mod install;
 pub mod kexec;
+pub mod local;
 pub mod ops;
 pub mod power;
 pub mod translate;
@@ -61,6 +62,8 @@ pub async fn run(ctx: &Context, action: Action, nodes: &[NodeId]) -> Outcomes {
             target,
             strategy,
         } => ops::broadcast(ctx, &image, &target, strategy, nodes).await,
+        Action::SetVlan { id, user } => local::set_vlan(ctx, &id, &user, nodes).await,
+        Action::CustomBroadcast(b) => local::custom_broadcast(ctx, &b, nodes).await,
         Action::Custom { action, env } => match super::custom::operation(&action, env) {
             Ok(operation) => ops::run(ctx, operation, nodes).await,
             Err(e) => ops::refuse(nodes, e),

@@ -4,7 +4,7 @@
 mod implementations;
 mod tasks;
 
-pub use implementations::micro_step_names;
+pub use implementations::{broadcast_strategy, micro_step_names};
 
 use super::deletions::Deletions;
 use super::manager::{Slots, Task};
@@ -59,7 +59,7 @@ pub fn deploy(
         for inst in &instances {
             let name = format!("{slot}{}", inst.kind);
             let steps: Vec<Step> = implementations::steps(slot, inst.kind, req.broadcast_strategy)
-                .ok_or_else(|| unsupported(&name))?
+                .unwrap_or_else(|| vec![Step::Unsupported(inst.kind)])
                 .into_iter()
                 .filter(|s| !rules.deletes(slot, s.name()))
                 .collect();
@@ -131,6 +131,7 @@ fn deploy_job(cluster: &ClusterConfig, req: &DeployRequest) -> Result<Arc<Job>, 
         timeout_reboot: req.timeout_reboot_classical.clone(),
         timeout_kexec: req.timeout_reboot_kexec.clone(),
         pxe_profile: req.pxe_profile.clone(),
+        vlan: req.vlan.clone(),
         broadcast_to_file,
     }))
 }
@@ -225,13 +226,14 @@ pub fn reboot(cluster: &ClusterConfig, req: &RebootRequest) -> Result<Plan, Requ
         deploy_partition: Some(cluster.partitioning.deploy),
         timeout_reboot: req.timeout_reboot_classical.clone(),
         pxe_profile: req.pxe_profile.clone(),
+        vlan: req.vlan.clone(),
         ..Job::default()
     });
     let user = Step::WaitReboot {
         kexec: false,
         target: BootTarget::User,
     };
-    let steps = match req.kind {
+    let mut steps = match req.kind {
         RebootKind::Simple => vec![Step::Reboot(req.level), user],
         RebootKind::SetPxe => vec![
             Step::SwitchPxe(PxeSwitch::SetPxe),
@@ -260,6 +262,13 @@ pub fn reboot(cluster: &ClusterConfig, req: &RebootRequest) -> Result<Plan, Requ
             ]
         }
     };
+    if req.vlan.is_some()
+        && let Some(wait) = steps
+            .iter()
+            .position(|s| matches!(s, Step::WaitReboot { .. }))
+    {
+        steps.insert(wait, Step::SetVlan { default: false });
+    }
     let used = [(
         req.kind.step_name().to_string(),
         steps.iter().map(Step::name).collect(),
@@ -304,11 +313,4 @@ pub fn power(req: &PowerRequest) -> Plan {
         slots: vec![vec![task]],
         notices: Vec::new(),
     }
-}
-
-fn unsupported(name: &str) -> RequestError {
-    RequestError::new(
-        ApiError::InvalidOption,
-        format!("The macro-step {name} is not supported by this deployer"),
-    )
 }

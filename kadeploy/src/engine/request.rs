@@ -1,5 +1,6 @@
 //! What a client asks for: a deployment, a reboot or a power operation, already resolved to typed values.
 
+use super::step::{UserPxe, VlanRequest};
 use crate::config::Automata;
 use crate::environment::Environment;
 use crate::expr::Expr;
@@ -39,7 +40,9 @@ pub struct DeployRequest {
     /// Use this broadcast strategy in every BroadcastEnv instance (simulator and benchmarks).
     pub broadcast_strategy: Option<Strategy>,
     /// `-w`: a PXE profile to boot after the deployment instead of the local disk.
-    pub pxe_profile: Option<String>,
+    pub pxe_profile: Option<UserPxe>,
+    /// `--vlan`: the VLAN to put the nodes in.
+    pub vlan: Option<VlanRequest>,
     /// `--custom-steps`: custom operations by macro-step and micro-step.
     pub custom_operations: super::custom::CustomOps,
 }
@@ -64,6 +67,7 @@ impl DeployRequest {
             breakpoint: None,
             broadcast_strategy: None,
             pxe_profile: None,
+            vlan: None,
             custom_operations: Default::default(),
         }
     }
@@ -114,7 +118,9 @@ pub struct RebootRequest {
     /// Public keys to install in the deploy environment (`-k`, with `deploy_env`).
     pub ssh_key: Option<String>,
     /// The PXE profile for `set_pxe`.
-    pub pxe_profile: Option<String>,
+    pub pxe_profile: Option<UserPxe>,
+    /// `--vlan`: the VLAN to put the nodes in.
+    pub vlan: Option<VlanRequest>,
     /// `--reboot-classical-timeout`.
     pub timeout_reboot_classical: Option<Expr>,
     /// `--breakpoint`.

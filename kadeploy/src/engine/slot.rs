@@ -144,7 +144,7 @@ slot_kinds! {
         Kascade,
         /// BitTorrent (not supported by this deployer).
         Bittorrent,
-        /// An admin command (not supported by this deployer).
+        /// The cluster's `localops/broadcastenv/cmd`, run on the server.
         Custom,
         /// Do nothing.
         Dummy,

@@ -1,9 +1,11 @@
 //! Micro-steps as typed values (Kadeploy's `ms_<name>` methods with their arguments), and the data of
 //! the job they act for.
 
+use super::slot::{MacroKind, Slot};
 use crate::environment::Environment;
 use crate::expr::Expr;
 use hal::{PowerAction, PowerLevel, Strategy};
+use std::collections::BTreeMap;
 
 /// Which boot profile `switch_pxe` writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,6 +65,17 @@ pub enum Step {
     KexecDeployedEnv,
     /// `send_environment(strategy)`.
     SendEnvironment(Strategy),
+    /// `send_environment(:custom)`: the cluster's `localops/broadcastenv/cmd`, run on the server.
+    SendEnvironmentCustom,
+    /// `set_vlan`: the server's `network/vlan/set_cmd`, moving the nodes to the job's VLAN, or back to the
+    /// default one (`DEFAULT`) when `default`.
+    SetVlan {
+        /// To the default VLAN (SetDeploymentEnv), not the job's.
+        default: bool,
+    },
+    /// A macro-step implementation this deployer does not have: its nodes fail with a clear error (and go
+    /// on to the next implementation of the slot, if any).
+    Unsupported(MacroKind),
     /// `decompress_environment`.
     DecompressEnvironment,
     /// `manage_admin_pre_install`.
@@ -108,7 +121,12 @@ impl Step {
             Step::SendDeploymentKernel => "send_deployment_kernel",
             Step::Sync => "sync",
             Step::KexecDeployKernel | Step::KexecDeployedEnv => "kexec",
-            Step::SendEnvironment(_) => "send_environment",
+            Step::SendEnvironment(_) | Step::SendEnvironmentCustom => "send_environment",
+            Step::SetVlan { .. } => "set_vlan",
+            Step::Unsupported(kind) => match kind.slot() {
+                Slot::BroadcastEnv => "send_environment",
+                Slot::SetDeploymentEnv | Slot::BootNewEnv => "switch_pxe",
+            },
             Step::DecompressEnvironment => "decompress_environment",
             Step::ManageAdminPreInstall => "manage_admin_pre_install",
             Step::ManageAdminPostInstall => "manage_admin_post_install",
@@ -145,10 +163,33 @@ pub struct Job {
     /// Override of the kexec timeout.
     pub timeout_kexec: Option<Expr>,
     /// A user PXE profile.
-    pub pxe_profile: Option<String>,
+    pub pxe_profile: Option<UserPxe>,
+    /// The VLAN the nodes are moved to (`--vlan`), with who asks.
+    pub vlan: Option<VlanRequest>,
     /// The workflow moves nodes to the deployment environment and keeps data written by the broadcast
     /// in a temporary file (`decompress_environment` kept).
     pub broadcast_to_file: bool,
+}
+
+/// A user's PXE profile (a request's `pxe`), written as is after Kadeploy's substitutions.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct UserPxe {
+    /// `pxe/profile`: the profile text.
+    pub profile: String,
+    /// The login of the user: `FILES_PREFIX` becomes `<userfiles>/pxe-<user>`, where the files the user
+    /// uploaded are.
+    pub user: String,
+    /// `pxe/singularities`: `NODE_SINGULARITY` by host name; `None` when the request has none.
+    pub singularities: Option<BTreeMap<String, String>>,
+}
+
+/// `--vlan`: the VLAN to put the nodes in.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VlanRequest {
+    /// The VLAN id (`VLAN_ID` of `set_cmd`).
+    pub id: String,
+    /// The login of the user (`USER` of `set_cmd`).
+    pub user: String,
 }
 
 impl Job {

@@ -90,7 +90,14 @@ async fn success_untrusted_kascade_kexec_runs_kadeploys_micro_steps_in_order() {
         profile.op,
         Op::Profile(BootProfile::LocalDisk {
             device: "/dev/sda".into(),
-            partition: 3
+            partition: 3,
+            system: Some(hal::LocalSystem {
+                os: "linux".into(),
+                kernel: "/vmlinuz".into(),
+                initrd: "/initrd.img".into(),
+                params: "console=ttyS0".into(),
+                ..Default::default()
+            }),
         })
     );
     let log = &run.report().logs[0];

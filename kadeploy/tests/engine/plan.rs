@@ -321,13 +321,13 @@ async fn whole_disk_deployment_needs_a_dd_image_and_a_boot_partition_and_boots_i
         .calls_to("set_profile:local_disk")
         .next()
         .expect("a local boot");
-    assert_eq!(
-        profile.op,
-        Op::Profile(BootProfile::LocalDisk {
-            device: "/dev/sda".into(),
-            partition: 2
-        })
-    );
+    let Op::Profile(BootProfile::LocalDisk {
+        device, partition, ..
+    }) = &profile.op
+    else {
+        panic!("{:?}", profile.op)
+    };
+    assert_eq!((device.as_str(), *partition), ("/dev/sda", 2));
 }
 
 #[tokio::test(start_paused = true)]
@@ -364,6 +364,13 @@ async fn bad_automata_are_refused_with_error_4_and_never_panic() {
         .run_deploy()
         .await;
     assert_eq!(run.error().kind.code(), 4);
+}
+
+/// A broadcast this deployer lacks fails only the nodes that reach it, with a clear error, and a fallback
+/// after it still deploys them (before, listing `Bittorrent` or `Custom` anywhere in a cluster's automata
+/// refused every deployment on that cluster with error 4, before any node was touched).
+#[tokio::test(start_paused = true)]
+async fn a_missing_strategy_fails_only_the_nodes_that_reach_it() {
     let run = Scenario::new(2)
         .automata(
             [inst(SetEnv::Untrusted)],
@@ -372,8 +379,28 @@ async fn bad_automata_are_refused_with_error_4_and_never_panic() {
         )
         .run_deploy()
         .await;
-    assert_eq!(run.error().kind.code(), 4);
-    assert_eq!(run.calls().count(), 0);
+    assert_eq!(run.ko(), [1, 2]);
+    let failure = run.failure(1);
+    assert_eq!(
+        (&*failure.macro_step, failure.error.as_str()),
+        (
+            "BroadcastEnvBittorrent",
+            "BroadcastEnvBittorrent is not supported by this deployer"
+        )
+    );
+    assert!(
+        has_step(&run, "create_partition_table"),
+        "the nodes got there"
+    );
+    let run = Scenario::new(2)
+        .automata(
+            [inst(SetEnv::Untrusted)],
+            [inst(Broadcast::Bittorrent), inst(Broadcast::Kascade)],
+            [inst(Boot::Kexec)],
+        )
+        .run_deploy()
+        .await;
+    assert_eq!(run.ok(), [1, 2], "the fallback deploys them");
 }
 
 fn exec(name: &str) -> kadeploy::engine::custom::CustomOp {

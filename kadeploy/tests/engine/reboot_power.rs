@@ -4,7 +4,7 @@ use super::fake::{Env, Op};
 use super::run::close;
 use super::scenario::{Scenario, id};
 use hal::{BootProfile, ErrorKind, Operation, PowerLevel};
-use kadeploy::engine::{PowerOperation, RebootKind};
+use kadeploy::engine::{PowerOperation, RebootKind, UserPxe};
 use kadeploy::expr::Expr;
 
 #[tokio::test(start_paused = true)]
@@ -85,7 +85,11 @@ async fn reboot_set_pxe_writes_the_users_profile_and_needs_one() {
 
     let run = Scenario::new(2)
         .run_reboot(RebootKind::SetPxe, |r| {
-            r.pxe_profile = Some("LABEL x".into())
+            r.pxe_profile = Some(UserPxe {
+                profile: "LABEL x".into(),
+                user: "alice".into(),
+                singularities: None,
+            })
         })
         .await;
     assert_eq!(run.ok(), [1, 2]);
@@ -93,8 +97,9 @@ async fn reboot_set_pxe_writes_the_users_profile_and_needs_one() {
     assert_eq!(
         profile.op,
         Op::Profile(BootProfile::Custom {
-            name: "user".into(),
-            content: "LABEL x".into()
+            name: "alice".into(),
+            content: "LABEL x".into(),
+            singularities: None,
         })
     );
     assert_eq!(run.trace(2), ["set_profile:custom", "reboot:soft"]);
@@ -112,7 +117,8 @@ async fn reboot_recorded_env_boots_the_deploy_partition() {
         profile.op,
         Op::Profile(BootProfile::LocalDisk {
             device: "/dev/sda".into(),
-            partition: 3
+            partition: 3,
+            system: None,
         })
     );
     assert_eq!(run.fake.env(id(2)), Some(Env::User));

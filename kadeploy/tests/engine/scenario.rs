@@ -104,6 +104,8 @@ pub fn server_config() -> ServerConfig {
         tar_options: String::new(),
         verbosity: 3,
         localboot_method: "PXElinux".into(),
+        taktuk_connector: "ssh".into(),
+        vlan: None,
     }
 }
 
@@ -144,6 +146,7 @@ pub fn cluster_config(count: usize) -> ClusterConfig {
         timeout_kexec: Expr::constant(60.0),
         kexec_repository: "/dev/shm/kexec_repository".into(),
         broadcast_decompress: true,
+        broadcast_cmd: None,
         admin_preinstalls: Vec::new(),
         admin_postinstalls: Vec::new(),
         automata: Automata {
@@ -334,6 +337,7 @@ impl Scenario {
             level: PowerLevel::Soft,
             ssh_key: None,
             pxe_profile: None,
+            vlan: None,
             timeout_reboot_classical: None,
             breakpoint: None,
             custom_operations: Default::default(),

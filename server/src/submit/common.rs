@@ -11,11 +11,13 @@ use crate::steps;
 use crate::store::Store;
 use crate::workflow::Kind;
 use hal::PowerLevel;
-use kadeploy::config::ClusterConfig;
+use kadeploy::config::{ClusterConfig, VlanConfig};
 use kadeploy::engine::custom::CustomOps;
+use kadeploy::engine::{UserPxe, VlanRequest};
 use kadeploy::error::{ApiError, RequestError};
 use kadeploy::expr::Expr;
 use serde_json::Value;
+use std::collections::BTreeMap;
 
 pub(super) fn err(kind: ApiError, msg: impl Into<String>) -> RequestError {
     RequestError::new(kind, msg)
@@ -32,6 +34,8 @@ pub struct Context<'a> {
     pub almighty: &'a [String],
     /// The database (environments, node states).
     pub store: &'a Store,
+    /// `network/vlan/*`, when VLAN management is configured.
+    pub vlan: Option<&'a VlanConfig>,
 }
 
 impl<'a> Context<'a> {
@@ -42,6 +46,7 @@ impl<'a> Context<'a> {
             verbosity: app.settings.verbosity,
             almighty: &app.settings.almighty,
             store: &app.store,
+            vlan: app.server.vlan.as_ref(),
         }
     }
 }
@@ -63,6 +68,8 @@ pub struct Common {
     pub force: bool,
     /// `dry_run`: everything is checked, nothing runs.
     pub dry_run: bool,
+    /// `vlan`: the VLAN to put the nodes in (checked: configured, plain, each node's name in it resolves).
+    pub vlan: Option<String>,
     /// Whom the files are fetched for.
     pub requester: Requester,
 }
@@ -72,6 +79,7 @@ pub struct Common {
 pub struct Head {
     nodes: Vec<String>,
     verbose: u8,
+    vlan: Option<String>,
     custom_operations: CustomOps,
 }
 
@@ -89,12 +97,10 @@ impl Head {
                     "Parameter 'verbose_level': must have a value in (0..5)",
                 )
             })?;
-        if p.has("vlan") {
-            return Err(err(
-                ApiError::InvalidVlan,
-                "no VLAN is configured on this server",
-            ));
-        }
+        let vlan = match kind {
+            Kind::Deploy | Kind::Reboot => vlan(ctx, p, &nodes)?,
+            Kind::Power => None,
+        };
         let mut custom_operations = CustomOps::new();
         if p.has("custom_operations") {
             let ops = p
@@ -108,6 +114,7 @@ impl Head {
         Ok(Head {
             nodes,
             verbose,
+            vlan,
             custom_operations,
         })
     }
@@ -122,12 +129,54 @@ impl Head {
             debug: p.toggle("debug"),
             force: p.toggle("force"),
             dry_run: p.toggle("dry_run"),
+            vlan: self.vlan,
             requester: Requester {
                 user: caller.user.clone(),
                 client: p.string("client"),
             },
         })
     }
+}
+
+/// `vlan` (Kadeploy's `work_prepare`): error 9 when VLAN management is not configured, when the id is not
+/// a plain word (it goes into `set_cmd`'s shell command line), or when a node's name in the VLAN
+/// (`<short><hostname_suffix>.<domain>`, `VLAN_ID` replaced) does not resolve.
+fn vlan(ctx: &Context<'_>, p: &Params, nodes: &[String]) -> Result<Option<String>, RequestError> {
+    use std::net::ToSocketAddrs;
+    let Some(id) = p.string("vlan")? else {
+        return Ok(None);
+    };
+    let Some(config) = ctx.vlan else {
+        return Err(err(
+            ApiError::InvalidVlan,
+            "VLAN management is disabled (network/vlan is not configured)",
+        ));
+    };
+    let plain = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    if id.is_empty() || id.len() > 64 || !id.chars().all(plain) {
+        return Err(err(
+            ApiError::InvalidVlan,
+            format!("Invalid VLAN id {id:?}"),
+        ));
+    }
+    for host in nodes {
+        let name = config.host_in_vlan(host, &id);
+        let resolves = (name.as_str(), 0)
+            .to_socket_addrs()
+            .is_ok_and(|mut addresses| addresses.next().is_some());
+        if !resolves {
+            return Err(err(ApiError::InvalidVlan, format!("Cannot resolv {name}")));
+        }
+    }
+    Ok(Some(id))
+}
+
+/// The engine's VLAN of a submission's `vlan`, asked by `user`.
+pub fn vlan_request(vlan: &Option<String>, user: &str) -> Option<VlanRequest> {
+    vlan.as_ref().map(|id| VlanRequest {
+        id: id.clone(),
+        user: user.to_string(),
+    })
 }
 
 /// `breakpoint`: `Macro` or `Macro:micro`, words of letters, digits and `_`.
@@ -150,11 +199,14 @@ fn breakpoint(p: &Params) -> Result<Option<String>, RequestError> {
     Ok(b)
 }
 
-/// `pxe`: the profile (`pxe/profile`) and the files to install (`pxe/files`).
+/// `pxe`: the profile (`pxe/profile`), the values of `NODE_SINGULARITY` (`pxe/singularities`) and the files
+/// to install (`pxe/files`).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Pxe {
     /// `pxe/profile`.
     pub profile: Option<String>,
+    /// `pxe/singularities`: node name → value.
+    pub singularities: Option<BTreeMap<String, String>>,
     /// `pxe/files`, `None` for an entry that is not a string: refused when the files are fetched, after
     /// the rights check, as Kadeploy does.
     pub files: Vec<Option<String>>,
@@ -173,7 +225,47 @@ impl Pxe {
             .and_then(Value::as_array)
             .map(|files| files.iter().map(|f| f.as_str().map(String::from)).collect())
             .unwrap_or_default();
-        Ok(Pxe { profile, files })
+        let singularities = match pxe.and_then(|x| x.get("singularities")) {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(map)) => Some(
+                map.iter()
+                    .map(|(node, value)| Ok((node.clone(), singularity(value)?)))
+                    .collect::<Result<_, RequestError>>()?,
+            ),
+            Some(_) => {
+                return Err(err(
+                    ApiError::InvalidOption,
+                    "Parameter 'pxe/singularities': should be a Hash",
+                ));
+            }
+        };
+        Ok(Pxe {
+            profile,
+            singularities,
+            files,
+        })
+    }
+
+    /// The engine's user profile, for `user`, when a profile is given.
+    pub fn for_engine(&self, user: &str) -> Option<UserPxe> {
+        self.profile.as_ref().map(|profile| UserPxe {
+            profile: profile.clone(),
+            user: user.to_string(),
+            singularities: self.singularities.clone(),
+        })
+    }
+}
+
+/// One value of `pxe/singularities`: a string, or a number or boolean as text.
+fn singularity(value: &Value) -> Result<String, RequestError> {
+    match value {
+        Value::String(s) => Ok(s.clone()),
+        Value::Number(_) | Value::Bool(_) => Ok(value.to_string()),
+        Value::Null => Ok(String::new()),
+        _ => Err(err(
+            ApiError::InvalidOption,
+            "Parameter 'pxe/singularities': the values should be Strings",
+        )),
     }
 }
 

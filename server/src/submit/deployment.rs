@@ -151,7 +151,9 @@ impl Deployment {
         d.breakpoint = self.common.breakpoint.clone();
         d.automata = self.automata.clone();
         d.ssh_key = files.ssh_key.clone();
-        d.pxe_profile = self.pxe.profile.clone();
+        let user = &self.common.requester.user;
+        d.pxe_profile = self.pxe.for_engine(user);
+        d.vlan = super::common::vlan_request(&self.common.vlan, user);
         d.custom_operations = files.custom_operations.clone();
         d
     }

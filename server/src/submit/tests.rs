@@ -8,7 +8,7 @@ use crate::nodeset::NodeIndex;
 use crate::params::Params;
 use crate::store::Store;
 use hal::PowerLevel;
-use kadeploy::config::load_dir;
+use kadeploy::config::{VlanConfig, load_dir};
 use kadeploy::engine::custom::CustomAction;
 use kadeploy::engine::{PowerOperation, RebootKind};
 use serde_json::json;
@@ -72,6 +72,7 @@ impl Fixture {
             verbosity: 3,
             almighty: &self.almighty,
             store: &self.store,
+            vlan: None,
         }
     }
 }
@@ -157,6 +158,7 @@ fn a_deployment_is_read_once_into_its_fields() {
         d.pxe,
         Pxe {
             profile: Some("p".into()),
+            singularities: None,
             files: vec![Some("server:///f".into()), None]
         }
     );
@@ -199,7 +201,10 @@ fn deployment_errors_come_in_kadeploys_order() {
         ),
         (
             json!({"nodes": "a-1", "vlan": "1", "custom_operations": 3}),
-            (9, "no VLAN is configured on this server"),
+            (
+                9,
+                "VLAN management is disabled (network/vlan is not configured)",
+            ),
         ),
         (
             json!({"nodes": "a-1", "custom_operations": 3, "environment": 3}),
@@ -430,5 +435,57 @@ fn each_part_takes_its_own_clusters_values() {
         recorded.ok_state(b.config),
         "prod_env",
         "partition 4 is the second cluster's production partition"
+    );
+}
+
+/// `vlan` is read as Kadeploy 3.3 does (before, every `vlan` was refused with error 9): configured
+/// VLAN management, a plain id (it goes into `set_cmd`'s command line: `5;reboot` is refused before any
+/// command runs), each node's name in the VLAN resolving; and `pxe/singularities` is read.
+#[test]
+fn vlans_and_singularities_are_read_as_kadeploy_does() {
+    let f = Fixture::new();
+    let vlan = VlanConfig {
+        hostname_suffix: "-kavlan-VLAN_ID".into(),
+        set_cmd: "kavlan NODES -s -i VLAN_ID -u USER".into(),
+    };
+    let ctx = Context {
+        vlan: Some(&vlan),
+        ..f.ctx()
+    };
+    let parse = |v: serde_json::Value| Reboot::parse(&ctx, &caller("root"), &params(v));
+    assert_eq!(
+        refusal(parse(
+            json!({"nodes": "a-1", "kind": "simple", "vlan": "3"})
+        )),
+        (9, "Cannot resolv a-1-kavlan-3.x".into())
+    );
+    for evil in ["5;reboot", "5 6", "$(id)"] {
+        assert_eq!(
+            refusal(parse(
+                json!({"nodes": "a-1", "kind": "simple", "vlan": evil})
+            )),
+            (9, format!("Invalid VLAN id {evil:?}"))
+        );
+    }
+    let r = reboot(
+        &f,
+        json!({"nodes": "a-1", "kind": "set_pxe",
+            "pxe": {"profile": "p", "singularities": {"a-1.x": "7", "a-2": 8}}}),
+    )
+    .expect("a valid reboot");
+    let expected: std::collections::BTreeMap<String, String> = [
+        ("a-1.x".to_string(), "7".to_string()),
+        ("a-2".to_string(), "8".to_string()),
+    ]
+    .into();
+    assert_eq!(r.pxe.singularities, Some(expected));
+    let engine = r.pxe.for_engine("alice").expect("a profile");
+    assert_eq!(engine.user, "alice");
+    assert_eq!(
+        refusal(reboot(
+            &f,
+            json!({"nodes": "a-1", "kind": "set_pxe", "pxe": {"profile": "p", "singularities": [1]}})
+        )),
+        (4, "Parameter 'pxe/singularities': should be a Hash".into())
     );
 }

@@ -1,7 +1,7 @@
 //! The `site` backend's power: the cluster's `remoteops` command templates with `command.conf`'s per-node
-//! overrides, SSH for soft reboots when the cluster has no soft command, and, with `backend/ipmi` or
-//! `backend/redfish`, native IPMI-over-LAN or Redfish for the hard level and the status; with
-//! `backend/pdu`, SNMP PDU outlets for the very_hard level (and the status when nothing else reads it).
+//! overrides and group files, SSH for soft reboots when the cluster has no soft command, and, with
+//! `backend/ipmi` or `backend/redfish`, native IPMI-over-LAN or Redfish for the hard level and the status;
+//! with `backend/pdu`, SNMP PDU outlets for the very_hard level (and the status when nothing else reads it).
 
 use hal::power::command::{CommandPower, PowerCommands};
 use hal::power::ipmi::{IpmiPower, IpmiTarget};
@@ -24,6 +24,7 @@ pub(super) fn power(
     ops: &SshNodeOps,
 ) -> anyhow::Result<Arc<dyn Power>> {
     let mut table = PowerCommands::new();
+    let mut groups = BTreeMap::new();
     for (action, list) in [
         (PowerAction::Reboot, &remoteops.reboot),
         (PowerAction::On, &remoteops.power_on),
@@ -31,6 +32,9 @@ pub(super) fn power(
     ] {
         for op in list {
             table = table.with(action, op.name, op.cmd.clone());
+            if !op.groups.is_empty() {
+                groups.insert(PowerCommands::key(action, op.name), op.groups.clone());
+            }
         }
     }
     if let Some(status) = &remoteops.power_status {
@@ -45,7 +49,8 @@ pub(super) fn power(
     }
     let commands: Arc<dyn Power> = Arc::new(
         CommandPower::new(cluster.nodes.clone(), table.clone(), keys.power_timeout)
-            .with_overrides(overrides)?,
+            .with_overrides(overrides)?
+            .with_groups(groups),
     );
     let has = |level: PowerLevel| {
         [PowerAction::Reboot, PowerAction::On, PowerAction::Off]

@@ -1,8 +1,7 @@
 //! Validated configuration of the PXE profile writer: Kadeploy's `pxe/{dhcp,localboot,networkboot}`
-//! methods (spec §4.1.1), the cluster's `pxe/headers` and singularities.
+//! methods (spec §4.1.1) and the cluster's `pxe/headers`.
 
 use super::PxeError;
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
@@ -199,8 +198,6 @@ pub struct PxeConfig {
     pub networkboot: PxeMethod,
     /// The cluster's profile headers.
     pub headers: Headers,
-    /// `NODE_SINGULARITY` value per fully qualified host name.
-    pub singularities: BTreeMap<String, String>,
     /// `userfiles/directory` of the `dhcp` method, relative to its repository.
     pub userfiles: String,
 }
@@ -213,7 +210,6 @@ impl PxeConfig {
             networkboot: dhcp.clone(),
             dhcp,
             headers: Headers::default(),
-            singularities: BTreeMap::new(),
             userfiles: userfiles.into(),
         }
     }

@@ -1,6 +1,7 @@
 //! Profile text in the four syntaxes (Kadeploy's `labelize`, spec §7): network, local and chain boots.
 
 use super::config::{PxeMethod, Syntax};
+use crate::netboot::LocalSystem;
 
 /// What a generated profile boots.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,6 +21,10 @@ pub enum Boot<'a> {
         disk: u32,
         /// Partition number.
         part: u32,
+        /// The block device (`/dev/sda`): GRUB's `root=` is this device followed by `part`.
+        device: &'a str,
+        /// The deployed system GRUB boots directly; `None` chain-loads the partition.
+        system: Option<&'a LocalSystem>,
     },
     /// Another NBP of the repository (`chain`).
     Chain {
@@ -108,7 +113,7 @@ fn lines(m: &PxeMethod, boot: &Boot<'_>) -> Vec<String> {
             };
             vec![format!("KERNEL {}", x(kernel)), append]
         }
-        (Syntax::PxeLinux | Syntax::GPxeLinux, Boot::Local { disk, part }) => {
+        (Syntax::PxeLinux | Syntax::GPxeLinux, Boot::Local { disk, part, .. }) => {
             vec![
                 format!("COM32 {}", x("chain.c32")),
                 format!("APPEND hd{disk} {part}"),
@@ -132,7 +137,7 @@ fn lines(m: &PxeMethod, boot: &Boot<'_>) -> Vec<String> {
             v.push(join(format!("chain {}", x(kernel)), params));
             v
         }
-        (Syntax::Ipxe, Boot::Local { disk, part }) => {
+        (Syntax::Ipxe, Boot::Local { disk, part, .. }) => {
             vec![format!("chain {} hd{disk} {part}", x("chain.c32"))]
         }
         (Syntax::Ipxe, Boot::Chain { binary }) => vec![format!("chain {}", x(binary))],
@@ -150,16 +155,59 @@ fn lines(m: &PxeMethod, boot: &Boot<'_>) -> Vec<String> {
             }
             v
         }
-        (Syntax::GrubPxe, Boot::Local { disk, part }) => {
-            vec![
-                format!("set root=(hd{disk},{part})"),
-                "chainloader +1".into(),
-            ]
-        }
+        (
+            Syntax::GrubPxe,
+            Boot::Local {
+                disk,
+                part,
+                device,
+                system,
+            },
+        ) => grub_local(*disk, *part, device, *system),
         (Syntax::GrubPxe, Boot::Chain { binary }) => {
             vec![format!("pxechainloader {}", x(binary)), "boot".into()]
         }
     }
+}
+
+/// GrubPXE's local boot (Kadeploy's `GrubPXE#boot_local`): the deployed system's kernel by its `os`, or a
+/// chain-load of the partition when the system is not known.
+fn grub_local(disk: u32, part: u32, device: &str, system: Option<&LocalSystem>) -> Vec<String> {
+    let mut v = vec![format!("set root=(hd{disk},{part})")];
+    let Some(s) = system else {
+        v.push("chainloader +1".into());
+        return v;
+    };
+    let root = format!("root={device}{part}");
+    let params = if s.params.is_empty() {
+        root
+    } else {
+        format!("{} {root}", s.params)
+    };
+    match s.os.as_str() {
+        "linux" => {
+            v.push(format!("linux {} {params}", s.kernel));
+            if !s.initrd.is_empty() {
+                v.push(format!("initrd {}", s.initrd));
+            }
+        }
+        "xen" => {
+            v.push(format!(
+                "multiboot {} {}",
+                s.hypervisor, s.hypervisor_params
+            ));
+            v.push(format!("module {} {params}", s.kernel));
+            if !s.initrd.is_empty() {
+                v.push(format!("module {}", s.initrd));
+            }
+        }
+        "bsd" => v.extend(
+            ["insmod ufs1", "insmod ufs2", "insmod zfs", "chainloader +1"].map(String::from),
+        ),
+        "windows" => v.extend(["insmod fat", "insmod ntfs", "ntldr /bootmgr"].map(String::from)),
+        _ => v.push("chainloader +1".into()),
+    }
+    v
 }
 
 #[cfg(test)]
@@ -177,6 +225,15 @@ mod tests {
             "ip_hex",
         )
         .unwrap()
+    }
+
+    fn local(disk: u32, part: u32, system: Option<&LocalSystem>) -> Boot<'_> {
+        Boot::Local {
+            disk,
+            part,
+            device: "/dev/sda",
+            system,
+        }
     }
 
     const NET: Boot<'static> = Boot::Network {
@@ -203,7 +260,7 @@ mod tests {
     fn pxelinux_local_and_chain() {
         let m = method("PXElinux", "tftp");
         assert_eq!(
-            render(&m, "", &Boot::Local { disk: 1, part: 3 }),
+            render(&m, "", &local(1, 3, None)),
             "DEFAULT local\nLABEL local\n\tCOM32 /chain.c32\n\tAPPEND hd1 3\n"
         );
         assert_eq!(
@@ -240,7 +297,7 @@ mod tests {
     fn grub_timeout_only_without_header_timeout() {
         let m = method("GrubPXE", "tftp");
         assert_eq!(
-            render(&m, "", &Boot::Local { disk: 0, part: 2 }),
+            render(&m, "", &local(0, 2, None)),
             "timeout=0\ndefault=0\nmenuentry local {\n\tset root=(hd0,2)\n\tchainloader +1\n}\n"
         );
         let text = render(&method("GrubPXE", "http"), "set timeout=5", &NET);
@@ -250,6 +307,42 @@ mod tests {
         );
         assert!(text.contains("\tlinux (http,10.0.0.1)/kernels/vmlinuz console=ttyS0 quiet\n"));
         assert!(text.contains("\tinitrd (http,10.0.0.1)/kernels/initrd\n"));
+    }
+
+    /// GrubPXE boots the deployed kernel with its parameters and root partition (Kadeploy's `boot_local`);
+    /// before, every GrubPXE local boot was `chainloader +1`, which needs a bootloader on the partition
+    /// although Kadeploy skips `install_bootloader` with GrubPXE.
+    #[test]
+    fn grub_local_boots_the_environment_kernel() {
+        let m = method("GrubPXE", "tftp");
+        let mut system = LocalSystem {
+            os: "linux".into(),
+            kernel: "/vmlinuz".into(),
+            initrd: "/initrd.img".into(),
+            params: "console=ttyS0".into(),
+            ..LocalSystem::default()
+        };
+        assert_eq!(
+            render(&m, "", &local(0, 3, Some(&system))),
+            "timeout=0\ndefault=0\nmenuentry local {\n\tset root=(hd0,3)\n\t\
+             linux /vmlinuz console=ttyS0 root=/dev/sda3\n\tinitrd /initrd.img\n}\n"
+        );
+        system.os = "xen".into();
+        system.hypervisor = "/xen.gz".into();
+        system.hypervisor_params = "dom0_mem=1G".into();
+        let xen = render(&m, "", &local(0, 3, Some(&system)));
+        assert!(
+            xen.contains("\tmultiboot /xen.gz dom0_mem=1G\n\tmodule /vmlinuz console=ttyS0 root=/dev/sda3\n\tmodule /initrd.img\n"),
+            "{xen}"
+        );
+        system.os = "windows".into();
+        let win = render(&m, "", &local(0, 1, Some(&system)));
+        assert!(win.contains("\tinsmod ntfs\n\tntldr /bootmgr\n"), "{win}");
+        let pxelinux = render(&method("PXElinux", "tftp"), "", &local(0, 3, Some(&system)));
+        assert!(
+            pxelinux.contains("COM32 /chain.c32"),
+            "other loaders chain-load"
+        );
     }
 
     #[test]

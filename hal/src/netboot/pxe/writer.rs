@@ -59,13 +59,21 @@ impl PxeWriter {
             .ok_or_else(|| PxeError::Config(format!("node {node} is not in the node table")))?;
         let c = &self.config;
         match profile {
-            BootProfile::Custom { name, content } => {
+            BootProfile::Custom {
+                name,
+                content,
+                singularities,
+            } => {
                 let prefix = format!("{}/pxe-{name}", c.dhcp.export_path(&c.userfiles));
-                let singularity = c.singularities.get(&info.name).map_or("", String::as_str);
-                let text = content
-                    .replace("FILES_PREFIX", &prefix)
-                    .replace("NODE_SINGULARITY", singularity);
-                write_profile(&c.dhcp, info, &text)
+                let mut text = content.clone();
+                if let Some(values) = singularities {
+                    let value = values
+                        .get(&info.name)
+                        .or_else(|| values.get(info.short_name()))
+                        .map_or("", String::as_str);
+                    text = text.replace("NODE_SINGULARITY", value);
+                }
+                write_profile(&c.dhcp, info, &text.replace("FILES_PREFIX", &prefix))
             }
             BootProfile::DeployKernel {
                 kernel,
@@ -79,10 +87,16 @@ impl PxeWriter {
                 };
                 self.write_chained(&c.networkboot, &c.headers.networkboot, info, &boot)
             }
-            BootProfile::LocalDisk { device, partition } => {
+            BootProfile::LocalDisk {
+                device,
+                partition,
+                system,
+            } => {
                 let boot = Boot::Local {
                     disk: disk_number(device),
                     part: *partition,
+                    device,
+                    system: system.as_ref(),
                 };
                 self.write_chained(&c.localboot, &c.headers.localboot, info, &boot)
             }
@@ -215,7 +229,6 @@ mod tests {
         let mut config = PxeConfig::single(dhcp, "userfiles");
         config.localboot = grub;
         config.headers.dhcp = "PROMPT 0".into();
-        config.singularities.insert("n-1.site".into(), "42".into());
         config.validate().unwrap();
         let writer = PxeWriter::new(config, vec![node("n-1.site", "10.0.0.11")]);
         let nodes = [NodeId(0)];
@@ -226,6 +239,7 @@ mod tests {
                 &BootProfile::LocalDisk {
                     device: "/dev/sdb".into(),
                     partition: 3,
+                    system: None,
                 },
             )
             .await;
@@ -241,6 +255,7 @@ mod tests {
         let custom = BootProfile::Custom {
             name: "alice".into(),
             content: "KERNEL FILES_PREFIX--k\nAPPEND id=NODE_SINGULARITY".into(),
+            singularities: Some([("n-1.site".to_string(), "42".to_string())].into()),
         };
         assert!(
             writer
@@ -252,6 +267,23 @@ mod tests {
         let text = fs::read_to_string(root.join("pxelinux.cfg/0A00000B")).unwrap();
         assert_eq!(text, "KERNEL /userfiles/pxe-alice--k\nAPPEND id=42");
 
+        let bare = BootProfile::Custom {
+            name: "bob".into(),
+            content: "KERNEL FILES_PREFIX--k\nAPPEND id=NODE_SINGULARITY".into(),
+            singularities: None,
+        };
+        assert!(
+            writer
+                .set_profile(&nodes, &bare)
+                .await
+                .failures()
+                .is_empty()
+        );
+        let text = fs::read_to_string(root.join("pxelinux.cfg/0A00000B")).unwrap();
+        assert_eq!(
+            text, "KERNEL /userfiles/pxe-bob--k\nAPPEND id=NODE_SINGULARITY",
+            "without singularities the word stays, as in Kadeploy"
+        );
         let out = writer.set_profile(&[NodeId(0), NodeId(7)], &custom).await;
         assert_eq!(out.ok_nodes(), vec![NodeId(0)]);
         assert_eq!(out.failures()[0].1.kind, crate::ErrorKind::Config);

@@ -8,7 +8,8 @@ use crate::engine::custom::CustomAction;
 use crate::engine::step::{BootTarget, Job, PxeSwitch};
 use crate::expr::Expr;
 use hal::{
-    BootProfile, ImageSpec, Operation, PortCheck, PowerAction, PowerLevel, Strategy, WriteTarget,
+    BootProfile, ImageSpec, LocalSystem, Operation, PortCheck, PowerAction, PowerLevel, Strategy,
+    WriteTarget,
 };
 
 /// What the translation of a micro-step reads: the job, its cluster and the server settings.
@@ -59,6 +60,15 @@ pub enum Action {
         /// How it travels.
         strategy: Strategy,
     },
+    /// `set_vlan`: the server's `set_cmd` moves the nodes to VLAN `id` for `user`.
+    SetVlan {
+        /// The VLAN id (`DEFAULT` for the default VLAN).
+        id: String,
+        /// Who asks.
+        user: String,
+    },
+    /// The custom broadcast: the cluster's command, run on the server.
+    CustomBroadcast(super::local::CustomBroadcast),
     /// A custom operation, whose server-side file is read when it runs.
     Custom {
         /// What it does.
@@ -84,19 +94,46 @@ pub(super) fn switch_pxe(switch: PxeSwitch, cx: StepContext<'_>) -> Action {
             initrd: boot.deploy_initrd.clone(),
             params: boot.deploy_params.clone(),
         },
-        (PxeSwitch::DeployToDeployedEnv | PxeSwitch::SetPxe, Some(content)) => {
-            BootProfile::Custom {
-                name: "user".into(),
-                content: content.clone(),
-            }
-        }
+        (PxeSwitch::DeployToDeployedEnv | PxeSwitch::SetPxe, Some(pxe)) => BootProfile::Custom {
+            name: pxe.user.clone(),
+            content: pxe.profile.clone(),
+            singularities: pxe.singularities.clone(),
+        },
         (PxeSwitch::DeployToDeployedEnv, None) => BootProfile::LocalDisk {
             device: job.block_device.clone(),
             partition: job.boot_partition.or(job.deploy_partition).unwrap_or(0),
+            system: job.environment.as_ref().map(|env| LocalSystem {
+                os: env.os.clone(),
+                kernel: env.kernel.clone(),
+                initrd: env.initrd.clone(),
+                params: if env.kernel_params.is_empty() {
+                    boot.user_params.clone()
+                } else {
+                    env.kernel_params.clone()
+                },
+                hypervisor: env.hypervisor.clone(),
+                hypervisor_params: env.hypervisor_params.clone(),
+            }),
         },
         (PxeSwitch::SetPxe, None) => return Action::refuse("No PXE profile given"),
     };
     Action::SetProfile(profile)
+}
+
+/// `set_vlan`: the job's VLAN, or the default one; nothing without a VLAN.
+pub(super) fn set_vlan(default: bool, cx: StepContext<'_>) -> Action {
+    match &cx.job.vlan {
+        None => Action::Nothing,
+        Some(_) if cx.server.vlan.is_none() => Action::refuse("VLAN management is disabled"),
+        Some(v) => Action::SetVlan {
+            id: if default {
+                "DEFAULT".into()
+            } else {
+                v.id.clone()
+            },
+            user: v.user.clone(),
+        },
+    }
 }
 
 /// `wait_reboot`: the timeout of the boot kind (the job's override first) and the ports of the target.

@@ -3,8 +3,9 @@
 //! temporary image path, the deployed kernel's command line).
 
 use super::action::{Action, StepContext};
+use super::local::CustomBroadcast;
 use crate::config::Archive;
-use hal::{Operation, Strategy, WriteTarget};
+use hal::{FsaPart, ImageKind, Operation, Strategy, WriteTarget};
 
 /// `send_environment`: broadcast the image and write it (or keep it in a temporary file).
 pub fn send_environment(cx: StepContext<'_>, strategy: Strategy) -> Action {
@@ -30,6 +31,54 @@ pub fn send_environment(cx: StepContext<'_>, strategy: Strategy) -> Action {
     }
 }
 
+/// `send_environment(:custom)`: the cluster's `localops/broadcastenv/cmd`, run on the server.
+pub fn send_environment_custom(cx: StepContext<'_>) -> Action {
+    let Some(template) = &cx.cluster.broadcast_cmd else {
+        return Action::refuse(format!(
+            "BroadcastEnvCustom needs localops/broadcastenv/cmd in the configuration of the cluster {}",
+            cx.cluster.name
+        ));
+    };
+    let Some(env) = &cx.job.environment else {
+        return Action::refuse("No environment to send");
+    };
+    Action::CustomBroadcast(CustomBroadcast {
+        template: template.clone(),
+        envfile: env.image.path.clone(),
+        decompress: decompress_command(cx),
+        connector: cx.server.taktuk_connector.clone(),
+    })
+}
+
+/// What a node runs on the image it receives (Kadeploy's `get_decompress_cmd`, the custom broadcast's
+/// `DECOMPRESS`): a copy to the temporary file when the image is written later, else the extraction or the
+/// write of the image's kind.
+pub fn decompress_command(cx: StepContext<'_>) -> String {
+    let Some(env) = &cx.job.environment else {
+        return String::new();
+    };
+    if cx.job.broadcast_to_file {
+        return format!("cat - > {}", temp_image_path(cx));
+    }
+    let (tar, dir, part) = (
+        &cx.server.tar_options,
+        &cx.server.extraction_dir,
+        cx.job.deploy_device(),
+    );
+    // (tar's flag, the dd image's decompressor) of the compression.
+    let (flag, unzip) = match env.image.compression.as_str() {
+        "gzip" => ("-xz", "gzip -cd"),
+        "bzip2" => ("-xj", "bzip2 -cd"),
+        "xz" => ("-xJ", "xz -cd"),
+        "zstd" => ("--zstd -x", "zstd -cd"),
+        _ => ("-x", "cat"),
+    };
+    match env.image.kind {
+        ImageKind::Tar => format!("tar {tar} -C {dir} {flag}"),
+        ImageKind::Dd | ImageKind::Fsa => format!("{unzip} > {part}"),
+    }
+}
+
 /// `decompress_environment`: write the image kept in the temporary file.
 pub fn decompress_environment(cx: StepContext<'_>) -> Action {
     let Some(env) = &cx.job.environment else {
@@ -42,7 +91,31 @@ pub fn decompress_environment(cx: StepContext<'_>) -> Action {
             device: cx.job.deploy_device(),
             extraction_dir: cx.server.extraction_dir.clone(),
         },
+        fsa_parts: fsa_parts(cx),
     })
+}
+
+/// The file systems an fsarchiver image restores (Kadeploy's `decompress_environment`): a multipart image's
+/// whole `options/partitions` map; another image's first id to the deploy partition; none (id 0 to the
+/// deploy partition) without a map.
+fn fsa_parts(cx: StepContext<'_>) -> Vec<FsaPart> {
+    let Some(env) = &cx.job.environment else {
+        return Vec::new();
+    };
+    if env.image.kind != ImageKind::Fsa {
+        return Vec::new();
+    }
+    if env.multipart {
+        return env.fsa_partitions.clone();
+    }
+    env.fsa_partitions
+        .first()
+        .map(|p| FsaPart {
+            id: p.id,
+            device: cx.job.deploy_device(),
+        })
+        .into_iter()
+        .collect()
 }
 
 /// `manage_admin_pre_install`: the environment's pre-install, then the cluster's.
@@ -146,6 +219,11 @@ pub fn script_env(cx: StepContext<'_>) -> Vec<(String, String)> {
             (
                 "KADEPLOY_ENV_KERNEL_PARAMS",
                 format!("{} {}", c.boot.user_params, e.kernel_params),
+            ),
+            ("KADEPLOY_ENV_HYPERVISOR", e.hypervisor.clone()),
+            (
+                "KADEPLOY_ENV_HYPERVISOR_PARAMS",
+                e.hypervisor_params.clone(),
             ),
             ("KADEPLOY_OS_KIND", e.os.clone()),
             ("KADEPLOY_PART_TYPE", format!("{:x}", e.partition_type)),

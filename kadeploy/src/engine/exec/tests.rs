@@ -3,16 +3,20 @@
 use super::action::{Action, StepContext};
 use super::translate::translate;
 use crate::config::{
-    Archive, Automata, BootConfig, ClusterConfig, Partitioning, ServerConfig, default_automata,
+    Archive, Automata, BootConfig, ClusterConfig, Partitioning, ServerConfig, VlanConfig,
+    default_automata,
 };
 use crate::engine::custom::{CustomAction, CustomOp};
-use crate::engine::step::{BootTarget, Job, PxeSwitch, Step};
+use crate::engine::step::{BootTarget, Job, PxeSwitch, Step, UserPxe};
 use crate::environment::Environment;
 use crate::expr::Expr;
 use hal::{
-    BootProfile, ImageKind, Operation, PortCheck, PowerAction, PowerLevel, Strategy, WriteTarget,
+    BootProfile, ImageKind, LocalSystem, Operation, PortCheck, PowerAction, PowerLevel, Strategy,
+    WriteTarget,
 };
 use std::collections::BTreeMap;
+
+mod parity;
 
 fn server() -> ServerConfig {
     ServerConfig {
@@ -27,6 +31,11 @@ fn server() -> ServerConfig {
         tar_options: String::new(),
         verbosity: 3,
         localboot_method: "PXElinux".into(),
+        taktuk_connector: "ssh -q".into(),
+        vlan: Some(VlanConfig {
+            hostname_suffix: "-kavlan-VLAN_ID".into(),
+            set_cmd: "kavlan NODES -s -i VLAN_ID -u USER".into(),
+        }),
     }
 }
 
@@ -59,6 +68,9 @@ fn cluster() -> ClusterConfig {
         timeout_kexec: Expr::constant(60.0),
         kexec_repository: "/dev/shm/kexec_repository".into(),
         broadcast_decompress: true,
+        broadcast_cmd: Some(
+            "bcast -f ENVFILE -n NODEFILE -c 'DECOMPRESS' -s 'TAKTUK_CONNECTOR'".into(),
+        ),
         admin_preinstalls: Vec::new(),
         admin_postinstalls: vec![Archive {
             file: "/srv/post.tgz".into(),
@@ -230,19 +242,33 @@ fn whole_disk_deployments_use_the_block_device_and_boot_the_boot_partition() {
         action(Step::SwitchPxe(PxeSwitch::DeployToDeployedEnv), &job),
         Action::SetProfile(BootProfile::LocalDisk {
             device: "/dev/sda".into(),
-            partition: 2
+            partition: 2,
+            system: Some(LocalSystem {
+                os: "linux".into(),
+                kernel: "/vmlinuz".into(),
+                initrd: "/initrd.img".into(),
+                params: "console=ttyS0".into(),
+                ..LocalSystem::default()
+            }),
         })
     );
+    let singularities: BTreeMap<String, String> = [("n-1".to_string(), "7".to_string())].into();
     let profiled = Job {
-        pxe_profile: Some("DEFAULT user".into()),
+        pxe_profile: Some(UserPxe {
+            profile: "DEFAULT user".into(),
+            user: "alice".into(),
+            singularities: Some(singularities.clone()),
+        }),
         ..job
     };
     assert_eq!(
         action(Step::SwitchPxe(PxeSwitch::DeployToDeployedEnv), &profiled),
         Action::SetProfile(BootProfile::Custom {
-            name: "user".into(),
-            content: "DEFAULT user".into()
-        })
+            name: "alice".into(),
+            content: "DEFAULT user".into(),
+            singularities: Some(singularities),
+        }),
+        "the profile is the user's: FILES_PREFIX names their files (before, every profile was `user`'s)"
     );
 }
 
@@ -366,7 +392,8 @@ fn broadcasts_go_to_the_partition_or_to_a_temporary_file() {
             target: WriteTarget {
                 device: "/dev/sda3".into(),
                 extraction_dir: "/mnt/dest".into()
-            }
+            },
+            fsa_parts: Vec::new(),
         })
     );
 }
@@ -392,6 +419,45 @@ fn archives_and_scripts_carry_kadeploys_environment() {
     assert_eq!(var("KADEPLOY_CLUSTER"), Some("grisou"));
     assert_eq!(var("KADEPLOY_DEPLOY_PART"), Some("/dev/sda3"));
     assert_eq!(var("KADEPLOY_SWAP_PART_NUM"), Some("1"));
+    let names: Vec<&str> = env.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "KADEPLOY_CLUSTER",
+            "KADEPLOY_DEPLOY_PART",
+            "KADEPLOY_BLOCK_DEVICE",
+            "KADEPLOY_DEPLOY_PART_NUM",
+            "KADEPLOY_SWAP_PART_NUM",
+            "KADEPLOY_PROD_PART_NUM",
+            "KADEPLOY_TMP_PART_NUM",
+            "KADEPLOY_PREPOST_EXTRACTION_DIR",
+            "KADEPLOY_TMP_DIR",
+            "KADEPLOY_ENV",
+            "KADEPLOY_ENV_KERNEL",
+            "KADEPLOY_ENV_INITRD",
+            "KADEPLOY_ENV_KERNEL_PARAMS",
+            "KADEPLOY_ENV_HYPERVISOR",
+            "KADEPLOY_ENV_HYPERVISOR_PARAMS",
+            "KADEPLOY_OS_KIND",
+            "KADEPLOY_PART_TYPE",
+            "KADEPLOY_FS_TYPE",
+            "KADEPLOY_ENV_EXTRACTION_DIR",
+        ],
+        "Kadeploy 3.3's variables in its order (before, the two hypervisor ones were missing)"
+    );
+    let mut xen = job();
+    if let Some(e) = &mut xen.environment {
+        e.os = "xen".into();
+        e.hypervisor = "/boot/xen.gz".into();
+        e.hypervisor_params = "dom0_mem=2G".into();
+    }
+    let Action::Run(Operation::RunScript { env, .. }) = action(Step::InstallBootloader, &xen)
+    else {
+        panic!("the bootloader script")
+    };
+    let var = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    assert_eq!(var("KADEPLOY_ENV_HYPERVISOR"), Some("/boot/xen.gz"));
+    assert_eq!(var("KADEPLOY_ENV_HYPERVISOR_PARAMS"), Some("dom0_mem=2G"));
     assert_eq!(
         action(Step::ManageUserPostInstall, &job()),
         Action::RunInSequence(Vec::new()),

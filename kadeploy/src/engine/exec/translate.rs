@@ -2,7 +2,7 @@
 //! [`super::kexec`] and [`super::install`] over the steps, with the soft reboot of a retried macro-step
 //! made hard.
 
-use super::action::{Action, StepContext, send_key, switch_pxe, wait_reboot};
+use super::action::{Action, StepContext, send_key, set_vlan, switch_pxe, wait_reboot};
 use super::{disk, install, kexec};
 use crate::engine::step::Step;
 use hal::{Operation, PowerAction, PowerLevel};
@@ -40,6 +40,12 @@ pub fn translate(step: &Step, cx: StepContext<'_>, macro_attempt: u32) -> Action
         Step::KexecDeployKernel => kexec::kexec_deploy_kernel(cx),
         Step::KexecDeployedEnv => kexec::kexec_deployed_env(cx),
         Step::SendEnvironment(strategy) => install::send_environment(cx, *strategy),
+        Step::SendEnvironmentCustom => install::send_environment_custom(cx),
+        Step::SetVlan { default } => set_vlan(*default, cx),
+        Step::Unsupported(kind) => Action::refuse(format!(
+            "{} is not supported by this deployer",
+            kind.instance_name()
+        )),
         Step::DecompressEnvironment => install::decompress_environment(cx),
         Step::ManageAdminPreInstall => install::manage_admin_pre_install(cx),
         Step::ManageAdminPostInstall => install::manage_admin_post_install(cx),

@@ -51,10 +51,17 @@ const WAIT_USER: Step = Step::WaitReboot {
     target: BootTarget::User,
 };
 
+/// `set_vlan("DEFAULT")`: back to the default VLAN before the deploy environment boots.
+const TO_DEFAULT_VLAN: Step = Step::SetVlan { default: true };
+
+/// `set_vlan`: into the requested VLAN before the deployed environment is waited for.
+const TO_VLAN: Step = Step::SetVlan { default: false };
+
 fn set_deployment_env(kind: SetDeploymentEnvKind) -> Option<Vec<Step>> {
     use Step::*;
     let reboot_to_deploy = [
         SwitchPxe(PxeSwitch::ProdToDeployEnv),
+        TO_DEFAULT_VLAN,
         Reboot(PowerLevel::Soft),
         WaitReboot {
             kexec: false,
@@ -65,6 +72,7 @@ fn set_deployment_env(kind: SetDeploymentEnvKind) -> Option<Vec<Step>> {
         SetDeploymentEnvKind::Untrusted => [&reboot_to_deploy[..], &PREPARE[..]].concat(),
         SetDeploymentEnvKind::Kexec => {
             let kexec = [
+                TO_DEFAULT_VLAN,
                 SendDeploymentKernel,
                 Sync,
                 KexecDeployKernel,
@@ -92,17 +100,28 @@ fn set_deployment_env(kind: SetDeploymentEnvKind) -> Option<Vec<Step>> {
     Some(steps)
 }
 
+/// The broadcast strategy each `BroadcastEnv` kind uses: the one place where Kadeploy's broadcast methods
+/// map to `hal::Strategy`. `None`: the kind has no strategy of its own (`Custom` runs the cluster's command,
+/// `Dummy` sends nothing, `Bittorrent` is not implemented: its nodes fail with a clear error).
+pub fn broadcast_strategy(kind: BroadcastEnvKind) -> Option<Strategy> {
+    match kind {
+        BroadcastEnvKind::Chain | BroadcastEnvKind::Kastafior => Some(Strategy::Chain),
+        BroadcastEnvKind::Tree => Some(Strategy::Tree { arity: 2 }),
+        BroadcastEnvKind::Kascade => Some(Strategy::FaultTolerantChain),
+        BroadcastEnvKind::Bittorrent | BroadcastEnvKind::Custom | BroadcastEnvKind::Dummy => None,
+    }
+}
+
 fn broadcast_env(kind: BroadcastEnvKind, strategy: Option<Strategy>) -> Option<Vec<Step>> {
     use Step::*;
-    let default = match kind {
-        BroadcastEnvKind::Chain | BroadcastEnvKind::Kastafior => Strategy::Chain,
-        BroadcastEnvKind::Tree => Strategy::Tree { arity: 2 },
-        BroadcastEnvKind::Kascade => Strategy::FaultTolerantChain,
-        BroadcastEnvKind::Dummy => return Some(vec![Dummy, Dummy]),
-        BroadcastEnvKind::Bittorrent | BroadcastEnvKind::Custom => return None,
+    let send = match (kind, broadcast_strategy(kind)) {
+        (BroadcastEnvKind::Dummy, _) => return Some(vec![Dummy, Dummy]),
+        (BroadcastEnvKind::Custom, _) => SendEnvironmentCustom,
+        (_, Some(default)) => SendEnvironment(strategy.unwrap_or(default)),
+        (_, None) => return None,
     };
     Some(vec![
-        SendEnvironment(strategy.unwrap_or(default)),
+        send,
         DecompressEnvironment,
         MountDeployPart,
         ManageAdminPostInstall,
@@ -122,6 +141,7 @@ fn boot_new_env(kind: BootNewEnvKind) -> Option<Vec<Step>> {
             UmountDeployPart,
             MountDeployPart,
             KexecDeployedEnv,
+            TO_VLAN,
             WaitReboot {
                 kexec: true,
                 target: BootTarget::User,
@@ -131,11 +151,13 @@ fn boot_new_env(kind: BootNewEnvKind) -> Option<Vec<Step>> {
             SwitchPxe(PxeSwitch::DeployToDeployedEnv),
             UmountDeployPart,
             RebootFromDeployEnv,
+            TO_VLAN,
             WAIT_USER,
         ],
         BootNewEnvKind::HardReboot => vec![
             SwitchPxe(PxeSwitch::DeployToDeployedEnv),
             Reboot(PowerLevel::Hard),
+            TO_VLAN,
             WAIT_USER,
         ],
         BootNewEnvKind::Dummy => vec![Dummy, Dummy],
@@ -160,7 +182,6 @@ mod tests {
         for kind in [
             MacroKind::from(SetDeploymentEnvKind::Nfsroot),
             BroadcastEnvKind::Bittorrent.into(),
-            BroadcastEnvKind::Custom.into(),
             BootNewEnvKind::PivotRoot.into(),
         ] {
             assert_eq!(steps(kind.slot(), kind, None), None, "{kind}");
@@ -175,8 +196,14 @@ mod tests {
             None,
         );
         assert_eq!(
-            names(set_env).unwrap()[..4],
-            ["send_deployment_kernel", "sync", "kexec", "wait_reboot"]
+            names(set_env).unwrap()[..5],
+            [
+                "set_vlan",
+                "send_deployment_kernel",
+                "sync",
+                "kexec",
+                "wait_reboot"
+            ]
         );
         let boot = steps(Slot::BootNewEnv, BootNewEnvKind::Kexec.into(), None);
         assert_eq!(
@@ -186,6 +213,7 @@ mod tests {
                 "umount_deploy_part",
                 "mount_deploy_part",
                 "kexec",
+                "set_vlan",
                 "wait_reboot"
             ]
         );
@@ -209,6 +237,11 @@ mod tests {
             Some(Step::SendEnvironment(Strategy::Chain))
         );
         assert_eq!(first(BroadcastEnvKind::Dummy, None), Some(Step::Dummy));
+        assert_eq!(
+            first(BroadcastEnvKind::Custom, Some(Strategy::Chain)),
+            Some(Step::SendEnvironmentCustom),
+            "the custom broadcast runs the cluster's command"
+        );
     }
 
     #[test]
