@@ -32,7 +32,14 @@ pub async fn execute(
         cluster: &ctx.cluster,
         job,
     };
-    run(ctx, translate::translate(step, cx, macro_attempt), nodes).await
+    let action = translate::translate(step, cx, macro_attempt);
+    let traced = ctx.debug.is_some() && !matches!(action, Action::Nothing);
+    let command = traced.then(|| format!("{}: {action:?}", step.name()));
+    let outcomes = run(ctx, action, nodes).await;
+    if let Some(command) = command {
+        super::debug::record(ctx, &command, &outcomes);
+    }
+    outcomes
 }
 
 /// Runs `action` on `nodes`.

@@ -61,6 +61,8 @@ pub struct Common {
     pub debug: bool,
     /// `force`: nodes in use by another workflow are taken anyway.
     pub force: bool,
+    /// `hook`: the server's end-of-operation hook runs once the operation has ended.
+    pub hook: bool,
     /// `dry_run`: everything is checked, nothing runs.
     pub dry_run: bool,
     /// Whom the files are fetched for.
@@ -121,6 +123,7 @@ impl Head {
             breakpoint: breakpoint(p)?,
             debug: p.toggle("debug"),
             force: p.toggle("force"),
+            hook: p.toggle("hook"),
             dry_run: p.toggle("dry_run"),
             requester: Requester {
                 user: caller.user.clone(),
