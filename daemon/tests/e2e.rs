@@ -65,6 +65,19 @@ fn client(dir: &Path, port: u16, user: &str) -> ClientEnv {
     }
 }
 
+/// Our clients' environment for `user` against a plain-HTTP server on `port` (the raw `Http` harness
+/// speaks plain HTTP too).
+fn plain_client(dir: &Path, port: u16, user: &str) -> ClientEnv {
+    let conf = format!(
+        "default: t\nservers:\n  - {{name: t, hostname: 127.0.0.1, port: {port}, secure: false}}\n"
+    );
+    std::fs::write(dir.join("client.conf"), conf).expect("client.conf");
+    ClientEnv {
+        config_dir: dir.to_path_buf(),
+        user: user.into(),
+    }
+}
+
 fn s(args: &[&str]) -> Vec<String> {
     args.iter().map(|a| a.to_string()).collect()
 }

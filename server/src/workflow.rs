@@ -424,12 +424,9 @@ impl Workflow {
                 out.set(Key::Str(name.clone()), v);
             }
         }
+        // `NodeState#set(node, '', '', 'discarded')`: empty macro and micro are not set.
         for name in &self.discarded {
-            let v = Ruby::symbols([
-                ("macro", Ruby::from("")),
-                ("micro", Ruby::from("")),
-                ("state", Ruby::from("discarded")),
-            ]);
+            let v = Ruby::symbols([("state", Ruby::from("discarded"))]);
             out.set(Key::Str(name.clone()), v);
         }
         out

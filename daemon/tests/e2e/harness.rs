@@ -114,7 +114,8 @@ pub const IMAGE: &[u8] = b"the sample image of the end-to-end tests\n";
 fn write_image() {
     let dir = image_dir();
     std::fs::create_dir_all(&dir).expect("image dir");
-    let tmp = dir.join(format!(".debian12.tgz.{}", std::process::id()));
+    let thread = format!("{:?}", std::thread::current().id());
+    let tmp = dir.join(format!(".debian12.tgz.{}.{}", std::process::id(), thread));
     std::fs::write(&tmp, IMAGE).expect("image");
     std::fs::rename(&tmp, dir.join("debian12.tgz")).expect("image");
 }

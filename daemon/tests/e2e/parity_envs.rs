@@ -3,7 +3,7 @@
 //! last version" of an environment whose versions have different visibilities.
 
 use super::harness::{Http, Server, config_copy, image_dir, setup};
-use crate::{client, s};
+use crate::{plain_client as client, s};
 use kadeploy_clients::{ClientEnv, tools, workflow};
 use serde_json::json;
 use std::io::{BufRead, BufReader, Write};
@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 /// The sample configuration, also allowing `server://` references under `extra`.
 fn config_allowing(dir: &Path, extra: &Path) -> PathBuf {
-    let conf = config_copy(dir, true);
+    let conf = config_copy(dir, false);
     let file = conf.join("server.conf");
     let text = std::fs::read_to_string(&file).expect("server.conf");
     let from = format!("    - {}\n", image_dir().display());
@@ -231,7 +231,7 @@ fn missing_files_are_refused() {
 #[test]
 fn the_last_version_stays_the_newest_after_a_visibility_change() {
     let dir = setup("parity-last");
-    let server = Server::start(&config_copy(&dir, true), &dir.join("db.sqlite"), &[]);
+    let server = Server::start(&config_copy(&dir, false), &dir.join("db.sqlite"), &[]);
     let root = client(&dir, server.port, "root");
     let h = Http::new(server.port, "root");
     assert_eq!(

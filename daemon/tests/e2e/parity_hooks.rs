@@ -2,7 +2,7 @@
 //! clients' `--hook`), with our clients against kadeploy3d and with the request the Ruby client sends.
 
 use super::harness::{Http, Server, config_copy, seed_catalog, setup};
-use crate::{client, s};
+use crate::{plain_client as client, s};
 use kadeploy_clients::workflow;
 use serde_json::json;
 use std::path::Path;
@@ -27,7 +27,7 @@ fn hook_script(dir: &Path) -> std::path::PathBuf {
 
 /// The sample configuration with the three hooks running `script <kind> WORKFLOW_ID`.
 fn hooked_config(dir: &Path, script: &Path) -> std::path::PathBuf {
-    let conf = config_copy(dir, true);
+    let conf = config_copy(dir, false);
     let file = conf.join("server.conf");
     let text = std::fs::read_to_string(&file).expect("server.conf");
     let old = "hooks:\n  end_of_deployment: logger -t kadeploy3 \"end of deployment WORKFLOW_ID\"\n";

@@ -2,7 +2,7 @@
 //! traces (`-d`), `/info`'s PXE method, error details, and nodes another workflow uses.
 
 use super::harness::{Http, Server, config_copy, debian12, image_ref, seed_catalog, setup};
-use crate::{client, s};
+use crate::{plain_client as client, s};
 use base64::Engine as _;
 use kadeploy_clients::{tools, workflow};
 use serde_json::{Value, json};
@@ -31,7 +31,7 @@ fn run(h: &Http, method: &str, path: &str, body: &Value) -> (Value, Value) {
 #[test]
 fn the_destructive_check_is_for_recorded_env_reboots() {
     let dir = setup("parity-destructive");
-    let server = Server::start(&config_copy(&dir, true), &dir.join("db.sqlite"), &[]);
+    let server = Server::start(&config_copy(&dir, false), &dir.join("db.sqlite"), &[]);
     let root = client(&dir, server.port, "root");
     let h = Http::new(server.port, "root");
     seed_catalog(&h);
@@ -53,15 +53,16 @@ fn the_destructive_check_is_for_recorded_env_reboots() {
         workflow::deploy(&s(&["-e", "wipe", "-m", "node-7"]), &root),
         0
     );
+    let recorded = ["-r", "recorded_env", "-e", "debian12", "-p", "3", "-m", "node-7"];
+    let mut checked = s(&recorded);
+    checked.push("-c".into());
+    assert_eq!(workflow::reboot(&checked, &root), 30);
+    // (A reboot records no environment for the node, as Kadeploy's `rebooting` rows: checked first.)
     assert_eq!(
         workflow::reboot(&s(&["-r", "simple", "-c", "-m", "node-7"]), &root),
         0,
         "simple reboots are not checked"
     );
-    let recorded = ["-r", "recorded_env", "-e", "debian12", "-p", "3", "-m", "node-7"];
-    let mut checked = s(&recorded);
-    checked.push("-c".into());
-    assert_eq!(workflow::reboot(&checked, &root), 30);
     assert_eq!(workflow::reboot(&s(&recorded), &root), 0);
     let row = node_row(&h, "node-7");
     assert_eq!(row["state"], "recorded_env", "{row}");
@@ -77,7 +78,7 @@ fn the_destructive_check_is_for_recorded_env_reboots() {
 #[test]
 fn recorded_env_boots_the_requested_partition_and_debug_traces_show_it() {
     let dir = setup("parity-recorded");
-    let server = Server::start(&config_copy(&dir, true), &dir.join("db.sqlite"), &[]);
+    let server = Server::start(&config_copy(&dir, false), &dir.join("db.sqlite"), &[]);
     let h = Http::new(server.port, "root");
     seed_catalog(&h);
     let body = json!({"nodes": ["node-8.sim.kadeploy"], "kind": "recorded_env", "level": "soft",
@@ -109,7 +110,7 @@ fn recorded_env_boots_the_requested_partition_and_debug_traces_show_it() {
 #[test]
 fn info_reports_the_pxe_method_and_rights_errors_their_partition() {
     let dir = setup("parity-info");
-    let conf = config_copy(&dir, true);
+    let conf = config_copy(&dir, false);
     let file = conf.join("server.conf");
     let text = std::fs::read_to_string(&file).expect("server.conf");
     assert!(text.contains("  dhcp:\n    method: PXElinux\n"));
@@ -153,7 +154,7 @@ fn info_reports_the_pxe_method_and_rights_errors_their_partition() {
 #[test]
 fn busy_nodes_are_discarded_in_the_workflow() {
     let dir = setup("parity-busy");
-    let conf = config_copy(&dir, true);
+    let conf = config_copy(&dir, false);
     let file = conf.join("server.conf");
     let text = std::fs::read_to_string(&file).expect("server.conf");
     // Workflows paced at real time: the first deployment runs for minutes.
