@@ -127,8 +127,15 @@ fn deploy_300_nodes_then_stats_and_nodes_and_rights() {
         0
     );
     let env = dir.join("env.yml");
-    std::fs::write(&env, format!("name: debian12\nversion: 1\nvisibility: shared\nos: linux\nfilesystem: ext4\n\
-        image: {{file: '{}', kind: tar, compression: gzip}}\nboot: {{kernel: /vmlinuz}}\n", harness::image_ref())).expect("env");
+    std::fs::write(
+        &env,
+        format!(
+            "name: debian12\nversion: 1\nvisibility: shared\nos: linux\nfilesystem: ext4\n\
+        image: {{file: '{}', kind: tar, compression: gzip}}\nboot: {{kernel: /vmlinuz}}\n",
+            harness::image_ref()
+        ),
+    )
+    .expect("env");
     assert_eq!(
         tools::kaenv(&s(&["-a", env.to_str().unwrap_or_default()]), &root),
         0

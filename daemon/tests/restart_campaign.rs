@@ -431,7 +431,11 @@ fn config_copy(dir: &Path) -> PathBuf {
     )
     .expect("server.conf");
     std::fs::create_dir_all(image_dir()).expect("image dir");
-    std::fs::write(image_dir().join("debian12.tgz"), b"restart campaign image\n").expect("image");
+    std::fs::write(
+        image_dir().join("debian12.tgz"),
+        b"restart campaign image\n",
+    )
+    .expect("image");
     conf
 }
 

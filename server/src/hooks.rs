@@ -88,7 +88,10 @@ mod tests {
 
     #[test]
     fn the_workflow_id_is_substituted() {
-        assert_eq!(command("echo WORKFLOW_ID WORKFLOW_ID", "P-1"), "echo P-1 P-1");
+        assert_eq!(
+            command("echo WORKFLOW_ID WORKFLOW_ID", "P-1"),
+            "echo P-1 P-1"
+        );
     }
 
     #[test]

@@ -35,7 +35,10 @@ fn site(name: &str) -> Site {
     let path = conf.join("server.conf");
     let text = std::fs::read_to_string(&path).expect("server.conf");
     let listed = format!("\n    - {}\n", super::harness::image_dir().display());
-    assert!(text.contains(&listed), "the test configuration lists the image directory");
+    assert!(
+        text.contains(&listed),
+        "the test configuration lists the image directory"
+    );
     let text = text
         .replace(
             "directory: /var/cache/kadeploy3",

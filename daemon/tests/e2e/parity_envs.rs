@@ -180,11 +180,7 @@ fn missing_files_are_refused() {
         &json!({"environment": desc("gone", &missing)}),
     );
     assert_eq!((r.status, r.code()), (400, Some(5)), "{}", r.text());
-    assert!(
-        r.text().contains("Unable to grab the file"),
-        "{}",
-        r.text()
-    );
+    assert!(r.text().contains("Unable to grab the file"), "{}", r.text());
     let env = write_env(
         &dir,
         "gone",
@@ -220,7 +216,11 @@ fn missing_files_are_refused() {
     std::fs::write(&local, b"an image served over HTTP\n").expect("copy");
     let (code, wid) = deploy(&root, &dir, "web", "node-2");
     assert_eq!(code, 0);
-    assert_eq!(stats_md5(&h, &wid), md5sum(&local), "the MD5 of the content");
+    assert_eq!(
+        stats_md5(&h, &wid),
+        md5sum(&local),
+        "the MD5 of the content"
+    );
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -266,14 +266,28 @@ fn the_last_version_stays_the_newest_after_a_visibility_change() {
     // Version 1 public, version 2 shared: the newest still wins.
     assert_eq!(
         tools::kaenv(
-            &s(&["--set-visibility-tag", "tagged", "--env-version", "2", "-t", "shared"]),
+            &s(&[
+                "--set-visibility-tag",
+                "tagged",
+                "--env-version",
+                "2",
+                "-t",
+                "shared"
+            ]),
             &root
         ),
         0
     );
     assert_eq!(
         tools::kaenv(
-            &s(&["--set-visibility-tag", "tagged", "--env-version", "1", "-t", "public"]),
+            &s(&[
+                "--set-visibility-tag",
+                "tagged",
+                "--env-version",
+                "1",
+                "-t",
+                "public"
+            ]),
             &root
         ),
         0

@@ -30,7 +30,8 @@ fn hooked_config(dir: &Path, script: &Path) -> std::path::PathBuf {
     let conf = config_copy(dir, false);
     let file = conf.join("server.conf");
     let text = std::fs::read_to_string(&file).expect("server.conf");
-    let old = "hooks:\n  end_of_deployment: logger -t kadeploy3 \"end of deployment WORKFLOW_ID\"\n";
+    let old =
+        "hooks:\n  end_of_deployment: logger -t kadeploy3 \"end of deployment WORKFLOW_ID\"\n";
     assert!(text.contains(old), "the sample's hooks section");
     let s = script.display();
     let new = format!(
@@ -71,12 +72,21 @@ fn hooks_run_at_the_end_of_operations_that_ask_for_them() {
     let server = Server::start(&hooked_config(&dir, &script), &dir.join("db.sqlite"), &[]);
     let root = client(&dir, server.port, "root");
     seed_catalog(&Http::new(server.port, "root"));
-    let (w1, w2, w3, w4) = (dir.join("w1"), dir.join("w2"), dir.join("w3"), dir.join("w4"));
+    let (w1, w2, w3, w4) = (
+        dir.join("w1"),
+        dir.join("w2"),
+        dir.join("w3"),
+        dir.join("w4"),
+    );
     let p = |p: &Path| p.to_str().unwrap_or_default().to_string();
     let deploy = ["-e", "debian12", "-m", "node-1", "--hook"];
     let mut args = s(&deploy);
     args.extend(["--write-workflow-id".into(), p(&w1)]);
-    assert_eq!(workflow::deploy(&args, &root), 0, "a failing hook fails nothing");
+    assert_eq!(
+        workflow::deploy(&args, &root),
+        0,
+        "a failing hook fails nothing"
+    );
     assert_eq!(wait_calls(&dir, 1), [format!("deploy {}", wid(&w1))]);
 
     let mut args = s(&["-e", "debian12", "-m", "node-2"]);

@@ -53,7 +53,16 @@ fn the_destructive_check_is_for_recorded_env_reboots() {
         workflow::deploy(&s(&["-e", "wipe", "-m", "node-7"]), &root),
         0
     );
-    let recorded = ["-r", "recorded_env", "-e", "debian12", "-p", "3", "-m", "node-7"];
+    let recorded = [
+        "-r",
+        "recorded_env",
+        "-e",
+        "debian12",
+        "-p",
+        "3",
+        "-m",
+        "node-7",
+    ];
     let mut checked = s(&recorded);
     checked.push("-c".into());
     assert_eq!(workflow::reboot(&checked, &root), 30);
@@ -114,7 +123,10 @@ fn info_reports_the_pxe_method_and_rights_errors_their_partition() {
     let file = conf.join("server.conf");
     let text = std::fs::read_to_string(&file).expect("server.conf");
     assert!(text.contains("  dhcp:\n    method: PXElinux\n"));
-    let text = text.replace("  dhcp:\n    method: PXElinux\n", "  dhcp:\n    method: IPXE\n");
+    let text = text.replace(
+        "  dhcp:\n    method: PXElinux\n",
+        "  dhcp:\n    method: IPXE\n",
+    );
     std::fs::write(&file, text).expect("server.conf");
     let server = Server::start(&conf, &dir.join("db.sqlite"), &[]);
     let h = Http::new(server.port, "root");
@@ -189,11 +201,15 @@ fn busy_nodes_are_discarded_in_the_workflow() {
         ),
         "{logs}"
     );
-    let state = h
-        .get(some_busy["state"].as_str().expect("state"))
-        .json();
-    assert_eq!(state["node-2.sim.kadeploy"]["state"], "discarded", "{state}");
-    assert_ne!(state["node-3.sim.kadeploy"]["state"], "discarded", "{state}");
+    let state = h.get(some_busy["state"].as_str().expect("state")).json();
+    assert_eq!(
+        state["node-2.sim.kadeploy"]["state"], "discarded",
+        "{state}"
+    );
+    assert_ne!(
+        state["node-3.sim.kadeploy"]["state"], "discarded",
+        "{state}"
+    );
     for res in [&first, &some_busy] {
         let r = h.request(
             "DELETE",

@@ -71,7 +71,10 @@ fn image_md5() -> String {
         .output()
         .expect("md5sum");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.split_whitespace().next().unwrap_or_default().to_string()
+    text.split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
 }
 
 #[test]

@@ -231,7 +231,13 @@ fn modify(app: &App, r: &Req) -> Result<Reply, HttpError> {
         let mut sums = row.checksums.clone();
         let client = p.string("client")?;
         for (_, which) in checksum.iter().filter(|(k, _)| p.toggle(k)) {
-            on_runtime(checksum::update(app, client.as_deref(), &desc, *which, &mut sums))?;
+            on_runtime(checksum::update(
+                app,
+                client.as_deref(),
+                &desc,
+                *which,
+                &mut sums,
+            ))?;
         }
         let asked = checksum.iter().any(|(k, _)| p.toggle(k));
         if asked && desc == row.desc && sums == row.checksums {

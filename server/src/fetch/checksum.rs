@@ -119,8 +119,7 @@ async fn server_md5(app: &App, file: &str, path: &str, max: u64) -> Result<Strin
         let mut buf = vec![0u8; 1 << 16];
         let mut total = 0u64;
         loop {
-            let n = (opened.file.read(&mut buf))
-                .map_err(|e| unable(&name, Some(e.to_string())))?;
+            let n = (opened.file.read(&mut buf)).map_err(|e| unable(&name, Some(e.to_string())))?;
             if n == 0 {
                 break;
             }

@@ -394,10 +394,14 @@ mod tests {
     #[test]
     fn visibility_and_last() {
         let s = Store::in_memory().unwrap();
-        s.env_add("alice", &desc("a", 1, "private"), &Checksums::default()).unwrap();
-        s.env_add("alice", &desc("a", 2, "private"), &Checksums::default()).unwrap();
-        s.env_add("root", &desc("p", 1, "public"), &Checksums::default()).unwrap();
-        s.env_add("bob", &desc("b", 1, "shared"), &Checksums::default()).unwrap();
+        s.env_add("alice", &desc("a", 1, "private"), &Checksums::default())
+            .unwrap();
+        s.env_add("alice", &desc("a", 2, "private"), &Checksums::default())
+            .unwrap();
+        s.env_add("root", &desc("p", 1, "public"), &Checksums::default())
+            .unwrap();
+        s.env_add("bob", &desc("b", 1, "shared"), &Checksums::default())
+            .unwrap();
         let f = |caller: &str, username: Option<&str>, last: bool| EnvFilter {
             caller: caller.into(),
             almighty: false,
@@ -428,8 +432,10 @@ mod tests {
         );
         // Versions of one environment with different visibilities: `last` is the newest visible one (before,
         // the first listed visibility group won: alice saw a:3 instead of her private a:4).
-        s.env_add("alice", &desc("a", 3, "public"), &Checksums::default()).unwrap();
-        s.env_add("alice", &desc("a", 4, "private"), &Checksums::default()).unwrap();
+        s.env_add("alice", &desc("a", 3, "public"), &Checksums::default())
+            .unwrap();
+        s.env_add("alice", &desc("a", 4, "private"), &Checksums::default())
+            .unwrap();
         assert_eq!(
             names(s.env_list(&f("alice", None, true)).unwrap()),
             ["p:1", "a:4"]

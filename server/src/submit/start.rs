@@ -129,7 +129,12 @@ fn discard_notice(app: &App, wf: &Workflow) {
             text,
         };
         app.logs.line(&wf.wid, &wf.user, prefix.as_deref(), &line);
-        wf.push_log(0.0, Some(&cluster.config.name), prefix.as_deref(), &line.text);
+        wf.push_log(
+            0.0,
+            Some(&cluster.config.name),
+            prefix.as_deref(),
+            &line.text,
+        );
     }
 }
 

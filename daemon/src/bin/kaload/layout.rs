@@ -86,5 +86,11 @@ pub fn write(
     std::fs::write(conf.join("clusters.conf"), yaml)?;
     let per_workflow = names.chunks(nodes).map(<[String]>::to_vec).collect();
     let image = format!("server://{}", image.display());
-    Ok((conf, Layout { per_workflow, image }))
+    Ok((
+        conf,
+        Layout {
+            per_workflow,
+            image,
+        },
+    ))
 }
