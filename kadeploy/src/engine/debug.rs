@@ -2,8 +2,6 @@
 //! each operation a micro-step runs, each node's command, outputs and exit status. Only kept when the
 //! workflow's context has a [`DebugSink`].
 
-use super::context::Context;
-use hal::Outcomes;
 use std::sync::Arc;
 
 /// One node's trace of one operation.
@@ -25,23 +23,3 @@ pub struct Trace {
 
 /// Where traces go.
 pub type DebugSink = Arc<dyn Fn(&Trace) + Send + Sync>;
-
-/// Passes one trace per node of `outcomes` of `command` to the context's sink, if any.
-pub fn record<T>(ctx: &Context, command: &str, outcomes: &Outcomes<T>) {
-    let Some(sink) = &ctx.debug else { return };
-    let time = ctx.now();
-    for (node, outcome) in outcomes.iter() {
-        let (stderr, status) = match outcome {
-            Ok(_) => (String::new(), 0),
-            Err(e) => (e.message.clone(), 1),
-        };
-        sink(&Trace {
-            time,
-            node: ctx.name(*node).to_string(),
-            command: command.to_string(),
-            stdout: String::new(),
-            stderr,
-            status,
-        });
-    }
-}

@@ -37,7 +37,7 @@ pub async fn execute(
     let command = traced.then(|| format!("{}: {action:?}", step.name()));
     let outcomes = run(ctx, action, nodes).await;
     if let Some(command) = command {
-        super::debug::record(ctx, &command, &outcomes);
+        record_traces(ctx, &command, &outcomes);
     }
     outcomes
 }
@@ -72,5 +72,25 @@ pub async fn run(ctx: &Context, action: Action, nodes: &[NodeId]) -> Outcomes {
             Ok(operation) => ops::run(ctx, operation, nodes).await,
             Err(e) => ops::refuse(nodes, e),
         },
+    }
+}
+
+/// Passes one trace per node of `outcomes` of `command` to the context's sink, if any.
+fn record_traces<T>(ctx: &Context, command: &str, outcomes: &Outcomes<T>) {
+    let Some(sink) = &ctx.debug else { return };
+    let time = ctx.now();
+    for (node, outcome) in outcomes.iter() {
+        let (stderr, status) = match outcome {
+            Ok(_) => (String::new(), 0),
+            Err(e) => (e.message.clone(), 1),
+        };
+        sink(&super::debug::Trace {
+            time,
+            node: ctx.name(*node).to_string(),
+            command: command.to_string(),
+            stdout: String::new(),
+            stderr,
+            status,
+        });
     }
 }
