@@ -37,6 +37,12 @@ mod fuzz_http;
 mod harness;
 #[path = "e2e/netboot.rs"]
 mod netboot;
+#[path = "e2e/parity_envs.rs"]
+mod parity_envs;
+#[path = "e2e/parity_hooks.rs"]
+mod parity_hooks;
+#[path = "e2e/parity_workflows.rs"]
+mod parity_workflows;
 #[path = "e2e/restart.rs"]
 mod restart;
 #[path = "e2e/site_parity.rs"]
@@ -53,6 +59,19 @@ fn start(dir: &Path) -> Server {
 fn client(dir: &Path, port: u16, user: &str) -> ClientEnv {
     let conf = format!(
         "default: t\nservers:\n  - {{name: t, hostname: 127.0.0.1, port: {port}, secure: true}}\n"
+    );
+    std::fs::write(dir.join("client.conf"), conf).expect("client.conf");
+    ClientEnv {
+        config_dir: dir.to_path_buf(),
+        user: user.into(),
+    }
+}
+
+/// Our clients' environment for `user` against a plain-HTTP server on `port` (the raw `Http` harness
+/// speaks plain HTTP too).
+fn plain_client(dir: &Path, port: u16, user: &str) -> ClientEnv {
+    let conf = format!(
+        "default: t\nservers:\n  - {{name: t, hostname: 127.0.0.1, port: {port}, secure: false}}\n"
     );
     std::fs::write(dir.join("client.conf"), conf).expect("client.conf");
     ClientEnv {
@@ -110,8 +129,15 @@ fn deploy_300_nodes_then_stats_and_nodes_and_rights() {
         0
     );
     let env = dir.join("env.yml");
-    std::fs::write(&env, "name: debian12\nversion: 1\nvisibility: shared\nos: linux\nfilesystem: ext4\n\
-        image: {file: 'server:///envs/debian12.tgz', kind: tar, compression: gzip}\nboot: {kernel: /vmlinuz}\n").expect("env");
+    std::fs::write(
+        &env,
+        format!(
+            "name: debian12\nversion: 1\nvisibility: shared\nos: linux\nfilesystem: ext4\n\
+        image: {{file: '{}', kind: tar, compression: gzip}}\nboot: {{kernel: /vmlinuz}}\n",
+            harness::image_ref()
+        ),
+    )
+    .expect("env");
     assert_eq!(
         tools::kaenv(&s(&["-a", env.to_str().unwrap_or_default()]), &root),
         0

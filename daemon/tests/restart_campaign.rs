@@ -319,7 +319,8 @@ fn seed_catalog(port: u16) {
 fn environment() -> Value {
     json!({
         "name": "debian12", "version": 1, "visibility": "shared", "os": "linux", "filesystem": "ext4",
-        "image": {"file": "server:///envs/debian12.tgz", "kind": "tar", "compression": "gzip"},
+        "image": {"file": format!("server://{}/debian12.tgz", image_dir().display()),
+            "kind": "tar", "compression": "gzip"},
         "boot": {"kernel": "/vmlinuz"}
     })
 }
@@ -421,10 +422,26 @@ fn config_copy(dir: &Path) -> PathBuf {
         &server,
         text.replace("secure_server: true", "secure_server: false")
             // The sample's commented-out loopback ACL: the load speaks for root from 127.0.0.1.
-            .replace("\n  # acl: {", "\n  acl: {"),
+            .replace("\n  # acl: {", "\n  acl: {")
+            // The image the campaign registers: the server reads it for its checksum.
+            .replace(
+                "server_file_directories:\n    - /envs",
+                &format!("server_file_directories:\n    - {}", image_dir().display()),
+            ),
     )
     .expect("server.conf");
+    std::fs::create_dir_all(image_dir()).expect("image dir");
+    std::fs::write(
+        image_dir().join("debian12.tgz"),
+        b"restart campaign image\n",
+    )
+    .expect("image");
     conf
+}
+
+/// Where the campaign's image is (allowed for `server://` references by its configuration).
+fn image_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("kadeploy-campaign-envs-{}", std::process::id()))
 }
 
 /// SplitMix64: the campaign's seeded kill moments.

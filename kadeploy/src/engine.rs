@@ -4,6 +4,7 @@
 
 pub mod context;
 pub mod custom;
+pub mod debug;
 pub mod deletions;
 pub mod exec;
 pub mod manager;

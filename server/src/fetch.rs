@@ -5,6 +5,7 @@
 //! to the directories of `security/server_file_directories` ([`crate::server_files`]) and bounded in
 //! size by kind. Downloads run on the runtime; reading and copying files runs on the blocking pool.
 
+pub mod checksum;
 pub mod download;
 
 use crate::App;
@@ -74,7 +75,8 @@ fn open_server(
 }
 
 /// The server path the backends use for a `server://` reference they open themselves: the real path of
-/// the checked file, or, on simulated backends only, the allowed path of a file that is not there.
+/// the checked file. A file that is not there is refused, on simulated backends too (they used to
+/// "deploy" environments whose image did not exist).
 fn server_path_for_backend(
     app: &App,
     what: &str,
@@ -89,7 +91,6 @@ fn server_path_for_backend(
         .map_err(|e| refused(what, file, &e))?;
     match found {
         Found::File(f) => Ok(f.path.display().to_string()),
-        Found::Absent(p) if simulated(app) => Ok(p.display().to_string()),
         Found::Absent(_) => Err(refused(what, file, &ServerFileError::Refused)),
     }
 }

@@ -9,6 +9,7 @@ pub mod backend;
 mod conn;
 pub mod console;
 pub mod fetch;
+pub mod hooks;
 pub mod ident;
 pub mod limits;
 mod listen;

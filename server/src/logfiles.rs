@@ -176,7 +176,7 @@ pub fn record(r: &LogRow) -> String {
         r.durations[2].to_string(),
         flat(&r.env),
         r.anonymous_env.to_string(),
-        String::new(),
+        flat(&r.md5),
         r.success.to_string(),
         flat(&r.error),
     ]

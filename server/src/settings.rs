@@ -181,6 +181,10 @@ pub struct Settings {
     pub metrics: Option<std::net::SocketAddr>,
     /// New keys `limits/*` and Kadeploy's `autoclean_threshold`: connection, console and workflow bounds.
     pub limits: super::limits::Limits,
+    /// `hooks/end_of_{deployment,reboot,power}`: run at the end of operations that ask for it.
+    pub hooks: kadeploy::config::wire::Hooks,
+    /// `pxe/dhcp/method` (`PXElinux`...), what `GET /info` reports.
+    pub pxe_method: String,
 }
 
 impl Settings {
@@ -247,6 +251,8 @@ impl Settings {
         let userfiles = dhcp.and_then(|d| d.userfiles.as_ref());
         Ok(Settings {
             limits,
+            hooks: w.hooks.clone(),
+            pxe_method: dhcp.map_or_else(|| "PXElinux".into(), |d| d.method.clone()),
             port: w.network.ports.kadeploy_server,
             secure: w.security.secure_server,
             local_only: w.security.local_only,

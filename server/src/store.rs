@@ -10,7 +10,7 @@ mod log;
 mod nodes;
 mod rights;
 
-pub use envs::{EnvFilter, EnvRow};
+pub use envs::{Checksums, EnvFilter, EnvRow};
 pub use files::FilesError;
 pub use import::{ENV_COLUMNS, ImportTx, ImportedEnv, ImportedLog, Upsert};
 pub use log::{LogRow, STAT_FIELDS, StatsQuery};

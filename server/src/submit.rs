@@ -125,7 +125,7 @@ impl Submission {
             Submission::Deployment(d) => {
                 EngineRequest::Deploy(d.engine_request(files, cluster, nodes))
             }
-            Submission::Reboot(r) => EngineRequest::Reboot(r.engine_request(files, nodes)),
+            Submission::Reboot(r) => EngineRequest::Reboot(r.engine_request(files, cluster, nodes)),
             Submission::Power(p) => EngineRequest::Power(p.engine_request(files, nodes)),
         }
     }

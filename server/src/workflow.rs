@@ -1,12 +1,16 @@
 //! Running workflows as the REST API shows them (spec §3.7): the workflow object, incremental logs, per-node
 //! `state`, nested `status`, the error, and the database writes at the end.
 
+mod outputs;
+
 use super::reply::{Key, Ruby};
 use crate::store::{LogRow, Store};
 use hal::NodeId;
 use kadeploy::engine::{Context, NodeStatus, Report};
 use kadeploy::error::RequestError;
 use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use tokio_util::sync::CancellationToken;
 
@@ -87,6 +91,8 @@ pub struct Submitted {
     pub environment: Option<Value>,
     /// Environment label (`name:version`) and anonymity, for the log table.
     pub env_label: (String, bool),
+    /// The environment's image checksum, for the log table.
+    pub env_md5: String,
     /// `debug` was requested.
     pub debug: bool,
     /// Verbose level of stored log lines.
@@ -95,11 +101,16 @@ pub struct Submitted {
     pub states: DbStates,
     /// Step-1 name of reboot and power rows (`Simple`, `On`...).
     pub step1: Option<String>,
+    /// The end-of-operation hook to run at the end (`WORKFLOW_ID` not yet replaced), when asked for.
+    pub hook: Option<String>,
 }
 
 #[derive(Default)]
 struct Inner {
-    logs: String,
+    /// Unread log lines by cluster name (`None`: lines of the whole workflow).
+    logs: BTreeMap<Option<String>, String>,
+    /// Unread debug lines by node (with `debug`).
+    debugs: BTreeMap<String, String>,
     done: bool,
     error: Option<RequestError>,
     end: Option<f64>,
@@ -123,6 +134,8 @@ pub struct Workflow {
     pub environment: Option<Value>,
     /// Environment label (`name:version`) and anonymity, for the log table.
     pub env_label: (String, bool),
+    /// The environment's image checksum, for the log table.
+    pub env_md5: String,
     /// `debug` was requested.
     pub debug: bool,
     /// Verbose level of stored log lines.
@@ -135,12 +148,17 @@ pub struct Workflow {
     pub states: DbStates,
     /// Step-1 name of reboot and power rows (`Simple`, `On`...).
     pub step1: Option<String>,
+    /// Requested nodes left out because another workflow uses them (`/state` shows them `discarded`).
+    pub discarded: Vec<String>,
+    hook: Option<String>,
+    hook_started: AtomicBool,
     inner: Mutex<Inner>,
 }
 
 impl Workflow {
-    /// A new workflow (not started) of `parts`.
-    pub fn new(submitted: Submitted, parts: Vec<Part>) -> Workflow {
+    /// A new workflow (not started) of `parts`; `discarded` are the requested nodes another workflow
+    /// uses.
+    pub fn new(submitted: Submitted, parts: Vec<Part>, discarded: Vec<String>) -> Workflow {
         let remaining = parts.len();
         Workflow {
             wid: format!("{}-{}", submitted.kind.prefix(), uuid::Uuid::new_v4()),
@@ -150,12 +168,16 @@ impl Workflow {
             started: std::time::Instant::now(),
             environment: submitted.environment,
             env_label: submitted.env_label,
+            env_md5: submitted.env_md5,
             debug: submitted.debug,
             verbose: submitted.verbose,
             cancel: CancellationToken::new(),
             parts,
             states: submitted.states,
             step1: submitted.step1,
+            discarded,
+            hook: submitted.hook,
+            hook_started: AtomicBool::new(false),
             inner: Mutex::new(Inner {
                 remaining,
                 ..Inner::default()
@@ -172,25 +194,6 @@ impl Workflow {
         let mut v: Vec<String> = self.parts.iter().flat_map(|p| p.names.clone()).collect();
         v.sort();
         v
-    }
-
-    /// Appends a log line `<epoch>|<text>` for a line written `time` seconds into part `prefix`.
-    pub fn push_log(&self, time: f64, prefix: Option<&str>, text: &str) {
-        let epoch = self.start_time as f64 + time;
-        let line = match prefix {
-            Some(p) => format!("{epoch:.5}|[{p}] {text}\n"),
-            None => format!("{epoch:.5}|{text}\n"),
-        };
-        self.lock().logs.push_str(&line);
-    }
-
-    /// The lines added since the last call (empty after an error).
-    pub fn take_logs(&self) -> String {
-        let mut inner = self.lock();
-        if inner.error.is_some() {
-            inner.logs.clear();
-        }
-        std::mem::take(&mut inner.logs)
     }
 
     /// Done (or in error).
@@ -237,12 +240,15 @@ impl Workflow {
             tracing::error!(wid = %self.wid, "recording the end of the workflow failed: {e}");
             self.fail(e.into());
         }
-        let mut inner = self.lock();
-        inner.done = true;
-        inner.end = Some(self.started.elapsed().as_secs_f64());
-        inner
-            .finished_at
-            .get_or_insert_with(std::time::Instant::now);
+        {
+            let mut inner = self.lock();
+            inner.done = true;
+            inner.end = Some(self.started.elapsed().as_secs_f64());
+            inner
+                .finished_at
+                .get_or_insert_with(std::time::Instant::now);
+        }
+        self.run_hook();
     }
 
     /// The workflow's final state, each node's final state, and the `log` rows (what [`Workflow::part_done`]
@@ -262,6 +268,7 @@ impl Workflow {
                 let mut row = LogRow::new(&self.wid, name, &self.user, self.start_time);
                 row.env = self.env_label.0.clone();
                 row.anonymous_env = self.env_label.1;
+                row.md5 = self.env_md5.clone();
                 let status = report
                     .as_ref()
                     .and_then(|r| r.nodes.get(i))
@@ -341,9 +348,9 @@ impl Workflow {
             );
         }
         if !error {
-            m.set(sym("logs"), !inner.logs.is_empty());
+            m.set(sym("logs"), inner.logs.values().any(|l| !l.is_empty()));
             if self.debug {
-                m.set(sym("debugs"), false);
+                m.set(sym("debugs"), inner.debugs.values().any(|d| !d.is_empty()));
             }
             m.set(sym("nodes"), self.nodes_view(inner.done));
         }
@@ -416,6 +423,11 @@ impl Workflow {
                 };
                 out.set(Key::Str(name.clone()), v);
             }
+        }
+        // `NodeState#set(node, '', '', 'discarded')`: empty macro and micro are not set.
+        for name in &self.discarded {
+            let v = Ruby::symbols([("state", Ruby::from("discarded"))]);
+            out.set(Key::Str(name.clone()), v);
         }
         out
     }

@@ -1,5 +1,6 @@
-//! `kastat3 -x/-y` dates: `yyyy-mm-dd[ hh:mm[:ss]]` (taken as UTC) or an RFC 2616 date, sent as the RFC 2616
-//! date Kadeploy's client sends (`Time#httpdate`).
+//! `kastat3 -x/-y` dates: `yyyy-mm-dd[ hh:mm[:ss]]` in the local time zone (as Kadeploy's client reads them
+//! with Ruby's `Time.parse`) or an RFC 2616 date, sent as the RFC 2616 date Kadeploy's client sends
+//! (`Time#httpdate`).
 
 use std::time::{Duration, SystemTime};
 
@@ -40,42 +41,53 @@ pub fn http_date(text: &str) -> Result<String, String> {
     {
         return Err(bad());
     }
-    let days = days_from_civil(y, mo, da);
-    let secs = days * 86_400 + h * 3600 + mi * 60 + se;
+    let secs = local_epoch([y, mo, da, h, mi, se]).ok_or_else(bad)?;
     Ok(httpdate::fmt_http_date(
         SystemTime::UNIX_EPOCH + Duration::from_secs(secs),
     ))
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm), for years ≥ 1970.
-fn days_from_civil(y: u64, m: u64, d: u64) -> u64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y / 400;
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+/// Seconds since the epoch of `[year, month, day, hour, minute, second]` in the local time zone (`TZ`, as
+/// Ruby's `Time.parse`); `None` before 1970. The values were range-checked by the caller.
+fn local_epoch(d: [u64; 6]) -> Option<u64> {
+    let int = |v: u64| i32::try_from(v).ok();
+    // SAFETY: an all-zero `tm` is a valid value (integers and a null zone pointer).
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    tm.tm_year = int(d[0])? - 1900;
+    tm.tm_mon = int(d[1])? - 1;
+    tm.tm_mday = int(d[2])?;
+    tm.tm_hour = int(d[3])?;
+    tm.tm_min = int(d[4])?;
+    tm.tm_sec = int(d[5])?;
+    tm.tm_isdst = -1;
+    // SAFETY: mktime reads and normalises the `tm` this function owns.
+    let t = unsafe { libc::mktime(&mut tm) };
+    u64::try_from(t).ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// The local time zone's reading of `date` (`date -d DATE +%s`, as Ruby's `Time.parse`).
+    fn local(date: &str) -> String {
+        let out = std::process::Command::new("date")
+            .args(["-d", date, "+%s"])
+            .output()
+            .expect("date");
+        let secs: u64 = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .expect("epoch");
+        httpdate::fmt_http_date(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
+    }
+
+    /// Command-line dates are local times (before, they were read as UTC: off by the zone's offset).
     #[test]
     fn command_line_dates_become_http_dates() {
-        assert_eq!(
-            http_date("2013-10-08 12:34:56").unwrap(),
-            "Tue, 08 Oct 2013 12:34:56 GMT"
-        );
-        assert_eq!(
-            http_date("2000-02-29").unwrap(),
-            "Tue, 29 Feb 2000 00:00:00 GMT"
-        );
-        assert_eq!(
-            http_date("1970-01-01 00:00").unwrap(),
-            "Thu, 01 Jan 1970 00:00:00 GMT"
-        );
+        for date in ["2013-10-08 12:34:56", "2000-02-29", "2021-07-01 02:30"] {
+            assert_eq!(http_date(date).unwrap(), local(date), "{date}");
+        }
         assert_eq!(
             http_date("Sun, 06 Nov 1994 08:49:37 GMT").unwrap(),
             "Sun, 06 Nov 1994 08:49:37 GMT"

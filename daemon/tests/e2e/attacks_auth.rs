@@ -18,7 +18,8 @@ use std::time::Duration;
 // Item 4: server:// references.
 
 /// A plain-HTTP server whose PXE repository and cache are under `dir`, whose `server://` references may
-/// name `/envs` and `dir/envs`; `root` owns everything and `bob` has rights on node-1 to node-4.
+/// name the sample image's directory and `dir/envs`; `root` owns everything and `bob` has rights on
+/// node-1 to node-4.
 struct Site {
     dir: PathBuf,
     envs: PathBuf,
@@ -33,7 +34,11 @@ fn site(name: &str) -> Site {
     std::fs::create_dir_all(&envs).expect("envs");
     let path = conf.join("server.conf");
     let text = std::fs::read_to_string(&path).expect("server.conf");
-    assert!(text.contains("\n    - /envs\n"), "the sample lists /envs");
+    let listed = format!("\n    - {}\n", super::harness::image_dir().display());
+    assert!(
+        text.contains(&listed),
+        "the test configuration lists the image directory"
+    );
     let text = text
         .replace(
             "directory: /var/cache/kadeploy3",
@@ -43,10 +48,7 @@ fn site(name: &str) -> Site {
             "repository: /var/lib/tftpboot",
             &format!("repository: {}", dir.join("tftp").display()),
         )
-        .replace(
-            "\n    - /envs\n",
-            &format!("\n    - /envs\n    - {}\n", envs.display()),
-        );
+        .replace(&listed, &format!("{listed}    - {}\n", envs.display()));
     std::fs::write(&path, text).expect("server.conf");
     let server = Server::start(&conf, &dir.join("db.sqlite"), &[]);
     let root = Http::new(server.port, "root");

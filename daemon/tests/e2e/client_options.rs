@@ -23,9 +23,15 @@ fn prepare(dir: &Path, root: &ClientEnv, extra: &[&str]) {
 
 fn env_file(dir: &Path, name: &str) -> PathBuf {
     let env = dir.join(format!("{name}.yml"));
-    std::fs::write(&env, format!("name: {name}\nversion: 1\nvisibility: shared\nos: linux\nfilesystem: ext4\n\
-        image: {{file: 'server:///envs/debian12.tgz', kind: tar, compression: gzip}}\nboot: {{kernel: /vmlinuz}}\n"))
-        .expect("env");
+    std::fs::write(
+        &env,
+        format!(
+            "name: {name}\nversion: 1\nvisibility: shared\nos: linux\nfilesystem: ext4\n\
+        image: {{file: '{}', kind: tar, compression: gzip}}\nboot: {{kernel: /vmlinuz}}\n",
+            crate::harness::image_ref()
+        ),
+    )
+    .expect("env");
     env
 }
 

@@ -74,3 +74,39 @@ fn a_reboot_over_two_clusters_uses_each_clusters_production_partition() {
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `logs/<cluster>` returns only that cluster's lines, and consumes only them (Kadeploy's `work_get_logs`);
+/// `logs` then returns the other cluster's. Before, `logs/<cluster>` returned (and consumed) every line.
+#[test]
+fn logs_of_one_cluster_are_that_clusters_lines() {
+    let dir = setup("two-clusters-logs");
+    let conf = two_clusters(&dir);
+    let server = Server::start(&conf, &dir.join("db.sqlite"), &[]);
+    let h = Http::new(server.port, "root");
+    seed_catalog(&h);
+    let r = h.send(
+        "POST",
+        "/deployment",
+        &json!({"nodes": ["node-1", "other-1"], "environment": {"name": debian12()["name"]}}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let res = r.json()["resources"].clone();
+    let w = h.wait_done(res["resource"].as_str().expect("resource"), LIMIT);
+    assert_eq!(w["error"], false, "{w}");
+    let base = res["log"].as_str().expect("log").to_string();
+    let sim2 = h.get(&format!("{base}/sim2")).text();
+    assert!(!sim2.trim().is_empty(), "sim2 has lines");
+    assert!(
+        sim2.lines().all(|l| l.contains("|[sim2")),
+        "only sim2's lines:\n{sim2}"
+    );
+    let rest = h.get(&base).text();
+    assert!(rest.contains("node-1.sim.kadeploy"), "{rest}");
+    assert!(
+        !rest.contains("|[sim2"),
+        "sim2's lines were consumed:\n{rest}"
+    );
+    assert_eq!(h.get(&format!("{base}/nope")).status, 404);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}

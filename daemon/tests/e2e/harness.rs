@@ -82,13 +82,42 @@ pub fn config_copy(dir: &Path, secure: bool) -> PathBuf {
     let text = std::fs::read_to_string(&server).expect("server.conf");
     let text = text
         .replace("secure_server: true", &format!("secure_server: {secure}"))
-        .replace("\n  # acl: {", "\n  acl: {");
+        .replace("\n  # acl: {", "\n  acl: {")
+        .replace(
+            "server_file_directories:\n    - /envs",
+            &format!("server_file_directories:\n    - {}", image_dir().display()),
+        );
     assert!(
         text.contains("\n  acl: {"),
         "the sample's loopback ACL line"
     );
+    assert!(text.contains(&image_dir().display().to_string()));
     std::fs::write(&server, text).expect("server.conf");
+    write_image();
     conf
+}
+
+/// The directory of the sample image, which the test configurations allow `server://` references to name.
+pub fn image_dir() -> PathBuf {
+    std::env::temp_dir().join("kadeploy-e2e-envs")
+}
+
+/// The `server://` reference of the sample image (the server reads it for its checksum).
+pub fn image_ref() -> String {
+    format!("server://{}/debian12.tgz", image_dir().display())
+}
+
+/// The content of the sample image.
+pub const IMAGE: &[u8] = b"the sample image of the end-to-end tests\n";
+
+/// Writes the sample image (through a temporary file: tests run concurrently).
+fn write_image() {
+    let dir = image_dir();
+    std::fs::create_dir_all(&dir).expect("image dir");
+    let thread = format!("{:?}", std::thread::current().id());
+    let tmp = dir.join(format!(".debian12.tgz.{}.{}", std::process::id(), thread));
+    std::fs::write(&tmp, IMAGE).expect("image");
+    std::fs::rename(&tmp, dir.join("debian12.tgz")).expect("image");
 }
 
 /// A raw HTTP answer.
@@ -309,7 +338,7 @@ pub fn seed_catalog(h: &Http) {
 pub fn debian12() -> Value {
     serde_json::json!({
         "name": "debian12", "version": 1, "visibility": "shared", "os": "linux", "filesystem": "ext4",
-        "image": {"file": "server:///envs/debian12.tgz", "kind": "tar", "compression": "gzip"},
+        "image": {"file": image_ref(), "kind": "tar", "compression": "gzip"},
         "boot": {"kernel": "/vmlinuz"}
     })
 }

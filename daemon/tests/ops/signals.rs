@@ -54,11 +54,27 @@ fn assert_record(line: &str, wid: &str) {
         "{line}"
     );
     assert!(f[13..16].iter().all(|n| n.parse::<u32>().is_ok()), "{line}");
+    // Kadeploy's field order; `md5` is the image's checksum (empty before checksums were computed).
+    let md5 = image_md5();
     assert_eq!(
         &f[16..21],
-        ["debian12:1", "false", "", "true", ""],
+        ["debian12:1", "false", md5.as_str(), "true", ""],
         "{line}"
     );
+}
+
+/// The MD5 of the sample image (`md5sum`).
+fn image_md5() -> String {
+    let image = super::harness::image_dir().join("debian12.tgz");
+    let out = std::process::Command::new("md5sum")
+        .arg(&image)
+        .output()
+        .expect("md5sum");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
 }
 
 #[test]

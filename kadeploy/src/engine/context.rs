@@ -59,6 +59,8 @@ pub struct Context {
     pub cancel: CancellationToken,
     /// Server-wide windows.
     pub windows: Arc<Windows>,
+    /// Where per-node command traces go (`-d`); none by default.
+    pub debug: Option<super::debug::DebugSink>,
     positions: Mutex<Vec<Position>>,
     logs: Mutex<Vec<NodeLog>>,
     spans: Mutex<Vec<(Arc<str>, f64, f64)>>,
@@ -81,6 +83,7 @@ impl Context {
             output,
             cancel: CancellationToken::new(),
             windows,
+            debug: None,
             positions: Mutex::new(vec![Position::default(); n]),
             logs: Mutex::new(vec![NodeLog::default(); n]),
             spans: Mutex::new(Vec::new()),

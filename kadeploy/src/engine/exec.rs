@@ -33,7 +33,14 @@ pub async fn execute(
         cluster: &ctx.cluster,
         job,
     };
-    run(ctx, translate::translate(step, cx, macro_attempt), nodes).await
+    let action = translate::translate(step, cx, macro_attempt);
+    let traced = ctx.debug.is_some() && !matches!(action, Action::Nothing);
+    let command = traced.then(|| format!("{}: {action:?}", step.name()));
+    let outcomes = run(ctx, action, nodes).await;
+    if let Some(command) = command {
+        record_traces(ctx, &command, &outcomes);
+    }
+    outcomes
 }
 
 /// Runs `action` on `nodes`.
@@ -68,5 +75,25 @@ pub async fn run(ctx: &Context, action: Action, nodes: &[NodeId]) -> Outcomes {
             Ok(operation) => ops::run(ctx, operation, nodes).await,
             Err(e) => ops::refuse(nodes, e),
         },
+    }
+}
+
+/// Passes one trace per node of `outcomes` of `command` to the context's sink, if any.
+fn record_traces<T>(ctx: &Context, command: &str, outcomes: &Outcomes<T>) {
+    let Some(sink) = &ctx.debug else { return };
+    let time = ctx.now();
+    for (node, outcome) in outcomes.iter() {
+        let (stderr, status) = match outcome {
+            Ok(_) => (String::new(), 0),
+            Err(e) => (e.message.clone(), 1),
+        };
+        sink(&super::debug::Trace {
+            time,
+            node: ctx.name(*node).to_string(),
+            command: command.to_string(),
+            stdout: String::new(),
+            stderr,
+            status,
+        });
     }
 }

@@ -221,9 +221,11 @@ pub fn reboot(cluster: &ClusterConfig, req: &RebootRequest) -> Result<Plan, Requ
         ));
     }
     let job = Arc::new(Job {
+        environment: req.environment.clone(),
         ssh_key: req.ssh_key.clone(),
-        block_device: cluster.partitioning.block_device.clone(),
-        deploy_partition: Some(cluster.partitioning.deploy),
+        block_device: (req.block_device.clone())
+            .unwrap_or_else(|| cluster.partitioning.block_device.clone()),
+        deploy_partition: Some(req.deploy_partition.unwrap_or(cluster.partitioning.deploy)),
         timeout_reboot: req.timeout_reboot_classical.clone(),
         pxe_profile: req.pxe_profile.clone(),
         vlan: req.vlan.clone(),

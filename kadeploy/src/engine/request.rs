@@ -127,6 +127,12 @@ pub struct RebootRequest {
     pub breakpoint: Option<String>,
     /// `--custom-steps`: custom operations of the reboot's macro-step (`Reboot<Kind>` or `Reboot`).
     pub custom_operations: super::custom::CustomOps,
+    /// `recorded_env`: the recorded environment the nodes boot (`-e`).
+    pub environment: Option<Environment>,
+    /// `recorded_env`: the block device it is on (`-b`); the cluster's by default.
+    pub block_device: Option<String>,
+    /// `recorded_env`: the partition it is on (`-p`); the cluster's deploy partition by default.
+    pub deploy_partition: Option<u32>,
 }
 
 /// Power operations (`kapower3`).

@@ -124,6 +124,28 @@ async fn reboot_recorded_env_boots_the_deploy_partition() {
     assert_eq!(run.fake.env(id(2)), Some(Env::User));
 }
 
+/// `kareboot3 -r recorded_env -b /dev/sdb -p 5` boots the given device and partition (before, the request
+/// had no such fields and the cluster's deploy partition was booted whatever was asked).
+#[tokio::test(start_paused = true)]
+async fn reboot_recorded_env_boots_the_requested_device_and_partition() {
+    let run = Scenario::new(2)
+        .run_reboot(RebootKind::RecordedEnv, |r| {
+            r.block_device = Some("/dev/sdb".into());
+            r.deploy_partition = Some(5);
+        })
+        .await;
+
+    assert_eq!(run.ok(), [1, 2]);
+    let profile = run.calls_to("set_profile").next().expect("a profile");
+    assert_eq!(
+        profile.op,
+        Op::Profile(BootProfile::LocalDisk {
+            device: "/dev/sdb".into(),
+            partition: 5
+        })
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn reboot_breakpoints_stop_or_are_refused() {
     let run = Scenario::new(2)

@@ -341,6 +341,9 @@ impl Scenario {
             timeout_reboot_classical: None,
             breakpoint: None,
             custom_operations: Default::default(),
+            environment: None,
+            block_device: None,
+            deploy_partition: None,
         };
         f(&mut request);
         self.run(|ctx| async move { engine::reboot(&ctx, &request).await })

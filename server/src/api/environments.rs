@@ -5,6 +5,7 @@ use super::extract::Segments;
 use super::guard::blocking;
 use crate::App;
 use crate::auth::Caller;
+use crate::fetch::checksum::{self, Which};
 use crate::params::Params;
 use crate::reply::{HttpError, Reply, forbidden, method_not_allowed, not_found};
 use crate::store::{EnvFilter, EnvRow};
@@ -128,8 +129,15 @@ fn add(app: &App, r: &Req) -> Result<Reply, HttpError> {
     if r.params.toggle("dry_run") {
         return Ok(Reply::Text(String::new()));
     }
-    let row = app.store.env_add(&owner, &desc, "")?;
+    let client = r.params.string("client")?;
+    let sums = on_runtime(checksum::environment(app, client.as_deref(), &desc))?;
+    let row = app.store.env_add(&owner, &desc, &sums)?;
     Ok(Reply::Data(row.desc.to_value()))
+}
+
+/// Runs `f` to its end from this blocking-pool thread (file checksums read and download).
+fn on_runtime<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Handle::current().block_on(f)
 }
 
 /// Local files need the client's file server (error 3), unless every backend is simulated.
@@ -216,16 +224,28 @@ fn modify(app: &App, r: &Req) -> Result<Reply, HttpError> {
             desc.destructive = !desc.destructive;
         }
         let checksum = [
-            "update_image_checksum",
-            "update_preinstall_checksum",
-            "update_postinstalls_checksum",
+            ("update_image_checksum", Which::Image),
+            ("update_preinstall_checksum", Which::Preinstall),
+            ("update_postinstalls_checksum", Which::Postinstalls),
         ];
-        if desc == row.desc && checksum.iter().any(|k| p.toggle(k)) {
+        let mut sums = row.checksums.clone();
+        let client = p.string("client")?;
+        for (_, which) in checksum.iter().filter(|(k, _)| p.toggle(k)) {
+            on_runtime(checksum::update(
+                app,
+                client.as_deref(),
+                &desc,
+                *which,
+                &mut sums,
+            ))?;
+        }
+        let asked = checksum.iter().any(|(k, _)| p.toggle(k));
+        if asked && desc == row.desc && sums == row.checksums {
             return Err(
                 RequestError::new(ApiError::NothingModified, "the checksum is unchanged").into(),
             );
         }
-        app.store.env_update(row.id, &desc, &row.md5)?;
+        app.store.env_update(row.id, &desc, &sums)?;
         out.push(desc.to_value());
     }
     Ok(Reply::Data(out.into_iter().next().unwrap_or(Value::Null)))
@@ -265,7 +285,7 @@ fn move_files(app: &App, r: &Req) -> Result<Reply, HttpError> {
             }
         }
         if desc != row.desc {
-            app.store.env_update(row.id, &desc, &row.md5)?;
+            app.store.env_update(row.id, &desc, &row.checksums)?;
             out.push(EnvRow { desc, ..row }.to_value());
         }
     }

@@ -1,4 +1,4 @@
-//! `GET /info` (spec §3.6, no authentication): the server's PXE method, each cluster's automata and
+//! `GET /info` (spec §3.6, no authentication): the server's PXE method (`pxe/dhcp/method`), each cluster's automata and
 //! supported file systems, and the variables exported to custom scripts.
 
 use super::extract::OnlyGet;
@@ -60,5 +60,5 @@ pub fn info(app: &App) -> Value {
         );
         fs.insert(c.config.name.clone(), json!(c.config.boot.supported_fs));
     }
-    json!({"pxe": "PXElinux", "automata": automata, "supported_fs": fs, "vars": VARS})
+    json!({"pxe": app.settings.pxe_method, "automata": automata, "supported_fs": fs, "vars": VARS})
 }

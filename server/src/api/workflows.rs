@@ -110,10 +110,23 @@ fn one(
                 return Err(not_found(format!("no cluster {cluster} in this workflow")));
             }
             Ok(Reply::Text(
-                wf.take_logs().trim_end_matches('\n').to_string(),
+                wf.take_logs(path.arg.as_deref())
+                    .trim_end_matches('\n')
+                    .to_string(),
             ))
         }
-        Some("debugs") if wf.debug => Ok(Reply::Text(String::new())),
+        Some("debugs") if wf.debug => {
+            if let Some(node) = &path.arg
+                && !wf.node_names().contains(node)
+            {
+                return Err(not_found(format!("no node {node} in this workflow")));
+            }
+            Ok(Reply::Text(
+                wf.take_debugs(path.arg.as_deref())
+                    .trim_end_matches('\n')
+                    .to_string(),
+            ))
+        }
         Some("state") => Ok(Reply::Ruby(wf.state())),
         Some("status") => Ok(Reply::Ruby(wf.status())),
         Some("error") => match wf.error() {

@@ -100,6 +100,17 @@ fn no_client(file: &str) -> RequestError {
     )
 }
 
+/// The HTTP client of downloads: certificates not verified (as Kadeploy), at most an hour per transfer.
+pub fn http_client() -> Result<reqwest::Client, RequestError> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .tls_danger_accept_invalid_certs(true)
+        .timeout(Duration::from_secs(3600))
+        .connect_timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| invalid(format!("HTTP client: {e}")))
+}
+
 /// Fetches `w` into `cache` when it is an HTTP or client-side reference: the path of the cached copy, or
 /// `None` for `server://` references. `client` is the request's `client` parameter.
 pub async fn fetch(
@@ -121,13 +132,7 @@ pub async fn fetch(
             client_url(client, &path)
         }
     };
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let http = reqwest::Client::builder()
-        .tls_danger_accept_invalid_certs(true)
-        .timeout(Duration::from_secs(3600))
-        .connect_timeout(Duration::from_secs(10))
-        .build()
-        .map_err(|e| invalid(format!("HTTP client: {e}")))?;
+    let http = http_client()?;
     let unable = |detail: String| invalid(format!("Unable to grab the file {} ({detail})", w.file));
     let head = http
         .head(&url)

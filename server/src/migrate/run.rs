@@ -231,6 +231,7 @@ impl Run<'_, '_> {
                     durations: l.durations,
                     env: l.env,
                     anonymous_env: l.anonymous_env == "true",
+                    md5: l.md5.clone(),
                     success: l.success == "true",
                     error: l.error,
                     user: l.user,

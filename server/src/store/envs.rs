@@ -18,8 +18,19 @@ pub struct EnvRow {
     pub user: String,
     /// The description.
     pub desc: EnvDesc,
-    /// Checksum of the image (`tarball`'s third field).
-    pub md5: String,
+    /// Checksums of its files (the third field of `tarball`, `preinstall` and each `postinstall` entry).
+    pub checksums: Checksums,
+}
+
+/// Checksums of an environment's image and archives (empty: not known).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Checksums {
+    /// Of the image.
+    pub image: String,
+    /// Of the pre-install archive (empty without one).
+    pub preinstall: String,
+    /// Of the post-install archives, in the environment's order.
+    pub postinstalls: Vec<String>,
 }
 
 impl EnvRow {
@@ -75,26 +86,40 @@ fn kind_of(short: &str) -> (String, Value) {
     }
 }
 
-fn archive_of(field: &str) -> Option<ArchiveDesc> {
+/// An archive column entry `file|shortkind|md5|script`, and its checksum.
+fn archive_of(field: &str) -> Option<(ArchiveDesc, String)> {
     let parts: Vec<&str> = field.split('|').collect();
     if parts.len() < 2 || parts[0].is_empty() {
         return None;
     }
     let (_, comp) = kind_of(parts[1]);
-    Some(ArchiveDesc {
+    let archive = ArchiveDesc {
         archive: parts[0].into(),
         compression: comp.as_str().unwrap_or("gzip").into(),
         script: parts.get(3).copied().unwrap_or("none").into(),
-    })
+    };
+    Some((archive, parts.get(2).copied().unwrap_or("").into()))
 }
 
-fn encode_archive(a: &ArchiveDesc) -> String {
+fn encode_archive(a: &ArchiveDesc, md5: &str) -> String {
     let short = match a.compression.as_str() {
         "bzip2" => "tbz2",
         "xz" => "txz",
         _ => "tgz",
     };
-    format!("{}|{short}||{}", a.archive, a.script)
+    format!("{}|{short}|{md5}|{}", a.archive, a.script)
+}
+
+/// The `preinstall` and `postinstall` columns of `d` with checksums `sums`.
+fn archive_columns(d: &EnvDesc, sums: &Checksums) -> (String, String) {
+    let pre = (d.preinstall.as_ref())
+        .map(|a| encode_archive(a, &sums.preinstall))
+        .unwrap_or_default();
+    let post = (d.postinstalls.iter().enumerate())
+        .map(|(i, a)| encode_archive(a, sums.postinstalls.get(i).map_or("", String::as_str)))
+        .collect::<Vec<_>>()
+        .join(",");
+    (pre, post)
 }
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<EnvRow> {
@@ -121,6 +146,9 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<EnvRow> {
         })
         .unwrap_or_default();
     let postinstall: String = r.get(7)?;
+    let (postinstalls, post_sums): (Vec<ArchiveDesc>, Vec<String>) =
+        postinstall.split(',').filter_map(archive_of).unzip();
+    let (preinstall, pre_sum) = archive_of(&r.get::<_, String>(6)?).unzip();
     let fdisk: Option<String> = r.get(13)?;
     let desc = EnvDesc {
         name: r.get(1)?,
@@ -135,8 +163,8 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<EnvRow> {
             kind,
             compression,
         },
-        preinstall: archive_of(&r.get::<_, String>(6)?),
-        postinstalls: postinstall.split(',').filter_map(archive_of).collect(),
+        preinstall,
+        postinstalls,
         boot: BootDesc {
             kernel: r.get(11)?,
             initrd: r.get(10)?,
@@ -157,7 +185,11 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<EnvRow> {
         id: r.get(0)?,
         user: r.get(15)?,
         desc,
-        md5,
+        checksums: Checksums {
+            image: md5,
+            preinstall: pre_sum.unwrap_or_default(),
+            postinstalls: post_sums,
+        },
     })
 }
 
@@ -175,8 +207,10 @@ pub(super) fn options_json(d: &EnvDesc) -> Option<String> {
 }
 
 impl Store {
-    /// Records `desc` for `owner` with image checksum `md5`; error 10 when (owner, name, version) exists.
-    pub fn env_add(&self, owner: &str, desc: &EnvDesc, md5: &str) -> Result<EnvRow> {
+    /// Records `desc` for `owner` with the checksums of its files; error 10 when (owner, name, version)
+    /// exists.
+    pub fn env_add(&self, owner: &str, desc: &EnvDesc, sums: &Checksums) -> Result<EnvRow> {
+        let (pre, post) = archive_columns(desc, sums);
         self.transaction(|tx| {
             let exists: Option<i64> = tx
                 .query_row(
@@ -204,9 +238,9 @@ impl Store {
                     desc.version,
                     desc.description,
                     desc.author,
-                    format!("{}|{}|{md5}", desc.image.file, desc.short_kind()),
-                    desc.preinstall.as_ref().map(encode_archive).unwrap_or_default(),
-                    desc.postinstalls.iter().map(encode_archive).collect::<Vec<_>>().join(","),
+                    format!("{}|{}|{}", desc.image.file, desc.short_kind(), sums.image),
+                    pre,
+                    post,
                     desc.boot.hypervisor,
                     desc.boot.hypervisor_params,
                     desc.boot.initrd,
@@ -223,7 +257,7 @@ impl Store {
                 ],
             )?;
             let id = tx.last_insert_rowid();
-            Ok(EnvRow { id, user: owner.into(), desc: desc.clone(), md5: md5.into() })
+            Ok(EnvRow { id, user: owner.into(), desc: desc.clone(), checksums: sums.clone() })
         })
     }
 
@@ -290,8 +324,9 @@ impl Store {
         Ok(out)
     }
 
-    /// Replaces the stored description (and checksum) of environment `id`.
-    pub fn env_update(&self, id: i64, desc: &EnvDesc, md5: &str) -> Result<()> {
+    /// Replaces the stored description (and checksums) of environment `id`.
+    pub fn env_update(&self, id: i64, desc: &EnvDesc, sums: &Checksums) -> Result<()> {
+        let (pre, post) = archive_columns(desc, sums);
         self.transaction(|tx| {
             let n = tx.execute(
                 "UPDATE environments SET visibility = ?2, demolishing_env = ?3, tarball = ?4, preinstall = ?5,
@@ -300,9 +335,9 @@ impl Store {
                     id,
                     desc.visibility.as_str(),
                     desc.destructive as i64,
-                    format!("{}|{}|{md5}", desc.image.file, desc.short_kind()),
-                    desc.preinstall.as_ref().map(encode_archive).unwrap_or_default(),
-                    desc.postinstalls.iter().map(encode_archive).collect::<Vec<_>>().join(","),
+                    format!("{}|{}|{}", desc.image.file, desc.short_kind(), sums.image),
+                    pre,
+                    post,
                 ],
             )?;
             if n == 0 {
@@ -343,21 +378,30 @@ mod tests {
     fn add_round_trips_and_refuses_duplicates() {
         let s = Store::in_memory().unwrap();
         let d = desc("deb", 1, "shared");
-        let row = s.env_add("alice", &d, "abc").unwrap();
+        let sums = Checksums {
+            image: "abc".into(),
+            preinstall: String::new(),
+            postinstalls: vec!["def".into()],
+        };
+        let row = s.env_add("alice", &d, &sums).unwrap();
         let back = s.env_by_id(row.id).unwrap().unwrap();
         assert_eq!(back.desc, d);
-        assert_eq!(back.md5, "abc");
-        let err = s.env_add("alice", &d, "").unwrap_err();
+        assert_eq!(back.checksums, sums);
+        let err = s.env_add("alice", &d, &sums).unwrap_err();
         assert!(matches!(err, super::super::StoreError::Api(ref e) if e.kind.code() == 10));
     }
 
     #[test]
     fn visibility_and_last() {
         let s = Store::in_memory().unwrap();
-        s.env_add("alice", &desc("a", 1, "private"), "").unwrap();
-        s.env_add("alice", &desc("a", 2, "private"), "").unwrap();
-        s.env_add("root", &desc("p", 1, "public"), "").unwrap();
-        s.env_add("bob", &desc("b", 1, "shared"), "").unwrap();
+        s.env_add("alice", &desc("a", 1, "private"), &Checksums::default())
+            .unwrap();
+        s.env_add("alice", &desc("a", 2, "private"), &Checksums::default())
+            .unwrap();
+        s.env_add("root", &desc("p", 1, "public"), &Checksums::default())
+            .unwrap();
+        s.env_add("bob", &desc("b", 1, "shared"), &Checksums::default())
+            .unwrap();
         let f = |caller: &str, username: Option<&str>, last: bool| EnvFilter {
             caller: caller.into(),
             almighty: false,
@@ -388,8 +432,10 @@ mod tests {
         );
         // Versions of one environment with different visibilities: `last` is the newest visible one (before,
         // the first listed visibility group won: alice saw a:3 instead of her private a:4).
-        s.env_add("alice", &desc("a", 3, "public"), "").unwrap();
-        s.env_add("alice", &desc("a", 4, "private"), "").unwrap();
+        s.env_add("alice", &desc("a", 3, "public"), &Checksums::default())
+            .unwrap();
+        s.env_add("alice", &desc("a", 4, "private"), &Checksums::default())
+            .unwrap();
         assert_eq!(
             names(s.env_list(&f("alice", None, true)).unwrap()),
             ["p:1", "a:4"]

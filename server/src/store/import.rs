@@ -300,6 +300,7 @@ impl ImportTx<'_> {
                         durations: [r.get(10)?, r.get(11)?, r.get(12)?],
                         env: r.get(13)?,
                         anonymous_env: r.get::<_, String>(14)? == "true",
+                        md5: r.get(15)?,
                         success: r.get::<_, String>(16)? == "true",
                         error: r.get(17)?,
                         user: r.get(18)?,
@@ -369,7 +370,7 @@ mod tests {
             .unwrap();
         assert_ne!(b, 42, "a taken id is not reused");
         let row = s.env_by_id(42).unwrap().unwrap();
-        assert_eq!(row.md5, "m2");
+        assert_eq!(row.checksums.image, "m2");
         assert_eq!(row.desc, env(1, "m2").desc);
     }
 
@@ -413,7 +414,10 @@ mod tests {
             ]
         );
         let log = ImportedLog {
-            row: LogRow::new("D-1", "n1", "alice", 100),
+            row: LogRow {
+                md5: "abc".into(),
+                ..LogRow::new("D-1", "n1", "alice", 100)
+            },
             md5: "abc".into(),
         };
         let back = s

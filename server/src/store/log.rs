@@ -28,6 +28,8 @@ pub struct LogRow {
     pub env: String,
     /// The environment was anonymous.
     pub anonymous_env: bool,
+    /// Checksum of the environment's image (empty when not known).
+    pub md5: String,
     /// The node ended OK.
     pub success: bool,
     /// `<macro>-<micro>: <message>` for KO nodes.
@@ -55,12 +57,12 @@ pub(crate) fn insert_log(tx: &Transaction<'_>, r: &LogRow) -> rusqlite::Result<u
         "INSERT INTO log (wid, hostname, step1, step2, step3, timeout_step1, timeout_step2, timeout_step3,
          retry_step1, retry_step2, retry_step3, start, step1_duration, step2_duration, step3_duration, env,
          anonymous_env, md5, success, error, user)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, '', ?18, ?19, ?20)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
     )?
     .execute(params![
         r.wid, r.hostname, r.steps[0], r.steps[1], r.steps[2], r.timeouts[0], r.timeouts[1], r.timeouts[2],
         r.retries[0], r.retries[1], r.retries[2], r.start, r.durations[0], r.durations[1], r.durations[2], r.env,
-        r.anonymous_env.to_string(), r.success.to_string(), r.error, r.user
+        r.anonymous_env.to_string(), r.md5, r.success.to_string(), r.error, r.user
     ])
 }
 

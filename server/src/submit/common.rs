@@ -66,6 +66,8 @@ pub struct Common {
     pub debug: bool,
     /// `force`: nodes in use by another workflow are taken anyway.
     pub force: bool,
+    /// `hook`: the server's end-of-operation hook runs once the operation has ended.
+    pub hook: bool,
     /// `dry_run`: everything is checked, nothing runs.
     pub dry_run: bool,
     /// `vlan`: the VLAN to put the nodes in (checked: configured, plain, each node's name in it resolves).
@@ -128,6 +130,7 @@ impl Head {
             breakpoint: breakpoint(p)?,
             debug: p.toggle("debug"),
             force: p.toggle("force"),
+            hook: p.toggle("hook"),
             dry_run: p.toggle("dry_run"),
             vlan: self.vlan,
             requester: Requester {

@@ -17,6 +17,8 @@ pub struct SelectedEnv {
     pub owner: String,
     /// Its database id; `None` for an anonymous environment.
     pub id: Option<i64>,
+    /// The recorded checksum of its image (empty when not known: anonymous environments).
+    pub md5: String,
 }
 
 impl SelectedEnv {
@@ -92,6 +94,7 @@ fn anonymous(
         desc,
         owner: caller.user.clone(),
         id: None,
+        md5: String::new(),
     })
 }
 
@@ -133,6 +136,7 @@ fn recorded(
                     desc: row.desc,
                     owner: row.user,
                     id: Some(row.id),
+                    md5: row.checksums.image,
                 });
             }
         }

@@ -1,6 +1,6 @@
 //! `POST /reboot` (spec §3.7): a typed reboot, and its engine request.
 
-use super::common::{Common, Context, Fetched, Head, Pxe, err, expr, level};
+use super::common::{Common, Context, Fetched, Head, PartCluster, Pxe, err, expr, level};
 use super::environment::{self, SelectedEnv};
 use crate::auth::Caller;
 use crate::params::Params;
@@ -23,6 +23,8 @@ pub struct Reboot {
     /// `deploy_partition` as text, when it is one (mandatory for `recorded_env`): the nodes are then in
     /// their production environment (`prod_env`) if it is their cluster's production partition.
     pub deploy_partition: Option<String>,
+    /// `block_device` (`recorded_env`), instead of the cluster's.
+    pub block_device: Option<String>,
     /// `level`.
     pub level: PowerLevel,
     /// `ssh_authorized_keys`: the keys file, as the request names it.
@@ -34,8 +36,8 @@ pub struct Reboot {
 }
 
 impl Reboot {
-    /// Reads a reboot request, in Kadeploy's order; with `check_destructive`, refuses (error 13) nodes
-    /// whose recorded environment is destructive.
+    /// Reads a reboot request, in Kadeploy's order (`Kareboot#reboot_prepare`); for `recorded_env` with
+    /// `check_destructive`, refuses (error 30) nodes whose last deployed environment is destructive.
     pub fn parse(ctx: &Context<'_>, caller: &Caller, p: &Params) -> Result<Reboot, RequestError> {
         let head = Head::parse(ctx, p, Kind::Reboot)?;
         let environment = environment::select(ctx, caller, p)?;
@@ -44,39 +46,77 @@ impl Reboot {
             .one_of("kind", &["set_pxe", "simple", "deploy_env", "recorded_env"])?
             .ok_or_else(|| err(ApiError::MissingOption, "Parameter 'kind': is mandatory"))?;
         let pxe = Pxe::parse(p)?;
+        let level = level(p)?;
+        // Kadeploy checks the destructive tag of `recorded_env` reboots only.
+        if kind == "recorded_env" && p.toggle("check_destructive") {
+            refuse_destructive(ctx, &common.nodes)?;
+        }
+        let deploy_partition = p.string_or_empty("deploy_partition")?;
         let kind = match kind.as_str() {
-            "set_pxe" if pxe.profile.is_none() => {
-                return Err(err(ApiError::MissingOption, "set_pxe needs a PXE profile"));
+            "set_pxe" if pxe.profile.as_deref().is_none_or(str::is_empty) => {
+                return Err(err(
+                    ApiError::MissingOption,
+                    "You must specify a PXE boot profile when rebooting using set_pxe",
+                ));
             }
             "set_pxe" => RebootKind::SetPxe,
             "deploy_env" => RebootKind::DeployEnv,
-            "recorded_env" if environment.is_none() || !p.has("deploy_partition") => {
+            "recorded_env" if environment.as_ref().is_none_or(|e| e.id.is_none()) => {
                 return Err(err(
                     ApiError::MissingOption,
-                    "recorded_env needs an environment and a partition",
+                    "You must specify an environment when rebooting using recorded_env",
+                ));
+            }
+            "recorded_env" if deploy_partition.as_deref().is_none_or(str::is_empty) => {
+                return Err(err(
+                    ApiError::MissingOption,
+                    "You must specify a partition when rebooting using recorded_env",
                 ));
             }
             "recorded_env" => RebootKind::RecordedEnv,
             _ => RebootKind::Simple,
         };
-        if p.toggle("check_destructive") {
-            refuse_destructive(ctx, &common.nodes)?;
+        if let Some(part) = &deploy_partition
+            && !part.is_empty()
+            && part.parse::<u32>().is_err()
+        {
+            return Err(err(
+                ApiError::InvalidOption,
+                "Parameter 'deploy_partition': should be a partition number",
+            ));
         }
         Ok(Reboot {
             common,
             kind,
             environment,
-            deploy_partition: p.string("deploy_partition").ok().flatten(),
-            level: level(p)?,
+            block_device: p.string("block_device")?,
+            deploy_partition: deploy_partition.filter(|s| !s.is_empty()),
+            level,
             ssh_key_file: p.string("ssh_authorized_keys")?,
             pxe,
             timeout_reboot_classical: expr(p, "timeout_reboot_classical")?,
         })
     }
 
-    /// The engine request of the nodes `nodes`.
-    pub fn engine_request(&self, files: &Fetched, nodes: Vec<NodeId>) -> RebootRequest {
+    /// The engine request of the nodes `nodes` of `cluster`: for `recorded_env`, the environment as that
+    /// cluster's backend sees it, on the requested device and partition.
+    pub fn engine_request(
+        &self,
+        files: &Fetched,
+        cluster: PartCluster<'_>,
+        nodes: Vec<NodeId>,
+    ) -> RebootRequest {
+        let recorded = self.kind == RebootKind::RecordedEnv;
+        let environment = (self.environment.as_ref()).filter(|_| recorded).map(|env| {
+            env.desc
+                .to_engine(&env.owner, cluster.image_size, cluster.image_ratio)
+        });
         RebootRequest {
+            environment,
+            block_device: self.block_device.clone().filter(|_| recorded),
+            deploy_partition: (self.deploy_partition.as_deref())
+                .filter(|_| recorded)
+                .and_then(|p| p.parse().ok()),
             nodes,
             kind: self.kind,
             level: self.level,

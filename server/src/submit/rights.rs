@@ -22,11 +22,12 @@ pub fn check(app: &App, user: &str, submission: &Submission) -> Result<(), Reque
                 continue;
             };
             let names: Vec<String> = nodes.into_iter().map(|(_, name)| name).collect();
-            if !app
-                .store
-                .granted(user, &names, &d.partition_on(&cluster.config))?
-            {
-                return Err(denied());
+            let partition = d.partition_on(&cluster.config);
+            if !app.store.granted(user, &names, &partition)? {
+                return Err(err(
+                    ApiError::InvalidRights,
+                    format!("deployment on partition {partition}"),
+                ));
             }
         }
     }

@@ -54,10 +54,10 @@ impl Fixture {
                 .0
         };
         store
-            .env_add("root", &env("debian12", "shared"), "")
+            .env_add("root", &env("debian12", "shared"), &Default::default())
             .unwrap_or_else(|e| panic!("{e}"));
         store
-            .env_add("bob", &env("secret", "private"), "")
+            .env_add("bob", &env("secret", "private"), &Default::default())
             .unwrap_or_else(|e| panic!("{e}"));
         Fixture {
             nodes: two_cluster_index(),
@@ -312,11 +312,31 @@ fn reboots_and_power_operations_are_typed() {
         ),
         (
             json!({"nodes": "a-1", "kind": "set_pxe", "level": "x"}),
-            (12, "set_pxe needs a PXE profile"),
+            (
+                4,
+                "Parameter 'level': must have a value in (soft, hard, very_hard)",
+            ),
+        ),
+        (
+            json!({"nodes": "a-1", "kind": "set_pxe"}),
+            (
+                12,
+                "You must specify a PXE boot profile when rebooting using set_pxe",
+            ),
+        ),
+        (
+            json!({"nodes": "a-1", "kind": "recorded_env", "environment": {"name": "debian12"}}),
+            (
+                12,
+                "You must specify a partition when rebooting using recorded_env",
+            ),
         ),
         (
             json!({"nodes": "a-1", "kind": "recorded_env", "deploy_partition": "2"}),
-            (12, "recorded_env needs an environment and a partition"),
+            (
+                12,
+                "You must specify an environment when rebooting using recorded_env",
+            ),
         ),
         (
             json!({"nodes": "a-1", "kind": "simple", "level": "x", "ssh_authorized_keys": 3}),

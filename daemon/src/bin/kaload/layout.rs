@@ -20,6 +20,8 @@ const COPIED: [&str; 5] = [
 pub struct Layout {
     /// Node names per workflow.
     pub per_workflow: Vec<Vec<String>>,
+    /// The `server://` reference of the environment image the run deploys (the server checksums it).
+    pub image: String,
 }
 
 /// Writes the configuration in `dir/conf` and returns it with the node layout.
@@ -40,6 +42,15 @@ pub fn write(
     anyhow::ensure!(
         text.contains("\n  acl: {"),
         "the sample server.conf has no loopback ACL line"
+    );
+    // The image the run registers must exist: the server reads it for its checksum.
+    let envs = dir.join("envs");
+    std::fs::create_dir_all(&envs)?;
+    let image = envs.join("debian12.tgz");
+    std::fs::write(&image, b"kaload image\n")?;
+    let text = text.replace(
+        "server_file_directories:\n    - /envs",
+        &format!("server_file_directories:\n    - {}", envs.display()),
     );
     std::fs::write(&server, text)?;
     let total = workflows * nodes;
@@ -74,5 +85,12 @@ pub fn write(
     }
     std::fs::write(conf.join("clusters.conf"), yaml)?;
     let per_workflow = names.chunks(nodes).map(<[String]>::to_vec).collect();
-    Ok((conf, Layout { per_workflow }))
+    let image = format!("server://{}", image.display());
+    Ok((
+        conf,
+        Layout {
+            per_workflow,
+            image,
+        },
+    ))
 }

@@ -213,7 +213,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "/environments",
         Some(&json!({"environment": {"name": "debian12", "version": 1, "visibility": "shared", "os": "linux",
             "filesystem": "ext4", "boot": {"kernel": "/vmlinuz"},
-            "image": {"file": "server:///envs/debian12.tgz", "kind": "tar", "compression": "gzip"}}})),
+            "image": {"file": layout.image, "kind": "tar", "compression": "gzip"}}})),
     )
     .await?;
     let report = load(
