@@ -58,8 +58,11 @@ impl Net {
         );
         let mut uplinks = BTreeMap::new();
         for r in &job.receivers {
-            down.push(fluid.add_resource(topo.node_link.bandwidth));
-            up.push(fluid.add_resource(topo.node_link.bandwidth));
+            let (up_rate, down_rate) = r
+                .link
+                .unwrap_or((topo.node_link.bandwidth, topo.node_link.bandwidth));
+            down.push(fluid.add_resource(down_rate));
+            up.push(fluid.add_resource(up_rate));
             disk.push(fluid.add_resource(r.disk_write));
             decompress.push(fluid.add_resource(r.decompress));
             if let Some(u) = topo.uplink_bandwidth
@@ -213,7 +216,7 @@ pub(crate) fn death_times(job: &BroadcastJob) -> Vec<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bcast::{FaultTolerance, LinkParams, Receiver};
+    use crate::bcast::{FaultTolerance, LinkParams, Receiver, SwarmParams};
     use hal::Strategy;
 
     fn job(size: f64, chunk: f64, switches: &[usize]) -> BroadcastJob {
@@ -230,12 +233,14 @@ mod tests {
                     decompress: f64::INFINITY,
                     dies_at: Some(-1.0),
                     write_error: false,
+                    link: None,
                 })
                 .collect(),
             fault_tolerance: FaultTolerance {
                 detect_timeout: 3.0,
                 reconnect: 1.0,
             },
+            swarm: SwarmParams::default(),
         }
     }
 
@@ -253,6 +258,7 @@ mod tests {
             },
             uplink_bandwidth: Some(10.0),
             latency_model: LatencyModel::PerConnection,
+            loss: 0.0,
         };
         let net = Net::new(&job(1.0, 1.0, &[0, 1, 1, 2]), &topo);
         let mut t = Vec::new();

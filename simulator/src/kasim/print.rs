@@ -131,3 +131,33 @@ pub fn peak_rss_kib() -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }
+
+/// Says which setting ran out when nodes ended on a macro-step timeout: the step's timeout from the
+/// automata, and the windows that pace reboots (to stderr: it is advice, not Kadeploy's output).
+pub fn timeout_hint(setup: &Setup, report: &Report) {
+    let mut by_step: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    for (_, f) in report.ko() {
+        if f.error.starts_with("Timeout in the ") {
+            *by_step.entry(f.macro_step.to_string()).or_default() += 1;
+        }
+    }
+    let a = &setup.cluster.automata;
+    for (step, count) in by_step {
+        let timeout = a
+            .set_deployment_env
+            .iter()
+            .chain(&a.broadcast_env)
+            .chain(&a.boot_new_env)
+            .find(|i| i.kind.to_string() == step)
+            .map_or_else(|| "its".to_string(), |i| format!("{} s", i.timeout));
+        eprintln!(
+            "kasim: {count} nodes ran out of the {step} macro-step's timeout ({timeout}, automata in \
+             the cluster file); with {} nodes, the reboot window lets {} nodes reboot at once ({} s \
+             sleep when full) and the check window probes {} at once",
+            setup.cluster.nodes.len(),
+            setup.server.reboot_window,
+            setup.server.reboot_window_sleep,
+            setup.server.check_window
+        );
+    }
+}
