@@ -212,3 +212,20 @@ fn the_slurm_script_runs_each_shard() {
     let single = sweep(&[]);
     assert_eq!(stdout(&merged), stdout(&single));
 }
+
+/// Issue 14: past ~30,000 nodes every node used to end KO ("Timeout in the SetDeploymentEnvUntrusted
+/// step": the sample's reboot window of 100 nodes could not reboot them within the step's timeout).
+/// Past the configured cluster, the windows now grow as a site of that size would have them.
+#[test]
+fn a_cluster_past_the_configured_one_scales_its_windows() {
+    let o = kasim(&["deploy", "--nodes", "40000", "-V", "0", "--seed", "3"]);
+    let out = stdout(&o);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        out.contains("40000 OK, 0 KO"),
+        "{}",
+        out.lines().last().unwrap_or("")
+    );
+    assert!(err.contains("reboot window 100 -> 13400"), "{err}");
+}

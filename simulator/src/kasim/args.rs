@@ -29,7 +29,7 @@ pub enum Command {
     Campaign(CampaignArgs),
     /// Run the broadcast models over a grid of parameters and write CSV and plots
     /// (`kasim sweep merge` joins the CSVs of shards).
-    Sweep(SweepArgs),
+    Sweep(Box<SweepArgs>),
 }
 
 /// Arguments of `kasim campaign`.

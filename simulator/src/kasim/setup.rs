@@ -51,7 +51,18 @@ pub fn load(args: &DeployArgs) -> anyhow::Result<Setup> {
     let configured = cluster.nodes.len();
     resize(&mut cluster, args.nodes);
     let mut server = server;
-    let scaled = scale_windows(&mut server, configured, args.nodes);
+    let chunk = args.chunk.unwrap_or(params.network.chunk);
+    let scaled =
+        scale_windows(&mut server, configured, args.nodes).map(|w| match scale_broadcast_timeouts(
+            &mut cluster,
+            &params,
+            chunk,
+            configured,
+            args.nodes,
+        ) {
+            Some(t) => format!("{w}; {t}"),
+            None => w,
+        });
     Ok(Setup {
         server,
         cluster,
@@ -102,6 +113,52 @@ pub fn scale_windows(server: &mut ServerConfig, configured: usize, n: usize) -> 
          (reboot window {reboot} -> {}, check window {check} -> {})",
         server.reboot_window, server.check_window
     ))
+}
+
+/// Past the configured cluster, a pipelined broadcast (Kascade's chain, the default) gets one more hop
+/// per node, each delaying the stream by about one chunk at the slowest rate of a node (link, disk,
+/// decompression) plus a hop latency: a site of `n` nodes would give its BroadcastEnv steps that much
+/// more time. Returns what changed.
+pub fn scale_broadcast_timeouts(
+    cluster: &mut ClusterConfig,
+    params: &SimParams,
+    chunk: f64,
+    configured: usize,
+    n: usize,
+) -> Option<String> {
+    if configured == 0 || n <= configured {
+        return None;
+    }
+    let ratio = params.image.ratio.max(1e-9);
+    let rate = params
+        .network
+        .bandwidth
+        .min(params.disk.write_rate / ratio)
+        .min(params.disk.decompress_rate / ratio);
+    let per_hop = chunk / rate + 2.0 * params.network.latency;
+    let extra = ((n - configured) as f64 * per_hop).ceil();
+    if !(extra.is_finite() && extra > 0.0) {
+        return None;
+    }
+    let mut changed = Vec::new();
+    for i in &mut cluster.automata.broadcast_env {
+        if i.timeout > 0.0 {
+            changed.push(format!(
+                "{} {} -> {}",
+                i.kind.instance_name(),
+                i.timeout,
+                i.timeout + extra
+            ));
+            i.timeout += extra;
+        }
+    }
+    (!changed.is_empty()).then(|| {
+        format!(
+            "BroadcastEnv timeouts +{extra} s for {} more pipeline hops ({})",
+            n - configured,
+            changed.join(", ")
+        )
+    })
 }
 
 /// Keeps the first `n` nodes, or generates more after the first node's naming pattern.

@@ -29,7 +29,7 @@ pub fn gantt(setup: &Setup, report: &Report, runs: &[BroadcastRun]) -> Gantt {
     for run in runs {
         for &(node, t) in &run.receivers {
             let node = node as usize;
-            if node % step == 0 {
+            if node.is_multiple_of(step) {
                 transfer.insert(node, (run.start, f64::from(t)));
             }
         }
