@@ -55,6 +55,8 @@ pub struct LineChart {
     pub series: Vec<Series>,
     /// Logarithmic x axis (x values must be > 0).
     pub log_x: bool,
+    /// Logarithmic y axis (y values must be > 0).
+    pub log_y: bool,
 }
 
 /// One bar of a Gantt chart.
@@ -187,55 +189,35 @@ fn draw_lines<DB: DrawingBackend>(
     root: DrawingArea<DB, Shift>,
     chart: &LineChart,
 ) -> Result<(), String> {
-    let fx = |x: f64| {
-        if chart.log_x {
-            x.max(1e-300).log10()
-        } else {
-            x
-        }
-    };
-    let (x0, x1) = span(
-        chart
-            .series
-            .iter()
-            .flat_map(|s| s.points.iter().map(|p| fx(p.0))),
-    );
-    let (_, y1) = span(
-        chart
-            .series
-            .iter()
-            .flat_map(|s| s.points.iter().map(|p| p.1)),
-    );
-    let y0 = 0.0f64.min(
-        span(
-            chart
-                .series
-                .iter()
-                .flat_map(|s| s.points.iter().map(|p| p.1)),
-        )
-        .0,
-    );
+    let scale = |log: bool, v: f64| if log { v.max(1e-300).log10() } else { v };
+    let points = || chart.series.iter().flat_map(|s| s.points.iter());
+    let (x0, x1) = span(points().map(|p| scale(chart.log_x, p.0)));
+    let (ylo, y1) = span(points().map(|p| scale(chart.log_y, p.1)));
+    let y0 = if chart.log_y { ylo } else { ylo.min(0.0) };
     root.fill(&WHITE).map_err(|e| e.to_string())?;
     let mut c = ChartBuilder::on(&root)
         .caption(&chart.title, ("sans-serif", 22))
         .margin(16)
         .x_label_area_size(48)
-        .y_label_area_size(72)
+        .y_label_area_size(110)
         .build_cartesian_2d(x0..x1, y0..y1)
         .map_err(|e| e.to_string())?;
-    let log_x = chart.log_x;
-    let x_fmt = move |x: &f64| {
-        if log_x {
-            format!("{}", 10f64.powf(*x).round())
-        } else {
-            format!("{x:.3}")
+    // Log axes are drawn in log10 units and labelled with the values.
+    let label = |log: bool| {
+        move |v: &f64| {
+            if log {
+                format!("{}", (10f64.powf(*v) * 100.0).round() / 100.0)
+            } else {
+                format!("{v:.2}")
+            }
         }
     };
+    let (x_fmt, y_fmt) = (label(chart.log_x), label(chart.log_y));
     c.configure_mesh()
         .x_desc(chart.x_label.as_str())
         .y_desc(chart.y_label.as_str())
         .x_label_formatter(&x_fmt)
-        .y_label_formatter(&|y: &f64| format!("{y:.3}"))
+        .y_label_formatter(&y_fmt)
         .draw()
         .map_err(|e| e.to_string())?;
     for (i, s) in chart.series.iter().enumerate() {
@@ -244,7 +226,7 @@ fn draw_lines<DB: DrawingBackend>(
             .points
             .iter()
             .filter(|p| p.0.is_finite() && p.1.is_finite())
-            .map(|p| (fx(p.0), p.1))
+            .map(|p| (scale(chart.log_x, p.0), scale(chart.log_y, p.1)))
             .collect();
         c.draw_series(LineSeries::new(pts.clone(), col.stroke_width(2)))
             .map_err(|e| e.to_string())?
@@ -334,6 +316,7 @@ mod tests {
                 },
             ],
             log_x: true,
+            log_y: true,
         }
     }
 

@@ -35,6 +35,26 @@ fn image_dims(image: &ImageSpec, params: &SimParams) -> (f64, f64) {
     }
 }
 
+/// The record of a broadcast started at `t0` whose receivers `members` had the outcomes `model`.
+fn run_of(
+    strategy: Strategy,
+    t0: f64,
+    end: f64,
+    members: &[(usize, usize)],
+    model: &[ReceiverOutcome],
+) -> BroadcastRun {
+    BroadcastRun {
+        strategy,
+        start: t0,
+        end,
+        receivers: members
+            .iter()
+            .enumerate()
+            .map(|(k, &(_, i))| (i as u32, (t0 + time_of(model.get(k))) as f32))
+            .collect(),
+    }
+}
+
 /// The time of an outcome of the model.
 fn time_of(outcome: Option<&ReceiverOutcome>) -> f64 {
     match outcome {
@@ -222,16 +242,7 @@ impl Broadcast for SimCluster {
                 st[i].dead_at = job.receivers[k].dies_at.map(|d| t0 + d);
             }
         }
-        self.record_run(BroadcastRun {
-            strategy,
-            start: t0,
-            end,
-            receivers: members
-                .iter()
-                .enumerate()
-                .map(|(k, &(_, i))| (i as u32, (t0 + time_of(model.get(k))) as f32))
-                .collect(),
-        });
+        self.record_run(run_of(strategy, t0, end, &members, &model));
         self.sleep_until(end).await;
         let mut st = self.lock();
         for (k, &(pos, i)) in members.iter().enumerate() {

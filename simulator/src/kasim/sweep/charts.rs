@@ -45,12 +45,18 @@ pub fn write(dir: &Path, rows: &[Row]) -> Result<Vec<PathBuf>, PlotError> {
         (a.min(r.nodes), b.max(r.nodes))
     });
     let title = format!("last receiver against N ({setting})");
+    let (tlo, thi) = series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.1))
+        .filter(|t| t.is_finite() && *t > 0.0)
+        .fold((f64::INFINITY, 0.0f64), |(a, b), t| (a.min(t), b.max(t)));
     let time_vs_n = LineChart {
         title,
         x_label: "nodes".into(),
         y_label: "seconds to the last receiver".into(),
         series,
         log_x: lo > 0 && hi / lo >= 100,
+        log_y: tlo > 0.0 && thi / tlo >= 20.0,
     };
     let first_seed = first.seed;
     let cdf_series = order
@@ -74,6 +80,7 @@ pub fn write(dir: &Path, rows: &[Row]) -> Result<Vec<PathBuf>, PlotError> {
         y_label: "fraction of nodes done".into(),
         series: cdf_series,
         log_x: false,
+        log_y: false,
     };
     std::fs::create_dir_all(dir).map_err(|e| PlotError::Write {
         path: dir.display().to_string(),
