@@ -4,7 +4,8 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use hal::Strategy;
 use simulator::bcast::{
-    BroadcastJob, FaultTolerance, LatencyModel, LinkParams, Receiver, Topology, simulate,
+    BroadcastJob, FaultTolerance, LatencyModel, LinkParams, Receiver, SwarmParams, Topology,
+    simulate,
 };
 use std::hint::black_box;
 
@@ -22,6 +23,7 @@ fn topology() -> Topology {
         },
         uplink_bandwidth: Some(10.0 * B),
         latency_model: LatencyModel::PerConnection,
+        loss: 0.0,
     }
 }
 
@@ -33,6 +35,7 @@ fn job(strategy: Strategy, deaths: usize) -> BroadcastJob {
             decompress: f64::INFINITY,
             dies_at: None,
             write_error: false,
+            link: None,
         })
         .collect();
     for k in 1..=deaths {
@@ -48,6 +51,7 @@ fn job(strategy: Strategy, deaths: usize) -> BroadcastJob {
             detect_timeout: 3.0,
             reconnect: 1.0,
         },
+        swarm: SwarmParams::default(),
     }
 }
 

@@ -16,7 +16,7 @@ fn args(nodes: usize) -> DeployArgs {
     ]);
     match cli.command {
         Command::Deploy(a) => a,
-        Command::Campaign(_) => unreachable!("the arguments above name `deploy`"),
+        _ => unreachable!("the arguments above name `deploy`"),
     }
 }
 

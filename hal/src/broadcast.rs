@@ -47,16 +47,25 @@ pub enum Strategy {
     FaultTolerantChain,
     /// One stream from the server to each node.
     Unicast,
+    /// IP multicast from the server to every node at once, rate-controlled, lost pieces repaired on
+    /// the receivers' negative acknowledgements, each chunk verified (as udpcast and Frisbee do).
+    Multicast,
+    /// A BitTorrent-like exchange: every node fetches verified chunks from the server and from its
+    /// peers, and serves the chunks it holds to them.
+    Swarm,
 }
 
 impl Strategy {
-    /// The strategy's name as used on command lines (`chain`, `tree`, `ft-chain`, `unicast`).
+    /// The strategy's name as used on command lines (`chain`, `tree`, `ft-chain`, `unicast`,
+    /// `multicast`, `swarm`).
     pub fn name(self) -> &'static str {
         match self {
             Strategy::Chain => "chain",
             Strategy::Tree { .. } => "tree",
             Strategy::FaultTolerantChain => "ft-chain",
             Strategy::Unicast => "unicast",
+            Strategy::Multicast => "multicast",
+            Strategy::Swarm => "swarm",
         }
     }
 }

@@ -27,8 +27,10 @@ mod calibration;
 mod chain;
 pub mod closed_form;
 mod ft_chain;
+mod multicast;
 mod pipeline;
 mod resources;
+mod swarm;
 #[cfg(test)]
 mod testkit;
 mod tree;
@@ -69,6 +71,8 @@ pub struct Topology {
     pub uplink_bandwidth: Option<f64>,
     /// Latency model.
     pub latency_model: LatencyModel,
+    /// Probability that a multicast packet is lost on its way to one receiver (iid; repaired by NAKs).
+    pub loss: f64,
 }
 
 /// One receiving node.
@@ -84,6 +88,8 @@ pub struct Receiver {
     pub dies_at: Option<f64>,
     /// The node's disk refuses the write: it fails when its first chunk is written.
     pub write_error: bool,
+    /// This node's own link goodput (up, down) in bytes/s, when it differs from the topology's node link.
+    pub link: Option<(f64, f64)>,
 }
 
 /// Fault-tolerance parameters of the fault-tolerant chain (Kascade's defaults: 3 s detection, 10 tries).
@@ -109,8 +115,37 @@ pub struct BroadcastJob {
     /// Receivers, in chain order; for a k-ary tree, heap order (receivers `0 … k−1` are fed by the
     /// server, receiver `i ≥ k` by receiver `i/k − 1`).
     pub receivers: Vec<Receiver>,
-    /// Fault tolerance of [`Strategy::FaultTolerantChain`].
+    /// Fault tolerance of [`Strategy::FaultTolerantChain`] (and the stall detection of multicast).
     pub fault_tolerance: FaultTolerance,
+    /// Knobs of [`Strategy::Swarm`].
+    pub swarm: SwarmParams,
+}
+
+/// Knobs of the swarm: pieces, transfer slots and neighbours (BitTorrent's usual orders of magnitude).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SwarmParams {
+    /// At most this many pieces: a piece is the larger of the chunk and `size / max_pieces`.
+    pub max_pieces: u32,
+    /// Concurrent uploads of a node (and of the server); each gets an equal share of the up link.
+    pub upload_slots: u32,
+    /// Concurrent downloads of a node; each gets an equal share of its down link.
+    pub download_slots: u32,
+    /// Peers each node exchanges with (random, symmetric), besides the server.
+    pub neighbours: u32,
+    /// Seed of the neighbour choice.
+    pub seed: u64,
+}
+
+impl Default for SwarmParams {
+    fn default() -> Self {
+        SwarmParams {
+            max_pieces: 128,
+            upload_slots: 4,
+            download_slots: 4,
+            neighbours: 8,
+            seed: 1,
+        }
+    }
 }
 
 /// Why a receiver did not get the image.
@@ -160,5 +195,7 @@ pub fn simulate(job: &BroadcastJob, topo: &Topology) -> Vec<ReceiverOutcome> {
         Strategy::Tree { arity } => tree::simulate(job, topo, arity),
         Strategy::FaultTolerantChain => ft_chain::simulate(job, topo),
         Strategy::Unicast => unicast::simulate(job, topo),
+        Strategy::Multicast => multicast::simulate(job, topo),
+        Strategy::Swarm => swarm::simulate(job, topo),
     }
 }

@@ -21,7 +21,6 @@ pub use plan::{FailurePlan, NodeFaults};
 pub use state::{BootKind, DEPLOY_ENV_PORT, Env, NextBoot, NodeRecord, NodeView, SSH_PORT};
 
 use crate::params::{ParamsError, SimParams};
-use crate::rng::Rng;
 use hal::{Drivers, ErrorKind, NodeError, NodeId, NodeInfo};
 use state::{BootCtx, NodeState};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -42,6 +41,20 @@ pub struct SimCluster {
     disk_rates: Vec<f64>,
     state: Mutex<Vec<NodeState>>,
     start: OnceLock<Instant>,
+    runs: Mutex<Vec<BroadcastRun>>,
+}
+
+/// One broadcast as the model ran it: for timelines and for the measured (simulated) time.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BroadcastRun {
+    /// The strategy.
+    pub strategy: hal::Strategy,
+    /// Start, in seconds since the cluster's start.
+    pub start: f64,
+    /// When the model's last event happened.
+    pub end: f64,
+    /// Each receiver's node index and the time (since the start of the cluster) it finished or failed.
+    pub receivers: Vec<(u32, f32)>,
 }
 
 impl SimCluster {
@@ -59,13 +72,8 @@ impl SimCluster {
                 message,
             })?;
         let plan = FailurePlan::resolve(&params.failures, seed, &nodes)?;
-        let d = &params.disk;
         let disk_rates = (0..nodes.len())
-            .map(|i| {
-                let rate =
-                    Rng::for_entity(seed, "disk", i as u64).normal(d.write_rate, d.write_rate_sd);
-                rate.max(d.write_rate / 10.0)
-            })
+            .map(|i| crate::model_input::disk_rate(&params, seed, i))
             .collect();
         let state = Mutex::new(vec![NodeState::new(); nodes.len()]);
         let cluster = SimCluster {
@@ -76,6 +84,7 @@ impl SimCluster {
             disk_rates,
             state,
             start: OnceLock::new(),
+            runs: Mutex::new(Vec::new()),
         };
         if tokio::runtime::Handle::try_current().is_ok() {
             cluster.now();
@@ -126,6 +135,22 @@ impl SimCluster {
     /// The disk write rate drawn for `node`, in bytes/s.
     pub fn disk_rate(&self, node: NodeId) -> Option<f64> {
         self.disk_rates.get(node.index()).copied()
+    }
+
+    /// The broadcasts run so far, in order.
+    pub fn broadcast_runs(&self) -> Vec<BroadcastRun> {
+        self.runs
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Records a broadcast.
+    fn record_run(&self, run: BroadcastRun) {
+        self.runs
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(run);
     }
 
     /// What `node` looks like now, or `None` for an unknown node.

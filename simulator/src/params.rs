@@ -79,6 +79,8 @@ pub struct SimParams {
     pub failures: FailureParams,
     /// `ssh`: the nodes' SSH endpoints (none when absent).
     pub ssh: Option<SshParams>,
+    /// `swarm`.
+    pub swarm: SwarmKnobs,
 }
 
 /// `network`: links, switches and the broadcast latency model.
@@ -99,6 +101,33 @@ pub struct NetworkParams {
     pub latency_model: LatencyModelName,
     /// Chunk size of the broadcast pipelines.
     pub chunk: f64,
+    /// Probability that a multicast packet is lost on its way to one receiver (repaired by NAKs).
+    pub loss: f64,
+}
+
+/// `swarm`: the BitTorrent-like broadcast's pieces, slots and neighbours.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SwarmKnobs {
+    /// At most this many pieces (a piece is the larger of the chunk and size / max_pieces).
+    pub max_pieces: u32,
+    /// Concurrent uploads per node and for the server.
+    pub upload_slots: u32,
+    /// Concurrent downloads per node.
+    pub download_slots: u32,
+    /// Random peers per node.
+    pub neighbours: u32,
+}
+
+impl Default for SwarmKnobs {
+    fn default() -> Self {
+        SwarmKnobs {
+            max_pieces: 128,
+            upload_slots: 4,
+            download_slots: 4,
+            neighbours: 8,
+        }
+    }
 }
 
 /// `disk`: per-node disk write rate (seeded normal, truncated at a tenth of the mean) and decompression.
@@ -202,6 +231,7 @@ impl Default for SimParams {
             fault_tolerance: FaultToleranceParams::default(),
             failures: FailureParams::default(),
             ssh: None,
+            swarm: SwarmKnobs::default(),
         }
     }
 }
@@ -216,6 +246,7 @@ impl Default for NetworkParams {
             uplink_bandwidth: None,
             latency_model: LatencyModelName::PerConnection,
             chunk: 65_536.0,
+            loss: 0.0,
         }
     }
 }
@@ -336,6 +367,16 @@ impl SimParams {
             positive("network.uplink_bandwidth", u)?;
         }
         positive("network.chunk", n.chunk)?;
+        in_range("network.loss", n.loss, 0.0, false, 0.9)?;
+        let w = &self.swarm;
+        for (key, v, hi) in [
+            ("swarm.max_pieces", w.max_pieces, 65_536.0),
+            ("swarm.upload_slots", w.upload_slots, 1024.0),
+            ("swarm.download_slots", w.download_slots, 1024.0),
+            ("swarm.neighbours", w.neighbours, 1024.0),
+        ] {
+            in_range(key, f64::from(v), 1.0, false, hi)?;
+        }
         positive("disk.write_rate", self.disk.write_rate)?;
         non_negative("disk.write_rate_sd", self.disk.write_rate_sd)?;
         positive("disk.decompress_rate", self.disk.decompress_rate)?;

@@ -8,7 +8,7 @@ use proptest::prelude::*;
 use proptest::strategy::Strategy as _;
 use simulator::bcast::{
     BroadcastJob, FailureReason, FaultTolerance, LatencyModel, LinkParams, Receiver,
-    ReceiverOutcome, Topology, simulate,
+    ReceiverOutcome, SwarmParams, Topology, simulate,
 };
 
 const B: f64 = 117.7e6;
@@ -27,6 +27,7 @@ fn topo(uplink: Option<f64>, server_bw: f64) -> Topology {
         },
         uplink_bandwidth: uplink,
         latency_model: LatencyModel::PerConnection,
+        loss: 0.0,
     }
 }
 
@@ -37,6 +38,7 @@ fn receiver(switch: usize) -> Receiver {
         decompress: f64::INFINITY,
         dies_at: None,
         write_error: false,
+        link: None,
     }
 }
 
@@ -51,6 +53,7 @@ fn job(strategy: Strategy, switches: &[usize], size: f64) -> BroadcastJob {
             detect_timeout: 3.0,
             reconnect: 1.0,
         },
+        swarm: SwarmParams::default(),
     }
 }
 
@@ -63,12 +66,14 @@ fn last(out: &[ReceiverOutcome]) -> f64 {
         .fold(0.0, f64::max)
 }
 
-const STRATEGIES: [Strategy; 5] = [
+const STRATEGIES: [Strategy; 7] = [
     Strategy::Chain,
     Strategy::Tree { arity: 2 },
     Strategy::Tree { arity: 3 },
     Strategy::FaultTolerantChain,
     Strategy::Unicast,
+    Strategy::Multicast,
+    Strategy::Swarm,
 ];
 
 #[test]
@@ -163,7 +168,8 @@ fn same_input_same_output_bitwise() {
 fn ten_thousand_receivers() {
     let switches: Vec<usize> = (0..10_000).map(|i| i / 48).collect();
     let t = topo(Some(10.0 * B), 10.0 * B);
-    for st in STRATEGIES {
+    // The swarm's piece-level model is exercised at this scale in release builds (kasim sweep).
+    for st in STRATEGIES.into_iter().filter(|s| *s != Strategy::Swarm) {
         let mut j = job(st, &switches, 1e9);
         for k in 1..=10 {
             j.receivers[k * 997].dies_at = Some(k as f64);
@@ -179,7 +185,10 @@ fn ten_thousand_receivers() {
             .iter()
             .filter(|o| matches!(o, ReceiverOutcome::Failed { .. }))
             .count();
-        if st == Strategy::FaultTolerantChain || st == Strategy::Unicast {
+        if matches!(
+            st,
+            Strategy::FaultTolerantChain | Strategy::Unicast | Strategy::Multicast
+        ) {
             assert_eq!(failed, 10);
         }
     }
@@ -191,6 +200,8 @@ fn any_strategy() -> impl proptest::strategy::Strategy<Value = Strategy> {
         (0u32..5).prop_map(|arity| Strategy::Tree { arity }),
         Just(Strategy::FaultTolerantChain),
         Just(Strategy::Unicast),
+        Just(Strategy::Multicast),
+        Just(Strategy::Swarm),
     ]
 }
 

@@ -173,6 +173,8 @@ async fn simulated_broadcast_conforms() {
             Strategy::Tree { arity: 2 },
             Strategy::FaultTolerantChain,
             Strategy::Unicast,
+            Strategy::Multicast,
+            Strategy::Swarm,
         ],
     };
     check_broadcast(&*c, &subject).await.unwrap();

@@ -177,6 +177,14 @@ impl KaagentBroadcast {
     ) -> BroadcastReport {
         let start = Instant::now();
         let mut tally = Tally::default();
+        if matches!(strategy, Strategy::Multicast | Strategy::Swarm) {
+            let e = NodeError::new(
+                ErrorKind::Config,
+                format!("kaagent does not run the {strategy} broadcast"),
+            );
+            tally.fail_all(nodes, &e);
+            return tally.report(nodes, start);
+        }
         let job = match self.prepare(image) {
             Ok(job) => job,
             Err(e) => {

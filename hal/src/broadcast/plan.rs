@@ -81,6 +81,12 @@ pub fn plan(strategy: Strategy, addrs: &[SocketAddr]) -> Plan {
             nodes: vec![Vec::new(); n],
             fault_tolerant: false,
         },
+        // No links: the server sends to a group (multicast), or the nodes find their peers (swarm).
+        Strategy::Multicast | Strategy::Swarm => Plan {
+            source: Vec::new(),
+            nodes: vec![Vec::new(); n],
+            fault_tolerant: false,
+        },
     }
 }
 

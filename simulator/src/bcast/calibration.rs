@@ -14,8 +14,8 @@
 
 use super::testkit::rel;
 use super::{
-    BroadcastJob, FaultTolerance, LatencyModel, LinkParams, Receiver, ReceiverOutcome, Topology,
-    simulate,
+    BroadcastJob, FaultTolerance, LatencyModel, LinkParams, Receiver, ReceiverOutcome, SwarmParams,
+    Topology, simulate,
 };
 use hal::Strategy;
 
@@ -32,6 +32,7 @@ fn predict(strategy: Strategy, mbit: f64, mib: f64, n: usize) -> f64 {
         server_link: link,
         uplink_bandwidth: None,
         latency_model: LatencyModel::PerConnection,
+        loss: 0.0,
     };
     let receiver = Receiver {
         switch: 0,
@@ -39,6 +40,7 @@ fn predict(strategy: Strategy, mbit: f64, mib: f64, n: usize) -> f64 {
         decompress: f64::INFINITY,
         dies_at: None,
         write_error: false,
+        link: None,
     };
     let job = BroadcastJob {
         strategy,
@@ -50,6 +52,7 @@ fn predict(strategy: Strategy, mbit: f64, mib: f64, n: usize) -> f64 {
             detect_timeout: 3.0,
             reconnect: 0.0,
         },
+        swarm: SwarmParams::default(),
     };
     simulate(&job, &topo)
         .iter()

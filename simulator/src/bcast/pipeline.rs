@@ -276,7 +276,7 @@ impl Engine<'_> {
     /// Re-routes the stream over the receivers currently taking part in it.
     fn rebuild_terms(&mut self) {
         self.dirty = false;
-        let mut terms = Vec::new();
+        let mut terms = Vec::with_capacity(4 * self.st.len());
         let mut prev_alive = None;
         for j in 0..self.st.len() {
             let from = match self.recovery {

@@ -6,7 +6,10 @@
 //! an up and a down uplink to the core (switch 0, the server's, is the core side), and a hop between
 //! different switches crosses the sender switch's up uplink and the receiver switch's down uplink.
 //! A hop's latency is the sum of its two links' latencies (SimGrid's route latency).
-//! Disk write and decompression are in output bytes/s, so a stream crosses them with coefficient ρ.
+//! Disk write and decompression are in output bytes/s, so a stream crosses them with coefficient ρ. A
+//! receiver's down link, disk and decompression are crossed only by the one stream it receives, so they
+//! are one resource of capacity `min(down, W/ρ, D/ρ)` crossed with coefficient 1 (the same max-min
+//! constraint, with half the resources and terms of a million-node pipeline).
 
 use std::collections::BTreeMap;
 
@@ -32,14 +35,12 @@ pub(crate) struct Net {
     /// The flow system holding every resource.
     pub fluid: Fluid,
     server_up: ResourceId,
-    down: Vec<ResourceId>,
+    /// Each receiver's down link, disk and decompression as one resource.
+    recv: Vec<ResourceId>,
     up: Vec<ResourceId>,
-    disk: Vec<ResourceId>,
-    decompress: Vec<ResourceId>,
     /// Switch → (up uplink, down uplink), for switches other than 0 when uplinks are modelled.
     uplinks: BTreeMap<usize, (ResourceId, ResourceId)>,
     switch: Vec<usize>,
-    ratio: f64,
     server_latency: f64,
     node_latency: f64,
 }
@@ -48,20 +49,21 @@ impl Net {
     /// Creates every resource the receivers of `job` may use on `topo`.
     pub fn new(job: &BroadcastJob, topo: &Topology) -> Self {
         let mut fluid = Fluid::new();
-        let server_up = fluid.add_resource(topo.server_link.bandwidth);
         let n = job.receivers.len();
-        let (mut down, mut up, mut disk, mut decompress) = (
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-        );
+        fluid.reserve_resources(2 * n + 1);
+        let server_up = fluid.add_resource(topo.server_link.bandwidth);
+        let ratio = sanitize_ratio(job.ratio);
+        let (mut recv, mut up) = (Vec::with_capacity(n), Vec::with_capacity(n));
         let mut uplinks = BTreeMap::new();
         for r in &job.receivers {
-            down.push(fluid.add_resource(topo.node_link.bandwidth));
-            up.push(fluid.add_resource(topo.node_link.bandwidth));
-            disk.push(fluid.add_resource(r.disk_write));
-            decompress.push(fluid.add_resource(r.decompress));
+            let (up_rate, down_rate) = r
+                .link
+                .unwrap_or((topo.node_link.bandwidth, topo.node_link.bandwidth));
+            let sink = non_negative(down_rate)
+                .min(non_negative(r.disk_write) / ratio)
+                .min(non_negative(r.decompress) / ratio);
+            recv.push(fluid.add_resource(sink));
+            up.push(fluid.add_resource(up_rate));
             if let Some(u) = topo.uplink_bandwidth
                 && r.switch != 0
                 && !uplinks.contains_key(&r.switch)
@@ -73,13 +75,10 @@ impl Net {
         Net {
             fluid,
             server_up,
-            down,
+            recv,
             up,
-            disk,
-            decompress,
             uplinks,
             switch: job.receivers.iter().map(|r| r.switch).collect(),
-            ratio: sanitize_ratio(job.ratio),
             server_latency: non_negative(topo.server_link.latency),
             node_latency: non_negative(topo.node_link.latency),
         }
@@ -94,7 +93,7 @@ impl Net {
     }
 
     /// Appends the terms of receiver `to` getting the stream from `from`: the sender's up link, the
-    /// uplinks crossed, `to`'s down link (coefficient 1) and `to`'s disk and decompression (ρ).
+    /// uplinks crossed and `to`'s receiving resource (down link, disk and decompression).
     pub fn push_receive_terms(&self, from: Sender, to: usize, out: &mut Vec<(ResourceId, f64)>) {
         let (from_up, from_switch) = match from {
             Sender::Server => (self.server_up, 0),
@@ -110,9 +109,7 @@ impl Net {
                 out.push((d, 1.0));
             }
         }
-        out.push((self.down[to], 1.0));
-        out.push((self.disk[to], self.ratio));
-        out.push((self.decompress[to], self.ratio));
+        out.push((self.recv[to], 1.0));
     }
 }
 
@@ -213,7 +210,7 @@ pub(crate) fn death_times(job: &BroadcastJob) -> Vec<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bcast::{FaultTolerance, LinkParams, Receiver};
+    use crate::bcast::{FaultTolerance, LinkParams, Receiver, SwarmParams};
     use hal::Strategy;
 
     fn job(size: f64, chunk: f64, switches: &[usize]) -> BroadcastJob {
@@ -230,12 +227,14 @@ mod tests {
                     decompress: f64::INFINITY,
                     dies_at: Some(-1.0),
                     write_error: false,
+                    link: None,
                 })
                 .collect(),
             fault_tolerance: FaultTolerance {
                 detect_timeout: 3.0,
                 reconnect: 1.0,
             },
+            swarm: SwarmParams::default(),
         }
     }
 
@@ -253,22 +252,23 @@ mod tests {
             },
             uplink_bandwidth: Some(10.0),
             latency_model: LatencyModel::PerConnection,
+            loss: 0.0,
         };
         let net = Net::new(&job(1.0, 1.0, &[0, 1, 1, 2]), &topo);
         let mut t = Vec::new();
         net.push_receive_terms(Sender::Server, 1, &mut t);
         assert_eq!(
             t.len(),
-            5,
-            "server up, switch 1 down uplink, down, disk, decompress"
+            3,
+            "server up, switch 1 down uplink, receiving node"
         );
         t.clear();
         net.push_receive_terms(Sender::Node(1), 2, &mut t);
-        assert_eq!(t.len(), 4);
+        assert_eq!(t.len(), 2);
         t.clear();
         net.push_receive_terms(Sender::Node(2), 3, &mut t);
-        assert_eq!(t.len(), 6);
-        assert_eq!(t[4].1, 1.0, "NaN ratio counts as 1");
+        assert_eq!(t.len(), 4);
+        assert_eq!(t[3].1, 1.0);
         assert_eq!(net.hop_latency(Sender::Server), 0.75);
         assert_eq!(net.hop_latency(Sender::Node(0)), 1.0);
     }

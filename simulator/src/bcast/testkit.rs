@@ -1,7 +1,8 @@
 //! Builders and helpers shared by the broadcast unit tests (1 GbE cluster, ideal disks).
 
 use super::{
-    BroadcastJob, FaultTolerance, LatencyModel, LinkParams, Receiver, ReceiverOutcome, Topology,
+    BroadcastJob, FaultTolerance, LatencyModel, LinkParams, Receiver, ReceiverOutcome, SwarmParams,
+    Topology,
 };
 use hal::Strategy;
 
@@ -23,6 +24,7 @@ pub fn gige(latency_model: LatencyModel) -> Topology {
         server_link: link,
         uplink_bandwidth: None,
         latency_model,
+        loss: 0.0,
     }
 }
 
@@ -34,6 +36,7 @@ pub fn job(strategy: Strategy, n: usize, size: f64, chunk: f64) -> BroadcastJob 
         decompress: f64::INFINITY,
         dies_at: None,
         write_error: false,
+        link: None,
     };
     BroadcastJob {
         strategy,
@@ -45,6 +48,7 @@ pub fn job(strategy: Strategy, n: usize, size: f64, chunk: f64) -> BroadcastJob 
             detect_timeout: 3.0,
             reconnect: 1.0,
         },
+        swarm: SwarmParams::default(),
     }
 }
 

@@ -7,47 +7,22 @@
 //! stays down for good. Images of kind `fsa` go to a temporary file in RAM (no disk, no disk error);
 //! the other kinds are decompressed and written to `target.device`.
 //!
-//! Hangs (`failures.hang` in step `broadcast`): the fault-tolerant chain drops a hung receiver after its
-//! stall detection (`fault_tolerance.detect_timeout`), as kaagent does; other strategies wait forever.
+//! Hangs (`failures.hang` in step `broadcast`): the fault-tolerant chain, multicast and the swarm drop a
+//! hung receiver after its stall detection (`fault_tolerance.detect_timeout`), as kaagent does; other
+//! strategies wait forever.
 
 use super::journal::NodeEvent;
 use super::state::{Env, NodeState};
-use super::{SimCluster, hang_forever, ssh_refused};
-use crate::bcast::{
-    self, BroadcastJob, FailureReason, FaultTolerance, LatencyModel, LinkParams, Receiver,
-    ReceiverOutcome, Topology,
-};
-use crate::params::{LatencyModelName, SimParams};
+use super::{BroadcastRun, SimCluster, hang_forever, ssh_refused};
+use crate::bcast::{self, FailureReason, Receiver, ReceiverOutcome};
+use crate::model_input;
+use crate::params::SimParams;
 use async_trait::async_trait;
 use hal::{
     Broadcast, ErrorKind, ImageKind, ImageSpec, NodeError, NodeId, Outcome, Outcomes, Strategy,
     WriteTarget,
 };
 use tracing::debug;
-
-/// The network of `params` as the broadcast model sees it.
-pub(crate) fn topology(params: &SimParams) -> Topology {
-    let net = &params.network;
-    Topology {
-        node_link: LinkParams {
-            bandwidth: net.bandwidth,
-            latency: net.latency,
-        },
-        server_link: LinkParams {
-            bandwidth: net.server_bandwidth,
-            latency: net.latency,
-        },
-        uplink_bandwidth: if net.nodes_per_switch > 0 {
-            net.uplink_bandwidth
-        } else {
-            None
-        },
-        latency_model: match net.latency_model {
-            LatencyModelName::PerConnection => LatencyModel::PerConnection,
-            LatencyModelName::PerChunk => LatencyModel::PerChunk,
-        },
-    }
-}
 
 /// Compressed size and decompression ratio of `image` (the parameters' image when it has no size).
 fn image_dims(image: &ImageSpec, params: &SimParams) -> (f64, f64) {
@@ -83,6 +58,26 @@ fn received(
     });
 }
 
+/// The record of a broadcast started at `t0` whose receivers `members` had the outcomes `model`.
+fn run_of(
+    strategy: Strategy,
+    t0: f64,
+    end: f64,
+    members: &[(usize, usize)],
+    model: &[ReceiverOutcome],
+) -> BroadcastRun {
+    BroadcastRun {
+        strategy,
+        start: t0,
+        end,
+        receivers: members
+            .iter()
+            .enumerate()
+            .map(|(k, &(_, i))| (i as u32, (t0 + time_of(model.get(k))) as f32))
+            .collect(),
+    }
+}
+
 /// The time of an outcome of the model.
 fn time_of(outcome: Option<&ReceiverOutcome>) -> f64 {
     match outcome {
@@ -94,25 +89,14 @@ fn time_of(outcome: Option<&ReceiverOutcome>) -> f64 {
 impl SimCluster {
     /// The model's receiver for the node at `index`.
     fn receiver(&self, index: usize, to_disk: bool) -> Receiver {
-        let per_switch = self.params.network.nodes_per_switch;
-        let disk = &self.params.disk;
+        let rate = self
+            .disk_rates
+            .get(index)
+            .copied()
+            .unwrap_or(self.params.disk.write_rate);
         Receiver {
-            switch: index.checked_div(per_switch).unwrap_or(0),
-            disk_write: if to_disk {
-                self.disk_rates
-                    .get(index)
-                    .copied()
-                    .unwrap_or(disk.write_rate)
-            } else {
-                f64::INFINITY
-            },
-            decompress: if to_disk {
-                disk.decompress_rate
-            } else {
-                f64::INFINITY
-            },
-            dies_at: None,
             write_error: to_disk && self.plan.node(index).disk_write_error,
+            ..model_input::receiver(&self.params, index, rate, to_disk)
         }
     }
 
@@ -228,27 +212,21 @@ impl Broadcast for SimCluster {
         } = self.members(nodes, t0);
         // A hung receiver stalls the pipeline: the fault-tolerant chain drops it after its stall
         // detection, like a receiver dead from the start; the other strategies wait forever.
-        let fault_tolerant = strategy == Strategy::FaultTolerantChain;
+        let fault_tolerant = matches!(
+            strategy,
+            Strategy::FaultTolerantChain | Strategy::Multicast | Strategy::Swarm
+        );
         if hung && !fault_tolerant {
             debug!(%strategy, nodes = nodes.len(), "simulated broadcast hangs");
             hang_forever().await;
         }
         let ft = &self.params.fault_tolerance;
-        let mut job = BroadcastJob {
-            strategy,
-            size,
-            ratio,
-            chunk: self.params.network.chunk,
-            receivers: members
-                .iter()
-                .map(|&(_, i)| self.receiver(i, to_disk))
-                .collect(),
-            fault_tolerance: FaultTolerance {
-                detect_timeout: ft.detect_timeout,
-                reconnect: ft.reconnect,
-            },
-        };
-        let topo = topology(&self.params);
+        let receivers = members
+            .iter()
+            .map(|&(_, i)| self.receiver(i, to_disk))
+            .collect();
+        let mut job = model_input::job(&self.params, self.seed, strategy, size, ratio, receivers);
+        let topo = model_input::topology(&self.params);
         let stalled: Vec<bool> = members
             .iter()
             .map(|&(_, i)| {
@@ -287,6 +265,7 @@ impl Broadcast for SimCluster {
                 st[i].dead_at = job.receivers[k].dies_at.map(|d| t0 + d);
             }
         }
+        self.record_run(run_of(strategy, t0, end, &members, &model));
         self.sleep_until(end).await;
         let mut st = self.lock();
         for (k, &(pos, i)) in members.iter().enumerate() {

@@ -29,10 +29,12 @@ impl NodeFaults {
     }
 }
 
-/// Per node (indexed by `NodeId::index()`), the faults that apply.
+/// Per node (indexed by `NodeId::index()`), the faults that apply. Only faulty nodes are stored, so a
+/// million healthy nodes cost nothing.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct FailurePlan {
-    nodes: Vec<NodeFaults>,
+    nodes: BTreeMap<usize, NodeFaults>,
+    len: usize,
 }
 
 impl FailurePlan {
@@ -42,29 +44,40 @@ impl FailurePlan {
         seed: u64,
         nodes: &[NodeInfo],
     ) -> Result<Self, ParamsError> {
-        let names = NameIndex::new(nodes);
         let [never, die, power, hang, disk] = failures.picks();
+        // Names are indexed only when a rule names nodes.
+        let names = if [&never, &die, &power, &hang, &disk]
+            .iter()
+            .any(|p| !p.nodes.is_empty())
+        {
+            NameIndex::new(nodes)
+        } else {
+            NameIndex::unnamed(nodes.len())
+        };
         let mut plan = FailurePlan {
-            nodes: vec![NodeFaults::default(); nodes.len()],
+            nodes: BTreeMap::new(),
+            len: nodes.len(),
         };
         for i in select(never, seed, &names)? {
-            plan.nodes[i].never_boot = true;
+            plan.nodes.entry(i).or_default().never_boot = true;
         }
         for i in select(die, seed, &names)? {
-            plan.nodes[i].die_at_fraction = Some(failures.die_during_broadcast.at_fraction);
+            plan.nodes.entry(i).or_default().die_at_fraction =
+                Some(failures.die_during_broadcast.at_fraction);
         }
         if !failures.power_command_fails.levels.is_empty() {
             for i in select(power, seed, &names)? {
-                plan.nodes[i].power_fails = failures.power_command_fails.levels.clone();
+                plan.nodes.entry(i).or_default().power_fails =
+                    failures.power_command_fails.levels.clone();
             }
         }
         if let Some(step) = &failures.hang.step {
             for i in select(hang, seed, &names)? {
-                plan.nodes[i].hang_step = Some(step.clone());
+                plan.nodes.entry(i).or_default().hang_step = Some(step.clone());
             }
         }
         for i in select(disk, seed, &names)? {
-            plan.nodes[i].disk_write_error = true;
+            plan.nodes.entry(i).or_default().disk_write_error = true;
         }
         Ok(plan)
     }
@@ -78,17 +91,12 @@ impl FailurePlan {
             hang_step: None,
             disk_write_error: false,
         };
-        self.nodes.get(index).unwrap_or(&HEALTHY)
+        self.nodes.get(&index).unwrap_or(&HEALTHY)
     }
 
     /// Indices of the nodes for which `f` holds, in order.
     pub fn nodes_where(&self, f: impl Fn(&NodeFaults) -> bool) -> Vec<usize> {
-        self.nodes
-            .iter()
-            .enumerate()
-            .filter(|(_, n)| f(n))
-            .map(|(i, _)| i)
-            .collect()
+        (0..self.len).filter(|&i| f(self.node(i))).collect()
     }
 }
 
@@ -100,6 +108,15 @@ struct NameIndex<'a> {
 }
 
 impl<'a> NameIndex<'a> {
+    /// An index of `len` nodes that knows no names (no rule names nodes).
+    fn unnamed(len: usize) -> Self {
+        NameIndex {
+            fqdn: BTreeMap::new(),
+            short: BTreeMap::new(),
+            len,
+        }
+    }
+
     fn new(nodes: &'a [NodeInfo]) -> Self {
         let mut fqdn = BTreeMap::new();
         let mut short: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
@@ -141,6 +158,9 @@ fn invalid(key: &str, message: String) -> ParamsError {
 /// nodes by a seeded partial Fisher-Yates shuffle. Sorted, without duplicates.
 fn select(pick: Pick<'_>, seed: u64, names: &NameIndex<'_>) -> Result<Vec<usize>, ParamsError> {
     let n = names.len;
+    if pick.nodes.is_empty() && pick.probability <= 0.0 && pick.count == 0 {
+        return Ok(Vec::new());
+    }
     let mut chosen = vec![false; n];
     for name in pick.nodes {
         chosen[names.lookup(pick.key, name)?] = true;

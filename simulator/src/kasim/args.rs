@@ -27,6 +27,9 @@ pub enum Command {
     Deploy(DeployArgs),
     /// Run a seeded matrix of deployments with injected faults and check every outcome.
     Campaign(CampaignArgs),
+    /// Run the broadcast models over a grid of parameters and write CSV and plots
+    /// (`kasim sweep merge` joins the CSVs of shards).
+    Sweep(Box<SweepArgs>),
 }
 
 /// Arguments of `kasim campaign`.
@@ -93,6 +96,12 @@ pub struct DeployArgs {
     /// Image size in bytes (default: simulation.conf's `image.size`).
     #[arg(long)]
     pub image_size: Option<f64>,
+    /// Chunk size of the broadcast in bytes (default: simulation.conf's `network.chunk`).
+    #[arg(long)]
+    pub chunk: Option<f64>,
+    /// Write a per-node Gantt timeline of the deployment to this file (`.svg` or `.png`).
+    #[arg(long)]
+    pub timeline: Option<PathBuf>,
 }
 
 /// Broadcast strategies selectable on the command line.
@@ -106,18 +115,144 @@ pub enum BroadcastArg {
     FtChain,
     /// One stream per node from the server.
     Unicast,
+    /// Rate-controlled IP multicast with NAK repair.
+    Multicast,
+    /// BitTorrent-like exchange of verified chunks.
+    Swarm,
+    /// Let the simulator predict every strategy and chunk size and use the fastest.
+    Auto,
 }
 
 impl DeployArgs {
-    /// The strategy asked for, if any.
+    /// The strategy asked for, if any (`auto` is decided later, by the simulator).
     pub fn strategy(&self) -> Option<Strategy> {
-        self.broadcast.map(|b| match b {
+        self.broadcast.and_then(|b| b.strategy(self.tree_arity))
+    }
+}
+
+impl BroadcastArg {
+    /// The strategy named, with `arity` for trees; `None` for `auto`.
+    pub fn strategy(self, arity: u32) -> Option<Strategy> {
+        Some(match self {
             BroadcastArg::Chain => Strategy::Chain,
             BroadcastArg::Tree => Strategy::Tree {
-                arity: self.tree_arity.max(1),
+                arity: arity.max(1),
             },
             BroadcastArg::FtChain => Strategy::FaultTolerantChain,
             BroadcastArg::Unicast => Strategy::Unicast,
+            BroadcastArg::Multicast => Strategy::Multicast,
+            BroadcastArg::Swarm => Strategy::Swarm,
+            BroadcastArg::Auto => return None,
         })
     }
+}
+
+/// Arguments of `kasim sweep`.
+#[derive(Debug, Args, Clone)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct SweepArgs {
+    /// `merge`: join the CSVs of shards into the result of one run.
+    #[command(subcommand)]
+    pub action: Option<SweepAction>,
+    /// The grid.
+    #[command(flatten)]
+    pub grid: GridArgs,
+    /// CSV output file (default: standard output).
+    #[arg(short = 'o', long)]
+    pub out: Option<PathBuf>,
+    /// Directory to write the plots to (time against N, completion-time CDF; SVG and PNG).
+    #[arg(long)]
+    pub plots: Option<PathBuf>,
+    /// Run only shard I of N (0 ≤ I < N): the grid points whose index modulo N is I.
+    #[arg(long, value_parser = parse_shard)]
+    pub shard: Option<(usize, usize)>,
+    /// Do not run: write an sbatch job-array script to this file, one array task per shard, each
+    /// writing `OUT.shard-I-of-N.csv` next to `--out`.
+    #[arg(long, requires = "out")]
+    pub slurm: Option<PathBuf>,
+    /// Array tasks (shards) of the `--slurm` script.
+    #[arg(long, default_value_t = 4)]
+    pub shards: usize,
+}
+
+/// Subcommands of `kasim sweep`.
+#[derive(Debug, Subcommand, Clone)]
+pub enum SweepAction {
+    /// Join shard CSVs (any order) into exactly the CSV one run of the whole grid writes.
+    Merge(MergeArgs),
+}
+
+/// Arguments of `kasim sweep merge`.
+#[derive(Debug, Args, Clone)]
+pub struct MergeArgs {
+    /// The shards' CSV files.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Merged CSV output (default: standard output).
+    #[arg(short = 'o', long)]
+    pub out: Option<PathBuf>,
+    /// Directory to write the plots to.
+    #[arg(long)]
+    pub plots: Option<PathBuf>,
+}
+
+/// The parameter grid of a sweep: every combination of the lists, `seeds` innermost.
+#[derive(Debug, Args, Clone)]
+pub struct GridArgs {
+    /// Strategies (comma-separated): chain, tree, ft-chain, unicast, multicast, swarm.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "chain,ft-chain,tree,unicast,multicast,swarm"
+    )]
+    pub strategies: Vec<BroadcastArg>,
+    /// Arity of the tree.
+    #[arg(long, default_value_t = 2)]
+    pub tree_arity: u32,
+    /// Node counts.
+    #[arg(long, value_delimiter = ',', default_value = "10,100,1000")]
+    pub nodes: Vec<usize>,
+    /// Compressed image sizes in bytes.
+    #[arg(long, value_delimiter = ',', default_value = "1e9")]
+    pub sizes: Vec<f64>,
+    /// Link rates (goodput, bytes/s) of the nodes and the server.
+    #[arg(long, value_delimiter = ',', default_value = "117.7e6")]
+    pub links: Vec<f64>,
+    /// Topologies: `flat` (one non-blocking switch) or `switches:K:U` (K nodes per switch, uplinks of
+    /// U bytes/s).
+    #[arg(long, value_delimiter = ',', default_value = "flat")]
+    pub topologies: Vec<String>,
+    /// Failure rates: each node dies during the broadcast with this probability.
+    #[arg(long, value_delimiter = ',', default_value = "0")]
+    pub failures: Vec<f64>,
+    /// Seeds.
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    pub seeds: Vec<u64>,
+    /// Chunk size in bytes (default: simulation.conf's `network.chunk`).
+    #[arg(long)]
+    pub chunk: Option<f64>,
+    /// A Kadeploy configuration directory or simulation.conf whose simulation parameters (disks,
+    /// latency, ratio, knobs) the grid starts from (default: the shipped sample's).
+    #[arg(short = 'c', long)]
+    pub config: Option<PathBuf>,
+}
+
+/// Parses `I/N` with N ≥ 1 and I < N.
+fn parse_shard(s: &str) -> Result<(usize, usize), String> {
+    let (i, n) = s
+        .split_once('/')
+        .ok_or_else(|| format!("`{s}`: a shard is I/N"))?;
+    let i: usize = i
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}`: I is not a number"))?;
+    let n: usize = n
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}`: N is not a number"))?;
+    if n == 0 || i >= n {
+        return Err(format!("`{s}`: need 0 <= I < N"));
+    }
+    Ok((i, n))
 }

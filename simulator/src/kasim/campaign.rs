@@ -80,6 +80,8 @@ pub fn run(args: &CampaignArgs) -> anyhow::Result<ExitCode> {
         stats: false,
         breakpoint: None,
         image_size: None,
+        chunk: None,
+        timeline: None,
     })?;
     let automata = &base.cluster.automata;
     check_automata(automata).map_err(|e| anyhow!(e))?;
@@ -176,6 +178,7 @@ fn run_one(
         cluster: base.cluster.clone(),
         params: base.params.clone(),
         warnings: Vec::new(),
+        scaled: None,
     };
     setup.cluster.nodes.truncate(scenario.nodes);
     setup.params.seed = scenario.seed;
@@ -192,6 +195,8 @@ fn run_one(
         stats: false,
         breakpoint: None,
         image_size: Some(scenario.image_size),
+        chunk: None,
+        timeline: None,
     };
     let failure = |message: String| Verdict {
         violations: vec![message],

@@ -71,17 +71,28 @@ pub fn summary(setup: &Setup, args: &DeployArgs, report: &Report) {
     let name = |n: hal::NodeId| setup.cluster.nodes[n.index()].name.clone();
     let ok = report.ok();
     let ko = report.ko();
-    if !ok.is_empty() {
-        println!("\nThe deployment is successful on nodes");
-        for n in &ok {
-            println!("{}", name(*n));
-        }
-    }
-    if !ko.is_empty() {
-        println!("\nThe deployment failed on nodes");
-        for (n, f) in &ko {
-            println!("{} ({})", name(*n), f.error);
-        }
+    // One buffered writer for the lists: a million nodes are a million lines.
+    {
+        use std::io::Write as _;
+        let nodes = &setup.cluster.nodes;
+        let mut w = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+        let mut lists = || -> std::io::Result<()> {
+            if !ok.is_empty() {
+                writeln!(w, "\nThe deployment is successful on nodes")?;
+                for n in &ok {
+                    writeln!(w, "{}", nodes[n.index()].name)?;
+                }
+            }
+            if !ko.is_empty() {
+                writeln!(w, "\nThe deployment failed on nodes")?;
+                for (n, f) in &ko {
+                    writeln!(w, "{} ({})", nodes[n.index()].name, f.error)?;
+                }
+            }
+            w.flush()
+        };
+        // A closed stdout (a pipe to `head`) is not an error of the deployment.
+        let _ = lists();
     }
     println!("\nMacro-step durations (virtual, first start to last end):");
     for (step, secs) in &report.macro_durations {
@@ -130,4 +141,34 @@ pub fn peak_rss_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Says which setting ran out when nodes ended on a macro-step timeout: the step's timeout from the
+/// automata, and the windows that pace reboots (to stderr: it is advice, not Kadeploy's output).
+pub fn timeout_hint(setup: &Setup, report: &Report) {
+    let mut by_step: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    for (_, f) in report.ko() {
+        if f.error.starts_with("Timeout in the ") {
+            *by_step.entry(f.macro_step.to_string()).or_default() += 1;
+        }
+    }
+    let a = &setup.cluster.automata;
+    for (step, count) in by_step {
+        let timeout = a
+            .set_deployment_env
+            .iter()
+            .chain(&a.broadcast_env)
+            .chain(&a.boot_new_env)
+            .find(|i| i.kind.instance_name() == step)
+            .map_or_else(|| "its".to_string(), |i| format!("{} s", i.timeout));
+        eprintln!(
+            "kasim: {count} nodes ran out of the {step} macro-step's timeout ({timeout}, automata in \
+             the cluster file); with {} nodes, the reboot window lets {} nodes reboot at once ({} s \
+             sleep when full) and the check window probes {} at once",
+            setup.cluster.nodes.len(),
+            setup.server.reboot_window,
+            setup.server.reboot_window_sleep,
+            setup.server.check_window
+        );
+    }
 }

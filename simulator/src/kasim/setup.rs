@@ -25,6 +25,8 @@ pub struct Setup {
     pub params: SimParams,
     /// Configuration warnings (unused fields).
     pub warnings: Vec<String>,
+    /// What was scaled for a cluster generated past the configured one, for the user.
+    pub scaled: Option<String>,
 }
 
 /// Reads the configuration named by `args` (or the sample) and sizes the cluster to `args.nodes`.
@@ -46,12 +48,27 @@ pub fn load(args: &DeployArgs) -> anyhow::Result<Setup> {
     if args.nodes == 0 {
         bail!("--nodes must be at least 1");
     }
+    let configured = cluster.nodes.len();
     resize(&mut cluster, args.nodes);
+    let mut server = server;
+    let chunk = args.chunk.unwrap_or(params.network.chunk);
+    let scaled =
+        scale_windows(&mut server, configured, args.nodes).map(|w| match scale_broadcast_timeouts(
+            &mut cluster,
+            &params,
+            chunk,
+            configured,
+            args.nodes,
+        ) {
+            Some(t) => format!("{w}; {t}"),
+            None => w,
+        });
     Ok(Setup {
         server,
         cluster,
         params,
         warnings: loaded.warnings,
+        scaled,
     })
 }
 
@@ -77,6 +94,71 @@ fn locate(config: Option<&Path>) -> anyhow::Result<(PathBuf, Option<PathBuf>)> {
         );
     };
     Ok((dir, file))
+}
+
+/// Past the configured cluster, a site of `n` nodes would not reboot them 100 at a time: the reboot and
+/// check windows grow by `n / configured` (rounded up), so that the number of windows a step goes
+/// through, and so the time a macro-step's timeout must cover, stays what the configuration was
+/// written for. Returns what changed, or `None` when nothing did.
+pub fn scale_windows(server: &mut ServerConfig, configured: usize, n: usize) -> Option<String> {
+    if configured == 0 || n <= configured {
+        return None;
+    }
+    let factor = n.div_ceil(configured);
+    let (reboot, check) = (server.reboot_window, server.check_window);
+    server.reboot_window = reboot.max(1).saturating_mul(factor).min(n);
+    server.check_window = check.max(1).saturating_mul(factor).min(n);
+    Some(format!(
+        "{n} nodes, {configured} configured: windows scaled as a site of {n} nodes would have them \
+         (reboot window {reboot} -> {}, check window {check} -> {})",
+        server.reboot_window, server.check_window
+    ))
+}
+
+/// Past the configured cluster, a pipelined broadcast (Kascade's chain, the default) gets one more hop
+/// per node, each delaying the stream by about one chunk at the slowest rate of a node (link, disk,
+/// decompression) plus a hop latency: a site of `n` nodes would give its BroadcastEnv steps that much
+/// more time. Returns what changed.
+pub fn scale_broadcast_timeouts(
+    cluster: &mut ClusterConfig,
+    params: &SimParams,
+    chunk: f64,
+    configured: usize,
+    n: usize,
+) -> Option<String> {
+    if configured == 0 || n <= configured {
+        return None;
+    }
+    let ratio = params.image.ratio.max(1e-9);
+    let rate = params
+        .network
+        .bandwidth
+        .min(params.disk.write_rate / ratio)
+        .min(params.disk.decompress_rate / ratio);
+    let per_hop = chunk / rate + 2.0 * params.network.latency;
+    let extra = ((n - configured) as f64 * per_hop).ceil();
+    if !(extra.is_finite() && extra > 0.0) {
+        return None;
+    }
+    let mut changed = Vec::new();
+    for i in &mut cluster.automata.broadcast_env {
+        if i.timeout > 0.0 {
+            changed.push(format!(
+                "{} {} -> {}",
+                i.kind.instance_name(),
+                i.timeout,
+                i.timeout + extra
+            ));
+            i.timeout += extra;
+        }
+    }
+    (!changed.is_empty()).then(|| {
+        format!(
+            "BroadcastEnv timeouts +{extra} s for {} more pipeline hops ({})",
+            n - configured,
+            changed.join(", ")
+        )
+    })
 }
 
 /// Keeps the first `n` nodes, or generates more after the first node's naming pattern.

@@ -76,6 +76,13 @@ impl Fluid {
         self.now
     }
 
+    /// Makes room for `additional` more resources (no reallocation while they are added).
+    pub fn reserve_resources(&mut self, additional: usize) {
+        self.loads.reserve_exact(additional);
+        self.users.reserve_exact(additional);
+        self.sys.reserve_resources(additional);
+    }
+
     /// Adds a resource of `capacity` units/s (NaN or negative = 0, `+∞` = never a constraint).
     pub fn add_resource(&mut self, capacity: f64) -> ResourceId {
         self.loads.push(0.0);

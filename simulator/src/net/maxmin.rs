@@ -56,6 +56,11 @@ impl MaxMin {
         Self::default()
     }
 
+    /// Makes room for `additional` more resources.
+    pub fn reserve_resources(&mut self, additional: usize) {
+        self.caps.reserve_exact(additional);
+    }
+
     /// Adds a resource of `capacity` units/s (NaN or negative = 0, `+∞` = never a constraint).
     pub fn add_resource(&mut self, capacity: f64) -> ResourceId {
         self.caps.push(sanitize_capacity(capacity));

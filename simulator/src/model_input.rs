@@ -1,0 +1,110 @@
+//! What a broadcast on a simulated cluster looks like to the [`crate::bcast`] models: the topology,
+//! each node's receiver (its drawn disk rate, its switch) and the job, from the simulation parameters.
+//! [`crate::cluster::SimCluster`], `kasim sweep` and the strategy chooser ([`crate::auto`]) share it,
+//! so a prediction sees exactly the cluster a deployment runs on.
+
+use crate::bcast::{
+    BroadcastJob, FaultTolerance, LatencyModel, LinkParams, Receiver, SwarmParams, Topology,
+};
+use crate::params::{LatencyModelName, SimParams};
+use crate::rng::Rng;
+use hal::Strategy;
+
+/// The network of `params` as the broadcast models see it.
+pub fn topology(params: &SimParams) -> Topology {
+    let net = &params.network;
+    Topology {
+        node_link: LinkParams {
+            bandwidth: net.bandwidth,
+            latency: net.latency,
+        },
+        server_link: LinkParams {
+            bandwidth: net.server_bandwidth,
+            latency: net.latency,
+        },
+        uplink_bandwidth: if net.nodes_per_switch > 0 {
+            net.uplink_bandwidth
+        } else {
+            None
+        },
+        latency_model: match net.latency_model {
+            LatencyModelName::PerConnection => LatencyModel::PerConnection,
+            LatencyModelName::PerChunk => LatencyModel::PerChunk,
+        },
+        loss: net.loss,
+    }
+}
+
+/// The disk write rate drawn for node `index` (seeded normal, at least a tenth of the mean).
+pub fn disk_rate(params: &SimParams, seed: u64, index: usize) -> f64 {
+    let d = &params.disk;
+    let rate = Rng::for_entity(seed, "disk", index as u64).normal(d.write_rate, d.write_rate_sd);
+    rate.max(d.write_rate / 10.0)
+}
+
+/// The switch of node `index` (`index / nodes_per_switch`, or 0 on one switch).
+pub fn switch_of(params: &SimParams, index: usize) -> usize {
+    index
+        .checked_div(params.network.nodes_per_switch)
+        .unwrap_or(0)
+}
+
+/// The healthy receiver of node `index` writing to disk at `disk_write` (or to RAM when not `to_disk`).
+pub fn receiver(params: &SimParams, index: usize, disk_write: f64, to_disk: bool) -> Receiver {
+    Receiver {
+        switch: switch_of(params, index),
+        disk_write: if to_disk { disk_write } else { f64::INFINITY },
+        decompress: if to_disk {
+            params.disk.decompress_rate
+        } else {
+            f64::INFINITY
+        },
+        dies_at: None,
+        write_error: false,
+        link: None,
+    }
+}
+
+/// The healthy receivers of nodes `0..n`, writing to disk, with their drawn disk rates.
+pub fn receivers(params: &SimParams, seed: u64, n: usize) -> Vec<Receiver> {
+    (0..n)
+        .map(|i| receiver(params, i, disk_rate(params, seed, i), true))
+        .collect()
+}
+
+/// The swarm knobs of `params`, with the neighbour choice drawn from `seed`.
+pub fn swarm_params(params: &SimParams, seed: u64) -> SwarmParams {
+    let w = &params.swarm;
+    SwarmParams {
+        max_pieces: w.max_pieces,
+        upload_slots: w.upload_slots,
+        download_slots: w.download_slots,
+        neighbours: w.neighbours,
+        seed,
+    }
+}
+
+/// A job of `strategy` sending `size` compressed bytes (ratio `ratio`) to `receivers` with the
+/// chunk, fault tolerance and swarm knobs of `params`.
+pub fn job(
+    params: &SimParams,
+    seed: u64,
+    strategy: Strategy,
+    size: f64,
+    ratio: f64,
+    receivers: Vec<Receiver>,
+) -> BroadcastJob {
+    let ft = &params.fault_tolerance;
+    BroadcastJob {
+        strategy,
+        size,
+        ratio,
+        chunk: params.network.chunk,
+        receivers,
+        fault_tolerance: FaultTolerance {
+            detect_timeout: ft.detect_timeout,
+            reconnect: ft.reconnect,
+        },
+        swarm: swarm_params(params, seed),
+    }
+}
