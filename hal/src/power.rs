@@ -13,6 +13,7 @@
 pub mod command;
 pub mod ipmi;
 pub mod levels;
+pub mod next_boot;
 
 use crate::node::NodeId;
 use crate::outcome::Outcomes;

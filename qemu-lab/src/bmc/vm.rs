@@ -1,8 +1,11 @@
 //! The power of one lab VM: on = its pid (from the pidfile) is alive; power on runs the start script;
 //! power off asks QMP `quit` or kills the pid; reset uses QMP `system_reset`.
 
+use super::bootorder::{self, BootEntry};
 use crate::qmp::{Qmp, QmpError};
+use hal::power::ipmi::bootdev::BootDevice;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::process::Command;
 use tracing::{info, warn};
@@ -21,6 +24,9 @@ pub enum VmError {
     /// The VM process did not go away.
     #[error("VM process {0} does not die")]
     Stuck(u32),
+    /// A QMP exchange (boot order, reset) failed.
+    #[error(transparent)]
+    Qmp(#[from] QmpError),
 }
 
 /// Longest wait for each QMP read or write.
@@ -58,6 +64,32 @@ async fn qmp_command(sock: &Path, command: QmpCommand) -> Result<(), QmpError> {
     }
 }
 
+/// Runs `job` on a QMP connection to `sock`, off the async threads, bounded in time.
+async fn with_qmp<T: Send + 'static>(
+    sock: &Path,
+    limit: Duration,
+    job: impl FnOnce(&mut Qmp) -> Result<T, QmpError> + Send + 'static,
+) -> Result<T, QmpError> {
+    let sock = sock.to_path_buf();
+    let task = tokio::task::spawn_blocking(move || {
+        let mut qmp = Qmp::connect(&sock, QMP_TIMEOUT)?;
+        job(&mut qmp)
+    });
+    match tokio::time::timeout(limit, task).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(e)) => Err(QmpError::Io(std::io::Error::other(format!(
+            "QMP task failed: {e}"
+        )))),
+        Err(_) => Err(QmpError::Io(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "QMP: no answer in time",
+        ))),
+    }
+}
+
+/// The boot order a QEMU process was started with, by its pid.
+type BootDefaults = Arc<Mutex<Option<(u32, Vec<BootEntry>)>>>;
+
 /// One VM as its BMC sees it.
 #[derive(Debug, Clone)]
 pub struct Vm {
@@ -67,6 +99,21 @@ pub struct Vm {
     pub pidfile: PathBuf,
     /// QEMU's QMP socket, if any.
     pub qmp: Option<PathBuf>,
+    /// The running QEMU's own boot order, read before the BMC first changes it.
+    pub boot_defaults: BootDefaults,
+}
+
+/// The boot order QEMU process `pid` was started with: read now the first time, remembered after.
+fn own_order(qmp: &mut Qmp, pid: u32, defaults: &BootDefaults) -> Result<Vec<BootEntry>, QmpError> {
+    let mut known = defaults.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((known_pid, entries)) = known.as_ref()
+        && *known_pid == pid
+    {
+        return Ok(entries.clone());
+    }
+    let entries = bootorder::boot_entries(qmp)?;
+    *known = Some((pid, entries.clone()));
+    Ok(entries)
 }
 
 /// True when `pid` is a live (not zombie) process.
@@ -176,6 +223,51 @@ impl Vm {
     pub async fn cycle(&self) -> Result<(), VmError> {
         self.power_off().await?;
         self.power_on().await
+    }
+
+    /// Makes the running VM boot `device` first from its next reset on (`BootDevice::None`: its own
+    /// order). Nothing when the VM is off (the BMC sets the order again when it starts the VM) or
+    /// has no QMP socket.
+    pub async fn set_boot_device(&self, device: BootDevice) -> Result<(), VmError> {
+        let (Some(sock), Some(pid)) = (&self.qmp, self.running_pid()) else {
+            return Ok(());
+        };
+        let defaults = self.boot_defaults.clone();
+        with_qmp(sock, QMP_TIMEOUT * 5, move |qmp| {
+            let own = own_order(qmp, pid, &defaults)?;
+            match device {
+                BootDevice::None => bootorder::restore(qmp, &own),
+                _ => bootorder::set_order(qmp, &bootorder::order_for(&own, device)),
+            }
+        })
+        .await?;
+        info!(pid, %device, "boot order set");
+        Ok(())
+    }
+
+    /// Resets the running VM booting `device` first; with `once`, the VM's own order is back for the
+    /// resets after this one. Without QMP the order cannot change: the VM keeps its own (logged).
+    pub async fn reset_booting(&self, device: BootDevice, once: bool) -> Result<(), VmError> {
+        let Some(sock) = &self.qmp else {
+            warn!(%device, "no QMP socket: the VM boots in its own order");
+            return Ok(());
+        };
+        let Some(pid) = self.running_pid() else {
+            return Ok(());
+        };
+        let defaults = self.boot_defaults.clone();
+        with_qmp(sock, QMP_TIMEOUT * 5, move |qmp| {
+            let own = own_order(qmp, pid, &defaults)?;
+            bootorder::set_order(qmp, &bootorder::order_for(&own, device))?;
+            bootorder::reset_and_wait(qmp, QMP_TIMEOUT)?;
+            if once {
+                bootorder::restore(qmp, &own)?;
+            }
+            Ok(())
+        })
+        .await?;
+        info!(pid, %device, once, "reset booting {device}");
+        Ok(())
     }
 
     /// Hard reset: QMP `system_reset`, or a cycle without QMP.
