@@ -12,6 +12,7 @@ pub mod server;
 pub mod sessions;
 pub mod sol;
 pub mod vm;
+pub mod vm_boot;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

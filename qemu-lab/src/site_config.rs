@@ -442,6 +442,7 @@ mod tests {
     fn native_power_sets_the_next_boot_device_and_attaches_consoles_over_sol() {
         use hal::power::ipmi::bootdev::{BootDevice, BootFlags};
         let mut spec = spec(Vec::new());
+        spec.deploy_params = "console=ttyS0".into();
         for (power, next_boot, console) in [
             (
                 PowerDriver::Native,

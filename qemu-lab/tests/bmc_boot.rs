@@ -18,7 +18,7 @@ use support::{Bmc, Options, power};
 
 /// QEMU with a NIC (boot index 1, iPXE) and a blank virtio disk (boot index 2).
 const QEMU_SCRIPT: &str = "set -e\ncd {dir}\n[ -e disk.raw ] || truncate -s 1M disk.raw\nrm -f qmp.sock\n\
-qemu-system-x86_64 -name kalab-bmc-test -machine pc -accel tcg -nodefaults -display none -m 64 \
+qemu-system-x86_64 ${KALAB_START_PAUSED:+-S} -name kalab-bmc-test -machine pc -accel tcg -nodefaults -display none -m 64 \
 -netdev hubport,id=n0,hubid=0 -device virtio-net-pci,netdev=n0,bootindex=1 \
 -drive file={dir}/disk.raw,if=none,id=d0,format=raw -device virtio-blk-pci,drive=d0,bootindex=2 \
 -chardev file,id=dbg,path={dir}/bios.log -device isa-debugcon,iobase=0x402,chardev=dbg \
@@ -45,11 +45,16 @@ fn wait_boot(bmc: &Bmc, before: usize, device: &str) {
         if seen.len() > before && seen.last().map(String::as_str) == Some(device) {
             return;
         }
-        assert!(
-            Instant::now() < deadline,
-            "no boot from {device} after boot {before}: {seen:?}\nBMC log:\n{}",
-            bmc.log()
-        );
+        if Instant::now() >= deadline {
+            let bios = std::fs::read(bmc.dir.join("bios.log")).unwrap_or_default();
+            let bios = String::from_utf8_lossy(&bios);
+            let tail: Vec<&str> = bios.lines().rev().take(15).collect();
+            panic!(
+                "no boot from {device} after boot {before}: {seen:?}\nBMC log:\n{}\nbios.log ends:\n{}",
+                bmc.log(),
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
 }

@@ -257,7 +257,7 @@ fn a_stuck_console_stalls_neither_the_vm_nor_the_bmc() {
     assert!(status.contains("Chassis Power is"), "{status}");
     bmc.ipmitool_ok(&["sol", "deactivate"]);
     signal(console.child.id(), "CONT");
-    let log = bmc.log();
+    let log = without_colours(&bmc.log());
     let dropped: u64 = log
         .lines()
         .filter(|l| l.contains("SOL deactivated"))
@@ -266,4 +266,22 @@ fn a_stuck_console_stalls_neither_the_vm_nor_the_bmc() {
         .next()
         .unwrap_or_else(|| panic!("no deactivation logged:\n{log}"));
     assert!(dropped > 900 * 1024, "only {dropped} bytes dropped:\n{log}");
+}
+
+/// `text` without ANSI colour sequences (the BMC's log is coloured).
+fn without_colours(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }

@@ -1,7 +1,9 @@
 //! The lab BMC's system boot options (Get/Set System Boot Options): the boot flags that
 //! `ipmitool chassis bootdev` writes, with the parameters around them (set in progress, boot flag valid
 //! bit clearing, boot info acknowledge). One-time flags are consumed by the next boot the BMC starts and
-//! expire after 60 s otherwise, as the IPMI specification asks.
+//! expire after 60 s otherwise, as the IPMI specification asks. The VM's own boot order comes back at the
+//! next boot the BMC starts or 60 s after the flags were set or used, whichever is first: QEMU hands the
+//! order to the firmware only when the firmware reads it, some time after a reset.
 
 use hal::power::ipmi::bootdev::*;
 use hal::power::ipmi::commands::{CC_BAD_LENGTH, CC_INVALID_DATA, CC_OK};
@@ -22,8 +24,10 @@ pub struct BootOptions {
     pub flags: BootFlags,
     /// Bumped at every write of the flags, so a late expiry does not clear newer flags.
     pub generation: u64,
-    /// When the flags were last written.
-    pub written: Option<Instant>,
+    /// When the flags were last written or used by a boot.
+    pub since: Option<Instant>,
+    /// A one-time override was used: the VM's own order is due back.
+    pub restore_pending: bool,
     set_in_progress: u8,
     valid_bit_clearing: u8,
     info_ack: u8,
@@ -52,7 +56,7 @@ impl BootOptions {
                 Ok(flags) => {
                     self.flags = flags;
                     self.generation += 1;
-                    self.written = Some(Instant::now());
+                    self.since = Some(Instant::now());
                     (CC_OK, true)
                 }
                 Err(_) => (CC_INVALID_DATA, false),
@@ -86,20 +90,31 @@ impl BootOptions {
         (CC_OK, out)
     }
 
-    /// A boot the BMC started used the flags: one-time flags are no longer valid.
+    /// A boot the BMC started used the flags: one-time flags are no longer valid, and the VM's own
+    /// order is due back.
     pub fn consumed(&mut self) {
         if !self.flags.persistent {
             self.flags.valid = false;
+            self.restore_pending = true;
+            self.since = Some(Instant::now());
         }
     }
 
-    /// Clears one-time flags of `generation` older than [`VALID_FOR`]; true when it did.
+    /// True (once) when a used one-time override's order is still in place.
+    pub fn take_restore(&mut self) -> bool {
+        std::mem::take(&mut self.restore_pending)
+    }
+
+    /// Ends one-time flags of `generation` written or used at least [`VALID_FOR`] ago; true when the
+    /// VM's own order is due back.
     pub fn expire(&mut self, generation: u64, now: Instant) -> bool {
         let old = self
-            .written
+            .since
             .is_some_and(|t| now.duration_since(t) >= VALID_FOR);
-        if generation == self.generation && old && self.flags.valid && !self.flags.persistent {
+        let one_time = (self.flags.valid || self.restore_pending) && !self.flags.persistent;
+        if generation == self.generation && old && one_time {
             self.flags.valid = false;
+            self.restore_pending = false;
             return true;
         }
         false
@@ -122,12 +137,13 @@ mod tests {
         assert_eq!(b.get(&[5, 0, 0]), (CC_OK, vec![1, 5, 0xe0, 0x08, 0, 0, 0]));
         assert_eq!(b.get(&[4, 0, 0]), (CC_OK, vec![1, 4, 0, 1]));
         assert!(b.flags.persistent && b.flags.efi && b.flags.device == BootDevice::Disk);
-        // Persistent flags survive a boot; one-time flags do not.
+        // Persistent flags survive a boot; one-time flags do not, and the own order is due back once.
         b.consumed();
-        assert!(b.flags.valid);
+        assert!(b.flags.valid && !b.take_restore());
         assert_eq!(b.set(&[5, 0x80, 0x04, 0, 0, 0]), (CC_OK, true));
         b.consumed();
         assert_eq!(b.flags.effective(), BootDevice::None);
+        assert!(b.take_restore() && !b.take_restore());
     }
 
     #[test]
@@ -147,12 +163,19 @@ mod tests {
         let mut b = BootOptions::default();
         b.set(&[5, 0x80, 0x08, 0, 0, 0]);
         let first = b.generation;
-        let written = b.written.unwrap();
+        let written = b.since.unwrap();
         assert!(!b.expire(first, written + Duration::from_secs(1)));
         b.set(&[5, 0x80, 0x04, 0, 0, 0]);
         // The first write's expiry does not clear the second.
         assert!(!b.expire(first, written + VALID_FOR * 2));
-        assert!(b.expire(b.generation, b.written.unwrap() + VALID_FOR));
+        assert!(b.expire(b.generation, b.since.unwrap() + VALID_FOR));
         assert!(!b.flags.valid);
+        // Used flags: the own order is due back 60 s after the boot.
+        b.set(&[5, 0x80, 0x08, 0, 0, 0]);
+        b.consumed();
+        let used = b.since.unwrap();
+        assert!(!b.expire(b.generation, used + Duration::from_secs(59)));
+        assert!(b.expire(b.generation, used + VALID_FOR));
+        assert!(!b.take_restore());
     }
 }

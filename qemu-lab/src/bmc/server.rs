@@ -325,16 +325,8 @@ impl Server {
                     warn!("boot order: {e}");
                 }
             }
-            if !flags.valid || flags.persistent {
-                return;
-            }
-            tokio::time::sleep(super::boot::VALID_FOR).await;
-            let _guard = actions.lock().await;
-            if lock(&boot).expire(generation, std::time::Instant::now()) {
-                info!("one-time boot flags expired unused");
-                if let Err(e) = vm.set_boot_device(BootDevice::None).await {
-                    warn!("boot order: {e}");
-                }
+            if flags.valid && !flags.persistent {
+                expire_later(vm, actions, boot, generation).await;
             }
         });
         cc
@@ -343,12 +335,20 @@ impl Server {
     /// Starts a chassis action (serialised with the others) and waits a little for it.
     async fn control(&self, op: ChassisControl) -> u8 {
         info!(?op, "chassis control");
-        let (vm, lock, boot) = (self.vm.clone(), self.actions.clone(), self.boot.clone());
+        let (vm, actions, boot) = (self.vm.clone(), self.actions.clone(), self.boot.clone());
         let task = tokio::spawn(async move {
-            let _guard = lock.lock().await;
+            let guard = actions.clone().lock_owned().await;
             let result = run_action(&vm, op, &boot).await;
             if let Err(e) = &result {
                 warn!(?op, "chassis control failed: {e}");
+            }
+            drop(guard);
+            let used = {
+                let b = lock(&boot);
+                b.restore_pending.then_some(b.generation)
+            };
+            if let Some(generation) = used {
+                tokio::spawn(expire_later(vm, actions, boot, generation));
             }
             result.is_ok()
         });
@@ -361,24 +361,48 @@ impl Server {
     }
 }
 
+/// After [`super::boot::VALID_FOR`]: one-time flags of `generation` that are still valid or were used
+/// give the VM its own boot order back.
+async fn expire_later(
+    vm: Arc<Vm>,
+    actions: Arc<tokio::sync::Mutex<()>>,
+    boot: Arc<Mutex<BootOptions>>,
+    generation: u64,
+) {
+    tokio::time::sleep(super::boot::VALID_FOR).await;
+    let _guard = actions.lock().await;
+    if lock(&boot).expire(generation, std::time::Instant::now()) {
+        info!("one-time boot flags over: the VM's own boot order is back");
+        if let Err(e) = vm.set_boot_device(BootDevice::None).await {
+            warn!("boot order: {e}");
+        }
+    }
+}
+
 /// Runs a chassis action; a boot it starts (power up, cycle, reset) boots the device of valid boot
-/// flags, which a one-time override then no longer holds.
+/// flags, which a one-time override then no longer holds. A used one-time override's order goes first.
 async fn run_action(vm: &Vm, op: ChassisControl, boot: &Mutex<BootOptions>) -> Result<(), VmError> {
-    let flags = lock(boot).flags;
-    let device = flags.effective();
+    if lock(boot).take_restore() {
+        vm.set_boot_device(BootDevice::None).await?;
+    }
+    let device = lock(boot).flags.effective();
     match op {
         ChassisControl::PowerDown | ChassisControl::SoftShutdown => return vm.power_off().await,
-        ChassisControl::PowerUp if vm.is_on() => return vm.power_on().await,
-        ChassisControl::PowerUp => vm.power_on().await?,
-        ChassisControl::PowerCycle => vm.cycle().await?,
-        ChassisControl::HardReset if device == BootDevice::None => return vm.reset().await,
-        ChassisControl::HardReset if !vm.is_on() => vm.power_on().await?,
-        ChassisControl::HardReset => {}
+        ChassisControl::PowerUp if vm.is_on() => return Ok(()),
+        _ if device == BootDevice::None => {
+            return match op {
+                ChassisControl::PowerCycle => vm.cycle().await,
+                ChassisControl::HardReset => vm.reset().await,
+                _ => vm.power_on().await,
+            };
+        }
+        ChassisControl::PowerUp => vm.power_on_booting(device).await?,
+        ChassisControl::PowerCycle => {
+            vm.power_off().await?;
+            vm.power_on_booting(device).await?;
+        }
+        ChassisControl::HardReset => vm.reset_booting(device).await?,
     }
-    if device == BootDevice::None {
-        return Ok(());
-    }
-    vm.reset_booting(device, !flags.persistent).await?;
     lock(boot).consumed();
     Ok(())
 }

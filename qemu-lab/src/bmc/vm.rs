@@ -1,9 +1,8 @@
 //! The power of one lab VM: on = its pid (from the pidfile) is alive; power on runs the start script;
 //! power off asks QMP `quit` or kills the pid; reset uses QMP `system_reset`.
 
-use super::bootorder::{self, BootEntry};
+use super::bootorder::BootEntry;
 use crate::qmp::{Qmp, QmpError};
-use hal::power::ipmi::bootdev::BootDevice;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -30,7 +29,7 @@ pub enum VmError {
 }
 
 /// Longest wait for each QMP read or write.
-const QMP_TIMEOUT: Duration = Duration::from_secs(2);
+pub(super) const QMP_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What the BMC asks QEMU over QMP.
 #[derive(Clone, Copy, Debug)]
@@ -65,7 +64,7 @@ async fn qmp_command(sock: &Path, command: QmpCommand) -> Result<(), QmpError> {
 }
 
 /// Runs `job` on a QMP connection to `sock`, off the async threads, bounded in time.
-async fn with_qmp<T: Send + 'static>(
+pub(super) async fn with_qmp<T: Send + 'static>(
     sock: &Path,
     limit: Duration,
     job: impl FnOnce(&mut Qmp) -> Result<T, QmpError> + Send + 'static,
@@ -88,7 +87,7 @@ async fn with_qmp<T: Send + 'static>(
 }
 
 /// The boot order a QEMU process was started with, by its pid.
-type BootDefaults = Arc<Mutex<Option<(u32, Vec<BootEntry>)>>>;
+pub type BootDefaults = Arc<Mutex<Option<(u32, Vec<BootEntry>)>>>;
 
 /// One VM as its BMC sees it.
 #[derive(Debug, Clone)]
@@ -101,19 +100,6 @@ pub struct Vm {
     pub qmp: Option<PathBuf>,
     /// The running QEMU's own boot order, read before the BMC first changes it.
     pub boot_defaults: BootDefaults,
-}
-
-/// The boot order QEMU process `pid` was started with: read now the first time, remembered after.
-fn own_order(qmp: &mut Qmp, pid: u32, defaults: &BootDefaults) -> Result<Vec<BootEntry>, QmpError> {
-    let mut known = defaults.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((known_pid, entries)) = known.as_ref()
-        && *known_pid == pid
-    {
-        return Ok(entries.clone());
-    }
-    let entries = bootorder::boot_entries(qmp)?;
-    *known = Some((pid, entries.clone()));
-    Ok(entries)
 }
 
 /// True when `pid` is a live (not zombie) process.
@@ -145,6 +131,12 @@ impl Vm {
 
     /// Starts the VM unless it runs.
     pub async fn power_on(&self) -> Result<(), VmError> {
+        self.start(false).await
+    }
+
+    /// Starts the VM unless it runs; `paused` asks the start script for a VM whose processors wait
+    /// for QMP `cont` (`KALAB_START_PAUSED=1` in its environment: QEMU's `-S`).
+    pub async fn start(&self, paused: bool) -> Result<(), VmError> {
         if let Some(pid) = self.running_pid() {
             info!(pid, "power on: already on");
             return Ok(());
@@ -155,7 +147,11 @@ impl Vm {
             reason,
         };
         info!(%script, "power on: running the start script");
-        let status = Command::new("sh")
+        let mut command = Command::new("sh");
+        if paused {
+            command.env("KALAB_START_PAUSED", "1");
+        }
+        let status = command
             .arg(&self.start_script)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
@@ -223,51 +219,6 @@ impl Vm {
     pub async fn cycle(&self) -> Result<(), VmError> {
         self.power_off().await?;
         self.power_on().await
-    }
-
-    /// Makes the running VM boot `device` first from its next reset on (`BootDevice::None`: its own
-    /// order). Nothing when the VM is off (the BMC sets the order again when it starts the VM) or
-    /// has no QMP socket.
-    pub async fn set_boot_device(&self, device: BootDevice) -> Result<(), VmError> {
-        let (Some(sock), Some(pid)) = (&self.qmp, self.running_pid()) else {
-            return Ok(());
-        };
-        let defaults = self.boot_defaults.clone();
-        with_qmp(sock, QMP_TIMEOUT * 5, move |qmp| {
-            let own = own_order(qmp, pid, &defaults)?;
-            match device {
-                BootDevice::None => bootorder::restore(qmp, &own),
-                _ => bootorder::set_order(qmp, &bootorder::order_for(&own, device)),
-            }
-        })
-        .await?;
-        info!(pid, %device, "boot order set");
-        Ok(())
-    }
-
-    /// Resets the running VM booting `device` first; with `once`, the VM's own order is back for the
-    /// resets after this one. Without QMP the order cannot change: the VM keeps its own (logged).
-    pub async fn reset_booting(&self, device: BootDevice, once: bool) -> Result<(), VmError> {
-        let Some(sock) = &self.qmp else {
-            warn!(%device, "no QMP socket: the VM boots in its own order");
-            return Ok(());
-        };
-        let Some(pid) = self.running_pid() else {
-            return Ok(());
-        };
-        let defaults = self.boot_defaults.clone();
-        with_qmp(sock, QMP_TIMEOUT * 5, move |qmp| {
-            let own = own_order(qmp, pid, &defaults)?;
-            bootorder::set_order(qmp, &bootorder::order_for(&own, device))?;
-            bootorder::reset_and_wait(qmp, QMP_TIMEOUT)?;
-            if once {
-                bootorder::restore(qmp, &own)?;
-            }
-            Ok(())
-        })
-        .await?;
-        info!(pid, %device, once, "reset booting {device}");
-        Ok(())
     }
 
     /// Hard reset: QMP `system_reset`, or a cycle without QMP.
