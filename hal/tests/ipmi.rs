@@ -198,7 +198,9 @@ async fn the_native_client_sets_the_boot_device_of_ipmi_sim() {
     let power = sim.power("simpw");
     assert!(Sim::wait_ready(&power).await.is_ok());
     let n = [NodeId(0)];
-    let out = power.set_boot_flags(&n, BootFlags::next(BootDevice::Pxe)).await;
+    let out = power
+        .set_boot_flags(&n, BootFlags::next(BootDevice::Pxe))
+        .await;
     assert!(out.failures().is_empty(), "{out:?}");
     let read = power.boot_flags(&n).await.0[0].1.clone();
     assert_eq!(read.map(|f| f.device), Ok(BootDevice::Pxe));

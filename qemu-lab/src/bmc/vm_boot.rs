@@ -26,7 +26,12 @@ fn own_order(qmp: &mut Qmp, pid: u32, defaults: &BootDefaults) -> Result<Vec<Boo
 }
 
 /// Sets `device` first (`None`: the VM's own order) in the QEMU of `pid`.
-fn set_device(qmp: &mut Qmp, pid: u32, defaults: &BootDefaults, device: BootDevice) -> Result<(), QmpError> {
+fn set_device(
+    qmp: &mut Qmp,
+    pid: u32,
+    defaults: &BootDefaults,
+    device: BootDevice,
+) -> Result<(), QmpError> {
     let own = own_order(qmp, pid, defaults)?;
     match device {
         BootDevice::None => bootorder::restore(qmp, &own),
@@ -42,7 +47,10 @@ impl Vm {
             return Ok(());
         };
         let defaults = self.boot_defaults.clone();
-        with_qmp(sock, QMP_TIMEOUT * 5, move |qmp| set_device(qmp, pid, &defaults, device)).await?;
+        with_qmp(sock, QMP_TIMEOUT * 5, move |qmp| {
+            set_device(qmp, pid, &defaults, device)
+        })
+        .await?;
         info!(pid, %device, "boot order set");
         Ok(())
     }
