@@ -352,9 +352,10 @@ pxe:
 /// reboot, as a site with UEFI machines whose boot order is not network-first does (the lab's VMs boot
 /// the network first anyway: this exercises the step).
 fn next_boot_device(spec: &SiteSpec) -> &'static str {
-    match spec.power {
-        PowerDriver::Native => "  next_boot_device: {device: pxe}\n",
-        PowerDriver::Ipmitool => "",
+    if spec.power == PowerDriver::Native {
+        "  next_boot_device: {device: pxe}\n"
+    } else {
+        ""
     }
 }
 
@@ -362,19 +363,17 @@ fn next_boot_device(spec: &SiteSpec) -> &'static str {
 /// command does it (free the payload a killed console may hold, then attach); else the VM's serial
 /// socket directly.
 fn console_command(spec: &SiteSpec) -> String {
-    match spec.power {
-        PowerDriver::Native => {
-            let ipmitool = format!(
-                "ipmitool -I lanplus -H HOSTNAME_SHORT-bmc -U {BMC_USER} -f {}",
-                spec.dir.join("ipmi.pass").display()
-            );
-            format!("{ipmitool} sol deactivate >/dev/null 2>&1; exec {ipmitool} sol activate")
-        }
-        PowerDriver::Ipmitool => format!(
+    if spec.power != PowerDriver::Native {
+        return format!(
             "socat - UNIX-CONNECT:{}/HOSTNAME_SHORT/console.sock",
             spec.vm_dir.display()
-        ),
+        );
     }
+    let ipmitool = format!(
+        "ipmitool -I lanplus -H HOSTNAME_SHORT-bmc -U {BMC_USER} -f {}",
+        spec.dir.join("ipmi.pass").display()
+    );
+    format!("{ipmitool} sol deactivate >/dev/null 2>&1; exec {ipmitool} sol activate")
 }
 
 fn netboot_conf(spec: &SiteSpec) -> String {
