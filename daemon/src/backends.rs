@@ -147,4 +147,57 @@ mod tests {
         assert_eq!(specs.len(), 1);
         assert!(!specs[0].virtual_time);
     }
+
+    /// A cluster's `boot/next_boot_device` wraps the site backend's power in the step that sets the
+    /// device through the BMCs: it needs `backend/ipmi`, and says so at start.
+    #[test]
+    fn next_boot_device_needs_the_native_ipmi_keys() {
+        let outside = Scratch::new("nextboot-outside");
+        let (tftp, key) = (outside.0.join("tftp"), outside.0.join("id_deploy"));
+        for sub in ["pxelinux.cfg", "grub.cfg"] {
+            std::fs::create_dir_all(tftp.join(sub)).expect("tftp");
+        }
+        let keygen = std::process::Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", "test", "-f"])
+            .arg(&key)
+            .status()
+            .expect("ssh-keygen (openssh-client) runs");
+        assert!(keygen.success());
+        for ipmi in [false, true] {
+            let conf = Scratch::new("nextboot");
+            let keys = if ipmi {
+                "  ipmi: {host: HOSTNAME_SHORT-bmc, user: ADMIN, password_file: ipmi.pass}\n"
+            } else {
+                ""
+            };
+            let site = format!(
+                "backend:\n  kind: site\n{keys}ssh_private_key: {}\n",
+                key.display()
+            );
+            copy_sample(&conf.0, |name, text| {
+                match name {
+                "server.conf" => text
+                    .replace("backend:\n  kind: simulated\n  time_scale: 0\n", &site)
+                    .replace("/var/lib/tftpboot", &tftp.display().to_string()),
+                "sim-cluster.conf" => text.replace(
+                    "  install_bootloader: install_grub2\n",
+                    "  install_bootloader: install_grub2\n  next_boot_device: {device: pxe, efiboot: true}\n",
+                ),
+                _ => text,
+            }
+            });
+            std::fs::write(conf.0.join("ipmi.pass"), "s3cret\n").expect("password");
+            let loaded = load_dir(&conf.0).unwrap_or_else(|e| panic!("{e}"));
+            match build(site::KIND, loaded) {
+                Ok(specs) => assert!(ipmi, "built without backend/ipmi: {}", specs.len()),
+                Err(e) => {
+                    assert!(!ipmi, "{e:#}");
+                    assert!(
+                        format!("{e:#}").contains("boot/next_boot_device needs backend/ipmi"),
+                        "{e:#}"
+                    );
+                }
+            }
+        }
+    }
 }

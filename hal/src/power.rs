@@ -13,6 +13,7 @@
 pub mod command;
 pub mod ipmi;
 pub mod levels;
+pub mod next_boot;
 #[cfg(feature = "redfish")]
 pub mod redfish;
 pub mod snmp;

@@ -2,6 +2,7 @@
 //! (The lab BMC is tested against ipmitool and this client in `qemu-lab/tests/bmc.rs`.)
 
 use hal::node::NodeId;
+use hal::power::ipmi::bootdev::{BootDevice, BootFlags};
 use hal::power::ipmi::{IpmiPower, IpmiTarget};
 use hal::testing::conformance::{Nodes, PowerSubject, check_power};
 use hal::testing::process::require;
@@ -44,12 +45,16 @@ impl Sim {
              chassis_control \"{cc}\"\n  user 2 true \"ADMIN\" \"simpw\" admin 10 {auths}\n",
             cc = dir.join("chassis.sh").display()
         );
-        // ipmi_sim runs `chassis.sh get power` (answer `power:<0|1>`) and `chassis.sh set power <0|1>`.
+        // ipmi_sim runs `chassis.sh get power` (answer `power:<0|1>`), `chassis.sh set power <0|1>`, and
+        // `get boot` / `set boot <pxe|default|...>` for the boot device.
         let state = dir.join("power");
         let script = format!(
             "#!/bin/sh\nop=$1; shift\necho \"$op $*\" >> {log}\nif [ \"$op\" = get ]; then\n  for p in \"$@\"; do\n    \
-             case $p in power) echo \"power:$(cat {state} 2>/dev/null || echo 0)\";; *) echo \"$p:0\";; esac\n  done\n\
-             else\n  while [ $# -gt 1 ]; do\n    [ \"$1\" = power ] && echo \"$2\" > {state}\n    shift 2\n  done\nfi\n",
+             case $p in power) echo \"power:$(cat {state} 2>/dev/null || echo 0)\";; \
+             boot) echo \"boot:$(cat {boot} 2>/dev/null || echo none)\";; *) echo \"$p:0\";; esac\n  done\n\
+             else\n  while [ $# -gt 1 ]; do\n    [ \"$1\" = power ] && echo \"$2\" > {state}\n    \
+             [ \"$1\" = boot ] && echo \"$2\" > {boot}\n    shift 2\n  done\nfi\n",
+            boot = dir.join("boot").display(),
             log = dir.join("chassis.log").display(),
             state = state.display()
         );
@@ -182,4 +187,23 @@ async fn the_native_client_conforms() {
         status: true,
     };
     check_power(&power, &subject).await.unwrap();
+}
+
+/// The native client sets the next boot device of `ipmi_sim` (which hands it to its chassis script
+/// as `set boot pxe`) and reads it back. `ipmi_sim` keeps only the device selector: it reports the
+/// flags as not valid and one-time whatever was written.
+#[tokio::test]
+async fn the_native_client_sets_the_boot_device_of_ipmi_sim() {
+    let sim = Sim::start();
+    let power = sim.power("simpw");
+    assert!(Sim::wait_ready(&power).await.is_ok());
+    let n = [NodeId(0)];
+    let out = power
+        .set_boot_flags(&n, BootFlags::next(BootDevice::Pxe))
+        .await;
+    assert!(out.failures().is_empty(), "{out:?}");
+    let read = power.boot_flags(&n).await.0[0].1.clone();
+    assert_eq!(read.map(|f| f.device), Ok(BootDevice::Pxe));
+    let log = std::fs::read_to_string(sim.dir.join("chassis.log")).unwrap();
+    assert!(log.lines().any(|l| l == "set boot pxe"), "{log}");
 }

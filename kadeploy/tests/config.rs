@@ -410,6 +410,38 @@ fn scripts_remoteops_and_commands() {
     );
 }
 
+/// `boot/next_boot_device`: off by default; `pxe` or `disk` with their options; other devices refused.
+#[test]
+fn next_boot_device_is_off_by_default_and_checked() {
+    use hal::power::ipmi::bootdev::{BootDevice, BootFlags};
+    let parsed = cluster(&cluster_text("")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(parsed.value.remoteops.next_boot, None);
+    let with = |value: &str| {
+        cluster_text("").replace(
+            "  install_bootloader: grub\n",
+            &format!("  install_bootloader: grub\n  next_boot_device: {value}\n"),
+        )
+    };
+    let parsed = cluster(&with("{device: pxe, efiboot: true}")).unwrap_or_else(|e| panic!("{e}"));
+    let pxe = BootFlags {
+        efi: true,
+        ..BootFlags::next(BootDevice::Pxe)
+    };
+    assert_eq!(parsed.value.remoteops.next_boot, Some(pxe));
+    let parsed =
+        cluster(&with("{device: disk, persistent: true}")).unwrap_or_else(|e| panic!("{e}"));
+    let disk = BootFlags {
+        persistent: true,
+        ..BootFlags::next(BootDevice::Disk)
+    };
+    assert_eq!(parsed.value.remoteops.next_boot, Some(disk));
+    assert!(
+        message(cluster(&with("{device: cdrom}")))
+            .starts_with("c.conf: boot/next_boot_device/device: `cdrom` is not a boot device"),
+    );
+    assert!(message(cluster(&with("{efiboot: true}"))).contains("boot/next_boot_device/device"));
+}
+
 #[test]
 fn load_dir_reports_missing_files() {
     let err = message(load_dir(Path::new("/nonexistent/kadeploy3")));

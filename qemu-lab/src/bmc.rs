@@ -1,8 +1,18 @@
-//! The lab BMC: an IPMI-over-LAN (RMCP+) server that powers one QEMU VM on, off and through cycles.
+//! The lab BMC: an IPMI-over-LAN (RMCP+) server that powers one QEMU VM on, off and through cycles,
+//! sets the device it boots next, answers a site's inventory queries and attaches serial-over-LAN to its
+//! serial port.
 
+pub mod boot;
+pub mod bootorder;
+pub mod info;
+pub mod payload;
+pub mod sdr;
+pub mod serial;
 pub mod server;
 pub mod sessions;
+pub mod sol;
 pub mod vm;
+pub mod vm_boot;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -22,6 +32,8 @@ pub struct BmcConfig {
     pub pidfile: PathBuf,
     /// The VM's QMP socket, if any.
     pub qmp: Option<PathBuf>,
+    /// The VM's serial socket, attached by serial-over-LAN (none: SOL disabled).
+    pub serial: Option<PathBuf>,
 }
 
 /// Why the BMC stopped.
@@ -62,8 +74,10 @@ pub async fn run(config: BmcConfig) -> Result<(), BmcError> {
         start_script: config.start_script,
         pidfile: config.pidfile,
         qmp: config.qmp,
+        boot_defaults: Default::default(),
     };
-    server::Server::new(sock, &config.user, &config.password, vm)
+    server::Server::new(sock, &config.user, &config.password, vm, config.serial)
+        .map_err(io)?
         .serve()
         .await
         .map_err(io)

@@ -219,6 +219,11 @@ impl Lab {
         Ok(lab)
     }
 
+    /// How kadeploy3d drives power (and the console: serial-over-LAN with native power).
+    pub fn power(&self) -> PowerDriver {
+        self.spec.power
+    }
+
     /// The workspace binary `name`.
     pub fn bin(&self, name: &str) -> PathBuf {
         self.spec.bin_dir.join(name)
@@ -242,6 +247,8 @@ impl Lab {
                 .arg(vm.pidfile())
                 .arg("--qmp")
                 .arg(vm.qmp_socket())
+                .arg("--serial")
+                .arg(vm.console_socket())
                 .stdin(Stdio::null())
                 .stdout(log.try_clone()?)
                 .stderr(log)

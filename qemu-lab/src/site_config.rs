@@ -37,9 +37,10 @@ impl SiteNode {
 /// How power is driven.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PowerDriver {
-    /// Kadeploy's way: `ipmitool -I lanplus` command templates.
+    /// Kadeploy's way: `ipmitool -I lanplus` command templates; the console on the VM's serial socket.
     Ipmitool,
-    /// The native IPMI-over-LAN client of `hal` for the hard level and the status.
+    /// The native IPMI-over-LAN client of `hal` for the hard level and the status; the console through
+    /// serial-over-LAN (`ipmitool ... sol activate`).
     Native,
     /// `hal`'s Redfish client (sessions, HTTPS) against each VM's `kalab-redfish`, for the hard level
     /// and the status.
@@ -310,10 +311,7 @@ fn cluster_conf(spec: &SiteSpec) -> String {
             spec.dir.join("ipmi.pass").display()
         )
     };
-    let console = format!(
-        "socat - UNIX-CONNECT:{}/HOSTNAME_SHORT/console.sock",
-        spec.vm_dir.display()
-    );
+    let console = console_command(spec);
     format!(
         r#"---
 # The lab cluster (written by kalab): QEMU VMs with a virtio disk, PXElinux boot, BMCs over IPMI.
@@ -327,7 +325,7 @@ partitioning:
 boot:
   sleep_time_before_ping: 5
   install_bootloader: install_bootloader
-  kernels:
+{next_boot}  kernels:
     user:
       params: console=ttyS0,115200
     deploy:
@@ -383,7 +381,36 @@ pxe:
                 ipmi("status")
             )
         },
+        next_boot = next_boot_device(spec),
     )
+}
+
+/// `boot/next_boot_device` of the cluster: with native power, PXE is set through the BMC before each
+/// reboot, as a site with UEFI machines whose boot order is not network-first does (the lab's VMs boot
+/// the network first anyway: this exercises the step).
+fn next_boot_device(spec: &SiteSpec) -> &'static str {
+    if spec.power == PowerDriver::Native {
+        "  next_boot_device: {device: pxe}\n"
+    } else {
+        ""
+    }
+}
+
+/// The cluster's console command: with native power, serial-over-LAN through the BMC as a site's
+/// command does it (free the payload a killed console may hold, then attach); else the VM's serial
+/// socket directly.
+fn console_command(spec: &SiteSpec) -> String {
+    if spec.power != PowerDriver::Native {
+        return format!(
+            "socat - UNIX-CONNECT:{}/HOSTNAME_SHORT/console.sock",
+            spec.vm_dir.display()
+        );
+    }
+    let ipmitool = format!(
+        "ipmitool -I lanplus -H HOSTNAME_SHORT-bmc -U {BMC_USER} -f {}",
+        spec.dir.join("ipmi.pass").display()
+    );
+    format!("{ipmitool} sol deactivate >/dev/null 2>&1; exec {ipmitool} sol activate")
 }
 
 fn netboot_conf(spec: &SiteSpec) -> String {
@@ -494,7 +521,14 @@ mod tests {
     #[test]
     fn server_conf_allows_the_environment_directories() {
         let envs = PathBuf::from("/var/cache/kalab/env-1");
-        let spec = SiteSpec {
+        let spec = spec(vec![envs.clone()]);
+        let settings = kadeploy_server::Settings::parse(&server_conf(&spec), &spec.dir)
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        assert_eq!(settings.server_files.dirs(), [envs]);
+    }
+
+    fn spec(server_files: Vec<PathBuf>) -> SiteSpec {
+        SiteSpec {
             dir: PathBuf::from("/tmp/kalab"),
             server_ip: Ipv4Addr::new(10, 250, 0, 1),
             bridge: "br-lab".into(),
@@ -509,10 +543,36 @@ mod tests {
             install_bootloader: String::new(),
             block_device: "/dev/vda".into(),
             agent_binary: None,
-            server_files: vec![envs.clone()],
-        };
-        let settings = kadeploy_server::Settings::parse(&server_conf(&spec), &spec.dir)
-            .unwrap_or_else(|e| panic!("{e:#}"));
-        assert_eq!(settings.server_files.dirs(), [envs]);
+            server_files,
+        }
+    }
+
+    /// With native power the cluster asks for PXE through the BMCs before each reboot and its console
+    /// is serial-over-LAN; with `ipmitool` templates neither.
+    #[test]
+    fn native_power_sets_the_next_boot_device_and_attaches_consoles_over_sol() {
+        use hal::power::ipmi::bootdev::{BootDevice, BootFlags};
+        let mut spec = spec(Vec::new());
+        spec.deploy_params = "console=ttyS0".into();
+        for (power, next_boot, console) in [
+            (
+                PowerDriver::Native,
+                Some(BootFlags::next(BootDevice::Pxe)),
+                "sol activate",
+            ),
+            (PowerDriver::Ipmitool, None, "socat - UNIX-CONNECT:"),
+        ] {
+            spec.power = power;
+            let parsed = kadeploy::config::parse_cluster_specific_with(
+                &cluster_conf(&spec),
+                "lab-cluster.conf",
+                &spec.dir,
+                &mut |_: &Path| Ok(String::new()),
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+            let ops = parsed.value.remoteops;
+            assert_eq!(ops.next_boot, next_boot);
+            assert!(ops.console.unwrap_or_default().contains(console));
+        }
     }
 }

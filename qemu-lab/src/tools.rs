@@ -89,6 +89,16 @@ pub fn check(lab: &Lab, i: usize) -> anyhow::Result<BTreeMap<String, String>> {
         },
     );
     out.insert("kaconsole3".into(), console(lab, &node));
+    if lab.power() == crate::site_config::PowerDriver::Native {
+        out.insert(
+            "kaconsole3 through sol activate".into(),
+            through_sol(lab, i),
+        );
+        out.insert(
+            "next boot device set by the BMC".into(),
+            next_boot_set(lab, i),
+        );
+    }
     Ok(out)
 }
 
@@ -196,5 +206,32 @@ fn console(lab: &Lab, node: &str) -> String {
             "failed: no answer on the console ({} bytes seen)",
             seen.len()
         )
+    }
+}
+
+/// With native power the console command is `ipmitool ... sol activate`: node `i`'s BMC attached its
+/// serial port for it.
+fn through_sol(lab: &Lab, i: usize) -> String {
+    let log = lab.vms[i].spec().vm_dir().join("bmc.log");
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let activated = text.matches("SOL activated").count();
+    let connected = text.matches("serial port connected").count();
+    if activated > 0 && connected > 0 {
+        format!("ok: the BMC activated SOL {activated} time(s) and attached the serial port")
+    } else {
+        format!(
+            "failed: {} shows {activated} SOL activation(s), {connected} serial connection(s)",
+            log.display()
+        )
+    }
+}
+
+/// With native power the cluster asks for PXE before each reboot: node `i`'s BMC received the flags.
+fn next_boot_set(lab: &Lab, i: usize) -> String {
+    let log = lab.vms[i].spec().vm_dir().join("bmc.log");
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    match text.matches("boot flags set").count() {
+        0 => format!("failed: no boot flags set in {}", log.display()),
+        n => format!("ok: the boot flags were set {n} time(s) before reboots"),
     }
 }

@@ -6,6 +6,7 @@
 //! is the wait after each datagram and `retries` the retransmissions, so a silent BMC answers
 //! [`ErrorKind::Unreachable`] after `(retries + 1) × timeout`.
 
+pub mod bootdev;
 pub mod commands;
 pub mod crypto;
 pub mod rakp;
@@ -16,6 +17,7 @@ use crate::node::NodeId;
 use crate::outcome::{ErrorKind, NodeError, Outcome, Outcomes, for_each_node};
 use crate::power::{Power, PowerAction, PowerLevel, PowerState};
 use async_trait::async_trait;
+use bootdev::BootFlags;
 use commands::ChassisControl;
 use session::{IpmiError, Session, SessionParams};
 use std::collections::BTreeMap;
@@ -110,6 +112,43 @@ impl IpmiPower {
         .map_err(node_error);
         s.close().await;
         result
+    }
+
+    /// Sets one node's next boot device (`ipmitool chassis bootdev`).
+    pub async fn node_set_boot_flags(&self, node: NodeId, flags: BootFlags) -> Outcome {
+        let mut s = self.session(node).await?;
+        tracing::debug!(%node, %flags, "IPMI boot flags");
+        let result = s.set_boot_flags(flags).await.map_err(node_error);
+        s.close().await;
+        result
+    }
+
+    /// Reads one node's boot flags (`ipmitool chassis bootparam get 5`).
+    pub async fn node_boot_flags(&self, node: NodeId) -> Outcome<BootFlags> {
+        let mut s = self.session(node).await?;
+        let result = s.boot_flags().await.map_err(node_error);
+        s.close().await;
+        result
+    }
+
+    /// Sets the next boot device of every node of `nodes`, concurrently; one outcome per node, in order.
+    pub async fn set_boot_flags(&self, nodes: &[NodeId], flags: BootFlags) -> Outcomes {
+        let this = self.clone();
+        for_each_node(nodes, nodes.len(), move |node| {
+            let this = this.clone();
+            async move { this.node_set_boot_flags(node, flags).await }
+        })
+        .await
+    }
+
+    /// Reads the boot flags of every node of `nodes`, concurrently; one outcome per node, in order.
+    pub async fn boot_flags(&self, nodes: &[NodeId]) -> Outcomes<BootFlags> {
+        let this = self.clone();
+        for_each_node(nodes, nodes.len(), move |node| {
+            let this = this.clone();
+            async move { this.node_boot_flags(node).await }
+        })
+        .await
     }
 }
 

@@ -7,6 +7,7 @@ use super::types::{Archive, Automata, BootConfig, ClusterConfig, Partitioning};
 use super::wire;
 use crate::expr::Expr;
 use hal::PowerLevel;
+use hal::power::ipmi::bootdev::{BootDevice, BootFlags};
 use std::path::Path;
 
 /// The typed `remoteops` of a cluster: the commands of each power level.
@@ -22,6 +23,9 @@ pub struct RemoteOps {
     pub power_status: Option<String>,
     /// `console` command.
     pub console: Option<String>,
+    /// `boot/next_boot_device`: the boot flags set through the BMCs (`backend/ipmi`) before each reboot
+    /// and power-on; `None` (the default) sets nothing.
+    pub next_boot: Option<BootFlags>,
 }
 
 /// One command of a `remoteops` list.
@@ -180,7 +184,13 @@ pub(crate) fn convert(
         deploy_drivers: split_list(&deploy_kernel.drivers),
         supported_fs: split_list(&deploy_kernel.supported_fs),
     };
-    let remoteops = remoteops(&w.remoteops, ctx, dir, read)?;
+    let mut remoteops = remoteops(&w.remoteops, ctx, dir, read)?;
+    remoteops.next_boot = w
+        .boot
+        .as_ref()
+        .and_then(|b| b.next_boot_device.as_ref())
+        .map(|n| next_boot(n, ctx))
+        .transpose()?;
     let admin_preinstalls = archives(w.preinstall.as_ref(), "preinstall", ctx, dir)?;
     let admin_postinstalls = archives(w.postinstall.as_ref(), "postinstall", ctx, dir)?;
     let automata = automata::convert(w.automata.as_ref(), ctx, dir)?;
@@ -309,6 +319,21 @@ fn remoteops(
         power_off: levels(&w.power_off, "power_off")?,
         power_status: single(&w.power_status, "power_status")?,
         console: single(&w.console, "console")?,
+        next_boot: None,
+    })
+}
+
+/// `boot/next_boot_device`: `device` is `pxe` or `disk`.
+fn next_boot(w: &wire::NextBootDevice, ctx: Ctx<'_>) -> Result<BootFlags, ConfigError> {
+    let key = "boot/next_boot_device/device";
+    let name = ctx.required(w.device.as_deref(), key)?;
+    let device = BootDevice::parse(name)
+        .filter(|d| matches!(d, BootDevice::Pxe | BootDevice::Disk))
+        .ok_or_else(|| ctx.invalid(key, format!("`{name}` is not a boot device (pxe or disk)")))?;
+    Ok(BootFlags {
+        persistent: w.persistent,
+        efi: w.efiboot,
+        ..BootFlags::next(device)
     })
 }
 

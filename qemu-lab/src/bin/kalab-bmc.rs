@@ -26,6 +26,9 @@ struct Args {
     /// The VM's QMP unix socket.
     #[arg(long)]
     qmp: Option<PathBuf>,
+    /// The VM's serial console unix socket, attached by serial-over-LAN (`sol activate`).
+    #[arg(long)]
+    serial: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -48,6 +51,7 @@ async fn main() -> anyhow::Result<()> {
         start_script: args.start_script,
         pidfile: args.pidfile,
         qmp: args.qmp,
+        serial: args.serial,
     })
     .await?;
     Ok(())

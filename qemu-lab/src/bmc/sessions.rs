@@ -57,6 +57,19 @@ impl Sessions {
         }
     }
 
+    /// The system GUID the BMC shows in RAKP 2 and Get System GUID.
+    pub fn guid(&self) -> [u8; 16] {
+        self.guid
+    }
+
+    /// The keys of an established session.
+    pub fn keys(&self, id: u32) -> Option<SessionKeys> {
+        match &self.table.get(&id)?.stage {
+            Stage::Active(keys) => Some(keys.clone()),
+            _ => None,
+        }
+    }
+
     /// Answers an Open Session Request.
     pub fn open(&mut self, req: &OpenSessionRequest) -> OpenSessionResponse {
         let mut resp = OpenSessionResponse {

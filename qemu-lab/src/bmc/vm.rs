@@ -1,8 +1,10 @@
 //! The power of one lab VM: on = its pid (from the pidfile) is alive; power on runs the start script;
 //! power off asks QMP `quit` or kills the pid; reset uses QMP `system_reset`.
 
+use super::bootorder::BootEntry;
 use crate::qmp::{Qmp, QmpError};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::process::Command;
 use tracing::{info, warn};
@@ -21,10 +23,13 @@ pub enum VmError {
     /// The VM process did not go away.
     #[error("VM process {0} does not die")]
     Stuck(u32),
+    /// A QMP exchange (boot order, reset) failed.
+    #[error(transparent)]
+    Qmp(#[from] QmpError),
 }
 
 /// Longest wait for each QMP read or write.
-const QMP_TIMEOUT: Duration = Duration::from_secs(2);
+pub(super) const QMP_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What the BMC asks QEMU over QMP.
 #[derive(Clone, Copy, Debug)]
@@ -58,6 +63,32 @@ async fn qmp_command(sock: &Path, command: QmpCommand) -> Result<(), QmpError> {
     }
 }
 
+/// Runs `job` on a QMP connection to `sock`, off the async threads, bounded in time.
+pub(super) async fn with_qmp<T: Send + 'static>(
+    sock: &Path,
+    limit: Duration,
+    job: impl FnOnce(&mut Qmp) -> Result<T, QmpError> + Send + 'static,
+) -> Result<T, QmpError> {
+    let sock = sock.to_path_buf();
+    let task = tokio::task::spawn_blocking(move || {
+        let mut qmp = Qmp::connect(&sock, QMP_TIMEOUT)?;
+        job(&mut qmp)
+    });
+    match tokio::time::timeout(limit, task).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(e)) => Err(QmpError::Io(std::io::Error::other(format!(
+            "QMP task failed: {e}"
+        )))),
+        Err(_) => Err(QmpError::Io(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "QMP: no answer in time",
+        ))),
+    }
+}
+
+/// The boot order a QEMU process was started with, by its pid.
+pub type BootDefaults = Arc<Mutex<Option<(u32, Vec<BootEntry>)>>>;
+
 /// One VM as its BMC sees it.
 #[derive(Debug, Clone)]
 pub struct Vm {
@@ -67,6 +98,8 @@ pub struct Vm {
     pub pidfile: PathBuf,
     /// QEMU's QMP socket, if any.
     pub qmp: Option<PathBuf>,
+    /// The running QEMU's own boot order, read before the BMC first changes it.
+    pub boot_defaults: BootDefaults,
 }
 
 /// True when `pid` is a live (not zombie) process.
@@ -98,6 +131,12 @@ impl Vm {
 
     /// Starts the VM unless it runs.
     pub async fn power_on(&self) -> Result<(), VmError> {
+        self.start(false).await
+    }
+
+    /// Starts the VM unless it runs; `paused` asks the start script for a VM whose processors wait
+    /// for QMP `cont` (`KALAB_START_PAUSED=1` in its environment: QEMU's `-S`).
+    pub async fn start(&self, paused: bool) -> Result<(), VmError> {
         if let Some(pid) = self.running_pid() {
             info!(pid, "power on: already on");
             return Ok(());
@@ -108,7 +147,11 @@ impl Vm {
             reason,
         };
         info!(%script, "power on: running the start script");
-        let status = Command::new("sh")
+        let mut command = Command::new("sh");
+        if paused {
+            command.env("KALAB_START_PAUSED", "1");
+        }
+        let status = command
             .arg(&self.start_script)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())

@@ -89,7 +89,9 @@ pub fn qemu_args(spec: &VmSpec) -> Vec<String> {
 
 /// The text of `start.sh` for `spec` in namespace `ns`. Runs serialised by `flock` on
 /// `start.lock`; exits 0 at once when the pidfile names a live QEMU of this VM; otherwise removes
-/// stale sockets and starts QEMU, returning once it is daemonized (QEMU's errors on stderr).
+/// stale sockets and starts QEMU, returning once it is daemonized (QEMU's errors on stderr). With
+/// `KALAB_START_PAUSED` set, QEMU starts with its processors stopped (`-S`) until QMP `cont` (the BMC
+/// sets the boot order of a boot override first).
 pub fn start_script(spec: &VmSpec, ns: &str) -> String {
     let dir = sh_quote(&spec.vm_dir().display().to_string());
     let mut args = String::new();
@@ -120,7 +122,7 @@ if [ -s "$pidfile" ]; then
   fi
 fi
 rm -f "$pidfile" "$dir/console.sock" "$dir/qmp.sock"
-ip netns exec {ns_q} qemu-system-x86_64{args} 9>&-
+ip netns exec {ns_q} qemu-system-x86_64 ${{KALAB_START_PAUSED:+-S}}{args} 9>&-
 "#,
         name = spec.name,
         ns_q = sh_quote(ns),
@@ -184,7 +186,9 @@ mod tests {
             String::from_utf8_lossy(&out.stderr)
         );
         assert!(text.contains("dir='/lab dir/vms/node-1'\n"));
-        assert!(text.contains("ip netns exec kalab-1-x qemu-system-x86_64 \\\n  -name "));
+        assert!(text.contains(
+            "ip netns exec kalab-1-x qemu-system-x86_64 ${KALAB_START_PAUSED:+-S} \\\n  -name "
+        ));
         assert!(text.contains("\\\n  -pidfile '/lab dir/vms/node-1/qemu.pid' 9>&-\n"));
     }
 }

@@ -1,11 +1,14 @@
 //! The `site` backend's power: the cluster's `remoteops` command templates with `command.conf`'s per-node
 //! overrides and group files, SSH for soft reboots when the cluster has no soft command, and, with
 //! `backend/ipmi` or `backend/redfish`, native IPMI-over-LAN or Redfish for the hard level and the status;
-//! with `backend/pdu`, SNMP PDU outlets for the very_hard level (and the status when nothing else reads it).
+//! with `backend/pdu`, SNMP PDU outlets for the very_hard level (and the status when nothing else reads it);
+//! with the cluster's `boot/next_boot_device`, the boot device set through the BMCs before each reboot and
+//! power-on.
 
 use hal::power::command::{CommandPower, PowerCommands};
 use hal::power::ipmi::{IpmiPower, IpmiTarget};
 use hal::power::levels::PowerByLevel;
+use hal::power::next_boot::NextBootPower;
 use hal::ssh::{SshNodeOps, SshPower};
 use hal::{NodeId, NodeInfo, Power, PowerAction, PowerLevel};
 use kadeploy::config::{ClusterConfig, Commands, IpmiKeys, RemoteOps, SiteKeys};
@@ -67,8 +70,13 @@ pub(super) fn power(
         .level(PowerLevel::Hard, commands.clone())
         .level(PowerLevel::VeryHard, commands);
     let mut native_status = false;
-    if let Some(ipmi) = &keys.ipmi {
-        let native: Arc<dyn Power> = Arc::new(ipmi_power(&cluster.nodes, ipmi)?);
+    let bmcs = keys
+        .ipmi
+        .as_ref()
+        .map(|ipmi| ipmi_power(&cluster.nodes, ipmi))
+        .transpose()?;
+    if let Some(bmcs) = &bmcs {
+        let native: Arc<dyn Power> = Arc::new(bmcs.clone());
         by_level = by_level
             .level(PowerLevel::Hard, native.clone())
             .status_from(native);
@@ -88,7 +96,15 @@ pub(super) fn power(
             by_level = by_level.status_from(outlets);
         }
     }
-    Ok(Arc::new(by_level))
+    let power: Arc<dyn Power> = Arc::new(by_level);
+    match (remoteops.next_boot, bmcs) {
+        (None, _) => Ok(power),
+        (Some(flags), Some(bmcs)) => Ok(Arc::new(NextBootPower::new(power, bmcs, flags))),
+        (Some(_), None) => anyhow::bail!(
+            "cluster {}: boot/next_boot_device needs backend/ipmi in server.conf (the BMCs that set it)",
+            cluster.name
+        ),
+    }
 }
 
 /// The native IPMI backend of `backend/ipmi` (its password read at load).

@@ -162,8 +162,9 @@ pub fn parse_cipher_suite_records(data: &[u8]) -> Result<Vec<u8>, WireError> {
 
 /// Get Device ID response data of the lab BMC.
 pub fn device_id_data() -> Vec<u8> {
-    // Device 0x20, revision 1, firmware 1.00, IPMI 2.0, chassis device, no manufacturer.
-    vec![0x20, 0x01, 0x01, 0x00, 0x02, 0x80, 0, 0, 0, 0, 0]
+    // Device 0x20, revision 1, firmware 1.00, IPMI 2.0, chassis device and SDR repository, no
+    // manufacturer.
+    vec![0x20, 0x01, 0x01, 0x00, 0x02, 0x82, 0, 0, 0, 0, 0]
 }
 
 #[cfg(test)]

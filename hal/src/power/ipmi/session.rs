@@ -438,6 +438,11 @@ impl Session {
         Ok(keys)
     }
 
+    /// The BMC's address (`host:port`), for messages.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
     /// Runs one IPMI command in the session and returns its response data (completion code checked).
     pub async fn command(
         &mut self,

@@ -80,6 +80,8 @@ pub struct BootSection {
     pub install_bootloader: Option<String>,
     /// `kernels/*`: mandatory (for `deploy`).
     pub kernels: Option<Kernels>,
+    /// `next_boot_device/*`: the boot device set through the BMCs before each reboot (off when absent).
+    pub next_boot_device: Option<NextBootDevice>,
 }
 
 impl Default for BootSection {
@@ -88,8 +90,21 @@ impl Default for BootSection {
             sleep_time_before_ping: 20,
             install_bootloader: None,
             kernels: None,
+            next_boot_device: None,
         }
     }
+}
+
+/// `boot/next_boot_device/*`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct NextBootDevice {
+    /// `device`: mandatory, `pxe` or `disk`.
+    pub device: Option<String>,
+    /// `persistent` (false): for every future boot, not only the next one.
+    pub persistent: bool,
+    /// `efiboot` (false): ask for an EFI boot.
+    pub efiboot: bool,
 }
 
 /// `boot/kernels/*`.
