@@ -260,11 +260,6 @@ impl Lab {
         Ok(())
     }
 
-    /// The power driver kadeploy3d uses.
-    pub fn power(&self) -> PowerDriver {
-        self.spec.power
-    }
-
     /// `--power redfish`: a `kalab-redfish` per VM on its BMC address (port 443); `--power pdu`: one
     /// `kalab-pdu` on the server's address (port 161) whose outlet i powers node i.
     fn start_oob(&mut self) -> anyhow::Result<()> {

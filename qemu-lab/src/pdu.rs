@@ -51,6 +51,7 @@ pub fn vm_of_dir(dir: &std::path::Path) -> Vm {
         start_script: dir.join("start.sh"),
         pidfile: dir.join("qemu.pid"),
         qmp: Some(dir.join("qmp.sock")),
+        boot_defaults: Default::default(),
     }
 }
 

@@ -5,7 +5,6 @@ pub mod machine;
 pub mod service;
 pub mod sessions;
 
-use crate::bmc::vm::Vm;
 use anyhow::Context as _;
 use axum_server::tls_rustls::RustlsConfig;
 use std::net::SocketAddr;
@@ -59,11 +58,7 @@ pub async fn run(config: RedfishConfig) -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = &config.vm_dir;
     let machine = machine::Machine {
-        vm: Vm {
-            start_script: dir.join("start.sh"),
-            pidfile: dir.join("qemu.pid"),
-            qmp: Some(dir.join("qmp.sock")),
-        },
+        vm: crate::pdu::vm_of_dir(dir),
         qmp: dir.join("qmp.sock"),
     };
     let service = service::Service::new(&config.id, machine, &config.user, &config.password);

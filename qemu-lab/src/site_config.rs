@@ -456,7 +456,7 @@ mod tests {
         ] {
             std::fs::write(dir.join(name), "lab-password-1\n").unwrap();
         }
-        let mut spec = spec(PathBuf::from("/var/cache/kalab/env-1"));
+        let mut spec = spec(vec![PathBuf::from("/var/cache/kalab/env-1")]);
         spec.dir = dir.clone();
         spec.nodes = (1..=2)
             .map(|i| SiteNode {
@@ -495,26 +495,6 @@ mod tests {
             "no hard commands"
         );
         let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    fn spec(envs: PathBuf) -> SiteSpec {
-        SiteSpec {
-            dir: PathBuf::from("/tmp/kalab"),
-            server_ip: Ipv4Addr::new(10, 250, 0, 1),
-            bridge: "br-lab".into(),
-            nodes: Vec::new(),
-            deploy_vmlinuz: PathBuf::new(),
-            deploy_initrd: PathBuf::new(),
-            deploy_params: String::new(),
-            ssh_key: PathBuf::new(),
-            bmc_password: String::new(),
-            vm_dir: PathBuf::new(),
-            power: PowerDriver::Ipmitool,
-            install_bootloader: String::new(),
-            block_device: "/dev/vda".into(),
-            agent_binary: None,
-            server_files: vec![envs],
-        }
     }
 
     /// The lab's `server://` references (the environments' image and postinstall) stay allowed.
