@@ -98,6 +98,8 @@ fn broadcast_env(kind: BroadcastEnvKind, strategy: Option<Strategy>) -> Option<V
         BroadcastEnvKind::Chain | BroadcastEnvKind::Kastafior => Strategy::Chain,
         BroadcastEnvKind::Tree => Strategy::Tree { arity: 2 },
         BroadcastEnvKind::Kascade => Strategy::FaultTolerantChain,
+        BroadcastEnvKind::Multicast => Strategy::Multicast,
+        BroadcastEnvKind::Swarm => Strategy::Swarm,
         BroadcastEnvKind::Dummy => return Some(vec![Dummy, Dummy]),
         BroadcastEnvKind::Bittorrent | BroadcastEnvKind::Custom => return None,
     };
@@ -209,6 +211,14 @@ mod tests {
             Some(Step::SendEnvironment(Strategy::Chain))
         );
         assert_eq!(first(BroadcastEnvKind::Dummy, None), Some(Step::Dummy));
+        assert_eq!(
+            first(BroadcastEnvKind::Multicast, None),
+            Some(Step::SendEnvironment(Strategy::Multicast))
+        );
+        assert_eq!(
+            first(BroadcastEnvKind::Swarm, None),
+            Some(Step::SendEnvironment(Strategy::Swarm))
+        );
     }
 
     #[test]
