@@ -55,6 +55,7 @@ impl Default for Options {
                 corrupt_chunk: None,
                 pace: None,
                 cut_through: true,
+                drop_one_in: None,
             },
             report_timeout: Duration::from_secs(30),
             source_corrupt_chunk: None,

@@ -142,11 +142,19 @@ impl McastReceiver<'_> {
         let (mut heard, mut status_at) = (Instant::now(), Instant::now());
         let mut complete_at: Option<Instant> = None;
         let _ = self.socket.set_read_timeout(Some(status_every));
+        let mut arrived = 0u64;
         loop {
             let mut completed = false;
             if let Ok((n, from)) = self.socket.recv_from(&mut buf) {
                 let datagram = buf.get(..n).unwrap_or_default();
-                if let Some(d) = mcast_wire::open(&key, &tag, datagram) {
+                arrived += 1;
+                let dropped = self
+                    .tuning
+                    .drop_one_in
+                    .is_some_and(|k| k > 0 && arrived % u64::from(k) == 0);
+                if dropped {
+                    // Test hook: a lossy link.
+                } else if let Some(d) = mcast_wire::open(&key, &tag, datagram) {
                     heard = Instant::now();
                     let (done, answer) = self.take(d, &mut p, total);
                     completed = done;

@@ -6,10 +6,11 @@
 //! `span + keep` chunks plus the writer's window). On each connection it keeps at most
 //! [`REQUESTS_PER_PEER`] requests outstanding, each for the chunk of its span that the fewest of its
 //! peers hold (rarest first; ties broken by a per-node hash, so that nodes start on different
-//! chunks), among those the peer holds; a request older than [`DUPLICATE_AFTER`] may be sent again
-//! to another peer (a slow peer never holds the others up for long). Each chunk is verified against
+//! chunks), among those the peer holds, and at most [`REQUESTS_PER_NODE`] on all its connections;
+//! the chunk that holds up its writing, asked for more than [`DUPLICATE_AFTER`] ago, may be asked of
+//! another peer too (a slow peer never holds the others up for long). Each chunk is verified against
 //! the manifest before it is kept, served or written; a corrupted one is asked for again. A peer
-//! that leaves a request unanswered for the stall timeout is dropped.
+//! that sends nothing for the stall timeout while requests to it are outstanding is dropped.
 
 use super::store::{Chunk, ChunkSource, ChunkStore};
 use super::swarm_wire::{self, PeerMsg};
@@ -22,7 +23,11 @@ use std::time::{Duration, Instant};
 
 /// Requests outstanding on one connection at most.
 pub const REQUESTS_PER_PEER: usize = 2;
-/// A request unanswered this long may be sent to another peer too.
+/// Requests outstanding on all of a node's connections at most (a node on a slow link does not ask
+/// for more than it can take in a stall timeout).
+pub const REQUESTS_PER_NODE: usize = 4;
+/// The chunk that holds up the node's writing, asked for this long ago, may be asked of another
+/// peer too.
 pub const DUPLICATE_AFTER: Duration = Duration::from_millis(400);
 /// Requests a peer may queue on a connection; more is a protocol violation.
 const MAX_QUEUED: usize = 16;
@@ -53,6 +58,8 @@ struct Link {
     asked: BTreeMap<u64, Instant>,
     /// The version of our holdings last announced on this link.
     announced: Option<u64>,
+    /// When the peer last sent anything, or we started waiting for it.
+    heard: Option<Instant>,
     closed: bool,
 }
 
@@ -213,9 +220,17 @@ impl Swarm {
         let view = link.view.as_ref()?;
         let total = self.manifest.chunk_count();
         let end = (s.base + self.span).min(total);
+        let asked: usize = s.links.values().map(|l| l.asked.len()).sum();
+        if asked >= REQUESTS_PER_NODE {
+            return None;
+        }
         (s.base..end)
             .filter(|i| !s.held.contains_key(i) && view.holds(*i) && !link.asked.contains_key(i))
-            .filter(|i| s.requested.get(i).is_none_or(|t| t.elapsed() > DUPLICATE_AFTER))
+            .filter(|i| {
+                s.requested
+                    .get(i)
+                    .is_none_or(|t| *i == s.base && t.elapsed() > DUPLICATE_AFTER)
+            })
             .min_by_key(|&i| {
                 let rarity = s
                     .links
@@ -233,6 +248,7 @@ impl Swarm {
         let Some(link) = s.links.get_mut(&id) else {
             return Err("link gone".into());
         };
+        link.heard = Some(Instant::now());
         match msg {
             PeerMsg::Holding { low, bits } => link.view = Some(View::Map { low, bits }),
             PeerMsg::All => link.view = Some(View::All),
@@ -336,8 +352,12 @@ impl Swarm {
                 if link.closed {
                     return "closed".into();
                 }
-                if link.asked.values().any(|t| t.elapsed() > self.stall) {
-                    return format!("stalled: a request unanswered for {} ms", self.stall.as_millis());
+                let waited = link.heard.map(|t| t.elapsed());
+                if !link.asked.is_empty() && waited.is_some_and(|w| w > self.stall) {
+                    return format!(
+                        "stalled: nothing from the peer for {} ms with requests outstanding",
+                        self.stall.as_millis()
+                    );
                 }
                 let mut msgs = Vec::new();
                 if link.announced != Some(version) {
@@ -350,6 +370,9 @@ impl Swarm {
                     let now = Instant::now();
                     s.requested.insert(i, now);
                     if let Some(l) = s.links.get_mut(&id) {
+                        if l.asked.is_empty() {
+                            l.heard = Some(now);
+                        }
                         l.asked.insert(i, now);
                     }
                     msgs.push(PeerMsg::Request(i));

@@ -75,6 +75,9 @@ pub struct Tuning {
     /// verified chunks, then forward them.
     #[serde(default = "cut_through_by_default")]
     pub cut_through: bool,
+    /// Test hook: a multicast receiver ignores one data datagram in this many (a lossy link).
+    #[serde(default)]
+    pub drop_one_in: Option<u32>,
 }
 
 /// The unit of cut-through forwarding: a node forwards a chunk's bytes this many at a time.

@@ -25,10 +25,6 @@ pub struct Testbed {
     subnet: (u8, u8),
     /// Scratch tmpfs directory (per-host subdirectories `host-<i>`).
     pub scratch: Scratch,
-    /// Per-link rate.
-    pub mbit: u32,
-    /// The switch's port toward each host.
-    ports: Vec<String>,
     /// Each host's interface.
     host_ifs: Vec<String>,
 }
@@ -57,8 +53,6 @@ impl Testbed {
             hosts: Vec::new(),
             subnet,
             scratch: Scratch::new(&format!("testbed-{id}")),
-            mbit,
-            ports: Vec::new(),
             host_ifs: Vec::new(),
         };
         run(&["ip", "netns", "add", &tb.switch]);
@@ -131,7 +125,6 @@ impl Testbed {
                 .map_or(mbit, |(_, r)| *r);
             tb.limit(Some(&ns), &inner, rate);
             tb.attach(&outer, rate);
-            tb.ports.push(outer);
             tb.host_ifs.push(inner);
             std::fs::create_dir_all(tb.host_dir(i)).expect("host dir");
         }
@@ -152,25 +145,6 @@ impl Testbed {
         ]);
         run(&["ip", "-n", &self.switch, "link", "set", ifname, "up"]);
         self.limit(Some(&self.switch.clone()), ifname, mbit);
-    }
-
-    /// Drops `percent` % of the packets toward host `i` (netem under its rate limit).
-    pub fn lose_toward(&self, i: usize, percent: f64) {
-        let port = &self.ports[i];
-        let loss = format!("{percent}%");
-        run(&[
-            "tc", "-n", &self.switch, "qdisc", "del", "dev", port, "root",
-        ]);
-        run(&[
-            "tc", "-n", &self.switch, "qdisc", "add", "dev", port, "root", "handle", "1:", "netem",
-            "loss", &loss,
-        ]);
-        let rate = format!("{}mbit", self.mbit);
-        let burst = format!("{}", (u64::from(self.mbit) * 1_000_000 / 8 / 1000).max(128 * 1024));
-        run(&[
-            "tc", "-n", &self.switch, "qdisc", "add", "dev", port, "parent", "1:1", "handle",
-            "10:", "tbf", "rate", &rate, "burst", &burst, "latency", "20ms",
-        ]);
     }
 
     /// Token-bucket limit on the egress of `ifname`.

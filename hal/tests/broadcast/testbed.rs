@@ -35,7 +35,7 @@ fn backend(
 }
 
 /// The broadcast settings; `KABCAST_CHUNK_KIB` sets the chunk size (default: the backend's 1 MiB).
-fn options() -> Options {
+pub fn options() -> Options {
     let mut o = Options::default();
     o.tuning.upstream_timeout_ms = 15_000;
     if let Some(kib) = std::env::var("KABCAST_CHUNK_KIB")
@@ -70,10 +70,23 @@ pub fn run(
     want: &str,
     strategy: Strategy,
 ) -> BroadcastReport {
+    run_with(tb, agents, n, image, want, strategy, options())
+}
+
+/// [`run`] with other settings.
+pub fn run_with(
+    tb: &Testbed,
+    agents: &[AgentProc],
+    n: usize,
+    image: &Path,
+    want: &str,
+    strategy: Strategy,
+    options: Options,
+) -> BroadcastReport {
     for i in 0..n {
         let _ = std::fs::remove_file(tb.host_dir(i).join("disk.img"));
     }
-    let (b, nodes) = backend(tb, agents, n, options());
+    let (b, nodes) = backend(tb, agents, n, options);
     let size = std::fs::metadata(image).map(|m| m.len()).unwrap_or(0);
     // Warm the manifest cache so the timing is the transfer's.
     b.manifest(&image.display().to_string()).expect("manifest");
