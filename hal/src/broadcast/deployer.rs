@@ -38,6 +38,8 @@ pub struct Options {
     pub report_timeout: Duration,
     /// Test hook: the server alone flips a byte of the first transmission of this chunk.
     pub source_corrupt_chunk: Option<u64>,
+    /// Test hook: the server alone caps the send rate of each of its links (bytes/s).
+    pub source_pace: Option<u64>,
     /// The multicast strategy's group, rate and hops.
     pub multicast: McastOptions,
 }
@@ -59,6 +61,7 @@ impl Default for Options {
             },
             report_timeout: Duration::from_secs(30),
             source_corrupt_chunk: None,
+            source_pace: None,
             multicast: McastOptions::default(),
         }
     }
@@ -431,6 +434,9 @@ impl KaagentBroadcast {
         let mut source_tuning = self.options.tuning.clone();
         if self.options.source_corrupt_chunk.is_some() {
             source_tuning.corrupt_chunk = self.options.source_corrupt_chunk;
+        }
+        if self.options.source_pace.is_some() {
+            source_tuning.pace = self.options.source_pace;
         }
         let source = match feed {
             Feed::Links(links) => links,

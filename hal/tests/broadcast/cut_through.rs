@@ -30,10 +30,10 @@ fn corrupted_at_the_source(strategy: Strategy, cut_through: bool) -> u64 {
     let mut o = options();
     o.tuning.cut_through = cut_through;
     o.source_corrupt_chunk = Some(5);
-    // Paced links (1 MiB/s each, a chunk every 250 ms): every node keeps up with its upstream, as on
-    // a real network, rather than finding each chunk complete when it gets to it (loopback outruns
-    // any forwarder).
-    o.tuning.pace = Some(1 << 20);
+    // A paced source (4 MiB/s, a chunk every 62 ms): every node keeps up with its upstream, as on a
+    // real network, rather than finding each chunk complete when it gets to it (loopback outruns any
+    // forwarder).
+    o.source_pace = Some(4 << 20);
     let (b, nodes) = backend(&agents, o);
     let report = b.run(
         &dd_image(&image, "none", data.len() as u64),
@@ -62,7 +62,7 @@ fn corrupted_at_the_source(strategy: Strategy, cut_through: bool) -> u64 {
 /// and write nothing of it, and fetch it again; every image is right. (At f72496d each node stored
 /// and verified a whole chunk before forwarding it: only the first node ever saw the damage.) All 4
 /// receivers see the damage when each forwarder keeps up with its upstream; on a loaded machine a
-/// late forwarder may find the good copy already there, so at least the second one must.
+/// late forwarder could find the good copy already there, so at least the second one must.
 #[test]
 fn a_chunk_corrupted_at_the_source_is_caught_by_every_receiver() {
     for strategy in [Strategy::Chain, Strategy::FaultTolerantChain] {
