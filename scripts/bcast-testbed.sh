@@ -10,7 +10,8 @@
 # Prints CSV: mbit,mib,n,strategy,seconds,s_over_b,over_plain,cpu_s,sys_s,retransmits (over_plain:
 # the time over the plain chain's at the same N), then mbit,mib,n,strategy,slow_host_mbit,last_s,
 # fast_median_s for the slow-link case. KABCAST_STRATEGIES=plain,udpcast,chain,ft-chain,tree,unicast,
-# multicast,swarm,kill,slow selects runs; KABCAST_MCAST_RATE caps multicast's rate (bytes/s).
+# multicast,swarm,kill,slow selects runs (udpcast runs only when named); KABCAST_MCAST_RATE caps
+# multicast's rate (bytes/s).
 #
 #   scripts/bcast-testbed.sh                                   # 1 Gbit/s, 256 MiB, N = 1,2,4,8
 #   KABCAST_MBIT=200 KABCAST_MIB=64 scripts/bcast-testbed.sh   # below the CPU limit of 2 cores

@@ -7,11 +7,11 @@
 use super::forward::Forwarder;
 use super::handshake::Sealer;
 use super::mcast_send::{self, McastOptions, McastSender, status_interval};
-use super::tally::{NodeEnd, Tally, collect};
 use super::plan::{plan, swarm_peers, topology_order};
 use super::store::{ChunkSource, FileSource};
-use super::token::AgentToken;
 use super::swarm_node;
+use super::tally::{NodeEnd, Tally, collect};
+use super::token::AgentToken;
 use super::wire::{self, ForwardPlan, Hello, MulticastPlan, NodePlan, Reply, SwarmPlan, Tuning};
 use crate::broadcast::{Broadcast, ImageSpec, Strategy, WriteTarget};
 use crate::image::{DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, Manifest};
@@ -480,9 +480,11 @@ impl KaagentBroadcast {
                     h.join().unwrap_or_default()
                 });
                 tally.repaired += r.repaired;
-                tally.lost.extend(r.lost.into_iter().map(|(i, w)| {
-                    ("server".to_string(), format!("multicast receiver {i}"), w)
-                }));
+                tally.lost.extend(
+                    r.lost
+                        .into_iter()
+                        .map(|(i, w)| ("server".to_string(), format!("multicast receiver {i}"), w)),
+                );
                 return;
             }
         };
@@ -549,10 +551,6 @@ enum Feed {
     Multicast(UdpSocket),
     Seed,
 }
-
-
-
-
 
 /// One broadcast's identity: its id (image hash, process, time), the token and the manifest.
 struct Job {

@@ -242,7 +242,9 @@ impl Forwarder {
                 continue;
             }
             let sent = match self.source.fetch(cursor, poll) {
-                Ok(Fetch::Whole(chunk)) => self.send_whole(&mut out, cursor, &chunk, &mut corrupted),
+                Ok(Fetch::Whole(chunk)) => {
+                    self.send_whole(&mut out, cursor, &chunk, &mut corrupted)
+                }
                 Ok(Fetch::Streaming { seq, len }) => {
                     self.send_streaming(&mut out, cursor, (seq, len), shared, &mut corrupted)
                 }

@@ -4,7 +4,9 @@
 //! again whole), and tell the sender, every status interval, what the node holds and which pieces
 //! it misses below the sender's progress (negative acknowledgements).
 
-use super::mcast_wire::{self, JobTag, Datagram, MAX_DATAGRAM, MAX_NAK_RANGES, PIECE_LEN, PieceRange};
+use super::mcast_wire::{
+    self, Datagram, JobTag, MAX_DATAGRAM, MAX_NAK_RANGES, PIECE_LEN, PieceRange,
+};
 use super::store::ChunkStore;
 use super::token::{AgentToken, DatagramKey};
 use super::wire::{MulticastPlan, Tuning};
@@ -151,7 +153,7 @@ impl McastReceiver<'_> {
                 let dropped = self
                     .tuning
                     .drop_one_in
-                    .is_some_and(|k| k > 0 && arrived % u64::from(k) == 0);
+                    .is_some_and(|k| k > 0 && arrived.is_multiple_of(u64::from(k)));
                 if dropped {
                     // Test hook: a lossy link.
                 } else if let Some(d) = mcast_wire::open(&key, &tag, datagram) {

@@ -9,7 +9,7 @@
 //! data never runs more than `window` chunks ahead of the slowest live receiver (flow control, and
 //! each receiver's memory bound); a receiver silent for the stall timeout is dropped from it.
 
-use super::mcast_wire::{self, JobTag, Datagram, MAX_DATAGRAM, PIECE_LEN};
+use super::mcast_wire::{self, Datagram, JobTag, MAX_DATAGRAM, PIECE_LEN};
 use super::store::{Chunk, ChunkSource};
 use super::token::{AgentToken, DatagramKey};
 use crate::image::Manifest;

@@ -14,8 +14,8 @@ use super::forward::Forwarder;
 use super::handshake::{Deadline, HandshakeError, Opener};
 use super::mcast_recv::{self, McastReceiver};
 use super::receive;
-use super::swarm_node::SwarmNode;
 use super::store::{ChunkSource, ChunkStore};
+use super::swarm_node::SwarmNode;
 use super::token::{AgentToken, DEFAULT_TOKEN_FILE};
 use super::wire::{self, Hello, NodePlan, Reply, Report};
 use super::write::write_image;
@@ -552,7 +552,6 @@ fn run_job(
     let refetched = refetched.load(Ordering::SeqCst);
     let _ = wire::send(&mut control, &done_report(lost, refetched));
 }
-
 
 /// The final report, short enough for a control frame whatever was lost.
 fn done_report(mut lost: Vec<(String, String)>, refetched: u64) -> Report {

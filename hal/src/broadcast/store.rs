@@ -242,7 +242,11 @@ impl ChunkStore {
     /// Appends a piece to reception `seq` (ignored once it ended or was replaced).
     pub fn add_piece(&self, seq: u64, piece: Piece) {
         let mut s = self.lock();
-        if let Some(p) = s.partial.as_mut().filter(|p| p.seq == seq && p.end.is_none()) {
+        if let Some(p) = s
+            .partial
+            .as_mut()
+            .filter(|p| p.seq == seq && p.end.is_none())
+        {
             p.pieces.push(piece);
             drop(s);
             self.piece_added.notify_all();
@@ -253,7 +257,11 @@ impl ChunkStore {
     /// reception began), or discarded.
     pub fn end_partial(&self, seq: u64, verified: Option<Chunk>) {
         let mut s = self.lock();
-        let Some(p) = s.partial.as_mut().filter(|p| p.seq == seq && p.end.is_none()) else {
+        let Some(p) = s
+            .partial
+            .as_mut()
+            .filter(|p| p.seq == seq && p.end.is_none())
+        else {
             return;
         };
         let index = p.index;
@@ -358,7 +366,9 @@ impl ChunkSource for ChunkStore {
             ));
         }
         if index < s.have() {
-            return Ok(Fetch::Whole(Arc::clone(&s.chunks[(index - s.base) as usize])));
+            return Ok(Fetch::Whole(Arc::clone(
+                &s.chunks[(index - s.base) as usize],
+            )));
         }
         if let Some((seq, len)) = streaming(&s) {
             return Ok(Fetch::Streaming { seq, len });

@@ -100,12 +100,26 @@ impl Swarm {
         stall: Duration,
         refetched: Arc<AtomicU64>,
     ) -> Swarm {
-        Swarm::new(manifest, Some(store), None, (span, keep, node), stall, refetched)
+        Swarm::new(
+            manifest,
+            Some(store),
+            None,
+            (span, keep, node),
+            stall,
+            refetched,
+        )
     }
 
     /// The server's seed: holds every chunk of `source`, asks for none.
     pub fn seed(manifest: Arc<Manifest>, source: Arc<dyn ChunkSource>, stall: Duration) -> Swarm {
-        Swarm::new(manifest, None, Some(source), (1, 0, 0), stall, Arc::default())
+        Swarm::new(
+            manifest,
+            None,
+            Some(source),
+            (1, 0, 0),
+            stall,
+            Arc::default(),
+        )
     }
 
     fn new(
@@ -365,7 +379,11 @@ impl Swarm {
                     msgs.push(announce);
                 }
                 let serve = link.queued.pop_front();
-                while s.links.get(&id).is_some_and(|l| l.asked.len() < REQUESTS_PER_PEER) {
+                while s
+                    .links
+                    .get(&id)
+                    .is_some_and(|l| l.asked.len() < REQUESTS_PER_PEER)
+                {
                     let Some(i) = self.pick(&s, id) else { break };
                     let now = Instant::now();
                     s.requested.insert(i, now);

@@ -41,9 +41,7 @@ pub fn open_peer(
         }
     }
     stream.set_read_timeout(None)?;
-    stream.set_write_timeout(Some(Duration::from_millis(
-        tuning.stall_timeout_ms.max(1),
-    )))?;
+    stream.set_write_timeout(Some(Duration::from_millis(tuning.stall_timeout_ms.max(1))))?;
     Ok(stream)
 }
 
@@ -154,10 +152,12 @@ pub fn seed(
     std::thread::scope(|s| {
         for &addr in nodes {
             let swarm = &swarm;
-            s.spawn(move || match open_peer(addr, job, "server", token, tuning) {
-                Ok(stream) => swarm.run_link(stream, stop),
-                Err(e) => tracing::warn!(node = %addr, error = %e, "seed: node unreachable"),
-            });
+            s.spawn(
+                move || match open_peer(addr, job, "server", token, tuning) {
+                    Ok(stream) => swarm.run_link(stream, stop),
+                    Err(e) => tracing::warn!(node = %addr, error = %e, "seed: node unreachable"),
+                },
+            );
         }
     });
 }

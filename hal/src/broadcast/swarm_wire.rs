@@ -101,7 +101,10 @@ pub fn read(r: &mut impl Read, max_chunk: u32) -> Result<PeerMsg, ImageError> {
     r.read_exact(&mut body)
         .map_err(|e| ImageError::io(ImageErrorKind::Io, "reading a peer message", &e))?;
     Ok(match h[0] {
-        b'S' => PeerMsg::Holding { low: index, bits: body },
+        b'S' => PeerMsg::Holding {
+            low: index,
+            bits: body,
+        },
         b'A' => PeerMsg::All,
         b'R' => PeerMsg::Request(index),
         b'C' => PeerMsg::Chunk(index, body),
@@ -149,12 +152,21 @@ mod tests {
     fn oversized_and_unknown_messages_are_refused_from_their_header() {
         let mut buf = Vec::new();
         write(&mut buf, &PeerMsg::Chunk(0, vec![0; 32])).unwrap();
-        assert_eq!(read(&mut &buf[..], 16).unwrap_err().kind, ImageErrorKind::Format);
+        assert_eq!(
+            read(&mut &buf[..], 16).unwrap_err().kind,
+            ImageErrorKind::Format
+        );
         let mut h = [0u8; 13];
         h[0] = b'S';
         h[9..13].copy_from_slice(&u32::MAX.to_be_bytes());
-        assert_eq!(read(&mut &h[..], 16).unwrap_err().kind, ImageErrorKind::Format);
+        assert_eq!(
+            read(&mut &h[..], 16).unwrap_err().kind,
+            ImageErrorKind::Format
+        );
         h[0] = b'Z';
-        assert_eq!(read(&mut &h[..], 16).unwrap_err().kind, ImageErrorKind::Format);
+        assert_eq!(
+            read(&mut &h[..], 16).unwrap_err().kind,
+            ImageErrorKind::Format
+        );
     }
 }

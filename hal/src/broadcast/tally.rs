@@ -107,4 +107,3 @@ pub(super) fn collect(mut conn: TcpStream) -> NodeEnd {
         }
     }
 }
-

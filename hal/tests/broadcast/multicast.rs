@@ -143,7 +143,11 @@ fn forged_datagrams_and_nak_storms_are_dropped() {
     });
     received.expect("received");
     assert!(out == data, "the image arrived changed");
-    assert_eq!(refetched.load(Ordering::SeqCst), 0, "a forged piece got into a chunk");
+    assert_eq!(
+        refetched.load(Ordering::SeqCst),
+        0,
+        "a forged piece got into a chunk"
+    );
     assert!(sent.lost.is_empty(), "{:?}", sent.lost);
     // Loopback loses little; the forged storms asked for every piece again and again.
     let pieces = data.len().div_ceil(PIECE_LEN) as u64;
@@ -155,7 +159,13 @@ fn forged_datagrams_and_nak_storms_are_dropped() {
 }
 
 /// Sends forged datagrams (another token, this job's tag) until `stop`.
-fn forge(stop: &AtomicBool, job: &str, manifest: &Manifest, receiver: SocketAddr, sender: SocketAddr) {
+fn forge(
+    stop: &AtomicBool,
+    job: &str,
+    manifest: &Manifest,
+    receiver: SocketAddr,
+    sender: SocketAddr,
+) {
     let Ok(socket) = UdpSocket::bind("127.0.0.1:0") else {
         return;
     };

@@ -119,10 +119,7 @@ impl Testbed {
             ]);
             run(&["ip", "-n", &ns, "link", "set", &inner, "up"]);
             run(&["ip", "-n", &ns, "link", "set", "lo", "up"]);
-            let rate = slow
-                .iter()
-                .find(|(h, _)| *h == i)
-                .map_or(mbit, |(_, r)| *r);
+            let rate = slow.iter().find(|(h, _)| *h == i).map_or(mbit, |(_, r)| *r);
             tb.limit(Some(&ns), &inner, rate);
             tb.attach(&outer, rate);
             tb.host_ifs.push(inner);
@@ -272,8 +269,9 @@ impl Testbed {
 impl Testbed {
     /// udpcast (`udp-sender` here, `udp-receiver` in the first `n` hosts, defaults but a known
     /// receiver count) moving `image`; its time from the sender's start to the last receiver's exit,
-    /// outputs in `<host>/udpcast.img`.
-    pub fn udpcast(&self, image: &Path, n: usize) -> Duration {
+    /// outputs in `<host>/udpcast.img`; `None` if a receiver did not finish within a minute (its
+    /// processes are then killed).
+    pub fn udpcast(&self, image: &Path, n: usize) -> Option<Duration> {
         require("udp-sender", "udpcast");
         require_root(ROOT);
         let port = "9100";
@@ -293,7 +291,13 @@ impl Testbed {
             .collect();
         let start = Instant::now();
         let status = Command::new("udp-sender")
-            .args(["--nokbd", "--portbase", port, "--interface", &self.server_if])
+            .args([
+                "--nokbd",
+                "--portbase",
+                port,
+                "--interface",
+                &self.server_if,
+            ])
             .args(["--min-receivers", &n.to_string(), "--max-wait", "30"])
             .arg("--file")
             .arg(image)
@@ -302,10 +306,16 @@ impl Testbed {
             .status()
             .expect("run udp-sender");
         assert!(status.success(), "udp-sender failed");
+        let deadline = Instant::now() + Duration::from_secs(60);
         for r in &mut receivers {
-            let _ = r.0.wait();
+            while r.0.try_wait().ok().flatten().is_none() {
+                if Instant::now() > deadline {
+                    return None;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
         }
-        start.elapsed()
+        Some(start.elapsed())
     }
 }
 

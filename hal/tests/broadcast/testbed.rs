@@ -227,11 +227,19 @@ fn measure_testbed() {
                 check_and_remove(&tb, n, "plain.img", &want);
                 line(&mut cpu, plain, n, "plain-socat-chain", plain);
             }
-            if wanted("udpcast") {
+            // udpcast only when asked for: on this testbed its receivers have not always found the sender.
+            if only
+                .as_ref()
+                .is_some_and(|o| o.iter().any(|s| s == "udpcast"))
+            {
                 cpu = CpuMeter::start();
-                let t = tb.udpcast(&image, n).as_secs_f64();
-                check_and_remove(&tb, n, "udpcast.img", &want);
-                line(&mut cpu, plain, n, "udpcast", t);
+                match tb.udpcast(&image, n) {
+                    Some(t) => {
+                        check_and_remove(&tb, n, "udpcast.img", &want);
+                        line(&mut cpu, plain, n, "udpcast", t.as_secs_f64());
+                    }
+                    None => line(&mut cpu, plain, n, "udpcast-no-finish", f64::NAN),
+                }
             }
             for (name, strategy) in [
                 ("chain", Strategy::Chain),
@@ -293,7 +301,11 @@ fn measure_slow_link(mbit: u32, mib: u64, n: usize) {
     println!("mbit,mib,n,strategy,slow_host_mbit,last_s,fast_median_s");
     for strategy in [Strategy::Chain, Strategy::Swarm] {
         let r = run(&tb, &agents, n, &image, &want, strategy);
-        assert!(r.outcomes.failures().is_empty(), "{strategy}: {:?}", r.outcomes);
+        assert!(
+            r.outcomes.failures().is_empty(),
+            "{strategy}: {:?}",
+            r.outcomes
+        );
         println!(
             "{mbit},{mib},{n},slow-{strategy},{},{:.3},{:.3}",
             mbit / 10,
