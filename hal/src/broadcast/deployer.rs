@@ -10,6 +10,7 @@ use super::mcast_send::{self, McastOptions, McastSender, status_interval};
 use super::plan::{plan, swarm_peers, topology_order};
 use super::store::{ChunkSource, FileSource};
 use super::swarm_node;
+pub use super::tally::BroadcastReport;
 use super::tally::{NodeEnd, Tally, collect};
 use super::token::AgentToken;
 use super::wire::{self, ForwardPlan, Hello, MulticastPlan, NodePlan, Reply, SwarmPlan, Tuning};
@@ -76,23 +77,6 @@ pub struct Agent {
     pub addr: SocketAddr,
     /// The switch the node hangs off (nodes of one switch are kept adjacent in chains).
     pub switch: Option<u32>,
-}
-
-/// Per-node details of one broadcast, beyond the outcome.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BroadcastReport {
-    /// One outcome per node, in the order given.
-    pub outcomes: Outcomes,
-    /// When each node reported its image written, since the start (None if it did not).
-    pub written_at: Vec<(NodeId, Option<Duration>)>,
-    /// Successors dropped by a node or the server, with why.
-    pub lost: Vec<(String, String, String)>,
-    /// Whole broadcast, set-up included.
-    pub elapsed: Duration,
-    /// Corrupted chunks detected by the nodes and fetched again, in total.
-    pub refetched: u64,
-    /// Multicast: pieces the server sent again on the receivers' requests.
-    pub repaired: u64,
 }
 
 type ManifestCache = Mutex<BTreeMap<(String, u64, Option<SystemTime>, u32), Arc<Manifest>>>;

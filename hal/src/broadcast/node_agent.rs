@@ -328,6 +328,73 @@ fn attach_upstream(conn: TcpStream, registry: &Registry, job: &str, from: &str, 
     }
 }
 
+/// Starts the thread that fills the node's window: from upstream links, a multicast group or a swarm.
+fn start_receiving(
+    from: Upstream,
+    plan: &NodePlan,
+    (manifest, store, token): (&Arc<Manifest>, &Arc<ChunkStore>, &AgentToken),
+    successors: Vec<Arc<AtomicU64>>,
+    (current, refetched): (&Arc<Mutex<Option<TcpStream>>>, &Arc<AtomicU64>),
+) {
+    match from {
+        Upstream::Link(rx) => {
+            let up = receive::Upstream {
+                incoming: rx,
+                current: Arc::clone(current),
+                successors,
+                fault_tolerant: plan.fault_tolerant,
+                refetched: Arc::clone(refetched),
+            };
+            let (store, manifest, tuning) =
+                (Arc::clone(store), Arc::clone(manifest), plan.tuning.clone());
+            std::thread::spawn(move || {
+                if let Err(e) = receive::receive(&manifest, &store, &up, &tuning) {
+                    tracing::warn!(error = %e, "receiving failed");
+                    store.fail(e);
+                }
+            });
+        }
+        Upstream::Swarm(peers) => {
+            let node = SwarmNode {
+                plan: plan.clone(),
+                manifest: Arc::clone(manifest),
+                store: Arc::clone(store),
+                token: token.clone(),
+                refetched: Arc::clone(refetched),
+            };
+            std::thread::spawn(move || node.run(peers));
+        }
+        Upstream::Multicast(socket) => {
+            let (store, manifest, plan, token, refetched) = (
+                Arc::clone(store),
+                Arc::clone(manifest),
+                plan.clone(),
+                token.clone(),
+                Arc::clone(refetched),
+            );
+            std::thread::spawn(move || {
+                let Some(m) = &plan.multicast else {
+                    return;
+                };
+                let receiver = McastReceiver {
+                    plan: m,
+                    socket,
+                    job: &plan.job,
+                    manifest: &manifest,
+                    store: &store,
+                    tuning: &plan.tuning,
+                    token: &token,
+                    refetched,
+                };
+                if let Err(e) = receiver.run() {
+                    tracing::warn!(error = %e, "receiving failed");
+                    store.fail(e);
+                }
+            });
+        }
+    }
+}
+
 /// A multicast job's group socket, joined on the interface the job came in on (before the node says
 /// it is ready); `None` for other jobs.
 fn join_group(conn: &TcpStream, plan: &NodePlan) -> Result<Option<UdpSocket>, String> {
@@ -454,66 +521,13 @@ fn run_job(
             let _ = events.send(Event::Forwarded(fw.run()));
         });
     }
-    match from {
-        Upstream::Link(rx) => {
-            let up = receive::Upstream {
-                incoming: rx,
-                current: Arc::clone(&link.current),
-                successors,
-                fault_tolerant: plan.fault_tolerant,
-                refetched: Arc::clone(&refetched),
-            };
-            let (store, manifest, tuning) = (
-                Arc::clone(&store),
-                Arc::clone(&manifest),
-                plan.tuning.clone(),
-            );
-            std::thread::spawn(move || {
-                if let Err(e) = receive::receive(&manifest, &store, &up, &tuning) {
-                    tracing::warn!(error = %e, "receiving failed");
-                    store.fail(e);
-                }
-            });
-        }
-        Upstream::Swarm(peers) => {
-            let node = SwarmNode {
-                plan: plan.clone(),
-                manifest: Arc::clone(&manifest),
-                store: Arc::clone(&store),
-                token: token.clone(),
-                refetched: Arc::clone(&refetched),
-            };
-            std::thread::spawn(move || node.run(peers));
-        }
-        Upstream::Multicast(socket) => {
-            let (store, manifest, plan, token, refetched) = (
-                Arc::clone(&store),
-                Arc::clone(&manifest),
-                plan.clone(),
-                token.clone(),
-                Arc::clone(&refetched),
-            );
-            std::thread::spawn(move || {
-                let Some(m) = &plan.multicast else {
-                    return;
-                };
-                let receiver = McastReceiver {
-                    plan: m,
-                    socket,
-                    job: &plan.job,
-                    manifest: &manifest,
-                    store: &store,
-                    tuning: &plan.tuning,
-                    token: &token,
-                    refetched,
-                };
-                if let Err(e) = receiver.run() {
-                    tracing::warn!(error = %e, "receiving failed");
-                    store.fail(e);
-                }
-            });
-        }
-    }
+    start_receiving(
+        from,
+        &plan,
+        (&manifest, &store, &token),
+        successors,
+        (&link.current, &refetched),
+    );
     drop(events);
     let mut written = false;
     let mut forwarders = plan.forwards.len();

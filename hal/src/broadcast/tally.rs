@@ -1,13 +1,29 @@
 //! What the deployer learns from the agents during one broadcast: each node's reports read to the
 //! end ([`collect`]) and the tally of outcomes, write times and lost successors.
 
-use super::deployer::BroadcastReport;
 use super::wire::{self, Report};
 use crate::node::NodeId;
 use crate::outcome::{ErrorKind, NodeError, Outcome, Outcomes};
 use std::collections::BTreeMap;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
+
+/// Per-node details of one broadcast, beyond the outcome.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BroadcastReport {
+    /// One outcome per node, in the order given.
+    pub outcomes: Outcomes,
+    /// When each node reported its image written, since the start (None if it did not).
+    pub written_at: Vec<(NodeId, Option<Duration>)>,
+    /// Successors dropped by a node or the server, with why.
+    pub lost: Vec<(String, String, String)>,
+    /// Whole broadcast, set-up included.
+    pub elapsed: Duration,
+    /// Corrupted chunks detected by the nodes and fetched again, in total.
+    pub refetched: u64,
+    /// Multicast: pieces the server sent again on the receivers' requests.
+    pub repaired: u64,
+}
 
 /// What a broadcast learned so far, per node and in total.
 #[derive(Default)]
