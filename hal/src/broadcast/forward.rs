@@ -193,6 +193,8 @@ impl Forwarder {
         let mut out = stream;
         let mut corrupted = false;
         let mut end_sent = false;
+        // The last reception streamed cut-through: never sent twice.
+        let mut streamed: Option<u64> = None;
         let started = Instant::now();
         let mut sent_bytes = 0u64;
         loop {
@@ -241,11 +243,12 @@ impl Forwarder {
                 let _unused = shared.changed.wait_timeout(f, poll);
                 continue;
             }
-            let sent = match self.source.fetch(cursor, poll) {
+            let sent = match self.source.fetch(cursor, streamed, poll) {
                 Ok(Fetch::Whole(chunk)) => {
                     self.send_whole(&mut out, cursor, &chunk, &mut corrupted)
                 }
                 Ok(Fetch::Streaming { seq, len }) => {
+                    streamed = Some(seq);
                     self.send_streaming(&mut out, cursor, (seq, len), shared, &mut corrupted)
                 }
                 Ok(Fetch::Pending) => {

@@ -148,11 +148,13 @@ fn read_chunks(
 ) -> Result<(), ImageError> {
     let total = manifest.chunk_count();
     let mut nacked = None;
+    // Every damaged copy is asked for again (the sender goes back once per request); the count
+    // is of chunks fetched again.
     let nack = |index: u64, nacked: &mut Option<u64>| -> Result<(), ImageError> {
+        tracing::warn!(index, "corrupted chunk: asking for it again");
+        frame::write_feedback(&mut *lock(writer), Feedback::Nack { index })
+            .map_err(|e| ImageError::io(ImageErrorKind::Io, "re-fetch request", &e))?;
         if *nacked != Some(index) {
-            tracing::warn!(index, "corrupted chunk: asking for it again");
-            frame::write_feedback(&mut *lock(writer), Feedback::Nack { index })
-                .map_err(|e| ImageError::io(ImageErrorKind::Io, "re-fetch request", &e))?;
             *nacked = Some(index);
             up.refetched.fetch_add(1, Ordering::SeqCst);
         }

@@ -69,9 +69,11 @@ pub trait ChunkSource: Send + Sync {
     fn drop_consumer(&self, consumer: usize);
     /// The lowest chunk index still available.
     fn first_available(&self) -> u64;
-    /// Chunk `index` whole, or the handle of its reception in progress, waiting up to `wait` for
-    /// either. An error means it will never come.
-    fn fetch(&self, index: u64, wait: Duration) -> Result<Fetch, ImageError> {
+    /// Chunk `index` whole, or the handle of its latest reception (in progress, or ended without
+    /// the chunk: its bytes arrived all the same) unless that is reception `skip` (already sent),
+    /// waiting up to `wait` for either. An error means it will never come.
+    fn fetch(&self, index: u64, skip: Option<u64>, wait: Duration) -> Result<Fetch, ImageError> {
+        let _ = skip;
         Ok(match self.get(index, wait)? {
             Some(c) => Fetch::Whole(c),
             None => Fetch::Pending,
@@ -342,11 +344,12 @@ impl ChunkSource for ChunkStore {
         self.lock().base
     }
 
-    fn fetch(&self, index: u64, wait: Duration) -> Result<Fetch, ImageError> {
+    fn fetch(&self, index: u64, skip: Option<u64>, wait: Duration) -> Result<Fetch, ImageError> {
         let streaming = |s: &State| {
             s.partial
                 .as_ref()
-                .filter(|p| p.index == index && p.end.is_none())
+                .filter(|p| p.index == index && p.end != Some(PartialEnd::Verified))
+                .filter(|p| Some(p.seq) != skip)
                 .map(|p| (p.seq, p.len))
         };
         let mut s = self.lock();
@@ -488,9 +491,9 @@ mod tests {
     #[test]
     fn a_chunk_being_received_streams_piece_by_piece() {
         let s = ChunkStore::new(4, 1);
-        assert!(matches!(s.fetch(0, W).unwrap(), Fetch::Pending));
+        assert!(matches!(s.fetch(0, None, W).unwrap(), Fetch::Pending));
         let seq = s.begin_partial(0, 8, W).unwrap();
-        let Fetch::Streaming { seq: g, len: 8 } = s.fetch(0, W).unwrap() else {
+        let Fetch::Streaming { seq: g, len: 8 } = s.fetch(0, None, W).unwrap() else {
             panic!("not streaming");
         };
         assert_eq!(g, seq);
@@ -503,13 +506,18 @@ mod tests {
         assert_eq!(got.pieces, vec![Arc::new(vec![2; 4])]);
         assert_eq!(got.end, Some(PartialEnd::Verified));
         assert_eq!(s.have(), 1);
-        assert!(matches!(s.fetch(0, W).unwrap(), Fetch::Whole(_)));
-        // A discarded reception keeps nothing; a newer one replaces it for the senders.
+        assert!(matches!(s.fetch(0, None, W).unwrap(), Fetch::Whole(_)));
+        // A discarded reception keeps nothing, but its bytes can still be sent (once per sender);
+        // a newer one replaces it for the senders.
         let seq = s.begin_partial(1, 8, W).unwrap();
         s.add_piece(seq, Arc::new(vec![9; 4]));
         s.end_partial(seq, None);
         assert_eq!(s.have(), 1);
-        assert!(matches!(s.fetch(1, W).unwrap(), Fetch::Pending));
+        assert!(matches!(
+            s.fetch(1, None, W).unwrap(),
+            Fetch::Streaming { .. }
+        ));
+        assert!(matches!(s.fetch(1, Some(seq), W).unwrap(), Fetch::Pending));
         let newer = s.begin_partial(1, 8, W).unwrap();
         assert_eq!(s.pieces(seq, 0, W).end, Some(PartialEnd::Discarded));
         assert!(s.pieces(newer, 0, W).pieces.is_empty());

@@ -30,10 +30,10 @@ fn corrupted_at_the_source(strategy: Strategy, cut_through: bool) -> u64 {
     let mut o = options();
     o.tuning.cut_through = cut_through;
     o.source_corrupt_chunk = Some(5);
-    // A paced source (4 MiB/s, a chunk every 62 ms): every node keeps up with its upstream, as on a
-    // real network, rather than finding each chunk complete when it gets to it (loopback outruns any
-    // forwarder).
-    o.source_pace = Some(4 << 20);
+    // A paced source (1 MiB/s, a chunk every 250 ms): every node keeps up with its upstream, as on
+    // a real network, rather than finding each chunk complete when it gets to it (loopback outruns
+    // any forwarder), also on a loaded machine.
+    o.source_pace = Some(1 << 20);
     let (b, nodes) = backend(&agents, o);
     let report = b.run(
         &dd_image(&image, "none", data.len() as u64),
