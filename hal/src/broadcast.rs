@@ -2,7 +2,9 @@
 //!
 //! A real backend streams the image from the server through the nodes (a pipelined chain, a k-ary tree,
 //! a fault-tolerant chain that reconnects around dead nodes, or plain unicast), each node forwarding what
-//! it receives while decompressing and writing it to `target`, and verifying what it wrote. A node whose
+//! it receives as it arrives (cut-through) while decompressing and writing it to `target`, and verifying
+//! every chunk before it keeps or writes it; or sends it once to an IP multicast group with repairs on
+//! request (multicast), or lets the nodes exchange verified chunks among themselves (swarm). A node whose
 //! data could not be delivered or written gets its own failed outcome; the others go on when the strategy
 //! allows it. The simulator models the same strategies as flows over a max-min shared network, with disk
 //! and decompression rates, connection latencies and nodes dying mid-transfer.
@@ -16,14 +18,22 @@ pub mod confine;
 pub mod deployer;
 pub mod forward;
 pub mod handshake;
+pub mod mcast_recv;
+pub mod mcast_send;
+pub mod mcast_wire;
 pub mod node_agent;
 #[cfg(feature = "ssh")]
 pub mod over_ssh;
 pub mod plan;
 pub mod receive;
 pub mod store;
+pub mod swarm;
+pub mod swarm_node;
+pub mod swarm_wire;
+mod tally;
 pub mod token;
 pub mod wire;
+pub mod write;
 
 use crate::node::NodeId;
 use crate::outcome::Outcomes;

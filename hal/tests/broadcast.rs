@@ -3,15 +3,21 @@
 
 #[path = "broadcast/conformance.rs"]
 mod conformance;
+#[path = "broadcast/cut_through.rs"]
+mod cut_through;
 #[path = "broadcast/harness.rs"]
 mod harness;
 #[path = "broadcast/memory.rs"]
 mod memory;
+#[path = "broadcast/multicast.rs"]
+mod multicast;
 #[path = "broadcast/netns.rs"]
 mod netns;
 #[path = "broadcast/security.rs"]
 mod security;
 #[path = "broadcast/strategies.rs"]
 mod strategies;
+#[path = "broadcast/swarm.rs"]
+mod swarm;
 #[path = "broadcast/testbed.rs"]
 mod testbed;

@@ -190,7 +190,10 @@ fn a_four_task_slurm_array_runs_the_sweep() {
         .output()
         .map(|o| o.stdout == b"0\n")
         .unwrap_or(false);
-    assert!(root, "the Slurm test needs root (slurmd and munged run as root)");
+    assert!(
+        root,
+        "the Slurm test needs root (slurmd and munged run as root)"
+    );
     let dir = std::env::temp_dir().join(format!("kasim-slurm-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");

@@ -6,18 +6,22 @@
 
 use super::forward::Forwarder;
 use super::handshake::Sealer;
-use super::plan::{plan, topology_order};
+use super::mcast_send::{self, McastOptions, McastSender, status_interval};
+use super::plan::{plan, swarm_peers, topology_order};
 use super::store::{ChunkSource, FileSource};
+use super::swarm_node;
+pub use super::tally::BroadcastReport;
+use super::tally::{NodeEnd, Tally, collect};
 use super::token::AgentToken;
-use super::wire::{self, ForwardPlan, Hello, NodePlan, Reply, Report, Tuning};
+use super::wire::{self, ForwardPlan, Hello, MulticastPlan, NodePlan, Reply, SwarmPlan, Tuning};
 use crate::broadcast::{Broadcast, ImageSpec, Strategy, WriteTarget};
 use crate::image::{DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, Manifest};
 use crate::node::NodeId;
-use crate::outcome::{ErrorKind, NodeError, Outcome, Outcomes};
+use crate::outcome::{ErrorKind, NodeError, Outcomes};
 use async_trait::async_trait;
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpStream};
-use std::sync::atomic::AtomicU64;
+use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -33,6 +37,12 @@ pub struct Options {
     pub tuning: Tuning,
     /// A node that reports nothing for this long is timed out.
     pub report_timeout: Duration,
+    /// Test hook: the server alone flips a byte of the first transmission of this chunk.
+    pub source_corrupt_chunk: Option<u64>,
+    /// Test hook: the server alone caps the send rate of each of its links (bytes/s).
+    pub source_pace: Option<u64>,
+    /// The multicast strategy's group, rate and hops.
+    pub multicast: McastOptions,
 }
 
 impl Default for Options {
@@ -47,8 +57,13 @@ impl Default for Options {
                 socket_buffer: 4 << 20,
                 corrupt_chunk: None,
                 pace: None,
+                cut_through: true,
+                drop_one_in: None,
             },
             report_timeout: Duration::from_secs(30),
+            source_corrupt_chunk: None,
+            source_pace: None,
+            multicast: McastOptions::default(),
         }
     }
 }
@@ -62,21 +77,6 @@ pub struct Agent {
     pub addr: SocketAddr,
     /// The switch the node hangs off (nodes of one switch are kept adjacent in chains).
     pub switch: Option<u32>,
-}
-
-/// Per-node details of one broadcast, beyond the outcome.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BroadcastReport {
-    /// One outcome per node, in the order given.
-    pub outcomes: Outcomes,
-    /// When each node reported its image written, since the start (None if it did not).
-    pub written_at: Vec<(NodeId, Option<Duration>)>,
-    /// Successors dropped by a node or the server, with why.
-    pub lost: Vec<(String, String, String)>,
-    /// Whole broadcast, set-up included.
-    pub elapsed: Duration,
-    /// Corrupted chunks detected by the nodes and fetched again, in total.
-    pub refetched: u64,
 }
 
 type ManifestCache = Mutex<BTreeMap<(String, u64, Option<SystemTime>, u32), Arc<Manifest>>>;
@@ -196,16 +196,52 @@ impl KaagentBroadcast {
         let live = self.connect(&ordered, &job, &mut tally);
         let addrs: Vec<SocketAddr> = live.iter().map(|(n, _)| self.agents[n].addr).collect();
         let p = plan(strategy, &addrs);
+        let multicast = match strategy {
+            Strategy::Multicast => match self.multicast_socket(&live) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    let err = NodeError::new(ErrorKind::Config, format!("multicast: {e}"));
+                    let all: Vec<NodeId> = live.iter().map(|(n, _)| *n).collect();
+                    tally.fail_all(&all, &err);
+                    return tally.report(nodes, start);
+                }
+            },
+            _ => None,
+        };
         let setup = Setup {
             job: &job,
             image,
             target,
             fault_tolerant: p.fault_tolerant,
+            multicast: multicast.as_ref().map(|m| (m, status_interval(live.len()))),
+            swarm: (strategy == Strategy::Swarm).then_some(&addrs[..]),
         };
         let ready = self.set_up(&setup, live.into_iter().zip(p.nodes), &mut tally);
         tracing::info!(job = %job.id, %strategy, nodes = ready.len(), chunks = job.manifest.chunk_count(), "broadcast starts");
-        self.stream(&job, &image.path, p.source, ready, &mut tally);
+        let feed = match multicast {
+            Some(socket) => Feed::Multicast(socket),
+            None if strategy == Strategy::Swarm => Feed::Seed,
+            None => Feed::Links(p.source),
+        };
+        self.stream(&job, &image.path, feed, ready, &mut tally);
         tally.report(nodes, start)
+    }
+
+    /// The multicast sender's socket, on the address this host reaches the nodes from.
+    fn multicast_socket(&self, live: &[(NodeId, Control)]) -> std::io::Result<UdpSocket> {
+        let local = live
+            .first()
+            .map(|(_, (conn, _))| conn.local_addr())
+            .transpose()?
+            .map(|a| a.ip());
+        match local {
+            Some(IpAddr::V4(ip)) => mcast_send::bind(ip, &self.options.multicast),
+            Some(IpAddr::V6(ip)) => Err(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                format!("IPv6 ({ip}) is not supported"),
+            )),
+            None => Err(std::io::Error::other("no node to send to")),
+        }
     }
 
     /// Checks the settings, takes the token and builds the manifest; the job they make.
@@ -313,10 +349,22 @@ impl KaagentBroadcast {
         setup: &Setup<'_>,
         live: impl Iterator<Item = ((NodeId, Control), Vec<ForwardPlan>)>,
         tally: &mut Tally,
-    ) -> Vec<(NodeId, TcpStream)> {
+    ) -> Vec<(NodeId, TcpStream, usize)> {
         let encoded = setup.job.manifest.encode();
         let mut ready = Vec::new();
-        for ((n, (mut conn, mut sealer)), forwards) in live {
+        for (index, ((n, (mut conn, mut sealer)), forwards)) in live.enumerate() {
+            let multicast = setup.multicast.and_then(|(socket, status_ms)| {
+                Some(MulticastPlan {
+                    group: self.options.multicast.group,
+                    sender: socket.local_addr().ok()?,
+                    node: u32::try_from(index).ok()?,
+                    status_ms,
+                })
+            });
+            let swarm = setup.swarm.map(|addrs| SwarmPlan {
+                peers: swarm_peers(addrs, index),
+                node: u32::try_from(index).unwrap_or(u32::MAX),
+            });
             let node_plan = NodePlan {
                 job: setup.job.id.clone(),
                 node: self.agents[&n].name.clone(),
@@ -327,6 +375,8 @@ impl KaagentBroadcast {
                 forwards,
                 fault_tolerant: setup.fault_tolerant,
                 tuning: self.options.tuning.clone(),
+                multicast,
+                swarm,
             };
             let sent = sealer
                 .send(&mut conn, &node_plan)
@@ -338,7 +388,7 @@ impl KaagentBroadcast {
                 (Err(_), Err(e)) | (Err(e), Ok(())) => Err(e),
             };
             match r {
-                Ok(Reply::Ready) => ready.push((n, conn)),
+                Ok(Reply::Ready) => ready.push((n, conn, index)),
                 Ok(other) => tally.fail(
                     n,
                     ErrorKind::Transfer,
@@ -350,21 +400,21 @@ impl KaagentBroadcast {
         ready
     }
 
-    /// Feeds the first links (`source`) from the image file at `path` and collects the reports of
-    /// the `ready` nodes until each one is done.
+    /// Feeds the first links or the multicast group from the image file at `path` and collects the
+    /// reports of the `ready` nodes (with their indices in the set-up) until each one is done.
     fn stream(
         &self,
         job: &Job,
         path: &str,
-        source: Vec<ForwardPlan>,
-        ready: Vec<(NodeId, TcpStream)>,
+        feed: Feed,
+        ready: Vec<(NodeId, TcpStream, usize)>,
         tally: &mut Tally,
     ) {
         let file = match std::fs::File::open(path) {
             Ok(f) => f,
             Err(e) => {
                 let err = NodeError::new(ErrorKind::Config, format!("image {path}: {e}"));
-                for (n, _) in &ready {
+                for (n, _, _) in &ready {
                     tally.outcomes.insert(*n, Err(err.clone()));
                 }
                 return;
@@ -373,6 +423,64 @@ impl KaagentBroadcast {
         let chunks: Arc<dyn ChunkSource> =
             Arc::new(FileSource::new(file, Arc::clone(&job.manifest)));
         let t0 = Instant::now();
+        let mut source_tuning = self.options.tuning.clone();
+        if self.options.source_corrupt_chunk.is_some() {
+            source_tuning.corrupt_chunk = self.options.source_corrupt_chunk;
+        }
+        if self.options.source_pace.is_some() {
+            source_tuning.pace = self.options.source_pace;
+        }
+        let source = match feed {
+            Feed::Links(links) => links,
+            Feed::Seed => {
+                let addrs: Vec<SocketAddr> =
+                    ready.iter().map(|(n, _, _)| self.agents[n].addr).collect();
+                let ready = ready.into_iter().map(|(n, c, _)| (n, c)).collect();
+                let stop = AtomicBool::new(false);
+                std::thread::scope(|s| {
+                    let manifest = Arc::clone(&job.manifest);
+                    let (stop, addrs, tuning) = (&stop, &addrs, &self.options.tuning);
+                    s.spawn(move || {
+                        swarm_node::seed(&job.id, &job.token, manifest, chunks, addrs, tuning, stop)
+                    });
+                    self.collect_all(ready, tally, t0);
+                    stop.store(true, Ordering::SeqCst);
+                });
+                return;
+            }
+            Feed::Multicast(socket) => {
+                let mut receivers = vec![false; ready.iter().map(|r| r.2 + 1).max().unwrap_or(0)];
+                for (_, _, i) in &ready {
+                    receivers[*i] = true;
+                }
+                let sender = McastSender {
+                    socket,
+                    options: self.options.multicast.clone(),
+                    job: job.id.clone(),
+                    token: job.token.clone(),
+                    manifest: Arc::clone(&job.manifest),
+                    source: Arc::clone(&chunks),
+                    receivers,
+                    window: u64::from(self.options.tuning.window),
+                    status_every: Duration::from_millis(status_interval(ready.len())),
+                    stall: Duration::from_millis(self.options.tuning.stall_timeout_ms.max(1)),
+                };
+                let ready = ready.into_iter().map(|(n, c, _)| (n, c)).collect();
+                let r = std::thread::scope(|s| {
+                    let h = s.spawn(move || sender.run());
+                    self.collect_all(ready, tally, t0);
+                    h.join().unwrap_or_default()
+                });
+                tally.repaired += r.repaired;
+                tally.lost.extend(
+                    r.lost
+                        .into_iter()
+                        .map(|(i, w)| ("server".to_string(), format!("multicast receiver {i}"), w)),
+                );
+                return;
+            }
+        };
+        let ready: Vec<(NodeId, TcpStream)> = ready.into_iter().map(|(n, c, _)| (n, c)).collect();
         std::thread::scope(|s| {
             let feeders: Vec<_> = source
                 .into_iter()
@@ -384,28 +492,14 @@ impl KaagentBroadcast {
                         source: Arc::clone(&chunks),
                         consumer: 0,
                         total: job.manifest.chunk_count(),
-                        tuning: self.options.tuning.clone(),
+                        tuning: source_tuning.clone(),
                         successor_have: Arc::new(AtomicU64::new(0)),
                         token: job.token.clone(),
                     };
                     s.spawn(move || fw.run())
                 })
                 .collect();
-            let collectors: Vec<_> = ready
-                .into_iter()
-                .map(|(n, conn)| (n, s.spawn(move || collect(conn))))
-                .collect();
-            for (n, h) in collectors {
-                let end = h.join().unwrap_or_else(|_| {
-                    (
-                        Err(NodeError::new(ErrorKind::Transfer, "collector panicked")),
-                        None,
-                        Vec::new(),
-                        0,
-                    )
-                });
-                tally.node_end(n, &self.agents[&n].name, end, t0);
-            }
+            self.collect_all(ready, tally, t0);
             for h in feeders {
                 if let Ok(r) = h.join() {
                     tally.lost.extend(
@@ -417,6 +511,37 @@ impl KaagentBroadcast {
             }
         });
     }
+}
+
+impl KaagentBroadcast {
+    /// Reads every ready node's reports to the end, into `tally`; `t0` is when the stream started.
+    fn collect_all(&self, ready: Vec<(NodeId, TcpStream)>, tally: &mut Tally, t0: Instant) {
+        std::thread::scope(|s| {
+            let collectors: Vec<_> = ready
+                .into_iter()
+                .map(|(n, conn)| (n, s.spawn(move || collect(conn))))
+                .collect();
+            for (n, h) in collectors {
+                let end: NodeEnd = h.join().unwrap_or_else(|_| {
+                    (
+                        Err(NodeError::new(ErrorKind::Transfer, "collector panicked")),
+                        None,
+                        Vec::new(),
+                        0,
+                    )
+                });
+                tally.node_end(n, &self.agents[&n].name, end, t0);
+            }
+        });
+    }
+}
+
+/// How the server feeds a broadcast: the first links of the plan, a multicast group, or the
+/// swarm's seed.
+enum Feed {
+    Links(Vec<ForwardPlan>),
+    Multicast(UdpSocket),
+    Seed,
 }
 
 /// One broadcast's identity: its id (image hash, process, time), the token and the manifest.
@@ -435,103 +560,10 @@ struct Setup<'a> {
     image: &'a ImageSpec,
     target: &'a WriteTarget,
     fault_tolerant: bool,
-}
-
-/// What a broadcast learned so far, per node and in total.
-#[derive(Default)]
-struct Tally {
-    outcomes: BTreeMap<NodeId, Outcome>,
-    written_at: BTreeMap<NodeId, Duration>,
-    lost: Vec<(String, String, String)>,
-    refetched: u64,
-}
-
-impl Tally {
-    /// Fails `node` with an error of `kind`.
-    fn fail(&mut self, node: NodeId, kind: ErrorKind, message: String) {
-        self.outcomes
-            .insert(node, Err(NodeError::new(kind, message)));
-    }
-
-    /// Fails every node of `nodes` with `error`.
-    fn fail_all(&mut self, nodes: &[NodeId], error: &NodeError) {
-        for n in nodes {
-            self.outcomes.insert(*n, Err(error.clone()));
-        }
-    }
-
-    /// Records what node `node` (named `name`) reported; `t0` is when the stream started.
-    fn node_end(&mut self, node: NodeId, name: &str, end: NodeEnd, t0: Instant) {
-        let (outcome, at, node_lost, node_refetched) = end;
-        self.refetched += node_refetched;
-        self.outcomes.insert(node, outcome);
-        if let Some(at) = at {
-            self.written_at.insert(node, at.duration_since(t0));
-        }
-        self.lost
-            .extend(node_lost.into_iter().map(|(a, w)| (name.to_string(), a, w)));
-    }
-
-    /// The report over `nodes`, in their order (a node without an outcome broke off); `start` is
-    /// when the broadcast began.
-    fn report(self, nodes: &[NodeId], start: Instant) -> BroadcastReport {
-        BroadcastReport {
-            outcomes: Outcomes::from_fn(nodes, |n| {
-                self.outcomes
-                    .get(&n)
-                    .cloned()
-                    .unwrap_or_else(|| Err(NodeError::new(ErrorKind::Transfer, "no outcome")))
-            }),
-            written_at: nodes
-                .iter()
-                .map(|n| (*n, self.written_at.get(n).copied()))
-                .collect(),
-            lost: self.lost,
-            elapsed: start.elapsed(),
-            refetched: self.refetched,
-        }
-    }
-}
-
-/// What a node reported: outcome, when it wrote, successors lost, chunks fetched again.
-type NodeEnd = (Outcome, Option<Instant>, Vec<(String, String)>, u64);
-
-/// Reads one node's reports to the end: its outcome, when it wrote its image, the successors it lost.
-fn collect(mut conn: TcpStream) -> NodeEnd {
-    let mut outcome = None;
-    let mut at = None;
-    loop {
-        match wire::recv::<Report>(&mut conn) {
-            Ok(Report::Progress { .. }) => {}
-            Ok(Report::Written { result, .. }) => {
-                at = Some(Instant::now());
-                outcome = Some(result.map(|_| ()));
-            }
-            Ok(Report::Done { lost, refetched }) => {
-                let outcome = outcome.unwrap_or_else(|| {
-                    Err(NodeError::new(
-                        ErrorKind::Transfer,
-                        "agent finished without writing",
-                    ))
-                });
-                return (outcome, at, lost, refetched);
-            }
-            Err(e) => {
-                let outcome = outcome.unwrap_or_else(|| {
-                    let kind = if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) {
-                        ErrorKind::Timeout
-                    } else {
-                        ErrorKind::Unreachable
-                    };
-                    Err(NodeError::new(kind, format!("agent connection: {e}")))
-                });
-                return (outcome, at, Vec::new(), 0);
-            }
-        }
-    }
+    /// Multicast: the sender's socket and the status interval (ms).
+    multicast: Option<(&'a UdpSocket, u64)>,
+    /// Swarm: every node's agent, in set-up order.
+    swarm: Option<&'a [SocketAddr]>,
 }
 
 #[async_trait]

@@ -1,9 +1,9 @@
 //! The sending side of one link: connect to a successor, resume from the chunks it holds, stream
-//! chunks, go back on a re-fetch request, and (fault-tolerant chain) fail over to the next live node
+//! chunks (cut-through: a chunk still being received goes out piece by piece as it arrives), go back on a re-fetch request, and (fault-tolerant chain) fail over to the next live node
 //! when the successor dies or stalls. Used by the agent for its successors and by the server as source.
 
 use super::handshake::Sealer;
-use super::store::ChunkSource;
+use super::store::{ChunkSource, Fetch};
 use super::token::AgentToken;
 use super::wire::{self, ForwardPlan, Hello, Reply, Tuning};
 use crate::image::frame::{self, Feedback};
@@ -189,10 +189,12 @@ impl Forwarder {
     fn stream_chunks(&self, stream: &TcpStream, mut cursor: u64, shared: &Shared) -> LinkEnd {
         let stall = Duration::from_millis(self.tuning.stall_timeout_ms.max(1));
         let poll = Duration::from_millis(100).min(stall);
-        // Unbuffered: each chunk goes out in one vectored write, straight from the window.
+        // Unbuffered: each chunk (or piece) goes out in one write, straight from the window.
         let mut out = stream;
         let mut corrupted = false;
         let mut end_sent = false;
+        // The last reception streamed cut-through: never sent twice.
+        let mut streamed: Option<u64> = None;
         let started = Instant::now();
         let mut sent_bytes = 0u64;
         loop {
@@ -241,9 +243,15 @@ impl Forwarder {
                 let _unused = shared.changed.wait_timeout(f, poll);
                 continue;
             }
-            let chunk = match self.source.get(cursor, poll) {
-                Ok(Some(c)) => c,
-                Ok(None) => {
+            let sent = match self.source.fetch(cursor, streamed, poll) {
+                Ok(Fetch::Whole(chunk)) => {
+                    self.send_whole(&mut out, cursor, &chunk, &mut corrupted)
+                }
+                Ok(Fetch::Streaming { seq, len }) => {
+                    streamed = Some(seq);
+                    self.send_streaming(&mut out, cursor, (seq, len), shared, &mut corrupted)
+                }
+                Ok(Fetch::Pending) => {
                     if let Err(e) = out.flush() {
                         return LinkEnd::Lost(format!("send: {e}"));
                     }
@@ -251,30 +259,106 @@ impl Forwarder {
                 }
                 Err(e) => return LinkEnd::SourceFailed(e.to_string()),
             };
-            let sent = if self.tuning.corrupt_chunk == Some(cursor) && !corrupted {
-                corrupted = true;
-                let mut bad = chunk.as_ref().clone();
-                if let Some(b) = bad.get_mut(0) {
-                    *b ^= 0xff;
-                }
-                tracing::info!(job = %self.job, from = %self.from, index = cursor, "test hook: corrupting chunk");
-                frame::write_chunk(&mut out, cursor, &bad)
-            } else {
-                frame::write_chunk(&mut out, cursor, &chunk)
-            };
-            if let Err(e) = sent {
-                return LinkEnd::Lost(format!("send: {e}"));
+            match sent {
+                Ok(bytes) => sent_bytes += bytes,
+                Err(why) => return LinkEnd::Lost(why),
             }
             cursor += 1;
-            sent_bytes += chunk.len() as u64;
-            if let Some(rate) = self.tuning.pace.filter(|r| *r > 0) {
-                let due = Duration::from_secs_f64(sent_bytes as f64 / rate as f64);
-                if let Some(wait) = due.checked_sub(started.elapsed()) {
-                    let _ = out.flush();
-                    std::thread::sleep(wait);
-                }
+            self.pace(&mut out, started, sent_bytes);
+        }
+    }
+
+    /// Sleeps as long as the test hook's rate asks for `sent_bytes` sent since `started`.
+    fn pace(&self, out: &mut &TcpStream, started: Instant, sent_bytes: u64) {
+        if let Some(rate) = self.tuning.pace.filter(|r| *r > 0) {
+            let due = Duration::from_secs_f64(sent_bytes as f64 / rate as f64);
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                let _ = out.flush();
+                std::thread::sleep(wait);
             }
         }
+    }
+
+    /// Whether the test hook corrupts this transmission of chunk `index` (the first one only).
+    fn corrupts(&self, index: u64, corrupted: &mut bool) -> bool {
+        if self.tuning.corrupt_chunk == Some(index) && !*corrupted {
+            *corrupted = true;
+            tracing::info!(job = %self.job, from = %self.from, index, "test hook: corrupting chunk");
+            return true;
+        }
+        false
+    }
+
+    /// Sends a whole verified chunk in one vectored write; the bytes sent, or why the link broke.
+    fn send_whole(
+        &self,
+        out: &mut &TcpStream,
+        index: u64,
+        chunk: &[u8],
+        corrupted: &mut bool,
+    ) -> Result<u64, String> {
+        let sent = if self.corrupts(index, corrupted) {
+            let mut bad = chunk.to_vec();
+            corrupt(&mut bad);
+            frame::write_chunk(out, index, &bad)
+        } else {
+            frame::write_chunk(out, index, chunk)
+        };
+        sent.map_err(|e| format!("send: {e}"))?;
+        Ok(chunk.len() as u64)
+    }
+
+    /// Cut-through: sends chunk `index` while it is being received (reception `seq`, `len` bytes),
+    /// each piece as it arrives. A reception that breaks off is completed from the verified chunk
+    /// when it is there, else with zeros: the successor finds the hash wrong and asks again.
+    fn send_streaming(
+        &self,
+        out: &mut &TcpStream,
+        index: u64,
+        (seq, len): (u64, u32),
+        shared: &Shared,
+        corrupted: &mut bool,
+    ) -> Result<u64, String> {
+        let poll = Duration::from_millis(100);
+        let send_err = |e: std::io::Error| format!("send: {e}");
+        frame::write_chunk_header(out, index, len).map_err(send_err)?;
+        let mut corrupt_next = self.corrupts(index, corrupted);
+        let (mut sent, mut from) = (0usize, 0usize);
+        let len = len as usize;
+        while sent < len {
+            if let Some(why) = shared.lock().closed.clone() {
+                return Err(why);
+            }
+            let got = self.source.pieces(seq, from, poll);
+            from += got.pieces.len();
+            for piece in &got.pieces {
+                let piece = &piece[..piece.len().min(len - sent)];
+                if std::mem::take(&mut corrupt_next) {
+                    let mut bad = piece.to_vec();
+                    corrupt(&mut bad);
+                    out.write_all(&bad).map_err(send_err)?;
+                } else {
+                    out.write_all(piece).map_err(send_err)?;
+                }
+                sent += piece.len();
+            }
+            if sent < len && got.end.is_some() && got.pieces.is_empty() {
+                let rest = match self.source.get(index, Duration::ZERO) {
+                    Ok(Some(chunk)) if chunk.len() == len => chunk[sent..].to_vec(),
+                    _ => vec![0u8; len - sent],
+                };
+                out.write_all(&rest).map_err(send_err)?;
+                sent = len;
+            }
+        }
+        Ok(len as u64)
+    }
+}
+
+/// The test hook's damage: one byte changed (so that two hops' damage never cancels out).
+fn corrupt(data: &mut [u8]) {
+    if let Some(b) = data.get_mut(0) {
+        *b = b.wrapping_add(1);
     }
 }
 

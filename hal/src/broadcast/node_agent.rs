@@ -12,16 +12,19 @@
 use super::confine;
 use super::forward::Forwarder;
 use super::handshake::{Deadline, HandshakeError, Opener};
-use super::receive::{self, Upstream};
+use super::mcast_recv::{self, McastReceiver};
+use super::receive;
 use super::store::{ChunkSource, ChunkStore};
+use super::swarm_node::SwarmNode;
 use super::token::{AgentToken, DEFAULT_TOKEN_FILE};
 use super::wire::{self, Hello, NodePlan, Reply, Report};
+use super::write::write_image;
 use crate::ImageKind;
-use crate::image::{Compression, ImageError, ImageVerifier, Manifest, Sink};
+use crate::image::{ImageError, Manifest};
 use crate::outcome::NodeError;
 use std::collections::BTreeMap;
-use std::io::{self, BufRead, Read};
-use std::net::{IpAddr, TcpListener, TcpStream};
+use std::io::{self, Read};
+use std::net::{IpAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Sender};
@@ -66,6 +69,8 @@ impl Default for AgentConfig {
 struct JobLink {
     incoming: Mutex<Sender<TcpStream>>,
     current: Arc<Mutex<Option<TcpStream>>>,
+    /// Swarm connections of peers.
+    peers: Mutex<Sender<TcpStream>>,
 }
 
 type Registry = Arc<Mutex<BTreeMap<String, Arc<JobLink>>>>;
@@ -213,7 +218,8 @@ fn handle(mut conn: TcpStream, shared: &Shared, slot: HandshakeSlot) {
     drop(slot);
     let _ = conn.set_write_timeout(None);
     match hello {
-        Hello::Data { job, from } => attach_upstream(conn, &shared.registry, &job, &from),
+        Hello::Data { job, from } => attach_upstream(conn, &shared.registry, &job, &from, false),
+        Hello::Peer { job, from } => attach_upstream(conn, &shared.registry, &job, &from, true),
         Hello::Job { job } => {
             let _ = conn.set_read_timeout(Some(SETUP_TIMEOUT));
             let set_up = set_up_job(
@@ -223,7 +229,11 @@ fn handle(mut conn: TcpStream, shared: &Shared, slot: HandshakeSlot) {
                 &job,
                 shared.config.root.as_deref(),
             );
-            let (plan, manifest) = match set_up {
+            let set_up = set_up.and_then(|(plan, manifest)| {
+                let group = join_group(&conn, &plan)?;
+                Ok((plan, manifest, group))
+            });
+            let (plan, manifest, group) = match set_up {
                 Ok(s) => s,
                 Err(reason) => {
                     tracing::warn!(%job, ?peer, %reason, "job refused");
@@ -232,7 +242,9 @@ fn handle(mut conn: TcpStream, shared: &Shared, slot: HandshakeSlot) {
                 }
             };
             let (tx, rx) = mpsc::channel();
+            let (peers_tx, peers_rx) = mpsc::channel();
             let link = Arc::new(JobLink {
+                peers: Mutex::new(peers_tx),
                 incoming: Mutex::new(tx),
                 current: Arc::default(),
             });
@@ -243,7 +255,12 @@ fn handle(mut conn: TcpStream, shared: &Shared, slot: HandshakeSlot) {
                 .insert(job.clone(), Arc::clone(&link));
             let _ = conn.set_read_timeout(None);
             if wire::send(&mut conn, &Reply::Ready).is_ok() {
-                run_job(plan, manifest, token, conn, rx, &link);
+                let from = match group {
+                    Some(socket) => Upstream::Multicast(socket),
+                    None if plan.swarm.is_some() => Upstream::Swarm(peers_rx),
+                    None => Upstream::Link(rx),
+                };
+                run_job(plan, manifest, token, conn, from, &link);
             }
             shared
                 .registry
@@ -265,8 +282,8 @@ fn refuse(conn: &TcpStream, reason: String) {
     let _ = io::copy(&mut (&mut io).take(1 << 20), &mut io::sink());
 }
 
-/// Hands an authenticated data connection to its job.
-fn attach_upstream(conn: TcpStream, registry: &Registry, job: &str, from: &str) {
+/// Hands an authenticated data connection (or, `peer`, a swarm connection) to its job.
+fn attach_upstream(conn: TcpStream, registry: &Registry, job: &str, from: &str, peer: bool) {
     // The server sets every node up before the data flows; wait a little for a late set-up.
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
@@ -276,6 +293,16 @@ fn attach_upstream(conn: TcpStream, registry: &Registry, job: &str, from: &str) 
             .get(job)
             .cloned();
         if let Some(link) = link {
+            if peer {
+                tracing::debug!(%job, %from, "peer connected");
+                let _ = conn.set_read_timeout(None);
+                let _ = link
+                    .peers
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .send(conn);
+                return;
+            }
             tracing::info!(%job, %from, "upstream connected");
             let _ = conn.set_read_timeout(None);
             if let Some(old) = link
@@ -299,6 +326,99 @@ fn attach_upstream(conn: TcpStream, registry: &Registry, job: &str, from: &str) 
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Starts the thread that fills the node's window: from upstream links, a multicast group or a swarm.
+fn start_receiving(
+    from: Upstream,
+    plan: &NodePlan,
+    (manifest, store, token): (&Arc<Manifest>, &Arc<ChunkStore>, &AgentToken),
+    successors: Vec<Arc<AtomicU64>>,
+    (current, refetched): (&Arc<Mutex<Option<TcpStream>>>, &Arc<AtomicU64>),
+) {
+    match from {
+        Upstream::Link(rx) => {
+            let up = receive::Upstream {
+                incoming: rx,
+                current: Arc::clone(current),
+                successors,
+                fault_tolerant: plan.fault_tolerant,
+                refetched: Arc::clone(refetched),
+            };
+            let (store, manifest, tuning) =
+                (Arc::clone(store), Arc::clone(manifest), plan.tuning.clone());
+            std::thread::spawn(move || {
+                if let Err(e) = receive::receive(&manifest, &store, &up, &tuning) {
+                    tracing::warn!(error = %e, "receiving failed");
+                    store.fail(e);
+                }
+            });
+        }
+        Upstream::Swarm(peers) => {
+            let node = SwarmNode {
+                plan: plan.clone(),
+                manifest: Arc::clone(manifest),
+                store: Arc::clone(store),
+                token: token.clone(),
+                refetched: Arc::clone(refetched),
+            };
+            std::thread::spawn(move || node.run(peers));
+        }
+        Upstream::Multicast(socket) => {
+            let (store, manifest, plan, token, refetched) = (
+                Arc::clone(store),
+                Arc::clone(manifest),
+                plan.clone(),
+                token.clone(),
+                Arc::clone(refetched),
+            );
+            std::thread::spawn(move || {
+                let Some(m) = &plan.multicast else {
+                    return;
+                };
+                let receiver = McastReceiver {
+                    plan: m,
+                    socket,
+                    job: &plan.job,
+                    manifest: &manifest,
+                    store: &store,
+                    tuning: &plan.tuning,
+                    token: &token,
+                    refetched,
+                };
+                if let Err(e) = receiver.run() {
+                    tracing::warn!(error = %e, "receiving failed");
+                    store.fail(e);
+                }
+            });
+        }
+    }
+}
+
+/// A multicast job's group socket, joined on the interface the job came in on (before the node says
+/// it is ready); `None` for other jobs.
+fn join_group(conn: &TcpStream, plan: &NodePlan) -> Result<Option<UdpSocket>, String> {
+    let Some(m) = &plan.multicast else {
+        return Ok(None);
+    };
+    let local = match conn.local_addr().map(|a| a.ip()) {
+        Ok(IpAddr::V4(ip)) => ip,
+        Ok(ip) => return Err(format!("multicast over {ip}: IPv4 only")),
+        Err(e) => return Err(format!("local address: {e}")),
+    };
+    mcast_recv::join(m, local)
+        .map(Some)
+        .map_err(|e| format!("joining {}: {e}", m.group))
+}
+
+/// Where a job's image comes from.
+enum Upstream {
+    /// Upstream data connections, handed over by the connection handler.
+    Link(mpsc::Receiver<TcpStream>),
+    /// A multicast group.
+    Multicast(UdpSocket),
+    /// Swarm connections of peers, handed over by the connection handler.
+    Swarm(mpsc::Receiver<TcpStream>),
 }
 
 /// Reads the sealed plan and manifest of job `job` and confines its targets; the reason of a refusal.
@@ -349,7 +469,7 @@ fn run_job(
     manifest: Arc<Manifest>,
     token: AgentToken,
     mut control: TcpStream,
-    rx: mpsc::Receiver<TcpStream>,
+    from: Upstream,
     link: &JobLink,
 ) {
     let start = Instant::now();
@@ -401,26 +521,13 @@ fn run_job(
             let _ = events.send(Event::Forwarded(fw.run()));
         });
     }
-    {
-        let up = Upstream {
-            incoming: rx,
-            current: Arc::clone(&link.current),
-            successors,
-            fault_tolerant: plan.fault_tolerant,
-            refetched: Arc::clone(&refetched),
-        };
-        let (store, manifest, tuning) = (
-            Arc::clone(&store),
-            Arc::clone(&manifest),
-            plan.tuning.clone(),
-        );
-        std::thread::spawn(move || {
-            if let Err(e) = receive::receive(&manifest, &store, &up, &tuning) {
-                tracing::warn!(error = %e, "receiving failed");
-                store.fail(e);
-            }
-        });
-    }
+    start_receiving(
+        from,
+        &plan,
+        (&manifest, &store, &token),
+        successors,
+        (&link.current, &refetched),
+    );
     drop(events);
     let mut written = false;
     let mut forwarders = plan.forwards.len();
@@ -458,87 +565,6 @@ fn run_job(
     }
     let refetched = refetched.load(Ordering::SeqCst);
     let _ = wire::send(&mut control, &done_report(lost, refetched));
-}
-
-/// Reads the verified chunks of `store` in order, as one byte stream, checking the whole image at the end.
-struct StoreReader<'a> {
-    store: &'a ChunkStore,
-    manifest: &'a Manifest,
-    verifier: ImageVerifier,
-    next: u64,
-    chunk: Option<super::store::Chunk>,
-    pos: usize,
-}
-
-impl BufRead for StoreReader<'_> {
-    /// The rest of the current chunk, straight from the window (no copy).
-    fn fill_buf(&mut self) -> io::Result<&[u8]> {
-        loop {
-            if self.chunk.as_ref().is_some_and(|c| self.pos < c.len()) {
-                break;
-            }
-            if self.chunk.take().is_some() {
-                self.store.release(0, self.next);
-            }
-            if self.next >= self.manifest.chunk_count() {
-                self.verifier
-                    .finish(self.manifest)
-                    .map_err(io::Error::other)?;
-                return Ok(&[]);
-            }
-            let c = loop {
-                match self.store.get(self.next, Duration::from_secs(1)) {
-                    Ok(Some(c)) => break c,
-                    Ok(None) => continue,
-                    Err(e) => return Err(io::Error::other(e)),
-                }
-            };
-            let digest = self.manifest.chunks[self.next as usize];
-            self.verifier
-                .push(self.next, c.len(), &digest)
-                .map_err(io::Error::other)?;
-            self.next += 1;
-            self.chunk = Some(c);
-            self.pos = 0;
-        }
-        Ok(self.chunk.as_ref().map_or(&[][..], |c| &c[self.pos..]))
-    }
-
-    fn consume(&mut self, n: usize) {
-        self.pos += n;
-    }
-}
-
-impl Read for StoreReader<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let avail = self.fill_buf()?;
-        let n = buf.len().min(avail.len());
-        buf[..n].copy_from_slice(&avail[..n]);
-        self.consume(n);
-        Ok(n)
-    }
-}
-
-fn write_image(
-    plan: &NodePlan,
-    manifest: &Manifest,
-    store: &ChunkStore,
-) -> Result<u64, ImageError> {
-    let compression: Compression = plan.compression.parse()?;
-    let sink = Sink::for_kind(
-        plan.kind,
-        Path::new(&plan.device),
-        Path::new(&plan.extraction_dir),
-    )?;
-    let reader = StoreReader {
-        store,
-        manifest,
-        verifier: ImageVerifier::new(manifest),
-        next: 0,
-        chunk: None,
-        pos: 0,
-    };
-    sink.write(compression.decoder(reader)?)
 }
 
 /// The final report, short enough for a control frame whatever was lost.

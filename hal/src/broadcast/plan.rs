@@ -90,6 +90,20 @@ pub fn plan(strategy: Strategy, addrs: &[SocketAddr]) -> Plan {
     }
 }
 
+/// Peers a swarm node connects to: the next few nodes in order, round the ring (the nodes before it
+/// connect to it), so that each node has up to twice [`SWARM_FANOUT`] peers.
+pub fn swarm_peers(addrs: &[SocketAddr], index: usize) -> Vec<SocketAddr> {
+    let n = addrs.len();
+    let mut peers: Vec<SocketAddr> = (1..=SWARM_FANOUT.min(n.saturating_sub(1)))
+        .filter_map(|k| addrs.get((index + k) % n).copied())
+        .collect();
+    peers.dedup();
+    peers
+}
+
+/// Peers each swarm node connects to.
+pub const SWARM_FANOUT: usize = 2;
+
 /// Chain order following the topology: nodes grouped by switch (groups in order of first
 /// appearance), the given order kept inside a group; nodes of unknown switch keep their place at the end.
 /// Returns indices into `switches`.

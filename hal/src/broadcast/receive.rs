@@ -1,11 +1,12 @@
-//! The receiving side of a node: take chunks from the upstream link, verify each against the manifest
+//! The receiving side of a node: take chunks from the upstream link in pieces (published as they
+//! arrive for cut-through forwarding), verify each chunk against the manifest before keeping it
 //! (asking for a corrupted one again), keep them in the node's window, and acknowledge what this node
 //! and its successor hold; in a fault-tolerant chain, accept a new upstream after losing one.
 
 use super::store::ChunkStore;
-use super::wire::{self, Reply, Tuning};
-use crate::image::frame::{self, DataFrame, Feedback};
-use crate::image::{ImageError, ImageErrorKind, Manifest};
+use super::wire::{self, CUT_THROUGH_PIECE, Reply, Tuning};
+use crate::image::frame::{self, Feedback, FrameHeader};
+use crate::image::{Digest, ImageError, ImageErrorKind, Manifest};
 use std::io::Read;
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -67,7 +68,7 @@ pub fn receive(
         if let Ok(clone) = stream.try_clone() {
             *up.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(clone);
         }
-        let result = serve(manifest, store, up, stream);
+        let result = serve(manifest, store, up, stream, tuning.cut_through);
         if store.have() >= total {
             return Ok(());
         }
@@ -119,6 +120,7 @@ fn serve(
     store: &ChunkStore,
     up: &Upstream,
     mut stream: TcpStream,
+    cut_through: bool,
 ) -> Result<(), ImageError> {
     wire::send(&mut stream, &Reply::Data { have: store.have() })
         .map_err(|e| ImageError::io(ImageErrorKind::Io, "answering upstream", &e))?;
@@ -130,7 +132,7 @@ fn serve(
     std::thread::scope(|s| {
         let successors = &up.successors[..];
         s.spawn(|| acknowledge(&writer, store, successors, &stop));
-        let r = read_chunks(manifest, store, up, read_half, &writer);
+        let r = read_chunks(manifest, store, up, read_half, &writer, cut_through);
         stop.store(true, Ordering::SeqCst);
         r
     })
@@ -142,34 +144,40 @@ fn read_chunks(
     up: &Upstream,
     mut reader: TcpStream,
     writer: &Mutex<TcpStream>,
+    cut_through: bool,
 ) -> Result<(), ImageError> {
     let total = manifest.chunk_count();
     let mut nacked = None;
+    // Every damaged copy is asked for again (the sender goes back once per request); the count
+    // is of chunks fetched again.
+    let nack = |index: u64, nacked: &mut Option<u64>| -> Result<(), ImageError> {
+        tracing::warn!(index, "corrupted chunk: asking for it again");
+        frame::write_feedback(&mut *lock(writer), Feedback::Nack { index })
+            .map_err(|e| ImageError::io(ImageErrorKind::Io, "re-fetch request", &e))?;
+        if *nacked != Some(index) {
+            *nacked = Some(index);
+            up.refetched.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(())
+    };
     loop {
-        // Unbuffered: a chunk is read straight into its buffer, the header costs one small read.
-        match frame::read_frame_into(&mut reader, manifest.chunk_size, store.spare_buffer())? {
-            DataFrame::Chunk { index, data } => {
-                if index != store.have() {
-                    continue; // a duplicate, or a chunk sent before our re-fetch request arrived
-                }
-                if let Err(e) = manifest.verify_chunk(index, &data) {
-                    if nacked != Some(index) {
-                        tracing::warn!(index, error = %e, "corrupted chunk: asking for it again");
-                        frame::write_feedback(&mut *lock(writer), Feedback::Nack { index })
-                            .map_err(|e| {
-                                ImageError::io(ImageErrorKind::Io, "re-fetch request", &e)
-                            })?;
-                        nacked = Some(index);
-                        up.refetched.fetch_add(1, Ordering::SeqCst);
+        match frame::read_header(&mut reader, manifest.chunk_size)? {
+            FrameHeader::Chunk { index, len } => {
+                let wanted = index == store.have();
+                if !wanted || manifest.chunk_len(index) != Some(len) {
+                    // A duplicate, a chunk sent before our re-fetch request arrived, or a wrong length.
+                    discard(&mut reader, len)?;
+                    if wanted {
+                        nack(index, &mut nacked)?;
                     }
                     continue;
                 }
-                nacked = None;
-                let chunk = Arc::new(data);
-                // A full window is backpressure (the acknowledger keeps telling upstream we live).
-                while !store.push(Arc::clone(&chunk), Duration::from_millis(200)) {}
+                match receive_chunk(manifest, store, &mut reader, index, len, cut_through)? {
+                    true => nacked = None,
+                    false => nack(index, &mut nacked)?,
+                }
             }
-            DataFrame::End { count } => {
+            FrameHeader::End { count } => {
                 if count != total {
                     return Err(ImageError::new(
                         ImageErrorKind::Format,
@@ -190,4 +198,79 @@ fn read_chunks(
             }
         }
     }
+}
+
+/// Reads and drops `len` bytes of a frame.
+fn discard(reader: &mut TcpStream, len: u32) -> Result<(), ImageError> {
+    let copied = std::io::copy(&mut reader.take(u64::from(len)), &mut std::io::sink())
+        .map_err(|e| ImageError::io(ImageErrorKind::Io, "reading a chunk", &e))?;
+    if copied < u64::from(len) {
+        return Err(ImageError::new(
+            ImageErrorKind::Io,
+            "upstream closed inside a chunk",
+        ));
+    }
+    Ok(())
+}
+
+/// Ends a reception as discarded unless it was ended otherwise (an error, a panic).
+struct Reception<'a> {
+    store: &'a ChunkStore,
+    seq: Option<u64>,
+}
+
+impl Drop for Reception<'_> {
+    fn drop(&mut self) {
+        if let Some(seq) = self.seq.take() {
+            self.store.end_partial(seq, None);
+        }
+    }
+}
+
+/// Receives chunk `index` (the next one, `len` bytes, as the manifest says) in pieces, hashing as it
+/// goes; with `cut_through`, each piece is published for the forwarders as it arrives. Keeps the
+/// chunk if it matches the manifest and says whether it did (a mismatch is to be fetched again).
+fn receive_chunk(
+    manifest: &Manifest,
+    store: &ChunkStore,
+    reader: &mut TcpStream,
+    index: u64,
+    len: u32,
+    cut_through: bool,
+) -> Result<bool, ImageError> {
+    let mut reception = Reception { store, seq: None };
+    if cut_through {
+        // Room for the chunk first: a full window is backpressure (the acknowledger keeps telling
+        // upstream we live).
+        reception.seq = loop {
+            if let Some(seq) = store.begin_partial(index, len, Duration::from_millis(200)) {
+                break Some(seq);
+            }
+        };
+    }
+    let mut hasher = blake3::Hasher::new();
+    let mut data = store.spare_buffer();
+    data.clear();
+    data.reserve(len as usize);
+    let mut got = 0usize;
+    while got < len as usize {
+        let mut piece = vec![0u8; (len as usize - got).min(CUT_THROUGH_PIECE)];
+        reader
+            .read_exact(&mut piece)
+            .map_err(|e| ImageError::io(ImageErrorKind::Io, "reading a chunk", &e))?;
+        hasher.update(&piece);
+        data.extend_from_slice(&piece);
+        got += piece.len();
+        if let Some(seq) = reception.seq {
+            store.add_piece(seq, Arc::new(piece));
+        }
+    }
+    let good = manifest.chunks.get(index as usize) == Some(&Digest(*hasher.finalize().as_bytes()));
+    let chunk = good.then(|| Arc::new(data));
+    match (reception.seq.take(), chunk) {
+        (Some(seq), chunk) => store.end_partial(seq, chunk),
+        (None, Some(chunk)) => while !store.push(Arc::clone(&chunk), Duration::from_millis(200)) {},
+        (None, None) => {}
+    }
+    Ok(good)
 }

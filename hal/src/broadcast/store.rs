@@ -1,5 +1,5 @@
-//! Where a sender takes chunks from: a node's bounded in-memory window of verified chunks, or the
-//! server's image file.
+//! Where a sender takes chunks from: a node's bounded in-memory window of verified chunks (and the
+//! chunk being received, piece by piece, for cut-through forwarding), or the server's image file.
 
 use crate::image::{ImageError, ImageErrorKind, Manifest};
 use std::collections::VecDeque;
@@ -10,6 +10,53 @@ use std::time::Duration;
 
 /// A chunk's bytes, shared without copying between the writer and the forwarders.
 pub type Chunk = Arc<Vec<u8>>;
+
+/// A piece of the chunk being received (cut-through forwarding sends pieces as they arrive).
+pub type Piece = Arc<Vec<u8>>;
+
+/// What a sender can send of chunk `index` now.
+#[derive(Clone, Debug)]
+pub enum Fetch {
+    /// The whole verified chunk.
+    Whole(Chunk),
+    /// The chunk is being received: its pieces can be streamed (see [`ChunkSource::pieces`]) before
+    /// it is verified; `seq` names this reception, `len` is the chunk's length.
+    Streaming {
+        /// The reception's generation.
+        seq: u64,
+        /// The chunk's length in bytes.
+        len: u32,
+    },
+    /// Nothing yet.
+    Pending,
+}
+
+/// How the reception of a streamed chunk ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PartialEnd {
+    /// Every byte arrived and the chunk matched the manifest.
+    Verified,
+    /// The chunk failed its hash, or its upstream broke off; or a newer reception replaced it.
+    Discarded,
+}
+
+/// Pieces of a streamed chunk from a given piece on, and whether its reception ended.
+#[derive(Clone, Debug, Default)]
+pub struct Pieces {
+    /// The pieces, in order.
+    pub pieces: Vec<Piece>,
+    /// How the reception ended, once it did.
+    pub end: Option<PartialEnd>,
+}
+
+/// The chunk being received.
+struct Partial {
+    index: u64,
+    seq: u64,
+    len: u32,
+    pieces: Vec<Piece>,
+    end: Option<PartialEnd>,
+}
 
 /// A source of chunks for forwarders.
 pub trait ChunkSource: Send + Sync {
@@ -22,6 +69,24 @@ pub trait ChunkSource: Send + Sync {
     fn drop_consumer(&self, consumer: usize);
     /// The lowest chunk index still available.
     fn first_available(&self) -> u64;
+    /// Chunk `index` whole, or the handle of its latest reception (in progress, or ended without
+    /// the chunk: its bytes arrived all the same) unless that is reception `skip` (already sent),
+    /// waiting up to `wait` for either. An error means it will never come.
+    fn fetch(&self, index: u64, skip: Option<u64>, wait: Duration) -> Result<Fetch, ImageError> {
+        let _ = skip;
+        Ok(match self.get(index, wait)? {
+            Some(c) => Fetch::Whole(c),
+            None => Fetch::Pending,
+        })
+    }
+    /// The pieces of reception `seq` from piece `from` on, waiting up to `wait` for a new one or the end.
+    fn pieces(&self, seq: u64, from: usize, wait: Duration) -> Pieces {
+        let _ = (seq, from, wait);
+        Pieces {
+            pieces: Vec::new(),
+            end: Some(PartialEnd::Discarded),
+        }
+    }
 }
 
 struct State {
@@ -32,6 +97,10 @@ struct State {
     /// Buffers of evicted chunks nobody else holds, for the receiver to read the next chunks into
     /// (no allocation, zeroing or page faults per chunk).
     spare: Vec<Vec<u8>>,
+    /// The chunk being received (cut-through forwarding), if any.
+    partial: Option<Partial>,
+    /// The generation of the next reception.
+    next_gen: u64,
 }
 
 /// How many evicted buffers are kept for reuse.
@@ -70,6 +139,9 @@ impl State {
 pub struct ChunkStore {
     state: Mutex<State>,
     changed: Condvar,
+    /// Signalled when a piece of the chunk being received arrives (or its reception ends): only the
+    /// cut-through senders wait on it, so pieces do not wake every waiter of the store.
+    piece_added: Condvar,
     capacity: usize,
 }
 
@@ -83,8 +155,11 @@ impl ChunkStore {
                 marks: vec![Some(0); consumers],
                 failed: None,
                 spare: Vec::new(),
+                partial: None,
+                next_gen: 0,
             }),
             changed: Condvar::new(),
+            piece_added: Condvar::new(),
             capacity: capacity.max(2),
         }
     }
@@ -124,6 +199,87 @@ impl ChunkStore {
         drop(s);
         self.changed.notify_all();
         true
+    }
+
+    /// Whether the next chunk can be pushed without waiting.
+    pub fn has_room(&self) -> bool {
+        let mut s = self.lock();
+        s.evict();
+        s.chunks.len() < self.capacity
+    }
+
+    /// Starts receiving chunk `index` (the next one, `len` bytes) piece by piece, waiting up to
+    /// `wait` for room to keep it once verified; its generation, or `None` if there was no room in time.
+    pub fn begin_partial(&self, index: u64, len: u32, wait: Duration) -> Option<u64> {
+        let mut s = self.lock();
+        s.evict();
+        if s.chunks.len() >= self.capacity {
+            s = self
+                .changed
+                .wait_timeout_while(s, wait, |s| {
+                    s.evict();
+                    s.chunks.len() >= self.capacity
+                })
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
+            if s.chunks.len() >= self.capacity {
+                return None;
+            }
+        }
+        let seq = s.next_gen;
+        s.next_gen += 1;
+        s.partial = Some(Partial {
+            index,
+            seq,
+            len,
+            pieces: Vec::new(),
+            end: None,
+        });
+        drop(s);
+        self.changed.notify_all();
+        self.piece_added.notify_all();
+        Some(seq)
+    }
+
+    /// Appends a piece to reception `seq` (ignored once it ended or was replaced).
+    pub fn add_piece(&self, seq: u64, piece: Piece) {
+        let mut s = self.lock();
+        if let Some(p) = s
+            .partial
+            .as_mut()
+            .filter(|p| p.seq == seq && p.end.is_none())
+        {
+            p.pieces.push(piece);
+            drop(s);
+            self.piece_added.notify_all();
+        }
+    }
+
+    /// Ends reception `seq`: with its verified chunk, kept as the next chunk (room was made when the
+    /// reception began), or discarded.
+    pub fn end_partial(&self, seq: u64, verified: Option<Chunk>) {
+        let mut s = self.lock();
+        let Some(p) = s
+            .partial
+            .as_mut()
+            .filter(|p| p.seq == seq && p.end.is_none())
+        else {
+            return;
+        };
+        let index = p.index;
+        p.end = Some(if verified.is_some() {
+            PartialEnd::Verified
+        } else {
+            PartialEnd::Discarded
+        });
+        if let Some(chunk) = verified
+            && index == s.have()
+        {
+            s.chunks.push_back(chunk);
+        }
+        drop(s);
+        self.changed.notify_all();
+        self.piece_added.notify_all();
     }
 
     /// No more chunks will come: consumers waiting for missing ones get `err`.
@@ -186,6 +342,69 @@ impl ChunkSource for ChunkStore {
 
     fn first_available(&self) -> u64 {
         self.lock().base
+    }
+
+    fn fetch(&self, index: u64, skip: Option<u64>, wait: Duration) -> Result<Fetch, ImageError> {
+        let streaming = |s: &State| {
+            s.partial
+                .as_ref()
+                .filter(|p| p.index == index && p.end != Some(PartialEnd::Verified))
+                .filter(|p| Some(p.seq) != skip)
+                .map(|p| (p.seq, p.len))
+        };
+        let mut s = self.lock();
+        if index >= s.have() && s.failed.is_none() && streaming(&s).is_none() {
+            s = self
+                .changed
+                .wait_timeout_while(s, wait, |s| {
+                    index >= s.have() && s.failed.is_none() && streaming(s).is_none()
+                })
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
+        if index < s.base {
+            return Err(ImageError::new(
+                ImageErrorKind::Io,
+                format!("chunk {index} left the window (first is {})", s.base),
+            ));
+        }
+        if index < s.have() {
+            return Ok(Fetch::Whole(Arc::clone(
+                &s.chunks[(index - s.base) as usize],
+            )));
+        }
+        if let Some((seq, len)) = streaming(&s) {
+            return Ok(Fetch::Streaming { seq, len });
+        }
+        match &s.failed {
+            Some(e) => Err(e.clone()),
+            None => Ok(Fetch::Pending),
+        }
+    }
+
+    fn pieces(&self, seq: u64, from: usize, wait: Duration) -> Pieces {
+        let news = |s: &State| match &s.partial {
+            Some(p) if p.seq == seq => p.end.is_some() || p.pieces.len() > from,
+            _ => true,
+        };
+        let mut s = self.lock();
+        if !news(&s) {
+            s = self
+                .piece_added
+                .wait_timeout_while(s, wait, |s| !news(s))
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
+        match &s.partial {
+            Some(p) if p.seq == seq => Pieces {
+                pieces: p.pieces.get(from..).unwrap_or_default().to_vec(),
+                end: p.end,
+            },
+            _ => Pieces {
+                pieces: Vec::new(),
+                end: Some(PartialEnd::Discarded),
+            },
+        }
     }
 }
 
@@ -267,6 +486,41 @@ mod tests {
             "chunk 0 is still held elsewhere"
         );
         drop(held);
+    }
+
+    #[test]
+    fn a_chunk_being_received_streams_piece_by_piece() {
+        let s = ChunkStore::new(4, 1);
+        assert!(matches!(s.fetch(0, None, W).unwrap(), Fetch::Pending));
+        let seq = s.begin_partial(0, 8, W).unwrap();
+        let Fetch::Streaming { seq: g, len: 8 } = s.fetch(0, None, W).unwrap() else {
+            panic!("not streaming");
+        };
+        assert_eq!(g, seq);
+        s.add_piece(seq, Arc::new(vec![1; 4]));
+        let got = s.pieces(seq, 0, W);
+        assert_eq!((got.pieces.len(), got.end), (1, None));
+        s.add_piece(seq, Arc::new(vec![2; 4]));
+        s.end_partial(seq, Some(Arc::new(vec![1, 1, 1, 1, 2, 2, 2, 2])));
+        let got = s.pieces(seq, 1, W);
+        assert_eq!(got.pieces, vec![Arc::new(vec![2; 4])]);
+        assert_eq!(got.end, Some(PartialEnd::Verified));
+        assert_eq!(s.have(), 1);
+        assert!(matches!(s.fetch(0, None, W).unwrap(), Fetch::Whole(_)));
+        // A discarded reception keeps nothing, but its bytes can still be sent (once per sender);
+        // a newer one replaces it for the senders.
+        let seq = s.begin_partial(1, 8, W).unwrap();
+        s.add_piece(seq, Arc::new(vec![9; 4]));
+        s.end_partial(seq, None);
+        assert_eq!(s.have(), 1);
+        assert!(matches!(
+            s.fetch(1, None, W).unwrap(),
+            Fetch::Streaming { .. }
+        ));
+        assert!(matches!(s.fetch(1, Some(seq), W).unwrap(), Fetch::Pending));
+        let newer = s.begin_partial(1, 8, W).unwrap();
+        assert_eq!(s.pieces(seq, 0, W).end, Some(PartialEnd::Discarded));
+        assert!(s.pieces(newer, 0, W).pieces.is_empty());
     }
 
     #[test]

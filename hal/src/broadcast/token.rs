@@ -148,6 +148,55 @@ impl AgentToken {
     }
 }
 
+/// Length of the MAC closing every datagram of a multicast broadcast (HMAC-SHA256, truncated).
+pub const DATAGRAM_MAC_LEN: usize = 16;
+/// Domain of the datagram MACs (and protocol version).
+const DATAGRAM_DOMAIN: &[u8] = b"kaagent-mcast-v1";
+
+/// The token's key prepared for sealing and opening many small datagrams (the HMAC key schedule
+/// done once): each datagram ends with `HMAC-SHA256(token, domain ‖ datagram)`, truncated to
+/// [`DATAGRAM_MAC_LEN`] bytes.
+#[derive(Clone)]
+pub struct DatagramKey(HmacSha256);
+
+impl fmt::Debug for DatagramKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DatagramKey(..)")
+    }
+}
+
+impl DatagramKey {
+    /// The key of `token`, or `None` if the MAC cannot be keyed (never for a parsed token).
+    pub fn new(token: &AgentToken) -> Option<Self> {
+        token.hmac().map(DatagramKey)
+    }
+
+    fn tag(&self, body: &[u8]) -> [u8; MAC_LEN] {
+        let mut m = self.0.clone();
+        m.update(DATAGRAM_DOMAIN);
+        m.update(body);
+        let mut out = [0u8; MAC_LEN];
+        out.copy_from_slice(&m.finalize().into_bytes());
+        out
+    }
+
+    /// Appends the MAC of `datagram` (everything in it so far) to it.
+    pub fn seal(&self, datagram: &mut Vec<u8>) {
+        let tag = self.tag(datagram);
+        datagram.extend_from_slice(&tag[..DATAGRAM_MAC_LEN]);
+    }
+
+    /// The body of a sealed datagram if its MAC is right (compared in constant time), else `None`.
+    pub fn open<'a>(&self, datagram: &'a [u8]) -> Option<&'a [u8]> {
+        let split = datagram.len().checked_sub(DATAGRAM_MAC_LEN)?;
+        let (body, mac) = datagram.split_at(split);
+        let mut m = self.0.clone();
+        m.update(DATAGRAM_DOMAIN);
+        m.update(body);
+        m.verify_truncated_left(mac).ok().map(|()| body)
+    }
+}
+
 /// This process's effective user id (the owner of `/proc/self`).
 fn effective_uid() -> Option<u32> {
     std::fs::metadata("/proc/self").ok().map(|m| m.uid())
@@ -193,6 +242,21 @@ mod tests {
         assert!(!t.verify(&[b"other", b"hello"], &mac));
         assert!(!other.verify(&[b"nonce", b"hello"], &mac));
         assert!(!t.verify(&[b"nonce", b"hello"], &mac[..31]));
+    }
+
+    #[test]
+    fn sealed_datagrams_open_with_the_same_token_only() {
+        let t = AgentToken::generate().unwrap();
+        let key = DatagramKey::new(&t).unwrap();
+        let mut d = b"KMDpayload".to_vec();
+        key.seal(&mut d);
+        assert_eq!(d.len(), 10 + DATAGRAM_MAC_LEN);
+        assert_eq!(key.open(&d), Some(&b"KMDpayload"[..]));
+        let other = DatagramKey::new(&AgentToken::generate().unwrap()).unwrap();
+        assert_eq!(other.open(&d), None);
+        d[3] ^= 1;
+        assert_eq!(key.open(&d), None);
+        assert_eq!(key.open(&d[..5]), None);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use crate::broadcast::ImageKind;
 use crate::outcome::NodeError;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use std::io::{self, Read, Write};
-use std::net::SocketAddr;
+use std::net::{SocketAddr, SocketAddrV4};
 
 /// Largest JSON control frame (hello, reply, report): read before anything is authenticated.
 pub const MAX_CONTROL_FRAME: u32 = 64 << 10;
@@ -29,6 +29,14 @@ pub enum Hello {
     },
     /// Upstream → agent: the data connection of `job` (replied to with [`Reply::Data`]).
     Data {
+        /// Job id.
+        job: String,
+        /// Who connects (for logs).
+        from: String,
+    },
+    /// A peer (agent or the server's seed) → agent: a swarm connection of `job` (replied to with
+    /// [`Reply::Data`]; then [`super::swarm_wire`] messages both ways).
+    Peer {
         /// Job id.
         job: String,
         /// Who connects (for logs).
@@ -62,6 +70,21 @@ pub struct Tuning {
     pub corrupt_chunk: Option<u64>,
     /// Test hook: cap the send rate of each link of this node (bytes/s).
     pub pace: Option<u64>,
+    /// Forward each chunk's bytes as they arrive ([`CUT_THROUGH_PIECE`] at a time), before the chunk
+    /// is verified (each receiver verifies it before writing or keeping it); `false`: store whole
+    /// verified chunks, then forward them.
+    #[serde(default = "cut_through_by_default")]
+    pub cut_through: bool,
+    /// Test hook: a multicast receiver ignores one data datagram in this many (a lossy link).
+    #[serde(default)]
+    pub drop_one_in: Option<u32>,
+}
+
+/// The unit of cut-through forwarding: a node forwards a chunk's bytes this many at a time.
+pub const CUT_THROUGH_PIECE: usize = 64 << 10;
+
+fn cut_through_by_default() -> bool {
+    true
 }
 
 /// What one node does in a job.
@@ -85,6 +108,34 @@ pub struct NodePlan {
     pub fault_tolerant: bool,
     /// Timeouts, buffers, hooks.
     pub tuning: Tuning,
+    /// Receive the image by IP multicast instead of from an upstream link.
+    #[serde(default)]
+    pub multicast: Option<MulticastPlan>,
+    /// Exchange the image with peers instead of receiving it from an upstream link.
+    #[serde(default)]
+    pub swarm: Option<SwarmPlan>,
+}
+
+/// A node's part in a swarm broadcast (see [`super::swarm`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SwarmPlan {
+    /// The peers this node connects to (others connect to it, and so does the server's seed).
+    pub peers: Vec<SocketAddr>,
+    /// The node's index in the job.
+    pub node: u32,
+}
+
+/// A receiver's part in a multicast broadcast (see [`super::mcast_wire`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MulticastPlan {
+    /// The group and port the image is sent to.
+    pub group: SocketAddrV4,
+    /// Where the receiver sends its status and repair requests (the sender's unicast address).
+    pub sender: SocketAddr,
+    /// The receiver's index in the job (in its status datagrams).
+    pub node: u32,
+    /// Interval between two status datagrams of a receiver (ms).
+    pub status_ms: u64,
 }
 
 /// The agent's answer to a [`Hello`].

@@ -91,13 +91,26 @@ pub fn read_frame(r: &mut impl Read, max_len: u32) -> Result<DataFrame, ImageErr
     read_frame_into(r, max_len, Vec::new())
 }
 
-/// Reads one downstream frame as [`read_frame`] does, a chunk into `buffer` (reused: a buffer of a
-/// previous chunk is neither reallocated nor zeroed again).
-pub fn read_frame_into(
-    r: &mut impl Read,
-    max_len: u32,
-    mut buffer: Vec<u8>,
-) -> Result<DataFrame, ImageError> {
+/// The header of a downstream frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FrameHeader {
+    /// Chunk `index` of `len` bytes follows.
+    Chunk {
+        /// Chunk index.
+        index: u64,
+        /// Length of the chunk's bytes that follow.
+        len: u32,
+    },
+    /// No more chunks: the image has `count` chunks.
+    End {
+        /// Number of chunks of the image.
+        count: u64,
+    },
+}
+
+/// Reads the header of one downstream frame (the chunk's bytes are left to read). A chunk longer than
+/// `max_len` (at most [`MAX_CHUNK_SIZE`]) is a format error, found before anything is allocated.
+pub fn read_header(r: &mut impl Read, max_len: u32) -> Result<FrameHeader, ImageError> {
     let mut h = [0u8; HEADER];
     r.read_exact(&mut h)
         .map_err(|e| ImageError::io(ImageErrorKind::Io, "reading a frame header", &e))?;
@@ -111,6 +124,34 @@ pub fn read_frame_into(
                     format!("chunk {index} of {len} bytes is too long"),
                 ));
             }
+            Ok(FrameHeader::Chunk { index, len })
+        }
+        b'E' => Ok(FrameHeader::End { count: index }),
+        t => Err(ImageError::new(
+            ImageErrorKind::Format,
+            format!("unknown frame type {t:#04x}"),
+        )),
+    }
+}
+
+/// Writes the header of a chunk frame of `len` bytes (its bytes are to follow, cut-through).
+pub fn write_chunk_header(w: &mut impl Write, index: u64, len: u32) -> io::Result<()> {
+    let mut h = [0u8; HEADER];
+    h[0] = b'C';
+    h[1..9].copy_from_slice(&index.to_be_bytes());
+    h[9..13].copy_from_slice(&len.to_be_bytes());
+    w.write_all(&h)
+}
+
+/// Reads one downstream frame as [`read_frame`] does, a chunk into `buffer` (reused: a buffer of a
+/// previous chunk is neither reallocated nor zeroed again).
+pub fn read_frame_into(
+    r: &mut impl Read,
+    max_len: u32,
+    mut buffer: Vec<u8>,
+) -> Result<DataFrame, ImageError> {
+    match read_header(r, max_len)? {
+        FrameHeader::Chunk { index, len } => {
             buffer.resize(len as usize, 0);
             r.read_exact(&mut buffer)
                 .map_err(|e| ImageError::io(ImageErrorKind::Io, "reading a chunk", &e))?;
@@ -119,11 +160,7 @@ pub fn read_frame_into(
                 data: buffer,
             })
         }
-        b'E' => Ok(DataFrame::End { count: index }),
-        t => Err(ImageError::new(
-            ImageErrorKind::Format,
-            format!("unknown frame type {t:#04x}"),
-        )),
+        FrameHeader::End { count } => Ok(DataFrame::End { count }),
     }
 }
 

@@ -25,13 +25,18 @@ pub struct Testbed {
     subnet: (u8, u8),
     /// Scratch tmpfs directory (per-host subdirectories `host-<i>`).
     pub scratch: Scratch,
-    /// Per-link rate.
-    pub mbit: u32,
+    /// Each host's interface.
+    host_ifs: Vec<String>,
 }
 
 impl Testbed {
     /// Creates the namespaces, links, bridge and rate limits.
     pub fn new(hosts: usize, mbit: u32) -> Testbed {
+        Testbed::with_slow_hosts(hosts, mbit, &[])
+    }
+
+    /// As [`Testbed::new`], host `i`'s link limited to `slow_mbit` (both ways) for each `(i, slow_mbit)`.
+    pub fn with_slow_hosts(hosts: usize, mbit: u32, slow: &[(usize, u32)]) -> Testbed {
         require("ip", "iproute2");
         require("tc", "iproute2");
         require_root(ROOT);
@@ -48,7 +53,7 @@ impl Testbed {
             hosts: Vec::new(),
             subnet,
             scratch: Scratch::new(&format!("testbed-{id}")),
-            mbit,
+            host_ifs: Vec::new(),
         };
         run(&["ip", "netns", "add", &tb.switch]);
         run(&[
@@ -91,8 +96,8 @@ impl Testbed {
             &tb.server_if,
         ]);
         run(&["ip", "link", "set", &tb.server_if, "up"]);
-        tb.limit(None, &tb.server_if.clone());
-        tb.attach(&peer);
+        tb.limit(None, &tb.server_if.clone(), mbit);
+        tb.attach(&peer, mbit);
         for i in 0..hosts {
             let ns = format!("kbh{id}-{i}");
             run(&["ip", "netns", "add", &ns]);
@@ -114,15 +119,17 @@ impl Testbed {
             ]);
             run(&["ip", "-n", &ns, "link", "set", &inner, "up"]);
             run(&["ip", "-n", &ns, "link", "set", "lo", "up"]);
-            tb.limit(Some(&ns), &inner);
-            tb.attach(&outer);
+            let rate = slow.iter().find(|(h, _)| *h == i).map_or(mbit, |(_, r)| *r);
+            tb.limit(Some(&ns), &inner, rate);
+            tb.attach(&outer, rate);
+            tb.host_ifs.push(inner);
             std::fs::create_dir_all(tb.host_dir(i)).expect("host dir");
         }
         tb
     }
 
     /// Adds `ifname` (in the switch namespace) to the bridge, rate-limited toward its host.
-    fn attach(&self, ifname: &str) {
+    fn attach(&self, ifname: &str, mbit: u32) {
         run(&[
             "ip",
             "-n",
@@ -134,19 +141,19 @@ impl Testbed {
             "br0",
         ]);
         run(&["ip", "-n", &self.switch, "link", "set", ifname, "up"]);
-        self.limit(Some(&self.switch.clone()), ifname);
+        self.limit(Some(&self.switch.clone()), ifname, mbit);
     }
 
     /// Token-bucket limit on the egress of `ifname`.
-    fn limit(&self, ns: Option<&str>, ifname: &str) {
-        let rate = format!("{}mbit", self.mbit);
+    fn limit(&self, ns: Option<&str>, ifname: &str, mbit: u32) {
+        let rate = format!("{mbit}mbit");
         // Burst: 1 ms of traffic, and at least 128 KiB so that a 64 KiB TSO/GSO super-frame passes
         // whole, as through a NIC that segments in hardware. A smaller bucket makes tbf cut every
         // such frame into 1514-byte packets in software, and the per-packet cost (bridge, veth,
         // qdisc, timers) then makes the testbed CPU-bound far below its link rate. Queue up to 20 ms.
         let burst = format!(
             "{}",
-            (u64::from(self.mbit) * 1_000_000 / 8 / 1000).max(128 * 1024)
+            (u64::from(mbit) * 1_000_000 / 8 / 1000).max(128 * 1024)
         );
         let mut args = vec!["tc"];
         if let Some(ns) = ns {
@@ -256,6 +263,59 @@ impl Testbed {
             let _ = p.0.wait();
         }
         start.elapsed()
+    }
+}
+
+impl Testbed {
+    /// udpcast (`udp-sender` here, `udp-receiver` in the first `n` hosts, defaults but a known
+    /// receiver count) moving `image`; its time from the sender's start to the last receiver's exit,
+    /// outputs in `<host>/udpcast.img`; `None` if a receiver did not finish within a minute (its
+    /// processes are then killed).
+    pub fn udpcast(&self, image: &Path, n: usize) -> Option<Duration> {
+        require("udp-sender", "udpcast");
+        require_root(ROOT);
+        let port = "9100";
+        let mut receivers: Vec<Killer> = (0..n)
+            .map(|i| {
+                let out = self.host_dir(i).join("udpcast.img");
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", &self.hosts[i], "udp-receiver", "--nokbd"])
+                    .args(["--portbase", port, "--interface", &self.host_ifs[i]])
+                    .arg("--file")
+                    .arg(&out)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null());
+                std::os::unix::process::CommandExt::process_group(&mut c, 0);
+                Killer(c.spawn().expect("start udp-receiver"))
+            })
+            .collect();
+        let start = Instant::now();
+        let status = Command::new("udp-sender")
+            .args([
+                "--nokbd",
+                "--portbase",
+                port,
+                "--interface",
+                &self.server_if,
+            ])
+            .args(["--min-receivers", &n.to_string(), "--max-wait", "30"])
+            .arg("--file")
+            .arg(image)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("run udp-sender");
+        assert!(status.success(), "udp-sender failed");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        for r in &mut receivers {
+            while r.0.try_wait().ok().flatten().is_none() {
+                if Instant::now() > deadline {
+                    return None;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        Some(start.elapsed())
     }
 }
 

@@ -35,7 +35,7 @@ fn backend(
 }
 
 /// The broadcast settings; `KABCAST_CHUNK_KIB` sets the chunk size (default: the backend's 1 MiB).
-fn options() -> Options {
+pub fn options() -> Options {
     let mut o = Options::default();
     o.tuning.upstream_timeout_ms = 15_000;
     if let Some(kib) = std::env::var("KABCAST_CHUNK_KIB")
@@ -45,6 +45,12 @@ fn options() -> Options {
         o.chunk_size = kib << 10;
         // Keep the window's memory (and so its reach in bytes) as with the default chunks.
         o.tuning.window = (o.tuning.window * (1024 / kib.clamp(1, 1024))).min(1024);
+    }
+    if let Some(rate) = std::env::var("KABCAST_MCAST_RATE")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        o.multicast.max_rate = rate;
     }
     if let Some(bytes) = std::env::var("KABCAST_SOCKBUF")
         .ok()
@@ -56,7 +62,7 @@ fn options() -> Options {
 }
 
 /// Runs one broadcast of `image` to the first `n` hosts; checks every ok node's data; returns the report.
-fn run(
+pub fn run(
     tb: &Testbed,
     agents: &[AgentProc],
     n: usize,
@@ -64,10 +70,23 @@ fn run(
     want: &str,
     strategy: Strategy,
 ) -> BroadcastReport {
+    run_with(tb, agents, n, image, want, strategy, options())
+}
+
+/// [`run`] with other settings.
+pub fn run_with(
+    tb: &Testbed,
+    agents: &[AgentProc],
+    n: usize,
+    image: &Path,
+    want: &str,
+    strategy: Strategy,
+    options: Options,
+) -> BroadcastReport {
     for i in 0..n {
         let _ = std::fs::remove_file(tb.host_dir(i).join("disk.img"));
     }
-    let (b, nodes) = backend(tb, agents, n, options());
+    let (b, nodes) = backend(tb, agents, n, options);
     let size = std::fs::metadata(image).map(|m| m.len()).unwrap_or(0);
     // Warm the manifest cache so the timing is the transfer's.
     b.manifest(&image.display().to_string()).expect("manifest");
@@ -89,14 +108,14 @@ fn run(
     r
 }
 
-fn last_written(r: &BroadcastReport) -> f64 {
+pub fn last_written(r: &BroadcastReport) -> f64 {
     r.written_at
         .iter()
         .filter_map(|(_, t)| t.map(|t| t.as_secs_f64()))
         .fold(0.0, f64::max)
 }
 
-fn make_image(tb: &Testbed, mib: u64) -> (std::path::PathBuf, String) {
+pub fn make_image(tb: &Testbed, mib: u64) -> (std::path::PathBuf, String) {
     let data = random_bytes((mib * MIB) as usize, 7);
     let path = tb.scratch.0.join("image.raw");
     std::fs::write(&path, &data).expect("write image");
@@ -162,7 +181,10 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 }
 
 /// The measurements of the issue; run by `scripts/bcast-testbed.sh` (env: KABCAST_MBIT, KABCAST_MIB,
-/// KABCAST_NODES). Prints one CSV line per run: `mbit,mib,n,strategy,seconds,s_over_b`.
+/// KABCAST_NODES, KABCAST_STRATEGIES). Prints one CSV line per run:
+/// `mbit,mib,n,strategy,seconds,s_over_b,over_plain,cpu_s,sys_s,retransmits` (`over_plain`: the time
+/// over the plain `socat` chain's at the same N), then the slow-link case (`slow-*` lines: one host's
+/// link at a tenth of the rate; `seconds` is the last node's time, `fast_median` the median of the others).
 #[test]
 #[ignore = "measurement: run by scripts/bcast-testbed.sh"]
 fn measure_testbed() {
@@ -174,73 +196,135 @@ fn measure_testbed() {
         .filter_map(|s| s.trim().parse().ok())
         .collect();
     let max_n = ns.iter().copied().max().unwrap_or(1);
-    let tb = Testbed::new(max_n, mbit);
-    let (image, want) = make_image(&tb, mib);
-    let mut agents = tb.start_agents();
-    let sb = (mib * MIB) as f64 / (f64::from(mbit) * 1e6 / 8.0);
-    println!("mbit,mib,n,strategy,seconds,s_over_b,cpu_s,sys_s,retransmits");
-    let mut cpu;
-    let mut retransmits = tb.retransmits();
-    let mut line = |cpu: &mut CpuMeter, n: usize, what: &str, t: f64| {
-        let (busy, sys) = cpu.lap();
-        let now = tb.retransmits();
-        println!(
-            "{mbit},{mib},{n},{what},{t:.3},{:.3},{busy:.2},{sys:.2},{}",
-            t / sb,
-            now - retransmits
-        );
-        retransmits = now;
-    };
     let only: Option<Vec<String>> = std::env::var("KABCAST_STRATEGIES")
         .ok()
         .map(|v| v.split(',').map(|s| s.trim().to_string()).collect());
     let wanted = |name: &str| only.as_ref().is_none_or(|o| o.iter().any(|s| s == name));
-    for &n in &ns {
-        if wanted("plain") {
-            cpu = CpuMeter::start();
-            let plain = tb.plain_chain(&image, n).as_secs_f64();
-            for i in 0..n {
-                assert_eq!(
-                    file_hash(&tb.host_dir(i).join("plain.img")),
-                    want,
-                    "plain chain host {i}"
-                );
-                let _ = std::fs::remove_file(tb.host_dir(i).join("plain.img"));
-            }
-            line(&mut cpu, n, "plain-socat-chain", plain);
-        }
-        for (name, strategy) in [
-            ("chain", Strategy::Chain),
-            ("ft-chain", Strategy::FaultTolerantChain),
-            ("tree", Strategy::Tree { arity: 2 }),
-            ("unicast", Strategy::Unicast),
-        ] {
-            if !wanted(name) {
-                continue;
-            }
-            cpu = CpuMeter::start();
-            let r = run(&tb, &agents, n, &image, &want, strategy);
-            assert!(
-                r.outcomes.failures().is_empty(),
-                "{strategy}: {:?}",
-                r.outcomes
+    {
+        let tb = Testbed::new(max_n, mbit);
+        let (image, want) = make_image(&tb, mib);
+        let mut agents = tb.start_agents();
+        let sb = (mib * MIB) as f64 / (f64::from(mbit) * 1e6 / 8.0);
+        println!("mbit,mib,n,strategy,seconds,s_over_b,over_plain,cpu_s,sys_s,retransmits");
+        let mut cpu;
+        let mut retransmits = tb.retransmits();
+        let mut plain = f64::NAN;
+        let mut line = |cpu: &mut CpuMeter, plain: f64, n: usize, what: &str, t: f64| {
+            let (busy, sys) = cpu.lap();
+            let now = tb.retransmits();
+            println!(
+                "{mbit},{mib},{n},{what},{t:.3},{:.3},{:.3},{busy:.2},{sys:.2},{}",
+                t / sb,
+                t / plain,
+                now - retransmits
             );
-            line(&mut cpu, n, &strategy.to_string(), last_written(&r));
+            retransmits = now;
+        };
+        for &n in &ns {
+            if wanted("plain") {
+                cpu = CpuMeter::start();
+                plain = tb.plain_chain(&image, n).as_secs_f64();
+                check_and_remove(&tb, n, "plain.img", &want);
+                line(&mut cpu, plain, n, "plain-socat-chain", plain);
+            }
+            // udpcast only when asked for: on this testbed its receivers have not always found the sender.
+            if only
+                .as_ref()
+                .is_some_and(|o| o.iter().any(|s| s == "udpcast"))
+            {
+                cpu = CpuMeter::start();
+                match tb.udpcast(&image, n) {
+                    Some(t) => {
+                        check_and_remove(&tb, n, "udpcast.img", &want);
+                        line(&mut cpu, plain, n, "udpcast", t.as_secs_f64());
+                    }
+                    None => line(&mut cpu, plain, n, "udpcast-no-finish", f64::NAN),
+                }
+            }
+            for (name, strategy) in [
+                ("chain", Strategy::Chain),
+                ("ft-chain", Strategy::FaultTolerantChain),
+                ("tree", Strategy::Tree { arity: 2 }),
+                ("unicast", Strategy::Unicast),
+                ("multicast", Strategy::Multicast),
+                ("swarm", Strategy::Swarm),
+            ] {
+                if !wanted(name) {
+                    continue;
+                }
+                cpu = CpuMeter::start();
+                let r = run(&tb, &agents, n, &image, &want, strategy);
+                assert!(
+                    r.outcomes.failures().is_empty(),
+                    "{strategy}: {:?}",
+                    r.outcomes
+                );
+                line(&mut cpu, plain, n, &strategy.to_string(), last_written(&r));
+            }
+        }
+        if max_n >= 3 && wanted("kill") {
+            let victim = max_n / 2;
+            cpu = CpuMeter::start();
+            let r = run_killing(&tb, &mut agents, max_n, &image, &want, victim);
+            let ok = r.outcomes.ok_nodes().len();
+            assert_eq!(ok, max_n - 1, "{:?}", r.outcomes);
+            line(
+                &mut cpu,
+                plain,
+                max_n,
+                &format!("ft-chain-kill-host-{victim}"),
+                last_written(&r),
+            );
         }
     }
-    if max_n >= 3 && wanted("kill") {
-        let victim = max_n / 2;
-        cpu = CpuMeter::start();
-        let r = run_killing(&tb, &mut agents, max_n, &image, &want, victim);
-        let ok = r.outcomes.ok_nodes().len();
-        assert_eq!(ok, max_n - 1, "{:?}", r.outcomes);
-        line(
-            &mut cpu,
-            max_n,
-            &format!("ft-chain-kill-host-{victim}"),
+    if max_n >= 3 && wanted("slow") {
+        measure_slow_link(mbit, mib, max_n);
+    }
+}
+
+/// Checks the `file` every one of the first `n` hosts wrote, then removes it.
+fn check_and_remove(tb: &Testbed, n: usize, file: &str, want: &str) {
+    for i in 0..n {
+        let path = tb.host_dir(i).join(file);
+        assert_eq!(file_hash(&path), want, "{file} host {i}");
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// One host's link at a tenth of the others' rate: chain against swarm (the last node's time, and
+/// the median of the other nodes').
+fn measure_slow_link(mbit: u32, mib: u64, n: usize) {
+    let slow = 1;
+    let tb = Testbed::with_slow_hosts(n, mbit, &[(slow, mbit / 10)]);
+    let (image, want) = make_image(&tb, mib);
+    let agents = tb.start_agents();
+    println!("mbit,mib,n,strategy,slow_host_mbit,last_s,fast_median_s");
+    for strategy in [Strategy::Chain, Strategy::Swarm] {
+        let r = run(&tb, &agents, n, &image, &want, strategy);
+        assert!(
+            r.outcomes.failures().is_empty(),
+            "{strategy}: {:?}",
+            r.outcomes
+        );
+        println!(
+            "{mbit},{mib},{n},slow-{strategy},{},{:.3},{:.3}",
+            mbit / 10,
             last_written(&r),
+            fast_median(&r, slow)
         );
     }
+}
+
+/// The median time of the nodes other than `slow`.
+pub fn fast_median(r: &BroadcastReport, slow: usize) -> f64 {
+    let mut t: Vec<f64> = r
+        .written_at
+        .iter()
+        .filter(|(n, _)| n.index() != slow)
+        .filter_map(|(_, t)| t.map(|t| t.as_secs_f64()))
+        .collect();
+    t.sort_by(f64::total_cmp);
+    t.get(t.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 /// Machine-wide CPU time from `/proc/stat`: all busy time, and the kernel's share (system, irq,

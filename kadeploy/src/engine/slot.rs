@@ -148,6 +148,10 @@ slot_kinds! {
         Custom,
         /// Do nothing.
         Dummy,
+        /// IP multicast with repair (kadeploy-rs; not in Kadeploy 3.3).
+        Multicast,
+        /// A swarm exchanging verified chunks (kadeploy-rs; not in Kadeploy 3.3).
+        Swarm,
     }
 }
 
@@ -247,7 +251,9 @@ mod tests {
                 "Kascade",
                 "Bittorrent",
                 "Custom",
-                "Dummy"
+                "Dummy",
+                "Multicast",
+                "Swarm"
             ]
         );
         assert_eq!(

@@ -366,15 +366,15 @@ async fn bad_automata_are_refused_with_error_4_and_never_panic() {
     assert_eq!(run.error().kind.code(), 4);
 }
 
-/// A broadcast this deployer lacks fails only the nodes that reach it, with a clear error, and a fallback
-/// after it still deploys them (before, listing `Bittorrent` or `Custom` anywhere in a cluster's automata
-/// refused every deployment on that cluster with error 4, before any node was touched).
+/// A step this deployer lacks fails only the nodes that reach it, with a clear error, and a fallback
+/// after it still deploys them (before, listing `Bittorrent`, `Custom` or `Nfsroot` anywhere in a cluster's
+/// automata refused every deployment on that cluster with error 4, before any node was touched).
 #[tokio::test(start_paused = true)]
 async fn a_missing_strategy_fails_only_the_nodes_that_reach_it() {
     let run = Scenario::new(2)
         .automata(
-            [inst(SetEnv::Untrusted)],
-            [inst(Broadcast::Bittorrent)],
+            [inst(SetEnv::Nfsroot)],
+            [inst(Broadcast::Kascade)],
             [inst(Boot::Kexec)],
         )
         .run_deploy()
@@ -384,23 +384,34 @@ async fn a_missing_strategy_fails_only_the_nodes_that_reach_it() {
     assert_eq!(
         (&*failure.macro_step, failure.error.as_str()),
         (
-            "BroadcastEnvBittorrent",
-            "BroadcastEnvBittorrent is not supported by this deployer"
+            "SetDeploymentEnvNfsroot",
+            "SetDeploymentEnvNfsroot is not supported by this deployer"
         )
-    );
-    assert!(
-        has_step(&run, "create_partition_table"),
-        "the nodes got there"
     );
     let run = Scenario::new(2)
         .automata(
-            [inst(SetEnv::Untrusted)],
-            [inst(Broadcast::Bittorrent), inst(Broadcast::Kascade)],
+            [inst(SetEnv::Nfsroot), inst(SetEnv::Untrusted)],
+            [inst(Broadcast::Kascade)],
             [inst(Boot::Kexec)],
         )
         .run_deploy()
         .await;
     assert_eq!(run.ok(), [1, 2], "the fallback deploys them");
+}
+
+/// Kadeploy's `BroadcastEnvBittorrent` deploys, through kaagent's swarm (before: refused, then failed).
+#[tokio::test(start_paused = true)]
+async fn bittorrent_broadcasts_by_the_swarm() {
+    let run = Scenario::new(3)
+        .automata(
+            [inst(SetEnv::Untrusted)],
+            [inst(Broadcast::Bittorrent)],
+            [inst(Boot::Kexec)],
+        )
+        .run_deploy()
+        .await;
+    assert_eq!(run.ok(), [1, 2, 3]);
+    assert!(has_step(&run, "send_environment"), "the image was sent");
 }
 
 fn exec(name: &str) -> kadeploy::engine::custom::CustomOp {

@@ -102,13 +102,16 @@ fn set_deployment_env(kind: SetDeploymentEnvKind) -> Option<Vec<Step>> {
 
 /// The broadcast strategy each `BroadcastEnv` kind uses: the one place where Kadeploy's broadcast methods
 /// map to `hal::Strategy`. `None`: the kind has no strategy of its own (`Custom` runs the cluster's command,
-/// `Dummy` sends nothing, `Bittorrent` is not implemented: its nodes fail with a clear error).
+/// `Dummy` sends nothing).
 pub fn broadcast_strategy(kind: BroadcastEnvKind) -> Option<Strategy> {
     match kind {
         BroadcastEnvKind::Chain | BroadcastEnvKind::Kastafior => Some(Strategy::Chain),
         BroadcastEnvKind::Tree => Some(Strategy::Tree { arity: 2 }),
         BroadcastEnvKind::Kascade => Some(Strategy::FaultTolerantChain),
-        BroadcastEnvKind::Bittorrent | BroadcastEnvKind::Custom | BroadcastEnvKind::Dummy => None,
+        BroadcastEnvKind::Multicast => Some(Strategy::Multicast),
+        // Kadeploy 3.3's BitTorrent broadcast: kaagent's swarm of verified chunks does its job.
+        BroadcastEnvKind::Bittorrent | BroadcastEnvKind::Swarm => Some(Strategy::Swarm),
+        BroadcastEnvKind::Custom | BroadcastEnvKind::Dummy => None,
     }
 }
 
@@ -241,6 +244,19 @@ mod tests {
             first(BroadcastEnvKind::Custom, Some(Strategy::Chain)),
             Some(Step::SendEnvironmentCustom),
             "the custom broadcast runs the cluster's command"
+        );
+        assert_eq!(
+            first(BroadcastEnvKind::Multicast, None),
+            Some(Step::SendEnvironment(Strategy::Multicast))
+        );
+        assert_eq!(
+            first(BroadcastEnvKind::Swarm, None),
+            Some(Step::SendEnvironment(Strategy::Swarm))
+        );
+        assert_eq!(
+            first(BroadcastEnvKind::Bittorrent, None),
+            Some(Step::SendEnvironment(Strategy::Swarm)),
+            "Kadeploy's BitTorrent broadcast runs the swarm"
         );
     }
 

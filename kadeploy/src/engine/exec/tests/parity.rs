@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::engine::exec::local::CustomBroadcast;
-use crate::engine::slot::{BroadcastEnvKind, MacroKind};
+use crate::engine::slot::{MacroKind, SetDeploymentEnvKind};
 use crate::engine::step::VlanRequest;
 use hal::FsaPart;
 
@@ -82,10 +82,10 @@ fn the_custom_broadcast_runs_the_clusters_command() {
     assert!(why.contains("localops/broadcastenv/cmd"), "{why}");
     assert_eq!(
         action(
-            Step::Unsupported(MacroKind::BroadcastEnv(BroadcastEnvKind::Bittorrent)),
+            Step::Unsupported(MacroKind::SetDeploymentEnv(SetDeploymentEnvKind::Nfsroot)),
             &job()
         ),
-        Action::refuse("BroadcastEnvBittorrent is not supported by this deployer")
+        Action::refuse("SetDeploymentEnvNfsroot is not supported by this deployer")
     );
 }
 

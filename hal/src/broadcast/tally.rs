@@ -1,0 +1,125 @@
+//! What the deployer learns from the agents during one broadcast: each node's reports read to the
+//! end ([`collect`]) and the tally of outcomes, write times and lost successors.
+
+use super::wire::{self, Report};
+use crate::node::NodeId;
+use crate::outcome::{ErrorKind, NodeError, Outcome, Outcomes};
+use std::collections::BTreeMap;
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+/// Per-node details of one broadcast, beyond the outcome.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BroadcastReport {
+    /// One outcome per node, in the order given.
+    pub outcomes: Outcomes,
+    /// When each node reported its image written, since the start (None if it did not).
+    pub written_at: Vec<(NodeId, Option<Duration>)>,
+    /// Successors dropped by a node or the server, with why.
+    pub lost: Vec<(String, String, String)>,
+    /// Whole broadcast, set-up included.
+    pub elapsed: Duration,
+    /// Corrupted chunks detected by the nodes and fetched again, in total.
+    pub refetched: u64,
+    /// Multicast: pieces the server sent again on the receivers' requests.
+    pub repaired: u64,
+}
+
+/// What a broadcast learned so far, per node and in total.
+#[derive(Default)]
+pub(super) struct Tally {
+    pub(super) outcomes: BTreeMap<NodeId, Outcome>,
+    written_at: BTreeMap<NodeId, Duration>,
+    pub(super) lost: Vec<(String, String, String)>,
+    refetched: u64,
+    pub(super) repaired: u64,
+}
+
+impl Tally {
+    /// Fails `node` with an error of `kind`.
+    pub(super) fn fail(&mut self, node: NodeId, kind: ErrorKind, message: String) {
+        self.outcomes
+            .insert(node, Err(NodeError::new(kind, message)));
+    }
+
+    /// Fails every node of `nodes` with `error`.
+    pub(super) fn fail_all(&mut self, nodes: &[NodeId], error: &NodeError) {
+        for n in nodes {
+            self.outcomes.insert(*n, Err(error.clone()));
+        }
+    }
+
+    /// Records what node `node` (named `name`) reported; `t0` is when the stream started.
+    pub(super) fn node_end(&mut self, node: NodeId, name: &str, end: NodeEnd, t0: Instant) {
+        let (outcome, at, node_lost, node_refetched) = end;
+        self.refetched += node_refetched;
+        self.outcomes.insert(node, outcome);
+        if let Some(at) = at {
+            self.written_at.insert(node, at.duration_since(t0));
+        }
+        self.lost
+            .extend(node_lost.into_iter().map(|(a, w)| (name.to_string(), a, w)));
+    }
+
+    /// The report over `nodes`, in their order (a node without an outcome broke off); `start` is
+    /// when the broadcast began.
+    pub(super) fn report(self, nodes: &[NodeId], start: Instant) -> BroadcastReport {
+        BroadcastReport {
+            outcomes: Outcomes::from_fn(nodes, |n| {
+                self.outcomes
+                    .get(&n)
+                    .cloned()
+                    .unwrap_or_else(|| Err(NodeError::new(ErrorKind::Transfer, "no outcome")))
+            }),
+            written_at: nodes
+                .iter()
+                .map(|n| (*n, self.written_at.get(n).copied()))
+                .collect(),
+            lost: self.lost,
+            elapsed: start.elapsed(),
+            refetched: self.refetched,
+            repaired: self.repaired,
+        }
+    }
+}
+
+/// What a node reported: outcome, when it wrote, successors lost, chunks fetched again.
+pub(super) type NodeEnd = (Outcome, Option<Instant>, Vec<(String, String)>, u64);
+
+/// Reads one node's reports to the end: its outcome, when it wrote its image, the successors it lost.
+pub(super) fn collect(mut conn: TcpStream) -> NodeEnd {
+    let mut outcome = None;
+    let mut at = None;
+    loop {
+        match wire::recv::<Report>(&mut conn) {
+            Ok(Report::Progress { .. }) => {}
+            Ok(Report::Written { result, .. }) => {
+                at = Some(Instant::now());
+                outcome = Some(result.map(|_| ()));
+            }
+            Ok(Report::Done { lost, refetched }) => {
+                let outcome = outcome.unwrap_or_else(|| {
+                    Err(NodeError::new(
+                        ErrorKind::Transfer,
+                        "agent finished without writing",
+                    ))
+                });
+                return (outcome, at, lost, refetched);
+            }
+            Err(e) => {
+                let outcome = outcome.unwrap_or_else(|| {
+                    let kind = if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) {
+                        ErrorKind::Timeout
+                    } else {
+                        ErrorKind::Unreachable
+                    };
+                    Err(NodeError::new(kind, format!("agent connection: {e}")))
+                });
+                return (outcome, at, Vec::new(), 0);
+            }
+        }
+    }
+}
