@@ -16,6 +16,7 @@
 # - the Kadeploy 3.3 import test: mariadb-server, mariadb-client (a private mariadbd the test starts);
 # - the metrics test: prometheus (promtool checks the exposition);
 # - the package test: cargo-deb's strip (binutils), setpriv (util-linux), ss (iproute2), tftp-hpa, curl;
+# - the broadcast testbed (scripts/bcast-testbed.sh): udpcast, the peer multicast is compared with;
 # - kasim sweeps as Slurm job arrays: slurm-wlm, munge (a private single-node Slurm the test starts);
 # - out-of-band power: snmp (net-snmp's snmpget/snmpset against the lab PDU), python3-venv for the independent
 #   emulators from PyPI (sushy-tools' Redfish emulator, snmpsim) in /opt/kadeploy-pytools, linked into
@@ -57,7 +58,7 @@ packages=(
     fdisk parted e2fsprogs util-linux kexec-tools extlinux syslinux-common pxelinux dash
     xz-utils zstd bzip2 binutils
     mariadb-server mariadb-client prometheus
-    snmp python3-venv slurm-wlm munge
+    snmp python3-venv slurm-wlm munge udpcast
 )
 qemu=(qemu-system-x86 qemu-utils ipxe-qemu)
 
