@@ -2,6 +2,7 @@
 //! real `kadeploy3d` through real DHCP, TFTP/HTTP, IPMI, SSH and the broadcast engine.
 
 pub mod bmc;
+pub mod boot;
 pub mod calibrate;
 pub mod e2e;
 pub mod images;
@@ -10,4 +11,5 @@ pub mod net;
 pub mod qmp;
 pub mod site_config;
 pub mod tools;
+pub mod user_env;
 pub mod vm;

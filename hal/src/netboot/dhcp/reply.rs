@@ -1,7 +1,7 @@
 //! DHCP replies built from a request: the answer (OFFER, ACK) with the network and boot options,
 //! the NAK, and where each goes (RFC 2131 §4.1).
 
-use super::client::{ClientKind, boot_file, classify};
+use super::client::{ClientKind, architecture, boot_file, classify};
 use super::config::{DhcpConfig, Host, Mac};
 use dhcproto::v4::{DhcpOption, Flags, Message, MessageType, Opcode, OptionCode};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -69,7 +69,7 @@ pub(super) fn answer(
         o.insert(DhcpOption::Hostname(name.clone()));
     }
     if client != ClientKind::Plain
-        && let Some(file) = boot_file(client, &c.boot, host)
+        && let Some(file) = boot_file(client, architecture(req), &c.boot, host)
     {
         o.insert(DhcpOption::TFTPServerName(
             next_server.to_string().into_bytes(),
