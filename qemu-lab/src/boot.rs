@@ -163,9 +163,15 @@ impl LabBoot {
                     grub = grub::PROFILES
                 )
             }
+            // GRUB's BIOS image reaches the network through the PXE ROM's UNDI, whose TCP times out on
+            // an 8 MB kernel under TCG (seen in the lab): kernels over TFTP there, over HTTP on UEFI.
             BootMethod::Grub => format!(
-                "  dhcp:\n    method: GrubPXE\n    repository: tftpboot\n    export:\n      kind: http\n      server: {server}\n    profiles:\n      directory: {grub}\n      filename: ip\n{userfiles}",
-                grub = grub::PROFILES
+                "  dhcp:\n    method: GrubPXE\n    repository: tftpboot\n    export:\n      kind: {kind}\n      server: {server}\n    profiles:\n      directory: {grub}\n      filename: ip\n{userfiles}",
+                grub = grub::PROFILES,
+                kind = match self.firmware {
+                    Firmware::Bios => "tftp",
+                    Firmware::Uefi => "http",
+                },
             ),
         }
     }

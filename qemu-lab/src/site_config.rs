@@ -440,7 +440,11 @@ mod tests {
                 BootMethod::Pxelinux => ("pxelinux.cfg/0AFA000B", "KERNEL /kernels/deploy-vmlinuz"),
                 BootMethod::Ipxe | BootMethod::Http => (
                     "ipxe.cfg/10.250.0.11",
-                    "chain http://10.250.0.1/kernels/deploy-vmlinuz console=ttyS0",
+                    "chain http://10.250.0.1/kernels/deploy-vmlinuz initrd=deploy-initrd console=ttyS0",
+                ),
+                BootMethod::Grub if firmware == Firmware::Bios => (
+                    "grub.cfg/10.250.0.11",
+                    "linux (pxe)/kernels/deploy-vmlinuz console=ttyS0",
                 ),
                 BootMethod::Grub => (
                     "grub.cfg/10.250.0.11",
