@@ -17,8 +17,8 @@ pub enum BootMethod {
     Pxelinux,
     /// iPXE (QEMU's ROM, BIOS or EFI build): scripts, kernels and initrds over HTTP.
     Ipxe,
-    /// GRUB's network image (GrubPXE profiles): the image over TFTP (UEFI: OVMF's PXE), kernels and
-    /// initrds over HTTP.
+    /// GRUB's network image (GrubPXE profiles): the image, profiles, kernels and initrds over TFTP
+    /// (UEFI: through OVMF's own PXE).
     Grub,
     /// UEFI HTTP boot (DHCP class `HTTPClient`): OVMF fetches iPXE (`snponly.efi`, on the firmware's
     /// network driver) from the HTTP boot server; iPXE then reads its profiles, kernels and initrds
@@ -163,15 +163,11 @@ impl LabBoot {
                     grub = grub::PROFILES
                 )
             }
-            // GRUB's BIOS image reaches the network through the PXE ROM's UNDI, whose TCP times out on
-            // an 8 MB kernel under TCG (seen in the lab): kernels over TFTP there, over HTTP on UEFI.
+            // GRUB 2.06's HTTP client times out on an 8 MB kernel under TCG (seen in the lab with both
+            // its BIOS image, through the ROM's UNDI, and its UEFI image): its kernels come over TFTP.
             BootMethod::Grub => format!(
-                "  dhcp:\n    method: GrubPXE\n    repository: tftpboot\n    export:\n      kind: {kind}\n      server: {server}\n    profiles:\n      directory: {grub}\n      filename: ip\n{userfiles}",
+                "  dhcp:\n    method: GrubPXE\n    repository: tftpboot\n    export:\n      kind: tftp\n      server: {server}\n    profiles:\n      directory: {grub}\n      filename: ip\n{userfiles}",
                 grub = grub::PROFILES,
-                kind = match self.firmware {
-                    Firmware::Bios => "tftp",
-                    Firmware::Uefi => "http",
-                },
             ),
         }
     }

@@ -442,13 +442,9 @@ mod tests {
                     "ipxe.cfg/10.250.0.11",
                     "chain http://10.250.0.1/kernels/deploy-vmlinuz initrd=deploy-initrd console=ttyS0",
                 ),
-                BootMethod::Grub if firmware == Firmware::Bios => (
-                    "grub.cfg/10.250.0.11",
-                    "linux (pxe)/kernels/deploy-vmlinuz console=ttyS0",
-                ),
                 BootMethod::Grub => (
                     "grub.cfg/10.250.0.11",
-                    "linux (http,10.250.0.1)/kernels/deploy-vmlinuz console=ttyS0",
+                    "linux (pxe)/kernels/deploy-vmlinuz console=ttyS0",
                 ),
             };
             let profile = std::fs::read_to_string(dir.join("tftpboot").join(file)).unwrap();

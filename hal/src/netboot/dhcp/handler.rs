@@ -383,6 +383,19 @@ mod tests {
             .handle(&discover(7, b"PXEClient:Arch:00007:UNDI:003000"), 0)
             .unwrap();
         assert_eq!(file(&x64).as_deref(), Some("ipxe.efi"));
+        // Before, UEFI PXE offers had no option 43 and OVMF refused them (PXE-E16) waiting for BINL.
+        assert_eq!(
+            x64.message.opts().get(OptionCode::VendorExtensions),
+            Some(&DhcpOption::VendorExtensions(
+                crate::netboot::dhcp::reply::PXE_BOOT_FILE_ONLY.to_vec()
+            ))
+        );
+        assert!(
+            http.message
+                .opts()
+                .get(OptionCode::VendorExtensions)
+                .is_none()
+        );
         let mut ipxe = discover(11, b"PXEClient:Arch:00011:UNDI:003000");
         ipxe.opts_mut()
             .insert(DhcpOption::UserClass(b"\x04iPXE".to_vec()));
