@@ -8,6 +8,8 @@
 # Packages, by what needs them:
 # - network boot tests: busybox-static (udhcpc), tftp-hpa, curl, iproute2, cpio;
 # - QEMU: qemu-system-x86, ipxe-qemu (the NIC's PXE ROM), qemu-utils (qemu-img), radvd (ends iPXE's IPv6 wait);
+# - the lab's UEFI and GRUB boots: ovmf (UEFI firmware), ipxe (snponly.efi for UEFI HTTP boot), grub-pc-bin and
+#   grub-efi-amd64-bin (GRUB's modules; grub-mkimage comes with their grub-common);
 # - SSH backend tests: openssh-server and dropbear-bin (real servers), openssh-client (ssh-keygen, ssh);
 # - IPMI: ipmitool (drives the lab BMCs), openipmi (ipmi_sim, an independent BMC for the native client);
 # - the lab's deploy kernel and environments are built from these: dropbear-bin, fdisk, parted, e2fsprogs,
@@ -57,6 +59,7 @@ packages=(
     radvd openssh-client openssh-server dropbear-bin ipmitool openipmi
     fdisk parted e2fsprogs util-linux kexec-tools extlinux syslinux-common pxelinux dash
     xz-utils zstd bzip2 binutils
+    ovmf ipxe grub-pc-bin grub-efi-amd64-bin
     mariadb-server mariadb-client prometheus
     snmp python3-venv slurm-wlm munge udpcast
 )

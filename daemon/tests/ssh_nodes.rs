@@ -9,7 +9,7 @@
 #[path = "e2e/harness.rs"]
 mod harness;
 
-use harness::{Server, config_copy, setup};
+use harness::{Server, config_copy, image_dir, setup};
 use kadeploy_clients::{ClientEnv, tools, workflow};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -154,10 +154,9 @@ fn configure(dir: &Path, port: u16) -> PathBuf {
     std::fs::write(&clusters, text).expect("clusters.conf");
     let server = conf.join("server.conf");
     let text = std::fs::read_to_string(&server).expect("server.conf");
-    let text = text.replace(
-        "    - /envs\n",
-        &format!("    - /envs\n    - {}\n", dir.display()),
-    );
+    let allowed = format!("    - {}\n", image_dir().display());
+    assert!(text.contains(&allowed), "the harness's image directory");
+    let text = text.replace(&allowed, &format!("{allowed}    - {}\n", dir.display()));
     std::fs::write(&server, text).expect("server.conf");
     let sim = conf.join("simulation.conf");
     let mut text = std::fs::read_to_string(&sim).expect("simulation.conf");

@@ -34,6 +34,8 @@ pub struct Report {
     pub env: String,
     /// Boot path.
     pub boot: BootPath,
+    /// Firmware and network boot method (`bios-pxelinux`, `uefi-http`...).
+    pub netboot: String,
     /// Why each KO node failed (kadeploy3's KO file, or the verification).
     pub ko: BTreeMap<String, String>,
     /// Results of the client checks (`--tools`).
@@ -82,6 +84,7 @@ pub fn run(lab: &Lab, options: &Options, started: Instant) -> anyhow::Result<Rep
         steps,
         env: options.env.clone(),
         boot: options.boot,
+        netboot: lab.boot().label(),
         ko,
         tools,
         predicted_seconds,
@@ -91,8 +94,8 @@ pub fn run(lab: &Lab, options: &Options, started: Instant) -> anyhow::Result<Rep
 }
 
 /// Gives the lab's user every partition of every node (karights3, as the administrator) and registers
-/// the lab's environments (kaenv3).
-fn register(lab: &Lab) -> anyhow::Result<()> {
+/// the lab's environments and the user's one (kaenv3).
+pub fn register(lab: &Lab) -> anyhow::Result<()> {
     let names: Vec<String> = lab.nodes.iter().map(|n| n.name.clone()).collect();
     let out = lab
         .client_as("karights3", "root")
@@ -261,7 +264,7 @@ fn verify_all(
                 .or_insert_with(|| "not in the OK file".into());
             continue;
         }
-        match verify(lab, i, &options.env) {
+        match verify(lab, i, options) {
             Ok(()) => verified += 1,
             Err(e) => {
                 ko.insert(node.name.clone(), format!("verification: {e:#}"));
@@ -323,18 +326,26 @@ fn predict(
     Ok((Some(predicted), source))
 }
 
-/// SSH into the deployed node: its host name and the post-install's marker file.
-fn verify(lab: &Lab, i: usize, env: &str) -> anyhow::Result<()> {
+/// SSH into the deployed node: for the lab's environments, its host name and the post-install's marker
+/// file; for every environment, the deploy kernel gone and the `--check` commands passing.
+fn verify(lab: &Lab, i: usize, options: &Options) -> anyhow::Result<()> {
     let node = &lab.nodes[i];
-    let out = lab.ssh(i, "hostname; cat /etc/kalab-marker; cat /proc/cmdline")?;
-    let mut lines = out.lines();
-    let hostname = lines.next().unwrap_or_default().trim();
-    if hostname != node.name && hostname != node.short() {
-        bail!("hostname is {hostname:?}, expected {}", node.name);
-    }
-    let marker = lines.next().unwrap_or_default();
-    if !marker.contains(env) {
-        bail!("marker file says {marker:?}, expected the environment {env}");
+    let env = options.env.as_str();
+    let marks = lab
+        .environments
+        .iter()
+        .any(|e| e.name == env && e.marks_nodes);
+    if marks {
+        let out = lab.ssh(i, "hostname; cat /etc/kalab-marker; cat /proc/cmdline")?;
+        let mut lines = out.lines();
+        let hostname = lines.next().unwrap_or_default().trim();
+        if hostname != node.name && hostname != node.short() {
+            bail!("hostname is {hostname:?}, expected {}", node.name);
+        }
+        let marker = lines.next().unwrap_or_default();
+        if !marker.contains(env) {
+            bail!("marker file says {marker:?}, expected the environment {env}");
+        }
     }
     // The deploy kernel listens on 25300; the deployed environment must not.
     if lab
@@ -345,6 +356,10 @@ fn verify(lab: &Lab, i: usize, env: &str) -> anyhow::Result<()> {
         .contains("deploy-kernel")
     {
         bail!("the node still runs the deploy kernel");
+    }
+    for check in &options.checks {
+        lab.ssh(i, check)
+            .with_context(|| format!("--check {check:?}"))?;
     }
     Ok(())
 }

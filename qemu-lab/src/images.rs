@@ -8,6 +8,7 @@ mod cache;
 mod debian;
 mod deploy;
 mod env;
+pub mod grub;
 mod modules;
 mod pxe;
 mod run;
@@ -39,7 +40,7 @@ pub struct Inputs {
 pub struct DeployKernel {
     /// Debian's kernel.
     pub vmlinuz: PathBuf,
-    /// The initramfs (xz-compressed cpio).
+    /// The initramfs (zstd-compressed cpio).
     pub initrd: PathBuf,
     /// The kernel command line to boot it with.
     pub params: String,
@@ -56,6 +57,9 @@ pub struct Environment {
     pub image: PathBuf,
     /// The postinstall archive (tgz).
     pub postinstall: PathBuf,
+    /// True when its postinstall writes `/etc/kalab-marker` (the lab's own environments; a user's
+    /// environment from `--env FILE` does not).
+    pub marks_nodes: bool,
 }
 
 /// Errors of the image builds.
@@ -115,6 +119,11 @@ pub fn dd_env(inputs: &Inputs) -> Result<Environment> {
 /// Copies into the TFTP root `dest` what PXElinux booting needs: `pxelinux.0` and its BIOS modules.
 pub fn pxe_files(inputs: &Inputs, dest: &Path) -> Result<()> {
     let _ = inputs;
+    pxe::copy_files(dest)
+}
+
+/// Copies into the TFTP root `dest` `pxelinux.0` and its BIOS modules (what [`pxe_files`] does).
+pub fn pxe_files_into(dest: &Path) -> Result<()> {
     pxe::copy_files(dest)
 }
 

@@ -1,6 +1,7 @@
 //! A running lab: the network, one VM and one BMC per node, and `kadeploy3d` with the site backend,
 //! all inside one namespace; dropping it stops everything and removes the namespace.
 
+use crate::boot::LabBoot;
 use crate::images::{self, DeployKernel, Inputs};
 use crate::net::{self as cleanup, LabNet};
 use crate::site_config::{self, PowerDriver, SiteNode, SiteSpec};
@@ -41,6 +42,10 @@ pub struct LabSpec {
     pub power: PowerDriver,
     /// Let kadeploy3d send `kaagent` over SSH where it does not answer (`backend/agent_binary`).
     pub agent_over_ssh: bool,
+    /// Firmware and network boot method of the VMs.
+    pub boot: LabBoot,
+    /// A user's environment description (`--env FILE`), registered beside the lab's own ones.
+    pub env_file: Option<PathBuf>,
 }
 
 /// A lab that is up.
@@ -70,8 +75,13 @@ pub struct Lab {
     server: Option<Child>,
 }
 
-/// Fails with the `apt-get` line to run when a tool the lab needs is missing.
-fn check_tools() -> anyhow::Result<()> {
+/// Fails with the `apt-get` line to run when a tool or firmware file the lab needs is missing.
+fn check_tools(boot: LabBoot) -> anyhow::Result<()> {
+    for (file, package) in boot.firmware().host_files() {
+        if !Path::new(file).is_file() {
+            bail!("{file} is missing: apt-get install -y {package}");
+        }
+    }
     for (tool, package) in [
         ("qemu-system-x86_64", "qemu-system-x86"),
         ("ipmitool", "ipmitool"),
@@ -111,7 +121,7 @@ impl Lab {
     /// Builds the images, creates the network, writes the site configuration, starts the BMCs (VMs
     /// stay off) and `kadeploy3d`.
     pub fn up(spec: LabSpec) -> anyhow::Result<Lab> {
-        check_tools()?;
+        check_tools(spec.boot)?;
         let _ = std::fs::remove_dir_all(&spec.dir);
         std::fs::create_dir_all(&spec.dir)?;
         let dir = std::fs::canonicalize(&spec.dir)?;
@@ -126,10 +136,24 @@ impl Lab {
             kaagent: spec.kaagent.clone(),
         };
         let kernel: DeployKernel = images::deploy_kernel(&inputs).context("deploy kernel")?;
-        let environments = vec![
+        let mut environments = vec![
             images::tarball_env(&inputs).context("tarball environment")?,
             images::dd_env(&inputs).context("dd environment")?,
         ];
+        let user_env = match &spec.env_file {
+            Some(file) => Some(crate::user_env::read(file)?),
+            None => None,
+        };
+        if let Some(u) = &user_env {
+            if environments.iter().any(|e| e.name == u.environment.name) {
+                bail!(
+                    "{}: the lab's own environment is named {} too",
+                    u.environment.description.display(),
+                    u.environment.name
+                );
+            }
+            environments.push(u.environment.clone());
+        }
         let build_seconds = started.elapsed().as_secs_f64();
 
         let _ = cleanup::cleanup_stale();
@@ -153,6 +177,8 @@ impl Lab {
                 cpus: 1,
                 accel: spec.accel,
                 dir: vm_dir.clone(),
+                firmware: spec.boot.firmware(),
+                nic_boot: spec.boot.nic_boot(),
             };
             std::fs::create_dir_all(&vm_dir)?;
             vm::create_disk(&vm_spec.disk, vm_spec.disk_size_mib)?;
@@ -183,17 +209,22 @@ impl Lab {
             agent_binary: spec.agent_over_ssh.then(|| spec.kaagent.clone()),
             server_files: environments
                 .iter()
+                .filter(|e| e.marks_nodes)
                 .flat_map(|e| [&e.image, &e.postinstall])
                 .filter_map(|f| f.parent().map(Path::to_path_buf))
+                .chain(user_env.iter().flat_map(|u| u.server_dirs.clone()))
                 .fold(Vec::new(), |mut dirs, d| {
                     if !dirs.contains(&d) {
                         dirs.push(d);
                     }
                     dirs
                 }),
+            boot: spec.boot,
         };
         let client_dir = site_config::write(&site_spec)?;
-        images::pxe_files(&inputs, &config_dir.join("tftpboot")).context("PXE files")?;
+        spec.boot
+            .write_files(&config_dir.join("tftpboot"), net.server_ip())
+            .with_context(|| format!("{} boot files", spec.boot.label()))?;
         let hosts = site_config::hosts(&site_spec);
         let hosts: Vec<(&str, Ipv4Addr)> = hosts.iter().map(|(n, ip)| (n.as_str(), *ip)).collect();
         net.write_hosts(&hosts)?;
@@ -380,6 +411,16 @@ impl Lab {
         let text: String = nodes.iter().map(|n| format!("{}\n", n.name)).collect();
         std::fs::write(&path, text)?;
         Ok(path)
+    }
+
+    /// The VMs' firmware and network boot method.
+    pub fn boot(&self) -> LabBoot {
+        self.spec.boot
+    }
+
+    /// The user's environment of `--env FILE`, when there is one.
+    pub fn user_environment(&self) -> Option<&images::Environment> {
+        self.environments.iter().find(|e| !e.marks_nodes)
     }
 
     /// The working directory.

@@ -2,6 +2,7 @@
 //! real `kadeploy3d` through real DHCP, TFTP/HTTP, IPMI, SSH and the broadcast engine.
 
 pub mod bmc;
+pub mod boot;
 pub mod calibrate;
 pub mod e2e;
 pub mod e2e_power;
@@ -13,4 +14,5 @@ pub mod qmp;
 pub mod redfish;
 pub mod site_config;
 pub mod tools;
+pub mod user_env;
 pub mod vm;

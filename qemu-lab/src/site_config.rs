@@ -91,6 +91,8 @@ pub struct SiteSpec {
     /// The directories of the environments' files, named by `server://` references
     /// (`security/server_file_directories`).
     pub server_files: Vec<PathBuf>,
+    /// Firmware and network boot method (DHCP boot files, PXE methods, profile headers).
+    pub boot: crate::boot::LabBoot,
 }
 
 /// Partitions of a lab node's disk: swap 1 (64 MiB), prod 2 (256 MiB), deploy 3 (the rest).
@@ -225,6 +227,7 @@ fn server_conf(spec: &SiteSpec) -> String {
     if server_files.is_empty() {
         server_files = "    []\n".into();
     }
+    let pxe = spec.boot.pxe_conf(ip);
     format!(
         r#"---
 # kadeploy3d for the QEMU lab (written by kalab).
@@ -266,19 +269,7 @@ environments:
     rambin_dir: /rambin
     tarball_dir: /tmp
 pxe:
-  dhcp:
-    method: PXElinux
-    repository: tftpboot
-    export:
-      kind: tftp
-      server: {ip}
-    profiles:
-      directory: pxelinux.cfg
-      filename: ip_hex
-    userfiles:
-      directory: userfiles
-      max_size: 200
-external:
+{pxe}external:
   mkfs:
     - fstype: ext4
       args: -F -q -O ^64bit,^metadata_csum
@@ -353,20 +344,9 @@ kexec:
   repository: /dev/shm/kexec_repository
 pxe:
   headers:
-    dhcp: |
-      SERIAL 0 115200
-      PROMPT 0
-      TIMEOUT 0
-    localboot: |
-      SERIAL 0 115200
-      PROMPT 0
-      TIMEOUT 0
-    networkboot: |
-      SERIAL 0 115200
-      PROMPT 0
-      TIMEOUT 0
-"#,
+{headers}"#,
         dev = spec.block_device,
+        headers = spec.boot.headers(),
         params = spec.deploy_params,
         power = if spec.power == PowerDriver::Pdu {
             // No hard level: reboots escalate from soft (SSH) to very_hard (the PDU's outlets).
@@ -418,7 +398,7 @@ fn netboot_conf(spec: &SiteSpec) -> String {
     format!(
         r#"---
 # The lab's boot services, embedded in kadeploy3d (written by kalab). Reservations come from
-# clusters.conf's mac keys. iPXE (QEMU's ROM) is handed pxelinux.0 too.
+# clusters.conf's mac keys; the boot files follow kalab's --firmware and --boot.
 dhcp:
   interface: {bridge}
   server_ip: {ip}
@@ -428,13 +408,18 @@ dhcp:
   lease_time: 86400
   lease_file: dhcp.leases
   boot:
-    bios: pxelinux.0
-    ipxe: pxelinux.0
-tftp:
+{boot}tftp:
   listen: '{ip}:69'
   root: tftpboot
-"#,
-        bridge = spec.bridge
+{http}"#,
+        bridge = spec.bridge,
+        boot = spec.boot.dhcp_boot(ip),
+        http = if spec.boot.needs_http() {
+            // GRUB's HTTP client waits for the server to close each connection.
+            format!("http:\n  listen: '{ip}:80'\n  root: tftpboot\n  keep_alive: false\n")
+        } else {
+            String::new()
+        },
     )
 }
 
@@ -497,6 +482,115 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// Every firmware and boot method gives a configuration the deployer loads (its PXE methods and the
+    /// cluster's headers) and boot services that hand each kind of client its boot file.
+    #[test]
+    fn every_boot_writes_a_configuration_the_deployer_loads() {
+        use crate::boot::{BootMethod, LabBoot};
+        use crate::vm::Firmware;
+        let scratch = std::env::temp_dir().join(format!("kalab-site-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&scratch);
+        std::fs::create_dir_all(&scratch).unwrap();
+        for name in ["vmlinuz", "initrd", "key"] {
+            std::fs::write(scratch.join(name), name).unwrap();
+        }
+        for (firmware, method) in [
+            (Firmware::Bios, BootMethod::Pxelinux),
+            (Firmware::Bios, BootMethod::Ipxe),
+            (Firmware::Bios, BootMethod::Grub),
+            (Firmware::Uefi, BootMethod::Ipxe),
+            (Firmware::Uefi, BootMethod::Grub),
+            (Firmware::Uefi, BootMethod::Http),
+        ] {
+            let boot = LabBoot::new(firmware, method).unwrap();
+            let dir = scratch.join(boot.label());
+            let spec = SiteSpec {
+                dir: dir.clone(),
+                server_ip: Ipv4Addr::new(10, 250, 0, 1),
+                bridge: "br0".into(),
+                nodes: vec![SiteNode {
+                    name: "node-1.lab".into(),
+                    ip: Ipv4Addr::new(10, 250, 0, 11),
+                    mac: "52:54:00:1a:00:00".into(),
+                    bmc_ip: Ipv4Addr::new(10, 250, 0, 201),
+                }],
+                deploy_vmlinuz: scratch.join("vmlinuz"),
+                deploy_initrd: scratch.join("initrd"),
+                deploy_params: "console=ttyS0".into(),
+                ssh_key: scratch.join("key"),
+                bmc_password: "pw".into(),
+                vm_dir: scratch.join("vms"),
+                power: PowerDriver::Ipmitool,
+                install_bootloader: "#!/bin/sh\n".into(),
+                block_device: "/dev/vda".into(),
+                agent_binary: None,
+                server_files: Vec::new(),
+                boot,
+            };
+            write(&spec).unwrap();
+            for d in ["grub.cfg", "ipxe.cfg"] {
+                std::fs::create_dir_all(dir.join("tftpboot").join(d)).unwrap();
+            }
+            let loaded = kadeploy::config::load_dir(&dir)
+                .unwrap_or_else(|e| panic!("{}: {e:#}", boot.label()));
+            let grub_local = loaded.pxe.localboot.syntax == hal::netboot::pxe::Syntax::GrubPxe;
+            assert_eq!(
+                grub_local,
+                method != BootMethod::Pxelinux,
+                "{}",
+                boot.label()
+            );
+            // The deploy kernel's profile, as kadeploy3d writes it for node-1.
+            let cluster = &loaded.config.clusters[0];
+            let writer = hal::netboot::pxe::PxeWriter::new(
+                loaded.pxe_of(cluster),
+                vec![hal::NodeInfo {
+                    name: "node-1.lab".into(),
+                    address: "10.250.0.11".parse().unwrap(),
+                }],
+            );
+            let deploy = hal::netboot::BootProfile::DeployKernel {
+                kernel: "kernels/deploy-vmlinuz".into(),
+                initrd: "kernels/deploy-initrd".into(),
+                params: "console=ttyS0".into(),
+            };
+            writer.write_node(hal::NodeId(0), &deploy).unwrap();
+            let (file, line) = match method {
+                BootMethod::Pxelinux => ("pxelinux.cfg/0AFA000B", "KERNEL /kernels/deploy-vmlinuz"),
+                BootMethod::Ipxe | BootMethod::Http => (
+                    "ipxe.cfg/10.250.0.11",
+                    "chain http://10.250.0.1/kernels/deploy-vmlinuz initrd=deploy-initrd console=ttyS0",
+                ),
+                BootMethod::Grub => (
+                    "grub.cfg/10.250.0.11",
+                    "linux (pxe)/kernels/deploy-vmlinuz console=ttyS0",
+                ),
+            };
+            let profile = std::fs::read_to_string(dir.join("tftpboot").join(file)).unwrap();
+            assert!(profile.contains(line), "{}: {profile}", boot.label());
+            let services = hal::netboot::services::ServicesConfig::from_yaml(
+                &std::fs::read_to_string(dir.join("netboot.conf")).unwrap(),
+            )
+            .unwrap();
+            let dhcp = services.dhcp.unwrap();
+            assert_eq!(services.http.is_some(), boot.needs_http());
+            assert!(services.http.is_none_or(|h| !h.keep_alive));
+            match method {
+                BootMethod::Http => assert_eq!(
+                    dhcp.boot.uefi_http.as_deref(),
+                    Some("http://10.250.0.1/ipxe/snponly.efi")
+                ),
+                BootMethod::Grub => assert_eq!(dhcp.boot.uefi.as_deref(), Some("grub/grubx64.efi")),
+                BootMethod::Ipxe => assert_eq!(
+                    dhcp.boot.ipxe.as_deref(),
+                    Some("http://10.250.0.1/boot.ipxe")
+                ),
+                BootMethod::Pxelinux => assert_eq!(dhcp.boot.bios.as_deref(), Some("pxelinux.0")),
+            }
+        }
+        std::fs::remove_dir_all(&scratch).unwrap();
+    }
+
     /// The lab's `server://` references (the environments' image and postinstall) stay allowed.
     #[test]
     fn server_conf_allows_the_environment_directories() {
@@ -524,6 +618,7 @@ mod tests {
             block_device: "/dev/vda".into(),
             agent_binary: None,
             server_files,
+            boot: crate::boot::LabBoot::default(),
         }
     }
 

@@ -2,10 +2,12 @@
 
 mod accel;
 mod disk;
+mod firmware;
 mod script;
 
 pub use accel::probe_accel;
 pub use disk::{DiskFormat, create_disk};
+pub use firmware::{Firmware, NicBoot, OVMF_CODE, OVMF_VARS, VARS_FILE};
 pub use script::{KVM_CPU, TCG_CPU, qemu_args, sh_quote, start_script};
 
 use crate::net::{LabNet, alive, signal, wait_gone};
@@ -45,6 +47,12 @@ pub struct VmSpec {
     pub accel: Accel,
     /// The lab directory: the VM's files go to `<dir>/<name>/`.
     pub dir: PathBuf,
+    /// SeaBIOS or OVMF.
+    #[serde(default)]
+    pub firmware: Firmware,
+    /// What network-boots the VM (QEMU's iPXE ROM, or OVMF's own PXE or HTTP boot).
+    #[serde(default)]
+    pub nic_boot: NicBoot,
 }
 
 impl VmSpec {
@@ -133,6 +141,11 @@ fn validate(spec: &VmSpec) -> Result<(), VmError> {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if !tap_ok {
         return Err(VmError::Spec(format!("tap {:?}", spec.tap)));
+    }
+    if spec.firmware == Firmware::Bios && spec.nic_boot != NicBoot::IpxeRom {
+        return Err(VmError::Spec(
+            "only UEFI firmware network-boots without the iPXE ROM".into(),
+        ));
     }
     if spec.memory_mib == 0 || spec.cpus == 0 {
         return Err(VmError::Spec("memory and cpus must be positive".into()));

@@ -263,6 +263,8 @@ fn two_vms_pxe_boot_in_the_lab_namespace_and_teardown_leaves_nothing() {
                 cpus: 1,
                 accel: Accel::Tcg,
                 dir: dir.join("vms"),
+                firmware: vm::Firmware::Bios,
+                nic_boot: vm::NicBoot::IpxeRom,
             };
             vm::create_disk(&spec.disk, spec.disk_size_mib).unwrap();
             let script = vm::write_start_script(&spec, &net).unwrap();

@@ -102,7 +102,7 @@ fn recorded_env_boots_the_requested_partition_and_debug_traces_show_it() {
     let text = h.get(node).text();
     for want in [
         "|NODE: node-8.sim.kadeploy",
-        "|COMMAND: switch_pxe: SetProfile(LocalDisk { device: \"/dev/sdb\", partition: 5 })",
+        "|COMMAND: switch_pxe: SetProfile(LocalDisk { device: \"/dev/sdb\", partition: 5, ",
         "|STATUS: 0",
     ] {
         assert!(text.contains(want), "{want} in:\n{text}");

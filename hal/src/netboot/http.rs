@@ -39,6 +39,11 @@ pub struct HttpConfig {
     /// `max_connections_per_client`: connections from one client address; more are closed at once
     /// (32).
     pub max_connections_per_client: usize,
+    /// `keep_alive`: keep connections open for further requests (true). GRUB 2.06's HTTP client asks
+    /// HTTP/1.1 without `Connection: close` and then waits for the server to close: with keep-alive,
+    /// every file it reads costs `header_timeout` and more; false answers each request with
+    /// `Connection: close` and closes.
+    pub keep_alive: bool,
 }
 
 impl Default for HttpConfig {
@@ -50,6 +55,7 @@ impl Default for HttpConfig {
             idle_timeout: 60,
             max_connections: 512,
             max_connections_per_client: 32,
+            keep_alive: true,
         }
     }
 }
@@ -131,6 +137,7 @@ impl HttpServer {
         );
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(TokioTimer::new())
+            .keep_alive(c.keep_alive)
             .header_read_timeout(Duration::from_secs(c.header_timeout.max(1)));
         let idle = Duration::from_secs(c.idle_timeout.max(1));
         let slots = Arc::new(Semaphore::new(c.max_connections.max(1)));
@@ -167,3 +174,6 @@ impl HttpServer {
         }
     }
 }
+
+#[cfg(test)]
+mod keep_alive_tests;

@@ -97,6 +97,7 @@ mod tests {
             "idle_timeout: 60",
             "max_connections: 512",
             "max_connections_per_client: 32",
+            "keep_alive: true",
         ] {
             assert!(text.contains(key), "{key} missing from:\n{text}");
         }

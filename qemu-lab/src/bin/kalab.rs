@@ -1,10 +1,11 @@
 //! `kalab`: bring a QEMU lab up, run an end-to-end deployment on it with the real deployer, tear it down.
 
 use clap::{Parser, Subcommand, ValueEnum};
+use qemu_lab::boot::{BootMethod, LabBoot};
 use qemu_lab::e2e::{self, BootPath, Options};
 use qemu_lab::lab::{Lab, LabSpec};
 use qemu_lab::site_config::PowerDriver;
-use qemu_lab::vm::{self, Accel};
+use qemu_lab::vm::{self, Accel, Firmware};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -24,12 +25,18 @@ enum Cmd {
     E2e {
         #[command(flatten)]
         lab: LabArgs,
-        /// Environment to deploy.
+        /// Environment to deploy: a lab environment (kalab-linux, kalab-linux-dd) or the kaenv3
+        /// description (YAML file) of your own, registered and deployed.
         #[arg(long, default_value = "kalab-linux")]
         env: String,
-        /// How the deployed environment is booted.
-        #[arg(long, value_enum, default_value = "kexec")]
-        boot: Boot,
+        /// How the deployed environment is started: kexec from the deploy kernel, or classical (a
+        /// reboot through the firmware and the boot method's local-boot profile).
+        #[arg(long, value_enum)]
+        boot_env: Option<BootEnvArg>,
+        /// A command run over SSH as root on every deployed node; a node fails when it exits non-zero
+        /// (repeatable).
+        #[arg(long = "check", value_name = "COMMAND")]
+        checks: Vec<String>,
         /// Power one VM off through its BMC during the broadcast and make another BMC unresponsive.
         #[arg(long)]
         faults: bool,
@@ -48,6 +55,9 @@ enum Cmd {
     Up {
         #[command(flatten)]
         lab: LabArgs,
+        /// The kaenv3 description (YAML file) of your own environment, registered for the lab's user.
+        #[arg(long, value_name = "FILE")]
+        env: Option<PathBuf>,
     },
     /// Remove labs left behind by dead kalab processes.
     Clean,
@@ -79,12 +89,41 @@ struct LabArgs {
     /// Power driver of kadeploy3d.
     #[arg(long, value_enum, default_value = "ipmitool")]
     power: PowerArg,
+    /// Firmware of the VMs: SeaBIOS, or OVMF (UEFI).
+    #[arg(long, value_enum, default_value = "bios")]
+    firmware: FirmwareArg,
+    /// Network boot method (default: pxelinux on BIOS, grub on UEFI); `kexec` and `classical` are the
+    /// former spelling of `--boot-env` (with the default method).
+    #[arg(long, value_enum)]
+    boot: Option<BootArg>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum BootArg {
+    /// PXElinux over TFTP (BIOS).
+    Pxelinux,
+    /// iPXE (QEMU's ROM): profiles, kernels and initrds over HTTP.
+    Ipxe,
+    /// GRUB's network image over TFTP (UEFI: the firmware's own PXE), kernels over HTTP.
+    Grub,
+    /// UEFI HTTP boot of iPXE from the HTTP boot server (needs --firmware uefi).
+    Http,
+    /// Same as --boot-env kexec.
+    Kexec,
+    /// Same as --boot-env classical.
+    Classical,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum BootEnvArg {
+    Kexec,
+    Classical,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-enum Boot {
-    Kexec,
-    Classical,
+enum FirmwareArg {
+    Bios,
+    Uefi,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -103,6 +142,32 @@ enum PowerArg {
 }
 
 impl LabArgs {
+    /// The firmware and boot method asked (kexec/classical leave the default method).
+    fn boot(&self) -> anyhow::Result<LabBoot> {
+        let firmware = match self.firmware {
+            FirmwareArg::Bios => Firmware::Bios,
+            FirmwareArg::Uefi => Firmware::Uefi,
+        };
+        let method = match (self.boot, firmware) {
+            (Some(BootArg::Pxelinux), _) => BootMethod::Pxelinux,
+            (Some(BootArg::Ipxe), _) => BootMethod::Ipxe,
+            (Some(BootArg::Grub), _) => BootMethod::Grub,
+            (Some(BootArg::Http), _) => BootMethod::Http,
+            (_, Firmware::Bios) => BootMethod::Pxelinux,
+            (_, Firmware::Uefi) => BootMethod::Grub,
+        };
+        Ok(LabBoot::new(firmware, method)?)
+    }
+
+    /// `--boot kexec|classical`, the former spelling of `--boot-env`.
+    fn legacy_boot_env(&self) -> Option<BootEnvArg> {
+        match self.boot {
+            Some(BootArg::Kexec) => Some(BootEnvArg::Kexec),
+            Some(BootArg::Classical) => Some(BootEnvArg::Classical),
+            _ => None,
+        }
+    }
+
     fn spec(&self) -> anyhow::Result<LabSpec> {
         let exe = std::env::current_exe()?;
         let bin_dir = exe.parent().map(PathBuf::from).unwrap_or_default();
@@ -142,6 +207,8 @@ impl LabArgs {
                 PowerArg::Pdu => PowerDriver::Pdu,
             },
             agent_over_ssh: false,
+            boot: self.boot()?,
+            env_file: None,
         })
     }
 }
@@ -170,27 +237,43 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::E2e {
             lab,
             env,
-            boot,
+            boot_env,
+            checks,
             faults,
             tools,
             agent_over_ssh,
             sim_params,
         } => {
             let started = Instant::now();
+            let boot_env = match (boot_env, lab.legacy_boot_env()) {
+                (Some(a), Some(b)) if a != b => {
+                    anyhow::bail!("--boot and --boot-env name different boot paths")
+                }
+                (a, b) => a.or(b).unwrap_or(BootEnvArg::Kexec),
+            };
             let mut spec = lab.spec()?;
             spec.agent_over_ssh = agent_over_ssh;
+            // A file is a user's environment description; anything else names a lab environment.
+            if std::path::Path::new(&env).is_file() {
+                spec.env_file = Some(PathBuf::from(&env));
+            }
             let nodes = spec.nodes;
             let lab = Lab::up(spec)?;
+            let env = match lab.user_environment() {
+                Some(user) => user.name.clone(),
+                None => env,
+            };
             let options = Options {
                 env,
-                boot: match boot {
-                    Boot::Kexec => BootPath::Kexec,
-                    Boot::Classical => BootPath::Classical,
+                boot: match boot_env {
+                    BootEnvArg::Kexec => BootPath::Kexec,
+                    BootEnvArg::Classical => BootPath::Classical,
                 },
                 faults,
                 tools,
                 agent_over_ssh,
                 sim_params,
+                checks,
             };
             let result = e2e::run(&lab, &options, started);
             drop(lab);
@@ -206,8 +289,26 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             println!("{}", serde_json::to_string(&report)?);
             Ok(if passed && tools_ok { 0 } else { 1 })
         }
-        Cmd::Up { lab } => {
-            let lab = Lab::up(lab.spec()?)?;
+        Cmd::Up { lab, env } => {
+            let mut spec = lab.spec()?;
+            spec.env_file = env;
+            let lab = Lab::up(spec)?;
+            e2e::register(&lab)?;
+            if let Some(user) = lab.user_environment() {
+                println!(
+                    "environment {} registered for user {}",
+                    user.name,
+                    qemu_lab::lab::USER
+                );
+            }
+            println!(
+                "nodes: {}",
+                lab.nodes
+                    .iter()
+                    .map(|n| n.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
             println!(
                 "lab up in namespace {}; clients: ip netns exec {} env KADEPLOY3_CONFIG_DIR={} USER=root kadeploy3 ...",
                 lab.net.ns(),

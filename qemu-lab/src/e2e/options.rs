@@ -39,4 +39,6 @@ pub struct Options {
     /// Predict the deployment with `kasim` and these parameters (a `simulation.conf` written by an
     /// earlier run); without it, with the parameters measured on this run.
     pub sim_params: Option<std::path::PathBuf>,
+    /// Commands run over SSH on every deployed node after the lab's own checks (`--check`).
+    pub checks: Vec<String>,
 }

@@ -104,7 +104,7 @@ pub const ACCOUNTS: &[(&str, &str, u32)] = &[
 /// Builds (or takes from the cache) the deploy kernel.
 pub fn build(inputs: &Inputs) -> Result<DeployKernel> {
     let kernel = debian::kernel(&inputs.cache)?;
-    let mut key = Key::new("deploy-kernel-v1");
+    let mut key = Key::new("deploy-kernel-v2");
     key.text("kernel", &kernel.deb)
         .text("packages", &debian::versions(PACKAGES)?)
         .text("binaries", &format!("{BINARIES:?}{LINKS:?}{MODULES:?}"))
@@ -157,7 +157,7 @@ fn initramfs(inputs: &Inputs, modules: &Path, root: &Path, out: &Path) -> Result
         &m.resolve(MODULES)?,
         &t.root().join("usr/lib/modules/kalab"),
     )?;
-    t.cpio_xz(out)
+    t.cpio_zstd(out)
 }
 
 /// Writes `/root/.ssh/authorized_keys` with `key`.

@@ -119,6 +119,7 @@ fn environment(dir: &Path, name: &str, image: &str) -> Environment {
         description: dir.join(format!("{name}.yaml")),
         image: dir.join(image),
         postinstall: dir.join("kalab-postinstall.tgz"),
+        marks_nodes: true,
     }
 }
 
@@ -164,7 +165,7 @@ pub fn description(name: &str, kind: &str, image: &Path, postinstall: &Path) -> 
 /// The environments' root file system, built once into the cache, and the key of its inputs.
 fn system(inputs: &Inputs) -> Result<(PathBuf, Key)> {
     let kernel = debian::kernel(&inputs.cache)?;
-    let mut key = Key::new("env-system-v2");
+    let mut key = Key::new("env-system-v3");
     key.text("kernel", &kernel.deb)
         .text("packages", &debian::versions(PACKAGES)?)
         .text(
@@ -212,7 +213,7 @@ fn build_system(inputs: &Inputs, kernel: &Kernel, root: &Path, initramfs: &Path)
         &modules.resolve(INITRAMFS_MODULES)?,
         &initramfs.join("modules"),
     )?;
-    let size = i.cpio_xz(&root.join("boot/initrd.img"))?;
+    let size = i.cpio_zstd(&root.join("boot/initrd.img"))?;
     tracing::info!(bytes = size, "environment initrd built");
     Ok(())
 }

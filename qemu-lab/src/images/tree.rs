@@ -148,13 +148,15 @@ impl Tree {
         Ok(())
     }
 
-    /// Packs the tree into `out` as a newc cpio archive (owned by root) compressed with xz.
-    pub fn cpio_xz(&self, out: &Path) -> Result<u64> {
+    /// Packs the tree into `out` as a newc cpio archive (owned by root) compressed with zstd: about
+    /// as small as xz, and under TCG the kernel unpacks it ~2 s faster per boot (measured with the
+    /// deploy initrd: 9.3 s to the ready line with xz, 7.6 s with zstd, 7.4 s uncompressed).
+    pub fn cpio_zstd(&self, out: &Path) -> Result<u64> {
         sh(
             &self.root,
             &format!(
                 "set -e; find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet \
-                 | xz -T1 --check=crc32 --lzma2=preset=9e,dict=8MiB > '{}'",
+                 | zstd -q -19 -T1 > '{}'",
                 out.display()
             ),
         )?;

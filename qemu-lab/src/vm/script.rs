@@ -27,7 +27,7 @@ fn qemu_escape(path: &std::path::Path) -> String {
 
 /// The `qemu-system-x86_64` arguments (without the program) of `spec`: PXE first through QEMU's
 /// own iPXE ROM (never an explicit `romfile=`: Debian's QEMU 7.2 then shows no boot entry), then
-/// the virtio disk; serial console on `console.sock` logged to `console.log`; QMP on `qmp.sock`;
+/// the virtio disk; the firmware's arguments ([`super::Firmware`], [`super::NicBoot`]); serial console on `console.sock` logged to `console.log`; QMP on `qmp.sock`;
 /// SeaBIOS debug output in `bios.log`; no display, no default devices; daemonized with a pidfile.
 pub fn qemu_args(spec: &VmSpec) -> Vec<String> {
     let dir = spec.vm_dir();
@@ -37,7 +37,9 @@ pub fn qemu_args(spec: &VmSpec) -> Vec<String> {
         Accel::Kvm => ("kvm", KVM_CPU),
     };
     let format = super::disk::DiskFormat::of(&spec.disk).as_str();
-    [
+    let firmware = super::firmware::firmware_args(spec.firmware, spec.nic_boot, &dir);
+    let rom = super::firmware::nic_rom_option(spec.nic_boot);
+    let mut args: Vec<String> = [
         "-name",
         &format!("{},process=kalab-{}", spec.name, spec.name),
         "-machine",
@@ -56,7 +58,10 @@ pub fn qemu_args(spec: &VmSpec) -> Vec<String> {
         "-netdev",
         &format!("tap,id=net0,ifname={},script=no,downscript=no", spec.tap),
         "-device",
-        &format!("virtio-net-pci,netdev=net0,mac={},bootindex=1", spec.mac),
+        &format!(
+            "virtio-net-pci,netdev=net0,mac={},bootindex=1{rom}",
+            spec.mac
+        ),
         "-drive",
         &format!(
             "file={},if=none,id=disk0,format={format},cache=unsafe,discard=unmap",
@@ -78,13 +83,17 @@ pub fn qemu_args(spec: &VmSpec) -> Vec<String> {
         &format!("file,id=bios0,path={}", p("bios.log")),
         "-device",
         "isa-debugcon,iobase=0x402,chardev=bios0",
-        "-daemonize",
-        "-pidfile",
-        &dir.join("qemu.pid").display().to_string(),
     ]
     .iter()
     .map(|s| s.to_string())
-    .collect()
+    .collect();
+    args.extend(firmware);
+    args.extend([
+        "-daemonize".to_string(),
+        "-pidfile".to_string(),
+        dir.join("qemu.pid").display().to_string(),
+    ]);
+    args
 }
 
 /// The text of `start.sh` for `spec` in namespace `ns`. Runs serialised by `flock` on
@@ -122,10 +131,18 @@ if [ -s "$pidfile" ]; then
   fi
 fi
 rm -f "$pidfile" "$dir/console.sock" "$dir/qmp.sock"
-ip netns exec {ns_q} qemu-system-x86_64 ${{KALAB_START_PAUSED:+-S}}{args} 9>&-
+{vars}ip netns exec {ns_q} qemu-system-x86_64 ${{KALAB_START_PAUSED:+-S}}{args} 9>&-
 "#,
         name = spec.name,
         ns_q = sh_quote(ns),
+        vars = match spec.firmware {
+            super::Firmware::Bios => String::new(),
+            super::Firmware::Uefi => format!(
+                "[ -s \"$dir/{vars}\" ] || cp {template} \"$dir/{vars}\"\n",
+                vars = super::firmware::VARS_FILE,
+                template = sh_quote(super::firmware::OVMF_VARS),
+            ),
+        },
     )
 }
 
@@ -145,6 +162,8 @@ mod tests {
             cpus: 2,
             accel: Accel::Tcg,
             dir: PathBuf::from("/lab dir/vms"),
+            firmware: super::super::Firmware::Bios,
+            nic_boot: super::super::NicBoot::IpxeRom,
         }
     }
 
@@ -171,6 +190,27 @@ mod tests {
         assert!(args.contains("-qmp unix:/lab dir/vms/node-1/qmp.sock,server=on,wait=off"));
         assert!(args.ends_with("-daemonize -pidfile /lab dir/vms/node-1/qemu.pid"));
         assert!(!args.contains("romfile"));
+    }
+
+    #[test]
+    fn uefi_vms_boot_ovmf_with_their_own_variables_and_no_rom() {
+        let mut uefi = spec();
+        uefi.firmware = super::super::Firmware::Uefi;
+        uefi.nic_boot = super::super::NicBoot::UefiPxe;
+        let args = qemu_args(&uefi).join(" ");
+        assert!(args.contains("mac=52:54:00:1a:00:00,bootindex=1,romfile= "));
+        assert!(args.contains("if=pflash,format=raw,unit=1,file=/lab dir/vms/node-1/OVMF_VARS.fd"));
+        assert!(args.ends_with("-daemonize -pidfile /lab dir/vms/node-1/qemu.pid"));
+        let text = start_script(&uefi, "kalab-1-x");
+        let out = std::process::Command::new("sh")
+            .args(["-n", "-c", &text])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        assert!(text.contains(
+            "[ -s \"$dir/OVMF_VARS.fd\" ] || cp /usr/share/OVMF/OVMF_VARS_4M.fd \"$dir/OVMF_VARS.fd\"\nip netns exec"
+        ));
+        assert!(!start_script(&spec(), "kalab-1-x").contains("OVMF"));
     }
 
     #[test]

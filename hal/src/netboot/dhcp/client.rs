@@ -33,11 +33,7 @@ pub fn classify(msg: &Message) -> ClientKind {
         Some(DhcpOption::ClassIdentifier(v)) => v.as_slice(),
         _ => &[],
     };
-    let arch = match opts.get(OptionCode::ClientSystemArchitecture) {
-        Some(DhcpOption::ClientSystemArchitecture(a)) => Some(a.0),
-        _ => None,
-    };
-    match arch {
+    match architecture(msg) {
         Some(0x0F | 0x10 | 0x13) => ClientKind::UefiHttp,
         Some(6 | 7 | 9 | 0x0B) => ClientKind::Uefi,
         Some(_) => ClientKind::Bios,
@@ -47,17 +43,32 @@ pub fn classify(msg: &Message) -> ClientKind {
     }
 }
 
-/// The boot file for a client of `kind`, the host's own file first.
+/// The client's architecture: option 93's code, when it sent one.
+pub fn architecture(msg: &Message) -> Option<u16> {
+    match msg.opts().get(OptionCode::ClientSystemArchitecture) {
+        Some(DhcpOption::ClientSystemArchitecture(a)) => Some(a.0),
+        _ => None,
+    }
+}
+
+/// The boot file for a client of `kind` and architecture `arch`: the host's own file first, then the
+/// file of its architecture (not for iPXE), then the file of its kind.
 pub fn boot_file<'a>(
     kind: ClientKind,
+    arch: Option<u16>,
     files: &'a BootFiles,
     host: Option<&'a Host>,
 ) -> Option<&'a str> {
     let own = |f: fn(&Host) -> Option<&String>| host.and_then(f).map(String::as_str);
+    let by_arch = arch.and_then(|a| files.arch.get(&a)).map(String::as_str);
     match kind {
         ClientKind::Ipxe => own(|h| h.ipxe.as_ref()).or(files.ipxe.as_deref()),
-        ClientKind::Bios | ClientKind::Plain => own(|h| h.boot.as_ref()).or(files.bios.as_deref()),
-        ClientKind::Uefi => own(|h| h.boot.as_ref()).or(files.uefi.as_deref()),
-        ClientKind::UefiHttp => files.uefi_http.as_deref(),
+        ClientKind::Bios | ClientKind::Plain => own(|h| h.boot.as_ref())
+            .or(by_arch)
+            .or(files.bios.as_deref()),
+        ClientKind::Uefi => own(|h| h.boot.as_ref())
+            .or(by_arch)
+            .or(files.uefi.as_deref()),
+        ClientKind::UefiHttp => by_arch.or(files.uefi_http.as_deref()),
     }
 }

@@ -16,6 +16,9 @@
 //!     uefi: ipxe.efi               # option 93 = 6, 7, 9 (EFI)
 //!     uefi_http: http://10.0.0.1/ipxe.efi   # option 93 = 15, 16 (UEFI HTTP boot)
 //!     ipxe: http://10.0.0.1/boot.ipxe       # iPXE itself (option 77 "iPXE" or option 175)
+//!     arch:                        # per architecture (option 93), before the above (not for iPXE)
+//!       11: grubaa64.efi                    # ARM64 UEFI PXE
+//!       19: http://10.0.0.1/grubaa64.efi    # ARM64 UEFI HTTP boot
 //!   pool: {start: 10.0.0.100, end: 10.0.0.199}
 //!   decline_hold: 600              # seconds a declined pool address stays out of offers
 //!   max_declined: 1024             # declined addresses remembered at most
@@ -26,6 +29,7 @@
 pub use crate::netboot::Mac;
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
@@ -41,6 +45,10 @@ pub struct BootFiles {
     pub uefi_http: Option<String>,
     /// iPXE itself: a script (file or URL) instead of the ROM loader, which would loop.
     pub ipxe: Option<String>,
+    /// `arch`: the boot file of clients of one architecture (option 93's code: 7 x64 UEFI, 11 ARM64
+    /// UEFI, 16 x64 UEFI HTTP, 19 ARM64 UEFI HTTP...), before the kind's file above; iPXE clients
+    /// get `ipxe` whatever their architecture.
+    pub arch: BTreeMap<u16, String>,
 }
 
 /// `hosts[]`: a static reservation.
@@ -177,7 +185,17 @@ mod tests {
         assert_eq!(c.hosts[0].mac, Mac([0x52, 0x54, 0, 0, 0, 1]));
         assert_eq!(c.hosts[0].mac.to_string(), "52:54:00:00:00:01");
         assert_eq!(c.boot.bios.as_deref(), Some("pxelinux.0"));
+        assert!(c.boot.arch.is_empty());
         c.validate().unwrap();
+        let arch: BootFiles = serde_saphyr::from_str(
+            "uefi: ipxe.efi\narch: {11: grubaa64.efi, 19: 'http://s/a.efi'}\n",
+        )
+        .unwrap();
+        assert_eq!(arch.arch.get(&11).map(String::as_str), Some("grubaa64.efi"));
+        assert_eq!(
+            arch.arch.get(&19).map(String::as_str),
+            Some("http://s/a.efi")
+        );
         let mut bad = c.clone();
         bad.hosts.push(bad.hosts[0].clone());
         assert!(bad.validate().unwrap_err().contains("duplicate mac"));

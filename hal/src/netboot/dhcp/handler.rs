@@ -265,6 +265,7 @@ mod tests {
                 uefi: Some("ipxe.efi".into()),
                 uefi_http: None,
                 ipxe: Some("http://10.0.0.1/boot.ipxe".into()),
+                arch: Default::default(),
             },
             pool: Some(Pool {
                 start: Ipv4Addr::new(10, 0, 0, 100),
@@ -331,6 +332,81 @@ mod tests {
             file(&s.handle(&plain, 0).unwrap()).as_deref(),
             Some("http://10.0.0.1/boot.ipxe")
         );
+    }
+
+    fn class(r: &Reply) -> Option<String> {
+        match r.message.opts().get(OptionCode::ClassIdentifier) {
+            Some(DhcpOption::ClassIdentifier(c)) => Some(String::from_utf8_lossy(c).into_owned()),
+            _ => None,
+        }
+    }
+
+    /// OVMF's UEFI HTTP boot (class `HTTPClient`, option 93 = 16) gets a URL and the class back; an
+    /// ARM64 client gets its architecture's files; iPXE keeps its script whatever its architecture.
+    #[test]
+    fn uefi_http_clients_and_other_architectures_get_their_own_boot_files() {
+        let mut s = state();
+        s.config.boot.uefi_http = Some("http://10.0.0.1/grubx64.efi".into());
+        s.config.boot.arch.insert(11, "grubaa64.efi".into());
+        s.config
+            .boot
+            .arch
+            .insert(19, "http://10.0.0.1/grubaa64.efi".into());
+        let discover = |arch: u16, vendor: &[u8]| {
+            let mut d = msg(NODE, MessageType::Discover);
+            d.opts_mut()
+                .insert(DhcpOption::ClassIdentifier(vendor.to_vec()));
+            d.opts_mut()
+                .insert(DhcpOption::ClientSystemArchitecture(Architecture::from(
+                    arch,
+                )));
+            d
+        };
+        let http = s
+            .handle(&discover(16, b"HTTPClient:Arch:00016:UNDI:003001"), 0)
+            .unwrap();
+        assert_eq!(file(&http).as_deref(), Some("http://10.0.0.1/grubx64.efi"));
+        assert_eq!(class(&http).as_deref(), Some("HTTPClient"));
+        let arm_http = s
+            .handle(&discover(19, b"HTTPClient:Arch:00019:UNDI:003001"), 0)
+            .unwrap();
+        assert_eq!(
+            file(&arm_http).as_deref(),
+            Some("http://10.0.0.1/grubaa64.efi")
+        );
+        let arm_pxe = s
+            .handle(&discover(11, b"PXEClient:Arch:00011:UNDI:003000"), 0)
+            .unwrap();
+        assert_eq!(file(&arm_pxe).as_deref(), Some("grubaa64.efi"));
+        assert_eq!(class(&arm_pxe).as_deref(), Some("PXEClient"));
+        let x64 = s
+            .handle(&discover(7, b"PXEClient:Arch:00007:UNDI:003000"), 0)
+            .unwrap();
+        assert_eq!(file(&x64).as_deref(), Some("ipxe.efi"));
+        // Before, UEFI PXE offers had no option 43 and OVMF refused them (PXE-E16) waiting for BINL.
+        assert_eq!(
+            x64.message.opts().get(OptionCode::VendorExtensions),
+            Some(&DhcpOption::VendorExtensions(
+                crate::netboot::dhcp::reply::PXE_BOOT_FILE_ONLY.to_vec()
+            ))
+        );
+        assert!(
+            http.message
+                .opts()
+                .get(OptionCode::VendorExtensions)
+                .is_none()
+        );
+        let mut ipxe = discover(11, b"PXEClient:Arch:00011:UNDI:003000");
+        ipxe.opts_mut()
+            .insert(DhcpOption::UserClass(b"\x04iPXE".to_vec()));
+        assert_eq!(
+            file(&s.handle(&ipxe, 0).unwrap()).as_deref(),
+            Some("http://10.0.0.1/boot.ipxe")
+        );
+        // An OS's DHCP client (GRUB's net_bootp, udhcpc) gets an address and no boot file.
+        let plain = s.handle(&msg(NODE, MessageType::Discover), 0).unwrap();
+        assert_eq!(plain.message.yiaddr(), Ipv4Addr::new(10, 0, 0, 11));
+        assert_eq!(file(&plain), None);
     }
 
     #[test]

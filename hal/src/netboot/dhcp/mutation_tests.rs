@@ -18,6 +18,7 @@ fn state() -> DhcpState {
             uefi: Some("ipxe.efi".into()),
             uefi_http: Some("http://10.0.0.1/ipxe.efi".into()),
             ipxe: Some("http://10.0.0.1/boot.ipxe".into()),
+            arch: Default::default(),
         },
         pool: Some(Pool {
             start: Ipv4Addr::new(10, 0, 0, 100),

@@ -1,11 +1,15 @@
 //! DHCP replies built from a request: the answer (OFFER, ACK) with the network and boot options,
 //! the NAK, and where each goes (RFC 2131 §4.1).
 
-use super::client::{ClientKind, boot_file, classify};
+use super::client::{ClientKind, architecture, boot_file, classify};
 use super::config::{DhcpConfig, Host, Mac};
 use dhcproto::v4::{DhcpOption, Flags, Message, MessageType, Opcode, OptionCode};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use tracing::debug;
+
+/// Option 43 of PXE offers: discovery control (6) of length 1 = 8 (use the boot file of this
+/// offer, no boot server discovery), end (255).
+pub const PXE_BOOT_FILE_ONLY: [u8; 4] = [6, 1, 8, 255];
 
 /// A reply and where to send it.
 #[derive(Debug)]
@@ -69,7 +73,7 @@ pub(super) fn answer(
         o.insert(DhcpOption::Hostname(name.clone()));
     }
     if client != ClientKind::Plain
-        && let Some(file) = boot_file(client, &c.boot, host)
+        && let Some(file) = boot_file(client, architecture(req), &c.boot, host)
     {
         o.insert(DhcpOption::TFTPServerName(
             next_server.to_string().into_bytes(),
@@ -81,6 +85,12 @@ pub(super) fn answer(
             b"PXEClient"
         };
         o.insert(DhcpOption::ClassIdentifier(class.to_vec()));
+        if client != ClientKind::UefiHttp {
+            // PXE discovery control (option 43, sub-option 6) = 8: boot the file named here. Without
+            // it, a `PXEClient` offer asks UEFI PXE (EDK II, OVMF) for a BINL exchange on port 4011
+            // that nobody answers: "PXE-E16: No valid offer received".
+            o.insert(DhcpOption::VendorExtensions(PXE_BOOT_FILE_ONLY.to_vec()));
+        }
         if file.len() < 128 {
             msg.set_fname_str(file);
         }

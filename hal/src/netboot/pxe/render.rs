@@ -131,10 +131,15 @@ fn lines(m: &PxeMethod, boot: &Boot<'_>) -> Vec<String> {
             },
         ) => {
             let mut v = Vec::new();
+            let mut chain = format!("chain {}", x(kernel));
             if !initrd.is_empty() {
                 v.push(format!("initrd {}", x(initrd)));
+                // UEFI iPXE hands the kernel its initrd only when the command line names it (the
+                // EFI stub loads `initrd=<image name>`; the name is the file's); BIOS kernels ignore it.
+                let name = initrd.rsplit('/').next().unwrap_or(initrd);
+                chain = format!("{chain} initrd={name}");
             }
-            v.push(join(format!("chain {}", x(kernel)), params));
+            v.push(join(chain, params));
             v
         }
         (Syntax::Ipxe, Boot::Local { disk, part, .. }) => {
@@ -280,7 +285,7 @@ mod tests {
         let text = render(&method("IPXE", "http"), "", &NET);
         assert_eq!(
             text,
-            "#!ipxe\ninitrd http://10.0.0.1/kernels/initrd\nchain http://10.0.0.1/kernels/vmlinuz console=ttyS0 quiet\n"
+            "#!ipxe\ninitrd http://10.0.0.1/kernels/initrd\nchain http://10.0.0.1/kernels/vmlinuz initrd=initrd console=ttyS0 quiet\n"
         );
         let nfs = Boot::Network {
             kernel: "k",

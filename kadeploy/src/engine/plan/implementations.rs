@@ -184,7 +184,6 @@ mod tests {
         assert_eq!(steps(Slot::SetDeploymentEnv, kexec, None), None);
         for kind in [
             MacroKind::from(SetDeploymentEnvKind::Nfsroot),
-            BroadcastEnvKind::Bittorrent.into(),
             BootNewEnvKind::PivotRoot.into(),
         ] {
             assert_eq!(steps(kind.slot(), kind, None), None, "{kind}");
