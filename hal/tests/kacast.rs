@@ -14,7 +14,13 @@ use std::process::{Command, Output};
 const KACAST: &str = env!("CARGO_BIN_EXE_kacast");
 
 /// The five timeline events, in the order they must happen.
-const EVENTS: [&str; 5] = ["connected", "first_byte", "last_byte", "verified", "written"];
+const EVENTS: [&str; 5] = [
+    "connected",
+    "first_byte",
+    "last_byte",
+    "verified",
+    "written",
+];
 
 /// Runs kacast over `agents` with `strategy`, writing the timeline under `dir`.
 fn kacast(agents: &[AgentProc], token_file: &Path, image: &Path, strategy: &str) -> Output {
@@ -74,10 +80,17 @@ fn check_json(path: &Path, want_ok: &[bool]) -> serde_json::Value {
         if *ok {
             let times: Vec<f64> = EVENTS
                 .iter()
-                .map(|e| line[e].as_f64().unwrap_or_else(|| panic!("{e} missing: {line}")))
+                .map(|e| {
+                    line[e]
+                        .as_f64()
+                        .unwrap_or_else(|| panic!("{e} missing: {line}"))
+                })
                 .collect();
             assert!(times[0] >= 0.0, "{line}");
-            assert!(times.windows(2).all(|w| w[0] <= w[1]), "not in order: {line}");
+            assert!(
+                times.windows(2).all(|w| w[0] <= w[1]),
+                "not in order: {line}"
+            );
         } else {
             assert!(line["written"].is_null(), "{line}");
             assert!(line["error"].as_str().is_some_and(|e| !e.is_empty()));

@@ -3,11 +3,11 @@
 
 use anyhow::Context;
 use clap::Parser;
+use hal::WriteTarget;
 use hal::broadcast::cast::{self, Cast};
 use hal::broadcast::deployer::Options;
 use hal::broadcast::token::AgentToken;
 use hal::image::DEFAULT_CHUNK_SIZE;
-use hal::WriteTarget;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -67,8 +67,8 @@ fn main() -> anyhow::Result<()> {
         .init();
     let mut hosts = args.hosts.clone();
     if let Some(file) = &args.hosts_file {
-        let text = std::fs::read_to_string(file)
-            .with_context(|| format!("reading {}", file.display()))?;
+        let text =
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
         hosts.extend(cast::hosts_from_text(&text));
     }
     let token = AgentToken::from_file(&args.token_file)
@@ -94,10 +94,15 @@ fn main() -> anyhow::Result<()> {
         options,
     };
     let timeline = job.run(token);
-    for (path, text) in [(&args.json, timeline.to_json()), (&args.csv, timeline.to_csv())] {
+    for (path, text) in [
+        (&args.json, timeline.to_json()),
+        (&args.csv, timeline.to_csv()),
+    ] {
         match path {
             Some(p) if p.as_os_str() == "-" => print!("{text}"),
-            Some(p) => std::fs::write(p, text).with_context(|| format!("writing {}", p.display()))?,
+            Some(p) => {
+                std::fs::write(p, text).with_context(|| format!("writing {}", p.display()))?
+            }
             None => {}
         }
     }
@@ -110,7 +115,11 @@ fn main() -> anyhow::Result<()> {
         timeline.strategy
     );
     for n in timeline.nodes.iter().filter(|n| !n.ok) {
-        eprintln!("kacast: {}: {}", n.node, n.error.as_deref().unwrap_or("failed"));
+        eprintln!(
+            "kacast: {}: {}",
+            n.node,
+            n.error.as_deref().unwrap_or("failed")
+        );
     }
     if failed > 0 {
         std::process::exit(1);

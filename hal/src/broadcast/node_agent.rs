@@ -546,7 +546,8 @@ fn run_job(
                 }
                 let result = r.map_err(NodeError::from);
                 let since = |t: Instant| {
-                    u64::try_from(t.saturating_duration_since(start).as_micros()).unwrap_or(u64::MAX)
+                    u64::try_from(t.saturating_duration_since(start).as_micros())
+                        .unwrap_or(u64::MAX)
                 };
                 let times = store.times();
                 let _ = wire::send(
