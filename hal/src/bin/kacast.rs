@@ -6,7 +6,7 @@ use clap::Parser;
 use hal::WriteTarget;
 use hal::broadcast::cast::{self, Cast};
 use hal::broadcast::deployer::Options;
-use hal::broadcast::token::AgentToken;
+use hal::broadcast::token::{AgentToken, DEFAULT_TOKEN_FILE};
 use hal::image::DEFAULT_CHUNK_SIZE;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -30,9 +30,25 @@ struct Args {
     /// Chunk size in bytes.
     #[arg(long, default_value_t = u64::from(DEFAULT_CHUNK_SIZE))]
     chunk_size: u64,
-    /// The agents' token file (agents started by hand with the same `--token-file`).
+    /// The agents' token file, for agents started by hand with the same `--token-file`.
+    #[arg(long, required_unless_present = "ssh_key", conflicts_with = "ssh_key")]
+    token_file: Option<PathBuf>,
+    /// Hand a fresh token to every host over SSH with this private key first, as the site backend
+    /// does (written to `--remote-token-file`, removed afterwards).
     #[arg(long)]
-    token_file: PathBuf,
+    ssh_key: Option<PathBuf>,
+    /// SSH user on the hosts.
+    #[arg(long, default_value = "root")]
+    ssh_user: String,
+    /// SSH port of the hosts.
+    #[arg(long, default_value_t = 22)]
+    ssh_port: u16,
+    /// Where the agents read their token on the hosts (SSH mode).
+    #[arg(long, default_value = DEFAULT_TOKEN_FILE)]
+    remote_token_file: String,
+    /// A static kaagent to send over SSH and start where no agent answers (SSH mode).
+    #[arg(long, requires = "ssh_key")]
+    agent_binary: Option<PathBuf>,
     /// Image layout: dd (a raw file or disk image), tar or fsa.
     #[arg(long, default_value = "dd")]
     kind: String,
@@ -59,6 +75,27 @@ struct Args {
     log: String,
 }
 
+/// Runs the cast handing the token over SSH with `key`.
+#[cfg(feature = "ssh")]
+fn over_ssh(job: &Cast, args: &Args, key: &std::path::Path) -> anyhow::Result<cast::Timeline> {
+    let mut ssh = hal::ssh::SshConfig::new(key);
+    ssh.user = args.ssh_user.clone();
+    ssh.port = args.ssh_port;
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let timeline = runtime.block_on(job.run_over_ssh(
+        ssh,
+        &args.remote_token_file,
+        args.agent_binary.clone(),
+    ))?;
+    Ok(timeline)
+}
+
+/// Without the `ssh` feature there is no SSH mode.
+#[cfg(not(feature = "ssh"))]
+fn over_ssh(_: &Cast, _: &Args, _: &std::path::Path) -> anyhow::Result<cast::Timeline> {
+    anyhow::bail!("kacast was built without the ssh feature: use --token-file")
+}
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     tracing_subscriber::fmt()
@@ -71,8 +108,6 @@ fn main() -> anyhow::Result<()> {
             std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
         hosts.extend(cast::hosts_from_text(&text));
     }
-    let token = AgentToken::from_file(&args.token_file)
-        .with_context(|| format!("token file {}", args.token_file.display()))?;
     let report_timeout = Duration::try_from_secs_f64(args.report_timeout)
         .ok()
         .filter(|d| !d.is_zero())
@@ -93,7 +128,15 @@ fn main() -> anyhow::Result<()> {
         agents: cast::resolve_hosts(&hosts)?,
         options,
     };
-    let timeline = job.run(token);
+    let timeline = match (&args.token_file, &args.ssh_key) {
+        (Some(file), _) => {
+            let token = AgentToken::from_file(file)
+                .with_context(|| format!("token file {}", file.display()))?;
+            job.run(token)
+        }
+        (None, Some(key)) => over_ssh(&job, &args, key)?,
+        (None, None) => anyhow::bail!("--token-file or --ssh-key is needed"),
+    };
     for (path, text) in [
         (&args.json, timeline.to_json()),
         (&args.csv, timeline.to_csv()),

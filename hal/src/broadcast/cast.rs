@@ -2,12 +2,16 @@
 //! deployment, through [`KaagentBroadcast`] (same plans, same token authentication), and each node's
 //! timeline (connected, first byte, last byte, verified, written) as JSON and CSV.
 
-use super::deployer::{Agent, BroadcastReport, DEFAULT_PORT, KaagentBroadcast, Options};
+use super::deployer::{
+    Agent, BroadcastReport, DEFAULT_PORT, KaagentBroadcast, NodeTimeline, Options,
+};
 use super::token::AgentToken;
 use crate::broadcast::{ImageKind, ImageSpec, Strategy, WriteTarget};
 use crate::image::MAX_CHUNK_SIZE;
 use crate::node::NodeId;
+use crate::outcome::{ErrorKind, NodeError, Outcome};
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
@@ -33,6 +37,9 @@ pub enum CastError {
     /// An image kind kacast does not know.
     #[error("unknown image kind {0:?} (dd, tar, fsa)")]
     Kind(String),
+    /// The SSH set-up (key, token file path, agent binary) was refused.
+    #[error("ssh: {0}")]
+    Ssh(String),
     /// The image file cannot be read.
     #[error("image {0}: {1}")]
     Image(String, std::io::Error),
@@ -151,18 +158,78 @@ impl Cast {
             .ok_or(CastError::ChunkSize(chunk))
     }
 
-    /// Runs the broadcast to its end (blocking), authenticating to the agents with `token`.
-    pub fn run(&self, token: AgentToken) -> Timeline {
-        let nodes: Vec<NodeId> = (0..self.agents.len())
+    /// The cast's node ids, `NodeId(i)` for `agents[i]`.
+    fn node_ids(&self) -> Vec<NodeId> {
+        (0..self.agents.len())
             .map(|i| NodeId(u32::try_from(i).unwrap_or(u32::MAX)))
-            .collect();
-        let backend = KaagentBroadcast::new(
-            nodes.iter().copied().zip(self.agents.iter().cloned()),
+            .collect()
+    }
+
+    /// The deployer's backend over the cast's agents.
+    fn backend(&self) -> KaagentBroadcast {
+        KaagentBroadcast::new(
+            self.node_ids().into_iter().zip(self.agents.iter().cloned()),
             self.options.clone(),
         )
-        .with_token(token);
+    }
+
+    /// Runs the broadcast to its end (blocking), authenticating to the agents with `token`.
+    pub fn run(&self, token: AgentToken) -> Timeline {
+        let nodes = self.node_ids();
+        let backend = self.backend().with_token(token);
         let report = backend.run(&self.image, &self.target, self.strategy, &nodes);
-        Timeline::new(self, &report)
+        Timeline::new(self, &BTreeMap::new(), Some(&report))
+    }
+
+    /// Runs the broadcast as the site backend does: a fresh token written over SSH (as `ssh.user`,
+    /// with `ssh.key`) to `token_file` on every host, the agent sent and started first where none
+    /// answers when `agent_binary` is given, the token removed afterwards. Every agent must listen on
+    /// the same port.
+    #[cfg(feature = "ssh")]
+    pub async fn run_over_ssh(
+        &self,
+        ssh: crate::ssh::SshConfig,
+        token_file: &str,
+        agent_binary: Option<std::path::PathBuf>,
+    ) -> Result<Timeline, CastError> {
+        use super::over_ssh::AgentsOverSsh;
+        use crate::node::NodeInfo;
+        use crate::reachability::tcp::TcpProbe;
+        use std::sync::Arc;
+        let port = self
+            .agents
+            .first()
+            .map(|a| a.addr.port())
+            .unwrap_or(DEFAULT_PORT);
+        if let Some(a) = self.agents.iter().find(|a| a.addr.port() != port) {
+            return Err(CastError::Host(
+                a.name.clone(),
+                format!("over SSH, every agent listens on one port ({port})"),
+            ));
+        }
+        let infos: Vec<NodeInfo> = self
+            .agents
+            .iter()
+            .map(|a| NodeInfo {
+                name: a.name.clone(),
+                address: a.addr.ip(),
+            })
+            .collect();
+        let timeout = ssh.connect_timeout;
+        let ops = crate::ssh::SshNodeOps::new(infos.clone(), ssh)
+            .map_err(|e| CastError::Ssh(e.to_string()))?;
+        let mut over = AgentsOverSsh::new(self.backend(), Arc::new(ops), token_file, port)
+            .map_err(|e| CastError::Ssh(e.to_string()))?;
+        if let Some(binary) = agent_binary {
+            over = over
+                .with_delivery(TcpProbe::new(infos, timeout), binary)
+                .map_err(|e| CastError::Ssh(e.to_string()))?;
+        }
+        let nodes = self.node_ids();
+        let (failed, report) = over
+            .run(&self.image, &self.target, self.strategy, &nodes)
+            .await;
+        Ok(Timeline::new(self, &failed, report.as_ref()))
     }
 }
 
@@ -209,33 +276,52 @@ pub struct Timeline {
 }
 
 impl Timeline {
-    /// The timeline of `cast` from its `report`.
-    fn new(cast: &Cast, report: &BroadcastReport) -> Self {
+    /// The timeline of `cast`: the nodes of `failed` failed before the broadcast, the others are in
+    /// `report` (when it ran).
+    fn new(
+        cast: &Cast,
+        failed: &BTreeMap<NodeId, NodeError>,
+        report: Option<&BroadcastReport>,
+    ) -> Self {
         let secs = |d: Option<Duration>| d.map(|d| d.as_secs_f64());
-        let nodes = cast
-            .agents
-            .iter()
-            .zip(&report.timeline)
-            .zip(&report.outcomes.0)
-            .map(|((agent, (_, t)), (_, outcome))| NodeLine {
-                node: agent.name.clone(),
-                addr: agent.addr.to_string(),
-                ok: outcome.is_ok(),
-                error: outcome.as_ref().err().map(|e| e.to_string()),
-                connected: secs(t.connected),
-                first_byte: secs(t.first_byte),
-                last_byte: secs(t.last_byte),
-                verified: secs(t.verified),
-                written: secs(t.written),
-            })
-            .collect();
+        let timelines: BTreeMap<NodeId, NodeTimeline> = report
+            .map(|r| r.timeline.iter().copied().collect())
+            .unwrap_or_default();
+        let outcomes: BTreeMap<NodeId, Outcome> = report
+            .map(|r| r.outcomes.0.iter().cloned().collect())
+            .unwrap_or_default();
+        let nodes =
+            cast.node_ids()
+                .into_iter()
+                .zip(&cast.agents)
+                .map(|(id, agent)| {
+                    let t = timelines.get(&id).copied().unwrap_or_default();
+                    let outcome = match failed.get(&id) {
+                        Some(e) => Err(e.clone()),
+                        None => outcomes.get(&id).cloned().unwrap_or_else(|| {
+                            Err(NodeError::new(ErrorKind::Transfer, "no outcome"))
+                        }),
+                    };
+                    NodeLine {
+                        node: agent.name.clone(),
+                        addr: agent.addr.to_string(),
+                        ok: outcome.is_ok(),
+                        error: outcome.err().map(|e| e.to_string()),
+                        connected: secs(t.connected),
+                        first_byte: secs(t.first_byte),
+                        last_byte: secs(t.last_byte),
+                        verified: secs(t.verified),
+                        written: secs(t.written),
+                    }
+                })
+                .collect();
         Timeline {
             strategy: cast.strategy.to_string(),
             chunk_size: cast.options.chunk_size,
             image_bytes: cast.image.size,
-            elapsed: report.elapsed.as_secs_f64(),
-            refetched: report.refetched,
-            lost: report.lost.clone(),
+            elapsed: report.map_or(0.0, |r| r.elapsed.as_secs_f64()),
+            refetched: report.map_or(0, |r| r.refetched),
+            lost: report.map(|r| r.lost.clone()).unwrap_or_default(),
             nodes,
         }
     }
