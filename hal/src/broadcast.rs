@@ -14,6 +14,7 @@
 //! running on every node (the `kaagent` binary). With the `ssh` feature, `over_ssh` hands each
 //! broadcast's token (and, if asked, the agent itself) to the nodes over SSH before the deployer runs.
 
+pub mod cast;
 pub mod confine;
 pub mod deployer;
 pub mod forward;

@@ -7,6 +7,8 @@ mod agents;
 mod conformance;
 #[path = "ssh/harness.rs"]
 mod harness;
+#[path = "ssh/kacast.rs"]
+mod kacast;
 #[path = "ssh/local.rs"]
 mod local;
 #[path = "ssh/operations.rs"]
@@ -30,6 +32,14 @@ async fn broadcast_token_over_ssh() {
     let mut lab = Lab::new();
     lab.start(Flavor::OpenSsh, "127.0.0.2");
     agents::token_handed_over_ssh(&lab).await;
+}
+
+/// `kacast --ssh-key`: the token handed over SSH, the image cast, the timeline written.
+#[tokio::test(flavor = "multi_thread")]
+async fn kacast_hands_the_token_over_ssh() {
+    let mut lab = Lab::new();
+    lab.start(Flavor::OpenSsh, "127.0.0.2");
+    kacast::kacast_over_ssh(&lab).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -10,7 +10,7 @@ use super::mcast_send::{self, McastOptions, McastSender, status_interval};
 use super::plan::{plan, swarm_peers, topology_order};
 use super::store::{ChunkSource, FileSource};
 use super::swarm_node;
-pub use super::tally::BroadcastReport;
+pub use super::tally::{BroadcastReport, NodeTimeline};
 use super::tally::{NodeEnd, Tally, collect};
 use super::token::AgentToken;
 use super::wire::{self, ForwardPlan, Hello, MulticastPlan, NodePlan, Reply, SwarmPlan, Tuning};
@@ -177,14 +177,6 @@ impl KaagentBroadcast {
     ) -> BroadcastReport {
         let start = Instant::now();
         let mut tally = Tally::default();
-        if matches!(strategy, Strategy::Multicast | Strategy::Swarm) {
-            let e = NodeError::new(
-                ErrorKind::Config,
-                format!("kaagent does not run the {strategy} broadcast"),
-            );
-            tally.fail_all(nodes, &e);
-            return tally.report(nodes, start);
-        }
         let job = match self.prepare(image) {
             Ok(job) => job,
             Err(e) => {
@@ -300,7 +292,8 @@ impl KaagentBroadcast {
     fn connect(&self, ordered: &[NodeId], job: &Job, tally: &mut Tally) -> Vec<(NodeId, Control)> {
         let connect_timeout = Duration::from_millis(self.options.tuning.connect_timeout_ms);
         let report_timeout = self.options.report_timeout;
-        let opened: Vec<(NodeId, std::io::Result<Control>)> = std::thread::scope(|s| {
+        type Opened = std::io::Result<(TcpStream, Sealer, Instant)>;
+        let opened: Vec<(NodeId, Opened)> = std::thread::scope(|s| {
             let handles: Vec<_> = ordered
                 .iter()
                 .map(|n| {
@@ -308,12 +301,12 @@ impl KaagentBroadcast {
                     let (token, job) = (job.token.clone(), job.id.clone());
                     (
                         *n,
-                        s.spawn(move || -> std::io::Result<Control> {
+                        s.spawn(move || -> std::io::Result<(TcpStream, Sealer, Instant)> {
                             let mut conn = TcpStream::connect_timeout(&addr, connect_timeout)?;
                             conn.set_read_timeout(Some(report_timeout))?;
                             let mut sealer = Sealer::start(&mut conn, token)?;
                             sealer.send(&mut conn, &Hello::Job { job })?;
-                            Ok((conn, sealer))
+                            Ok((conn, sealer, Instant::now()))
                         }),
                     )
                 })
@@ -332,7 +325,10 @@ impl KaagentBroadcast {
         let mut live = Vec::new();
         for (n, r) in opened {
             match r {
-                Ok(c) => live.push((n, c)),
+                Ok((conn, sealer, at)) => {
+                    tally.connected(n, at);
+                    live.push((n, (conn, sealer)));
+                }
                 Err(e) => {
                     let msg = format!("agent {}: {e}", self.agents[&n].addr);
                     tally.fail(n, ErrorKind::Unreachable, msg);

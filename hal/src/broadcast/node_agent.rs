@@ -17,7 +17,7 @@ use super::receive;
 use super::store::{ChunkSource, ChunkStore};
 use super::swarm_node::SwarmNode;
 use super::token::{AgentToken, DEFAULT_TOKEN_FILE};
-use super::wire::{self, Hello, NodePlan, Reply, Report};
+use super::wire::{self, AgentTimes, Hello, NodePlan, Reply, Report};
 use super::write::write_image;
 use crate::ImageKind;
 use crate::image::{ImageError, Manifest};
@@ -545,11 +545,22 @@ fn run_job(
                     Err(e) => tracing::warn!(error = %e, "image not written"),
                 }
                 let result = r.map_err(NodeError::from);
+                let since = |t: Instant| {
+                    u64::try_from(t.saturating_duration_since(start).as_micros())
+                        .unwrap_or(u64::MAX)
+                };
+                let times = store.times();
                 let _ = wire::send(
                     &mut control,
                     &Report::Written {
                         result,
                         elapsed_ms: start.elapsed().as_millis() as u64,
+                        times: Some(AgentTimes {
+                            report_us: since(Instant::now()),
+                            first_byte_us: times.first.map(since),
+                            last_byte_us: times.last.map(since),
+                            verified_us: times.verified.map(since),
+                        }),
                     },
                 );
             }

@@ -2,7 +2,7 @@
 //! SSH (the channel the deployer already trusts, as Ironic hands its agents their tokens), and, with
 //! [`AgentsOverSsh::with_delivery`], the agent itself sent and started where none answers.
 
-use super::deployer::KaagentBroadcast;
+use super::deployer::{BroadcastReport, KaagentBroadcast};
 use super::token::AgentToken;
 use crate::broadcast::{Broadcast, ImageSpec, Strategy, WriteTarget};
 use crate::node::NodeId;
@@ -142,19 +142,21 @@ impl AgentsOverSsh {
     }
 }
 
-#[async_trait]
-impl Broadcast for AgentsOverSsh {
-    async fn broadcast(
+impl AgentsOverSsh {
+    /// Runs one broadcast with a fresh token: the nodes where the token or agent step failed (not
+    /// sent the image), and the report of the broadcast to the others.
+    pub async fn run(
         &self,
         image: &ImageSpec,
         target: &WriteTarget,
         strategy: Strategy,
         nodes: &[NodeId],
-    ) -> Outcomes {
+    ) -> (BTreeMap<NodeId, NodeError>, Option<BroadcastReport>) {
         let token = match AgentToken::generate() {
             Ok(t) => t,
             Err(e) => {
-                return Outcomes::all(nodes, Err(NodeError::new(ErrorKind::Config, e.to_string())));
+                let e = NodeError::new(ErrorKind::Config, e.to_string());
+                return (nodes.iter().map(|n| (*n, e.clone())).collect(), None);
             }
         };
         let file = &self.token_file;
@@ -175,12 +177,10 @@ impl Broadcast for AgentsOverSsh {
             .copied()
             .filter(|n| !failed.contains_key(n))
             .collect();
-        let sent = self
-            .inner
-            .clone()
-            .with_token(token)
-            .broadcast(image, target, strategy, &ready)
-            .await;
+        let inner = self.inner.clone().with_token(token);
+        let (image, target) = (image.clone(), target.clone());
+        let sent =
+            tokio::task::spawn_blocking(move || inner.run(&image, &target, strategy, &ready)).await;
         // The token is of no use after the broadcast: withdraw it (best effort).
         let kept = self.on_nodes(&holding, &format!("rm -f {file}"), b"").await;
         if !kept.is_empty() {
@@ -189,7 +189,30 @@ impl Broadcast for AgentsOverSsh {
                 "agent token not removed from some nodes"
             );
         }
-        let mut sent: BTreeMap<NodeId, _> = sent.0.into_iter().collect();
+        match sent {
+            Ok(report) => (failed, Some(report)),
+            Err(e) => {
+                let e = NodeError::new(ErrorKind::Transfer, format!("broadcast task: {e}"));
+                failed.extend(holding.iter().map(|n| (*n, e.clone())));
+                (failed, None)
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Broadcast for AgentsOverSsh {
+    async fn broadcast(
+        &self,
+        image: &ImageSpec,
+        target: &WriteTarget,
+        strategy: Strategy,
+        nodes: &[NodeId],
+    ) -> Outcomes {
+        let (mut failed, report) = self.run(image, target, strategy, nodes).await;
+        let mut sent: BTreeMap<NodeId, _> = report
+            .map(|r| r.outcomes.0.into_iter().collect())
+            .unwrap_or_default();
         Outcomes(
             nodes
                 .iter()

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A chunk's bytes, shared without copying between the writer and the forwarders.
 pub type Chunk = Arc<Vec<u8>>;
@@ -101,12 +101,33 @@ struct State {
     partial: Option<Partial>,
     /// The generation of the next reception.
     next_gen: u64,
+    /// When the first and the latest chunk were kept, and the whole image verified (the timeline).
+    times: ChunkTimes,
+}
+
+/// When a node kept its first and its latest verified chunk, and verified its whole image.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ChunkTimes {
+    /// The first chunk kept (its first byte received and verified).
+    pub first: Option<Instant>,
+    /// The latest chunk kept (the last byte, once the store is complete).
+    pub last: Option<Instant>,
+    /// The whole image checked against the manifest.
+    pub verified: Option<Instant>,
 }
 
 /// How many evicted buffers are kept for reuse.
 const SPARE_BUFFERS: usize = 4;
 
 impl State {
+    /// Keeps the next verified chunk and notes when.
+    fn keep(&mut self, chunk: Chunk) {
+        self.chunks.push_back(chunk);
+        let now = Instant::now();
+        self.times.first.get_or_insert(now);
+        self.times.last = Some(now);
+    }
+
     fn have(&self) -> u64 {
         self.base + self.chunks.len() as u64
     }
@@ -157,6 +178,7 @@ impl ChunkStore {
                 spare: Vec::new(),
                 partial: None,
                 next_gen: 0,
+                times: ChunkTimes::default(),
             }),
             changed: Condvar::new(),
             piece_added: Condvar::new(),
@@ -195,7 +217,7 @@ impl ChunkStore {
                 return false;
             }
         }
-        s.chunks.push_back(chunk);
+        s.keep(chunk);
         drop(s);
         self.changed.notify_all();
         true
@@ -275,7 +297,7 @@ impl ChunkStore {
         if let Some(chunk) = verified
             && index == s.have()
         {
-            s.chunks.push_back(chunk);
+            s.keep(chunk);
         }
         drop(s);
         self.changed.notify_all();
@@ -286,6 +308,16 @@ impl ChunkStore {
     pub fn fail(&self, err: ImageError) {
         self.lock().failed.get_or_insert(err);
         self.changed.notify_all();
+    }
+
+    /// Notes that the whole image was checked against the manifest.
+    pub fn mark_verified(&self) {
+        self.lock().times.verified.get_or_insert_with(Instant::now);
+    }
+
+    /// When the first and latest chunks were kept and the image verified.
+    pub fn times(&self) -> ChunkTimes {
+        self.lock().times
     }
 
     /// Waits up to `wait` for any change.

@@ -1,7 +1,7 @@
 //! What the deployer learns from the agents during one broadcast: each node's reports read to the
 //! end ([`collect`]) and the tally of outcomes, write times and lost successors.
 
-use super::wire::{self, Report};
+use super::wire::{self, AgentTimes, Report};
 use crate::node::NodeId;
 use crate::outcome::{ErrorKind, NodeError, Outcome, Outcomes};
 use std::collections::BTreeMap;
@@ -23,6 +23,33 @@ pub struct BroadcastReport {
     pub refetched: u64,
     /// Multicast: pieces the server sent again on the receivers' requests.
     pub repaired: u64,
+    /// Each node's timeline, in the order given.
+    pub timeline: Vec<(NodeId, NodeTimeline)>,
+}
+
+/// When one node reached each step of a broadcast, since the broadcast began (None: it did not).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NodeTimeline {
+    /// The deployer's job connection authenticated.
+    pub connected: Option<Duration>,
+    /// The node kept its first verified chunk.
+    pub first_byte: Option<Duration>,
+    /// The node kept its last verified chunk.
+    pub last_byte: Option<Duration>,
+    /// The node checked the whole image against the manifest.
+    pub verified: Option<Duration>,
+    /// The node reported its image written.
+    pub written: Option<Duration>,
+}
+
+/// A node's timeline as instants on the deployer's clock.
+#[derive(Clone, Copy, Default)]
+struct Instants {
+    connected: Option<Instant>,
+    first_byte: Option<Instant>,
+    last_byte: Option<Instant>,
+    verified: Option<Instant>,
+    written: Option<Instant>,
 }
 
 /// What a broadcast learned so far, per node and in total.
@@ -33,6 +60,7 @@ pub(super) struct Tally {
     pub(super) lost: Vec<(String, String, String)>,
     refetched: u64,
     pub(super) repaired: u64,
+    times: BTreeMap<NodeId, Instants>,
 }
 
 impl Tally {
@@ -49,13 +77,31 @@ impl Tally {
         }
     }
 
+    /// Notes that `node`'s job connection was authenticated at `at`.
+    pub(super) fn connected(&mut self, node: NodeId, at: Instant) {
+        self.times.entry(node).or_default().connected = Some(at);
+    }
+
     /// Records what node `node` (named `name`) reported; `t0` is when the stream started.
     pub(super) fn node_end(&mut self, node: NodeId, name: &str, end: NodeEnd, t0: Instant) {
-        let (outcome, at, node_lost, node_refetched) = end;
+        let (outcome, written, node_lost, node_refetched) = end;
         self.refetched += node_refetched;
         self.outcomes.insert(node, outcome);
-        if let Some(at) = at {
+        if let Some((at, agent)) = written {
             self.written_at.insert(node, at.duration_since(t0));
+            let e = self.times.entry(node).or_default();
+            e.written = Some(at);
+            if let Some(a) = agent {
+                // The agent's times count from its job set-up; it sent the report `report_us` after
+                // that, and we read it at `at` (a later time: the times are never placed too early).
+                let on_our_clock = |us: Option<u64>| {
+                    let back = Duration::from_micros(a.report_us.saturating_sub(us?));
+                    at.checked_sub(back)
+                };
+                e.first_byte = on_our_clock(a.first_byte_us);
+                e.last_byte = on_our_clock(a.last_byte_us);
+                e.verified = on_our_clock(a.verified_us);
+            }
         }
         self.lost
             .extend(node_lost.into_iter().map(|(a, w)| (name.to_string(), a, w)));
@@ -75,6 +121,21 @@ impl Tally {
                 .iter()
                 .map(|n| (*n, self.written_at.get(n).copied()))
                 .collect(),
+            timeline: nodes
+                .iter()
+                .map(|n| {
+                    let t = self.times.get(n).copied().unwrap_or_default();
+                    let since = |i: Option<Instant>| i.map(|i| i.saturating_duration_since(start));
+                    let line = NodeTimeline {
+                        connected: since(t.connected),
+                        first_byte: since(t.first_byte),
+                        last_byte: since(t.last_byte),
+                        verified: since(t.verified),
+                        written: since(t.written),
+                    };
+                    (*n, line)
+                })
+                .collect(),
             lost: self.lost,
             elapsed: start.elapsed(),
             refetched: self.refetched,
@@ -83,8 +144,11 @@ impl Tally {
     }
 }
 
+/// When a node reported its image written, and its own timeline.
+pub(super) type WrittenAt = (Instant, Option<AgentTimes>);
+
 /// What a node reported: outcome, when it wrote, successors lost, chunks fetched again.
-pub(super) type NodeEnd = (Outcome, Option<Instant>, Vec<(String, String)>, u64);
+pub(super) type NodeEnd = (Outcome, Option<WrittenAt>, Vec<(String, String)>, u64);
 
 /// Reads one node's reports to the end: its outcome, when it wrote its image, the successors it lost.
 pub(super) fn collect(mut conn: TcpStream) -> NodeEnd {
@@ -93,8 +157,8 @@ pub(super) fn collect(mut conn: TcpStream) -> NodeEnd {
     loop {
         match wire::recv::<Report>(&mut conn) {
             Ok(Report::Progress { .. }) => {}
-            Ok(Report::Written { result, .. }) => {
-                at = Some(Instant::now());
+            Ok(Report::Written { result, times, .. }) => {
+                at = Some((Instant::now(), times));
                 outcome = Some(result.map(|_| ()));
             }
             Ok(Report::Done { lost, refetched }) => {

@@ -156,6 +156,19 @@ pub enum Reply {
     },
 }
 
+/// A node's own timeline of one job, in microseconds since the job was set up on it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentTimes {
+    /// When the node sent this report.
+    pub report_us: u64,
+    /// The first chunk received and verified.
+    pub first_byte_us: Option<u64>,
+    /// The last chunk received and verified.
+    pub last_byte_us: Option<u64>,
+    /// The whole image checked against the manifest.
+    pub verified_us: Option<u64>,
+}
+
 /// Reports of a node to the server on its job connection.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -171,6 +184,10 @@ pub enum Report {
         result: Result<u64, NodeError>,
         /// Milliseconds since the job was set up.
         elapsed_ms: u64,
+        /// When the node kept its first and last chunks and verified the image (absent from older
+        /// agents).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        times: Option<AgentTimes>,
     },
     /// The node finished forwarding; the successors it lost on the way.
     Done {
@@ -244,6 +261,7 @@ mod tests {
         let r = Report::Written {
             result: Err(NodeError::new(ErrorKind::Disk, "full")),
             elapsed_ms: 3,
+            times: None,
         };
         send(&mut buf, &r).unwrap();
         let mut rd = &buf[..];

@@ -32,6 +32,7 @@ impl BufRead for StoreReader<'_> {
                 self.verifier
                     .finish(self.manifest)
                     .map_err(io::Error::other)?;
+                self.store.mark_verified();
                 return Ok(&[]);
             }
             let c = loop {

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 const KAAGENT: &str = env!("CARGO_BIN_EXE_kaagent");
 
 /// A `kaagent` process, killed by PID on drop.
-struct AgentProc(Child);
+pub struct AgentProc(Child);
 
 impl Drop for AgentProc {
     fn drop(&mut self) {
@@ -26,7 +26,7 @@ impl Drop for AgentProc {
 
 /// Starts `kaagent` on `addr`, writing under `root` and reading its token from `token_file` (which
 /// does not exist yet: only the deployer's SSH step writes it).
-fn start_agent(addr: SocketAddr, root: &str, token_file: &str) -> AgentProc {
+pub fn start_agent(addr: SocketAddr, root: &str, token_file: &str) -> AgentProc {
     let child = Command::new(KAAGENT)
         .args(["--listen", &addr.to_string(), "--root", root])
         .args(["--token-file", token_file])
