@@ -201,9 +201,15 @@ pub fn predict(
     ] {
         std::fs::copy(config_dir.join(file), dir.join(file))?;
     }
-    // The configuration is loaded whole: the native IPMI client's password file comes along.
-    if config_dir.join("ipmi.pass").is_file() {
-        std::fs::copy(config_dir.join("ipmi.pass"), dir.join("ipmi.pass"))?;
+    // The configuration is loaded whole: the power backends' password files (IPMI, Redfish, the PDU's
+    // community and SNMPv3 keys, all `*.pass`) come along.
+    for entry in std::fs::read_dir(config_dir)? {
+        let path = entry?.path();
+        if path.is_file() && path.extension().is_some_and(|e| e == "pass") {
+            if let Some(name) = path.file_name() {
+                std::fs::copy(&path, dir.join(name))?;
+            }
+        }
     }
     let other = match boot {
         BootPath::Kexec => "type: Classical",
