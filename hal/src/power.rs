@@ -24,6 +24,19 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+/// The refusal of a level a backend does not serve, `<level>_<action> command is not provided`, which
+/// makes the engine escalate to the next level (as Kadeploy does when a cluster lacks that command).
+pub fn not_provided(level: PowerLevel, action: PowerAction) -> crate::NodeError {
+    crate::NodeError::new(
+        crate::ErrorKind::NotSupported,
+        format!(
+            "{}_{} command is not provided",
+            level.as_str(),
+            action.as_str()
+        ),
+    )
+}
+
 /// Kadeploy's escalation levels, in escalation order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -205,10 +205,11 @@ pub fn predict(
     // community and SNMPv3 keys, all `*.pass`) come along.
     for entry in std::fs::read_dir(config_dir)? {
         let path = entry?.path();
-        if path.is_file() && path.extension().is_some_and(|e| e == "pass") {
-            if let Some(name) = path.file_name() {
-                std::fs::copy(&path, dir.join(name))?;
-            }
+        if let Some(name) = path.file_name()
+            && path.is_file()
+            && path.extension().is_some_and(|e| e == "pass")
+        {
+            std::fs::copy(&path, dir.join(name))?;
         }
     }
     let other = match boot {

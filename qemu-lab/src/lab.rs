@@ -117,6 +117,43 @@ fn deployer_key(cache: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
     Ok(key)
 }
 
+/// Reads a user's environment description and adds it to the lab's `environments` (names must differ).
+fn add_user_env(
+    environments: &mut Vec<images::Environment>,
+    file: &Path,
+) -> anyhow::Result<crate::user_env::UserEnv> {
+    let u = crate::user_env::read(file)?;
+    if environments.iter().any(|e| e.name == u.environment.name) {
+        bail!(
+            "{}: the lab's own environment is named {} too",
+            u.environment.description.display(),
+            u.environment.name
+        );
+    }
+    environments.push(u.environment.clone());
+    Ok(u)
+}
+
+/// The directories kadeploy3d may read `server://` files from: those of the environments that mark nodes
+/// and of a user's description, each once.
+fn server_dirs(
+    environments: &[images::Environment],
+    user_env: Option<&crate::user_env::UserEnv>,
+) -> Vec<PathBuf> {
+    environments
+        .iter()
+        .filter(|e| e.marks_nodes)
+        .flat_map(|e| [&e.image, &e.postinstall])
+        .filter_map(|f| f.parent().map(Path::to_path_buf))
+        .chain(user_env.iter().flat_map(|u| u.server_dirs.clone()))
+        .fold(Vec::new(), |mut dirs, d| {
+            if !dirs.contains(&d) {
+                dirs.push(d);
+            }
+            dirs
+        })
+}
+
 impl Lab {
     /// Builds the images, creates the network, writes the site configuration, starts the BMCs (VMs
     /// stay off) and `kadeploy3d`.
@@ -141,19 +178,9 @@ impl Lab {
             images::dd_env(&inputs).context("dd environment")?,
         ];
         let user_env = match &spec.env_file {
-            Some(file) => Some(crate::user_env::read(file)?),
+            Some(file) => Some(add_user_env(&mut environments, file)?),
             None => None,
         };
-        if let Some(u) = &user_env {
-            if environments.iter().any(|e| e.name == u.environment.name) {
-                bail!(
-                    "{}: the lab's own environment is named {} too",
-                    u.environment.description.display(),
-                    u.environment.name
-                );
-            }
-            environments.push(u.environment.clone());
-        }
         let build_seconds = started.elapsed().as_secs_f64();
 
         let _ = cleanup::cleanup_stale();
@@ -207,18 +234,7 @@ impl Lab {
             install_bootloader: images::install_bootloader_script().to_string(),
             block_device: "/dev/vda".into(),
             agent_binary: spec.agent_over_ssh.then(|| spec.kaagent.clone()),
-            server_files: environments
-                .iter()
-                .filter(|e| e.marks_nodes)
-                .flat_map(|e| [&e.image, &e.postinstall])
-                .filter_map(|f| f.parent().map(Path::to_path_buf))
-                .chain(user_env.iter().flat_map(|u| u.server_dirs.clone()))
-                .fold(Vec::new(), |mut dirs, d| {
-                    if !dirs.contains(&d) {
-                        dirs.push(d);
-                    }
-                    dirs
-                }),
+            server_files: server_dirs(&environments, user_env.as_ref()),
             boot: spec.boot,
         };
         let client_dir = site_config::write(&site_spec)?;

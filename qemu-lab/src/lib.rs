@@ -4,6 +4,7 @@
 pub mod bmc;
 pub mod boot;
 pub mod calibrate;
+pub mod device;
 pub mod e2e;
 pub mod e2e_power;
 pub mod images;

@@ -166,12 +166,7 @@ pub fn node_error(e: IpmiError) -> NodeError {
 impl Power for IpmiPower {
     async fn power(&self, action: PowerAction, level: PowerLevel, nodes: &[NodeId]) -> Outcomes {
         if level != PowerLevel::Hard {
-            let msg = format!(
-                "{}_{} command is not provided",
-                level.as_str(),
-                action.as_str()
-            );
-            return Outcomes::all(nodes, Err(NodeError::new(ErrorKind::NotSupported, msg)));
+            return Outcomes::all(nodes, Err(super::not_provided(level, action)));
         }
         let this = self.clone();
         // Every node's BMC at once: no limit on sessions in flight.

@@ -39,13 +39,7 @@ impl Power for PowerByLevel {
     async fn power(&self, action: PowerAction, level: PowerLevel, nodes: &[NodeId]) -> Outcomes {
         match self.levels.get(&level) {
             Some(backend) => backend.power(action, level, nodes).await,
-            None => Outcomes::all(
-                nodes,
-                Err(NodeError::new(
-                    ErrorKind::NotSupported,
-                    format!("{level}_{} command is not provided", action.as_str()),
-                )),
-            ),
+            None => Outcomes::all(nodes, Err(super::not_provided(level, action))),
         }
     }
 

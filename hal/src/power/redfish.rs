@@ -296,12 +296,7 @@ pub fn node_error(e: RedfishError) -> NodeError {
 impl Power for RedfishPower {
     async fn power(&self, action: PowerAction, level: PowerLevel, nodes: &[NodeId]) -> Outcomes {
         if level != self.settings.level {
-            let msg = format!(
-                "{}_{} command is not provided",
-                level.as_str(),
-                action.as_str()
-            );
-            return Outcomes::all(nodes, Err(NodeError::new(ErrorKind::NotSupported, msg)));
+            return Outcomes::all(nodes, Err(super::not_provided(level, action)));
         }
         let this = self.clone();
         for_each_node(nodes, 32, move |node| {

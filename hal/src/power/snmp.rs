@@ -162,12 +162,7 @@ pub fn node_error(e: SnmpError) -> NodeError {
 impl Power for SnmpPower {
     async fn power(&self, action: PowerAction, level: PowerLevel, nodes: &[NodeId]) -> Outcomes {
         if level != self.settings.level {
-            let msg = format!(
-                "{}_{} command is not provided",
-                level.as_str(),
-                action.as_str()
-            );
-            return Outcomes::all(nodes, Err(NodeError::new(ErrorKind::NotSupported, msg)));
+            return Outcomes::all(nodes, Err(super::not_provided(level, action)));
         }
         let this = self.clone();
         // A PDU serves its outlets one request at a time anyway; 16 in flight bound the sockets.

@@ -40,21 +40,9 @@ struct Args {
     outlets: Vec<PathBuf>,
 }
 
-fn first_line(path: &PathBuf) -> anyhow::Result<String> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    Ok(text.lines().next().unwrap_or("").to_string())
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    qemu_lab::device::init_logging();
     let args = Args::parse();
     let model = OutletModel::builtin(&args.model).ok_or_else(|| {
         anyhow::anyhow!(
@@ -73,13 +61,13 @@ async fn main() -> anyhow::Result<()> {
                 .as_ref()
                 .ok_or_else(|| anyhow::anyhow!("--v3-user needs --v3-auth-password-file"))?;
             let privacy = match &args.v3_priv_password_file {
-                Some(f) => Some((PrivProtocol::Aes128, first_line(f)?)),
+                Some(f) => Some((PrivProtocol::Aes128, qemu_lab::device::first_line(f)?)),
                 None => None,
             };
             Some(V3User {
                 user: name.clone(),
                 auth,
-                auth_password: first_line(auth_file)?,
+                auth_password: qemu_lab::device::first_line(auth_file)?,
                 privacy,
                 context: String::new(),
             })
@@ -89,7 +77,7 @@ async fn main() -> anyhow::Result<()> {
         listen: args.listen,
         model,
         read_community: args.read_community,
-        write_community: first_line(&args.write_community_file)?,
+        write_community: qemu_lab::device::first_line(&args.write_community_file)?,
         user,
         outlets: args.outlets,
     })

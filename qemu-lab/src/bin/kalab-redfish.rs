@@ -30,21 +30,14 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    qemu_lab::device::init_logging();
     let args = Args::parse();
-    let text = std::fs::read_to_string(&args.password_file)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", args.password_file.display()))?;
+    let password = qemu_lab::device::first_line(&args.password_file)?;
     run(RedfishConfig {
         listen: args.listen,
         id: args.id,
         user: args.user,
-        password: text.lines().next().unwrap_or("").to_string(),
+        password,
         vm_dir: args.vm_dir,
         plain_http: args.plain_http,
     })
