@@ -67,6 +67,20 @@ impl Service {
         format!("/redfish/v1/Systems/{}", self.id)
     }
 
+    /// The refusal of a request on system `id`, if any: bad credentials, or not this service's system.
+    fn refusal(&self, id: &str, headers: &HeaderMap) -> Option<Response> {
+        if !self.authorized(headers) {
+            return Some(unauthorized());
+        }
+        (id != self.id).then(|| {
+            error(
+                StatusCode::NOT_FOUND,
+                "ResourceMissingAtURI",
+                "no such system",
+            )
+        })
+    }
+
     fn authorized(&self, headers: &HeaderMap) -> bool {
         let Ok(mut sessions) = self.sessions.lock() else {
             return false;
@@ -231,15 +245,8 @@ async fn system(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if !s.authorized(&headers) {
-        return unauthorized();
-    }
-    if id != s.id {
-        return error(
-            StatusCode::NOT_FOUND,
-            "ResourceMissingAtURI",
-            "no such system",
-        );
+    if let Some(answer) = s.refusal(&id, &headers) {
+        return answer;
     }
     json_response(StatusCode::OK, &system_body(&s))
 }
@@ -267,15 +274,8 @@ async fn patch_system(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if !s.authorized(&headers) {
-        return unauthorized();
-    }
-    if id != s.id {
-        return error(
-            StatusCode::NOT_FOUND,
-            "ResourceMissingAtURI",
-            "no such system",
-        );
+    if let Some(answer) = s.refusal(&id, &headers) {
+        return answer;
     }
     let Some(map) = object(&body) else {
         return malformed();
@@ -335,15 +335,8 @@ async fn reset(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if !s.authorized(&headers) {
-        return unauthorized();
-    }
-    if id != s.id {
-        return error(
-            StatusCode::NOT_FOUND,
-            "ResourceMissingAtURI",
-            "no such system",
-        );
+    if let Some(answer) = s.refusal(&id, &headers) {
+        return answer;
     }
     let Some(map) = object(&body) else {
         return malformed();
