@@ -186,6 +186,24 @@ impl ChunkStore {
         }
     }
 
+    /// The state once there is room for one more chunk (old chunks evicted), waiting up to `wait`;
+    /// `None` if there was none in time.
+    fn lock_with_room(&self, wait: Duration) -> Option<MutexGuard<'_, State>> {
+        let mut s = self.lock();
+        s.evict();
+        if s.chunks.len() >= self.capacity {
+            s = self
+                .changed
+                .wait_timeout_while(s, wait, |s| {
+                    s.evict();
+                    s.chunks.len() >= self.capacity
+                })
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
+        (s.chunks.len() < self.capacity).then_some(s)
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -202,21 +220,9 @@ impl ChunkStore {
 
     /// Appends the next chunk, waiting up to `wait` for room; `false` if there was none in time.
     pub fn push(&self, chunk: Chunk, wait: Duration) -> bool {
-        let mut s = self.lock();
-        s.evict();
-        if s.chunks.len() >= self.capacity {
-            s = self
-                .changed
-                .wait_timeout_while(s, wait, |s| {
-                    s.evict();
-                    s.chunks.len() >= self.capacity
-                })
-                .map(|(g, _)| g)
-                .unwrap_or_else(|p| p.into_inner().0);
-            if s.chunks.len() >= self.capacity {
-                return false;
-            }
-        }
+        let Some(mut s) = self.lock_with_room(wait) else {
+            return false;
+        };
         s.keep(chunk);
         drop(s);
         self.changed.notify_all();
@@ -233,21 +239,7 @@ impl ChunkStore {
     /// Starts receiving chunk `index` (the next one, `len` bytes) piece by piece, waiting up to
     /// `wait` for room to keep it once verified; its generation, or `None` if there was no room in time.
     pub fn begin_partial(&self, index: u64, len: u32, wait: Duration) -> Option<u64> {
-        let mut s = self.lock();
-        s.evict();
-        if s.chunks.len() >= self.capacity {
-            s = self
-                .changed
-                .wait_timeout_while(s, wait, |s| {
-                    s.evict();
-                    s.chunks.len() >= self.capacity
-                })
-                .map(|(g, _)| g)
-                .unwrap_or_else(|p| p.into_inner().0);
-            if s.chunks.len() >= self.capacity {
-                return None;
-            }
-        }
+        let mut s = self.lock_with_room(wait)?;
         let seq = s.next_gen;
         s.next_gen += 1;
         s.partial = Some(Partial {
