@@ -1,6 +1,7 @@
 //! The backends `backend/kind` can name, built side by side: the simulated cluster (`simulated`, the
 //! default) and the real drivers of a site (`site`).
 
+pub mod planner;
 pub mod simulated;
 pub mod site;
 

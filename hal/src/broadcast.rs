@@ -139,4 +139,18 @@ pub trait Broadcast: Send + Sync {
         strategy: Strategy,
         nodes: &[NodeId],
     ) -> Outcomes;
+
+    /// [`Broadcast::broadcast`] in chunks of `chunk` bytes instead of the backend's own size (the
+    /// deployer's automatic choice, BroadcastEnvAuto); a backend without a chunk size ignores it.
+    async fn broadcast_chunked(
+        &self,
+        image: &ImageSpec,
+        target: &WriteTarget,
+        strategy: Strategy,
+        chunk: u32,
+        nodes: &[NodeId],
+    ) -> Outcomes {
+        let _ = chunk;
+        self.broadcast(image, target, strategy, nodes).await
+    }
 }

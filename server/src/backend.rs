@@ -26,6 +26,8 @@ pub struct BackendSpec {
     pub image_size: u64,
     /// Decompression ratio assumed with `image_size`.
     pub image_ratio: f64,
+    /// Chooses BroadcastEnvAuto's strategy and chunk size on this cluster (none: its fallback).
+    pub planner: Option<kadeploy::engine::planner::SharedPlanner>,
 }
 
 /// Builds a cluster's backend, inside the cluster's executor runtime, from the configuration as loaded

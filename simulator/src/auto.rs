@@ -8,7 +8,7 @@
 //! bound `N·S/B_server` is above the best so far, the swarm above [`SWARM_MAX_NODES`] nodes (its
 //! piece-level model costs N × pieces events).
 
-use crate::bcast::{self, ReceiverOutcome};
+use crate::bcast::{self, Receiver, ReceiverOutcome, Topology};
 use crate::model_input;
 use crate::params::SimParams;
 use hal::Strategy;
@@ -64,6 +64,19 @@ fn last_done(outcomes: &[ReceiverOutcome]) -> f64 {
 pub fn choose(params: &SimParams, nodes: usize, size: f64, ratio: f64) -> Choice {
     let topo = model_input::topology(params);
     let receivers = model_input::receivers(params, params.seed, nodes);
+    choose_for(params, &topo, receivers, size, ratio)
+}
+
+/// [`choose`] for given `receivers` on `topo` (the deployer's planner: the nodes of one broadcast, on
+/// the cluster's switches).
+pub fn choose_for(
+    params: &SimParams,
+    topo: &Topology,
+    receivers: Vec<Receiver>,
+    size: f64,
+    ratio: f64,
+) -> Choice {
+    let nodes = receivers.len();
     let mut predicted = Vec::new();
     let mut skipped = Vec::new();
     let mut best: Option<Candidate> = None;
@@ -97,7 +110,7 @@ pub fn choose(params: &SimParams, nodes: usize, size: f64, ratio: f64) -> Choice
                 receivers.clone(),
             );
             job.chunk = chunk;
-            let seconds = last_done(&bcast::simulate(&job, &topo));
+            let seconds = last_done(&bcast::simulate(&job, topo));
             let c = Candidate {
                 strategy,
                 chunk,

@@ -163,7 +163,10 @@ pub fn simulate_with(
         )?);
         let windows = Arc::new(Windows::new(&server));
         let output = Output::with_sink(sink, false);
-        let ctx = Context::new(sim.drivers(), server, cluster.clone(), windows, output);
+        let mut ctx = Context::new(sim.drivers(), server, cluster.clone(), windows, output);
+        ctx.planner = Some(Arc::new(crate::planner::SimPlanner::new(
+            setup.params.clone(),
+        )));
         let image = &setup.params.image;
         let size = args.image_size.unwrap_or(image.size).max(0.0) as u64;
         let mut req = DeployRequest::new(

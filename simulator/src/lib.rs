@@ -8,6 +8,7 @@ pub mod kasim;
 pub mod model_input;
 pub mod net;
 pub mod params;
+pub mod planner;
 pub mod plot;
 mod range;
 pub mod rng;

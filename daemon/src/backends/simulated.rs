@@ -6,7 +6,6 @@ mod ssh;
 use kadeploy::config::{ClusterConfig, Loaded};
 use kadeploy_server::BackendSpec;
 use simulator::cluster::SimCluster;
-use simulator::params::SimParams;
 use std::sync::Arc;
 
 /// The name of this backend in `backend/kind` (the default).
@@ -14,10 +13,7 @@ pub const KIND: &str = kadeploy::config::DEFAULT_BACKEND;
 
 /// Builds the simulated drivers of `cluster`.
 pub fn backend(cluster: &ClusterConfig, loaded: &Loaded) -> anyhow::Result<BackendSpec> {
-    let params = match &loaded.simulation {
-        Some(file) => SimParams::parse(&file.text, &file.path.display().to_string())?,
-        None => SimParams::default(),
-    };
+    let params = super::planner::params(loaded)?;
     let sim = Arc::new(SimCluster::new(
         cluster.nodes.clone(),
         params.clone(),
@@ -31,5 +27,6 @@ pub fn backend(cluster: &ClusterConfig, loaded: &Loaded) -> anyhow::Result<Backe
         virtual_time: true,
         image_size: params.image.size.max(0.0) as u64,
         image_ratio: params.image.ratio,
+        planner: Some(super::planner::planner(params)),
     })
 }

@@ -126,6 +126,7 @@ pub fn backend(cluster: &ClusterConfig, loaded: &Loaded) -> anyhow::Result<Backe
         virtual_time: false,
         image_size: 0,
         image_ratio: 1.0,
+        planner: Some(super::planner::planner(super::planner::params(loaded)?)),
     })
 }
 

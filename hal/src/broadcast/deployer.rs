@@ -10,15 +10,16 @@ use super::mcast_send::{self, McastOptions, McastSender, status_interval};
 use super::plan::{plan, swarm_peers, topology_order};
 use super::store::{ChunkSource, FileSource};
 use super::swarm_node;
+mod backend;
+
 pub use super::tally::{BroadcastReport, NodeTimeline};
 use super::tally::{NodeEnd, Tally, collect};
 use super::token::AgentToken;
 use super::wire::{self, ForwardPlan, Hello, MulticastPlan, NodePlan, Reply, SwarmPlan, Tuning};
-use crate::broadcast::{Broadcast, ImageSpec, Strategy, WriteTarget};
+use crate::broadcast::{ImageSpec, Strategy, WriteTarget};
 use crate::image::{DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, Manifest};
 use crate::node::NodeId;
-use crate::outcome::{ErrorKind, NodeError, Outcomes};
-use async_trait::async_trait;
+use crate::outcome::{ErrorKind, NodeError};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -560,29 +561,4 @@ struct Setup<'a> {
     multicast: Option<(&'a UdpSocket, u64)>,
     /// Swarm: every node's agent, in set-up order.
     swarm: Option<&'a [SocketAddr]>,
-}
-
-#[async_trait]
-impl Broadcast for KaagentBroadcast {
-    async fn broadcast(
-        &self,
-        image: &ImageSpec,
-        target: &WriteTarget,
-        strategy: Strategy,
-        nodes: &[NodeId],
-    ) -> Outcomes {
-        let this = self.clone();
-        let (image, target, list) = (image.clone(), target.clone(), nodes.to_vec());
-        tokio::task::spawn_blocking(move || this.run(&image, &target, strategy, &list).outcomes)
-            .await
-            .unwrap_or_else(|e| {
-                Outcomes::all(
-                    nodes,
-                    Err(NodeError::new(
-                        ErrorKind::Transfer,
-                        format!("broadcast task: {e}"),
-                    )),
-                )
-            })
-    }
 }

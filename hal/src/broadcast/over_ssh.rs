@@ -152,6 +152,19 @@ impl AgentsOverSsh {
         strategy: Strategy,
         nodes: &[NodeId],
     ) -> (BTreeMap<NodeId, NodeError>, Option<BroadcastReport>) {
+        self.run_on(self.inner.clone(), image, target, strategy, nodes)
+            .await
+    }
+
+    /// [`AgentsOverSsh::run`] through `inner` (this backend's own, or a copy with another chunk size).
+    async fn run_on(
+        &self,
+        inner: KaagentBroadcast,
+        image: &ImageSpec,
+        target: &WriteTarget,
+        strategy: Strategy,
+        nodes: &[NodeId],
+    ) -> (BTreeMap<NodeId, NodeError>, Option<BroadcastReport>) {
         let token = match AgentToken::generate() {
             Ok(t) => t,
             Err(e) => {
@@ -177,7 +190,7 @@ impl AgentsOverSsh {
             .copied()
             .filter(|n| !failed.contains_key(n))
             .collect();
-        let inner = self.inner.clone().with_token(token);
+        let inner = inner.with_token(token);
         let (image, target) = (image.clone(), target.clone());
         let sent =
             tokio::task::spawn_blocking(move || inner.run(&image, &target, strategy, &ready)).await;
@@ -209,7 +222,37 @@ impl Broadcast for AgentsOverSsh {
         strategy: Strategy,
         nodes: &[NodeId],
     ) -> Outcomes {
-        let (mut failed, report) = self.run(image, target, strategy, nodes).await;
+        self.outcomes(self.inner.clone(), image, target, strategy, nodes)
+            .await
+    }
+
+    async fn broadcast_chunked(
+        &self,
+        image: &ImageSpec,
+        target: &WriteTarget,
+        strategy: Strategy,
+        chunk: u32,
+        nodes: &[NodeId],
+    ) -> Outcomes {
+        match self.inner.with_chunk_size(chunk) {
+            Ok(inner) => self.outcomes(inner, image, target, strategy, nodes).await,
+            Err(e) => Outcomes::all(nodes, Err(NodeError::new(ErrorKind::Config, e.to_string()))),
+        }
+    }
+}
+
+impl AgentsOverSsh {
+    /// One outcome per node of a broadcast through `inner`: the token or agent step's failure, else
+    /// the broadcast's.
+    async fn outcomes(
+        &self,
+        inner: KaagentBroadcast,
+        image: &ImageSpec,
+        target: &WriteTarget,
+        strategy: Strategy,
+        nodes: &[NodeId],
+    ) -> Outcomes {
+        let (mut failed, report) = self.run_on(inner, image, target, strategy, nodes).await;
         let mut sent: BTreeMap<NodeId, _> = report
             .map(|r| r.outcomes.0.into_iter().collect())
             .unwrap_or_default();

@@ -61,6 +61,8 @@ pub struct Context {
     pub windows: Arc<Windows>,
     /// Where per-node command traces go (`-d`); none by default.
     pub debug: Option<super::debug::DebugSink>,
+    /// Chooses BroadcastEnvAuto's strategy and chunk size; none by default (the fallback).
+    pub planner: Option<super::planner::SharedPlanner>,
     positions: Mutex<Vec<Position>>,
     logs: Mutex<Vec<NodeLog>>,
     spans: Mutex<Vec<(Arc<str>, f64, f64)>>,
@@ -84,6 +86,7 @@ impl Context {
             cancel: CancellationToken::new(),
             windows,
             debug: None,
+            planner: None,
             positions: Mutex::new(vec![Position::default(); n]),
             logs: Mutex::new(vec![NodeLog::default(); n]),
             spans: Mutex::new(Vec::new()),

@@ -2,6 +2,7 @@
 //! its context what runs (pure, unit-tested), [`execute`] runs it on the nodes.
 
 pub mod action;
+pub mod auto;
 pub mod disk;
 pub mod install;
 pub mod kexec;
@@ -68,7 +69,10 @@ pub async fn run(ctx: &Context, action: Action, nodes: &[NodeId]) -> Outcomes {
             image,
             target,
             strategy,
-        } => ops::broadcast(ctx, &image, &target, strategy, nodes).await,
+        } => ops::broadcast(ctx, &image, &target, strategy, None, nodes).await,
+        Action::AutoBroadcast { image, target } => {
+            auto::broadcast(ctx, &image, &target, nodes).await
+        }
         Action::SetVlan { id, user } => local::set_vlan(ctx, &id, &user, nodes).await,
         Action::CustomBroadcast(b) => local::custom_broadcast(ctx, &b, nodes).await,
         Action::Custom { action, env } => match super::custom::operation(&action, env) {

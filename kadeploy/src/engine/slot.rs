@@ -152,6 +152,9 @@ slot_kinds! {
         Multicast,
         /// A swarm exchanging verified chunks (kadeploy-rs; not in Kadeploy 3.3).
         Swarm,
+        /// The strategy and chunk size the cluster's broadcast planner predicts fastest (kadeploy-rs;
+        /// not in Kadeploy 3.3).
+        Auto,
     }
 }
 
@@ -253,7 +256,8 @@ mod tests {
                 "Custom",
                 "Dummy",
                 "Multicast",
-                "Swarm"
+                "Swarm",
+                "Auto"
             ]
         );
         assert_eq!(

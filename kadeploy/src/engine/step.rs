@@ -65,6 +65,9 @@ pub enum Step {
     KexecDeployedEnv,
     /// `send_environment(strategy)`.
     SendEnvironment(Strategy),
+    /// `send_environment` with the strategy and chunk size the cluster's broadcast planner chooses
+    /// (BroadcastEnvAuto).
+    SendEnvironmentAuto,
     /// `send_environment(:custom)`: the cluster's `localops/broadcastenv/cmd`, run on the server.
     SendEnvironmentCustom,
     /// `set_vlan`: the server's `network/vlan/set_cmd`, moving the nodes to the job's VLAN, or back to the
@@ -121,7 +124,9 @@ impl Step {
             Step::SendDeploymentKernel => "send_deployment_kernel",
             Step::Sync => "sync",
             Step::KexecDeployKernel | Step::KexecDeployedEnv => "kexec",
-            Step::SendEnvironment(_) | Step::SendEnvironmentCustom => "send_environment",
+            Step::SendEnvironment(_) | Step::SendEnvironmentAuto | Step::SendEnvironmentCustom => {
+                "send_environment"
+            }
             Step::SetVlan { .. } => "set_vlan",
             Step::Unsupported(kind) => match kind.slot() {
                 Slot::BroadcastEnv => "send_environment",

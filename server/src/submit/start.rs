@@ -208,6 +208,7 @@ fn spawn(
         cluster.backend.drivers.clone(),
         cluster.windows.clone(),
     );
+    let planner = cluster.backend.planner.clone();
     let cluster_index = wf.parts.get(index).map_or(0, |p| p.cluster);
     let prefix = (wf.parts.len() > 1).then(|| cluster_prefix(cluster, cluster_index));
     let cluster_name = config.name.clone();
@@ -222,6 +223,7 @@ fn spawn(
                 Output::with_sink(sink, false),
             );
             ctx.cancel = wf.cancel.child_token();
+            ctx.planner = planner;
             if wf.debug {
                 let weak = Arc::downgrade(&wf);
                 ctx.debug = Some(Arc::new(move |t: &Trace| {

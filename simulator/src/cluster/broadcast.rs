@@ -202,6 +202,34 @@ impl Broadcast for SimCluster {
         strategy: Strategy,
         nodes: &[NodeId],
     ) -> Outcomes {
+        let chunk = self.params.network.chunk;
+        self.broadcast_in(image, target, strategy, chunk, nodes)
+            .await
+    }
+
+    async fn broadcast_chunked(
+        &self,
+        image: &ImageSpec,
+        target: &WriteTarget,
+        strategy: Strategy,
+        chunk: u32,
+        nodes: &[NodeId],
+    ) -> Outcomes {
+        self.broadcast_in(image, target, strategy, f64::from(chunk.max(1)), nodes)
+            .await
+    }
+}
+
+impl SimCluster {
+    /// A broadcast of `strategy` in chunks of `chunk` bytes.
+    async fn broadcast_in(
+        &self,
+        image: &ImageSpec,
+        target: &WriteTarget,
+        strategy: Strategy,
+        chunk: f64,
+        nodes: &[NodeId],
+    ) -> Outcomes {
         let t0 = self.now();
         let to_disk = image.kind != ImageKind::Fsa;
         let (size, ratio) = image_dims(image, &self.params);
@@ -226,6 +254,7 @@ impl Broadcast for SimCluster {
             .map(|&(_, i)| self.receiver(i, to_disk))
             .collect();
         let mut job = model_input::job(&self.params, self.seed, strategy, size, ratio, receivers);
+        job.chunk = chunk;
         let topo = model_input::topology(&self.params);
         let stalled: Vec<bool> = members
             .iter()

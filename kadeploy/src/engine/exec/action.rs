@@ -60,6 +60,13 @@ pub enum Action {
         /// How it travels.
         strategy: Strategy,
     },
+    /// Broadcast the image with the strategy and chunk size the cluster's planner chooses.
+    AutoBroadcast {
+        /// The image.
+        image: ImageSpec,
+        /// Where the nodes write it.
+        target: WriteTarget,
+    },
     /// `set_vlan`: the server's `set_cmd` moves the nodes to VLAN `id` for `user`.
     SetVlan {
         /// The VLAN id (`DEFAULT` for the default VLAN).

@@ -50,20 +50,26 @@ pub async fn check_root_device(ctx: &Context, op: Operation, nodes: &[NodeId]) -
     )
 }
 
-/// `send_environment`: broadcasts `image` to `target` on the nodes, with its metrics and time.
+/// `send_environment`: broadcasts `image` to `target` on the nodes in chunks of `chunk` bytes (none: the
+/// backend's own size), with its metrics and time.
 pub async fn broadcast(
     ctx: &Context,
     image: &ImageSpec,
     target: &WriteTarget,
     strategy: Strategy,
+    chunk: Option<u32>,
     nodes: &[NodeId],
 ) -> Outcomes {
     let start = ctx.now();
-    let outcomes = ctx
-        .drivers
-        .broadcast
-        .broadcast(image, target, strategy, nodes)
-        .await;
+    let backend = &ctx.drivers.broadcast;
+    let outcomes = match chunk {
+        Some(chunk) => {
+            backend
+                .broadcast_chunked(image, target, strategy, chunk, nodes)
+                .await
+        }
+        None => backend.broadcast(image, target, strategy, nodes).await,
+    };
     crate::metrics::broadcast(strategy.name(), image.size, ctx.now() - start, &outcomes);
     ctx.output.push(
         3,

@@ -5,7 +5,7 @@
 use super::action::{Action, StepContext, send_key, set_vlan, switch_pxe, wait_reboot};
 use super::{disk, install, kexec};
 use crate::engine::step::Step;
-use hal::{Operation, PowerAction, PowerLevel};
+use hal::{Operation, PowerAction, PowerLevel, Strategy};
 
 /// What `step` does in `cx`; `macro_attempt` counts retries of the enclosing macro-step (a soft reboot becomes
 /// hard when the macro-step is retried).
@@ -40,6 +40,10 @@ pub fn translate(step: &Step, cx: StepContext<'_>, macro_attempt: u32) -> Action
         Step::KexecDeployKernel => kexec::kexec_deploy_kernel(cx),
         Step::KexecDeployedEnv => kexec::kexec_deployed_env(cx),
         Step::SendEnvironment(strategy) => install::send_environment(cx, *strategy),
+        Step::SendEnvironmentAuto => match install::send_environment(cx, Strategy::Chain) {
+            Action::Broadcast { image, target, .. } => Action::AutoBroadcast { image, target },
+            refused => refused,
+        },
         Step::SendEnvironmentCustom => install::send_environment_custom(cx),
         Step::SetVlan { default } => set_vlan(*default, cx),
         Step::Unsupported(kind) => Action::refuse(format!(

@@ -102,7 +102,7 @@ fn set_deployment_env(kind: SetDeploymentEnvKind) -> Option<Vec<Step>> {
 
 /// The broadcast strategy each `BroadcastEnv` kind uses: the one place where Kadeploy's broadcast methods
 /// map to `hal::Strategy`. `None`: the kind has no strategy of its own (`Custom` runs the cluster's command,
-/// `Dummy` sends nothing).
+/// `Dummy` sends nothing, `Auto` asks the cluster's broadcast planner).
 pub fn broadcast_strategy(kind: BroadcastEnvKind) -> Option<Strategy> {
     match kind {
         BroadcastEnvKind::Chain | BroadcastEnvKind::Kastafior => Some(Strategy::Chain),
@@ -111,7 +111,7 @@ pub fn broadcast_strategy(kind: BroadcastEnvKind) -> Option<Strategy> {
         BroadcastEnvKind::Multicast => Some(Strategy::Multicast),
         // Kadeploy 3.3's BitTorrent broadcast: kaagent's swarm of verified chunks does its job.
         BroadcastEnvKind::Bittorrent | BroadcastEnvKind::Swarm => Some(Strategy::Swarm),
-        BroadcastEnvKind::Custom | BroadcastEnvKind::Dummy => None,
+        BroadcastEnvKind::Custom | BroadcastEnvKind::Dummy | BroadcastEnvKind::Auto => None,
     }
 }
 
@@ -120,6 +120,8 @@ fn broadcast_env(kind: BroadcastEnvKind, strategy: Option<Strategy>) -> Option<V
     let send = match (kind, broadcast_strategy(kind)) {
         (BroadcastEnvKind::Dummy, _) => return Some(vec![Dummy, Dummy]),
         (BroadcastEnvKind::Custom, _) => SendEnvironmentCustom,
+        // A strategy forced on the request (kasim, benchmarks) replaces the planner's choice.
+        (BroadcastEnvKind::Auto, _) => strategy.map_or(SendEnvironmentAuto, SendEnvironment),
         (_, Some(default)) => SendEnvironment(strategy.unwrap_or(default)),
         (_, None) => return None,
     };
@@ -256,6 +258,16 @@ mod tests {
             first(BroadcastEnvKind::Bittorrent, None),
             Some(Step::SendEnvironment(Strategy::Swarm)),
             "Kadeploy's BitTorrent broadcast runs the swarm"
+        );
+        assert_eq!(
+            first(BroadcastEnvKind::Auto, None),
+            Some(Step::SendEnvironmentAuto),
+            "the planner chooses when the broadcast starts"
+        );
+        assert_eq!(
+            first(BroadcastEnvKind::Auto, Some(Strategy::Swarm)),
+            Some(Step::SendEnvironment(Strategy::Swarm)),
+            "a forced strategy wins over the planner"
         );
     }
 
