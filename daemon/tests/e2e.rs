@@ -17,6 +17,8 @@ mod attacks_store;
 mod attacks_x509;
 #[path = "e2e/auth.rs"]
 mod auth;
+#[path = "e2e/auto_broadcast.rs"]
+mod auto_broadcast;
 #[path = "e2e/autoclean.rs"]
 mod autoclean;
 #[path = "e2e/client_options.rs"]
