@@ -24,7 +24,10 @@ fn auto_config(dir: &Path, sim: impl Fn(String) -> String) -> std::path::PathBuf
     let conf = config_copy(dir, false);
     let cluster = conf.join("sim-cluster.conf");
     let text = std::fs::read_to_string(&cluster).expect("cluster file");
-    assert!(text.contains("      - type: Kascade\n"), "the sample's BroadcastEnv");
+    assert!(
+        text.contains("      - type: Kascade\n"),
+        "the sample's BroadcastEnv"
+    );
     let text = text.replace("      - type: Kascade\n", "      - type: Auto\n");
     std::fs::write(&cluster, text).expect("cluster file");
     let simulation = conf.join("simulation.conf");
@@ -47,18 +50,29 @@ fn auto_config(dir: &Path, sim: impl Fn(String) -> String) -> std::path::PathBuf
 fn auto_lines(log: &str) -> ((String, String, f64), f64) {
     let chose = log
         .lines()
-        .find_map(|l| l.split_once("auto: chose ").map(|(_, rest)| rest.to_string()))
+        .find_map(|l| {
+            l.split_once("auto: chose ")
+                .map(|(_, rest)| rest.to_string())
+        })
         .unwrap_or_else(|| panic!("no 'auto: chose' line:\n{log}"));
     let (strategy, rest) = chose.split_once(" with chunk ").expect("with chunk");
     let (chunk, rest) = rest.split_once(", predicted ").expect("predicted");
     let predicted: f64 = rest.trim_end_matches(" s").parse().expect("seconds");
     let measured = log
         .lines()
-        .find_map(|l| l.split_once("auto: measured ").map(|(_, rest)| rest.to_string()))
+        .find_map(|l| {
+            l.split_once("auto: measured ")
+                .map(|(_, rest)| rest.to_string())
+        })
         .unwrap_or_else(|| panic!("no 'auto: measured' line:\n{log}"));
-    let (seconds, prediction) = measured.split_once(" s (predicted ").expect("measured line");
+    let (seconds, prediction) = measured
+        .split_once(" s (predicted ")
+        .expect("measured line");
     assert_eq!(
-        prediction.trim_end_matches(" s)").parse::<f64>().expect("seconds"),
+        prediction
+            .trim_end_matches(" s)")
+            .parse::<f64>()
+            .expect("seconds"),
         predicted
     );
     (
@@ -85,7 +99,9 @@ fn deploy(dir: &Path, conf: &Path) -> (String, String) {
     let wid = r.json()["wid"].as_str().expect("wid").to_string();
     let log = h.get(res["log"].as_str().expect("log")).text();
     let stats = h
-        .get(&format!("/stats?wid={wid}&fields=hostname&fields=step2&fields=success"))
+        .get(&format!(
+            "/stats?wid={wid}&fields=hostname&fields=step2&fields=success"
+        ))
         .text();
     drop(server);
     (log, stats)
@@ -102,11 +118,19 @@ fn params(conf: &Path) -> SimParams {
 /// Returns the chosen strategy.
 fn check_choice(params: &SimParams, log: &str) -> Strategy {
     let ((strategy, chunk, predicted), measured) = auto_lines(log);
-    let choice = auto::choose(params, NODES as usize, params.image.size, params.image.ratio);
+    let choice = auto::choose(
+        params,
+        NODES as usize,
+        params.image.size,
+        params.image.ratio,
+    );
     let best = choice.best;
     assert_eq!(strategy, best.strategy.to_string(), "{log}");
     assert_eq!(chunk, auto::show_bytes(best.chunk), "{log}");
-    assert!((predicted - best.seconds).abs() < 0.05, "{predicted} vs {best:?}");
+    assert!(
+        (predicted - best.seconds).abs() < 0.05,
+        "{predicted} vs {best:?}"
+    );
     assert!(
         (measured - best.seconds).abs() <= 0.05 + best.seconds * 1e-3,
         "the broadcast ran the chosen strategy and chunk: measured {measured} s, predicted {best:?}"
