@@ -121,8 +121,10 @@ fn auto_broadcast(
     std::fs::write(&image_path, &data).expect("image");
     let (addrs, token) = agents(&root.0, 2);
     let nodes = vec![NodeId(0), NodeId(1)];
-    let mut options = Options::default();
-    options.report_timeout = Duration::from_secs(30);
+    let options = Options {
+        report_timeout: Duration::from_secs(30),
+        ..Options::default()
+    };
     let kaagent = KaagentBroadcast::new(
         addrs.iter().enumerate().map(|(i, &addr)| {
             (

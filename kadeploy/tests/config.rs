@@ -341,7 +341,7 @@ fn automata_errors_and_default() {
     assert_eq!(
         message(cluster(&automata("    BroadcastEnv: [{type: Foo}]\n"))),
         "c.conf: automata/macrosteps/BroadcastEnv[0]/type: invalid BroadcastEnv type `Foo` \
-         (expected one of Chain, Tree, Kastafior, Kascade, Bittorrent, Custom, Dummy, Multicast, Swarm)"
+         (expected one of Chain, Tree, Kastafior, Kascade, Bittorrent, Custom, Dummy, Multicast, Swarm, Auto)"
     );
     assert_eq!(
         message(cluster(&automata(""))),

@@ -4,7 +4,6 @@
 //! there is no such file; the nodes' switches come from the cluster's `switch` keys. A malformed
 //! `simulation.conf` stops the start with the parser's error.
 
-use anyhow::Context as _;
 use kadeploy::config::Loaded;
 use kadeploy::engine::planner::SharedPlanner;
 use simulator::params::SimParams;
@@ -14,10 +13,10 @@ use std::sync::Arc;
 /// The simulation parameters of `loaded`: its `simulation.conf`, or the defaults.
 pub fn params(loaded: &Loaded) -> anyhow::Result<SimParams> {
     match &loaded.simulation {
-        Some(file) => {
-            let path = file.path.display().to_string();
-            SimParams::parse(&file.text, &path).with_context(|| format!("{path}"))
-        }
+        Some(file) => Ok(SimParams::parse(
+            &file.text,
+            &file.path.display().to_string(),
+        )?),
         None => Ok(SimParams::default()),
     }
 }
