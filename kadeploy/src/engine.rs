@@ -9,6 +9,7 @@ pub mod deletions;
 pub mod exec;
 pub mod manager;
 pub mod plan;
+pub mod positions;
 pub mod report;
 pub mod request;
 pub mod slot;

@@ -67,7 +67,7 @@ fn deploy(args: &DeployArgs) -> anyhow::Result<ExitCode> {
     let strategy = choice.as_ref().map(|c| c.best.strategy).or(args.strategy());
     let printer = print::Printer::new(args.verbose_level, setup.cluster.nodes.len(), args.json);
     println!("Deployment #D-sim-{} started", setup.params.seed);
-    let (report, sim) = simulate_with(&setup, args, strategy, printer.sink())?;
+    let (report, sim) = simulate_with(&setup, args, strategy, printer.sink(), printer.max_level())?;
     println!("Deployment #D-sim-{} done", setup.params.seed);
     printer.finish();
     if let Some(c) = &choice {
@@ -138,16 +138,18 @@ pub fn simulate(
     args: &DeployArgs,
     sink: kadeploy::output::Sink,
 ) -> anyhow::Result<Report> {
-    Ok(simulate_with(setup, args, args.strategy(), sink)?.0)
+    Ok(simulate_with(setup, args, args.strategy(), sink, u8::MAX)?.0)
 }
 
 /// Runs one deployment of `setup` with `strategy` (the automata's when `None`); returns the report and
-/// the simulated cluster (its broadcast runs, its nodes' final state).
+/// the simulated cluster (its broadcast runs, its nodes' final state). Output lines above `max_level`
+/// are not formatted nor given to `sink`.
 pub fn simulate_with(
     setup: &Setup,
     args: &DeployArgs,
     strategy: Option<Strategy>,
     sink: kadeploy::output::Sink,
+    max_level: u8,
 ) -> anyhow::Result<(Report, Arc<SimCluster>)> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -162,7 +164,7 @@ pub fn simulate_with(
             setup.params.seed,
         )?);
         let windows = Arc::new(Windows::new(&server));
-        let output = Output::with_sink(sink, false);
+        let output = Output::with_sink_up_to(sink, false, max_level);
         let ctx = Context::new(sim.drivers(), server, cluster.clone(), windows, output);
         let image = &setup.params.image;
         let size = args.image_size.unwrap_or(image.size).max(0.0) as u64;

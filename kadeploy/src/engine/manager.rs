@@ -124,6 +124,59 @@ struct Manager<'a> {
     futures: FuturesUnordered<RunFuture<'a>>,
     next_run: u64,
     nsid: u64,
+    holders: Holders,
+}
+
+/// Which run holds each node of a manager (a node is in at most one of its runs at a time), by node index:
+/// a batch is checked against its run in constant time per node.
+struct Holders {
+    /// The smallest node index of the manager's nodes.
+    base: usize,
+    /// The run id holding each node from `base` on; 0 (no run has id 0), or an ended run's id, when none.
+    run: Vec<u64>,
+}
+
+impl Holders {
+    /// Room for the indices of `nodes` (the only nodes a manager ever runs).
+    fn new(nodes: &[NodeId]) -> Self {
+        let base = nodes.iter().map(|n| n.index()).min().unwrap_or(0);
+        let end = nodes.iter().map(|n| n.index() + 1).max().unwrap_or(0);
+        Holders {
+            base,
+            run: vec![0; end.saturating_sub(base)],
+        }
+    }
+
+    fn slot(&mut self, node: NodeId) -> Option<&mut u64> {
+        let i = node.index().checked_sub(self.base)?;
+        self.run.get_mut(i)
+    }
+
+    /// Run `id` now holds `nodes`.
+    fn hold(&mut self, nodes: &[NodeId], id: u64) {
+        for &n in nodes {
+            if let Some(r) = self.slot(n) {
+                *r = id;
+            }
+        }
+    }
+
+    /// Whether run `id` holds `node`.
+    fn holds(&self, node: NodeId, id: u64) -> bool {
+        let i = node.index().checked_sub(self.base);
+        i.and_then(|i| self.run.get(i)).is_some_and(|&r| r == id)
+    }
+
+    /// Takes `node` from run `id`; false when the run does not hold it (any more).
+    fn release(&mut self, node: NodeId, id: u64) -> bool {
+        match self.slot(node) {
+            Some(r) if *r == id => {
+                *r = 0;
+                true
+            }
+            _ => false,
+        }
+    }
 }
 
 /// Runs `slots` over `nodes` until every node is done; `split_level` is the verbosity of split notices.
@@ -143,6 +196,7 @@ pub async fn run(
         return;
     }
     let (tx, mut rx) = mpsc::unbounded_channel::<(u64, Batch)>();
+    let holders = Holders::new(&nodes);
     let mut m = Manager {
         ctx,
         slots,
@@ -160,6 +214,7 @@ pub async fn run(
         futures: FuturesUnordered::new(),
         next_run: 0,
         nsid: 0,
+        holders,
     };
     loop {
         m.start_queued(hooks);
@@ -211,6 +266,7 @@ impl<'a> Manager<'a> {
                 id,
             );
             self.futures.push(Box::pin(future.instrument(span.clone())));
+            self.holders.hold(&nodes, id);
             self.runs.insert(
                 id,
                 Run {
@@ -233,22 +289,16 @@ impl<'a> Manager<'a> {
             return;
         };
         // Keep only nodes still pending in this run, in their reported order.
-        let mut pending_mask: BTreeMap<NodeId, ()> = run.pending.iter().map(|&n| (n, ())).collect();
+        let holders = &mut self.holders;
         let batch = match batch {
-            Batch::Ok(n) => Batch::Ok(
-                n.into_iter()
-                    .filter(|x| pending_mask.remove(x).is_some())
-                    .collect(),
-            ),
+            Batch::Ok(n) => Batch::Ok(n.into_iter().filter(|&x| holders.release(x, id)).collect()),
             Batch::Brk(n, at) => Batch::Brk(
-                n.into_iter()
-                    .filter(|x| pending_mask.remove(x).is_some())
-                    .collect(),
+                n.into_iter().filter(|&x| holders.release(x, id)).collect(),
                 at,
             ),
             Batch::Ko(f) => Batch::Ko(
                 f.into_iter()
-                    .filter(|(x, _)| pending_mask.remove(x).is_some())
+                    .filter(|&(x, _)| holders.release(x, id))
                     .collect(),
             ),
         };
@@ -257,21 +307,25 @@ impl<'a> Manager<'a> {
             return;
         }
         run.tally.add(&batch);
-        let rest: Vec<NodeId> = run
-            .pending
-            .iter()
-            .copied()
-            .filter(|n| pending_mask.contains_key(n))
-            .collect();
+        let rest: Vec<NodeId> = if nodes.len() == run.pending.len() {
+            Vec::new() // the batch took every pending node
+        } else {
+            let holders = &self.holders;
+            run.pending
+                .iter()
+                .copied()
+                .filter(|&n| holders.holds(n, id))
+                .collect()
+        };
         if !rest.is_empty() {
             let (a, b) = (self.nsid + 1, self.nsid + 2);
             let level = self.split_level;
             ctx.output
-                .push(level, format!("Nodeset [{}] split into :", run.nsid));
+                .push_with(level, || format!("Nodeset [{}] split into :", run.nsid));
             ctx.output
-                .push(level, format!("  Nodeset [{a}]: {}", ctx.fold(&nodes)));
+                .push_with(level, || format!("  Nodeset [{a}]: {}", ctx.fold(&nodes)));
             ctx.output
-                .push(level, format!("  Nodeset [{b}]: {}", ctx.fold(&rest)));
+                .push_with(level, || format!("  Nodeset [{b}]: {}", ctx.fold(&rest)));
             trace::split(ctx, &run.span, &nodes, &rest, b);
             self.nsid += 2;
             run.nsid = b;
