@@ -156,7 +156,7 @@ pub fn simulate_with(
         .start_paused(true)
         .build()?;
     runtime.block_on(async {
-        let cluster = Arc::new(setup.cluster.clone());
+        let cluster = setup.cluster.clone();
         let server = Arc::new(setup.server.clone());
         let sim = Arc::new(SimCluster::new(
             cluster.nodes.clone(),

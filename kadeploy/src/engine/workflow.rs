@@ -35,12 +35,18 @@ struct WorkflowHooks {
     operation: &'static str,
     /// Where each node of the workflow is in `statuses`.
     positions: Positions,
-    /// The status each node ended with, in the workflow's node order.
+    /// The status each node ended with, in the workflow's node order (allocated when the first node ends:
+    /// not held through the whole run).
     statuses: Vec<Option<NodeStatus>>,
+    /// Number of nodes in the workflow.
+    len: usize,
 }
 
 impl WorkflowHooks {
     fn set(&mut self, node: NodeId, status: NodeStatus) {
+        if self.statuses.is_empty() {
+            self.statuses.resize(self.len, None);
+        }
         if let Some(slot) = self
             .positions
             .get(node)
@@ -114,7 +120,8 @@ pub async fn run(ctx: &Context, plan: Plan, mut nodes: Vec<NodeId>) -> Report {
         let mut hooks = WorkflowHooks {
             operation: op,
             positions: Positions::new(&nodes),
-            statuses: vec![None; nodes.len()],
+            statuses: Vec::new(),
+            len: nodes.len(),
         };
         let aborted = tokio::select! {
             biased;
@@ -126,7 +133,11 @@ pub async fn run(ctx: &Context, plan: Plan, mut nodes: Vec<NodeId>) -> Report {
         }
         let statuses = nodes
             .iter()
-            .zip(std::mem::take(&mut hooks.statuses))
+            .zip(
+                std::mem::take(&mut hooks.statuses)
+                    .into_iter()
+                    .chain(std::iter::repeat(None)),
+            )
             .map(|(&n, status)| {
                 // Kadeploy's kill moves every node to the KO list; nodes that had failed keep their reason.
                 let status = match status {
