@@ -3,6 +3,7 @@
 //! timeline; the strategy picked by the simulator (`--broadcast auto`); `kasim campaign`, the fault
 //! campaign; and `kasim sweep`, the broadcast models over a grid of parameters.
 
+mod allocator;
 mod args;
 pub mod campaign;
 mod print;
@@ -10,6 +11,7 @@ pub mod setup;
 pub mod sweep;
 mod timeline;
 
+pub use allocator::keep_freed_memory;
 pub use args::{
     BroadcastArg, CampaignArgs, Cli, Command, DeployArgs, GridArgs, MergeArgs, SweepAction,
     SweepArgs,

@@ -185,6 +185,16 @@ impl Context {
         logs.get(node.index()).cloned().unwrap_or_default()
     }
 
+    /// Moves the statistics records of `nodes` out, in order (for the final report: a million records are
+    /// not copied); a node listed twice, or unknown, gets an empty record.
+    pub fn take_logs(&self, nodes: &[NodeId]) -> Vec<NodeLog> {
+        let mut logs = self.logs.lock().unwrap_or_else(|e| e.into_inner());
+        nodes
+            .iter()
+            .map(|n| logs.get_mut(n.index()).map(std::mem::take).unwrap_or_default())
+            .collect()
+    }
+
     /// Records that a run of macro-step `name` lasted from `start` to `end` (seconds).
     pub fn span(&self, name: &Arc<str>, start: f64, end: f64) {
         let mut spans = self.spans.lock().unwrap_or_else(|e| e.into_inner());

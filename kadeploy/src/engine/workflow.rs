@@ -167,7 +167,7 @@ pub async fn run(ctx: &Context, plan: Plan, mut nodes: Vec<NodeId>) -> Report {
         );
         Report {
             nodes: statuses,
-            logs: nodes.iter().map(|&n| ctx.node_log(n)).collect(),
+            logs: ctx.take_logs(&nodes),
             seconds,
             macro_durations: ctx.spans(),
             aborted,
