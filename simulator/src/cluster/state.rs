@@ -81,23 +81,26 @@ pub(crate) struct BootCtx<'a> {
     pub never_boot: bool,
 }
 
-/// One node's state.
+/// One node's state. Laid out in declaration order (`repr(C)`), the fields every probe, operation and
+/// power command reads first: they share one cache line, and a million nodes' probes stream half the
+/// memory they would with the record in between.
 #[derive(Clone, Debug)]
+#[repr(C)]
 pub(crate) struct NodeState {
     /// Powered on.
     pub powered: bool,
-    /// When the running system is (or will be) up; `None` = down until the next boot.
-    pub up_at: Option<f64>,
     /// The system the node runs once up.
     pub env: Env,
     /// What the next network boot loads.
     pub next_boot: NextBoot,
+    /// When the running system is (or will be) up; `None` = down until the next boot.
+    pub up_at: Option<f64>,
+    /// The node died at this time and stays down.
+    pub dead_at: Option<f64>,
     /// Boots started so far (seeds each boot's durations).
     pub boots: u64,
     /// Power commands received so far (seeds each command's latency).
     pub power_cmds: u64,
-    /// The node died at this time and stays down.
-    pub dead_at: Option<f64>,
     /// What was done on it.
     pub record: NodeRecord,
     /// What happened on it, for consumers that model its files (off by default).
