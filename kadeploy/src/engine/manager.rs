@@ -134,20 +134,32 @@ struct Holders {
     base: usize,
     /// The run id holding each node from `base` on; 0 (no run has id 0), or an ended run's id, when none.
     run: Vec<u64>,
+    /// The same for node indices too sparse for a table (a few nodes far apart in a huge cluster).
+    sparse: BTreeMap<NodeId, u64>,
 }
+
+/// Largest table kept per node of the manager (plus `SLACK`): sparser indices use the tree.
+const DENSITY: usize = 8;
+const SLACK: usize = 4096;
 
 impl Holders {
     /// Room for the indices of `nodes` (the only nodes a manager ever runs).
     fn new(nodes: &[NodeId]) -> Self {
         let base = nodes.iter().map(|n| n.index()).min().unwrap_or(0);
         let end = nodes.iter().map(|n| n.index() + 1).max().unwrap_or(0);
+        let span = end.saturating_sub(base);
+        let dense = span <= DENSITY.saturating_mul(nodes.len()).saturating_add(SLACK);
         Holders {
             base,
-            run: vec![0; end.saturating_sub(base)],
+            run: if dense { vec![0; span] } else { Vec::new() },
+            sparse: BTreeMap::new(),
         }
     }
 
     fn slot(&mut self, node: NodeId) -> Option<&mut u64> {
+        if self.run.is_empty() {
+            return self.sparse.get_mut(&node);
+        }
         let i = node.index().checked_sub(self.base)?;
         self.run.get_mut(i)
     }
@@ -155,7 +167,9 @@ impl Holders {
     /// Run `id` now holds `nodes`.
     fn hold(&mut self, nodes: &[NodeId], id: u64) {
         for &n in nodes {
-            if let Some(r) = self.slot(n) {
+            if self.run.is_empty() {
+                self.sparse.insert(n, id);
+            } else if let Some(r) = self.slot(n) {
                 *r = id;
             }
         }
@@ -163,6 +177,9 @@ impl Holders {
 
     /// Whether run `id` holds `node`.
     fn holds(&self, node: NodeId, id: u64) -> bool {
+        if self.run.is_empty() {
+            return self.sparse.get(&node).is_some_and(|&r| r == id);
+        }
         let i = node.index().checked_sub(self.base);
         i.and_then(|i| self.run.get(i)).is_some_and(|&r| r == id)
     }
@@ -442,5 +459,33 @@ async fn run_task(
     } else {
         fut.await;
         (id, false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(v: &[u32]) -> Vec<NodeId> {
+        v.iter().map(|&i| NodeId(i)).collect()
+    }
+
+    /// Dense (a table) and sparse (a tree) holders answer alike: a node is released once, only by the run
+    /// holding it, and nodes the manager never had are held by nobody.
+    #[test]
+    fn holders_release_each_node_once_and_only_to_its_run() {
+        for nodes in [ids(&[10, 11, 12]), ids(&[3, u32::MAX - 2, 7])] {
+            let mut h = Holders::new(&nodes);
+            assert_eq!(h.run.is_empty(), nodes[1].0 > 1000, "table or tree as the span asks");
+            h.hold(&nodes[..2], 1);
+            h.hold(&nodes[2..], 2);
+            assert!(h.holds(nodes[0], 1) && !h.holds(nodes[0], 2));
+            assert!(!h.release(nodes[2], 1), "run 1 does not hold it");
+            assert!(h.release(nodes[2], 2));
+            assert!(!h.release(nodes[2], 2), "released once");
+            assert!(!h.holds(NodeId(5), 1) && !h.release(NodeId(5), 1));
+            h.hold(&nodes[..1], 3);
+            assert!(!h.holds(nodes[0], 1) && h.holds(nodes[0], 3));
+        }
     }
 }
