@@ -5,7 +5,7 @@
 use super::journal::{Journal, NodeEvent};
 pub use super::system::{DEPLOY_ENV_PORT, Env, SSH_PORT};
 use crate::params::BootParams;
-use crate::rng::Rng;
+use crate::rng::{Dist, Rng};
 use hal::BootProfile;
 
 /// What a node's next network boot loads.
@@ -155,18 +155,24 @@ impl NodeState {
         self.boots += 1;
         let mut rng = Rng::for_event(ctx.seed, "boot", ctx.index as u64, self.boots);
         let p = ctx.params;
-        let (shutdown, firmware, pxe, kernel) = (
-            p.shutdown.sample(&mut rng),
-            p.firmware.sample(&mut rng),
-            p.pxe.sample(&mut rng),
-            p.kernel.sample(&mut rng),
-        );
+        // Every boot consumes the draws of its four phases in this order; a phase the boot does not go
+        // through is skipped without computing its value (a million kexecs compute one draw each).
+        let mut phase = |d: &Dist, used: bool| {
+            if used {
+                d.sample(&mut rng)
+            } else {
+                Dist::skip(&mut rng);
+                0.0
+            }
+        };
+        let cold = !matches!(kind, BootKind::Kexec(_));
+        let down = phase(&p.shutdown, kind == BootKind::Soft && running);
+        let firmware = phase(&p.firmware, cold);
+        let pxe = phase(&p.pxe, cold);
+        let kernel = phase(&p.kernel, true);
         let (delay, env) = match kind {
             BootKind::Cold => (firmware + pxe + kernel, self.network_env()),
-            BootKind::Soft => {
-                let down = if running { shutdown } else { 0.0 };
-                (down + firmware + pxe + kernel, self.network_env())
-            }
+            BootKind::Soft => (down + firmware + pxe + kernel, self.network_env()),
             BootKind::Kexec(env) => (p.kexec_delay + kernel, Some(env)),
         };
         self.powered = true;
