@@ -69,5 +69,8 @@ fn a_seeded_300_node_deployment_with_faults_is_pinned() {
 
 #[test]
 fn a_seeded_300_node_deployment_stopped_at_a_breakpoint_is_pinned() {
-    check(&["--seed", "2", "--breakpoint", "BroadcastEnvKascade"], 0x06b0_3a99_7b65_566f);
+    check(
+        &["--seed", "2", "--breakpoint", "BroadcastEnvKascade"],
+        0x06b0_3a99_7b65_566f,
+    );
 }

@@ -191,7 +191,11 @@ impl Context {
         let mut logs = self.logs.lock().unwrap_or_else(|e| e.into_inner());
         nodes
             .iter()
-            .map(|n| logs.get_mut(n.index()).map(std::mem::take).unwrap_or_default())
+            .map(|n| {
+                logs.get_mut(n.index())
+                    .map(std::mem::take)
+                    .unwrap_or_default()
+            })
             .collect()
     }
 

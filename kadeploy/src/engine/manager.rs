@@ -476,7 +476,11 @@ mod tests {
     fn holders_release_each_node_once_and_only_to_its_run() {
         for nodes in [ids(&[10, 11, 12]), ids(&[3, u32::MAX - 2, 7])] {
             let mut h = Holders::new(&nodes);
-            assert_eq!(h.run.is_empty(), nodes[1].0 > 1000, "table or tree as the span asks");
+            assert_eq!(
+                h.run.is_empty(),
+                nodes[1].0 > 1000,
+                "table or tree as the span asks"
+            );
             h.hold(&nodes[..2], 1);
             h.hold(&nodes[2..], 2);
             assert!(h.holds(nodes[0], 1) && !h.holds(nodes[0], 2));
