@@ -10,6 +10,7 @@ pub mod exec;
 pub mod manager;
 pub mod plan;
 pub mod planner;
+pub mod positions;
 pub mod report;
 pub mod request;
 pub mod slot;

@@ -99,12 +99,20 @@ pub static RELOADS: Counter = Counter::new(
 
 /// Records a power command's per-node outcomes.
 pub fn power(action: PowerAction, level: PowerLevel, outcomes: &Outcomes) {
+    // Counted per outcome first: one series update per kind, not one locked update per node.
+    let mut counts: Vec<(&str, u64)> = Vec::new();
     for (_, o) in outcomes.iter() {
         let outcome = match o {
             Ok(()) => "ok",
             Err(e) => e.kind.as_str(),
         };
-        POWER.inc(&[action.as_str(), level.as_str(), outcome]);
+        match counts.iter_mut().find(|(k, _)| *k == outcome) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((outcome, 1)),
+        }
+    }
+    for (outcome, n) in counts {
+        POWER.add(&[action.as_str(), level.as_str(), outcome], n as f64);
     }
 }
 

@@ -26,6 +26,8 @@ pub struct Output {
 struct Inner {
     start: Instant,
     keep: bool,
+    /// Lines above this level are neither passed to the sink nor kept.
+    max_level: u8,
     lines: Mutex<Vec<LogLine>>,
     sink: Option<Sink>,
 }
@@ -33,19 +35,26 @@ struct Inner {
 impl Output {
     /// An output that keeps every line in memory.
     pub fn new() -> Self {
-        Output::build(None, true)
+        Output::build(None, true, u8::MAX)
     }
 
     /// An output that passes every line to `sink`, and keeps them when `keep` is set.
     pub fn with_sink(sink: Sink, keep: bool) -> Self {
-        Output::build(Some(sink), keep)
+        Output::build(Some(sink), keep, u8::MAX)
     }
 
-    fn build(sink: Option<Sink>, keep: bool) -> Self {
+    /// An output that passes the lines of level at most `max_level` to `sink` (and keeps them when `keep`
+    /// is set); the others are dropped unwritten, so the engine need not format them (see [`Output::wants`]).
+    pub fn with_sink_up_to(sink: Sink, keep: bool, max_level: u8) -> Self {
+        Output::build(Some(sink), keep, max_level)
+    }
+
+    fn build(sink: Option<Sink>, keep: bool, max_level: u8) -> Self {
         Output {
             inner: Arc::new(Inner {
                 start: Instant::now(),
                 keep,
+                max_level,
                 lines: Mutex::new(Vec::new()),
                 sink,
             }),
@@ -57,8 +66,23 @@ impl Output {
         self.inner.start.elapsed().as_secs_f64()
     }
 
+    /// Whether a line of `level` goes anywhere: callers skip formatting the lines nobody reads.
+    pub fn wants(&self, level: u8) -> bool {
+        level <= self.inner.max_level && (self.inner.keep || self.inner.sink.is_some())
+    }
+
+    /// Writes the line `text` builds at `level`, calling `text` only when the line goes somewhere.
+    pub fn push_with(&self, level: u8, text: impl FnOnce() -> String) {
+        if self.wants(level) {
+            self.push(level, text());
+        }
+    }
+
     /// Writes `text` at `level`.
     pub fn push(&self, level: u8, text: impl Into<String>) {
+        if level > self.inner.max_level {
+            return;
+        }
         let line = LogLine {
             time: self.elapsed(),
             level,

@@ -3,6 +3,7 @@
 //! timeline; the strategy picked by the simulator (`--broadcast auto`); `kasim campaign`, the fault
 //! campaign; and `kasim sweep`, the broadcast models over a grid of parameters.
 
+mod allocator;
 mod args;
 pub mod campaign;
 mod print;
@@ -10,6 +11,7 @@ pub mod setup;
 pub mod sweep;
 mod timeline;
 
+pub use allocator::keep_freed_memory;
 pub use args::{
     BroadcastArg, CampaignArgs, Cli, Command, DeployArgs, GridArgs, MergeArgs, SweepAction,
     SweepArgs,
@@ -67,7 +69,7 @@ fn deploy(args: &DeployArgs) -> anyhow::Result<ExitCode> {
     let strategy = choice.as_ref().map(|c| c.best.strategy).or(args.strategy());
     let printer = print::Printer::new(args.verbose_level, setup.cluster.nodes.len(), args.json);
     println!("Deployment #D-sim-{} started", setup.params.seed);
-    let (report, sim) = simulate_with(&setup, args, strategy, printer.sink())?;
+    let (report, sim) = simulate_with(&setup, args, strategy, printer.sink(), printer.max_level())?;
     println!("Deployment #D-sim-{} done", setup.params.seed);
     printer.finish();
     if let Some(c) = &choice {
@@ -138,23 +140,25 @@ pub fn simulate(
     args: &DeployArgs,
     sink: kadeploy::output::Sink,
 ) -> anyhow::Result<Report> {
-    Ok(simulate_with(setup, args, args.strategy(), sink)?.0)
+    Ok(simulate_with(setup, args, args.strategy(), sink, u8::MAX)?.0)
 }
 
 /// Runs one deployment of `setup` with `strategy` (the automata's when `None`); returns the report and
-/// the simulated cluster (its broadcast runs, its nodes' final state).
+/// the simulated cluster (its broadcast runs, its nodes' final state). Output lines above `max_level`
+/// are not formatted nor given to `sink`.
 pub fn simulate_with(
     setup: &Setup,
     args: &DeployArgs,
     strategy: Option<Strategy>,
     sink: kadeploy::output::Sink,
+    max_level: u8,
 ) -> anyhow::Result<(Report, Arc<SimCluster>)> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .start_paused(true)
         .build()?;
     runtime.block_on(async {
-        let cluster = Arc::new(setup.cluster.clone());
+        let cluster = setup.cluster.clone();
         let server = Arc::new(setup.server.clone());
         let sim = Arc::new(SimCluster::new(
             cluster.nodes.clone(),
@@ -162,7 +166,7 @@ pub fn simulate_with(
             setup.params.seed,
         )?);
         let windows = Arc::new(Windows::new(&server));
-        let output = Output::with_sink(sink, false);
+        let output = Output::with_sink_up_to(sink, false, max_level);
         let mut ctx = Context::new(sim.drivers(), server, cluster.clone(), windows, output);
         ctx.planner = Some(Arc::new(crate::planner::SimPlanner::new(
             setup.params.clone(),

@@ -98,7 +98,7 @@ impl Rng {
         self.next_f64() < p
     }
 
-    /// A normal deviate (Box-Muller; always consumes two draws so streams stay aligned).
+    /// A normal deviate (Box-Muller; always consumes two draws so streams stay aligned, see [`Dist::skip`]).
     pub fn normal(&mut self, mean: f64, sd: f64) -> f64 {
         let u1 = 1.0 - self.next_f64(); // (0, 1]
         let u2 = self.next_f64();
@@ -130,6 +130,13 @@ impl Dist {
     /// One draw from `rng` (always consumes the same number of draws).
     pub fn sample(&self, rng: &mut Rng) -> f64 {
         rng.normal(self.mean, self.sd).max(self.min)
+    }
+
+    /// Consumes the draws of one [`Dist::sample`] without computing it (for a duration that will not be
+    /// used: the draws after it stay the same).
+    pub fn skip(rng: &mut Rng) {
+        rng.next_u64();
+        rng.next_u64();
     }
 }
 

@@ -45,6 +45,36 @@ pub struct Position {
     pub micro_step: Option<Arc<str>>,
 }
 
+/// Where each node is, as numbers of step names: two numbers per node instead of two shared strings, so
+/// that moving a million nodes into a step touches no reference count.
+struct Places {
+    /// The step names seen so far; number `i + 1` is `names[i]`, 0 is none.
+    names: Vec<Arc<str>>,
+    /// The (macro-step instance, micro-step) numbers of each node, by node index.
+    at: Vec<(u32, u32)>,
+}
+
+impl Places {
+    /// The number of `name`, given on first sight (a workflow has a few dozen step names).
+    fn intern(&mut self, name: &Arc<str>) -> u32 {
+        let found = self
+            .names
+            .iter()
+            .position(|n| Arc::ptr_eq(n, name) || n == name);
+        let i = found.unwrap_or_else(|| {
+            self.names.push(name.clone());
+            self.names.len() - 1
+        });
+        u32::try_from(i + 1).unwrap_or(u32::MAX)
+    }
+
+    /// The name numbered `number` (0: none).
+    fn name(&self, number: u32) -> Option<Arc<str>> {
+        let i = (number as usize).checked_sub(1)?;
+        self.names.get(i).cloned()
+    }
+}
+
 /// The shared state of one workflow run.
 pub struct Context {
     /// Backends.
@@ -63,7 +93,7 @@ pub struct Context {
     pub debug: Option<super::debug::DebugSink>,
     /// Chooses BroadcastEnvAuto's strategy and chunk size; none by default (the fallback).
     pub planner: Option<super::planner::SharedPlanner>,
-    positions: Mutex<Vec<Position>>,
+    positions: Mutex<Places>,
     logs: Mutex<Vec<NodeLog>>,
     spans: Mutex<Vec<(Arc<str>, f64, f64)>>,
 }
@@ -87,7 +117,10 @@ impl Context {
             windows,
             debug: None,
             planner: None,
-            positions: Mutex::new(vec![Position::default(); n]),
+            positions: Mutex::new(Places {
+                names: Vec::new(),
+                at: vec![(0, 0); n],
+            }),
             logs: Mutex::new(vec![NodeLog::default(); n]),
             spans: Mutex::new(Vec::new()),
         }
@@ -115,19 +148,28 @@ impl Context {
 
     /// Records that `nodes` entered `micro` of `macro_step`.
     pub fn enter(&self, nodes: &[NodeId], macro_step: &Arc<str>, micro: Option<&Arc<str>>) {
-        let mut positions = self.positions.lock().unwrap_or_else(|e| e.into_inner());
+        let mut places = self.positions.lock().unwrap_or_else(|e| e.into_inner());
+        let place = (
+            places.intern(macro_step),
+            micro.map_or(0, |m| places.intern(m)),
+        );
         for n in nodes {
-            if let Some(p) = positions.get_mut(n.index()) {
-                p.macro_step = Some(macro_step.clone());
-                p.micro_step = micro.cloned();
+            if let Some(p) = places.at.get_mut(n.index()) {
+                *p = place;
             }
         }
     }
 
     /// Where `node` currently is.
     pub fn position(&self, node: NodeId) -> Position {
-        let positions = self.positions.lock().unwrap_or_else(|e| e.into_inner());
-        positions.get(node.index()).cloned().unwrap_or_default()
+        let places = self.positions.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(&(macro_step, micro)) = places.at.get(node.index()) else {
+            return Position::default();
+        };
+        Position {
+            macro_step: places.name(macro_step),
+            micro_step: places.name(micro),
+        }
     }
 
     /// Updates the statistics record of each node of `nodes`.
@@ -144,6 +186,20 @@ impl Context {
     pub fn node_log(&self, node: NodeId) -> NodeLog {
         let logs = self.logs.lock().unwrap_or_else(|e| e.into_inner());
         logs.get(node.index()).cloned().unwrap_or_default()
+    }
+
+    /// Moves the statistics records of `nodes` out, in order (for the final report: a million records are
+    /// not copied); a node listed twice, or unknown, gets an empty record.
+    pub fn take_logs(&self, nodes: &[NodeId]) -> Vec<NodeLog> {
+        let mut logs = self.logs.lock().unwrap_or_else(|e| e.into_inner());
+        nodes
+            .iter()
+            .map(|n| {
+                logs.get_mut(n.index())
+                    .map(std::mem::take)
+                    .unwrap_or_default()
+            })
+            .collect()
     }
 
     /// Records that a run of macro-step `name` lasted from `start` to `end` (seconds).

@@ -124,6 +124,76 @@ struct Manager<'a> {
     futures: FuturesUnordered<RunFuture<'a>>,
     next_run: u64,
     nsid: u64,
+    holders: Holders,
+}
+
+/// Which run holds each node of a manager (a node is in at most one of its runs at a time), by node index:
+/// a batch is checked against its run in constant time per node.
+struct Holders {
+    /// The smallest node index of the manager's nodes.
+    base: usize,
+    /// The run id holding each node from `base` on; 0 (no run has id 0), or an ended run's id, when none.
+    run: Vec<u64>,
+    /// The same for node indices too sparse for a table (a few nodes far apart in a huge cluster).
+    sparse: BTreeMap<NodeId, u64>,
+}
+
+/// Largest table kept per node of the manager (plus `SLACK`): sparser indices use the tree.
+const DENSITY: usize = 8;
+const SLACK: usize = 4096;
+
+impl Holders {
+    /// Room for the indices of `nodes` (the only nodes a manager ever runs).
+    fn new(nodes: &[NodeId]) -> Self {
+        let base = nodes.iter().map(|n| n.index()).min().unwrap_or(0);
+        let end = nodes.iter().map(|n| n.index() + 1).max().unwrap_or(0);
+        let span = end.saturating_sub(base);
+        let dense = span <= DENSITY.saturating_mul(nodes.len()).saturating_add(SLACK);
+        Holders {
+            base,
+            run: if dense { vec![0; span] } else { Vec::new() },
+            sparse: BTreeMap::new(),
+        }
+    }
+
+    fn slot(&mut self, node: NodeId) -> Option<&mut u64> {
+        if self.run.is_empty() {
+            return self.sparse.get_mut(&node);
+        }
+        let i = node.index().checked_sub(self.base)?;
+        self.run.get_mut(i)
+    }
+
+    /// Run `id` now holds `nodes`.
+    fn hold(&mut self, nodes: &[NodeId], id: u64) {
+        for &n in nodes {
+            if self.run.is_empty() {
+                self.sparse.insert(n, id);
+            } else if let Some(r) = self.slot(n) {
+                *r = id;
+            }
+        }
+    }
+
+    /// Whether run `id` holds `node`.
+    fn holds(&self, node: NodeId, id: u64) -> bool {
+        if self.run.is_empty() {
+            return self.sparse.get(&node).is_some_and(|&r| r == id);
+        }
+        let i = node.index().checked_sub(self.base);
+        i.and_then(|i| self.run.get(i)).is_some_and(|&r| r == id)
+    }
+
+    /// Takes `node` from run `id`; false when the run does not hold it (any more).
+    fn release(&mut self, node: NodeId, id: u64) -> bool {
+        match self.slot(node) {
+            Some(r) if *r == id => {
+                *r = 0;
+                true
+            }
+            _ => false,
+        }
+    }
 }
 
 /// Runs `slots` over `nodes` until every node is done; `split_level` is the verbosity of split notices.
@@ -143,6 +213,7 @@ pub async fn run(
         return;
     }
     let (tx, mut rx) = mpsc::unbounded_channel::<(u64, Batch)>();
+    let holders = Holders::new(&nodes);
     let mut m = Manager {
         ctx,
         slots,
@@ -160,6 +231,7 @@ pub async fn run(
         futures: FuturesUnordered::new(),
         next_run: 0,
         nsid: 0,
+        holders,
     };
     loop {
         m.start_queued(hooks);
@@ -211,6 +283,7 @@ impl<'a> Manager<'a> {
                 id,
             );
             self.futures.push(Box::pin(future.instrument(span.clone())));
+            self.holders.hold(&nodes, id);
             self.runs.insert(
                 id,
                 Run {
@@ -233,22 +306,16 @@ impl<'a> Manager<'a> {
             return;
         };
         // Keep only nodes still pending in this run, in their reported order.
-        let mut pending_mask: BTreeMap<NodeId, ()> = run.pending.iter().map(|&n| (n, ())).collect();
+        let holders = &mut self.holders;
         let batch = match batch {
-            Batch::Ok(n) => Batch::Ok(
-                n.into_iter()
-                    .filter(|x| pending_mask.remove(x).is_some())
-                    .collect(),
-            ),
+            Batch::Ok(n) => Batch::Ok(n.into_iter().filter(|&x| holders.release(x, id)).collect()),
             Batch::Brk(n, at) => Batch::Brk(
-                n.into_iter()
-                    .filter(|x| pending_mask.remove(x).is_some())
-                    .collect(),
+                n.into_iter().filter(|&x| holders.release(x, id)).collect(),
                 at,
             ),
             Batch::Ko(f) => Batch::Ko(
                 f.into_iter()
-                    .filter(|(x, _)| pending_mask.remove(x).is_some())
+                    .filter(|&(x, _)| holders.release(x, id))
                     .collect(),
             ),
         };
@@ -257,21 +324,25 @@ impl<'a> Manager<'a> {
             return;
         }
         run.tally.add(&batch);
-        let rest: Vec<NodeId> = run
-            .pending
-            .iter()
-            .copied()
-            .filter(|n| pending_mask.contains_key(n))
-            .collect();
+        let rest: Vec<NodeId> = if nodes.len() == run.pending.len() {
+            Vec::new() // the batch took every pending node
+        } else {
+            let holders = &self.holders;
+            run.pending
+                .iter()
+                .copied()
+                .filter(|&n| holders.holds(n, id))
+                .collect()
+        };
         if !rest.is_empty() {
             let (a, b) = (self.nsid + 1, self.nsid + 2);
             let level = self.split_level;
             ctx.output
-                .push(level, format!("Nodeset [{}] split into :", run.nsid));
+                .push_with(level, || format!("Nodeset [{}] split into :", run.nsid));
             ctx.output
-                .push(level, format!("  Nodeset [{a}]: {}", ctx.fold(&nodes)));
+                .push_with(level, || format!("  Nodeset [{a}]: {}", ctx.fold(&nodes)));
             ctx.output
-                .push(level, format!("  Nodeset [{b}]: {}", ctx.fold(&rest)));
+                .push_with(level, || format!("  Nodeset [{b}]: {}", ctx.fold(&rest)));
             trace::split(ctx, &run.span, &nodes, &rest, b);
             self.nsid += 2;
             run.nsid = b;
@@ -388,5 +459,37 @@ async fn run_task(
     } else {
         fut.await;
         (id, false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(v: &[u32]) -> Vec<NodeId> {
+        v.iter().map(|&i| NodeId(i)).collect()
+    }
+
+    /// Dense (a table) and sparse (a tree) holders answer alike: a node is released once, only by the run
+    /// holding it, and nodes the manager never had are held by nobody.
+    #[test]
+    fn holders_release_each_node_once_and_only_to_its_run() {
+        for nodes in [ids(&[10, 11, 12]), ids(&[3, u32::MAX - 2, 7])] {
+            let mut h = Holders::new(&nodes);
+            assert_eq!(
+                h.run.is_empty(),
+                nodes[1].0 > 1000,
+                "table or tree as the span asks"
+            );
+            h.hold(&nodes[..2], 1);
+            h.hold(&nodes[2..], 2);
+            assert!(h.holds(nodes[0], 1) && !h.holds(nodes[0], 2));
+            assert!(!h.release(nodes[2], 1), "run 1 does not hold it");
+            assert!(h.release(nodes[2], 2));
+            assert!(!h.release(nodes[2], 2), "released once");
+            assert!(!h.holds(NodeId(5), 1) && !h.release(NodeId(5), 1));
+            h.hold(&nodes[..1], 3);
+            assert!(!h.holds(nodes[0], 1) && h.holds(nodes[0], 3));
+        }
     }
 }

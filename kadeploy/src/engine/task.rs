@@ -62,15 +62,14 @@ impl MacroHooks<'_> {
             }
             Batch::Ko(failures) => {
                 let nodes: Vec<NodeId> = failures.iter().map(|(n, _)| *n).collect();
-                ctx.output.push(
-                    1,
+                ctx.output.push_with(1, || {
                     format!(
                         "Step {} failed for {} after {}",
                         t.step_label(),
                         ctx.fold(&nodes),
                         secs(elapsed)
-                    ),
-                );
+                    )
+                });
                 ctx.log(&nodes, |l| l.durations[t.slot.index()] += elapsed);
             }
             Batch::Brk(..) => {}
@@ -126,14 +125,13 @@ impl Task for MacroTask {
     }
 
     fn breakpoint_reached(&self, ctx: &Context, nodes: &[NodeId]) -> String {
-        ctx.output.push(
-            2,
+        ctx.output.push_with(2, || {
             format!(
                 "*** Breakpoint on {} reached for {}",
                 self.spec.name,
                 ctx.fold(nodes)
-            ),
-        );
+            )
+        });
         self.spec.name.to_string()
     }
 }
@@ -194,14 +192,13 @@ impl Task for MicroTask {
     }
 
     fn breakpoint_reached(&self, ctx: &Context, nodes: &[NodeId]) -> String {
-        ctx.output.push(
-            2,
+        ctx.output.push_with(2, || {
             format!(
                 "*** Breakpoint on {} reached for {}",
                 self.spec.name,
                 ctx.fold(nodes)
-            ),
-        );
+            )
+        });
         format!("{}:{}", self.macro_name, self.spec.name)
     }
 }
@@ -296,16 +293,16 @@ impl MicroTask {
         }
         if !ko.is_empty() {
             let failed: Vec<NodeId> = ko.iter().map(|(n, _)| *n).collect();
-            ctx.output.push(
-                2,
+            ctx.output.push_with(2, || {
                 format!(
                     "!!! The nodes {} failed on step {}",
                     ctx.fold(&failed),
                     self.spec.name
-                ),
-            );
+                )
+            });
             for (n, f) in &ko {
-                ctx.output.push(5, format!("{}: {}", ctx.name(*n), f.error));
+                ctx.output
+                    .push_with(5, || format!("{}: {}", ctx.name(*n), f.error));
                 trace::node_failed(ctx, *n, f);
             }
         }

@@ -4,12 +4,13 @@
 use super::context::Context;
 use super::manager::{self, Batch, Hooks};
 use super::plan::{self, Plan};
+use super::positions::Positions;
 use super::report::{Failure, NodeStatus, Report};
 use super::request::{DeployRequest, PowerRequest, RebootRequest};
 use crate::error::RequestError;
 use crate::output::secs;
 use hal::{ErrorKind, NodeId};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use tracing::Instrument;
 
@@ -32,7 +33,28 @@ pub async fn power(ctx: &Context, req: &PowerRequest) -> Report {
 
 struct WorkflowHooks {
     operation: &'static str,
-    statuses: BTreeMap<NodeId, NodeStatus>,
+    /// Where each node of the workflow is in `statuses`.
+    positions: Positions,
+    /// The status each node ended with, in the workflow's node order (allocated when the first node ends:
+    /// not held through the whole run).
+    statuses: Vec<Option<NodeStatus>>,
+    /// Number of nodes in the workflow.
+    len: usize,
+}
+
+impl WorkflowHooks {
+    fn set(&mut self, node: NodeId, status: NodeStatus) {
+        if self.statuses.is_empty() {
+            self.statuses.resize(self.len, None);
+        }
+        if let Some(slot) = self
+            .positions
+            .get(node)
+            .and_then(|i| self.statuses.get_mut(i))
+        {
+            *slot = Some(status);
+        }
+    }
 }
 
 impl Hooks for WorkflowHooks {
@@ -42,32 +64,30 @@ impl Hooks for WorkflowHooks {
         let elapsed = secs(ctx.now());
         match batch {
             Batch::Ok(nodes) => {
-                ctx.output.push(
-                    1,
-                    format!("End of {op} for {} after {elapsed}", ctx.fold(&nodes)),
-                );
+                ctx.output.push_with(1, || {
+                    format!("End of {op} for {} after {elapsed}", ctx.fold(&nodes))
+                });
                 for n in nodes {
-                    self.statuses.insert(n, NodeStatus::Ok);
+                    self.set(n, NodeStatus::Ok);
                 }
             }
             Batch::Ko(failures) => {
                 let nodes: Vec<NodeId> = failures.iter().map(|(n, _)| *n).collect();
-                ctx.output.push(
-                    1,
+                ctx.output.push_with(1, || {
                     format!(
                         "{capitalised} failed for {} after {elapsed}",
                         ctx.fold(&nodes)
-                    ),
-                );
+                    )
+                });
                 for (n, f) in failures {
-                    self.statuses.insert(n, NodeStatus::Ko(f));
+                    self.set(n, NodeStatus::Ko(f));
                 }
             }
             Batch::Brk(nodes, at) => {
                 ctx.output
-                    .push(1, format!("Breakpoint reached for {}", ctx.fold(&nodes)));
+                    .push_with(1, || format!("Breakpoint reached for {}", ctx.fold(&nodes)));
                 for n in nodes {
-                    self.statuses.insert(n, NodeStatus::Brk { at: at.clone() });
+                    self.set(n, NodeStatus::Brk { at: at.clone() });
                 }
             }
         }
@@ -84,19 +104,24 @@ impl Hooks for WorkflowHooks {
 
 /// Runs `plan` on `nodes` (each once, in their first order) until every node is done or the workflow is cancelled.
 pub async fn run(ctx: &Context, plan: Plan, mut nodes: Vec<NodeId>) -> Report {
-    let mut seen = BTreeSet::new();
-    nodes.retain(|&n| seen.insert(n));
+    // Node lists are usually sorted: only an unsorted one needs the set.
+    if !nodes.windows(2).all(|w| w[0] < w[1]) {
+        let mut seen = BTreeSet::new();
+        nodes.retain(|&n| seen.insert(n));
+    }
     let span = tracing::info_span!("workflow", operation = plan.operation, cluster = %ctx.cluster.name, nodes = nodes.len());
     async move {
         let op = plan.operation;
         ctx.output
-            .push(0, format!("Launching a {op} on {}", ctx.fold(&nodes)));
+            .push_with(0, || format!("Launching a {op} on {}", ctx.fold(&nodes)));
         for notice in &plan.notices {
             ctx.output.push(0, notice.clone());
         }
         let mut hooks = WorkflowHooks {
             operation: op,
-            statuses: BTreeMap::new(),
+            positions: Positions::new(&nodes),
+            statuses: Vec::new(),
+            len: nodes.len(),
         };
         let aborted = tokio::select! {
             biased;
@@ -108,9 +133,14 @@ pub async fn run(ctx: &Context, plan: Plan, mut nodes: Vec<NodeId>) -> Report {
         }
         let statuses = nodes
             .iter()
-            .map(|&n| {
+            .zip(
+                std::mem::take(&mut hooks.statuses)
+                    .into_iter()
+                    .chain(std::iter::repeat(None)),
+            )
+            .map(|(&n, status)| {
                 // Kadeploy's kill moves every node to the KO list; nodes that had failed keep their reason.
-                let status = match hooks.statuses.remove(&n) {
+                let status = match status {
                     Some(status @ NodeStatus::Ko(_)) => status,
                     Some(status) if !aborted => status,
                     _ => {
@@ -137,7 +167,7 @@ pub async fn run(ctx: &Context, plan: Plan, mut nodes: Vec<NodeId>) -> Report {
         );
         Report {
             nodes: statuses,
-            logs: nodes.iter().map(|&n| ctx.node_log(n)).collect(),
+            logs: ctx.take_logs(&nodes),
             seconds,
             macro_durations: ctx.spans(),
             aborted,

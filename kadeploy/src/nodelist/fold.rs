@@ -12,17 +12,17 @@ enum Width {
     Padded(usize),
 }
 
-/// What names are grouped by.
+/// What names are grouped by (borrowed from the names: folding a million names copies none of them).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Key {
+enum Key<'a> {
     /// Names that differ only by one number.
     Range {
-        prefix: String,
-        suffix: String,
+        prefix: &'a str,
+        suffix: &'a str,
         width: Width,
     },
     /// A name without a usable number, printed as is.
-    Literal(String),
+    Literal(&'a str),
 }
 
 /// Folds names into a node list: names that differ only by their number are grouped as `prefix[ranges]suffix`,
@@ -32,8 +32,8 @@ enum Key {
 /// The number of a host name is the last digit run of its first label (`griffon-12` in
 /// `griffon-12.nancy.grid5000.fr`); for an IPv4 address it is the last byte. Numbers written with leading zeros
 /// only group with numbers of the same width, so `expand` reads back the same names.
-pub fn fold(names: &[&str]) -> String {
-    let split: Vec<Option<(&str, &str, &str)>> =
+pub fn fold<'a>(names: &[&'a str]) -> String {
+    let split: Vec<Option<(&'a str, &'a str, &'a str)>> =
         names.iter().map(|name| split_number(name)).collect();
     let padded: BTreeMap<(&str, &str, usize), ()> = split
         .iter()
@@ -41,8 +41,10 @@ pub fn fold(names: &[&str]) -> String {
         .filter(|(_, digits, _)| digits.len() > 1 && digits.starts_with('0'))
         .map(|(prefix, digits, suffix)| ((*prefix, *suffix, digits.len()), ()))
         .collect();
-    let mut index: BTreeMap<Key, usize> = BTreeMap::new();
-    let mut groups: Vec<(Key, Vec<u64>)> = Vec::new();
+    let mut index: BTreeMap<Key<'a>, usize> = BTreeMap::new();
+    let mut groups: Vec<(Key<'a>, Vec<u64>)> = Vec::new();
+    // Consecutive names are mostly of one group: the last group found is tried before the index.
+    let mut last: Option<(Key<'a>, usize)> = None;
     for (name, parts) in names.iter().zip(&split) {
         let (key, number) =
             match parts.and_then(|(p, d, s)| d.parse::<u64>().ok().map(|num| (p, d, s, num))) {
@@ -53,18 +55,25 @@ pub fn fold(names: &[&str]) -> String {
                         Width::Natural
                     };
                     let key = Key::Range {
-                        prefix: prefix.into(),
-                        suffix: suffix.into(),
+                        prefix,
+                        suffix,
                         width,
                     };
                     (key, Some(num))
                 }
-                None => (Key::Literal((*name).into()), None),
+                None => (Key::Literal(name), None),
             };
-        let slot = *index.entry(key.clone()).or_insert_with(|| {
-            groups.push((key, Vec::new()));
-            groups.len() - 1
-        });
+        let slot = match &last {
+            Some((k, slot)) if *k == key => *slot,
+            _ => {
+                let slot = *index.entry(key.clone()).or_insert_with(|| {
+                    groups.push((key.clone(), Vec::new()));
+                    groups.len() - 1
+                });
+                last = Some((key, slot));
+                slot
+            }
+        };
         if let (Some(num), Some((_, numbers))) = (number, groups.get_mut(slot)) {
             numbers.push(num);
         }
@@ -103,9 +112,9 @@ fn split_number(name: &str) -> Option<(&str, &str, &str)> {
 }
 
 /// Prints one group: as is for a single name, else `prefix[a-b,c]suffix`.
-fn print_group(key: Key, mut numbers: Vec<u64>) -> String {
+fn print_group(key: Key<'_>, mut numbers: Vec<u64>) -> String {
     let (prefix, suffix, width) = match key {
-        Key::Literal(name) => return name,
+        Key::Literal(name) => return name.to_string(),
         Key::Range {
             prefix,
             suffix,

@@ -5,6 +5,7 @@ use simulator::kasim::{self, Cli};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    kasim::keep_freed_memory();
     let cli = Cli::parse();
     match kasim::run(cli) {
         Ok(code) => code,

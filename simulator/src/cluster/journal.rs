@@ -30,10 +30,16 @@ pub enum NodeEvent {
     },
 }
 
-/// A node's bounded event log.
+/// A node's bounded event log: one pointer per node while off (a million nodes' states stay small).
 #[derive(Clone, Debug, Default)]
 pub struct Journal {
-    enabled: bool,
+    /// The log, once enabled.
+    log: Option<Box<Log>>,
+}
+
+/// The events of an enabled journal.
+#[derive(Clone, Debug, Default)]
+struct Log {
     events: VecDeque<NodeEvent>,
     dropped: u64,
 }
@@ -50,26 +56,29 @@ pub struct Taken {
 impl Journal {
     /// Starts recording.
     pub fn enable(&mut self) {
-        self.enabled = true;
+        self.log.get_or_insert_with(Box::default);
     }
 
     /// Records `event` when enabled, dropping the oldest one when full.
     pub fn push(&mut self, event: impl FnOnce() -> NodeEvent) {
-        if !self.enabled {
+        let Some(log) = &mut self.log else {
             return;
+        };
+        if log.events.len() >= JOURNAL_CAPACITY {
+            log.events.pop_front();
+            log.dropped += 1;
         }
-        if self.events.len() >= JOURNAL_CAPACITY {
-            self.events.pop_front();
-            self.dropped += 1;
-        }
-        self.events.push_back(event());
+        log.events.push_back(event());
     }
 
     /// Takes every recorded event.
     pub fn take(&mut self) -> Taken {
-        Taken {
-            events: self.events.drain(..).collect(),
-            dropped: std::mem::take(&mut self.dropped),
+        match &mut self.log {
+            Some(log) => Taken {
+                events: log.events.drain(..).collect(),
+                dropped: std::mem::take(&mut log.dropped),
+            },
+            None => Taken::default(),
         }
     }
 }

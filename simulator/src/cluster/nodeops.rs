@@ -67,8 +67,8 @@ impl SimCluster {
 
     /// Applies the effect of `op`, finished at `done` on the node at `index`, and gives its outcome.
     fn op_effect(&self, op: &Operation, s: &mut NodeState, index: usize, done: f64) -> Outcome {
-        if let Some(device) = written_device(op)
-            && self.plan.node(index).disk_write_error
+        if self.plan.node(index).disk_write_error
+            && let Some(device) = written_device(op)
         {
             let message = format!(
                 "{}: write error on {device}: Input/output error",

@@ -47,11 +47,11 @@ impl SimCluster {
         level: PowerLevel,
         at: f64,
     ) -> Outcome {
-        let name = self.name(index);
         if self.plan.node(index).power_fails.contains(&level) {
             let message = format!(
-                "{level}_{} command failed on {name}: exit status 1",
-                action.as_str()
+                "{level}_{} command failed on {}: exit status 1",
+                action.as_str(),
+                self.name(index)
             );
             return Err(NodeError::new(ErrorKind::CommandFailed, message));
         }
@@ -59,7 +59,7 @@ impl SimCluster {
             // The soft commands run over ssh: a node that is not running refuses them.
             return Err(NodeError {
                 kind: ErrorKind::CommandFailed,
-                ..ssh_refused(&name)
+                ..ssh_refused(&self.name(index))
             });
         }
         let kind = if level == PowerLevel::Soft {

@@ -11,10 +11,12 @@ use tracing::debug;
 /// The outcome of `check` on a node running `env` (`None` = down).
 fn check_ports(name: &str, env: Option<Env>, check: &PortCheck) -> Outcome {
     let Some(env) = env else {
-        return Err(NodeError::new(
-            ErrorKind::Unreachable,
-            format!("{name}: no route to host (node down)"),
-        ));
+        // Most probes while nodes boot end here: one exact-size string, no formatting machinery.
+        const DOWN: &str = ": no route to host (node down)";
+        let mut message = String::with_capacity(name.len() + DOWN.len());
+        message.push_str(name);
+        message.push_str(DOWN);
+        return Err(NodeError::new(ErrorKind::Unreachable, message));
     };
     if let Some(port) = check.up.iter().find(|&&p| !env.port_open(p)) {
         return Err(NodeError::new(

@@ -5,7 +5,7 @@
 use super::journal::{Journal, NodeEvent};
 pub use super::system::{DEPLOY_ENV_PORT, Env, SSH_PORT};
 use crate::params::BootParams;
-use crate::rng::Rng;
+use crate::rng::{Dist, Rng};
 use hal::BootProfile;
 
 /// What a node's next network boot loads.
@@ -81,23 +81,26 @@ pub(crate) struct BootCtx<'a> {
     pub never_boot: bool,
 }
 
-/// One node's state.
+/// One node's state. Laid out in declaration order (`repr(C)`), the fields every probe, operation and
+/// power command reads first: they share one cache line, and a million nodes' probes stream half the
+/// memory they would with the record in between.
 #[derive(Clone, Debug)]
+#[repr(C)]
 pub(crate) struct NodeState {
     /// Powered on.
     pub powered: bool,
-    /// When the running system is (or will be) up; `None` = down until the next boot.
-    pub up_at: Option<f64>,
     /// The system the node runs once up.
     pub env: Env,
     /// What the next network boot loads.
     pub next_boot: NextBoot,
+    /// When the running system is (or will be) up; `None` = down until the next boot.
+    pub up_at: Option<f64>,
+    /// The node died at this time and stays down.
+    pub dead_at: Option<f64>,
     /// Boots started so far (seeds each boot's durations).
     pub boots: u64,
     /// Power commands received so far (seeds each command's latency).
     pub power_cmds: u64,
-    /// The node died at this time and stays down.
-    pub dead_at: Option<f64>,
     /// What was done on it.
     pub record: NodeRecord,
     /// What happened on it, for consumers that model its files (off by default).
@@ -152,18 +155,24 @@ impl NodeState {
         self.boots += 1;
         let mut rng = Rng::for_event(ctx.seed, "boot", ctx.index as u64, self.boots);
         let p = ctx.params;
-        let (shutdown, firmware, pxe, kernel) = (
-            p.shutdown.sample(&mut rng),
-            p.firmware.sample(&mut rng),
-            p.pxe.sample(&mut rng),
-            p.kernel.sample(&mut rng),
-        );
+        // Every boot consumes the draws of its four phases in this order; a phase the boot does not go
+        // through is skipped without computing its value (a million kexecs compute one draw each).
+        let mut phase = |d: &Dist, used: bool| {
+            if used {
+                d.sample(&mut rng)
+            } else {
+                Dist::skip(&mut rng);
+                0.0
+            }
+        };
+        let cold = !matches!(kind, BootKind::Kexec(_));
+        let down = phase(&p.shutdown, kind == BootKind::Soft && running);
+        let firmware = phase(&p.firmware, cold);
+        let pxe = phase(&p.pxe, cold);
+        let kernel = phase(&p.kernel, true);
         let (delay, env) = match kind {
             BootKind::Cold => (firmware + pxe + kernel, self.network_env()),
-            BootKind::Soft => {
-                let down = if running { shutdown } else { 0.0 };
-                (down + firmware + pxe + kernel, self.network_env())
-            }
+            BootKind::Soft => (down + firmware + pxe + kernel, self.network_env()),
             BootKind::Kexec(env) => (p.kexec_delay + kernel, Some(env)),
         };
         self.powered = true;

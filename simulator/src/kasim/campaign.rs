@@ -18,6 +18,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
@@ -180,7 +181,9 @@ fn run_one(
         warnings: Vec::new(),
         scaled: None,
     };
-    setup.cluster.nodes.truncate(scenario.nodes);
+    Arc::make_mut(&mut setup.cluster)
+        .nodes
+        .truncate(scenario.nodes);
     setup.params.seed = scenario.seed;
     setup.params.failures = scenario.failures.clone();
     setup.params.ops.command_timeout = Some(model.command_timeout);

@@ -58,6 +58,16 @@ impl Printer {
         })
     }
 
+    /// The highest output level the sink uses: the verbosity, or every level when the progress bar reads
+    /// the lines (it counts the nodes of the end lines and shows the virtual time of each line).
+    pub fn max_level(&self) -> u8 {
+        if self.bar.is_some() {
+            u8::MAX
+        } else {
+            self.verbosity
+        }
+    }
+
     /// Removes the progress bar.
     pub fn finish(&self) {
         if let Some(b) = &self.bar {

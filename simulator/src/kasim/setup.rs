@@ -8,6 +8,7 @@ use hal::NodeInfo;
 use kadeploy::config::{ClusterConfig, ServerConfig, load_dir};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The shipped sample configuration (a 300-node simulated cluster).
 pub const SAMPLE_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config/sim300");
@@ -19,8 +20,9 @@ pub const PARAMS_FILE: &str = "simulation.conf";
 pub struct Setup {
     /// Server settings.
     pub server: ServerConfig,
-    /// The cluster, with exactly the nodes to deploy.
-    pub cluster: ClusterConfig,
+    /// The cluster, with exactly the nodes to deploy (shared with the engine's context: a million nodes'
+    /// names are not copied for it).
+    pub cluster: Arc<ClusterConfig>,
     /// Simulation parameters (with the seed to use).
     pub params: SimParams,
     /// Configuration warnings (unused fields).
@@ -65,7 +67,7 @@ pub fn load(args: &DeployArgs) -> anyhow::Result<Setup> {
         });
     Ok(Setup {
         server,
-        cluster,
+        cluster: Arc::new(cluster),
         params,
         warnings: loaded.warnings,
         scaled,

@@ -26,13 +26,12 @@ pub async fn escalate(
             PowerAction::On => "power on".to_string(),
             PowerAction::Off => "power off".to_string(),
         };
-        ctx.output.push(
-            3,
+        ctx.output.push_with(3, || {
             format!(
                 "   * Performing a {level} {word} on {}",
                 ctx.fold(&remaining)
-            ),
-        );
+            )
+        });
         let outcomes = windowed(ctx, &remaining, |chunk| {
             let power = ctx.drivers.power.clone();
             async move { power.power(action, level, &chunk).await }

@@ -1,10 +1,10 @@
 //! `wait_reboot`: Kadeploy's port probing after a reboot (spec §5.6), with the timeout expression of `n`.
 
 use crate::engine::context::Context;
+use crate::engine::positions::Positions;
 use crate::expr::Expr;
 use crate::output::secs;
 use hal::{ErrorKind, NodeError, NodeId, Outcomes, PortCheck};
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 /// Seconds between two probe rounds.
@@ -35,7 +35,10 @@ pub async fn wait_reboot(
     tokio::time::sleep(Duration::from_secs_f64(first)).await;
 
     let mut waiting: Vec<NodeId> = nodes.to_vec();
-    let mut arrived: BTreeSet<NodeId> = BTreeSet::new();
+    let positions = Positions::new(nodes);
+    // Whether each node of `nodes` (by position) answered.
+    let mut arrived = vec![false; nodes.len()];
+    let has_arrived = |arrived: &[bool], n: NodeId| positions.get(n).is_some_and(|i| arrived[i]);
     loop {
         for chunk in waiting.chunks(ctx.windows.check_size) {
             for node in ctx
@@ -45,18 +48,19 @@ pub async fn wait_reboot(
                 .await
                 .ok_nodes()
             {
-                ctx.output.push(
-                    5,
+                ctx.output.push_with(5, || {
                     format!(
                         "{} is here after {}",
                         ctx.name(node),
                         secs(ctx.now() - start)
-                    ),
-                );
-                arrived.insert(node);
+                    )
+                });
+                if let Some(i) = positions.get(node) {
+                    arrived[i] = true;
+                }
             }
         }
-        waiting.retain(|n| !arrived.contains(n));
+        waiting.retain(|&n| !has_arrived(&arrived, n));
         let now = ctx.now();
         if waiting.is_empty() || now >= deadline {
             break;
@@ -64,7 +68,7 @@ pub async fn wait_reboot(
         tokio::time::sleep(Duration::from_secs_f64(PROBE_PERIOD.min(deadline - now))).await;
     }
     Outcomes::from_fn(nodes, |n| {
-        if arrived.contains(&n) {
+        if has_arrived(&arrived, n) {
             Ok(())
         } else {
             Err(NodeError::new(
