@@ -18,6 +18,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// What sets the next boot device as profiles are written (`boot/next_boot_device: {device: auto}`).
+pub(super) type DeviceSetter = Arc<dyn BootDeviceSetter>;
+
 /// Power: the `remoteops` templates per level (with `commands`, the `command.conf` overrides of the
 /// cluster's nodes); soft reboots over SSH when the cluster has no soft command; the hard level and status
 /// through native IPMI when configured; `intents` are the nodes' last boot profiles, read when the next
@@ -29,7 +32,7 @@ pub(super) fn power(
     keys: &SiteKeys,
     ops: &SshNodeOps,
     intents: &BootIntents,
-) -> anyhow::Result<(Arc<dyn Power>, Option<Arc<dyn BootDeviceSetter>>)> {
+) -> anyhow::Result<(Arc<dyn Power>, Option<DeviceSetter>)> {
     let mut table = PowerCommands::new();
     let mut groups = BTreeMap::new();
     for (action, list) in [
