@@ -85,13 +85,13 @@ impl Machine {
         let was_on = self.vm.is_on();
         self.vm.power_on().await?;
         match network_first {
-            // The reset that applies the override once QMP answers (its socket appears a moment after the
-            // start; before, the reset failed the power-on when QMP was not up yet: seen with
-            // `next_boot_device: auto`).
-            Some(first) if !was_on => {
+            // A VM starts with the network first: only the disk needs a reset with another order, once
+            // QMP answers. Before, every override reset the VM right after its start, which failed the
+            // power-on (seen with `next_boot_device: auto`, whose Pxe override precedes each power-on).
+            Some(false) if !was_on => {
                 let mut tries = 0;
                 loop {
-                    match self.reset_with(Some(first)).await {
+                    match self.reset_with(Some(false)).await {
                         Err(MachineError::Qmp(why)) if tries < QMP_START_TRIES => {
                             tracing::debug!(%why, "QMP not ready after the power-on, retrying");
                             tries += 1;
