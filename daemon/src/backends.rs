@@ -150,7 +150,7 @@ mod tests {
     }
 
     /// A cluster's `boot/next_boot_device` wraps the site backend's power in the step that sets the
-    /// device through the BMCs: it needs `backend/ipmi`, and says so at start.
+    /// device out of band: it needs `backend/ipmi` or `backend/redfish`, and says so at start.
     #[test]
     fn next_boot_device_needs_the_native_ipmi_keys() {
         let outside = Scratch::new("nextboot-outside");
@@ -194,7 +194,9 @@ mod tests {
                 Err(e) => {
                     assert!(!ipmi, "{e:#}");
                     assert!(
-                        format!("{e:#}").contains("boot/next_boot_device needs backend/ipmi"),
+                        format!("{e:#}").contains(
+                            "boot/next_boot_device needs backend/ipmi or backend/redfish"
+                        ),
                         "{e:#}"
                     );
                 }

@@ -146,7 +146,9 @@ impl LabBoot {
     }
 
     /// The `pxe` section of `server.conf` (after `pxe:`): the method nodes get from DHCP and, for iPXE,
-    /// GRUB as the local-boot method it chains to (iPXE cannot run PXElinux's chain.c32).
+    /// GRUB as the local-boot method it chains to (iPXE cannot run PXElinux's chain.c32): GRUB reads the
+    /// node's GrubPXE local profile over TFTP and loads the deployed system's kernel and initrd from its
+    /// partition, on BIOS and UEFI alike.
     pub fn pxe_conf(self, server: Ipv4Addr) -> String {
         let userfiles = "    userfiles:\n      directory: userfiles\n      max_size: 200\n";
         match self.method {
@@ -156,10 +158,10 @@ impl LabBoot {
             BootMethod::Ipxe | BootMethod::Http => {
                 let local = match self.firmware {
                     Firmware::Bios => grub::BIOS_IMAGE,
-                    Firmware::Uefi => grub::EFI_HTTP_IMAGE,
+                    Firmware::Uefi => grub::EFI_CHAINED_IMAGE,
                 };
                 format!(
-                    "  dhcp:\n    method: IPXE\n    repository: tftpboot\n    export:\n      kind: http\n      server: {server}\n    profiles:\n      directory: {IPXE_PROFILES}\n      filename: ip\n{userfiles}  localboot:\n    method: GrubPXE\n    repository: tftpboot\n    binary: {local}\n    export:\n      kind: http\n      server: {server}\n    profiles:\n      directory: {grub}\n      filename: ip\n",
+                    "  dhcp:\n    method: IPXE\n    repository: tftpboot\n    export:\n      kind: http\n      server: {server}\n    profiles:\n      directory: {IPXE_PROFILES}\n      filename: ip\n{userfiles}  localboot:\n    method: GrubPXE\n    repository: tftpboot\n    binary: {local}\n    export:\n      kind: tftp\n      server: {server}\n    profiles:\n      directory: {grub}\n      filename: ip\n",
                     grub = grub::PROFILES
                 )
             }
@@ -299,7 +301,7 @@ mod tests {
         assert!(http.pxe_conf(SERVER).contains("method: IPXE"));
         assert!(
             http.pxe_conf(SERVER)
-                .contains("binary: grub/grubx64-http.efi")
+                .contains("binary: grub/grubx64-dhcp.efi")
         );
         assert!(!http.headers().contains("SERIAL"));
         let ipxe = LabBoot::new(Firmware::Bios, BootMethod::Ipxe).unwrap();

@@ -12,6 +12,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 pub(crate) mod options;
+pub mod through_firmware;
 
 pub use options::{BootPath, Options};
 
@@ -61,6 +62,9 @@ pub fn run(lab: &Lab, options: &Options, started: Instant) -> anyhow::Result<Rep
     }
     if let Some((check, result)) = crate::e2e_power::check(lab, &d.output) {
         tools.insert(check, result);
+    }
+    if let Some(result) = firmware_path(lab, options, &ko) {
+        tools.insert("deployed system booted through OVMF".into(), result);
     }
     let (predicted_seconds, calibration) = match predict(lab, options, &d.output) {
         Ok(p) => p,
@@ -361,7 +365,40 @@ fn verify(lab: &Lab, i: usize, options: &Options) -> anyhow::Result<()> {
         lab.ssh(i, check)
             .with_context(|| format!("--check {check:?}"))?;
     }
+    if reboots_through_ovmf(lab, options) {
+        let log = std::fs::read_to_string(lab.vms[i].console_log()).unwrap_or_default();
+        through_firmware::last_boot(&log).context("serial log")?;
+    }
     Ok(())
+}
+
+/// True when the deployed system is reached by a reboot through OVMF (`--firmware uefi --boot-env
+/// classical`).
+fn reboots_through_ovmf(lab: &Lab, options: &Options) -> bool {
+    options.boot == BootPath::Classical && lab.boot().firmware() == crate::vm::Firmware::Uefi
+}
+
+/// On a reboot through OVMF, the first verified node's path from the firmware to the deployed system, as
+/// its serial log shows it.
+fn firmware_path(lab: &Lab, options: &Options, ko: &BTreeMap<String, String>) -> Option<String> {
+    if !reboots_through_ovmf(lab, options) {
+        return None;
+    }
+    let i = (0..lab.nodes.len()).find(|i| !ko.contains_key(&lab.nodes[*i].name))?;
+    let log = std::fs::read_to_string(lab.vms[i].console_log()).unwrap_or_default();
+    Some(match through_firmware::last_boot(&log) {
+        Ok(boot) => format!(
+            "ok: {}: OVMF started {}, then {}",
+            lab.nodes[i].name,
+            boot.option,
+            if boot.loaders.is_empty() {
+                "no loader line".to_string()
+            } else {
+                boot.loaders.join(", then ")
+            }
+        ),
+        Err(e) => format!("failed: {}: {e}", lab.nodes[i].name),
+    })
 }
 
 /// Per-macro-step durations of the last deployment (max over nodes), from `kastat3`.

@@ -19,10 +19,16 @@ pub fn check(lab: &Lab, output: &[String]) -> Option<(String, String)> {
                 })
                 .sum();
             let hard = output.iter().any(|l| l.contains("Performing a hard"));
-            let result = if resets >= lab.nodes.len() && hard {
-                format!("ok: {resets} Redfish resets for hard power steps")
+            let (pxe, hdd) = boot_overrides(lab);
+            // `boot/next_boot_device: {device: auto}`: a Pxe override before every deploy-kernel boot.
+            let result = if resets >= lab.nodes.len() && hard && pxe >= lab.nodes.len() {
+                format!(
+                    "ok: {resets} Redfish resets for hard power steps, boot overrides: {pxe} Pxe, {hdd} Hdd"
+                )
             } else {
-                format!("failed: {resets} Redfish resets, hard step seen: {hard}")
+                format!(
+                    "failed: {resets} Redfish resets, hard step seen: {hard}, boot overrides: {pxe} Pxe, {hdd} Hdd"
+                )
             };
             Some(("power through Redfish".into(), result))
         }
@@ -40,4 +46,23 @@ pub fn check(lab: &Lab, output: &[String]) -> Option<(String, String)> {
         }
         PowerDriver::Ipmitool | PowerDriver::Native => None,
     }
+}
+
+/// The one-time boot overrides the lab's Redfish services were given: (to Pxe, to Hdd).
+pub fn boot_overrides(lab: &Lab) -> (usize, usize) {
+    let mut counts = (0, 0);
+    for vm in &lab.vms {
+        let log =
+            std::fs::read_to_string(vm.spec().vm_dir().join("redfish.log")).unwrap_or_default();
+        for line in log.lines().filter(|l| l.contains("boot override")) {
+            // The log may be coloured (escape codes around `=`): the target's quoted name is enough.
+            let target = |t: &str| line.contains(&format!("\"{t}\""));
+            if target("Pxe") {
+                counts.0 += 1;
+            } else if target("Hdd") {
+                counts.1 += 1;
+            }
+        }
+    }
+    counts
 }

@@ -367,12 +367,13 @@ pxe:
 
 /// `boot/next_boot_device` of the cluster: with native power, PXE is set through the BMC before each
 /// reboot, as a site with UEFI machines whose boot order is not network-first does (the lab's VMs boot
-/// the network first anyway: this exercises the step).
+/// the network first anyway: this exercises the step); with Redfish, the device follows the boot profile
+/// (`auto`: a one-time `Pxe` override before the deploy kernel, `Hdd` before the deployed system).
 fn next_boot_device(spec: &SiteSpec) -> &'static str {
-    if spec.power == PowerDriver::Native {
-        "  next_boot_device: {device: pxe}\n"
-    } else {
-        ""
+    match spec.power {
+        PowerDriver::Native => "  next_boot_device: {device: pxe}\n",
+        PowerDriver::Redfish => "  next_boot_device: {device: auto}\n",
+        PowerDriver::Ipmitool | PowerDriver::Pdu => "",
     }
 }
 

@@ -8,8 +8,9 @@
 mod support;
 
 use hal::node::NodeId;
-use hal::power::ipmi::bootdev::{BootDevice, BootFlags};
-use hal::power::next_boot::NextBootPower;
+use hal::power::ipmi::bootdev::BootDevice;
+use hal::power::next_boot::ipmi::IpmiNextBoot;
+use hal::power::next_boot::{BootIntents, NextBootChoice, NextBootPower};
 use hal::testing::process::require;
 use hal::{Power, PowerAction, PowerLevel};
 use std::sync::Arc;
@@ -123,8 +124,9 @@ async fn the_next_boot_power_step_sets_the_device_before_the_reboot() {
     let bmcs = power(&bmc, Duration::from_secs(1), 2);
     let step = NextBootPower::new(
         Arc::new(bmcs.clone()),
-        bmcs,
-        BootFlags::next(BootDevice::Disk),
+        Arc::new(IpmiNextBoot::new(bmcs, false, false)),
+        NextBootChoice::Fixed(BootDevice::Disk),
+        BootIntents::default(),
     );
     let out = step
         .power(PowerAction::On, PowerLevel::Hard, &[NodeId(0)])

@@ -33,7 +33,9 @@ use anyhow::Context as _;
 use hal::broadcast::deployer::{Agent, KaagentBroadcast, Options};
 use hal::broadcast::over_ssh::AgentsOverSsh;
 use hal::console::command::CommandConsole;
+use hal::netboot::NetBoot;
 use hal::netboot::pxe::{PxeConfig, PxeWriter};
+use hal::power::next_boot::{BootIntents, RecordingNetBoot};
 use hal::reachability::tcp::TcpProbe;
 use hal::ssh::{SshConfig, SshNodeOps};
 use hal::{Broadcast, Drivers, NodeId};
@@ -109,15 +111,22 @@ pub fn backend(cluster: &ClusterConfig, loaded: &Loaded) -> anyhow::Result<Backe
     let ops = Arc::new(SshNodeOps::new(nodes.clone(), ssh).context("SSH node operations")?);
 
     let commands = loaded.commands_of(cluster);
-    let power = power::power(cluster, &remoteops, &commands, keys, &ops)?;
-    let netboot = PxeWriter::new(pxe_config(cluster, loaded), nodes.clone());
-    netboot.validate().context("pxe")?;
+    let intents = BootIntents::default();
+    let (power, setter) = power::power(cluster, &remoteops, &commands, keys, &ops, &intents)?;
+    let writer = PxeWriter::new(pxe_config(cluster, loaded), nodes.clone());
+    writer.validate().context("pxe")?;
+    // The next-boot step reads the profiles written (`boot/next_boot_device: {device: auto}`).
+    let netboot: Arc<dyn NetBoot> = if remoteops.next_boot.is_some() {
+        Arc::new(RecordingNetBoot::new(Arc::new(writer), intents, setter))
+    } else {
+        Arc::new(writer)
+    };
     let broadcast = broadcast(cluster, keys, &ops)?;
     let console = CommandConsole::new(nodes.clone(), remoteops.console.clone());
     Ok(BackendSpec {
         drivers: Drivers {
             power,
-            netboot: Arc::new(netboot),
+            netboot,
             ops,
             reachability: Arc::new(TcpProbe::new(nodes, Duration::from_secs(2))),
             broadcast,

@@ -7,6 +7,7 @@
 //! the system is off. One session (or basic-authenticated connection) per node and operation.
 
 pub mod client;
+pub mod next_boot;
 
 use crate::node::NodeId;
 use crate::outcome::{ErrorKind, NodeError, Outcome, Outcomes, for_each_node};
@@ -203,17 +204,32 @@ impl RedfishPower {
 
     /// Sets a one-time boot override on one node (`Once`; `None` clears it).
     pub async fn boot_once(&self, node: NodeId, target: BootTarget) -> Outcome {
+        self.set_boot_override(node, target, false, false).await
+    }
+
+    /// Sets a boot override on one node: `Continuous` when `persistent`, else `Once` (`None` clears it);
+    /// with `uefi`, `BootSourceOverrideMode` is `UEFI`.
+    pub async fn set_boot_override(
+        &self,
+        node: NodeId,
+        target: BootTarget,
+        persistent: bool,
+        uefi: bool,
+    ) -> Outcome {
         self.with_system(node, async |c, system| {
-            let enabled = if target == BootTarget::None {
-                "Disabled"
-            } else {
-                "Once"
+            let enabled = match (target, persistent) {
+                (BootTarget::None, _) => "Disabled",
+                (_, true) => "Continuous",
+                (_, false) => "Once",
             };
-            let body = json!({"Boot": {
+            let mut boot = json!({
                 "BootSourceOverrideEnabled": enabled,
                 "BootSourceOverrideTarget": target.as_str(),
-            }});
-            c.send(reqwest::Method::PATCH, system, &body)
+            });
+            if uefi && target != BootTarget::None {
+                boot["BootSourceOverrideMode"] = json!("UEFI");
+            }
+            c.send(reqwest::Method::PATCH, system, &json!({ "Boot": boot }))
                 .await
                 .map(|_| ())
         })

@@ -7,7 +7,8 @@ use super::types::{Archive, Automata, BootConfig, ClusterConfig, Partitioning};
 use super::wire;
 use crate::expr::Expr;
 use hal::PowerLevel;
-use hal::power::ipmi::bootdev::{BootDevice, BootFlags};
+use hal::power::ipmi::bootdev::BootDevice;
+use hal::power::next_boot::{NextBootChoice, NextBootSettings};
 use std::path::Path;
 
 /// The typed `remoteops` of a cluster: the commands of each power level.
@@ -23,9 +24,9 @@ pub struct RemoteOps {
     pub power_status: Option<String>,
     /// `console` command.
     pub console: Option<String>,
-    /// `boot/next_boot_device`: the boot flags set through the BMCs (`backend/ipmi`) before each reboot
-    /// and power-on; `None` (the default) sets nothing.
-    pub next_boot: Option<BootFlags>,
+    /// `boot/next_boot_device`: the boot device set out of band (`backend/ipmi` or `backend/redfish`)
+    /// before each reboot and power-on; `None` (the default) sets nothing.
+    pub next_boot: Option<NextBootSettings>,
 }
 
 /// One command of a `remoteops` list.
@@ -323,17 +324,28 @@ fn remoteops(
     })
 }
 
-/// `boot/next_boot_device`: `device` is `pxe` or `disk`.
-fn next_boot(w: &wire::NextBootDevice, ctx: Ctx<'_>) -> Result<BootFlags, ConfigError> {
+/// `boot/next_boot_device`: `device` is `pxe`, `disk` or `auto` (PXE before the deploy kernel, the disk
+/// before the deployed system).
+fn next_boot(w: &wire::NextBootDevice, ctx: Ctx<'_>) -> Result<NextBootSettings, ConfigError> {
     let key = "boot/next_boot_device/device";
     let name = ctx.required(w.device.as_deref(), key)?;
-    let device = BootDevice::parse(name)
-        .filter(|d| matches!(d, BootDevice::Pxe | BootDevice::Disk))
-        .ok_or_else(|| ctx.invalid(key, format!("`{name}` is not a boot device (pxe or disk)")))?;
-    Ok(BootFlags {
+    let choice = if name == "auto" {
+        NextBootChoice::FollowProfile
+    } else {
+        BootDevice::parse(name)
+            .filter(|d| matches!(d, BootDevice::Pxe | BootDevice::Disk))
+            .map(NextBootChoice::Fixed)
+            .ok_or_else(|| {
+                ctx.invalid(
+                    key,
+                    format!("`{name}` is not a boot device (pxe, disk or auto)"),
+                )
+            })?
+    };
+    Ok(NextBootSettings {
+        choice,
         persistent: w.persistent,
         efi: w.efiboot,
-        ..BootFlags::next(device)
     })
 }
 

@@ -54,6 +54,9 @@ pub struct PduV3Keys {
     pub auth_password: String,
     /// The first line of `priv_password_file` (AES), when given.
     pub priv_password: Option<String>,
+    /// `context` (empty): the SNMPv3 contextName of the requests, for agents that serve several devices
+    /// behind one address (proxies, snmpsim); at most 32 bytes (RFC 3411's `SnmpAdminString`).
+    pub context: String,
 }
 
 /// `backend/pdu`: the PDUs' model, security and each node's outlet.
@@ -311,10 +314,25 @@ fn v3_keys(
     };
     known_keys(
         map,
-        &["user", "auth", "auth_password_file", "priv_password_file"],
+        &[
+            "user",
+            "auth",
+            "auth_password_file",
+            "priv_password_file",
+            "context",
+        ],
         path,
         ctx,
     )?;
+    let context = get(map, "context").map_or(Ok(String::new()), |v| {
+        string(v, "backend/pdu/v3/context", ctx)
+    })?;
+    if context.len() > MAX_CONTEXT {
+        return Err(ctx.invalid(
+            "backend/pdu/v3/context",
+            format!("an SNMP context name has at most {MAX_CONTEXT} bytes"),
+        ));
+    }
     let auth = get(map, "auth").map_or(Ok("sha".to_string()), |v| {
         string(v, "backend/pdu/v3/auth", ctx)
     })?;
@@ -344,8 +362,12 @@ fn v3_keys(
         auth,
         auth_password,
         priv_password,
+        context,
     })
 }
+
+/// The longest SNMPv3 contextName (RFC 3411: `SnmpAdminString (SIZE(0..32))`).
+const MAX_CONTEXT: usize = 32;
 
 #[cfg(test)]
 mod tests {
@@ -438,6 +460,10 @@ mod tests {
             (v3.auth.as_str(), v3.priv_password.is_some(), k.community),
             ("sha256", true, None)
         );
+        assert_eq!(v3.context, "", "no context by default");
+        let yaml = "{model: apc, v3: {user: u, auth_password_file: secret, context: rack-12}, outlets: {}}";
+        let k = parse(yaml, pdu_keys).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(k.v3.map(|v| v.context).as_deref(), Some("rack-12"));
         for (yaml, key) in [
             (
                 "{model: cyberpower, community_file: secret, outlets: {}}",
@@ -463,6 +489,15 @@ mod tests {
             (
                 "{model: apc, community_file: secret, retries: 50, outlets: {}}",
                 "backend/pdu/retries",
+            ),
+            (
+                "{model: apc, v3: {user: u, auth_password_file: secret, context: [a]}, outlets: {}}",
+                "backend/pdu/v3/context",
+            ),
+            (
+                "{model: apc, v3: {user: u, auth_password_file: secret, \
+                 context: 0123456789abcdef0123456789abcdefX}, outlets: {}}",
+                "backend/pdu/v3/context",
             ),
         ] {
             let e = parse(yaml, pdu_keys)

@@ -2,10 +2,12 @@
 
 use super::super::*;
 
-/// `boot/next_boot_device`: off by default; `pxe` or `disk` with their options; other devices refused.
+/// `boot/next_boot_device`: off by default; `pxe`, `disk` or `auto` with their options; other devices
+/// refused.
 #[test]
 fn next_boot_device_is_off_by_default_and_checked() {
-    use hal::power::ipmi::bootdev::{BootDevice, BootFlags};
+    use hal::power::ipmi::bootdev::BootDevice;
+    use hal::power::next_boot::{NextBootChoice, NextBootSettings};
     let parsed = cluster(&cluster_text("")).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(parsed.value.remoteops.next_boot, None);
     let with = |value: &str| {
@@ -15,18 +17,25 @@ fn next_boot_device_is_off_by_default_and_checked() {
         )
     };
     let parsed = cluster(&with("{device: pxe, efiboot: true}")).unwrap_or_else(|e| panic!("{e}"));
-    let pxe = BootFlags {
+    let pxe = NextBootSettings {
+        choice: NextBootChoice::Fixed(BootDevice::Pxe),
+        persistent: false,
         efi: true,
-        ..BootFlags::next(BootDevice::Pxe)
     };
     assert_eq!(parsed.value.remoteops.next_boot, Some(pxe));
     let parsed =
         cluster(&with("{device: disk, persistent: true}")).unwrap_or_else(|e| panic!("{e}"));
-    let disk = BootFlags {
+    let disk = NextBootSettings {
+        choice: NextBootChoice::Fixed(BootDevice::Disk),
         persistent: true,
-        ..BootFlags::next(BootDevice::Disk)
+        efi: false,
     };
     assert_eq!(parsed.value.remoteops.next_boot, Some(disk));
+    let parsed = cluster(&with("{device: auto}")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        parsed.value.remoteops.next_boot.map(|n| n.choice),
+        Some(NextBootChoice::FollowProfile)
+    );
     assert!(
         message(cluster(&with("{device: cdrom}")))
             .starts_with("c.conf: boot/next_boot_device/device: `cdrom` is not a boot device"),

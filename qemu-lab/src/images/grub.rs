@@ -17,8 +17,9 @@ pub const BIOS_IMAGE: &str = "grub/core.0";
 pub const EFI_IMAGE: &str = "grub/grubx64.efi";
 /// The UEFI image chained by iPXE (local boots of `--boot ipxe|http` on UEFI): it configures its
 /// interface by DHCP itself (`net_dhcp`: no cached DHCP answer is needed) and reads the profiles over
-/// HTTP.
-pub const EFI_HTTP_IMAGE: &str = "grub/grubx64-http.efi";
+/// TFTP (GRUB 2.06's HTTP client, tried first, left the chained image at its prompt without the profile
+/// under TCG: seen in the lab).
+pub const EFI_CHAINED_IMAGE: &str = "grub/grubx64-dhcp.efi";
 /// Where a node's GrubPXE profile is, relative to the boot tree (`profiles/directory` of server.conf).
 pub const PROFILES: &str = "grub.cfg";
 
@@ -61,8 +62,8 @@ const EFI: (&str, &str, &str, &str) = (
 enum Transport {
     /// The firmware (PXE) configured the interface; profiles over TFTP.
     PxeTftp,
-    /// GRUB configures the interface by DHCP (`net_dhcp`); profiles over HTTP.
-    BootpHttp,
+    /// GRUB configures the interface by DHCP (`net_dhcp`); profiles over TFTP.
+    DhcpTftp,
 }
 
 /// The configuration embedded in an image (GRUB's rescue parser runs it: no `if`).
@@ -72,14 +73,11 @@ fn embedded_config(server: Ipv4Addr, transport: Transport, serial: bool) -> Stri
         // SeaBIOS and GRUB's BIOS console print on the VGA screen only; OVMF mirrors to the serial port.
         cfg.push_str("serial --unit=0 --speed=115200\nterminal_input serial console\nterminal_output serial console\n");
     }
-    let device = match transport {
-        Transport::PxeTftp => format!("tftp,{server}"),
-        Transport::BootpHttp => {
-            // net_bootp sends BOOTP requests (no DHCP message type), which the DHCP server ignores.
-            cfg.push_str("net_dhcp\n");
-            format!("http,{server}")
-        }
-    };
+    if transport == Transport::DhcpTftp {
+        // net_bootp sends BOOTP requests (no DHCP message type), which the DHCP server ignores.
+        cfg.push_str("net_dhcp\n");
+    }
+    let device = format!("tftp,{server}");
     cfg.push_str(&format!(
         "set root=({device})\nset prefix=({device})/grub\necho \"kalab grub: profile {PROFILES}/$net_default_ip\"\nconfigfile ({device})/{PROFILES}/$net_default_ip\n"
     ));
@@ -99,7 +97,7 @@ pub fn write_images(dest: &Path, server: Ipv4Addr, bios: bool, efi: bool) -> Res
     }
     if efi {
         images.push((EFI, EFI_IMAGE, Transport::PxeTftp, false));
-        images.push((EFI, EFI_HTTP_IMAGE, Transport::BootpHttp, false));
+        images.push((EFI, EFI_CHAINED_IMAGE, Transport::DhcpTftp, false));
     }
     for ((format, modules, package, driver), name, transport, serial) in images {
         if !Path::new(modules).join("linux.mod").is_file() {
@@ -146,9 +144,9 @@ mod tests {
         assert!(tftp.starts_with("serial --unit=0"));
         assert!(!tftp.contains("net_dhcp"));
         assert!(tftp.ends_with("configfile (tftp,10.250.0.1)/grub.cfg/$net_default_ip\n"));
-        let http = embedded_config(server, Transport::BootpHttp, false);
-        assert!(http.starts_with("net_dhcp\n"));
-        assert!(http.ends_with("configfile (http,10.250.0.1)/grub.cfg/$net_default_ip\n"));
-        assert!(!http.contains(" if "), "the rescue parser has no `if`");
+        let chained = embedded_config(server, Transport::DhcpTftp, false);
+        assert!(chained.starts_with("net_dhcp\n"));
+        assert!(chained.ends_with("configfile (tftp,10.250.0.1)/grub.cfg/$net_default_ip\n"));
+        assert!(!chained.contains(" if "), "the rescue parser has no `if`");
     }
 }

@@ -14,6 +14,8 @@ const NET_FIRST: u64 = 1;
 const NET_AFTER_DISK: u64 = 3;
 /// Longest wait for each QMP read or write.
 const QMP_TIMEOUT: Duration = Duration::from_secs(2);
+/// Connections tried (300 ms apart) after a power-on before QMP is given up.
+const QMP_START_TRIES: u32 = 20;
 
 /// Why a reset failed.
 #[derive(Debug, thiserror::Error)]
@@ -83,7 +85,22 @@ impl Machine {
         let was_on = self.vm.is_on();
         self.vm.power_on().await?;
         match network_first {
-            Some(first) if !was_on => self.reset_with(Some(first)).await,
+            // A VM starts with the network first: only the disk needs a reset with another order, once
+            // QMP answers. Before, every override reset the VM right after its start, which failed the
+            // power-on (seen with `next_boot_device: auto`, whose Pxe override precedes each power-on).
+            Some(false) if !was_on => {
+                let mut tries = 0;
+                loop {
+                    match self.reset_with(Some(false)).await {
+                        Err(MachineError::Qmp(why)) if tries < QMP_START_TRIES => {
+                            tracing::debug!(%why, "QMP not ready after the power-on, retrying");
+                            tries += 1;
+                            tokio::time::sleep(Duration::from_millis(300)).await;
+                        }
+                        other => return other,
+                    }
+                }
+            }
             _ => Ok(()),
         }
     }

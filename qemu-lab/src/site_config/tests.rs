@@ -198,17 +198,29 @@ fn spec(server_files: Vec<PathBuf>) -> SiteSpec {
 }
 
 /// With native power the cluster asks for PXE through the BMCs before each reboot and its console
-/// is serial-over-LAN; with `ipmitool` templates neither.
+/// is serial-over-LAN; with Redfish the device follows the boot profile; with `ipmitool` templates
+/// neither.
 #[test]
 fn native_power_sets_the_next_boot_device_and_attaches_consoles_over_sol() {
-    use hal::power::ipmi::bootdev::{BootDevice, BootFlags};
+    use hal::power::ipmi::bootdev::BootDevice;
+    use hal::power::next_boot::{NextBootChoice, NextBootSettings};
     let mut spec = spec(Vec::new());
     spec.deploy_params = "console=ttyS0".into();
+    let next = |choice| NextBootSettings {
+        choice,
+        persistent: false,
+        efi: false,
+    };
     for (power, next_boot, console) in [
         (
             PowerDriver::Native,
-            Some(BootFlags::next(BootDevice::Pxe)),
+            Some(next(NextBootChoice::Fixed(BootDevice::Pxe))),
             "sol activate",
+        ),
+        (
+            PowerDriver::Redfish,
+            Some(next(NextBootChoice::FollowProfile)),
+            "socat - UNIX-CONNECT:",
         ),
         (PowerDriver::Ipmitool, None, "socat - UNIX-CONNECT:"),
     ] {

@@ -53,7 +53,7 @@ pub(super) fn pdu_power(nodes: &[NodeInfo], keys: &PduKeys) -> anyhow::Result<Sn
                 .ok_or_else(|| anyhow::anyhow!("backend/pdu/v3/auth: {:?}", v3.auth))?,
             auth_password: v3.auth_password.clone(),
             privacy: v3.priv_password.clone().map(|p| (PrivProtocol::Aes128, p)),
-            context: String::new(),
+            context: v3.context.clone(),
         }),
         (None, Some(community)) => Security::V2c {
             community: community.clone(),
@@ -85,6 +85,9 @@ pub(super) fn pdu_power(nodes: &[NodeInfo], keys: &PduKeys) -> anyhow::Result<Sn
     };
     SnmpPower::new(outlets, settings).map_err(anyhow::Error::msg)
 }
+
+#[cfg(test)]
+mod snmpsim;
 
 #[cfg(test)]
 mod tests {

@@ -2,13 +2,15 @@
 //! overrides and group files, SSH for soft reboots when the cluster has no soft command, and, with
 //! `backend/ipmi` or `backend/redfish`, native IPMI-over-LAN or Redfish for the hard level and the status;
 //! with `backend/pdu`, SNMP PDU outlets for the very_hard level (and the status when nothing else reads it);
-//! with the cluster's `boot/next_boot_device`, the boot device set through the BMCs before each reboot and
-//! power-on.
+//! with the cluster's `boot/next_boot_device`, the boot device set out of band (IPMI, else Redfish) before
+//! each reboot and power-on, fixed or following each node's last boot profile.
 
 use hal::power::command::{CommandPower, PowerCommands};
 use hal::power::ipmi::{IpmiPower, IpmiTarget};
 use hal::power::levels::PowerByLevel;
-use hal::power::next_boot::NextBootPower;
+use hal::power::next_boot::ipmi::IpmiNextBoot;
+use hal::power::next_boot::{BootDeviceSetter, BootIntents, NextBootChoice, NextBootPower};
+use hal::power::redfish::next_boot::RedfishNextBoot;
 use hal::ssh::{SshNodeOps, SshPower};
 use hal::{NodeId, NodeInfo, Power, PowerAction, PowerLevel};
 use kadeploy::config::{ClusterConfig, Commands, IpmiKeys, RemoteOps, SiteKeys};
@@ -16,16 +18,21 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// What sets the next boot device as profiles are written (`boot/next_boot_device: {device: auto}`).
+pub(super) type DeviceSetter = Arc<dyn BootDeviceSetter>;
+
 /// Power: the `remoteops` templates per level (with `commands`, the `command.conf` overrides of the
 /// cluster's nodes); soft reboots over SSH when the cluster has no soft command; the hard level and status
-/// through native IPMI when configured.
+/// through native IPMI when configured; `intents` are the nodes' last boot profiles, read when the next
+/// boot device follows them; with `boot/next_boot_device: {device: auto}`, also what sets the device.
 pub(super) fn power(
     cluster: &ClusterConfig,
     remoteops: &RemoteOps,
     commands: &Commands,
     keys: &SiteKeys,
     ops: &SshNodeOps,
-) -> anyhow::Result<Arc<dyn Power>> {
+    intents: &BootIntents,
+) -> anyhow::Result<(Arc<dyn Power>, Option<DeviceSetter>)> {
     let mut table = PowerCommands::new();
     let mut groups = BTreeMap::new();
     for (action, list) in [
@@ -82,8 +89,13 @@ pub(super) fn power(
             .status_from(native);
         native_status = true;
     }
-    if let Some(redfish) = &keys.redfish {
-        let native: Arc<dyn Power> = Arc::new(super::oob::redfish_power(&cluster.nodes, redfish)?);
+    let services = keys
+        .redfish
+        .as_ref()
+        .map(|redfish| super::oob::redfish_power(&cluster.nodes, redfish))
+        .transpose()?;
+    if let Some(services) = &services {
+        let native: Arc<dyn Power> = Arc::new(services.clone());
         by_level = by_level
             .level(PowerLevel::Hard, native.clone())
             .status_from(native);
@@ -97,14 +109,31 @@ pub(super) fn power(
         }
     }
     let power: Arc<dyn Power> = Arc::new(by_level);
-    match (remoteops.next_boot, bmcs) {
-        (None, _) => Ok(power),
-        (Some(flags), Some(bmcs)) => Ok(Arc::new(NextBootPower::new(power, bmcs, flags))),
-        (Some(_), None) => anyhow::bail!(
-            "cluster {}: boot/next_boot_device needs backend/ipmi in server.conf (the BMCs that set it)",
+    let Some(next) = remoteops.next_boot else {
+        return Ok((power, None));
+    };
+    // The BMCs over IPMI when the site has them, else the Redfish services.
+    let setter: Arc<dyn BootDeviceSetter> = match (bmcs, services) {
+        (Some(bmcs), _) => Arc::new(IpmiNextBoot::new(bmcs, next.persistent, next.efi)),
+        (None, Some(services)) => {
+            Arc::new(RedfishNextBoot::new(services, next.persistent, next.efi))
+        }
+        (None, None) => anyhow::bail!(
+            "cluster {}: boot/next_boot_device needs backend/ipmi or backend/redfish in server.conf \
+             (what sets it)",
             cluster.name
         ),
-    }
+    };
+    tracing::info!(cluster = %cluster.name, device = %next.choice, "next boot device set before each boot");
+    let power = Arc::new(NextBootPower::new(
+        power,
+        setter.clone(),
+        next.choice,
+        intents.clone(),
+    ));
+    // `auto` also sets the device as each profile is written (see `RecordingNetBoot`).
+    let follows = next.choice == NextBootChoice::FollowProfile;
+    Ok((power, follows.then_some(setter)))
 }
 
 /// The native IPMI backend of `backend/ipmi` (its password read at load).

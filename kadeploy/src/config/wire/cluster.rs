@@ -80,7 +80,7 @@ pub struct BootSection {
     pub install_bootloader: Option<String>,
     /// `kernels/*`: mandatory (for `deploy`).
     pub kernels: Option<Kernels>,
-    /// `next_boot_device/*`: the boot device set through the BMCs before each reboot (off when absent).
+    /// `next_boot_device/*`: the boot device set out of band before each reboot (off when absent).
     pub next_boot_device: Option<NextBootDevice>,
 }
 
@@ -99,7 +99,8 @@ impl Default for BootSection {
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(default)]
 pub struct NextBootDevice {
-    /// `device`: mandatory, `pxe` or `disk`.
+    /// `device`: mandatory, `pxe`, `disk` or `auto` (PXE before the deploy kernel, the disk before the
+    /// deployed system).
     pub device: Option<String>,
     /// `persistent` (false): for every future boot, not only the next one.
     pub persistent: bool,
