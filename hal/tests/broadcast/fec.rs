@@ -4,7 +4,7 @@
 //! repairs sent with each block rebuild most losses without a request; a block that lost more than
 //! `m` still completes through requests; forged, oversized and out-of-range repairs are dropped.
 
-use crate::harness::{Scratch, random_bytes};
+use crate::harness::{Scratch, file_hash, random_bytes};
 use crate::netns::Testbed;
 use crate::testbed::{last_written, make_image, options, run_with};
 use hal::Strategy;
@@ -378,7 +378,8 @@ fn multicast_fec_on_a_lossy_testbed() {
 }
 
 /// The measurements of forward error correction on the testbed; run by hand (env: KABCAST_MBIT,
-/// KABCAST_MIB, KABCAST_NODES (one N), KABCAST_LOSSES (percent), KABCAST_FECS (`off` or k/m)):
+/// KABCAST_MIB, KABCAST_NODES (one N), KABCAST_LOSSES (percent), KABCAST_FECS (`off` or k/m),
+/// KABCAST_UDPCAST=1 to time udpcast (udp-sender/udp-receiver, defaults) at each loss too):
 ///
 /// `cargo test --release -p hal --test broadcast -- --ignored --exact fec::measure_fec --nocapture`
 ///
@@ -402,21 +403,36 @@ fn measure_fec() {
     let (image, want) = make_image(&tb, mib);
     let agents = tb.start_agents();
     println!("mbit,mib,n,loss_pct,fec,seconds,resent,fec_sent,load1");
+    let udpcast = std::env::var("KABCAST_UDPCAST").is_ok_and(|v| v == "1");
+    let load1 = || {
+        let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+        load.split_whitespace().next().unwrap_or("?").to_string()
+    };
     for &loss in &losses {
         tb.set_loss(loss);
+        if udpcast {
+            let t = tb.udpcast(&image, n).map_or(f64::NAN, |t| t.as_secs_f64());
+            for i in 0..n {
+                let out = tb.host_dir(i).join("udpcast.img");
+                if t.is_finite() {
+                    assert_eq!(file_hash(&out), want, "udpcast host {i}");
+                }
+                let _ = std::fs::remove_file(out);
+            }
+            println!("{mbit},{mib},{n},{loss},udpcast,{t:.3},,,{}", load1());
+        }
         for fec in &fecs {
             let mut o = options();
             o.multicast.fec = *fec;
             let r = run_with(&tb, &agents, n, &image, &want, Strategy::Multicast, o);
             assert!(r.outcomes.failures().is_empty(), "{:?}", r.outcomes);
-            let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
             println!(
                 "{mbit},{mib},{n},{loss},{},{:.3},{},{},{}",
                 fec.map_or("off".to_string(), |f| f.to_string()),
                 last_written(&r),
                 r.repaired,
                 r.fec_sent,
-                load.split_whitespace().next().unwrap_or("?")
+                load1()
             );
         }
     }
