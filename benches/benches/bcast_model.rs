@@ -52,6 +52,7 @@ fn job(strategy: Strategy, deaths: usize) -> BroadcastJob {
             reconnect: 1.0,
         },
         swarm: SwarmParams::default(),
+        fec: None,
     }
 }
 

@@ -19,6 +19,7 @@ pub mod confine;
 pub mod deployer;
 pub mod forward;
 pub mod handshake;
+pub mod mcast_fec;
 pub mod mcast_recv;
 pub mod mcast_send;
 pub mod mcast_wire;

@@ -5,6 +5,8 @@
 mod conformance;
 #[path = "broadcast/cut_through.rs"]
 mod cut_through;
+#[path = "broadcast/fec.rs"]
+mod fec;
 #[path = "broadcast/harness.rs"]
 mod harness;
 #[path = "broadcast/memory.rs"]

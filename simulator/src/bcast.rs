@@ -119,6 +119,8 @@ pub struct BroadcastJob {
     pub fault_tolerance: FaultTolerance,
     /// Knobs of [`Strategy::Swarm`].
     pub swarm: SwarmParams,
+    /// Forward error correction of [`Strategy::Multicast`] (`m` repairs per block of `k`; `None`: off).
+    pub fec: Option<hal::broadcast::mcast_fec::Fec>,
 }
 
 /// Knobs of the swarm: pieces, transfer slots and neighbours (BitTorrent's usual orders of magnitude).

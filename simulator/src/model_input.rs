@@ -106,5 +106,6 @@ pub fn job(
             reconnect: ft.reconnect,
         },
         swarm: swarm_params(params, seed),
+        fec: None,
     }
 }

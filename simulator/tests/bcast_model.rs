@@ -54,6 +54,7 @@ fn job(strategy: Strategy, switches: &[usize], size: f64) -> BroadcastJob {
             reconnect: 1.0,
         },
         swarm: SwarmParams::default(),
+        fec: None,
     }
 }
 

@@ -61,6 +61,10 @@ struct Args {
     /// Where each node extracts a tar image.
     #[arg(long, default_value = "")]
     extraction_dir: String,
+    /// Multicast forward error correction: M repair datagrams after each block of K (e.g. 32/2;
+    /// 1 <= K <= 128, 1 <= M <= min(K, 32)); off when not given.
+    #[arg(long, value_name = "K/M")]
+    fec: Option<String>,
     /// Seconds a node may stay silent before it is timed out.
     #[arg(long, default_value_t = 30.0)]
     report_timeout: f64,
@@ -113,11 +117,16 @@ fn main() -> anyhow::Result<()> {
         .filter(|d| !d.is_zero())
         .context("--report-timeout must be a positive number of seconds")?;
     let kind = cast::parse_kind(&args.kind)?;
-    let options = Options {
+    let mut options = Options {
         chunk_size: Cast::check_chunk(args.chunk_size)?,
         report_timeout,
         ..Options::default()
     };
+    options.multicast.fec = args
+        .fec
+        .as_deref()
+        .map(hal::broadcast::mcast_fec::Fec::parse)
+        .transpose()?;
     let job = Cast {
         image: Cast::image(&args.image, kind, &args.compression)?,
         target: WriteTarget {

@@ -356,6 +356,7 @@ impl KaagentBroadcast {
                     sender: socket.local_addr().ok()?,
                     node: u32::try_from(index).ok()?,
                     status_ms,
+                    fec: self.options.multicast.fec,
                 })
             });
             let swarm = setup.swarm.map(|addrs| SwarmPlan {
@@ -469,6 +470,7 @@ impl KaagentBroadcast {
                     h.join().unwrap_or_default()
                 });
                 tally.repaired += r.repaired;
+                tally.fec_sent += r.fec_sent;
                 tally.lost.extend(
                     r.lost
                         .into_iter()

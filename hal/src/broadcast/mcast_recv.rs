@@ -3,7 +3,13 @@
 //! holds), verify each chunk against the manifest before keeping it (a corrupted one is asked for
 //! again whole), and tell the sender, every status interval, what the node holds and which pieces
 //! it misses below the sender's progress (negative acknowledgements).
+//!
+//! With forward error correction (the plan's `fec`), repair pieces are kept per block (at most `m`
+//! of each, each checked for its block, index and length) and a block is rebuilt as soon as it has
+//! as many repairs as lost pieces; the node asks only for the pieces its repairs cannot make up,
+//! and only for blocks whose repairs the sender has sent.
 
+use super::mcast_fec::{self, Fec};
 use super::mcast_wire::{
     self, Datagram, JobTag, MAX_DATAGRAM, MAX_NAK_RANGES, PIECE_LEN, PieceRange,
 };
@@ -59,10 +65,12 @@ struct Slot {
     data: Vec<u8>,
     got: Vec<bool>,
     missing: usize,
+    /// Forward error correction: the repairs held for each block (index, bytes); empty when off.
+    repairs: Vec<Vec<(usize, Vec<u8>)>>,
 }
 
 impl Slot {
-    fn new(len: usize, mut buffer: Vec<u8>) -> Slot {
+    fn new(len: usize, mut buffer: Vec<u8>, fec: Option<Fec>) -> Slot {
         let pieces = len.div_ceil(PIECE_LEN);
         buffer.clear();
         buffer.resize(len, 0);
@@ -70,28 +78,77 @@ impl Slot {
             data: buffer,
             got: vec![false; pieces],
             missing: pieces,
+            repairs: vec![Vec::new(); fec.map_or(0, |f| f.blocks(pieces))],
         }
     }
 
-    /// The missing pieces of the first `limit`, as ranges appended to `out` (up to its capacity).
-    fn missing_ranges(&self, chunk: u32, limit: usize, out: &mut Vec<PieceRange>) {
-        let mut i = 0;
+    /// The missing pieces of the first `limit`, as ranges appended to `out` (up to its capacity):
+    /// in each block of `block` pieces, only as many as the repairs held there cannot make up.
+    fn missing_ranges(&self, chunk: u32, limit: usize, block: usize, out: &mut Vec<PieceRange>) {
         let limit = limit.min(self.got.len());
-        while i < limit && out.len() < MAX_NAK_RANGES {
-            if self.got[i] {
-                i += 1;
-                continue;
+        let block = block.max(1);
+        let mut start = 0;
+        while start < limit && out.len() < MAX_NAK_RANGES {
+            let end = start.saturating_add(block).min(limit);
+            let held = self.repairs.get(start / block).map_or(0, Vec::len);
+            let lost = self.got[start..end].iter().filter(|g| !**g).count();
+            let mut needed = lost.saturating_sub(held);
+            let mut i = start;
+            while i < end && needed > 0 && out.len() < MAX_NAK_RANGES {
+                if self.got[i] {
+                    i += 1;
+                    continue;
+                }
+                let first = i;
+                while i < end && !self.got[i] && needed > 0 && i - first < usize::from(u16::MAX) {
+                    i += 1;
+                    needed -= 1;
+                }
+                out.push(PieceRange {
+                    chunk,
+                    first: first as u16,
+                    count: (i - first) as u16,
+                });
             }
-            let first = i;
-            while i < limit && !self.got[i] && i - first < usize::from(u16::MAX) {
-                i += 1;
-            }
-            out.push(PieceRange {
-                chunk,
-                first: first as u16,
-                count: (i - first) as u16,
-            });
+            start = end;
         }
+    }
+
+    /// Rebuilds the lost pieces of block `block` (pieces `range`) if it holds enough repairs;
+    /// whether it did.
+    fn recover(&mut self, block: usize, range: std::ops::Range<usize>) -> bool {
+        let Some(held) = self.repairs.get_mut(block) else {
+            return false;
+        };
+        let Some(got) = self.got.get_mut(range.clone()) else {
+            return false;
+        };
+        let lost = got.iter().filter(|g| !**g).count();
+        if lost == 0 || held.len() < lost {
+            return false;
+        }
+        let bytes = range.start * PIECE_LEN..(range.end * PIECE_LEN).min(self.data.len());
+        let Some(data) = self.data.get_mut(bytes) else {
+            return false;
+        };
+        let mut pieces: Vec<&mut [u8]> = data.chunks_mut(PIECE_LEN).collect();
+        let repairs: Vec<(usize, &[u8])> = held.iter().map(|(j, r)| (*j, &r[..])).collect();
+        let rebuilt = mcast_fec::recover(&mut pieces, got, &repairs);
+        held.clear();
+        if let Err(e) = rebuilt {
+            tracing::debug!(block, error = %e, "block not rebuilt");
+            return false;
+        }
+        got.iter_mut().for_each(|g| *g = true);
+        self.missing -= lost;
+        true
+    }
+
+    /// Forgets everything (a corrupted chunk, asked for again whole).
+    fn reset(&mut self) {
+        self.got.iter_mut().for_each(|g| *g = false);
+        self.missing = self.got.len();
+        self.repairs.iter_mut().for_each(Vec::clear);
     }
 }
 
@@ -120,7 +177,7 @@ struct Progress {
     slots: BTreeMap<u64, Slot>,
     /// Chunks pushed to the store.
     next: u64,
-    /// The sender's progress: new data sent up to this (chunk, piece).
+    /// The sender's progress: the pieces of this chunk below this one may be asked for again.
     sent: Option<(u64, usize)>,
     finished: bool,
 }
@@ -130,6 +187,10 @@ impl McastReceiver<'_> {
     pub fn run(self) -> Result<(), ImageError> {
         let key = DatagramKey::new(self.token)
             .ok_or_else(|| ImageError::new(ImageErrorKind::Io, "no key for the datagrams"))?;
+        if let Some(fec) = self.plan.fec {
+            fec.checked()
+                .map_err(|e| ImageError::new(ImageErrorKind::Format, e.to_string()))?;
+        }
         let tag = mcast_wire::job_tag(self.job);
         let total = self.manifest.chunk_count();
         let status_every = Duration::from_millis(self.plan.status_ms.clamp(1, 10_000));
@@ -211,14 +272,24 @@ impl McastReceiver<'_> {
                 self.take_piece(p, u64::from(chunk), usize::from(piece), payload),
                 false,
             ),
+            Datagram::Repair {
+                chunk,
+                code,
+                payload,
+            } => (self.take_repair(p, u64::from(chunk), code, payload), false),
             Datagram::Heartbeat {
                 chunk,
                 piece,
                 finished,
                 ..
             } => {
-                let at = (u64::from(chunk).min(total), usize::from(piece));
-                p.sent = Some(p.sent.map_or(at, |s| s.max(at)));
+                // The sender announces a block's last piece only once its repairs are sent.
+                let chunk = u64::from(chunk).min(total);
+                let piece = usize::from(piece);
+                let closes = self.plan.fec.is_some_and(|f| {
+                    (piece + 1).is_multiple_of(usize::from(f.k)) || piece + 1 >= self.pieces(chunk)
+                });
+                self.progress(p, chunk, piece, closes);
                 p.finished |= finished;
                 (false, true)
             }
@@ -240,29 +311,106 @@ impl McastReceiver<'_> {
         if offset >= len || payload.len() != (len - offset).min(PIECE_LEN) {
             return false;
         }
-        p.sent = Some(p.sent.map_or((chunk, piece), |s| s.max((chunk, piece))));
+        self.progress(p, chunk, piece, false);
+        let fec = self.plan.fec;
         let slot = p
             .slots
             .entry(chunk)
-            .or_insert_with(|| Slot::new(len, self.store.spare_buffer()));
+            .or_insert_with(|| Slot::new(len, self.store.spare_buffer(), fec));
         if slot.missing == 0 || slot.got[piece] {
             return false;
         }
         slot.data[offset..offset + payload.len()].copy_from_slice(payload);
         slot.got[piece] = true;
         slot.missing -= 1;
-        if slot.missing == 0 {
-            let digest = Digest(*blake3::hash(&slot.data).as_bytes());
-            if self.manifest.chunks.get(chunk as usize) != Some(&digest) {
-                tracing::warn!(chunk, "corrupted chunk: asking for it again");
-                self.refetched.fetch_add(1, Ordering::SeqCst);
-                slot.got.iter_mut().for_each(|g| *g = false);
-                slot.missing = slot.got.len();
-                return false;
-            }
-            return true;
+        if let Some(fec) = fec {
+            let block = piece / usize::from(fec.k);
+            slot.recover(block, fec.block_range(block, slot.got.len()));
         }
-        false
+        self.verify_if_complete(slot, chunk)
+    }
+
+    /// Stores one repair piece (forward error correction) and rebuilds its block if it can.
+    /// Whether a chunk was completed. Repairs of unknown blocks or indices, of another length, or
+    /// beyond `m` per block are dropped before anything is kept.
+    fn take_repair(&self, p: &mut Progress, chunk: u64, code: u16, payload: &[u8]) -> bool {
+        let Some(fec) = self.plan.fec else {
+            return false;
+        };
+        let window = u64::from(self.tuning.window.max(1));
+        let Some(len) = self.manifest.chunk_len(chunk) else {
+            return false;
+        };
+        if chunk < p.next || chunk >= p.next + window {
+            return false;
+        }
+        let len = len as usize;
+        let pieces = len.div_ceil(PIECE_LEN);
+        let Some((block, index)) = fec.decode_code(code, pieces) else {
+            return false;
+        };
+        let range = fec.block_range(block, pieces);
+        let first = range.start * PIECE_LEN;
+        if range.is_empty() || payload.len() != (len - first).min(PIECE_LEN) {
+            return false;
+        }
+        // The block's other repairs may still be on their way: it is closed by the next block's
+        // data or the sender's heartbeat.
+        self.progress(p, chunk, range.start, false);
+        let slot = p
+            .slots
+            .entry(chunk)
+            .or_insert_with(|| Slot::new(len, self.store.spare_buffer(), Some(fec)));
+        if slot.missing == 0 || slot.got[range.clone()].iter().all(|g| *g) {
+            return false;
+        }
+        let Some(held) = slot.repairs.get_mut(block) else {
+            return false;
+        };
+        if held.len() >= usize::from(fec.m) || held.iter().any(|(j, _)| *j == index) {
+            return false;
+        }
+        held.push((index, payload.to_vec()));
+        slot.recover(block, range) && self.verify_if_complete(slot, chunk)
+    }
+
+    /// Verifies a complete chunk against the manifest (a corrupted one is emptied, to be asked for
+    /// again). Whether it is complete and right.
+    fn verify_if_complete(&self, slot: &mut Slot, chunk: u64) -> bool {
+        if slot.missing != 0 {
+            return false;
+        }
+        let digest = Digest(*blake3::hash(&slot.data).as_bytes());
+        if self.manifest.chunks.get(chunk as usize) != Some(&digest) {
+            tracing::warn!(chunk, "corrupted chunk: asking for it again");
+            self.refetched.fetch_add(1, Ordering::SeqCst);
+            slot.reset();
+            return false;
+        }
+        true
+    }
+
+    /// Pieces of chunk `chunk`.
+    fn pieces(&self, chunk: u64) -> usize {
+        self.manifest
+            .chunk_len(chunk)
+            .map_or(0, |l| (l as usize).div_ceil(PIECE_LEN))
+    }
+
+    /// Records the sender's progress at piece `piece` of `chunk`: the pieces below it may be asked
+    /// for again; with forward error correction, only the blocks before its own, or its own too
+    /// once its repairs were sent (`closed`).
+    fn progress(&self, p: &mut Progress, chunk: u64, piece: usize, closed: bool) {
+        let limit = match self.plan.fec {
+            None => piece + 1,
+            Some(f) => {
+                let k = usize::from(f.k.max(1));
+                let block = piece / k + usize::from(closed);
+                (block * k).min(self.pieces(chunk))
+            }
+        };
+        let at = (chunk, limit);
+        p.sent = Some(p.sent.map_or(at, |s| s.max(at)));
     }
 
     /// Moves the complete chunks at the front into the store while it has room.
@@ -285,7 +433,8 @@ impl McastReceiver<'_> {
     /// Sends what the node holds and the pieces it misses below the sender's progress.
     fn send_status(&self, key: &DatagramKey, tag: &JobTag, p: &Progress, total: u64) {
         let mut naks = Vec::new();
-        if let Some((sent_chunk, sent_piece)) = p.sent {
+        if let Some((sent_chunk, sent_limit)) = p.sent {
+            let block = self.plan.fec.map_or(usize::MAX, |f| usize::from(f.k));
             let window = u64::from(self.tuning.window.max(1));
             let end = (p.next + window).min(total).min(sent_chunk + 1);
             for c in p.next..end {
@@ -297,12 +446,15 @@ impl McastReceiver<'_> {
                 };
                 let pieces = (len as usize).div_ceil(PIECE_LEN);
                 let limit = if c == sent_chunk {
-                    sent_piece + 1
+                    sent_limit.min(pieces)
                 } else {
                     pieces
                 };
+                if limit == 0 {
+                    continue;
+                }
                 match p.slots.get(&c) {
-                    Some(slot) => slot.missing_ranges(c as u32, limit, &mut naks),
+                    Some(slot) => slot.missing_ranges(c as u32, limit, block, &mut naks),
                     None => naks.push(PieceRange {
                         chunk: c as u32,
                         first: 0,

@@ -8,7 +8,13 @@
 //! hold-off (four status intervals, at least 50 ms), so that N receivers missing the same piece cost one resend. New
 //! data never runs more than `window` chunks ahead of the slowest live receiver (flow control, and
 //! each receiver's memory bound); a receiver silent for the stall timeout is dropped from it.
+//!
+//! With forward error correction (`fec: k/m`, see [`super::mcast_fec`]), the `m` repair pieces of
+//! each block of `k` go right after the block's data, paced like it (the stream is `(k+m)/k` longer);
+//! the progress announced in heartbeats reaches a block's last piece only once its repairs are sent,
+//! so that receivers ask for its losses only when the repairs could not rebuild them.
 
+use super::mcast_fec::{self, Fec};
 use super::mcast_wire::{self, Datagram, JobTag, MAX_DATAGRAM, PIECE_LEN};
 use super::store::{Chunk, ChunkSource};
 use super::token::{AgentToken, DatagramKey};
@@ -29,6 +35,8 @@ pub struct McastOptions {
     pub max_rate: u64,
     /// Multicast hops (1: the local network).
     pub ttl: u32,
+    /// Forward error correction: `m` repair pieces after each block of `k` (`None`: off).
+    pub fec: Option<Fec>,
 }
 
 impl Default for McastOptions {
@@ -37,6 +45,7 @@ impl Default for McastOptions {
             group: SocketAddrV4::new(Ipv4Addr::new(239, 255, 25, 31), 25302),
             max_rate: 0,
             ttl: 1,
+            fec: None,
         }
     }
 }
@@ -64,6 +73,8 @@ pub fn bind(local: Ipv4Addr, options: &McastOptions) -> std::io::Result<UdpSocke
 pub struct McastResult {
     /// Pieces sent again on request.
     pub repaired: u64,
+    /// Forward error correction pieces sent.
+    pub fec_sent: u64,
     /// Receivers dropped (silent for the stall timeout), with why.
     pub lost: Vec<(u32, String)>,
 }
@@ -123,8 +134,19 @@ impl Shared {
 
 enum Next {
     Send(u64, u16, bool),
+    /// Forward error correction: repair `index` of block `block` of a chunk.
+    Repair(u64, usize, usize),
     Idle,
     Done,
+}
+
+/// Where the new data stands: the next piece, or the next repair of the block just sent.
+#[derive(Clone, Copy)]
+struct Cursor {
+    chunk: u64,
+    piece: usize,
+    /// The index of the next repair of the block ending at `piece - 1`.
+    repair: Option<usize>,
 }
 
 /// Paces datagrams at a rate that adapts to the losses the receivers report.
@@ -266,7 +288,7 @@ impl McastSender {
     }
 
     /// What to send next: a repair first, else new data within the window; or idle, or done.
-    fn next(&self, b: &mut Board, cursor: (u64, usize), result: &mut McastResult) -> Next {
+    fn next(&self, b: &mut Board, cursor: Cursor, result: &mut McastResult) -> Next {
         let total = self.manifest.chunk_count();
         for i in 0..b.have.len() {
             if !b.dead[i] && b.have[i] < total && b.heard[i].elapsed() > self.stall {
@@ -299,8 +321,15 @@ impl McastSender {
             }
             first.remove();
         }
-        if cursor.0 < total && cursor.0 < low + self.window {
-            return Next::Send(cursor.0, cursor.1 as u16, false);
+        if cursor.chunk < total && cursor.chunk < low + self.window {
+            return match (cursor.repair, self.fec()) {
+                (Some(index), Some(fec)) => Next::Repair(
+                    cursor.chunk,
+                    cursor.piece.saturating_sub(1) / usize::from(fec.k),
+                    index,
+                ),
+                _ => Next::Send(cursor.chunk, cursor.piece as u16, false),
+            };
         }
         Next::Idle
     }
@@ -322,7 +351,11 @@ impl McastSender {
             sent_in_epoch: 0,
         };
         let mut cache: BTreeMap<u64, Chunk> = BTreeMap::new();
-        let mut cursor = (0u64, 0usize);
+        let mut cursor = Cursor {
+            chunk: 0,
+            piece: 0,
+            repair: None,
+        };
         let mut beat_at = Instant::now();
         loop {
             let next = {
@@ -334,32 +367,37 @@ impl McastSender {
                 }
                 next
             };
-            let (chunk, piece, repair) = match next {
+            match next {
                 Next::Done => break,
-                Next::Idle => (u64::MAX, 0, false),
-                Next::Send(c, p, r) => (c, p, r),
-            };
-            if chunk != u64::MAX {
-                let Some(data) = self.chunk(&mut cache, chunk) else {
-                    break;
-                };
-                let offset = usize::from(piece) * PIECE_LEN;
-                let Some(payload) = data.get(offset..(offset + PIECE_LEN).min(data.len())) else {
-                    continue;
-                };
-                let d = mcast_wire::data(key, tag, chunk as u32, piece, payload);
-                pacer.wait(d.len());
-                let _ = self.socket.send_to(&d, self.options.group);
-                if repair {
-                    result.repaired += 1;
-                } else {
-                    shared.lock().sent = Some((chunk, piece));
-                    cursor.1 += 1;
-                    if cursor.1 >= self.pieces(chunk) {
-                        cursor = (chunk + 1, 0);
-                        let low = shared.lock().low;
-                        cache = cache.split_off(&low);
+                Next::Idle => {}
+                Next::Send(chunk, piece, repair) => {
+                    let Some(data) = self.chunk(&mut cache, chunk) else {
+                        break;
+                    };
+                    let offset = usize::from(piece) * PIECE_LEN;
+                    let Some(payload) = data.get(offset..(offset + PIECE_LEN).min(data.len()))
+                    else {
+                        continue;
+                    };
+                    let d = mcast_wire::data(key, tag, chunk as u32, piece, payload);
+                    pacer.wait(d.len());
+                    let _ = self.socket.send_to(&d, self.options.group);
+                    if repair {
+                        result.repaired += 1;
+                    } else {
+                        self.advance(&mut cursor, shared, &mut cache);
                     }
+                }
+                Next::Repair(chunk, block, index) => {
+                    let Some(data) = self.chunk(&mut cache, chunk) else {
+                        break;
+                    };
+                    if let Some(d) = self.repair_datagram(key, tag, &data, chunk, block, index) {
+                        pacer.wait(d.len());
+                        let _ = self.socket.send_to(&d, self.options.group);
+                        result.fec_sent += 1;
+                    }
+                    self.advance(&mut cursor, shared, &mut cache);
                 }
             }
             if beat_at.elapsed() >= self.status_every {
@@ -371,6 +409,63 @@ impl McastSender {
             self.heartbeat(key, tag, total32, shared, true);
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// The forward error correction setting, if on and valid.
+    fn fec(&self) -> Option<Fec> {
+        self.options.fec.and_then(|f| f.checked().ok())
+    }
+
+    /// Moves the cursor past the new piece or repair just sent, and announces the progress (a
+    /// block's last piece only once its repairs are sent).
+    fn advance(&self, cursor: &mut Cursor, shared: &Shared, cache: &mut BTreeMap<u64, Chunk>) {
+        let pieces = self.pieces(cursor.chunk);
+        let fec = self.fec();
+        match (cursor.repair, fec) {
+            (Some(index), Some(fec)) if index + 1 < usize::from(fec.m) => {
+                cursor.repair = Some(index + 1);
+                return;
+            }
+            (Some(_), _) => cursor.repair = None,
+            (None, _) => {
+                cursor.piece += 1;
+                let closes = fec.filter(|f| {
+                    cursor.piece.is_multiple_of(usize::from(f.k)) || cursor.piece >= pieces
+                });
+                if closes.is_some() {
+                    cursor.repair = Some(0);
+                    return;
+                }
+            }
+        }
+        shared.lock().sent = Some((cursor.chunk, cursor.piece.saturating_sub(1) as u16));
+        if cursor.piece >= pieces {
+            *cursor = Cursor {
+                chunk: cursor.chunk + 1,
+                piece: 0,
+                repair: None,
+            };
+            let low = shared.lock().low;
+            *cache = cache.split_off(&low);
+        }
+    }
+
+    /// The sealed repair `index` of block `block` of chunk `chunk` (bytes `data`).
+    fn repair_datagram(
+        &self,
+        key: &DatagramKey,
+        tag: &JobTag,
+        data: &[u8],
+        chunk: u64,
+        block: usize,
+        index: usize,
+    ) -> Option<Vec<u8>> {
+        let fec = self.fec()?;
+        let pieces: Vec<&[u8]> = data.chunks(PIECE_LEN).collect();
+        let range = fec.block_range(block, pieces.len());
+        let payload = mcast_fec::encode(pieces.get(range)?, index);
+        let code = fec.code(block, index)?;
+        Some(mcast_wire::repair(key, tag, chunk as u32, code, &payload))
     }
 
     fn heartbeat(

@@ -5,12 +5,14 @@
 //! ```text
 //! kind u8 | job tag [4] | body | MAC [16]
 //! data      'D' (sender → group):  chunk u32 | piece u16 | payload (at most PIECE_LEN bytes)
+//! repair    'R' (sender → group):  chunk u32 | code u16 | payload (at most PIECE_LEN bytes)
 //! heartbeat 'H' (sender → group):  chunks u32 | sent chunk u32 | sent piece u16 | finished u8
 //! status    'S' (receiver → sender): node u32 | have u64 | count u16 | count × (chunk u32 | first u16 | pieces u16)
 //! ```
 //!
 //! A status acknowledges the chunks a receiver holds in order (`have`) and asks again for the
-//! pieces it misses (negative acknowledgements, at most [`MAX_NAK_RANGES`] ranges).
+//! pieces it misses (negative acknowledgements, at most [`MAX_NAK_RANGES`] ranges). A repair
+//! carries forward error correction (see [`super::mcast_fec`]): `code` names its block and index.
 
 use super::token::{DATAGRAM_MAC_LEN, DatagramKey};
 
@@ -57,6 +59,15 @@ pub enum Datagram<'a> {
         /// The piece's bytes.
         payload: &'a [u8],
     },
+    /// Repair piece `code` (block and index, see [`super::mcast_fec::Fec::code`]) of chunk `chunk`.
+    Repair {
+        /// Chunk index.
+        chunk: u32,
+        /// Block and index of the repair in the chunk.
+        code: u16,
+        /// The repair's bytes.
+        payload: &'a [u8],
+    },
     /// The sender's progress: new data was sent up to (`chunk`, `piece`), inclusive.
     Heartbeat {
         /// Chunks of the image.
@@ -88,7 +99,23 @@ fn prefix(kind: u8, tag: &JobTag, capacity: usize) -> Vec<u8> {
 
 /// A sealed data datagram.
 pub fn data(key: &DatagramKey, tag: &JobTag, chunk: u32, piece: u16, payload: &[u8]) -> Vec<u8> {
-    let mut d = prefix(b'D', tag, 6 + payload.len());
+    piece_datagram(b'D', key, tag, chunk, piece, payload)
+}
+
+/// A sealed repair datagram (forward error correction).
+pub fn repair(key: &DatagramKey, tag: &JobTag, chunk: u32, code: u16, payload: &[u8]) -> Vec<u8> {
+    piece_datagram(b'R', key, tag, chunk, code, payload)
+}
+
+fn piece_datagram(
+    kind: u8,
+    key: &DatagramKey,
+    tag: &JobTag,
+    chunk: u32,
+    piece: u16,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut d = prefix(kind, tag, 6 + payload.len());
     d.extend_from_slice(&chunk.to_be_bytes());
     d.extend_from_slice(&piece.to_be_bytes());
     d.extend_from_slice(payload);
@@ -156,15 +183,24 @@ pub fn open<'a>(key: &DatagramKey, tag: &JobTag, datagram: &'a [u8]) -> Option<D
     let kind = *body.first()?;
     let b = body.get(PREFIX..)?;
     match kind {
-        b'D' => {
+        b'D' | b'R' => {
             let payload = b.get(6..)?;
             if payload.is_empty() || payload.len() > PIECE_LEN {
                 return None;
             }
-            Some(Datagram::Data {
-                chunk: u32_at(b, 0)?,
-                piece: u16_at(b, 4)?,
-                payload,
+            let (chunk, piece) = (u32_at(b, 0)?, u16_at(b, 4)?);
+            Some(if kind == b'D' {
+                Datagram::Data {
+                    chunk,
+                    piece,
+                    payload,
+                }
+            } else {
+                Datagram::Repair {
+                    chunk,
+                    code: piece,
+                    payload,
+                }
             })
         }
         b'H' if b.len() == 11 => Some(Datagram::Heartbeat {
@@ -221,6 +257,16 @@ mod tests {
                 payload: &[5u8; PIECE_LEN][..]
             })
         );
+        let r = repair(&k, &tag, 7, 9, &[6u8; PIECE_LEN]);
+        assert_eq!(r.len(), MAX_DATAGRAM);
+        assert_eq!(
+            open(&k, &tag, &r),
+            Some(Datagram::Repair {
+                chunk: 7,
+                code: 9,
+                payload: &[6u8; PIECE_LEN][..]
+            })
+        );
         let h = heartbeat(&k, &tag, 9, (4, 2), true);
         assert!(matches!(
             open(&k, &tag, &h),
@@ -261,6 +307,10 @@ mod tests {
         assert_eq!(open(&k, &tag, &flipped), None);
         assert_eq!(open(&k, &tag, &d[..4]), None);
         assert_eq!(open(&k, &tag, &vec![0u8; MAX_DATAGRAM + 1]), None);
+        let oversized = repair(&k, &tag, 1, 0, &[1u8; PIECE_LEN + 1]);
+        assert_eq!(open(&k, &tag, &oversized), None, "oversized repair");
+        let forged = repair(&key(), &tag, 1, 0, &[1u8; PIECE_LEN]);
+        assert_eq!(open(&k, &tag, &forged), None, "forged repair");
         // A sealed status announcing more ranges than it holds.
         let mut s = prefix(b'S', &tag, 14);
         s.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]);

@@ -23,6 +23,8 @@ pub struct BroadcastReport {
     pub refetched: u64,
     /// Multicast: pieces the server sent again on the receivers' requests.
     pub repaired: u64,
+    /// Multicast: forward error correction pieces the server sent.
+    pub fec_sent: u64,
     /// Each node's timeline, in the order given.
     pub timeline: Vec<(NodeId, NodeTimeline)>,
 }
@@ -60,6 +62,7 @@ pub(super) struct Tally {
     pub(super) lost: Vec<(String, String, String)>,
     refetched: u64,
     pub(super) repaired: u64,
+    pub(super) fec_sent: u64,
     times: BTreeMap<NodeId, Instants>,
 }
 
@@ -140,6 +143,7 @@ impl Tally {
             elapsed: start.elapsed(),
             refetched: self.refetched,
             repaired: self.repaired,
+            fec_sent: self.fec_sent,
         }
     }
 }

@@ -136,6 +136,10 @@ pub struct MulticastPlan {
     pub node: u32,
     /// Interval between two status datagrams of a receiver (ms).
     pub status_ms: u64,
+    /// Forward error correction: `m` repair pieces after each block of `k` (see
+    /// [`super::mcast_fec`]); checked by the receiver before use.
+    #[serde(default)]
+    pub fec: Option<super::mcast_fec::Fec>,
 }
 
 /// The agent's answer to a [`Hello`].

@@ -76,6 +76,7 @@ fn forged_datagrams_and_nak_storms_are_dropped() {
         sender: saddr,
         node: 0,
         status_ms: 10,
+        fec: None,
     };
     let tuning = Tuning {
         stall_timeout_ms: 10_000,
@@ -96,6 +97,7 @@ fn forged_datagrams_and_nak_storms_are_dropped() {
             group: v4(raddr),
             max_rate: 40 << 20,
             ttl: 1,
+            fec: None,
         },
         job: job.into(),
         token: token.clone(),

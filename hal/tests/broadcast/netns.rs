@@ -208,6 +208,44 @@ impl Testbed {
         c
     }
 
+    /// Random loss of `percent` % of the UDP datagrams arriving at every host, each host on its own
+    /// (an nftables `numgen random` rule in the host's namespace, after its link: the datagram used
+    /// the link's rate; TCP is untouched). 0 removes the rule. Needs nftables (`nft`).
+    pub fn set_loss(&self, percent: f64) {
+        require("nft", "nftables");
+        let per_10k = (percent * 100.0).round().clamp(0.0, 10_000.0) as u32;
+        for ns in &self.hosts {
+            let _ = Command::new("ip")
+                .args([
+                    "netns", "exec", ns, "nft", "delete", "table", "ip", "kbloss",
+                ])
+                .stderr(Stdio::null())
+                .status();
+            if per_10k == 0 {
+                continue;
+            }
+            let below = format!("{per_10k}");
+            let nft = |args: &[&str]| {
+                let mut c = vec!["ip", "netns", "exec", ns, "nft"];
+                c.extend_from_slice(args);
+                run(&c);
+            };
+            nft(&["add", "table", "ip", "kbloss"]);
+            nft(&[
+                "add",
+                "chain",
+                "ip",
+                "kbloss",
+                "pre",
+                "{ type filter hook prerouting priority -300 ; }",
+            ]);
+            nft(&[
+                "add", "rule", "ip", "kbloss", "pre", "meta", "l4proto", "udp", "numgen", "random",
+                "mod", "10000", "<", &below, "drop",
+            ]);
+        }
+    }
+
     /// Starts an agent in every host, writing under its host directory.
     pub fn start_agents(&self) -> Vec<AgentProc> {
         let token = TokenFile::in_dir(&self.scratch.0);

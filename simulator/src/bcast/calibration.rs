@@ -53,6 +53,7 @@ fn predict(strategy: Strategy, mbit: f64, mib: f64, n: usize) -> f64 {
             reconnect: 0.0,
         },
         swarm: SwarmParams::default(),
+        fec: None,
     };
     simulate(&job, &topo)
         .iter()

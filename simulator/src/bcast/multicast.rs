@@ -9,12 +9,21 @@
 //! so the image advances at `r/E`. Like the chain's first hop, a receiver is done when `S + c` bytes of
 //! image went by (one chunk held for verification), plus the hop latency ([`Timing`]).
 //!
+//! With forward error correction (`job.fec`, `m` repairs per block of `k`, as kaagent sends them) the
+//! stream is `(k+m)/k` longer, and a receiver asks only for what its block's repairs cannot rebuild:
+//! `q = E[max(0, L − m)] / k` of the data, `L ~ Binomial(k+m, p)` the block's losses. Requested
+//! packets go to the group again, each lost with `p`: the repair rounds cost
+//! `R = Σ_{j≥1} [1 − (1 − q·p^{j−1})^N]` per data packet, and the image advances at
+//! `r / ((k+m)/k + R)`. Without it `q = p`, and `1 + R` is `E` above. FEC pays where `R(p)` exceeds
+//! `m/k + R(q)`: many receivers or high loss.
+//!
 //! A receiver that dies stops answering: the sender stalls for `fault_tolerance.detect_timeout`, then
 //! drops it and goes on at the rate (and repair cost) of the others. A receiver whose disk refuses its
 //! first chunk says so and leaves at once. Everybody else finishes at the same instant.
 
 use super::resources::{Timing, death_times, non_negative};
 use super::{BroadcastJob, FailureReason, ReceiverOutcome, Topology};
+use hal::broadcast::mcast_fec::Fec;
 use std::collections::BTreeSet;
 
 /// Expected transmissions of one packet to `n` receivers, each losing it with probability `p`
@@ -37,6 +46,64 @@ pub(crate) fn expected_transmissions(p: f64, n: usize) -> f64 {
         pk *= p;
     }
     total
+}
+
+/// Repair retransmissions per data packet when each of `n` receivers needs it again with probability
+/// `q` after its first sending, and each retransmission is lost with probability `p`:
+/// `Σ_{j≥1} [1 − (1 − q·p^{j−1})^n]`.
+pub(crate) fn requested_transmissions(q: f64, p: f64, n: usize) -> f64 {
+    if q.is_nan() || q <= 0.0 || n == 0 {
+        return 0.0;
+    }
+    let (q, p) = (
+        q.min(0.999),
+        if p.is_nan() { 0.0 } else { p.clamp(0.0, 0.999) },
+    );
+    let n = n as i32;
+    let mut total = 0.0;
+    let mut need = q;
+    for _ in 0..10_000 {
+        let term = 1.0 - (1.0 - need).powi(n);
+        total += term;
+        if term < 1e-12 {
+            break;
+        }
+        need *= p;
+    }
+    total
+}
+
+/// The share of the data a receiver still asks for after forward error correction `fec` rebuilt
+/// what it could, with iid loss `p`: `E[max(0, L − m)] / k`, `L ~ Binomial(k+m, p)`.
+pub(crate) fn residual_loss(p: f64, fec: Fec) -> f64 {
+    if p.is_nan() || p <= 0.0 {
+        return 0.0;
+    }
+    let p = p.min(1.0);
+    let (k, m) = (u32::from(fec.k.max(1)), u32::from(fec.m));
+    let total = k + m;
+    let mut binom = 1.0f64;
+    let mut expected = 0.0;
+    for lost in 0..=total {
+        if lost > m {
+            let pr = binom * p.powi(lost as i32) * (1.0 - p).powi((total - lost) as i32);
+            expected += f64::from(lost - m) * pr;
+        }
+        binom = binom * f64::from(total - lost) / f64::from(lost + 1);
+    }
+    expected / f64::from(k)
+}
+
+/// Packets on the wire per data packet of the image, with loss `p`, `n` live receivers and forward
+/// error correction `fec`: the FEC overhead plus the repair rounds.
+pub(crate) fn wire_cost(p: f64, n: usize, fec: Option<Fec>) -> f64 {
+    match fec {
+        None => expected_transmissions(p, n),
+        Some(f) => {
+            let overhead = f64::from(f.k + f.m) / f64::from(f.k.max(1));
+            overhead + requested_transmissions(residual_loss(p, f), p, n)
+        }
+    }
 }
 
 /// The rate a receiver can take the stream at (link, disk and decompression, in compressed bytes/s).
@@ -102,7 +169,7 @@ pub(crate) fn simulate(job: &BroadcastJob, topo: &Topology) -> Vec<ReceiverOutco
         if count == 0 {
             break;
         }
-        let speed = stream_rate(job, topo, &live, ratio) / expected_transmissions(loss, count);
+        let speed = stream_rate(job, topo, &live, ratio) / wire_cost(loss, count, job.fec);
         let target = if first_written { done_x } else { first_x };
         let t_reach = if x >= target {
             t
@@ -225,5 +292,87 @@ mod tests {
         let stall = j.fault_tolerance.detect_timeout;
         let t = done_at(&[out[0].clone(), out[3].clone()]);
         assert!(rel(t[0], (s + c) / B + L + stall) < 1e-9, "{t:?}");
+    }
+
+    fn fec(k: u16, m: u16) -> Option<Fec> {
+        Some(Fec::new(k, m).expect("fec"))
+    }
+
+    #[test]
+    fn fec_costs_its_overhead_on_a_clean_link() {
+        let (s, c) = (64.0 * MIB, MIB);
+        let mut j = job(Strategy::Multicast, 4, s, c);
+        j.fec = fec(16, 4);
+        let t = done_at(&run(&j, &gige(LatencyModel::PerConnection)));
+        assert!(rel(t[0], 1.25 * (s + c) / B + L) < 1e-9, "{}", t[0]);
+    }
+
+    #[test]
+    fn without_fec_the_repair_rounds_are_the_nak_formula() {
+        for (p, n) in [(1e-3, 300), (0.05, 4), (0.2, 16)] {
+            let e = expected_transmissions(p, n);
+            assert!(rel(wire_cost(p, n, None), e) < 1e-12);
+            assert!(
+                rel(1.0 + requested_transmissions(p, p, n), e) < 1e-9,
+                "{p} {n}"
+            );
+        }
+        // A code that rebuilds every block leaves nothing to ask for: residual 0 when m ≥ k+m losses
+        // are impossible, and the residual falls fast with m.
+        assert_eq!(residual_loss(0.0, Fec::new(16, 4).unwrap()), 0.0);
+        let r1 = residual_loss(0.05, Fec::new(16, 1).unwrap());
+        let r4 = residual_loss(0.05, Fec::new(16, 4).unwrap());
+        assert!(r4 < r1 / 20.0 && r1 < 0.05, "{r1} {r4}");
+    }
+
+    #[test]
+    fn fec_pays_with_many_receivers_or_high_loss() {
+        // 1% loss to 4 receivers: a NAK costs less than 32/2's 6% overhead.
+        assert!(wire_cost(0.01, 4, fec(32, 2)) > wire_cost(0.01, 4, None));
+        // The same loss to 300 receivers: nearly every packet is lost by someone.
+        assert!(wire_cost(0.01, 300, fec(32, 2)) < 0.7 * wire_cost(0.01, 300, None));
+        // 5% loss to 4 receivers: 32/2 pays.
+        assert!(wire_cost(0.05, 4, fec(32, 2)) < wire_cost(0.05, 4, None));
+        let mut topo = gige(LatencyModel::PerConnection);
+        topo.loss = 0.01;
+        let (s, c) = (64.0 * MIB, MIB);
+        let plain = done_at(&run(&job(Strategy::Multicast, 300, s, c), &topo))[0];
+        let mut j = job(Strategy::Multicast, 300, s, c);
+        j.fec = fec(32, 2);
+        let coded = done_at(&run(&j, &topo))[0];
+        assert!(coded < 0.7 * plain, "{coded} {plain}");
+    }
+
+    /// The testbed's FEC runs (docs/PERFORMANCE.md: 200 Mbit/s, 64 MiB, N = 4, `fec::measure_fec`):
+    /// (loss, k/m, seconds without FEC, seconds with). The model's time ratio must fall on the same
+    /// side of 1 as the testbed's, and within 5% of it.
+    #[test]
+    fn fec_gain_matches_the_testbed_direction() {
+        let measured = [
+            (0.0, (32, 2), 2.822, 2.996),
+            (0.0, (16, 4), 2.822, 3.531),
+            (0.01, (32, 2), 2.941, 2.998),
+            (0.05, (32, 2), 3.417, 3.164),
+            (0.05, (16, 4), 3.417, 3.536),
+        ];
+        let (s, c) = (64.0 * MIB, MIB);
+        for (loss, (k, m), plain_s, fec_s) in measured {
+            let mut topo = gige(LatencyModel::PerConnection);
+            topo.loss = loss;
+            let plain = done_at(&run(&job(Strategy::Multicast, 4, s, c), &topo))[0];
+            let mut j = job(Strategy::Multicast, 4, s, c);
+            j.fec = fec(k, m);
+            let coded = done_at(&run(&j, &topo))[0];
+            let (model, testbed) = (coded / plain, fec_s / plain_s);
+            assert_eq!(
+                model > 1.0,
+                testbed > 1.0,
+                "loss {loss}, {k}/{m}: model {model:.3}, testbed {testbed:.3}"
+            );
+            assert!(
+                rel(model, testbed) < 0.05,
+                "loss {loss}, {k}/{m}: model {model:.3}, testbed {testbed:.3}"
+            );
+        }
     }
 }

@@ -235,6 +235,7 @@ mod tests {
                 reconnect: 1.0,
             },
             swarm: SwarmParams::default(),
+            fec: None,
         }
     }
 

@@ -49,6 +49,7 @@ pub fn job(strategy: Strategy, n: usize, size: f64, chunk: f64) -> BroadcastJob 
             reconnect: 1.0,
         },
         swarm: SwarmParams::default(),
+        fec: None,
     }
 }
 
