@@ -18,7 +18,8 @@
 # - the Kadeploy 3.3 import test: mariadb-server, mariadb-client (a private mariadbd the test starts);
 # - the metrics test: prometheus (promtool checks the exposition);
 # - the package test: cargo-deb's strip (binutils), setpriv (util-linux), ss (iproute2), tftp-hpa, curl;
-# - the broadcast testbed (scripts/bcast-testbed.sh): udpcast, the peer multicast is compared with;
+# - the broadcast testbed (scripts/bcast-testbed.sh): udpcast, the peer multicast is compared with; nftables,
+#   the packet loss of the multicast FEC tests (this kernel has no netem);
 # - kasim sweeps as Slurm job arrays: slurm-wlm, munge (a private single-node Slurm the test starts);
 # - out-of-band power: snmp (net-snmp's snmpget/snmpset against the lab PDU), python3-venv for the independent
 #   emulators from PyPI (sushy-tools' Redfish emulator, snmpsim) in /opt/kadeploy-pytools, linked into
@@ -61,7 +62,7 @@ packages=(
     xz-utils zstd bzip2 binutils
     ovmf ipxe grub-pc-bin grub-efi-amd64-bin
     mariadb-server mariadb-client prometheus
-    snmp python3-venv slurm-wlm munge udpcast
+    snmp python3-venv slurm-wlm munge udpcast nftables
 )
 qemu=(qemu-system-x86 qemu-utils ipxe-qemu)
 
