@@ -8,6 +8,7 @@ pub mod campaign;
 mod print;
 pub mod setup;
 pub mod sweep;
+pub mod testbed;
 mod timeline;
 
 pub use args::{
@@ -32,6 +33,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Deploy(args) => deploy(&args),
         Command::Campaign(args) => campaign::run(&args),
         Command::Sweep(args) => sweep::run(&args),
+        Command::Testbed(args) => testbed::run(&args),
     }
 }
 
