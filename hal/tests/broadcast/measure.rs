@@ -54,30 +54,53 @@ impl Settings {
 }
 
 /// The host's aggregate speed through namespace hops without `tc`, bytes/s: as many concurrent
-/// one-hop `socat` copies of `mib` MiB (at most 256) as the host has cores, from the server to hosts
-/// on its own switch, then (two-level) to hosts on leaf switches, each copy crossing one uplink;
-/// the best of three runs each (the least disturbed by the rest of the machine).
-fn measure_hops(mib: u64, topology: Topology) -> (f64, f64) {
-    let cores = std::thread::available_parallelism().map_or(2, |c| c.get());
-    let mib = mib.min(256);
-    let speed = |topology: Topology| {
-        let tb = Testbed::build(cores, 0, &[], topology);
-        let (image, _) = make_image(&tb, mib);
-        let best = (0..3)
-            .map(|_| tb.parallel_hops(&image, cores).as_secs_f64())
-            .fold(f64::INFINITY, f64::min);
-        (cores as u64 * mib * MIB) as f64 / best
-    };
-    let flat = speed(Topology::Flat);
-    let uplink = match topology {
-        Topology::Flat => flat,
-        Topology::TwoLevel { .. } => speed(Topology::TwoLevel {
-            switches: cores as u32,
-            uplink_mbit: 0,
-        }),
-    };
-    (flat, uplink)
+/// one-hop `socat` copies of a 64 MiB image as the host has cores, from the server to hosts on its
+/// own switch, and (two-level) to hosts on leaf switches, each copy crossing one uplink; the best
+/// of three runs each (the least disturbed by the rest of the machine). Measured again before each
+/// N, so that the figure follows the machine's load.
+struct HopMeter {
+    cores: usize,
+    flat: (Testbed, std::path::PathBuf),
+    uplink: Option<(Testbed, std::path::PathBuf)>,
 }
+
+impl HopMeter {
+    /// Idle testbeds (no tc) for the measurements.
+    fn new(topology: Topology) -> HopMeter {
+        let cores = std::thread::available_parallelism().map_or(2, |c| c.get());
+        let bed = |topology: Topology| {
+            let tb = Testbed::build(cores, 0, &[], topology);
+            let (image, _) = make_image(&tb, HOP_MIB);
+            (tb, image)
+        };
+        HopMeter {
+            cores,
+            flat: bed(Topology::Flat),
+            uplink: match topology {
+                Topology::Flat => None,
+                Topology::TwoLevel { .. } => Some(bed(Topology::TwoLevel {
+                    switches: cores as u32,
+                    uplink_mbit: 0,
+                })),
+            },
+        }
+    }
+
+    /// (plain hops, hops across one uplink), bytes/s.
+    fn measure(&self) -> (f64, f64) {
+        let speed = |(tb, image): &(Testbed, std::path::PathBuf)| {
+            let best = (0..3)
+                .map(|_| tb.parallel_hops(image, self.cores).as_secs_f64())
+                .fold(f64::INFINITY, f64::min);
+            (self.cores as u64 * HOP_MIB * MIB) as f64 / best
+        };
+        let flat = speed(&self.flat);
+        (flat, self.uplink.as_ref().map_or(flat, speed))
+    }
+}
+
+/// The image size of the hop measurements, MiB.
+const HOP_MIB: u64 = 64;
 
 /// The measurements of the issue; run by `scripts/bcast-testbed.sh` (env: KABCAST_MBIT, KABCAST_MIB,
 /// KABCAST_NODES, KABCAST_STRATEGIES, KABCAST_TOPOLOGY, KABCAST_SWITCHES, KABCAST_UPLINK_MBIT).
@@ -92,8 +115,7 @@ fn measure_testbed() {
     let set = Settings::from_env();
     let (mbit, mib) = (set.mbit, set.mib);
     let max_n = set.ns.iter().copied().max().unwrap_or(1);
-    let (hop_rate, uplink_hop_rate) = measure_hops(mib, set.topology);
-    let hop = format!("{:.0},{:.0}", hop_rate * 8e-6, uplink_hop_rate * 8e-6);
+    let hops = HopMeter::new(set.topology);
     {
         let tb = Testbed::build(max_n, mbit, &[], set.topology);
         let (image, want) = make_image(&tb, mib);
@@ -107,7 +129,8 @@ fn measure_testbed() {
         let mut cpu;
         let mut retransmits = tb.retransmits();
         let mut plain = f64::NAN;
-        let mut line = |cpu: &mut CpuMeter, plain: f64, n: usize, what: &str, t: f64| {
+        let mut hop = String::new();
+        let mut line = |cpu: &mut CpuMeter, plain: f64, n: usize, what: &str, t: f64, hop: &str| {
             let (busy, sys) = cpu.lap();
             let now = tb.retransmits();
             println!(
@@ -119,20 +142,22 @@ fn measure_testbed() {
             retransmits = now;
         };
         for &n in &set.ns {
+            let (hop_rate, uplink_hop_rate) = hops.measure();
+            hop = format!("{:.0},{:.0}", hop_rate * 8e-6, uplink_hop_rate * 8e-6);
             if set.wanted("plain") {
                 cpu = CpuMeter::start();
                 plain = tb.plain_chain(&image, n).as_secs_f64();
                 check_and_remove(&tb, n, "plain.img", &want);
-                line(&mut cpu, plain, n, "plain-socat-chain", plain);
+                line(&mut cpu, plain, n, "plain-socat-chain", plain, &hop);
             }
             if set.wanted("udpcast") {
                 cpu = CpuMeter::start();
                 match tb.udpcast(&image, n) {
                     Some(t) => {
                         check_and_remove(&tb, n, "udpcast.img", &want);
-                        line(&mut cpu, plain, n, "udpcast", t.as_secs_f64());
+                        line(&mut cpu, plain, n, "udpcast", t.as_secs_f64(), &hop);
                     }
-                    None => line(&mut cpu, plain, n, "udpcast-no-finish", f64::NAN),
+                    None => line(&mut cpu, plain, n, "udpcast-no-finish", f64::NAN, &hop),
                 }
             }
             for (name, strategy, order) in [
@@ -157,7 +182,7 @@ fn measure_testbed() {
                 let how = (strategy, order);
                 let r = run_ordered(&tb, &agents, n, &image, &want, how, options());
                 assert!(r.outcomes.failures().is_empty(), "{name}: {:?}", r.outcomes);
-                line(&mut cpu, plain, n, name, last_written(&r));
+                line(&mut cpu, plain, n, name, last_written(&r), &hop);
             }
         }
         if max_n >= 3 && set.wanted("kill") {
@@ -172,6 +197,7 @@ fn measure_testbed() {
                 max_n,
                 &format!("ft-chain-kill-host-{victim}"),
                 last_written(&r),
+                &hop,
             );
         }
     }

@@ -94,7 +94,11 @@ pub fn run(args: &TestbedArgs) -> anyhow::Result<std::process::ExitCode> {
 
 /// A measured row as the run it describes and its time; `None` for rows the model does not cover
 /// (a killed receiver, a run that did not finish).
-fn parse_row(header: &[String], fields: &[&str], links_only: bool) -> Option<(TestbedRun, f64)> {
+pub(crate) fn parse_row(
+    header: &[String],
+    fields: &[&str],
+    links_only: bool,
+) -> Option<(TestbedRun, f64)> {
     let get = |name: &str| {
         header
             .iter()
