@@ -237,11 +237,17 @@ fn check(table: &str) -> usize {
 #[test]
 fn the_models_predict_the_200_mbit_testbed() {
     let within = check(RATE_200_64MIB);
-    eprintln!("{within} of {} rows within 10%", RATE_200_64MIB.lines().count());
+    eprintln!(
+        "{within} of {} rows within 10%",
+        RATE_200_64MIB.lines().count()
+    );
 }
 
 #[test]
 fn the_models_predict_the_gigabit_testbed() {
     let within = check(GIGABIT_128MIB);
-    eprintln!("{within} of {} rows within 10%", GIGABIT_128MIB.lines().count());
+    eprintln!(
+        "{within} of {} rows within 10%",
+        GIGABIT_128MIB.lines().count()
+    );
 }
