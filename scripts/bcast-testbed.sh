@@ -1,21 +1,40 @@
 #!/usr/bin/env bash
-# Broadcast measurements on the namespace testbed (root; iproute2, socat and udpcast installed).
+# Broadcast measurements on the namespace testbed (root; iproute2, socat and udpcast installed), with
+# the simulator's prediction next to every row.
 #
-# For each N in KABCAST_NODES it times, on links limited to KABCAST_MBIT Mbit/s with tc, a
-# KABCAST_MIB MiB image sent to N receivers writing to tmpfs: a plain `socat | tee` chain (the
-# practical limit of the testbed), udpcast (udp-sender / udp-receiver, defaults), then kaagent's
-# chain, fault-tolerant chain, binary tree, unicast, multicast and swarm (every receiver's data
-# checked by hash); then a fault-tolerant chain to the largest N with the middle receiver killed
-# halfway, and the slow-link case: host 1's link at a tenth of the rate, chain against swarm.
-# Prints CSV: mbit,mib,n,strategy,seconds,s_over_b,over_plain,cpu_s,sys_s,retransmits (over_plain:
-# the time over the plain chain's at the same N), then mbit,mib,n,strategy,slow_host_mbit,last_s,
-# fast_median_s for the slow-link case. KABCAST_STRATEGIES=plain,udpcast,chain,ft-chain,tree,unicast,
-# multicast,swarm,kill,slow selects runs (udpcast runs only when named); KABCAST_MCAST_RATE caps
-# multicast's rate (bytes/s).
+# First the host's own speed through namespace hops without tc (as many concurrent one-hop socat
+# copies as cores: hop_mbit; the same across one uplink: uplink_hop_mbit). Then, for each N in
+# KABCAST_NODES, on links limited to KABCAST_MBIT Mbit/s with tc, a KABCAST_MIB MiB image sent to N
+# receivers writing to tmpfs: a plain `socat | tee` chain in topology order (the practical limit of
+# the testbed), udpcast (udp-sender / udp-receiver, defaults; the time of the transfer, without the
+# rendezvous), then kaagent's chain, the chain in switch-oblivious order (two-level only),
+# fault-tolerant chain, binary tree, unicast, multicast and swarm (every receiver's data checked by
+# hash); then a fault-tolerant chain to the largest N with the middle receiver killed halfway, and
+# (flat only) the slow-link case: host 1's link at a tenth of the rate, chain against swarm.
 #
-#   scripts/bcast-testbed.sh                                   # 1 Gbit/s, 256 MiB, N = 1,2,4,8
+# KABCAST_TOPOLOGY=flat|two-level (or both: flat,two-level, one after the other); two-level puts the
+# server on a core bridge and the hosts, interleaved, on KABCAST_SWITCHES leaf bridges (default 2)
+# joined to the core by uplinks of KABCAST_UPLINK_MBIT each way (default: KABCAST_MBIT).
+# KABCAST_STRATEGIES=plain,udpcast,chain,chain-oblivious,ft-chain,tree,unicast,multicast,swarm,kill,slow
+# selects runs; KABCAST_MCAST_RATE caps multicast's rate (bytes/s).
+#
+# Prints CSV: topology,switches,uplink_mbit,mbit,mib,n,strategy,seconds,s_over_b,over_plain,cpu_s,
+# sys_s,retransmits,hop_mbit,uplink_hop_mbit,predicted_s,error_pct (over_plain: the time over the
+# plain chain's at the same N; predicted_s: `kasim testbed`, the simulator's models given the
+# testbed's parameters; error_pct: prediction over measurement), then the slow-link lines
+# mbit,mib,n,strategy,slow_host_mbit,last_s,fast_median_s; on standard error, how many rows the
+# simulator predicted within 10%.
+#
+#   scripts/bcast-testbed.sh                                   # 1 Gbit/s, 256 MiB, N = 1,2,4,8, flat
 #   KABCAST_MBIT=200 KABCAST_MIB=64 scripts/bcast-testbed.sh   # below the CPU limit of 2 cores
+#   KABCAST_TOPOLOGY=flat,two-level KABCAST_NODES=2,4,8,16 scripts/bcast-testbed.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export KABCAST_MBIT="${KABCAST_MBIT:-1000}" KABCAST_MIB="${KABCAST_MIB:-256}" KABCAST_NODES="${KABCAST_NODES:-1,2,4,8}"
-exec cargo test --release -q -p hal --test broadcast -- --ignored --exact testbed::measure_testbed --nocapture --test-threads 1
+topologies="${KABCAST_TOPOLOGY:-flat}"
+cargo build -q -p simulator --bin kasim
+cargo test --release -q -p hal --test broadcast --no-run
+for topology in ${topologies//,/ }; do
+    KABCAST_TOPOLOGY="$topology" cargo test --release -q -p hal --test broadcast -- \
+        --ignored --exact measure::measure_testbed --nocapture --test-threads 1
+done | cargo run -q -p simulator --bin kasim -- testbed

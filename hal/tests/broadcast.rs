@@ -9,6 +9,8 @@ mod cut_through;
 mod fec;
 #[path = "broadcast/harness.rs"]
 mod harness;
+#[path = "broadcast/measure.rs"]
+mod measure;
 #[path = "broadcast/memory.rs"]
 mod memory;
 #[path = "broadcast/multicast.rs"]
@@ -23,3 +25,9 @@ mod strategies;
 mod swarm;
 #[path = "broadcast/testbed.rs"]
 mod testbed;
+#[path = "broadcast/topology.rs"]
+mod topology;
+#[path = "broadcast/two_level.rs"]
+mod two_level;
+#[path = "broadcast/udpcast.rs"]
+mod udpcast;

@@ -31,6 +31,7 @@ mod multicast;
 mod pipeline;
 mod resources;
 mod swarm;
+pub mod testbed;
 #[cfg(test)]
 mod testkit;
 mod tree;

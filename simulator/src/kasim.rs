@@ -9,6 +9,7 @@ pub mod campaign;
 mod print;
 pub mod setup;
 pub mod sweep;
+pub mod testbed;
 mod timeline;
 
 pub use allocator::keep_freed_memory;
@@ -34,6 +35,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Deploy(args) => deploy(&args),
         Command::Campaign(args) => campaign::run(&args),
         Command::Sweep(args) => sweep::run(&args),
+        Command::Testbed(args) => testbed::run(&args),
     }
 }
 

@@ -1,9 +1,11 @@
-//! The broadcast testbed: one network namespace per host, veth links to a bridge in a switch
-//! namespace, every link direction rate-limited with `tc` (tbf), the server's link in the test's own
-//! namespace; agents and `socat` baselines run inside the host namespaces and write to tmpfs.
+//! The broadcast testbed: one network namespace per host, veth links to bridges in a switch
+//! namespace (one bridge, or a core and leaf bridges joined by rate-limited uplinks: [`Topology`]),
+//! every link direction rate-limited with `tc` (tbf), the server's link in the test's own namespace;
+//! agents, `socat` and udpcast baselines run inside the host namespaces and write to tmpfs.
 //! Everything is uniquely named and removed on drop (also on panic). Needs root and iproute2.
 
 use crate::harness::{AgentProc, KAAGENT, Scratch, TokenFile, spawn_agent};
+use crate::topology::{Topology, topology_order};
 use hal::testing::process::{require, require_root, run};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -16,27 +18,35 @@ static SEQ: AtomicU32 = AtomicU32::new(0);
 /// What needs root here.
 const ROOT: &str = "the broadcast testbed (network namespaces, tc)";
 
-/// A testbed of `hosts` namespaces behind one bridge, links limited to `mbit` Mbit/s.
+/// A testbed of `hosts` namespaces behind one bridge (or leaf bridges), links limited to `mbit` Mbit/s.
 pub struct Testbed {
     /// Host namespaces, in order.
     pub hosts: Vec<String>,
+    /// How the hosts are wired.
+    pub topology: Topology,
     switch: String,
-    server_if: String,
+    /// The server's interface (in the test's namespace).
+    pub server_if: String,
     subnet: (u8, u8),
     /// Scratch tmpfs directory (per-host subdirectories `host-<i>`).
     pub scratch: Scratch,
     /// Each host's interface.
-    host_ifs: Vec<String>,
+    pub host_ifs: Vec<String>,
 }
 
 impl Testbed {
-    /// Creates the namespaces, links, bridge and rate limits.
+    /// Creates the namespaces, links, bridge and rate limits (none when `mbit` is 0).
     pub fn new(hosts: usize, mbit: u32) -> Testbed {
         Testbed::with_slow_hosts(hosts, mbit, &[])
     }
 
     /// As [`Testbed::new`], host `i`'s link limited to `slow_mbit` (both ways) for each `(i, slow_mbit)`.
     pub fn with_slow_hosts(hosts: usize, mbit: u32, slow: &[(usize, u32)]) -> Testbed {
+        Testbed::build(hosts, mbit, slow, Topology::Flat)
+    }
+
+    /// As [`Testbed::with_slow_hosts`], wired as `topology`.
+    pub fn build(hosts: usize, mbit: u32, slow: &[(usize, u32)], topology: Topology) -> Testbed {
         require("ip", "iproute2");
         require("tc", "iproute2");
         require_root(ROOT);
@@ -51,6 +61,7 @@ impl Testbed {
             switch: format!("kbsw{id}"),
             server_if: format!("kbs{id}"),
             hosts: Vec::new(),
+            topology,
             subnet,
             scratch: Scratch::new(&format!("testbed-{id}")),
             host_ifs: Vec::new(),
@@ -72,7 +83,10 @@ impl Testbed {
             ])
             .stderr(Stdio::null())
             .status();
-        // The server: a veth from our namespace to the bridge.
+        for (leaf, uplink_mbit) in topology.leaves() {
+            tb.add_leaf(&id, leaf, uplink_mbit);
+        }
+        // The server: a veth from our namespace to the core bridge.
         let peer = format!("kbp{id}");
         run(&[
             "ip",
@@ -92,12 +106,15 @@ impl Testbed {
             "addr",
             "add",
             &format!("{}/24", tb.server_ip()),
+            // With a broadcast address: udpcast's receivers send their hello to it.
+            "brd",
+            "+",
             "dev",
             &tb.server_if,
         ]);
         run(&["ip", "link", "set", &tb.server_if, "up"]);
         tb.limit(None, &tb.server_if.clone(), mbit);
-        tb.attach(&peer, mbit);
+        tb.attach("br0", &peer, mbit);
         for i in 0..hosts {
             let ns = format!("kbh{id}-{i}");
             run(&["ip", "netns", "add", &ns]);
@@ -114,6 +131,8 @@ impl Testbed {
                 "addr",
                 "add",
                 &format!("{}/24", tb.host_ip(i)),
+                "brd",
+                "+",
                 "dev",
                 &inner,
             ]);
@@ -121,15 +140,53 @@ impl Testbed {
             run(&["ip", "-n", &ns, "link", "set", "lo", "up"]);
             let rate = slow.iter().find(|(h, _)| *h == i).map_or(mbit, |(_, r)| *r);
             tb.limit(Some(&ns), &inner, rate);
-            tb.attach(&outer, rate);
+            tb.attach(&format!("br{}", topology.switch_of(i)), &outer, rate);
             tb.host_ifs.push(inner);
             std::fs::create_dir_all(tb.host_dir(i)).expect("host dir");
         }
         tb
     }
 
-    /// Adds `ifname` (in the switch namespace) to the bridge, rate-limited toward its host.
-    fn attach(&self, ifname: &str, mbit: u32) {
+    /// Leaf bridge `br<leaf>` and its uplink to the core `br0`: a veth pair limited to
+    /// `uplink_mbit` in each direction (each end's egress).
+    fn add_leaf(&self, id: &str, leaf: u32, uplink_mbit: u32) {
+        let bridge = format!("br{leaf}");
+        run(&[
+            "ip",
+            "-n",
+            &self.switch,
+            "link",
+            "add",
+            &bridge,
+            "type",
+            "bridge",
+        ]);
+        run(&["ip", "-n", &self.switch, "link", "set", &bridge, "up"]);
+        let (core_end, leaf_end) = (format!("kbuc{id}-{leaf}"), format!("kbul{id}-{leaf}"));
+        run(&[
+            "ip",
+            "-n",
+            &self.switch,
+            "link",
+            "add",
+            &core_end,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &leaf_end,
+        ]);
+        self.attach("br0", &core_end, uplink_mbit);
+        self.attach(&bridge, &leaf_end, uplink_mbit);
+    }
+
+    /// The switch host `i` hangs off (0: the server's).
+    pub fn switch_of(&self, i: usize) -> u32 {
+        self.topology.switch_of(i)
+    }
+
+    /// Adds `ifname` (in the switch namespace) to `bridge`, rate-limited on its egress.
+    fn attach(&self, bridge: &str, ifname: &str, mbit: u32) {
         run(&[
             "ip",
             "-n",
@@ -138,14 +195,17 @@ impl Testbed {
             "set",
             ifname,
             "master",
-            "br0",
+            bridge,
         ]);
         run(&["ip", "-n", &self.switch, "link", "set", ifname, "up"]);
         self.limit(Some(&self.switch.clone()), ifname, mbit);
     }
 
-    /// Token-bucket limit on the egress of `ifname`.
+    /// Token-bucket limit on the egress of `ifname`; none when `mbit` is 0.
     fn limit(&self, ns: Option<&str>, ifname: &str, mbit: u32) {
+        if mbit == 0 {
+            return;
+        }
         let rate = format!("{mbit}mbit");
         // Burst: 1 ms of traffic, and at least 128 KiB so that a 64 KiB TSO/GSO super-frame passes
         // whole, as through a NIC that segments in hardware. A smaller bucket makes tbf cut every
@@ -258,20 +318,22 @@ impl Testbed {
             .collect()
     }
 
-    /// The practical limit of the testbed: a plain `socat | tee` chain of the first `n` hosts
-    /// (no verification, no framing) moving `image`; returns its time, outputs in `<host>/plain.img`.
+    /// The practical limit of the testbed: a plain `socat | tee` chain of the first `n` hosts in
+    /// topology order (no verification, no framing) moving `image`; returns its time, outputs in
+    /// `<host>/plain.img`.
     pub fn plain_chain(&self, image: &Path, n: usize) -> Duration {
         require("socat", "socat");
         require_root(ROOT);
         let port = 25400;
+        let order = topology_order(&self.topology, n);
         let mut procs: Vec<Killer> = Vec::new();
-        for i in (0..n).rev() {
+        for (k, &i) in order.iter().enumerate().rev() {
             let out = self.host_dir(i).join("plain.img");
-            let script = if i + 1 < n {
+            let script = if let Some(&next) = order.get(k + 1) {
                 format!(
                     "socat -u TCP-LISTEN:{port},reuseaddr,rcvbuf=4194304 STDOUT | tee {} | socat -u STDIN TCP:{}:{port},sndbuf=4194304",
                     out.display(),
-                    self.host_ip(i + 1)
+                    self.host_ip(next)
                 )
             } else {
                 format!(
@@ -292,7 +354,10 @@ impl Testbed {
             .args([
                 "-u",
                 &format!("FILE:{}", image.display()),
-                &format!("TCP:{}:{port},sndbuf=4194304", self.host_ip(0)),
+                &format!(
+                    "TCP:{}:{port},sndbuf=4194304",
+                    self.host_ip(order.first().copied().unwrap_or(0))
+                ),
             ])
             .status()
             .expect("run socat");
@@ -305,55 +370,44 @@ impl Testbed {
 }
 
 impl Testbed {
-    /// udpcast (`udp-sender` here, `udp-receiver` in the first `n` hosts, defaults but a known
-    /// receiver count) moving `image`; its time from the sender's start to the last receiver's exit,
-    /// outputs in `<host>/udpcast.img`; `None` if a receiver did not finish within a minute (its
-    /// processes are then killed).
-    pub fn udpcast(&self, image: &Path, n: usize) -> Option<Duration> {
-        require("udp-sender", "udpcast");
-        require_root(ROOT);
-        let port = "9100";
-        let mut receivers: Vec<Killer> = (0..n)
+    /// The host's own speed: `image` copied by `socat` from the server to each of the first `m`
+    /// hosts at once (one hop each, outputs in `<host>/hop.img`, removed); returns the time of the
+    /// slowest copy.
+    pub fn parallel_hops(&self, image: &Path, m: usize) -> Duration {
+        require("socat", "socat");
+        let port = 25401;
+        let mut sinks: Vec<Killer> = (0..m)
             .map(|i| {
-                let out = self.host_dir(i).join("udpcast.img");
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", &self.hosts[i], "udp-receiver", "--nokbd"])
-                    .args(["--portbase", port, "--interface", &self.host_ifs[i]])
-                    .arg("--file")
-                    .arg(&out)
-                    .stdout(Stdio::null())
+                let out = self.host_dir(i).join("hop.img");
+                let mut c = self.command(i, "socat");
+                c.args(["-u", &format!("TCP-LISTEN:{port},reuseaddr,rcvbuf=4194304")])
+                    .arg(format!("CREATE:{}", out.display()))
                     .stderr(Stdio::null());
                 std::os::unix::process::CommandExt::process_group(&mut c, 0);
-                Killer(c.spawn().expect("start udp-receiver"))
+                let k = Killer(c.spawn().expect("start socat"));
+                wait_listening(&self.hosts[i], port);
+                k
             })
             .collect();
         let start = Instant::now();
-        let status = Command::new("udp-sender")
-            .args([
-                "--nokbd",
-                "--portbase",
-                port,
-                "--interface",
-                &self.server_if,
-            ])
-            .args(["--min-receivers", &n.to_string(), "--max-wait", "30"])
-            .arg("--file")
-            .arg(image)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .expect("run udp-sender");
-        assert!(status.success(), "udp-sender failed");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        for r in &mut receivers {
-            while r.0.try_wait().ok().flatten().is_none() {
-                if Instant::now() > deadline {
-                    return None;
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
+        let mut sources: Vec<Killer> = (0..m)
+            .map(|i| {
+                let mut c = Command::new("socat");
+                c.args(["-u", &format!("FILE:{}", image.display())])
+                    .arg(format!("TCP:{}:{port},sndbuf=4194304", self.host_ip(i)));
+                std::os::unix::process::CommandExt::process_group(&mut c, 0);
+                Killer(c.spawn().expect("start socat"))
+            })
+            .collect();
+        for p in sources.iter_mut().chain(sinks.iter_mut()) {
+            let status = p.0.wait().expect("wait for socat");
+            assert!(status.success(), "socat failed: {status}");
         }
-        Some(start.elapsed())
+        let t = start.elapsed();
+        for i in 0..m {
+            let _ = std::fs::remove_file(self.host_dir(i).join("hop.img"));
+        }
+        t
     }
 }
 
@@ -383,7 +437,7 @@ fn wait_listening(ns: &str, port: u16) {
 }
 
 /// Kills a started process group (by its PID) on drop.
-struct Killer(Child);
+pub struct Killer(pub Child);
 
 impl Drop for Killer {
     fn drop(&mut self) {

@@ -1,6 +1,6 @@
-//! Broadcasts on the namespace testbed (`tc`-limited links): verified data for every strategy, a
-//! receiver killed halfway through a fault-tolerant chain, and (ignored, run by
-//! `scripts/bcast-testbed.sh`) the measurements against S/B and a plain `socat | tee` chain.
+//! Broadcasts on the namespace testbed (`tc`-limited links): verified data for every strategy in
+//! either chain order, and a receiver killed halfway through a fault-tolerant chain (the
+//! measurements are in `measure.rs`).
 
 use crate::harness::{AgentProc, dd_image, file_hash, random_bytes, target};
 use crate::netns::Testbed;
@@ -11,11 +11,22 @@ use std::time::{Duration, Instant};
 
 const MIB: u64 = 1 << 20;
 
+/// The chain order a broadcast follows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Order {
+    /// The deployer knows each host's switch and groups them (kaagent's topology order).
+    TopologyAware,
+    /// No switch known: the hosts' index order, which on the two-level testbed crosses an uplink at
+    /// every hop.
+    SwitchOblivious,
+}
+
 fn backend(
     tb: &Testbed,
     agents: &[AgentProc],
     n: usize,
     options: Options,
+    order: Order,
 ) -> (KaagentBroadcast, Vec<NodeId>) {
     let list = agents.iter().take(n).enumerate().map(|(i, a)| {
         (
@@ -23,7 +34,7 @@ fn backend(
             Agent {
                 name: tb.hosts[i].clone(),
                 addr: a.addr,
-                switch: Some(0),
+                switch: (order == Order::TopologyAware).then(|| tb.switch_of(i)),
             },
         )
     });
@@ -83,10 +94,31 @@ pub fn run_with(
     strategy: Strategy,
     options: Options,
 ) -> BroadcastReport {
+    run_ordered(
+        tb,
+        agents,
+        n,
+        image,
+        want,
+        (strategy, Order::TopologyAware),
+        options,
+    )
+}
+
+/// [`run_with`] in the given chain order.
+pub fn run_ordered(
+    tb: &Testbed,
+    agents: &[AgentProc],
+    n: usize,
+    image: &Path,
+    want: &str,
+    (strategy, order): (Strategy, Order),
+    options: Options,
+) -> BroadcastReport {
     for i in 0..n {
         let _ = std::fs::remove_file(tb.host_dir(i).join("disk.img"));
     }
-    let (b, nodes) = backend(tb, agents, n, options);
+    let (b, nodes) = backend(tb, agents, n, options, order);
     let size = std::fs::metadata(image).map(|m| m.len()).unwrap_or(0);
     // Warm the manifest cache so the timing is the transfer's.
     b.manifest(&image.display().to_string()).expect("manifest");
@@ -123,7 +155,7 @@ pub fn make_image(tb: &Testbed, mib: u64) -> (std::path::PathBuf, String) {
 }
 
 /// Kills host `victim`'s agent once it wrote half the image; returns the report.
-fn run_killing(
+pub fn run_killing(
     tb: &Testbed,
     agents: &mut [AgentProc],
     n: usize,
@@ -173,148 +205,6 @@ fn netns_chain_is_verified_and_ft_chain_survives_a_killed_receiver() {
     );
 }
 
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// The measurements of the issue; run by `scripts/bcast-testbed.sh` (env: KABCAST_MBIT, KABCAST_MIB,
-/// KABCAST_NODES, KABCAST_STRATEGIES). Prints one CSV line per run:
-/// `mbit,mib,n,strategy,seconds,s_over_b,over_plain,cpu_s,sys_s,retransmits` (`over_plain`: the time
-/// over the plain `socat` chain's at the same N), then the slow-link case (`slow-*` lines: one host's
-/// link at a tenth of the rate; `seconds` is the last node's time, `fast_median` the median of the others).
-#[test]
-#[ignore = "measurement: run by scripts/bcast-testbed.sh"]
-fn measure_testbed() {
-    let mbit: u32 = env_or("KABCAST_MBIT", 1000);
-    let mib: u64 = env_or("KABCAST_MIB", 256);
-    let ns: Vec<usize> = std::env::var("KABCAST_NODES")
-        .unwrap_or_else(|_| "1,2,4,8".into())
-        .split(',')
-        .filter_map(|s| s.trim().parse().ok())
-        .collect();
-    let max_n = ns.iter().copied().max().unwrap_or(1);
-    let only: Option<Vec<String>> = std::env::var("KABCAST_STRATEGIES")
-        .ok()
-        .map(|v| v.split(',').map(|s| s.trim().to_string()).collect());
-    let wanted = |name: &str| only.as_ref().is_none_or(|o| o.iter().any(|s| s == name));
-    {
-        let tb = Testbed::new(max_n, mbit);
-        let (image, want) = make_image(&tb, mib);
-        let mut agents = tb.start_agents();
-        let sb = (mib * MIB) as f64 / (f64::from(mbit) * 1e6 / 8.0);
-        println!("mbit,mib,n,strategy,seconds,s_over_b,over_plain,cpu_s,sys_s,retransmits");
-        let mut cpu;
-        let mut retransmits = tb.retransmits();
-        let mut plain = f64::NAN;
-        let mut line = |cpu: &mut CpuMeter, plain: f64, n: usize, what: &str, t: f64| {
-            let (busy, sys) = cpu.lap();
-            let now = tb.retransmits();
-            println!(
-                "{mbit},{mib},{n},{what},{t:.3},{:.3},{:.3},{busy:.2},{sys:.2},{}",
-                t / sb,
-                t / plain,
-                now - retransmits
-            );
-            retransmits = now;
-        };
-        for &n in &ns {
-            if wanted("plain") {
-                cpu = CpuMeter::start();
-                plain = tb.plain_chain(&image, n).as_secs_f64();
-                check_and_remove(&tb, n, "plain.img", &want);
-                line(&mut cpu, plain, n, "plain-socat-chain", plain);
-            }
-            // udpcast only when asked for: on this testbed its receivers have not always found the sender.
-            if only
-                .as_ref()
-                .is_some_and(|o| o.iter().any(|s| s == "udpcast"))
-            {
-                cpu = CpuMeter::start();
-                match tb.udpcast(&image, n) {
-                    Some(t) => {
-                        check_and_remove(&tb, n, "udpcast.img", &want);
-                        line(&mut cpu, plain, n, "udpcast", t.as_secs_f64());
-                    }
-                    None => line(&mut cpu, plain, n, "udpcast-no-finish", f64::NAN),
-                }
-            }
-            for (name, strategy) in [
-                ("chain", Strategy::Chain),
-                ("ft-chain", Strategy::FaultTolerantChain),
-                ("tree", Strategy::Tree { arity: 2 }),
-                ("unicast", Strategy::Unicast),
-                ("multicast", Strategy::Multicast),
-                ("swarm", Strategy::Swarm),
-            ] {
-                if !wanted(name) {
-                    continue;
-                }
-                cpu = CpuMeter::start();
-                let r = run(&tb, &agents, n, &image, &want, strategy);
-                assert!(
-                    r.outcomes.failures().is_empty(),
-                    "{strategy}: {:?}",
-                    r.outcomes
-                );
-                line(&mut cpu, plain, n, &strategy.to_string(), last_written(&r));
-            }
-        }
-        if max_n >= 3 && wanted("kill") {
-            let victim = max_n / 2;
-            cpu = CpuMeter::start();
-            let r = run_killing(&tb, &mut agents, max_n, &image, &want, victim);
-            let ok = r.outcomes.ok_nodes().len();
-            assert_eq!(ok, max_n - 1, "{:?}", r.outcomes);
-            line(
-                &mut cpu,
-                plain,
-                max_n,
-                &format!("ft-chain-kill-host-{victim}"),
-                last_written(&r),
-            );
-        }
-    }
-    if max_n >= 3 && wanted("slow") {
-        measure_slow_link(mbit, mib, max_n);
-    }
-}
-
-/// Checks the `file` every one of the first `n` hosts wrote, then removes it.
-fn check_and_remove(tb: &Testbed, n: usize, file: &str, want: &str) {
-    for i in 0..n {
-        let path = tb.host_dir(i).join(file);
-        assert_eq!(file_hash(&path), want, "{file} host {i}");
-        let _ = std::fs::remove_file(path);
-    }
-}
-
-/// One host's link at a tenth of the others' rate: chain against swarm (the last node's time, and
-/// the median of the other nodes').
-fn measure_slow_link(mbit: u32, mib: u64, n: usize) {
-    let slow = 1;
-    let tb = Testbed::with_slow_hosts(n, mbit, &[(slow, mbit / 10)]);
-    let (image, want) = make_image(&tb, mib);
-    let agents = tb.start_agents();
-    println!("mbit,mib,n,strategy,slow_host_mbit,last_s,fast_median_s");
-    for strategy in [Strategy::Chain, Strategy::Swarm] {
-        let r = run(&tb, &agents, n, &image, &want, strategy);
-        assert!(
-            r.outcomes.failures().is_empty(),
-            "{strategy}: {:?}",
-            r.outcomes
-        );
-        println!(
-            "{mbit},{mib},{n},slow-{strategy},{},{:.3},{:.3}",
-            mbit / 10,
-            last_written(&r),
-            fast_median(&r, slow)
-        );
-    }
-}
-
 /// The median time of the nodes other than `slow`.
 pub fn fast_median(r: &BroadcastReport, slow: usize) -> f64 {
     let mut t: Vec<f64> = r
@@ -325,41 +215,4 @@ pub fn fast_median(r: &BroadcastReport, slow: usize) -> f64 {
         .collect();
     t.sort_by(f64::total_cmp);
     t.get(t.len() / 2).copied().unwrap_or(f64::NAN)
-}
-
-/// Machine-wide CPU time from `/proc/stat`: all busy time, and the kernel's share (system, irq,
-/// softirq), in seconds since the last lap. The testbed's links, bridge and copies all cost CPU
-/// here, so this shows when a run is CPU-bound rather than link-bound.
-struct CpuMeter {
-    last: (f64, f64),
-}
-
-impl CpuMeter {
-    fn start() -> CpuMeter {
-        CpuMeter { last: cpu_now() }
-    }
-
-    fn lap(&mut self) -> (f64, f64) {
-        let now = cpu_now();
-        let d = (now.0 - self.last.0, now.1 - self.last.1);
-        self.last = now;
-        d
-    }
-}
-
-/// (busy, kernel) seconds of all CPUs since boot (USER_HZ = 100 on Linux).
-fn cpu_now() -> (f64, f64) {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let v: Vec<f64> = stat
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|x| x.parse().ok())
-        .collect();
-    let at = |i: usize| v.get(i).copied().unwrap_or(0.0) / 100.0;
-    // user nice system idle iowait irq softirq steal
-    let kernel = at(2) + at(5) + at(6);
-    (at(0) + at(1) + kernel + at(7), kernel)
 }

@@ -30,6 +30,8 @@ pub enum Command {
     /// Run the broadcast models over a grid of parameters and write CSV and plots
     /// (`kasim sweep merge` joins the CSVs of shards).
     Sweep(Box<SweepArgs>),
+    /// Append the broadcast models' prediction to each row of the namespace testbed's CSV.
+    Testbed(super::testbed::TestbedArgs),
 }
 
 /// Arguments of `kasim campaign`.

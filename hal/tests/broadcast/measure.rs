@@ -1,0 +1,277 @@
+//! The testbed measurements of the broadcast bench (ignored; run by `scripts/bcast-testbed.sh`):
+//! every strategy against S/B and a plain `socat | tee` chain, on the flat or two-level topology,
+//! after the host's own speed through namespace hops with no rate limit (an input of the
+//! simulator's prediction where the testbed is CPU-bound).
+
+use crate::netns::Testbed;
+use crate::testbed::{
+    Order, fast_median, last_written, make_image, options, run, run_killing, run_ordered,
+};
+use crate::topology::Topology;
+use hal::Strategy;
+
+const MIB: u64 = 1 << 20;
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// What one run of [`measure_testbed`] measures.
+struct Settings {
+    mbit: u32,
+    mib: u64,
+    ns: Vec<usize>,
+    only: Option<Vec<String>>,
+    topology: Topology,
+}
+
+impl Settings {
+    fn from_env() -> Settings {
+        let mbit = env_or("KABCAST_MBIT", 1000);
+        Settings {
+            mbit,
+            mib: env_or("KABCAST_MIB", 256),
+            ns: std::env::var("KABCAST_NODES")
+                .unwrap_or_else(|_| "1,2,4,8".into())
+                .split(',')
+                .filter_map(|s| s.trim().parse().ok())
+                .collect(),
+            only: std::env::var("KABCAST_STRATEGIES")
+                .ok()
+                .map(|v| v.split(',').map(|s| s.trim().to_string()).collect()),
+            topology: Topology::from_env(mbit),
+        }
+    }
+
+    fn wanted(&self, name: &str) -> bool {
+        self.only
+            .as_ref()
+            .is_none_or(|o| o.iter().any(|s| s == name))
+    }
+}
+
+/// The host's aggregate speed through namespace hops without `tc`, bytes/s: as many concurrent
+/// one-hop `socat` copies of a 64 MiB image as the host has cores, from the server to hosts on its
+/// own switch, and (two-level) to hosts on leaf switches, each copy crossing one uplink; the best
+/// of three runs each (the least disturbed by the rest of the machine). Measured again before each
+/// N, so that the figure follows the machine's load.
+struct HopMeter {
+    cores: usize,
+    flat: (Testbed, std::path::PathBuf),
+    uplink: Option<(Testbed, std::path::PathBuf)>,
+}
+
+impl HopMeter {
+    /// Idle testbeds (no tc) for the measurements.
+    fn new(topology: Topology) -> HopMeter {
+        let cores = std::thread::available_parallelism().map_or(2, |c| c.get());
+        let bed = |topology: Topology| {
+            let tb = Testbed::build(cores, 0, &[], topology);
+            let (image, _) = make_image(&tb, HOP_MIB);
+            (tb, image)
+        };
+        HopMeter {
+            cores,
+            flat: bed(Topology::Flat),
+            uplink: match topology {
+                Topology::Flat => None,
+                Topology::TwoLevel { .. } => Some(bed(Topology::TwoLevel {
+                    switches: cores as u32,
+                    uplink_mbit: 0,
+                })),
+            },
+        }
+    }
+
+    /// (plain hops, hops across one uplink), bytes/s.
+    fn measure(&self) -> (f64, f64) {
+        let speed = |(tb, image): &(Testbed, std::path::PathBuf)| {
+            let best = (0..3)
+                .map(|_| tb.parallel_hops(image, self.cores).as_secs_f64())
+                .fold(f64::INFINITY, f64::min);
+            (self.cores as u64 * HOP_MIB * MIB) as f64 / best
+        };
+        let flat = speed(&self.flat);
+        (flat, self.uplink.as_ref().map_or(flat, speed))
+    }
+}
+
+/// The image size of the hop measurements, MiB.
+const HOP_MIB: u64 = 64;
+
+/// The measurements of the issue; run by `scripts/bcast-testbed.sh` (env: KABCAST_MBIT, KABCAST_MIB,
+/// KABCAST_NODES, KABCAST_STRATEGIES, KABCAST_TOPOLOGY, KABCAST_SWITCHES, KABCAST_UPLINK_MBIT).
+/// Prints one CSV line per run: `topology,switches,uplink_mbit,mbit,mib,n,strategy,seconds,s_over_b,
+/// over_plain,cpu_s,sys_s,retransmits,hop_mbit,uplink_hop_mbit` (`over_plain`: the time over the plain
+/// `socat` chain's at the same N; `hop_*`: one hop without tc, measured first), then the slow-link
+/// case on the flat topology (`slow-*` lines: one host's link at a tenth of the rate; `seconds` is
+/// the last node's time, `fast_median` the median of the others).
+#[test]
+#[ignore = "measurement: run by scripts/bcast-testbed.sh"]
+fn measure_testbed() {
+    let set = Settings::from_env();
+    let (mbit, mib) = (set.mbit, set.mib);
+    let max_n = set.ns.iter().copied().max().unwrap_or(1);
+    let hops = HopMeter::new(set.topology);
+    {
+        let tb = Testbed::build(max_n, mbit, &[], set.topology);
+        let (image, want) = make_image(&tb, mib);
+        let mut agents = tb.start_agents();
+        let sb = (mib * MIB) as f64 / (f64::from(mbit) * 1e6 / 8.0);
+        // On a line of its own, after libtest's "test … ...".
+        println!(
+            "\ntopology,switches,uplink_mbit,mbit,mib,n,strategy,seconds,s_over_b,over_plain,cpu_s,sys_s,retransmits,hop_mbit,uplink_hop_mbit"
+        );
+        let topo = set.topology.csv();
+        let mut cpu;
+        let mut retransmits = tb.retransmits();
+        let mut plain = f64::NAN;
+        let mut hop = String::new();
+        let mut line = |cpu: &mut CpuMeter, plain: f64, n: usize, what: &str, t: f64, hop: &str| {
+            let (busy, sys) = cpu.lap();
+            let now = tb.retransmits();
+            println!(
+                "{topo},{mbit},{mib},{n},{what},{t:.3},{:.3},{:.3},{busy:.2},{sys:.2},{},{hop}",
+                t / sb,
+                t / plain,
+                now - retransmits
+            );
+            retransmits = now;
+        };
+        for &n in &set.ns {
+            let (hop_rate, uplink_hop_rate) = hops.measure();
+            hop = format!("{:.0},{:.0}", hop_rate * 8e-6, uplink_hop_rate * 8e-6);
+            if set.wanted("plain") {
+                cpu = CpuMeter::start();
+                plain = tb.plain_chain(&image, n).as_secs_f64();
+                check_and_remove(&tb, n, "plain.img", &want);
+                line(&mut cpu, plain, n, "plain-socat-chain", plain, &hop);
+            }
+            if set.wanted("udpcast") {
+                cpu = CpuMeter::start();
+                match tb.udpcast(&image, n) {
+                    Some(t) => {
+                        check_and_remove(&tb, n, "udpcast.img", &want);
+                        line(&mut cpu, plain, n, "udpcast", t.as_secs_f64(), &hop);
+                    }
+                    None => line(&mut cpu, plain, n, "udpcast-no-finish", f64::NAN, &hop),
+                }
+            }
+            for (name, strategy, order) in [
+                ("chain", Strategy::Chain, Order::TopologyAware),
+                ("chain-oblivious", Strategy::Chain, Order::SwitchOblivious),
+                (
+                    "ft-chain",
+                    Strategy::FaultTolerantChain,
+                    Order::TopologyAware,
+                ),
+                ("tree", Strategy::Tree { arity: 2 }, Order::TopologyAware),
+                ("unicast", Strategy::Unicast, Order::TopologyAware),
+                ("multicast", Strategy::Multicast, Order::TopologyAware),
+                ("swarm", Strategy::Swarm, Order::TopologyAware),
+            ] {
+                // Both orders are the same on one switch.
+                let same = order == Order::SwitchOblivious && set.topology == Topology::Flat;
+                if !set.wanted(name) || same {
+                    continue;
+                }
+                cpu = CpuMeter::start();
+                let how = (strategy, order);
+                let r = run_ordered(&tb, &agents, n, &image, &want, how, options());
+                assert!(r.outcomes.failures().is_empty(), "{name}: {:?}", r.outcomes);
+                line(&mut cpu, plain, n, name, last_written(&r), &hop);
+            }
+        }
+        if max_n >= 3 && set.wanted("kill") {
+            let victim = max_n / 2;
+            cpu = CpuMeter::start();
+            let r = run_killing(&tb, &mut agents, max_n, &image, &want, victim);
+            let ok = r.outcomes.ok_nodes().len();
+            assert_eq!(ok, max_n - 1, "{:?}", r.outcomes);
+            line(
+                &mut cpu,
+                plain,
+                max_n,
+                &format!("ft-chain-kill-host-{victim}"),
+                last_written(&r),
+                &hop,
+            );
+        }
+    }
+    if max_n >= 3 && set.wanted("slow") && set.topology == Topology::Flat {
+        measure_slow_link(mbit, mib, max_n);
+    }
+}
+
+/// Checks the `file` every one of the first `n` hosts wrote, then removes it.
+fn check_and_remove(tb: &Testbed, n: usize, file: &str, want: &str) {
+    for i in 0..n {
+        let path = tb.host_dir(i).join(file);
+        assert_eq!(crate::harness::file_hash(&path), want, "{file} host {i}");
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// One host's link at a tenth of the others' rate: chain against swarm (the last node's time, and
+/// the median of the other nodes').
+fn measure_slow_link(mbit: u32, mib: u64, n: usize) {
+    let slow = 1;
+    let tb = Testbed::with_slow_hosts(n, mbit, &[(slow, mbit / 10)]);
+    let (image, want) = make_image(&tb, mib);
+    let agents = tb.start_agents();
+    println!("mbit,mib,n,strategy,slow_host_mbit,last_s,fast_median_s");
+    for strategy in [Strategy::Chain, Strategy::Swarm] {
+        let r = run(&tb, &agents, n, &image, &want, strategy);
+        assert!(
+            r.outcomes.failures().is_empty(),
+            "{strategy}: {:?}",
+            r.outcomes
+        );
+        println!(
+            "{mbit},{mib},{n},slow-{strategy},{},{:.3},{:.3}",
+            mbit / 10,
+            last_written(&r),
+            fast_median(&r, slow)
+        );
+    }
+}
+
+/// Machine-wide CPU time from `/proc/stat`: all busy time, and the kernel's share (system, irq,
+/// softirq), in seconds since the last lap. The testbed's links, bridge and copies all cost CPU
+/// here, so this shows when a run is CPU-bound rather than link-bound.
+struct CpuMeter {
+    last: (f64, f64),
+}
+
+impl CpuMeter {
+    fn start() -> CpuMeter {
+        CpuMeter { last: cpu_now() }
+    }
+
+    fn lap(&mut self) -> (f64, f64) {
+        let now = cpu_now();
+        let d = (now.0 - self.last.0, now.1 - self.last.1);
+        self.last = now;
+        d
+    }
+}
+
+/// (busy, kernel) seconds of all CPUs since boot (USER_HZ = 100 on Linux).
+fn cpu_now() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let v: Vec<f64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let at = |i: usize| v.get(i).copied().unwrap_or(0.0) / 100.0;
+    // user nice system idle iowait irq softirq steal
+    let kernel = at(2) + at(5) + at(6);
+    (at(0) + at(1) + kernel + at(7), kernel)
+}

@@ -1,0 +1,299 @@
+//! Predictions of the namespace testbed's runs (`hal`'s `scripts/bcast-testbed.sh`) from the testbed's
+//! own parameters only: link rate, uplink rate and switches, N, image size, each tool's framing and
+//! forwarding unit, and the host's speed through one namespace hop measured before the runs.
+//!
+//! Two bounds, the larger wins:
+//! * **links**: [`simulate`] on the testbed's topology. Goodput is the tc rate times the payload share
+//!   of a 1514-byte frame (tbf meters whole frames): 1448 bytes for TCP with timestamps, 1445 for
+//!   kaagent's multicast datagrams, 1456 for udpcast's blocks. Hop latency 50 µs (veth + bridge).
+//!   Forwarding unit: 8 KiB for the socat chain (socat's buffer), kaagent's 64 KiB cut-through piece
+//!   for chain, fault-tolerant chain, tree, unicast and multicast, its 1 MiB chunk for the swarm
+//!   (pieces are chunks; kaagent's ring of 2 peers each way, 4 requests per node), a 1456-byte block
+//!   for udpcast. Two-level: the server alone on switch 0 (the core), host `i` on switch
+//!   `1 + i % switches`, every uplink direction at the uplink rate.
+//! * **CPU**: every byte the testbed moves through a namespace hop costs the host CPU time (copies,
+//!   veth, bridge, TCP or UDP stack, the write to tmpfs). Before the runs the script measures the
+//!   host's aggregate speed through such hops with no tc: `C` bytes/s with as many concurrent
+//!   one-hop copies as cores, and `C_u` with each copy crossing one uplink (a veth pair and a
+//!   bridge more). A run whose strategy makes `h` hops and `u` uplink traversals per image byte
+//!   needs at least `T ≥ S·(h/C + u·(1/C_u − 1/C))`. Every strategy delivers the image once to each
+//!   of its N receivers through one hop (`h = N`); a hop from the server to a leaf switch crosses
+//!   one uplink, a hop between two leaves two.
+//!
+//! Nothing here is fitted to the measured times.
+
+use super::{
+    BroadcastJob, FaultTolerance, LatencyModel, LinkParams, Receiver, ReceiverOutcome, SwarmParams,
+    Topology, simulate,
+};
+use hal::Strategy;
+
+/// One mebibyte.
+const MIB: f64 = 1_048_576.0;
+/// Bytes of an Ethernet frame tc meters (no FCS).
+const FRAME: f64 = 1514.0;
+
+/// What ran on the testbed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TestbedTool {
+    /// The plain `socat | tee` chain in topology order.
+    PlainChain,
+    /// udpcast's `udp-sender` / `udp-receiver`.
+    Udpcast,
+    /// kaagent with a strategy; `oblivious`: the chain order ignores the switches (index order).
+    Kaagent {
+        /// The strategy.
+        strategy: Strategy,
+        /// Nodes in index order rather than grouped by switch.
+        oblivious: bool,
+    },
+}
+
+impl TestbedTool {
+    /// The tool of a row of the testbed's CSV (`plain-socat-chain`, `udpcast`, `chain`,
+    /// `chain-oblivious`, `ft-chain`, `tree`, `unicast`, `multicast`, `swarm`).
+    pub fn parse(name: &str) -> Option<TestbedTool> {
+        let kaagent = |strategy, oblivious| {
+            Some(TestbedTool::Kaagent {
+                strategy,
+                oblivious,
+            })
+        };
+        match name {
+            "plain-socat-chain" => Some(TestbedTool::PlainChain),
+            "udpcast" => Some(TestbedTool::Udpcast),
+            "chain" => kaagent(Strategy::Chain, false),
+            "chain-oblivious" => kaagent(Strategy::Chain, true),
+            "ft-chain" => kaagent(Strategy::FaultTolerantChain, false),
+            "tree" => kaagent(Strategy::Tree { arity: 2 }, false),
+            "unicast" => kaagent(Strategy::Unicast, false),
+            "multicast" => kaagent(Strategy::Multicast, false),
+            "swarm" => kaagent(Strategy::Swarm, false),
+            _ => None,
+        }
+    }
+}
+
+/// One testbed run's parameters.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TestbedRun {
+    /// What ran.
+    pub tool: TestbedTool,
+    /// Node link rate (tc), Mbit/s.
+    pub mbit: f64,
+    /// Image size, MiB.
+    pub mib: f64,
+    /// Receivers.
+    pub n: usize,
+    /// Leaf switches and their uplink rate (Mbit/s) on the two-level topology; `None`: flat.
+    pub two_level: Option<(usize, f64)>,
+    /// The host's aggregate speed through namespace hops without tc, bytes/s: plain hops, and hops
+    /// crossing one uplink; `None`: links only.
+    pub cpu: Option<(f64, f64)>,
+}
+
+/// The predicted time to the last receiver, seconds.
+pub fn predict(run: &TestbedRun) -> f64 {
+    let links = links_bound(run);
+    match run.cpu {
+        Some((hop_rate, uplink_rate)) if hop_rate > 0.0 && uplink_rate > 0.0 => {
+            let (h, u) = hops(run);
+            let per_uplink = (1.0 / uplink_rate - 1.0 / hop_rate).max(0.0);
+            links.max(run.mib * MIB * (h / hop_rate + u * per_uplink))
+        }
+        _ => links,
+    }
+}
+
+/// The switch of host `i` (0 on the flat testbed).
+fn switch_of(run: &TestbedRun, i: usize) -> usize {
+    match run.two_level {
+        Some((switches, _)) => 1 + i % switches.max(1),
+        None => 0,
+    }
+}
+
+/// The receivers' hosts in chain order: grouped by switch (first appearance), or index order.
+fn order(run: &TestbedRun) -> Vec<usize> {
+    let mut hosts: Vec<usize> = (0..run.n).collect();
+    let oblivious = matches!(
+        run.tool,
+        TestbedTool::Kaagent {
+            oblivious: true,
+            ..
+        }
+    );
+    if !oblivious {
+        hosts.sort_by_key(|&i| {
+            let s = switch_of(run, i);
+            (0..run.n).position(|h| switch_of(run, h) == s)
+        });
+    }
+    hosts
+}
+
+/// Namespace hops the image makes, and uplinks it crosses (see the module's CPU bound).
+fn hops(run: &TestbedRun) -> (f64, f64) {
+    let order = order(run);
+    let star = matches!(
+        run.tool,
+        TestbedTool::Udpcast
+            | TestbedTool::Kaagent {
+                strategy: Strategy::Unicast | Strategy::Multicast | Strategy::Swarm,
+                ..
+            }
+    );
+    let parent_switch = |k: usize| -> usize {
+        match run.tool {
+            _ if star || k == 0 => 0,
+            TestbedTool::Kaagent {
+                strategy: Strategy::Tree { arity },
+                ..
+            } => {
+                let a = arity.max(1) as usize;
+                if k < a {
+                    0
+                } else {
+                    switch_of(run, order[k / a - 1])
+                }
+            }
+            _ => switch_of(run, order[k - 1]),
+        }
+    };
+    let uplinks: usize = order
+        .iter()
+        .enumerate()
+        .map(|(k, &h)| {
+            let (from, to) = (parent_switch(k), switch_of(run, h));
+            if from == to {
+                0
+            } else {
+                usize::from(from != 0) + usize::from(to != 0)
+            }
+        })
+        .sum();
+    (run.n as f64, uplinks as f64)
+}
+
+/// The link-bound time: the simulator's model of the strategy on the testbed's topology.
+fn links_bound(run: &TestbedRun) -> f64 {
+    let payload = match run.tool {
+        TestbedTool::Udpcast => 1456.0,
+        TestbedTool::Kaagent {
+            strategy: Strategy::Multicast,
+            ..
+        } => 1445.0,
+        _ => 1448.0,
+    };
+    let goodput = |mbit: f64| mbit * 1e6 / 8.0 * payload / FRAME;
+    let link = LinkParams {
+        bandwidth: goodput(run.mbit),
+        latency: 25e-6,
+    };
+    let topo = Topology {
+        node_link: link,
+        server_link: link,
+        uplink_bandwidth: run.two_level.map(|(_, up)| goodput(up)),
+        latency_model: LatencyModel::PerConnection,
+        loss: 0.0,
+    };
+    let (strategy, chunk) = match run.tool {
+        TestbedTool::PlainChain => (Strategy::Chain, 8.0 * 1024.0),
+        TestbedTool::Udpcast => (Strategy::Multicast, 1456.0),
+        TestbedTool::Kaagent {
+            strategy: Strategy::Swarm,
+            ..
+        } => (Strategy::Swarm, MIB),
+        TestbedTool::Kaagent { strategy, .. } => (strategy, 64.0 * 1024.0),
+    };
+    let receivers = order(run)
+        .into_iter()
+        .map(|h| Receiver {
+            switch: switch_of(run, h),
+            disk_write: f64::INFINITY,
+            decompress: f64::INFINITY,
+            dies_at: None,
+            write_error: false,
+            link: None,
+        })
+        .collect();
+    let size = run.mib * MIB;
+    let job = BroadcastJob {
+        strategy,
+        size,
+        ratio: 1.0,
+        chunk,
+        receivers,
+        fault_tolerance: FaultTolerance {
+            detect_timeout: 3.0,
+            reconnect: 0.0,
+        },
+        swarm: SwarmParams {
+            max_pieces: (size / MIB).ceil().max(1.0) as u32,
+            upload_slots: 8,
+            download_slots: 4,
+            neighbours: 4,
+            seed: 1,
+        },
+        fec: None,
+    };
+    simulate(&job, &topo)
+        .iter()
+        .map(|o| match o {
+            ReceiverOutcome::Done { at } | ReceiverOutcome::Failed { at, .. } => *at,
+        })
+        .fold(0.0, f64::max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(tool: &str, n: usize, two_level: Option<(usize, f64)>) -> TestbedRun {
+        TestbedRun {
+            tool: TestbedTool::parse(tool).expect("a testbed tool"),
+            mbit: 200.0,
+            mib: 64.0,
+            n,
+            two_level,
+            cpu: None,
+        }
+    }
+
+    #[test]
+    fn the_oblivious_chain_shares_the_uplinks_and_the_aware_one_does_not() {
+        let two = Some((2, 200.0));
+        let aware = predict(&run("chain", 8, two));
+        let oblivious = predict(&run("chain-oblivious", 8, two));
+        let flat = predict(&run("chain", 8, None));
+        assert!((aware / flat - 1.0).abs() < 0.01, "{aware} {flat}");
+        // Four of the oblivious chain's hops go down each leaf's uplink.
+        assert!((oblivious / aware - 4.0).abs() < 0.1, "{oblivious} {aware}");
+        // Server → leaf 1 (one uplink), leaf 1 → leaf 2 once (two).
+        assert_eq!(hops(&run("chain", 8, two)), (8.0, 3.0));
+        assert_eq!(
+            hops(&run("chain-oblivious", 8, two)),
+            (8.0, 1.0 + 7.0 * 2.0)
+        );
+        assert_eq!(hops(&run("multicast", 8, two)), (8.0, 8.0));
+        assert_eq!(hops(&run("chain", 8, None)), (8.0, 0.0));
+    }
+
+    #[test]
+    fn the_cpu_bound_takes_over_past_the_hosts_speed() {
+        let mut r = run("chain", 8, None);
+        let links = predict(&r);
+        // 8 hops of 64 MiB at 2 GB/s take 0.27 s, below the links' 2.8 s.
+        r.cpu = Some((2e9, 2e9));
+        assert_eq!(predict(&r), links);
+        // At 100 MB/s: 5.4 s.
+        r.cpu = Some((1e8, 1e8));
+        assert!((predict(&r) - 8.0 * 64.0 * MIB / 1e8).abs() < 1e-9);
+        // Two-level: 3 uplink traversals at 1/(5e7) − 1/(1e8) s/byte each.
+        let mut r = run("chain", 8, Some((2, 200.0)));
+        r.cpu = Some((1e8, 5e7));
+        let want = 64.0 * MIB * (8.0 / 1e8 + 3.0 * (1.0 / 5e7 - 1.0 / 1e8));
+        assert!((predict(&r) - want).abs() < 1e-9);
+        assert!(TestbedTool::parse("kascade").is_none());
+    }
+}

@@ -1,0 +1,167 @@
+//! `kasim testbed`: the simulator's prediction next to every row of the namespace testbed's CSV
+//! (`scripts/bcast-testbed.sh` pipes its output here): two columns appended, `predicted_s` and
+//! `error_pct` (prediction over measurement, in percent); other lines pass through unchanged.
+
+use crate::bcast::testbed::{TestbedRun, TestbedTool, predict};
+use anyhow::Context;
+use clap::Args;
+use std::io::{BufRead, Read, Write};
+use std::path::PathBuf;
+
+/// Arguments of `kasim testbed`.
+#[derive(Debug, Args, Clone)]
+pub struct TestbedArgs {
+    /// The testbed's CSV (default: standard input).
+    pub csv: Option<PathBuf>,
+    /// Predict from the links alone, ignoring the measured speed of the host's namespace hops.
+    #[arg(long)]
+    pub links_only: bool,
+    /// Relative error counted as a hit in the summary (standard error).
+    #[arg(long, default_value_t = 0.10)]
+    pub tolerance: f64,
+}
+
+/// Longest line read (the testbed's lines are under 200 bytes).
+const MAX_LINE: usize = 4096;
+
+/// Columns a row needs, in the testbed's header names.
+const COLUMNS: [&str; 8] = [
+    "topology",
+    "switches",
+    "uplink_mbit",
+    "mbit",
+    "mib",
+    "n",
+    "strategy",
+    "seconds",
+];
+
+/// Runs `kasim testbed`: reads the CSV, writes it with the prediction columns to standard output
+/// and a summary (rows within the tolerance) to standard error.
+pub fn run(args: &TestbedArgs) -> anyhow::Result<std::process::ExitCode> {
+    let input: Box<dyn BufRead> = match &args.csv {
+        Some(p) => Box::new(std::io::BufReader::new(
+            std::fs::File::open(p).with_context(|| format!("opening {}", p.display()))?,
+        )),
+        None => Box::new(std::io::stdin().lock()),
+    };
+    let mut out = std::io::stdout().lock();
+    let mut header: Option<Vec<String>> = None;
+    let (mut rows, mut hits) = (0usize, 0usize);
+    let mut line = String::new();
+    let mut input = input.take(u64::MAX);
+    loop {
+        line.clear();
+        input.set_limit(MAX_LINE as u64);
+        if input.read_line(&mut line)? == 0 {
+            break;
+        }
+        anyhow::ensure!(
+            line.ends_with('\n') || line.len() < MAX_LINE,
+            "a line over {MAX_LINE} bytes"
+        );
+        let text = line.trim_end();
+        let fields: Vec<&str> = text.split(',').collect();
+        if fields.first() == Some(&"topology") {
+            header = Some(fields.iter().map(|s| s.to_string()).collect());
+            writeln!(out, "{text},predicted_s,error_pct")?;
+            continue;
+        }
+        let row = header
+            .as_deref()
+            .filter(|h| h.len() == fields.len())
+            .and_then(|h| parse_row(h, &fields, args.links_only));
+        match row {
+            Some((run, measured)) => {
+                let predicted = predict(&run);
+                let error = predicted / measured - 1.0;
+                rows += 1;
+                hits += usize::from(error.abs() <= args.tolerance);
+                writeln!(out, "{text},{predicted:.3},{:+.1}", error * 100.0)?;
+            }
+            None if header.as_ref().is_some_and(|h| h.len() == fields.len()) => {
+                writeln!(out, "{text},,")?;
+            }
+            None => writeln!(out, "{text}")?,
+        }
+    }
+    eprintln!(
+        "kasim testbed: {hits} of {rows} rows predicted within {:.0}%",
+        args.tolerance * 100.0
+    );
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// A measured row as the run it describes and its time; `None` for rows the model does not cover
+/// (a killed receiver, a run that did not finish).
+pub(crate) fn parse_row(
+    header: &[String],
+    fields: &[&str],
+    links_only: bool,
+) -> Option<(TestbedRun, f64)> {
+    let get = |name: &str| {
+        header
+            .iter()
+            .position(|h| h == name)
+            .and_then(|i| fields.get(i).copied())
+    };
+    let num = |name: &str| get(name).and_then(|v| v.parse::<f64>().ok());
+    for c in COLUMNS {
+        get(c)?;
+    }
+    let tool = TestbedTool::parse(get("strategy")?)?;
+    let measured = num("seconds").filter(|t| t.is_finite() && *t > 0.0)?;
+    let n = num("n").filter(|n| (1.0..=100_000.0).contains(n))? as usize;
+    let two_level = match get("topology")? {
+        "two-level" => Some((
+            num("switches").filter(|s| (1.0..=1000.0).contains(s))? as usize,
+            num("uplink_mbit").filter(|u| *u > 0.0)?,
+        )),
+        _ => None,
+    };
+    let cpu = if links_only {
+        None
+    } else {
+        let hop = num("hop_mbit").map(|m| m * 1e6 / 8.0);
+        let uplink = num("uplink_hop_mbit").map(|m| m * 1e6 / 8.0).or(hop);
+        hop.zip(uplink)
+    };
+    Some((
+        TestbedRun {
+            tool,
+            mbit: num("mbit").filter(|m| *m > 0.0)?,
+            mib: num("mib").filter(|m| *m > 0.0)?,
+            n,
+            two_level,
+            cpu,
+        },
+        measured,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_become_runs_and_other_rows_are_skipped() {
+        let header: Vec<String> =
+            "topology,switches,uplink_mbit,mbit,mib,n,strategy,seconds,hop_mbit,uplink_hop_mbit"
+                .split(',')
+                .map(String::from)
+                .collect();
+        let row = "two-level,2,200,200,64,8,chain-oblivious,11.2,8000,4000";
+        let fields: Vec<&str> = row.split(',').collect();
+        let (run, measured) = parse_row(&header, &fields, false).expect("a run");
+        assert_eq!(measured, 11.2);
+        assert_eq!(run.two_level, Some((2, 200.0)));
+        assert_eq!(run.cpu, Some((1e9, 5e8)));
+        assert!(parse_row(&header, &fields, true).is_some_and(|(r, _)| r.cpu.is_none()));
+        let killed = "flat,1,0,200,64,8,ft-chain-kill-host-4,3.1,8000,8000";
+        let fields: Vec<&str> = killed.split(',').collect();
+        assert!(parse_row(&header, &fields, false).is_none());
+        let nan = "flat,1,0,200,64,8,udpcast,NaN,8000,8000";
+        let fields: Vec<&str> = nan.split(',').collect();
+        assert!(parse_row(&header, &fields, false).is_none());
+    }
+}
