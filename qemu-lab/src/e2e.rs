@@ -46,13 +46,33 @@ pub struct Report {
     pub prediction_error: Option<f64>,
     /// Where the prediction's parameters come from (`this run` or a file).
     pub calibration: String,
+    /// The boot phases seen on the serial consoles (means over the VMs; all of them in
+    /// `<dir>/timeline.json`).
+    pub boots: calibrate::Phases,
+    /// The host's 1-minute load average at the end of the deployment.
+    pub load_average: f64,
+    /// One SSH command to an idle deployed node (the prediction's connection cost).
+    pub ssh: calibrate::SshCost,
 }
 
 /// Runs the deployment on `lab` and verifies it; `started` is when the lab began coming up.
 pub fn run(lab: &Lab, options: &Options, started: Instant) -> anyhow::Result<Report> {
     register(lab)?;
-    let d = deploy(lab, options)?;
+    let watcher =
+        crate::timeline::Watcher::start(lab.vms.iter().map(|v| v.spec().vm_dir()).collect());
+    let d = deploy(lab, options);
+    let timeline = watcher.stop();
+    let d = d?;
+    std::fs::write(
+        lab.dir().join("timeline.json"),
+        serde_json::to_string(&timeline)?,
+    )?;
+    let boots = calibrate::phases::measure(&timeline);
     let (verified, ko) = verify_all(lab, options, &d.reasons);
+    let ssh = (0..lab.nodes.len())
+        .find(|i| !ko.contains_key(&lab.nodes[*i].name))
+        .and_then(|i| ssh_cost(lab, i))
+        .unwrap_or_default();
     let steps = step_durations(lab).unwrap_or_default();
     let mut tools = BTreeMap::new();
     if options.agent_over_ssh {
@@ -62,7 +82,7 @@ pub fn run(lab: &Lab, options: &Options, started: Instant) -> anyhow::Result<Rep
     if let Some((check, result)) = crate::e2e_power::check(lab, &d.output) {
         tools.insert(check, result);
     }
-    let (predicted_seconds, calibration) = match predict(lab, options, &d.output) {
+    let (predicted_seconds, calibration) = match predict(lab, options, &d.output, &boots, ssh) {
         Ok(p) => p,
         Err(e) => (None, format!("no prediction: {e:#}")),
     };
@@ -90,6 +110,9 @@ pub fn run(lab: &Lab, options: &Options, started: Instant) -> anyhow::Result<Rep
         predicted_seconds,
         prediction_error,
         calibration,
+        boots,
+        load_average: timeline.load_average,
+        ssh,
     })
 }
 
@@ -294,6 +317,8 @@ fn predict(
     lab: &Lab,
     options: &Options,
     output: &[String],
+    boots: &calibrate::Phases,
+    ssh: calibrate::SshCost,
 ) -> anyhow::Result<(Option<f64>, String)> {
     let steps = calibrate::StepTimes::parse(output.iter().map(String::as_str));
     let env = lab
@@ -301,16 +326,37 @@ fn predict(
         .iter()
         .find(|e| e.name == options.env)
         .context("unknown environment")?;
-    let measured = calibrate::measure(&steps, &env.image)?;
-    let own = calibrate::simulation_conf(&measured, 1);
+    let measured = calibrate::measure(&steps, Some(boots), ssh, &env.image)?;
+    let boot = lab.boot();
+    let own = calibrate::firmware_header(boot.firmware(), boot.nic_boot())
+        + &calibrate::simulation_conf(&measured, 1);
     std::fs::write(lab.dir().join("simulation.conf"), &own)?;
-    let (params, source) = match &options.sim_params {
+    let (mut params, mut source) = match &options.sim_params {
         Some(file) => (
             std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?,
             file.display().to_string(),
         ),
         None => (own, "this run".to_string()),
     };
+    // Calibrated on another firmware: both firmwares are timed alone on one throwaway VM each, and the
+    // firmware phase moves by the difference.
+    let here = (boot.firmware(), boot.nic_boot());
+    if let Some(there) = calibrate::firmware_of(&params).filter(|t| *t != here) {
+        let probe = |(f, n): (crate::vm::Firmware, crate::vm::NicBoot)| {
+            crate::vm::firmware_time::measure(
+                f,
+                n,
+                &lab.dir().join(format!("firmware-{f:?}-{n:?}")),
+            )
+        };
+        let (from, to) = (probe(there)?, probe(here)?);
+        params = calibrate::swap_firmware(&params, from, to)?;
+        source = format!(
+            "{source}, firmware {:.1} s -> {:.1} s ({:.1} -> {:.1} processor s) measured alone",
+            from.seconds, to.seconds, from.cpu, to.cpu
+        );
+        std::fs::write(lab.dir().join("simulation-swapped.conf"), &params)?;
+    }
     let kasim = lab.bin("kasim");
     if !kasim.is_file() {
         return Ok((None, format!("{source} (no kasim next to kalab)")));
@@ -324,6 +370,22 @@ fn predict(
         lab.nodes.len(),
     )?;
     Ok((Some(predicted), source))
+}
+
+/// Times three `ssh true` to deployed node `i` (idle now) and the processor time its QEMU used meanwhile.
+fn ssh_cost(lab: &Lab, i: usize) -> Option<calibrate::SshCost> {
+    let dir = lab.vms.get(i)?.spec().vm_dir();
+    let cpu0 = crate::timeline::vm_cpu_seconds(&dir)?;
+    let t0 = Instant::now();
+    for _ in 0..3 {
+        lab.ssh(i, "true").ok()?;
+    }
+    let seconds = t0.elapsed().as_secs_f64() / 3.0;
+    let cpu = (crate::timeline::vm_cpu_seconds(&dir)? - cpu0) / 3.0;
+    Some(calibrate::SshCost {
+        seconds,
+        cpu_share: (cpu / seconds).clamp(0.0, 1.0),
+    })
 }
 
 /// SSH into the deployed node: for the lab's environments, its host name and the post-install's marker

@@ -210,7 +210,17 @@ impl SimCluster {
             seed: self.seed,
             index,
             never_boot: self.plan.node(index).never_boot,
+            stretch: self.stretch(),
         }
+    }
+
+    /// How much longer processor work takes on a node: the nodes per core of the shared `host` (all
+    /// nodes busy at once), at least 1; 1 for real nodes.
+    fn stretch(&self) -> f64 {
+        self.params
+            .host
+            .as_ref()
+            .map_or(1.0, |h| (self.nodes.len() as f64 / h.cores).max(1.0))
     }
 
     /// Sleeps until `t` seconds after the start (at once when `t` is past).
