@@ -88,6 +88,8 @@ pub struct Measured {
     pub cpu: [f64; 3],
     /// Processors of the host the VMs share.
     pub host_cores: f64,
+    /// VMs per core in the calibration run (at least 1).
+    pub stretch: f64,
     /// One power command (s).
     pub power_command: f64,
     /// The lab's soft reboots fail (the VMs are off when the deployment starts).
@@ -169,6 +171,7 @@ pub fn measure(
     let soft_reboot_fails = steps.hard_reboot_first;
     let commands = if soft_reboot_fails { 2.0 } else { 1.0 };
     let host_cores = phases.map_or(1, |p| p.host_cores.max(1)) as f64;
+    let stretch = phases.map_or(1.0, |p| (p.vms as f64 / host_cores).max(1.0));
     let (firmware, pxe, kernel, cpu, boots_from) = match phases.and_then(boot_phases) {
         Some((f, p, k, cpu)) => (f, p, k, cpu, "timeline"),
         None => {
@@ -185,6 +188,7 @@ pub fn measure(
         kernel,
         cpu,
         host_cores,
+        stretch,
         power_command: steps.any("reboot").unwrap_or(2.0) / commands,
         soft_reboot_fails,
         image_size,
@@ -236,8 +240,9 @@ fn uncompressed_size(path: &Path) -> Option<f64> {
 pub fn simulation_conf(m: &Measured, seed: u64) -> String {
     let partition_size = 700.0e6;
     let mkfs_rate = partition_size / m.ops["mkfs"].max(0.05);
-    // The broadcast moves the compressed image; its time (integer seconds) gives the goodput.
-    let bandwidth = m.image_size / m.broadcast.max(0.5);
+    // The broadcast moves the compressed image; its time (integer seconds) gives the goodput, that of
+    // VMs sharing the host's cores: alone on a core, a VM's goes `stretch` times faster.
+    let bandwidth = m.image_size / m.broadcast.max(0.5) * m.stretch;
     let op = |k: &str| m.ops[k].max(0.05);
     let failures = if m.soft_reboot_fails {
         "failures: {power_command_fails: {probability: 1.0, levels: [soft]}}\n"

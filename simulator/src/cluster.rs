@@ -217,10 +217,7 @@ impl SimCluster {
     /// How much longer processor work takes on a node: the nodes per core of the shared `host` (all
     /// nodes busy at once), at least 1; 1 for real nodes.
     fn stretch(&self) -> f64 {
-        self.params
-            .host
-            .as_ref()
-            .map_or(1.0, |h| (self.nodes.len() as f64 / h.cores).max(1.0))
+        crate::model_input::host_stretch(&self.params, self.nodes.len())
     }
 
     /// Sleeps until `t` seconds after the start (at once when `t` is past).

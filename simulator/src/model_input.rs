@@ -35,6 +35,23 @@ pub fn topology(params: &SimParams) -> Topology {
     }
 }
 
+/// How much longer a node's processor work takes when `nodes` virtual machines share `params.host`'s
+/// cores (all busy at once): `nodes / cores`, at least 1; 1 without `host`.
+pub fn host_stretch(params: &SimParams, nodes: usize) -> f64 {
+    params
+        .host
+        .as_ref()
+        .map_or(1.0, |h| (nodes as f64 / h.cores).max(1.0))
+}
+
+/// [`topology`] of a cluster of `nodes`: on a shared `host`, a node's network goodput is its virtual
+/// machine's processor work, so the nodes' links slow down by [`host_stretch`].
+pub fn topology_of(params: &SimParams, nodes: usize) -> Topology {
+    let mut topo = topology(params);
+    topo.node_link.bandwidth /= host_stretch(params, nodes);
+    topo
+}
+
 /// The disk write rate drawn for node `index` (seeded normal, at least a tenth of the mean).
 pub fn disk_rate(params: &SimParams, seed: u64, index: usize) -> f64 {
     let d = &params.disk;
@@ -106,5 +123,23 @@ pub fn job(
             reconnect: ft.reconnect,
         },
         swarm: swarm_params(params, seed),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::params::HostParams;
+
+    #[test]
+    fn nodes_sharing_a_host_slow_down_past_one_per_core() {
+        let mut p = SimParams::default();
+        assert_eq!(host_stretch(&p, 16), 1.0);
+        p.host = Some(HostParams { cores: 2.0 });
+        assert_eq!(host_stretch(&p, 1), 1.0);
+        assert_eq!(host_stretch(&p, 16), 8.0);
+        let topo = topology_of(&p, 16);
+        assert_eq!(topo.node_link.bandwidth, p.network.bandwidth / 8.0);
+        assert_eq!(topo.server_link.bandwidth, p.network.server_bandwidth);
     }
 }

@@ -174,6 +174,7 @@ fn a_firmware_swap_moves_the_firmware_phase_only() {
         kernel: 12.0,
         cpu: [0.5, 0.2, 0.6],
         host_cores: 2.0,
+        stretch: 1.0,
         power_command: 1.0,
         soft_reboot_fails: true,
         image_size: 1e6,

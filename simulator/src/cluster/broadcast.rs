@@ -226,7 +226,7 @@ impl Broadcast for SimCluster {
             .map(|&(_, i)| self.receiver(i, to_disk))
             .collect();
         let mut job = model_input::job(&self.params, self.seed, strategy, size, ratio, receivers);
-        let topo = model_input::topology(&self.params);
+        let topo = model_input::topology_of(&self.params, self.nodes.len());
         let stalled: Vec<bool> = members
             .iter()
             .map(|&(_, i)| {
