@@ -151,6 +151,10 @@ pub fn measure(
         .with_context(|| format!("reading {}", image.display()))?
         .len() as f64;
     let uncompressed = uncompressed_size(image).unwrap_or(image_size * 2.5);
+    let host_cores = phases.map_or(1, |p| p.host_cores.max(1)) as f64;
+    let stretch = phases.map_or(1.0, |p| (p.vms as f64 / host_cores).max(1.0));
+    // A micro-step measured with `stretch` VMs per core took `1 + cpu (stretch - 1)` times its time alone.
+    let alone = |step: f64| step / (1.0 + ssh.cpu_share * (stretch - 1.0));
     let mut ops = BTreeMap::new();
     for (key, micro) in [
         ("partition", "create_partition_table"),
@@ -163,15 +167,13 @@ pub fn measure(
     ] {
         // Each micro-step is one SSH command or more: what is left beyond one connection is the work.
         let step = steps.any(micro).unwrap_or(0.0);
-        ops.insert(key.to_string(), (step - ssh.seconds).max(0.0));
+        ops.insert(key.to_string(), (alone(step) - ssh.seconds).max(0.0));
     }
     // kexec's micro-step: one SSH command that loads the kernel and initrd (`kexec -l`).
     let kexec_op = steps.get("BootNewEnvKexec", "kexec").unwrap_or(0.0);
-    ops.insert("kexec".into(), (kexec_op - ssh.seconds).max(0.0));
+    ops.insert("kexec".into(), (alone(kexec_op) - ssh.seconds).max(0.0));
     let soft_reboot_fails = steps.hard_reboot_first;
     let commands = if soft_reboot_fails { 2.0 } else { 1.0 };
-    let host_cores = phases.map_or(1, |p| p.host_cores.max(1)) as f64;
-    let stretch = phases.map_or(1.0, |p| (p.vms as f64 / host_cores).max(1.0));
     let (firmware, pxe, kernel, cpu, boots_from) = match phases.and_then(boot_phases) {
         Some((f, p, k, cpu)) => (f, p, k, cpu, "timeline"),
         None => {
@@ -208,7 +210,7 @@ fn boot_phases(p: &Phases) -> Option<(f64, f64, f64, [f64; 3])> {
     let rest = |phase: Phase| {
         let (u, share) = phases::uncontended(phase, stretch);
         let work = (u * share - kernel * k_cpu).max(0.0);
-        let t = (u - kernel).max(0.5);
+        let t = (u - kernel).max(0.1);
         (t, (work / t).min(1.0))
     };
     match (p.firmware, p.loader_to_ready) {
