@@ -88,8 +88,10 @@ pub struct Measured {
     pub cpu: [f64; 3],
     /// Processors of the host the VMs share.
     pub host_cores: f64,
-    /// VMs per core in the calibration run (at least 1).
+    /// VMs per free core in the calibration run (at least 1).
     pub stretch: f64,
+    /// Processors an idle VM keeps busy (measured on the idle deployed VMs).
+    pub idle_load: f64,
     /// One power command (s).
     pub power_command: f64,
     /// The lab's soft reboots fail (the VMs are off when the deployment starts).
@@ -138,6 +140,7 @@ pub fn measure(
     steps: &StepTimes,
     phases: Option<&Phases>,
     ssh: SshCost,
+    idle_load: f64,
     image: &Path,
 ) -> anyhow::Result<Measured> {
     let deploy_boot = steps
@@ -152,7 +155,7 @@ pub fn measure(
         .len() as f64;
     let uncompressed = uncompressed_size(image).unwrap_or(image_size * 2.5);
     let host_cores = phases.map_or(1, |p| p.host_cores.max(1)) as f64;
-    let stretch = phases.map_or(1.0, |p| (p.vms as f64 / host_cores).max(1.0));
+    let stretch = phases.map_or(1.0, |p| phases::stretch(p.vms, host_cores, idle_load));
     // A micro-step measured with `stretch` VMs per core took `1 + cpu (stretch - 1)` times its time alone.
     let alone = |step: f64| step / (1.0 + ssh.cpu_share * (stretch - 1.0));
     let mut ops = BTreeMap::new();
@@ -174,16 +177,17 @@ pub fn measure(
     ops.insert("kexec".into(), (alone(kexec_op) - ssh.seconds).max(0.0));
     let soft_reboot_fails = steps.hard_reboot_first;
     let commands = if soft_reboot_fails { 2.0 } else { 1.0 };
-    let (firmware, pxe, kernel, cpu, boots_from) = match phases.and_then(boot_phases) {
-        Some((f, p, k, cpu)) => (f, p, k, cpu, "timeline"),
-        None => {
-            // The wait_reboot times: each is when a probe round found the node, not when it came up.
-            let kernel = (kexec_boot - KEXEC_DELAY).max(1.0);
-            let pxe = 3.0_f64.min(deploy_boot / 4.0);
-            let firmware = (deploy_boot - kernel - pxe).max(1.0);
-            (firmware, pxe, kernel, [0.0; 3], "step times")
-        }
-    };
+    let (firmware, pxe, kernel, cpu, boots_from) =
+        match phases.and_then(|p| boot_phases(p, idle_load)) {
+            Some((f, p, k, cpu)) => (f, p, k, cpu, "timeline"),
+            None => {
+                // The wait_reboot times: each is when a probe round found the node, not when it came up.
+                let kernel = (kexec_boot - KEXEC_DELAY).max(1.0);
+                let pxe = 3.0_f64.min(deploy_boot / 4.0);
+                let firmware = (deploy_boot - kernel - pxe).max(1.0);
+                (firmware, pxe, kernel, [0.0; 3], "step times")
+            }
+        };
     Ok(Measured {
         firmware,
         pxe,
@@ -191,6 +195,7 @@ pub fn measure(
         cpu,
         host_cores,
         stretch,
+        idle_load,
         power_command: steps.any("reboot").unwrap_or(2.0) / commands,
         soft_reboot_fails,
         image_size,
@@ -204,18 +209,18 @@ pub fn measure(
 
 /// (firmware, pxe, kernel, processor shares), uncontended, from the timeline's phases; `None` when
 /// the timeline lacks the deploy kernel's boot or the environment's kexec boot.
-fn boot_phases(p: &Phases) -> Option<(f64, f64, f64, [f64; 3])> {
-    let stretch = (p.vms as f64 / p.host_cores.max(1) as f64).max(1.0);
-    let (kernel, k_cpu) = phases::uncontended(p.kexec_boot?, stretch);
+fn boot_phases(p: &Phases, idle_load: f64) -> Option<(f64, f64, f64, [f64; 3])> {
+    let stretch = phases::stretch(p.vms, p.host_cores.max(1) as f64, idle_load);
+    let (kernel, k_cpu) = phases::uncontended(p.kexec_boot?, stretch, idle_load);
     let rest = |phase: Phase| {
-        let (u, share) = phases::uncontended(phase, stretch);
+        let (u, share) = phases::uncontended(phase, stretch, idle_load);
         let work = (u * share - kernel * k_cpu).max(0.0);
         let t = (u - kernel).max(0.1);
         (t, (work / t).min(1.0))
     };
     match (p.firmware, p.loader_to_ready) {
         (Some(f), Some(l)) => {
-            let (firmware, f_cpu) = phases::uncontended(f, stretch);
+            let (firmware, f_cpu) = phases::uncontended(f, stretch, idle_load);
             let (pxe, p_cpu) = rest(l);
             Some((firmware, pxe, kernel, [f_cpu, p_cpu, k_cpu]))
         }
@@ -266,7 +271,7 @@ disk:
   write_rate: 1.0e9
   write_rate_sd: 0.0
   decompress_rate: 1.0e9
-host: {{cores: {cores}}}
+host: {{cores: {cores}, idle_load: {idle:.4}}}
 boot:
   firmware: {{mean: {firmware:.2}, sd: {fsd:.2}, min: 0.1}}
   pxe: {{mean: {pxe:.2}, sd: {psd:.2}, min: 0.1}}
@@ -284,6 +289,7 @@ fault_tolerance: {{detect_timeout: 3.0, reconnect: 0.5}}
 {failures}"#,
         from = m.boots_from,
         cores = m.host_cores,
+        idle = m.idle_load,
         firmware = m.firmware,
         pxe = m.pxe,
         kernel = m.kernel,

@@ -22,7 +22,8 @@ pub struct Report {
     pub nodes_ok: usize,
     /// Nodes that failed (deployment or verification).
     pub nodes_ko: usize,
-    /// Wall-clock seconds of the whole run (lab up to verification).
+    /// Wall-clock seconds of the whole run (lab up to verification; the `--tools` checks and the
+    /// calibration's measurements come after).
     pub seconds: f64,
     /// Seconds of the `kadeploy3` run alone.
     pub deploy_seconds: f64,
@@ -53,6 +54,8 @@ pub struct Report {
     pub load_average: f64,
     /// One SSH command to an idle deployed node (the prediction's connection cost).
     pub ssh: calibrate::SshCost,
+    /// Processors an idle deployed VM keeps busy (timer ticks under TCG).
+    pub idle_load: f64,
 }
 
 /// Runs the deployment on `lab` and verifies it; `started` is when the lab began coming up.
@@ -69,6 +72,9 @@ pub fn run(lab: &Lab, options: &Options, started: Instant) -> anyhow::Result<Rep
     )?;
     let boots = calibrate::phases::measure(&timeline);
     let (verified, ko) = verify_all(lab, options, &d.reasons);
+    // Deployed and verified: what follows measures the calibration's extras.
+    let seconds = started.elapsed().as_secs_f64();
+    let idle_load = idle_load(lab);
     let ssh = (0..lab.nodes.len())
         .find(|i| !ko.contains_key(&lab.nodes[*i].name))
         .and_then(|i| ssh_cost(lab, i))
@@ -82,10 +88,11 @@ pub fn run(lab: &Lab, options: &Options, started: Instant) -> anyhow::Result<Rep
     if let Some((check, result)) = crate::e2e_power::check(lab, &d.output) {
         tools.insert(check, result);
     }
-    let (predicted_seconds, calibration) = match predict(lab, options, &d.output, &boots, ssh) {
-        Ok(p) => p,
-        Err(e) => (None, format!("no prediction: {e:#}")),
-    };
+    let (predicted_seconds, calibration) =
+        match predict(lab, options, &d.output, &boots, ssh, idle_load) {
+            Ok(p) => p,
+            Err(e) => (None, format!("no prediction: {e:#}")),
+        };
     let prediction_error = predicted_seconds.map(|p| (p - d.seconds) / d.seconds);
     if options.tools {
         let ok: Vec<usize> = (0..lab.nodes.len())
@@ -98,7 +105,7 @@ pub fn run(lab: &Lab, options: &Options, started: Instant) -> anyhow::Result<Rep
     Ok(Report {
         nodes_ok: verified,
         nodes_ko: lab.nodes.len() - verified,
-        seconds: started.elapsed().as_secs_f64(),
+        seconds,
         deploy_seconds: d.seconds,
         build_seconds: lab.build_seconds,
         steps,
@@ -113,6 +120,7 @@ pub fn run(lab: &Lab, options: &Options, started: Instant) -> anyhow::Result<Rep
         boots,
         load_average: timeline.load_average,
         ssh,
+        idle_load,
     })
 }
 
@@ -319,6 +327,7 @@ fn predict(
     output: &[String],
     boots: &calibrate::Phases,
     ssh: calibrate::SshCost,
+    idle_load: f64,
 ) -> anyhow::Result<(Option<f64>, String)> {
     let steps = calibrate::StepTimes::parse(output.iter().map(String::as_str));
     let env = lab
@@ -326,7 +335,7 @@ fn predict(
         .iter()
         .find(|e| e.name == options.env)
         .context("unknown environment")?;
-    let measured = calibrate::measure(&steps, Some(boots), ssh, &env.image)?;
+    let measured = calibrate::measure(&steps, Some(boots), ssh, idle_load, &env.image)?;
     let boot = lab.boot();
     let own = calibrate::firmware_header(boot.firmware(), boot.nic_boot())
         + &calibrate::simulation_conf(&measured, 1);
@@ -370,6 +379,29 @@ fn predict(
         lab.nodes.len(),
     )?;
     Ok((Some(predicted), source))
+}
+
+/// Processors an idle deployed VM keeps busy: each QEMU's processor time over 3 s of doing nothing,
+/// averaged over the VMs.
+fn idle_load(lab: &Lab) -> f64 {
+    let dirs: Vec<_> = lab.vms.iter().map(|v| v.spec().vm_dir()).collect();
+    let before: Vec<Option<f64>> = dirs
+        .iter()
+        .map(|d| crate::timeline::vm_cpu_seconds(d))
+        .collect();
+    let t0 = Instant::now();
+    std::thread::sleep(Duration::from_secs(3));
+    let secs = t0.elapsed().as_secs_f64();
+    let rates: Vec<f64> = dirs
+        .iter()
+        .zip(before)
+        .filter_map(|(d, b)| Some((crate::timeline::vm_cpu_seconds(d)? - b?) / secs))
+        .collect();
+    if rates.is_empty() {
+        0.0
+    } else {
+        (rates.iter().sum::<f64>() / rates.len() as f64).clamp(0.0, 1.0)
+    }
 }
 
 /// Times three `ssh true` to deployed node `i` (idle now) and the processor time its QEMU used meanwhile.

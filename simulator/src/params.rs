@@ -94,6 +94,11 @@ pub struct SimParams {
 pub struct HostParams {
     /// Processors of the host the nodes share.
     pub cores: f64,
+    /// Processors an idle node keeps busy anyway (an emulated guest's timer ticks and polling loops):
+    /// `nodes` of them leave `cores - nodes * idle_load` for the work, which stretches by `nodes` over
+    /// that.
+    #[serde(default)]
+    pub idle_load: f64,
 }
 
 /// `network`: links, switches and the broadcast latency model.
@@ -436,6 +441,7 @@ impl SimParams {
         }
         if let Some(host) = &self.host {
             in_range("host.cores", host.cores, 0.0, true, 1e6)?;
+            in_range("host.idle_load", host.idle_load, 0.0, false, 1.0)?;
         }
         dist("power.command_latency", &self.power.command_latency)?;
         let o = &self.ops;

@@ -100,12 +100,20 @@ pub fn measure(timeline: &Timeline) -> Phases {
 }
 
 /// A phase as the simulator wants it: its length on an uncontended host (one core per VM) and the
-/// share of that which is processor work. Measured with `stretch` VMs per core (>= 1), the processor
-/// part took `stretch` times its work: `wall = u - cpu + cpu * stretch`.
-pub fn uncontended(p: Phase, stretch: f64) -> (f64, f64) {
-    let cpu = p.cpu.clamp(0.0, p.wall.max(0.0));
-    let u = (p.wall - cpu * (stretch - 1.0)).max(cpu).max(0.1);
-    (u, (cpu / u).clamp(0.0, 1.0))
+/// share of that which is processor work. Measured with `stretch` VMs per free core (>= 1), the work
+/// took `stretch` times its time alone: `wall = u - work + work * stretch`, where the work is the
+/// processor time beyond what the VM burns idle (`idle_load` cores all along).
+pub fn uncontended(p: Phase, stretch: f64, idle_load: f64) -> (f64, f64) {
+    let work = (p.cpu - idle_load * p.wall).clamp(0.0, p.wall.max(0.0));
+    let u = (p.wall - work * (stretch - 1.0)).max(work).max(0.1);
+    (u, (work / u).clamp(0.0, 1.0))
+}
+
+/// VMs per free core: `vms` over the cores left by their idle load (at least a tenth), at least 1 (the
+/// simulator's `host_stretch`).
+pub fn stretch(vms: usize, cores: f64, idle_load: f64) -> f64 {
+    let n = vms as f64;
+    (n / (cores - n * idle_load).max(cores / 10.0)).max(1.0)
 }
 
 #[cfg(test)]
@@ -158,6 +166,7 @@ mod tests {
                 vms: 4,
             },
             2.0,
+            0.0,
         );
         assert!((u - 15.0).abs() < 1e-9);
         assert!((share - 10.0 / 15.0).abs() < 1e-9);
@@ -169,7 +178,21 @@ mod tests {
                 vms: 2,
             },
             1.0,
+            0.0,
         );
         assert!((u - 25.0).abs() < 1e-9 && (share - 0.4).abs() < 1e-9);
+        // An idle VM burning 0.04 cores: 1 of the 10 processor seconds was not work.
+        let (u, share) = uncontended(
+            Phase {
+                wall: 25.0,
+                cpu: 10.0,
+                vms: 4,
+            },
+            2.0,
+            0.04,
+        );
+        assert!((u - 16.0).abs() < 1e-9 && (share - 9.0 / 16.0).abs() < 1e-9);
+        assert!((stretch(16, 2.0, 0.05) - 16.0 / 1.2).abs() < 1e-9);
+        assert_eq!(stretch(1, 2.0, 0.05), 1.0);
     }
 }

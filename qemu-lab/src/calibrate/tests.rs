@@ -112,7 +112,7 @@ async fn a_calibrated_boot_gives_back_the_measured_wait() {
     assert!(steps.hard_reboot_first);
     let phases = phases::measure(&consoles());
     let image = image();
-    let m = measure(&steps, Some(&phases), SshCost::default(), &image).unwrap();
+    let m = measure(&steps, Some(&phases), SshCost::default(), 0.0, &image).unwrap();
     std::fs::remove_file(&image).unwrap();
     let conf = simulation_conf(&m, 1);
     let p = SimParams::from_yaml_str(&conf).unwrap();
@@ -154,6 +154,7 @@ fn a_shared_host_is_taken_out_of_the_boots() {
         &StepTimes::parse(RUN.lines()),
         Some(&phases),
         SshCost::default(),
+        0.0,
         &image,
     )
     .unwrap();
@@ -175,6 +176,7 @@ fn a_firmware_swap_moves_the_firmware_phase_only() {
         cpu: [0.5, 0.2, 0.6],
         host_cores: 2.0,
         stretch: 1.0,
+        idle_load: 0.0,
         power_command: 1.0,
         soft_reboot_fails: true,
         image_size: 1e6,
