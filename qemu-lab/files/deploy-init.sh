@@ -2,6 +2,7 @@
 # kalab deploy kernel: init of the initramfs (PID 1).
 . /etc/kalab-common.sh
 kalab_mounts
+echo "kalab-deploy-kernel init" >/dev/ttyS0
 hostname kalab-deploy
 kalab_modules
 kalab_network

@@ -6,7 +6,13 @@
 //! SetDeploymentEnv `wait_reboot`, the environment kernel's boot the BootNewEnvKexec `wait_reboot`, and so on.
 //! Calibrate on one run, predict another (another boot path, another environment) to test the model.
 
+pub mod phases;
+
+pub use phases::{Phase, Phases};
+
 use crate::e2e::options::BootPath;
+use crate::vm::firmware_time::FirmwareTime;
+use crate::vm::{Firmware, NicBoot};
 use anyhow::{Context as _, bail};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -18,6 +24,8 @@ use std::process::Command;
 pub struct StepTimes {
     times: BTreeMap<(String, String), f64>,
     broadcast: Option<f64>,
+    /// The first reboot escalated to a hard one (the soft reboot failed).
+    hard_reboot_first: bool,
 }
 
 impl StepTimes {
@@ -38,6 +46,13 @@ impl StepTimes {
                         .entry((current.clone(), micro.to_string()))
                         .or_insert(secs);
                 }
+            } else if line.starts_with("* Performing a hard reboot")
+                && current.starts_with("SetDeploymentEnv")
+                && !out
+                    .times
+                    .contains_key(&(current.clone(), "reboot".to_string()))
+            {
+                out.hard_reboot_first = true;
             } else if let Some(rest) = line.strip_prefix("* Broadcast time: ") {
                 out.broadcast
                     .get_or_insert(rest.trim_end_matches('s').parse().unwrap_or(0.0));
@@ -63,24 +78,71 @@ impl StepTimes {
 /// The measured parameters written as `simulation.conf`.
 #[derive(Clone, Debug, Serialize)]
 pub struct Measured {
-    /// Deploy kernel boot after a power cycle: firmware + PXE + kernel (s).
-    pub deploy_boot: f64,
-    /// Environment kernel boot after kexec (s).
-    pub kexec_boot: f64,
+    /// Power-on to the network loader, uncontended (s).
+    pub firmware: f64,
+    /// The loader to the kernel's start, uncontended (s).
+    pub pxe: f64,
+    /// A kernel's boot to its system ready, uncontended (s).
+    pub kernel: f64,
+    /// Processor share of each (firmware, pxe, kernel).
+    pub cpu: [f64; 3],
+    /// Processors of the host the VMs share.
+    pub host_cores: f64,
+    /// VMs per free core in the calibration run (at least 1).
+    pub stretch: f64,
+    /// Processors an idle VM keeps busy (measured on the idle deployed VMs).
+    pub idle_load: f64,
     /// One power command (s).
     pub power_command: f64,
+    /// The lab's soft reboots fail (the VMs are off when the deployment starts).
+    pub soft_reboot_fails: bool,
     /// Compressed image size (bytes) and the broadcast time (s).
     pub image_size: f64,
     /// Uncompressed / compressed.
     pub image_ratio: f64,
     /// Broadcast time (s).
     pub broadcast: f64,
-    /// Fixed costs of operations (s): partition, mkfs, swap, mount, postinstall, bootloader, sync.
+    /// Fixed costs of operations (s): partition, mkfs, swap, mount, postinstall, bootloader, sync, kexec.
     pub ops: BTreeMap<String, f64>,
+    /// One SSH command on an idle node (s), and the share of it that was the VM's processor work.
+    pub ssh: SshCost,
+    /// Where the boot phases come from: the serial consoles' timeline, or the step times alone.
+    pub boots_from: &'static str,
 }
 
-/// Derives the parameters from a calibration run; `image` is the environment's image file.
-pub fn measure(steps: &StepTimes, image: &Path) -> anyhow::Result<Measured> {
+/// One SSH command (connection, authentication, `true`) to an idle deployed node.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct SshCost {
+    /// Wall-clock seconds.
+    pub seconds: f64,
+    /// Share of it the VM's QEMU spent on the processor.
+    pub cpu_share: f64,
+}
+
+impl Default for SshCost {
+    fn default() -> Self {
+        SshCost {
+            seconds: 0.05,
+            cpu_share: 0.0,
+        }
+    }
+}
+
+/// The delay of the detached `kexec -e` (hal's `detached`: `sleep 1`) before the jump.
+const KEXEC_DELAY: f64 = 1.0;
+/// How long the site backend's TCP probe waits for a node that does not answer
+/// (`daemon/src/backends/site.rs`: `TcpProbe::new(nodes, 2 s)`).
+pub const PROBE_TIMEOUT: f64 = 2.0;
+
+/// Derives the parameters from a calibration run: its step times, the boot phases of its timeline
+/// (`None`: from the step times alone), and the environment's image file.
+pub fn measure(
+    steps: &StepTimes,
+    phases: Option<&Phases>,
+    ssh: SshCost,
+    idle_load: f64,
+    image: &Path,
+) -> anyhow::Result<Measured> {
     let deploy_boot = steps
         .get("SetDeploymentEnvUntrusted", "wait_reboot")
         .context("no SetDeploymentEnvUntrusted wait_reboot time in the run")?;
@@ -92,6 +154,10 @@ pub fn measure(steps: &StepTimes, image: &Path) -> anyhow::Result<Measured> {
         .with_context(|| format!("reading {}", image.display()))?
         .len() as f64;
     let uncompressed = uncompressed_size(image).unwrap_or(image_size * 2.5);
+    let host_cores = phases.map_or(1, |p| p.host_cores.max(1)) as f64;
+    let stretch = phases.map_or(1.0, |p| phases::stretch(p.vms, host_cores, idle_load));
+    // A micro-step measured with `stretch` VMs per core took `1 + cpu (stretch - 1)` times its time alone.
+    let alone = |step: f64| step / (1.0 + ssh.cpu_share * (stretch - 1.0));
     let mut ops = BTreeMap::new();
     for (key, micro) in [
         ("partition", "create_partition_table"),
@@ -102,17 +168,67 @@ pub fn measure(steps: &StepTimes, image: &Path) -> anyhow::Result<Measured> {
         ("bootloader", "install_bootloader"),
         ("sync", "sync"),
     ] {
-        ops.insert(key.to_string(), steps.any(micro).unwrap_or(0.0));
+        // Each micro-step is one SSH command or more: what is left beyond one connection is the work.
+        let step = steps.any(micro).unwrap_or(0.0);
+        ops.insert(key.to_string(), (alone(step) - ssh.seconds).max(0.0));
     }
+    // kexec's micro-step: one SSH command that loads the kernel and initrd (`kexec -l`).
+    let kexec_op = steps.get("BootNewEnvKexec", "kexec").unwrap_or(0.0);
+    ops.insert("kexec".into(), (alone(kexec_op) - ssh.seconds).max(0.0));
+    let soft_reboot_fails = steps.hard_reboot_first;
+    let commands = if soft_reboot_fails { 2.0 } else { 1.0 };
+    let (firmware, pxe, kernel, cpu, boots_from) =
+        match phases.and_then(|p| boot_phases(p, idle_load)) {
+            Some((f, p, k, cpu)) => (f, p, k, cpu, "timeline"),
+            None => {
+                // The wait_reboot times: each is when a probe round found the node, not when it came up.
+                let kernel = (kexec_boot - KEXEC_DELAY).max(1.0);
+                let pxe = 3.0_f64.min(deploy_boot / 4.0);
+                let firmware = (deploy_boot - kernel - pxe).max(1.0);
+                (firmware, pxe, kernel, [0.0; 3], "step times")
+            }
+        };
     Ok(Measured {
-        deploy_boot,
-        kexec_boot,
-        power_command: steps.any("reboot").unwrap_or(2.0) / 2.0,
+        firmware,
+        pxe,
+        kernel,
+        cpu,
+        host_cores,
+        stretch,
+        idle_load,
+        power_command: steps.any("reboot").unwrap_or(2.0) / commands,
+        soft_reboot_fails,
         image_size,
         image_ratio: (uncompressed / image_size).max(1.0),
         broadcast: steps.broadcast.unwrap_or(1.0),
         ops,
+        ssh,
+        boots_from,
     })
+}
+
+/// (firmware, pxe, kernel, processor shares), uncontended, from the timeline's phases; `None` when
+/// the timeline lacks the deploy kernel's boot or the environment's kexec boot.
+fn boot_phases(p: &Phases, idle_load: f64) -> Option<(f64, f64, f64, [f64; 3])> {
+    let stretch = phases::stretch(p.vms, p.host_cores.max(1) as f64, idle_load);
+    let (kernel, k_cpu) = phases::uncontended(p.kexec_boot?, stretch, idle_load);
+    let rest = |phase: Phase| {
+        let (u, share) = phases::uncontended(phase, stretch, idle_load);
+        let work = (u * share - kernel * k_cpu).max(0.0);
+        let t = (u - kernel).max(0.1);
+        (t, (work / t).min(1.0))
+    };
+    match (p.firmware, p.loader_to_ready) {
+        (Some(f), Some(l)) => {
+            let (firmware, f_cpu) = phases::uncontended(f, stretch, idle_load);
+            let (pxe, p_cpu) = rest(l);
+            Some((firmware, pxe, kernel, [f_cpu, p_cpu, k_cpu]))
+        }
+        _ => {
+            let (firmware, f_cpu) = rest(p.deploy_boot?);
+            Some((firmware, 0.0, kernel, [f_cpu, 0.0, k_cpu]))
+        }
+    }
 }
 
 /// The uncompressed size of a gzip file (its trailer's ISIZE, modulo 4 GiB).
@@ -125,21 +241,23 @@ fn uncompressed_size(path: &Path) -> Option<f64> {
     Some(u32::from_le_bytes(b) as f64)
 }
 
-/// `simulation.conf` for the measured parameters. Integer-second step times are spread over the
-/// phases they cover; a classical boot of the environment is modelled like the deploy kernel's boot.
+/// `simulation.conf` for the measured parameters: the VMs share the host's processors (`host`), each
+/// boot phase stretching its processor share with the VMs per core; probes of a booting VM wait for
+/// the site backend's probe timeout, as the real ones do.
 pub fn simulation_conf(m: &Measured, seed: u64) -> String {
-    // The environment's kernel after kexec: kexec_delay (1 s) plus the kernel.
-    let kernel = (m.kexec_boot - 1.0).max(1.0);
-    // After a power cycle: firmware and PXE take the rest of the deploy kernel's boot.
-    let pxe = 3.0_f64.min(m.deploy_boot / 4.0);
-    let firmware = (m.deploy_boot - kernel - pxe).max(1.0);
     let partition_size = 700.0e6;
-    let mkfs_rate = partition_size / m.ops["mkfs"].max(0.5);
-    // The broadcast moves the compressed image; its time (integer seconds) gives the goodput.
-    let bandwidth = m.image_size / m.broadcast.max(0.5);
+    let mkfs_rate = partition_size / m.ops["mkfs"].max(0.05);
+    // The broadcast moves the compressed image; its time (integer seconds) gives the goodput, that of
+    // VMs sharing the host's cores: alone on a core, a VM's goes `stretch` times faster.
+    let bandwidth = m.image_size / m.broadcast.max(0.5) * m.stretch;
     let op = |k: &str| m.ops[k].max(0.05);
+    let failures = if m.soft_reboot_fails {
+        "failures: {power_command_fails: {probability: 1.0, levels: [soft]}}\n"
+    } else {
+        ""
+    };
     format!(
-        r#"# Simulation parameters measured on a kalab run (written by kalab).
+        r#"# Simulation parameters measured on a kalab run (written by kalab; boots from the {from}).
 seed: {seed}
 network:
   bandwidth: {bandwidth:.1}
@@ -153,21 +271,34 @@ disk:
   write_rate: 1.0e9
   write_rate_sd: 0.0
   decompress_rate: 1.0e9
+host: {{cores: {cores}, idle_load: {idle:.4}}}
 boot:
-  firmware: {{mean: {firmware:.1}, sd: {fsd:.1}, min: 1}}
-  pxe: {{mean: {pxe:.1}, sd: 0.2, min: 0.5}}
-  kernel: {{mean: {kernel:.1}, sd: {ksd:.1}, min: 1}}
-  kexec_delay: 1.0
+  firmware: {{mean: {firmware:.2}, sd: {fsd:.2}, min: 0.1}}
+  pxe: {{mean: {pxe:.2}, sd: {psd:.2}, min: 0.1}}
+  kernel: {{mean: {kernel:.2}, sd: {ksd:.2}, min: 0.1}}
+  kexec_delay: {KEXEC_DELAY}
   shutdown: {{mean: 1, sd: 0.1, min: 0.5}}
+  cpu: {{firmware: {cf:.3}, pxe: {cp:.3}, kernel: {ck:.3}}}
 power:
   command_latency: {{mean: {power:.2}, sd: 0.1, min: 0.1}}
-ops: {{ssh_latency: 0.05, partition: {partition:.2}, mkfs_rate: {mkfs_rate:.1}, partition_size: {partition_size:.1}, swap: {swap:.2},
-      mount: {mount:.2}, sync: {sync:.2}, postinstall: {postinstall:.2}, bootloader: {bootloader:.2}, dummy: 0.5, probe: 0.01}}
+ops: {{ssh_latency: {ssh:.3}, cpu: {ssh_cpu:.3}, kexec: {kexec:.2}, partition: {partition:.2}, mkfs_rate: {mkfs_rate:.1}, partition_size: {partition_size:.1}, swap: {swap:.2},
+      mount: {mount:.2}, sync: {sync:.2}, postinstall: {postinstall:.2}, bootloader: {bootloader:.2}, dummy: 0.5, probe: 0.01,
+      probe_timeout: {PROBE_TIMEOUT}}}
 image: {{size: {size:.1}, ratio: {ratio:.3}}}
 fault_tolerance: {{detect_timeout: 3.0, reconnect: 0.5}}
-"#,
-        fsd = firmware * 0.05,
-        ksd = kernel * 0.05,
+{failures}"#,
+        from = m.boots_from,
+        cores = m.host_cores,
+        idle = m.idle_load,
+        firmware = m.firmware,
+        pxe = m.pxe,
+        kernel = m.kernel,
+        fsd = m.firmware * 0.02,
+        psd = m.pxe * 0.02,
+        ksd = m.kernel * 0.02,
+        cf = m.cpu[0],
+        cp = m.cpu[1],
+        ck = m.cpu[2],
         power = m.power_command,
         partition = op("partition"),
         swap = op("swap"),
@@ -175,9 +306,93 @@ fault_tolerance: {{detect_timeout: 3.0, reconnect: 0.5}}
         sync = op("sync"),
         postinstall = op("postinstall"),
         bootloader = op("bootloader"),
+        ssh = m.ssh.seconds,
+        ssh_cpu = m.ssh.cpu_share,
+        kexec = m.ops["kexec"],
         size = m.image_size,
         ratio = m.image_ratio,
     )
+}
+
+/// The first line of a lab run's `simulation.conf`: the firmware and boot ROM its boots went through.
+pub fn firmware_header(firmware: Firmware, nic: NicBoot) -> String {
+    format!(
+        "# kalab: firmware {} nic {}\n",
+        firmware_name(firmware),
+        nic_name(nic)
+    )
+}
+
+fn firmware_name(f: Firmware) -> &'static str {
+    match f {
+        Firmware::Bios => "bios",
+        Firmware::Uefi => "uefi",
+    }
+}
+
+fn nic_name(n: NicBoot) -> &'static str {
+    match n {
+        NicBoot::IpxeRom => "ipxe_rom",
+        NicBoot::UefiPxe => "uefi_pxe",
+        NicBoot::UefiHttp => "uefi_http",
+    }
+}
+
+/// The firmware and boot ROM named by a `simulation.conf`'s [`firmware_header`], if any.
+pub fn firmware_of(params: &str) -> Option<(Firmware, NicBoot)> {
+    let rest = params.lines().next()?.strip_prefix("# kalab: firmware ")?;
+    let (f, n) = rest.split_once(" nic ")?;
+    let firmware = [Firmware::Bios, Firmware::Uefi]
+        .into_iter()
+        .find(|x| firmware_name(*x) == f.trim())?;
+    let nic = [NicBoot::IpxeRom, NicBoot::UefiPxe, NicBoot::UefiHttp]
+        .into_iter()
+        .find(|x| nic_name(*x) == n.trim())?;
+    Some((firmware, nic))
+}
+
+/// `params` with its firmware phase moved from the firmware measured as `from` to the one measured as
+/// `to` (each alone on the host: uncontended): the phase grows by the difference, and its processor
+/// share follows the processor seconds added.
+pub fn swap_firmware(params: &str, from: FirmwareTime, to: FirmwareTime) -> anyhow::Result<String> {
+    let field = |line: &str, key: &str| -> Option<f64> {
+        let at = line.find(key)? + key.len();
+        line[at..].split([',', '}']).next()?.trim().parse().ok()
+    };
+    let mut mean = None;
+    let mut share = None;
+    for line in params.lines() {
+        let l = line.trim_start();
+        if l.starts_with("firmware: {mean:") {
+            mean = field(l, "mean:");
+        } else if l.starts_with("cpu: {firmware:") {
+            share = field(l, "firmware:");
+        }
+    }
+    let (mean, share) = (
+        mean.context("no boot.firmware mean in the parameters")?,
+        share.unwrap_or(0.0),
+    );
+    let new_mean = (mean + to.seconds - from.seconds).max(0.1);
+    let new_share = ((mean * share + to.cpu - from.cpu) / new_mean).clamp(0.0, 1.0);
+    Ok(params
+        .lines()
+        .map(|line| {
+            let l = line.trim_start();
+            let indent = &line[..line.len() - l.len()];
+            if l.starts_with("firmware: {mean:") {
+                format!(
+                    "{indent}firmware: {{mean: {new_mean:.2}, sd: {:.2}, min: 0.1}}\n",
+                    new_mean * 0.02
+                )
+            } else if let Some(rest) = l.strip_prefix("cpu: {firmware:") {
+                let tail = rest.split_once(',').map_or("}", |(_, t)| t);
+                format!("{indent}cpu: {{firmware: {new_share:.3},{tail}\n")
+            } else {
+                format!("{line}\n")
+            }
+        })
+        .collect())
 }
 
 /// Runs `kasim` on a copy of the lab's configuration whose BootNewEnv is `boot`, with `params`
@@ -261,22 +476,4 @@ pub fn predict(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn step_times_are_read_per_macro_step_and_first_instance() {
-        let text = "Performing a Deploy[SetDeploymentEnvUntrusted] step\n  reboot\n   *  ~ Time in reboot: 3s\n  wait_reboot\n   *  ~ Time in wait_reboot: 61s\n\
-                    Performing a Deploy[BroadcastEnvKascade] step\n   * Broadcast time: 3s\n   *  ~ Time in send_environment: 3s\n\
-                    Performing a Deploy[BootNewEnvKexec] step\n   *  ~ Time in wait_reboot: 19s\n\
-                    Performing a Deploy[SetDeploymentEnvUntrusted] step\n   *  ~ Time in wait_reboot: 99s\n";
-        let s = StepTimes::parse(text.lines());
-        assert_eq!(
-            s.get("SetDeploymentEnvUntrusted", "wait_reboot"),
-            Some(61.0)
-        );
-        assert_eq!(s.get("BootNewEnvKexec", "wait_reboot"), Some(19.0));
-        assert_eq!(s.any("reboot"), Some(3.0));
-        assert_eq!(s.broadcast, Some(3.0));
-    }
-}
+mod tests;

@@ -23,7 +23,8 @@ pub struct Report {
     pub nodes_ok: usize,
     /// Nodes that failed (deployment or verification).
     pub nodes_ko: usize,
-    /// Wall-clock seconds of the whole run (lab up to verification).
+    /// Wall-clock seconds of the whole run (lab up to verification; the `--tools` checks and the
+    /// calibration's measurements come after).
     pub seconds: f64,
     /// Seconds of the `kadeploy3` run alone.
     pub deploy_seconds: f64,
@@ -47,13 +48,38 @@ pub struct Report {
     pub prediction_error: Option<f64>,
     /// Where the prediction's parameters come from (`this run` or a file).
     pub calibration: String,
+    /// The boot phases seen on the serial consoles (means over the VMs; all of them in
+    /// `<dir>/timeline.json`).
+    pub boots: calibrate::Phases,
+    /// The host's 1-minute load average at the end of the deployment.
+    pub load_average: f64,
+    /// One SSH command to an idle deployed node (the prediction's connection cost).
+    pub ssh: calibrate::SshCost,
+    /// Processors an idle deployed VM keeps busy (timer ticks under TCG).
+    pub idle_load: f64,
 }
 
 /// Runs the deployment on `lab` and verifies it; `started` is when the lab began coming up.
 pub fn run(lab: &Lab, options: &Options, started: Instant) -> anyhow::Result<Report> {
     register(lab)?;
-    let d = deploy(lab, options)?;
+    let watcher =
+        crate::timeline::Watcher::start(lab.vms.iter().map(|v| v.spec().vm_dir()).collect());
+    let d = deploy(lab, options);
+    let timeline = watcher.stop();
+    let d = d?;
+    std::fs::write(
+        lab.dir().join("timeline.json"),
+        serde_json::to_string(&timeline)?,
+    )?;
+    let boots = calibrate::phases::measure(&timeline);
     let (verified, ko) = verify_all(lab, options, &d.reasons);
+    // Deployed and verified: what follows measures the calibration's extras.
+    let seconds = started.elapsed().as_secs_f64();
+    let idle_load = idle_load(lab);
+    let ssh = (0..lab.nodes.len())
+        .find(|i| !ko.contains_key(&lab.nodes[*i].name))
+        .and_then(|i| ssh_cost(lab, i))
+        .unwrap_or_default();
     let steps = step_durations(lab).unwrap_or_default();
     let mut tools = BTreeMap::new();
     if options.agent_over_ssh {
@@ -66,10 +92,11 @@ pub fn run(lab: &Lab, options: &Options, started: Instant) -> anyhow::Result<Rep
     if let Some(result) = firmware_path(lab, options, &ko) {
         tools.insert("deployed system booted through OVMF".into(), result);
     }
-    let (predicted_seconds, calibration) = match predict(lab, options, &d.output) {
-        Ok(p) => p,
-        Err(e) => (None, format!("no prediction: {e:#}")),
-    };
+    let (predicted_seconds, calibration) =
+        match predict(lab, options, &d.output, &boots, ssh, idle_load) {
+            Ok(p) => p,
+            Err(e) => (None, format!("no prediction: {e:#}")),
+        };
     let prediction_error = predicted_seconds.map(|p| (p - d.seconds) / d.seconds);
     if options.tools {
         let ok: Vec<usize> = (0..lab.nodes.len())
@@ -82,7 +109,7 @@ pub fn run(lab: &Lab, options: &Options, started: Instant) -> anyhow::Result<Rep
     Ok(Report {
         nodes_ok: verified,
         nodes_ko: lab.nodes.len() - verified,
-        seconds: started.elapsed().as_secs_f64(),
+        seconds,
         deploy_seconds: d.seconds,
         build_seconds: lab.build_seconds,
         steps,
@@ -94,6 +121,10 @@ pub fn run(lab: &Lab, options: &Options, started: Instant) -> anyhow::Result<Rep
         predicted_seconds,
         prediction_error,
         calibration,
+        boots,
+        load_average: timeline.load_average,
+        ssh,
+        idle_load,
     })
 }
 
@@ -298,6 +329,9 @@ fn predict(
     lab: &Lab,
     options: &Options,
     output: &[String],
+    boots: &calibrate::Phases,
+    ssh: calibrate::SshCost,
+    idle_load: f64,
 ) -> anyhow::Result<(Option<f64>, String)> {
     let steps = calibrate::StepTimes::parse(output.iter().map(String::as_str));
     let env = lab
@@ -305,16 +339,37 @@ fn predict(
         .iter()
         .find(|e| e.name == options.env)
         .context("unknown environment")?;
-    let measured = calibrate::measure(&steps, &env.image)?;
-    let own = calibrate::simulation_conf(&measured, 1);
+    let measured = calibrate::measure(&steps, Some(boots), ssh, idle_load, &env.image)?;
+    let boot = lab.boot();
+    let own = calibrate::firmware_header(boot.firmware(), boot.nic_boot())
+        + &calibrate::simulation_conf(&measured, 1);
     std::fs::write(lab.dir().join("simulation.conf"), &own)?;
-    let (params, source) = match &options.sim_params {
+    let (mut params, mut source) = match &options.sim_params {
         Some(file) => (
             std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?,
             file.display().to_string(),
         ),
         None => (own, "this run".to_string()),
     };
+    // Calibrated on another firmware: both firmwares are timed alone on one throwaway VM each, and the
+    // firmware phase moves by the difference.
+    let here = (boot.firmware(), boot.nic_boot());
+    if let Some(there) = calibrate::firmware_of(&params).filter(|t| *t != here) {
+        let probe = |(f, n): (crate::vm::Firmware, crate::vm::NicBoot)| {
+            crate::vm::firmware_time::measure(
+                f,
+                n,
+                &lab.dir().join(format!("firmware-{f:?}-{n:?}")),
+            )
+        };
+        let (from, to) = (probe(there)?, probe(here)?);
+        params = calibrate::swap_firmware(&params, from, to)?;
+        source = format!(
+            "{source}, firmware {:.1} s -> {:.1} s ({:.1} -> {:.1} processor s) measured alone",
+            from.seconds, to.seconds, from.cpu, to.cpu
+        );
+        std::fs::write(lab.dir().join("simulation-swapped.conf"), &params)?;
+    }
     let kasim = lab.bin("kasim");
     if !kasim.is_file() {
         return Ok((None, format!("{source} (no kasim next to kalab)")));
@@ -328,6 +383,45 @@ fn predict(
         lab.nodes.len(),
     )?;
     Ok((Some(predicted), source))
+}
+
+/// Processors an idle deployed VM keeps busy: each QEMU's processor time over 3 s of doing nothing,
+/// averaged over the VMs.
+fn idle_load(lab: &Lab) -> f64 {
+    let dirs: Vec<_> = lab.vms.iter().map(|v| v.spec().vm_dir()).collect();
+    let before: Vec<Option<f64>> = dirs
+        .iter()
+        .map(|d| crate::timeline::vm_cpu_seconds(d))
+        .collect();
+    let t0 = Instant::now();
+    std::thread::sleep(Duration::from_secs(3));
+    let secs = t0.elapsed().as_secs_f64();
+    let rates: Vec<f64> = dirs
+        .iter()
+        .zip(before)
+        .filter_map(|(d, b)| Some((crate::timeline::vm_cpu_seconds(d)? - b?) / secs))
+        .collect();
+    if rates.is_empty() {
+        0.0
+    } else {
+        (rates.iter().sum::<f64>() / rates.len() as f64).clamp(0.0, 1.0)
+    }
+}
+
+/// Times three `ssh true` to deployed node `i` (idle now) and the processor time its QEMU used meanwhile.
+fn ssh_cost(lab: &Lab, i: usize) -> Option<calibrate::SshCost> {
+    let dir = lab.vms.get(i)?.spec().vm_dir();
+    let cpu0 = crate::timeline::vm_cpu_seconds(&dir)?;
+    let t0 = Instant::now();
+    for _ in 0..3 {
+        lab.ssh(i, "true").ok()?;
+    }
+    let seconds = t0.elapsed().as_secs_f64() / 3.0;
+    let cpu = (crate::timeline::vm_cpu_seconds(&dir)? - cpu0) / 3.0;
+    Some(calibrate::SshCost {
+        seconds,
+        cpu_share: (cpu / seconds).clamp(0.0, 1.0),
+    })
 }
 
 /// SSH into the deployed node: for the lab's environments, its host name and the post-install's marker

@@ -14,6 +14,7 @@ pub mod pdu;
 pub mod qmp;
 pub mod redfish;
 pub mod site_config;
+pub mod timeline;
 pub mod tools;
 pub mod user_env;
 pub mod vm;

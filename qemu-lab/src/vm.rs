@@ -3,6 +3,7 @@
 mod accel;
 mod disk;
 mod firmware;
+pub mod firmware_time;
 mod script;
 
 pub use accel::probe_accel;

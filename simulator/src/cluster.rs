@@ -210,7 +210,14 @@ impl SimCluster {
             seed: self.seed,
             index,
             never_boot: self.plan.node(index).never_boot,
+            stretch: self.stretch(),
         }
+    }
+
+    /// How much longer processor work takes on a node: the nodes per core of the shared `host` (all
+    /// nodes busy at once), at least 1; 1 for real nodes.
+    fn stretch(&self) -> f64 {
+        crate::model_input::host_stretch(&self.params, self.nodes.len())
     }
 
     /// Sleeps until `t` seconds after the start (at once when `t` is past).

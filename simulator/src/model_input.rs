@@ -35,6 +35,25 @@ pub fn topology(params: &SimParams) -> Topology {
     }
 }
 
+/// How much longer a node's processor work takes when `nodes` virtual machines share `params.host`'s
+/// cores (all busy at once): `nodes` over the cores their idle load leaves (at least a tenth of them),
+/// at least 1; 1 without `host`.
+pub fn host_stretch(params: &SimParams, nodes: usize) -> f64 {
+    params.host.as_ref().map_or(1.0, |h| {
+        let n = nodes as f64;
+        let free = (h.cores - n * h.idle_load).max(h.cores / 10.0);
+        (n / free).max(1.0)
+    })
+}
+
+/// [`topology`] of a cluster of `nodes`: on a shared `host`, a node's network goodput is its virtual
+/// machine's processor work, so the nodes' links slow down by [`host_stretch`].
+pub fn topology_of(params: &SimParams, nodes: usize) -> Topology {
+    let mut topo = topology(params);
+    topo.node_link.bandwidth /= host_stretch(params, nodes);
+    topo
+}
+
 /// The disk write rate drawn for node `index` (seeded normal, at least a tenth of the mean).
 pub fn disk_rate(params: &SimParams, seed: u64, index: usize) -> f64 {
     let d = &params.disk;
@@ -107,5 +126,35 @@ pub fn job(
         },
         swarm: swarm_params(params, seed),
         fec: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::params::HostParams;
+
+    #[test]
+    fn nodes_sharing_a_host_slow_down_past_one_per_core() {
+        let mut p = SimParams::default();
+        assert_eq!(host_stretch(&p, 16), 1.0);
+        p.host = Some(HostParams {
+            cores: 2.0,
+            idle_load: 0.0,
+        });
+        assert_eq!(host_stretch(&p, 1), 1.0);
+        assert_eq!(host_stretch(&p, 16), 8.0);
+        let idle = SimParams {
+            host: Some(HostParams {
+                cores: 2.0,
+                idle_load: 0.05,
+            }),
+            ..SimParams::default()
+        };
+        // 16 idle VMs keep 0.8 of the 2 cores busy: the work gets 1.2.
+        assert!((host_stretch(&idle, 16) - 16.0 / 1.2).abs() < 1e-9);
+        let topo = topology_of(&p, 16);
+        assert_eq!(topo.node_link.bandwidth, p.network.bandwidth / 8.0);
+        assert_eq!(topo.server_link.bandwidth, p.network.server_bandwidth);
     }
 }

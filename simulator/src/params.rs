@@ -81,6 +81,24 @@ pub struct SimParams {
     pub ssh: Option<SshParams>,
     /// `swarm`.
     pub swarm: SwarmKnobs,
+    /// `host`: the one machine whose processors the nodes share when they are virtual machines (the
+    /// QEMU lab); `null` (the default) for real nodes, each with its own processors.
+    pub host: Option<HostParams>,
+}
+
+/// `host`: nodes that are virtual machines of one host. Every node of the simulated cluster boots at
+/// once (a deployment reboots them together), so the processor part of each boot phase
+/// ([`BootParams::cpu`]) stretches by `nodes / cores` when there are more nodes than cores.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostParams {
+    /// Processors of the host the nodes share.
+    pub cores: f64,
+    /// Processors an idle node keeps busy anyway (an emulated guest's timer ticks and polling loops):
+    /// `nodes` of them leave `cores - nodes * idle_load` for the work, which stretches by `nodes` over
+    /// that.
+    #[serde(default)]
+    pub idle_load: f64,
 }
 
 /// `network`: links, switches and the broadcast latency model.
@@ -156,6 +174,21 @@ pub struct BootParams {
     pub kexec_delay: f64,
     /// Clean shutdown before a soft reboot of a running system.
     pub shutdown: Dist,
+    /// Share of each phase that is processor work (0 to 1): under `host`, that share stretches with
+    /// the nodes per core; the rest (waits on the network, timers) does not.
+    pub cpu: CpuShare,
+}
+
+/// Processor-bound share of each boot phase (0 = waits only, 1 = processor work only).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CpuShare {
+    /// Of `boot.firmware`.
+    pub firmware: f64,
+    /// Of `boot.pxe`.
+    pub pxe: f64,
+    /// Of `boot.kernel`.
+    pub kernel: f64,
 }
 
 /// `power`: the power commands.
@@ -190,8 +223,16 @@ pub struct OpsParams {
     pub bootloader: f64,
     /// The `dummy` micro-step.
     pub dummy: f64,
+    /// `kexec -l`: loading the next kernel and initrd before the jump.
+    pub kexec: f64,
+    /// Share of each operation's time (connection included) that is the node's processor work: under
+    /// `host`, it stretches with the nodes per core like the boots' (0: none).
+    pub cpu: f64,
     /// One reachability probe round.
     pub probe: f64,
+    /// How long a probe waits for a node that does not answer (down or booting): the deployer's
+    /// connection timeout (the site backend's TCP probe: 2 s). 0: a down node fails at once.
+    pub probe_timeout: f64,
     /// A node hung in an operation fails alone after this long ("command timed out"), as the site
     /// backend's `backend/command_timeout` makes SSH commands do; `null`: the whole call waits forever
     /// (until the engine's micro- or macro-step timeout).
@@ -232,6 +273,7 @@ impl Default for SimParams {
             failures: FailureParams::default(),
             ssh: None,
             swarm: SwarmKnobs::default(),
+            host: None,
         }
     }
 }
@@ -269,6 +311,7 @@ impl Default for BootParams {
             kernel: Dist::new(12.0, 3.0, 4.0),
             kexec_delay: 1.0,
             shutdown: Dist::new(5.0, 1.0, 1.0),
+            cpu: CpuShare::default(),
         }
     }
 }
@@ -294,7 +337,10 @@ impl Default for OpsParams {
             postinstall: 4.0,
             bootloader: 3.0,
             dummy: 0.5,
+            kexec: 0.0,
+            cpu: 0.0,
             probe: 0.01,
+            probe_timeout: 0.0,
             command_timeout: Some(600.0),
         }
     }
@@ -386,6 +432,17 @@ impl SimParams {
         dist("boot.kernel", &b.kernel)?;
         non_negative("boot.kexec_delay", b.kexec_delay)?;
         dist("boot.shutdown", &b.shutdown)?;
+        for (key, v) in [
+            ("boot.cpu.firmware", b.cpu.firmware),
+            ("boot.cpu.pxe", b.cpu.pxe),
+            ("boot.cpu.kernel", b.cpu.kernel),
+        ] {
+            in_range(key, v, 0.0, false, 1.0)?;
+        }
+        if let Some(host) = &self.host {
+            in_range("host.cores", host.cores, 0.0, true, 1e6)?;
+            in_range("host.idle_load", host.idle_load, 0.0, false, 1.0)?;
+        }
         dist("power.command_latency", &self.power.command_latency)?;
         let o = &self.ops;
         for (key, v) in [
@@ -398,11 +455,14 @@ impl SimParams {
             ("ops.postinstall", o.postinstall),
             ("ops.bootloader", o.bootloader),
             ("ops.dummy", o.dummy),
+            ("ops.kexec", o.kexec),
             ("ops.probe", o.probe),
+            ("ops.probe_timeout", o.probe_timeout),
         ] {
             non_negative(key, v)?;
         }
         positive("ops.mkfs_rate", o.mkfs_rate)?;
+        in_range("ops.cpu", o.cpu, 0.0, false, 1.0)?;
         if let Some(t) = o.command_timeout {
             positive("ops.command_timeout", t)?;
         }

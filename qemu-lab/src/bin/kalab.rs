@@ -92,7 +92,7 @@ struct LabArgs {
     /// Firmware of the VMs: SeaBIOS, or OVMF (UEFI).
     #[arg(long, value_enum, default_value = "bios")]
     firmware: FirmwareArg,
-    /// Network boot method (default: pxelinux on BIOS, grub on UEFI); `kexec` and `classical` are the
+    /// Network boot method (default: ipxe on BIOS, grub on UEFI); `kexec` and `classical` are the
     /// former spelling of `--boot-env` (with the default method).
     #[arg(long, value_enum)]
     boot: Option<BootArg>,
@@ -153,7 +153,9 @@ impl LabArgs {
             (Some(BootArg::Ipxe), _) => BootMethod::Ipxe,
             (Some(BootArg::Grub), _) => BootMethod::Grub,
             (Some(BootArg::Http), _) => BootMethod::Http,
-            (_, Firmware::Bios) => BootMethod::Pxelinux,
+            // iPXE fetches the deploy kernel and initrd over HTTP: 4 VMs' first boot took 24 s
+            // instead of 43 s with PXElinux's TFTP.
+            (_, Firmware::Bios) => BootMethod::Ipxe,
             (_, Firmware::Uefi) => BootMethod::Grub,
         };
         Ok(LabBoot::new(firmware, method)?)

@@ -68,6 +68,13 @@ const LINKS: &[(&str, &str)] = &[
     ("usr/bin/bzcat", "bzip2"),
 ];
 
+/// Where the real `kexec` goes in the initramfs.
+const KEXEC_BINARY: &str = "/usr/sbin/kexec.bin";
+/// `/usr/sbin/kexec`: prints `kalab-kexec` on the serial console just before the jump
+/// ([`crate::timeline`] times the environment's boot from it), then runs the real kexec.
+const KEXEC_WRAPPER: &str =
+    "#!/bin/sh\n[ \"$1\" = -e ] && echo kalab-kexec >/dev/ttyS0\nexec /usr/sbin/kexec.bin \"$@\"\n";
+
 /// Kernel modules to load (with their dependencies, when they are not built in).
 const MODULES: &[&str] = &[
     "virtio_pci",
@@ -107,7 +114,10 @@ pub fn build(inputs: &Inputs) -> Result<DeployKernel> {
     let mut key = Key::new("deploy-kernel-v2");
     key.text("kernel", &kernel.deb)
         .text("packages", &debian::versions(PACKAGES)?)
-        .text("binaries", &format!("{BINARIES:?}{LINKS:?}{MODULES:?}"))
+        .text(
+            "binaries",
+            &format!("{BINARIES:?}{LINKS:?}{MODULES:?}{KEXEC_WRAPPER:?}"),
+        )
         .text("scripts", &format!("{SCRIPTS:?}{ACCOUNTS:?}"))
         .text("key", inputs.authorized_key.trim())
         .text("params", PARAMS);
@@ -139,6 +149,11 @@ fn initramfs(inputs: &Inputs, modules: &Path, root: &Path, out: &Path) -> Result
     for (link, target) in LINKS {
         t.link(link, target)?;
     }
+    // kexec behind a wrapper that marks the jump on the serial console (the lab's boot timeline).
+    let kexec = t.root().join("usr/sbin/kexec");
+    std::fs::rename(&kexec, t.root().join(KEXEC_BINARY.trim_start_matches('/')))
+        .map_err(io("moving kexec behind its wrapper"))?;
+    t.file("usr/sbin/kexec", KEXEC_WRAPPER, 0o755)?;
     t.busybox_applets()?;
     t.copy(&debian::file("/etc/mke2fs.conf", "e2fsprogs")?)?;
     for (path, contents, mode) in SCRIPTS.iter().chain(ACCOUNTS) {

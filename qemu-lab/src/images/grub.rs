@@ -47,9 +47,14 @@ const MODULES: &[&str] = &[
     "terminal",
 ];
 
-/// The GRUB platforms: (`grub-mkimage -O` format, module directory, package, network driver).
-const BIOS: (&str, &str, &str, &str) =
-    ("i386-pc-pxe", "/usr/lib/grub/i386-pc", "grub-pc-bin", "pxe");
+/// The GRUB platforms: (`grub-mkimage -O` format, module directory, package, platform drivers: the
+/// network's, and on BIOS the disks' (`biosdisk`: a local boot chained from iPXE reads `(hd0,N)`)).
+const BIOS: (&str, &str, &str, &str) = (
+    "i386-pc-pxe",
+    "/usr/lib/grub/i386-pc",
+    "grub-pc-bin",
+    "pxe biosdisk",
+);
 const EFI: (&str, &str, &str, &str) = (
     "x86_64-efi",
     "/usr/lib/grub/x86_64-efi",
@@ -116,7 +121,7 @@ pub fn write_images(dest: &Path, server: Ipv4Addr, bios: bool, efi: bool) -> Res
                 .arg(&config)
                 .args(["-p", &format!("(tftp,{server})/grub"), "-o"])
                 .arg(&image)
-                .arg(driver)
+                .args(driver.split_whitespace())
                 .args(MODULES),
         );
         let _ = std::fs::remove_file(&config);

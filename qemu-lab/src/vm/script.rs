@@ -17,8 +17,10 @@ pub fn sh_quote(s: &str) -> String {
 /// The CPU model under KVM: the host's, without `arch-capabilities` (nested KVM on AMD hosts
 /// refuses MSR 0x10a and QEMU 7.2 aborts with plain `-cpu host`).
 pub const KVM_CPU: &str = "host,arch-capabilities=off";
-/// The CPU model under TCG.
-pub const TCG_CPU: &str = "qemu64";
+/// The CPU model under TCG: every feature TCG emulates; RDRAND among them seeds the guests' random
+/// generator at once (with `qemu64` the deploy kernel's init waited on entropy for dropbear's host
+/// keys: 2.5 s instead of 1.4 s from init to ready, and 7.6 instead of 7.1 processor seconds per boot).
+pub const TCG_CPU: &str = "max";
 
 /// Doubles commas, QEMU's escape inside `-drive`/`-chardev` option values.
 fn qemu_escape(path: &std::path::Path) -> String {
@@ -184,7 +186,7 @@ mod tests {
         assert!(args.contains("virtio-net-pci,netdev=net0,mac=52:54:00:1a:00:00,bootindex=1"));
         assert!(args.contains("virtio-blk-pci,drive=disk0,bootindex=2"));
         assert!(args.contains("file=/lab/disks/a,,b.qcow2,if=none,id=disk0,format=qcow2"));
-        assert!(args.contains("-accel tcg -cpu qemu64 -smp 2 -m 256 -nodefaults"));
+        assert!(args.contains("-accel tcg -cpu max -smp 2 -m 256 -nodefaults"));
         assert!(args.contains("path=/lab dir/vms/node-1/console.sock,server=on,wait=off"));
         assert!(args.contains("logfile=/lab dir/vms/node-1/console.log,logappend=on"));
         assert!(args.contains("-qmp unix:/lab dir/vms/node-1/qmp.sock,server=on,wait=off"));

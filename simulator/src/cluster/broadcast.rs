@@ -255,7 +255,7 @@ impl SimCluster {
             .collect();
         let mut job = model_input::job(&self.params, self.seed, strategy, size, ratio, receivers);
         job.chunk = chunk;
-        let topo = model_input::topology(&self.params);
+        let topo = model_input::topology_of(&self.params, self.nodes.len());
         let stalled: Vec<bool> = members
             .iter()
             .map(|&(_, i)| {

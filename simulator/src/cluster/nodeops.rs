@@ -60,9 +60,11 @@ impl SimCluster {
                 bytes / rate.min(self.params.disk.decompress_rate)
             }
             Operation::Sync => o.sync,
+            Operation::Kexec { .. } => o.kexec,
             _ => 0.0,
         };
-        o.ssh_latency + work
+        let cost = o.ssh_latency + work;
+        cost * (1.0 - o.cpu) + cost * o.cpu * self.stretch()
     }
 
     /// Applies the effect of `op`, finished at `done` on the node at `index`, and gives its outcome.

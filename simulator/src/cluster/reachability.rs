@@ -39,12 +39,21 @@ impl Reachability for SimCluster {
         let t0 = self.now();
         self.sleep_until(t0 + self.params.ops.probe).await;
         let t = self.now();
-        let st = self.lock();
-        let outcomes = Outcomes::from_fn(nodes, |node| {
-            let i = self.index(node)?;
-            check_ports(&self.nodes[i].name, st[i].env_at(t), check)
-        });
-        drop(st);
+        let mut silent = false;
+        let outcomes = {
+            let st = self.lock();
+            Outcomes::from_fn(nodes, |node| {
+                let i = self.index(node)?;
+                let env = st[i].env_at(t);
+                silent |= env.is_none();
+                check_ports(&self.nodes[i].name, env, check)
+            })
+        };
+        // The probes run in parallel: a node that does not answer holds the round until the timeout.
+        if silent {
+            self.sleep_until(t0 + self.params.ops.probe_timeout.max(self.params.ops.probe))
+                .await;
+        }
         debug!(
             nodes = nodes.len(),
             failed = outcomes.failures().len(),

@@ -79,6 +79,13 @@ pub(crate) struct BootCtx<'a> {
     pub seed: u64,
     pub index: usize,
     pub never_boot: bool,
+    /// How much longer the processor share of a phase takes (nodes per core of a shared host, >= 1).
+    pub stretch: f64,
+}
+
+/// A phase of `d` seconds, `share` of it processor work stretched by `stretch`.
+fn stretched(d: f64, share: f64, stretch: f64) -> f64 {
+    d * (1.0 - share) + d * share * stretch
 }
 
 /// One node's state. Laid out in declaration order (`repr(C)`), the fields every probe, operation and
@@ -167,9 +174,9 @@ impl NodeState {
         };
         let cold = !matches!(kind, BootKind::Kexec(_));
         let down = phase(&p.shutdown, kind == BootKind::Soft && running);
-        let firmware = phase(&p.firmware, cold);
-        let pxe = phase(&p.pxe, cold);
-        let kernel = phase(&p.kernel, true);
+        let firmware = stretched(phase(&p.firmware, cold), p.cpu.firmware, ctx.stretch);
+        let pxe = stretched(phase(&p.pxe, cold), p.cpu.pxe, ctx.stretch);
+        let kernel = stretched(phase(&p.kernel, true), p.cpu.kernel, ctx.stretch);
         let (delay, env) = match kind {
             BootKind::Cold => (firmware + pxe + kernel, self.network_env()),
             BootKind::Soft => (down + firmware + pxe + kernel, self.network_env()),
@@ -230,6 +237,7 @@ impl NodeState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rng::Dist;
 
     fn ctx(params: &BootParams, never_boot: bool) -> BootCtx<'_> {
         BootCtx {
@@ -237,7 +245,35 @@ mod tests {
             seed: 1,
             index: 3,
             never_boot,
+            stretch: 1.0,
         }
+    }
+
+    #[test]
+    fn only_the_processor_share_of_a_boot_stretches_on_a_shared_host() {
+        let mut p = BootParams {
+            firmware: Dist::new(10.0, 0.0, 0.0),
+            pxe: Dist::new(4.0, 0.0, 0.0),
+            kernel: Dist::new(6.0, 0.0, 0.0),
+            ..BootParams::default()
+        };
+        p.cpu.firmware = 1.0;
+        p.cpu.kernel = 0.5;
+        let boot = |stretch: f64, kind| {
+            let mut s = NodeState::new();
+            s.next_boot = NextBoot::DeployKernel;
+            let c = BootCtx {
+                stretch,
+                ..ctx(&p, false)
+            };
+            s.boot(0.0, kind, &c);
+            s.up_at.unwrap()
+        };
+        assert!((boot(1.0, BootKind::Cold) - 20.0).abs() < 1e-9);
+        // 4 nodes per core: the firmware (all processor) takes 4x, the kernel's half 4x, the PXE as is.
+        assert!((boot(4.0, BootKind::Cold) - (40.0 + 4.0 + 3.0 + 12.0)).abs() < 1e-9);
+        let kexec = boot(4.0, BootKind::Kexec(Env::Deployed));
+        assert!((kexec - (p.kexec_delay + 15.0)).abs() < 1e-9);
     }
 
     #[test]

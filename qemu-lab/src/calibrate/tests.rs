@@ -1,0 +1,224 @@
+//! The calibration's parsing, its boot phases and its round trip through the simulator.
+
+use super::*;
+use crate::timeline::{Event, Mark, Timeline};
+use hal::{
+    BootProfile, NetBoot, NodeId, NodeInfo, PortCheck, Power, PowerAction, PowerLevel, Reachability,
+};
+use simulator::cluster::SimCluster;
+use simulator::params::SimParams;
+use std::time::Duration;
+
+#[test]
+fn step_times_are_read_per_macro_step_and_first_instance() {
+    let text = "Performing a Deploy[SetDeploymentEnvUntrusted] step\n  reboot\n   *  ~ Time in reboot: 3s\n  wait_reboot\n   *  ~ Time in wait_reboot: 61s\n\
+                Performing a Deploy[BroadcastEnvKascade] step\n   * Broadcast time: 3s\n   *  ~ Time in send_environment: 3s\n\
+                Performing a Deploy[BootNewEnvKexec] step\n   *  ~ Time in wait_reboot: 19s\n\
+                Performing a Deploy[SetDeploymentEnvUntrusted] step\n   *  ~ Time in wait_reboot: 99s\n";
+    let s = StepTimes::parse(text.lines());
+    assert_eq!(
+        s.get("SetDeploymentEnvUntrusted", "wait_reboot"),
+        Some(61.0)
+    );
+    assert_eq!(s.get("BootNewEnvKexec", "wait_reboot"), Some(19.0));
+    assert_eq!(s.any("reboot"), Some(3.0));
+    assert_eq!(s.broadcast, Some(3.0));
+    assert!(!s.hard_reboot_first);
+}
+
+/// kadeploy3's output of a 2-VM lab run on the merged main (2026-12-05, 16:48): the VMs are off, so
+/// the soft reboot fails and a hard one follows; the engine probes 5 s after the reboot, then every 5 s
+/// plus the site backend's 2 s timeout while a VM does not answer (5, 12, 19, ... 47, 54 s).
+const RUN: &str = "Performing a Deploy[SetDeploymentEnvUntrusted] step
+   *  ~ Time in switch_pxe: 0s
+   * Performing a soft reboot on node-[1-2].lab
+   * Performing a hard reboot on node-[1-2].lab
+   *  ~ Time in reboot: 4s
+   *  ~ Time in wait_reboot: 54s
+   *  ~ Time in create_partition_table: 1s
+   *  ~ Time in format_deploy_part: 0s
+Performing a Deploy[BroadcastEnvKascade] step
+   * Broadcast time: 2s
+   *  ~ Time in send_environment: 2s
+Performing a Deploy[BootNewEnvKexec] step
+   *  ~ Time in kexec: 2s
+   *  ~ Time in wait_reboot: 17s
+";
+
+/// The serial consoles of that run: each VM's deploy kernel ready 47.3 s after its power-on (the probe
+/// round at 47 s just missed it), the environment 13 s after `kexec -e`.
+fn consoles() -> Timeline {
+    let ev = |t: f64, vm: usize, mark: Mark, cpu: f64| Event { t, vm, mark, cpu };
+    let mut events = Vec::new();
+    for vm in 0..2 {
+        events.extend([
+            ev(4.0, vm, Mark::PowerOn, 0.0),
+            ev(51.3, vm, Mark::DeployReady, 20.0),
+            ev(60.0, vm, Mark::Kexec, 22.0),
+            ev(73.0, vm, Mark::EnvReady, 28.0),
+        ]);
+    }
+    Timeline {
+        events,
+        host_cores: 2,
+        load_average: 1.0,
+    }
+}
+
+fn image() -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("kalab-calibrate-{}.tgz", std::process::id()));
+    std::fs::write(&path, vec![0u8; 4096]).unwrap();
+    path
+}
+
+/// Replays the engine's `wait_reboot` (5 s, then a probe round every 5 s) on a simulated node rebooted
+/// into the deploy kernel with `params`; the seconds the wait took.
+async fn simulated_wait(params: SimParams) -> f64 {
+    let node = NodeInfo {
+        name: "node-1.lab".into(),
+        address: "10.250.0.11".parse().unwrap(),
+    };
+    let c = SimCluster::new(vec![node], params, 1).unwrap();
+    let nodes = [NodeId(0)];
+    let profile = BootProfile::DeployKernel {
+        kernel: "k".into(),
+        initrd: "i".into(),
+        params: String::new(),
+    };
+    c.set_profile(&nodes, &profile).await;
+    c.power(PowerAction::Reboot, PowerLevel::Hard, &nodes).await;
+    let start = c.now();
+    let check = PortCheck {
+        up: vec![22, 25300],
+        down: vec![],
+    };
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    while !c.probe(&nodes, &check).await.failures().is_empty() {
+        assert!(c.now() - start < 300.0, "never up");
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+    c.now() - start
+}
+
+/// The bug of the merged main (+14% on a run predicted from its own parameters): the calibration took
+/// each `wait_reboot` time for the boot it waited on. That time is when a probe round found the VM, up
+/// to a round (7 s) after it came up, and the simulator then added its own rounds on top (5 s each,
+/// without the probe's timeout), so the 54 s wait above became a 55-60 s one. The boots now come from
+/// the consoles, and the simulator's probes wait for the same timeout as the real ones: replayed, the
+/// wait is the measured 54 s.
+#[tokio::test(start_paused = true)]
+async fn a_calibrated_boot_gives_back_the_measured_wait() {
+    let steps = StepTimes::parse(RUN.lines());
+    assert!(steps.hard_reboot_first);
+    let phases = phases::measure(&consoles());
+    let image = image();
+    let m = measure(&steps, Some(&phases), SshCost::default(), 0.0, &image).unwrap();
+    std::fs::remove_file(&image).unwrap();
+    let conf = simulation_conf(&m, 1);
+    let p = SimParams::from_yaml_str(&conf).unwrap();
+    let deploy = p.boot.firmware.mean + p.boot.pxe.mean + p.boot.kernel.mean;
+    assert!((deploy - 47.3).abs() < 0.05, "deploy boot {deploy}");
+    assert!((p.boot.kernel.mean - 13.0).abs() < 0.05);
+    assert_eq!(p.ops.probe_timeout, PROBE_TIMEOUT);
+    assert_eq!(p.failures.power_command_fails.levels, [PowerLevel::Soft]);
+    let mut exact = p.clone();
+    exact.boot.firmware.sd = 0.0;
+    exact.boot.pxe.sd = 0.0;
+    exact.boot.kernel.sd = 0.0;
+    exact.power.command_latency = simulator::params::Dist::new(0.0, 0.0, 0.0);
+    assert!((simulated_wait(exact.clone()).await - 54.0).abs() < 0.5);
+    // What the merged main wrote: the wait as the boot, probes without their timeout.
+    let mut old = exact;
+    old.boot.firmware.mean = 54.0 - old.boot.pxe.mean - old.boot.kernel.mean;
+    old.ops.probe_timeout = 0.0;
+    assert!(simulated_wait(old).await >= 55.0);
+}
+
+#[test]
+fn a_shared_host_is_taken_out_of_the_boots() {
+    // 4 VMs on 2 cores: the processor half of the kexec boot took twice its work.
+    let mut timeline = consoles();
+    for e in &mut timeline.events {
+        e.vm *= 2;
+    }
+    timeline
+        .events
+        .extend(consoles().events.into_iter().map(|mut e| {
+            e.vm = e.vm * 2 + 1;
+            e
+        }));
+    let phases = phases::measure(&timeline);
+    assert_eq!(phases.vms, 4);
+    let image = image();
+    let m = measure(
+        &StepTimes::parse(RUN.lines()),
+        Some(&phases),
+        SshCost::default(),
+        0.0,
+        &image,
+    )
+    .unwrap();
+    std::fs::remove_file(&image).unwrap();
+    // kexec boot: 13 s wall, 6 s processor at 2 VMs per core: 7 s alone, 6/7 of it processor work.
+    assert!((m.kernel - 7.0).abs() < 1e-9, "{}", m.kernel);
+    assert!((m.cpu[2] - 6.0 / 7.0).abs() < 1e-9);
+    assert_eq!(m.host_cores, 2.0);
+    let p = SimParams::from_yaml_str(&simulation_conf(&m, 1)).unwrap();
+    assert_eq!(p.host.map(|h| h.cores), Some(2.0));
+}
+
+#[test]
+fn a_firmware_swap_moves_the_firmware_phase_only() {
+    let m = Measured {
+        firmware: 10.0,
+        pxe: 2.0,
+        kernel: 12.0,
+        cpu: [0.5, 0.2, 0.6],
+        host_cores: 2.0,
+        stretch: 1.0,
+        idle_load: 0.0,
+        power_command: 1.0,
+        soft_reboot_fails: true,
+        image_size: 1e6,
+        image_ratio: 2.0,
+        broadcast: 1.0,
+        ops: [
+            "partition",
+            "mkfs",
+            "swap",
+            "mount",
+            "postinstall",
+            "bootloader",
+            "sync",
+            "kexec",
+        ]
+        .iter()
+        .map(|k| (k.to_string(), 0.5))
+        .collect(),
+        ssh: SshCost::default(),
+        boots_from: "timeline",
+    };
+    let text = firmware_header(Firmware::Bios, NicBoot::IpxeRom) + &simulation_conf(&m, 1);
+    assert_eq!(firmware_of(&text), Some((Firmware::Bios, NicBoot::IpxeRom)));
+    let swapped = swap_firmware(
+        &text,
+        FirmwareTime {
+            seconds: 2.0,
+            cpu: 0.5,
+        },
+        FirmwareTime {
+            seconds: 9.0,
+            cpu: 4.5,
+        },
+    )
+    .unwrap();
+    let before = SimParams::from_yaml_str(&text).unwrap();
+    let after = SimParams::from_yaml_str(&swapped).unwrap();
+    assert!((after.boot.firmware.mean - 17.0).abs() < 1e-9);
+    // 5 processor seconds before, 4 more after: 9 of 17.
+    assert!((after.boot.cpu.firmware - 9.0 / 17.0).abs() < 1e-3);
+    assert_eq!(after.boot.kernel, before.boot.kernel);
+    assert_eq!(after.boot.cpu.kernel, before.boot.cpu.kernel);
+    assert_eq!(after.ops, before.ops);
+    assert_eq!(firmware_of("seed: 1\n"), None);
+}
