@@ -6,3 +6,4 @@ pub mod conformance;
 pub mod debian;
 pub mod fake;
 pub mod process;
+pub mod snmpsim;

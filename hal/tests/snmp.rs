@@ -9,21 +9,16 @@ use hal::power::snmp::usm::{AuthProtocol, PrivProtocol};
 use hal::power::snmp::{Outlet, PduSettings, SnmpPower};
 use hal::testing::conformance::{Nodes, PowerSubject, check_power};
 use hal::testing::process::{require, require_root};
+use hal::testing::snmpsim::Snmpsim;
 use hal::{ErrorKind, Outcome, Power, PowerAction, PowerLevel, PowerState};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const OUTLET_CTL: &str = "1.3.6.1.4.1.318.1.1.4.4.2.1.3";
 
 /// An snmpsim agent on a loopback port with an APC recording (community and v3 context `apc`).
-struct Sim {
-    child: Child,
-    dir: PathBuf,
-    port: u16,
-}
+struct Sim(Snmpsim);
 
 impl Sim {
     fn start() -> Sim {
@@ -32,15 +27,6 @@ impl Sim {
             "snmpsim (pip install snmpsim pysmi cryptography)",
         );
         require_root("snmpsim drops to `nobody`, which");
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "hal-snmpsim-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("data")).unwrap();
-        std::fs::create_dir_all(dir.join("cache")).unwrap();
         // An AP7920B's sysDescr and sysObjectID; outlets 1 (on) to 4 (off), writable.
         let mut rec = String::from(
             "1.3.6.1.2.1.1.1.0|4|APC Web/SNMP Management Card (MB:v4.1.0 PF:v6.4.6 PN:apc_hw05_aos_646.bin \
@@ -52,32 +38,7 @@ impl Sim {
                 "{OUTLET_CTL}.{outlet}|2:writecache|value={state}\n"
             ));
         }
-        std::fs::write(dir.join("data/apc.snmprec"), rec).unwrap();
-        hal::testing::process::sh(&format!("chmod -R a+rwX {}", dir.display()));
-        let port = std::net::UdpSocket::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let log = std::fs::File::create(dir.join("sim.log")).unwrap();
-        let child = Command::new("snmpsim-command-responder")
-            .args(["--process-user=nobody", "--process-group=nogroup"])
-            .arg(format!("--data-dir={}", dir.join("data").display()))
-            .arg(format!("--cache-dir={}", dir.join("cache").display()))
-            .arg(format!("--agent-udpv4-endpoint=127.0.0.1:{port}"))
-            .args([
-                "--v3-user=pduadmin",
-                "--v3-auth-key=authpass1",
-                "--v3-auth-proto=SHA",
-                "--v3-priv-key=privpass1",
-                "--v3-priv-proto=AES",
-            ])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let sim = Sim { child, dir, port };
+        let sim = Sim(Snmpsim::start("hal", &[("apc.snmprec", rec)]).expect("snmpsim started"));
         sim.wait_ready();
         sim
     }
@@ -99,10 +60,7 @@ impl Sim {
                 return;
             }
         }
-        panic!(
-            "snmpsim did not answer; log:\n{}",
-            std::fs::read_to_string(self.dir.join("sim.log")).unwrap_or_default()
-        );
+        panic!("snmpsim did not answer; log:\n{}", self.0.log());
     }
 
     /// Outlets 1..=count as nodes 0..count.
@@ -113,7 +71,7 @@ impl Sim {
                     NodeId(i),
                     Outlet {
                         host: "127.0.0.1".into(),
-                        port: self.port,
+                        port: self.0.port,
                         outlet: i + 1,
                     },
                 )
@@ -140,19 +98,11 @@ impl Sim {
         }
         let out = Command::new("snmpget")
             .args(["-v2c", "-c", "apc", "-Oqv"])
-            .arg(format!("127.0.0.1:{}", self.port))
+            .arg(format!("127.0.0.1:{}", self.0.port))
             .arg(format!("{OUTLET_CTL}.{outlet}"))
             .output()
             .ok()?;
         Some(String::from_utf8_lossy(&out.stdout).trim().to_string())
-    }
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

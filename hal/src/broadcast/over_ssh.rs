@@ -234,9 +234,9 @@ impl Broadcast for AgentsOverSsh {
         chunk: u32,
         nodes: &[NodeId],
     ) -> Outcomes {
-        match self.inner.with_chunk_size(chunk) {
+        match self.inner.chunked(chunk, nodes) {
             Ok(inner) => self.outcomes(inner, image, target, strategy, nodes).await,
-            Err(e) => Outcomes::all(nodes, Err(NodeError::new(ErrorKind::Config, e.to_string()))),
+            Err(refused) => refused,
         }
     }
 }

@@ -15,6 +15,13 @@ impl KaagentBroadcast {
         this.validate()?;
         Ok(this)
     }
+
+    /// [`Self::with_chunk_size`], or every node of `nodes` failed with the reason the size was refused.
+    pub fn chunked(&self, chunk: u32, nodes: &[NodeId]) -> Result<Self, Outcomes> {
+        self.with_chunk_size(chunk).map_err(|e| {
+            Outcomes::all(nodes, Err(NodeError::new(ErrorKind::Config, e.to_string())))
+        })
+    }
 }
 
 #[async_trait]
@@ -49,9 +56,9 @@ impl Broadcast for KaagentBroadcast {
         chunk: u32,
         nodes: &[NodeId],
     ) -> Outcomes {
-        match self.with_chunk_size(chunk) {
+        match self.chunked(chunk, nodes) {
             Ok(this) => this.broadcast(image, target, strategy, nodes).await,
-            Err(e) => Outcomes::all(nodes, Err(NodeError::new(ErrorKind::Config, e.to_string()))),
+            Err(refused) => refused,
         }
     }
 }
