@@ -211,7 +211,10 @@ pub fn measure(
 /// the timeline lacks the deploy kernel's boot or the environment's kexec boot.
 fn boot_phases(p: &Phases, idle_load: f64) -> Option<(f64, f64, f64, [f64; 3])> {
     let stretch = phases::stretch(p.vms, p.host_cores.max(1) as f64, idle_load);
-    let (kernel, k_cpu) = phases::uncontended(p.kexec_boot?, stretch, idle_load);
+    let Some(kexec_boot) = p.kexec_boot else {
+        return cold_boot_phases(p, stretch, idle_load);
+    };
+    let (kernel, k_cpu) = phases::uncontended(kexec_boot, stretch, idle_load);
     let rest = |phase: Phase| {
         let (u, share) = phases::uncontended(phase, stretch, idle_load);
         let work = (u * share - kernel * k_cpu).max(0.0);
@@ -229,6 +232,23 @@ fn boot_phases(p: &Phases, idle_load: f64) -> Option<(f64, f64, f64, [f64; 3])> 
             Some((firmware, 0.0, kernel, [f_cpu, 0.0, k_cpu]))
         }
     }
+}
+
+/// A classical run's phases: the environment, too, boots through the firmware, so no kernel boot was
+/// timed alone and every boot the model makes is a cold one, whose length is what counts: the deploy
+/// boot, cut at the loader when the timeline saw it, the kernel taking all of the loader-to-ready phase
+/// (the loader's own share then predicts a kexec a little long).
+fn cold_boot_phases(p: &Phases, stretch: f64, idle_load: f64) -> Option<(f64, f64, f64, [f64; 3])> {
+    const PXE: f64 = 0.1;
+    let alone = |phase: Phase| phases::uncontended(phase, stretch, idle_load);
+    let ((firmware, f_cpu), (rest, r_cpu)) = match (p.firmware, p.loader_to_ready) {
+        (Some(f), Some(l)) => (alone(f), alone(l)),
+        _ => {
+            let (whole, cpu) = alone(p.deploy_boot?);
+            ((PXE, 0.0), (whole - PXE, cpu))
+        }
+    };
+    Some((firmware, PXE, (rest - PXE).max(0.1), [f_cpu, 0.0, r_cpu]))
 }
 
 /// The uncompressed size of a gzip file (its trailer's ISIZE, modulo 4 GiB).
