@@ -102,14 +102,10 @@ mod tests {
         assert_eq!(spec.image_ratio, 3.5);
     }
 
-    /// The site backend takes its PXE, SSH, IPMI and kaagent settings from the loaded configuration: it is
-    /// built after the configuration directory is removed (only the SSH key and the PXE repository, which
-    /// are not configuration, stay elsewhere). Before, it loaded the directory again, re-read `server.conf`
-    /// for `backend/*`, `ssh_private_key` and `pxe/*`, `clusters.conf` and the cluster file for the PXE
-    /// headers, and the IPMI password file, for each cluster.
-    #[test]
-    fn the_site_backend_reads_no_configuration_file() {
-        let outside = Scratch::new("site-outside");
+    /// A scratch directory of what a site keeps outside its configuration: a TFTP root with the
+    /// PXElinux and GRUB directories, and an SSH key made by ssh-keygen; (directory, root, key).
+    fn outside_files(name: &str) -> (Scratch, PathBuf, PathBuf) {
+        let outside = Scratch::new(name);
         let (tftp, key) = (outside.0.join("tftp"), outside.0.join("id_deploy"));
         for sub in ["pxelinux.cfg", "grub.cfg"] {
             std::fs::create_dir_all(tftp.join(sub)).expect("tftp");
@@ -120,6 +116,17 @@ mod tests {
             .status()
             .expect("ssh-keygen (openssh-client) runs");
         assert!(keygen.success());
+        (outside, tftp, key)
+    }
+
+    /// The site backend takes its PXE, SSH, IPMI and kaagent settings from the loaded configuration: it is
+    /// built after the configuration directory is removed (only the SSH key and the PXE repository, which
+    /// are not configuration, stay elsewhere). Before, it loaded the directory again, re-read `server.conf`
+    /// for `backend/*`, `ssh_private_key` and `pxe/*`, `clusters.conf` and the cluster file for the PXE
+    /// headers, and the IPMI password file, for each cluster.
+    #[test]
+    fn the_site_backend_reads_no_configuration_file() {
+        let (_outside, tftp, key) = outside_files("site-outside");
         let conf = Scratch::new("site");
         let site = format!(
             "backend:\n  kind: site\n  command_timeout: 100000\n  \
@@ -153,17 +160,7 @@ mod tests {
     /// device out of band: it needs `backend/ipmi` or `backend/redfish`, and says so at start.
     #[test]
     fn next_boot_device_needs_the_native_ipmi_keys() {
-        let outside = Scratch::new("nextboot-outside");
-        let (tftp, key) = (outside.0.join("tftp"), outside.0.join("id_deploy"));
-        for sub in ["pxelinux.cfg", "grub.cfg"] {
-            std::fs::create_dir_all(tftp.join(sub)).expect("tftp");
-        }
-        let keygen = std::process::Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-C", "test", "-f"])
-            .arg(&key)
-            .status()
-            .expect("ssh-keygen (openssh-client) runs");
-        assert!(keygen.success());
+        let (_outside, tftp, key) = outside_files("nextboot-outside");
         for ipmi in [false, true] {
             let conf = Scratch::new("nextboot");
             let keys = if ipmi {

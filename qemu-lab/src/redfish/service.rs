@@ -295,28 +295,16 @@ async fn patch_system(
         );
     };
     let mut next = *current;
-    if let Some(v) = boot.get("BootSourceOverrideEnabled") {
-        match v.as_str().and_then(OverrideEnabled::parse) {
-            Some(e) => next.0 = e,
-            None => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    "PropertyValueNotInList",
-                    "BootSourceOverrideEnabled",
-                );
-            }
+    match (
+        boot_property(boot, "BootSourceOverrideEnabled", OverrideEnabled::parse),
+        boot_property(boot, "BootSourceOverrideTarget", BootTarget::parse),
+    ) {
+        (Ok(enabled), Ok(target)) => {
+            next.0 = enabled.unwrap_or(next.0);
+            next.1 = target.unwrap_or(next.1);
         }
-    }
-    if let Some(v) = boot.get("BootSourceOverrideTarget") {
-        match v.as_str().and_then(BootTarget::parse) {
-            Some(t) => next.1 = t,
-            None => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    "PropertyValueNotInList",
-                    "BootSourceOverrideTarget",
-                );
-            }
+        (Err(key), _) | (_, Err(key)) => {
+            return error(StatusCode::BAD_REQUEST, "PropertyValueNotInList", key);
         }
     }
     tracing::info!(
@@ -327,6 +315,18 @@ async fn patch_system(
     *current = next;
     drop(current);
     json_response(StatusCode::OK, &system_body(&s))
+}
+
+/// The `Boot` property `key` parsed by `parse`: absent is `None`; a value out of its list is `key`,
+/// refused.
+fn boot_property<'k, T>(
+    boot: &serde_json::Map<String, Value>,
+    key: &'k str,
+    parse: fn(&str) -> Option<T>,
+) -> Result<Option<T>, &'k str> {
+    boot.get(key)
+        .map(|v| v.as_str().and_then(parse).ok_or(key))
+        .transpose()
 }
 
 async fn reset(
