@@ -15,6 +15,11 @@ use std::sync::{Arc, Mutex};
 
 /// Largest request body accepted.
 const MAX_REQUEST: usize = 16 * 1024;
+/// A declared body over [`MAX_REQUEST`] but at most this is read and dropped before the 413 answer, so
+/// that closing the connection does not reset it under the answer (the client then never reads it).
+const DRAIN_LIMIT: usize = 1024 * 1024;
+/// How long such a body may take to arrive.
+const DRAIN_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// `Boot.BootSourceOverrideEnabled`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -179,7 +184,35 @@ pub fn router(service: Arc<Service>) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(MAX_REQUEST))
+        .layer(axum::middleware::from_fn(refuse_large_bodies))
         .with_state(service)
+}
+
+/// Answers 413 to a request declaring a body over [`MAX_REQUEST`], after reading and dropping it when
+/// it is at most [`DRAIN_LIMIT`] and arrives within [`DRAIN_WAIT`]; other requests go on.
+async fn refuse_large_bodies(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    match declared {
+        Some(n) if n > MAX_REQUEST => {
+            if n <= DRAIN_LIMIT {
+                let body = axum::body::to_bytes(request.into_body(), DRAIN_LIMIT);
+                let _ = tokio::time::timeout(DRAIN_WAIT, body).await;
+            }
+            error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "RequestTooLarge",
+                "the request body is over 16 KiB",
+            )
+        }
+        _ => next.run(request).await,
+    }
 }
 
 async fn root() -> Response {
