@@ -25,6 +25,8 @@ mod strategies;
 mod swarm;
 #[path = "broadcast/testbed.rs"]
 mod testbed;
+#[path = "broadcast/tool_meter.rs"]
+mod tool_meter;
 #[path = "broadcast/topology.rs"]
 mod topology;
 #[path = "broadcast/two_level.rs"]

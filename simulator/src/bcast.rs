@@ -30,6 +30,7 @@ mod ft_chain;
 mod multicast;
 mod pipeline;
 mod resources;
+pub mod ring_swarm;
 mod swarm;
 pub mod testbed;
 #[cfg(test)]

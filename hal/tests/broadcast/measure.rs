@@ -7,6 +7,7 @@ use crate::netns::Testbed;
 use crate::testbed::{
     Order, fast_median, last_written, make_image, options, run, run_killing, run_ordered,
 };
+use crate::tool_meter::{self, ToolMeter};
 use crate::topology::Topology;
 use hal::Strategy;
 
@@ -116,6 +117,10 @@ fn measure_testbed() {
     let (mbit, mib) = (set.mbit, set.mib);
     let max_n = set.ns.iter().copied().max().unwrap_or(1);
     let hops = HopMeter::new(set.topology);
+    let tools = ["plain", "udpcast", "multicast"]
+        .iter()
+        .any(|t| set.wanted(t))
+        .then(|| ToolMeter::new(hops.cores, |t| set.wanted(t)));
     {
         let tb = Testbed::build(max_n, mbit, &[], set.topology);
         let (image, want) = make_image(&tb, mib);
@@ -123,7 +128,8 @@ fn measure_testbed() {
         let sb = (mib * MIB) as f64 / (f64::from(mbit) * 1e6 / 8.0);
         // On a line of its own, after libtest's "test … ...".
         println!(
-            "\ntopology,switches,uplink_mbit,mbit,mib,n,strategy,seconds,s_over_b,over_plain,cpu_s,sys_s,retransmits,hop_mbit,uplink_hop_mbit"
+            "\ntopology,switches,uplink_mbit,mbit,mib,n,strategy,seconds,s_over_b,over_plain,cpu_s,sys_s,retransmits,hop_mbit,uplink_hop_mbit,{}",
+            tool_meter::CSV_HEADER
         );
         let topo = set.topology.csv();
         let mut cpu;
@@ -143,7 +149,20 @@ fn measure_testbed() {
         };
         for &n in &set.ns {
             let (hop_rate, uplink_hop_rate) = hops.measure();
-            hop = format!("{:.0},{:.0}", hop_rate * 8e-6, uplink_hop_rate * 8e-6);
+            let metered = std::time::Instant::now();
+            let speeds = tools.as_ref().map_or_else(
+                || ",".repeat(tool_meter::CSV_HEADER.matches(',').count()),
+                |t| t.measure().csv(),
+            );
+            eprintln!(
+                "N = {n}: tools metered in {:.1} s",
+                metered.elapsed().as_secs_f64()
+            );
+            hop = format!(
+                "{:.0},{:.0},{speeds}",
+                hop_rate * 8e-6,
+                uplink_hop_rate * 8e-6
+            );
             if set.wanted("plain") {
                 cpu = CpuMeter::start();
                 plain = tb.plain_chain(&image, n).as_secs_f64();

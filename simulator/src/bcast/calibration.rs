@@ -6,8 +6,12 @@
 //! except the misses listed in [`MISSES`] with the bound they are held to and why.
 //!
 //! The rows are the script's output (columns `topology,switches,uplink_mbit,mbit,mib,n,strategy,
-//! seconds,hop_mbit,uplink_hop_mbit`), from development runs on 2026-12-05 at load 5–17: the
-//! quiet-window figures are in docs/PERFORMANCE.md.
+//! seconds,hop_mbit,uplink_hop_mbit`): development runs on 2026-12-05 17:15–17:46 at load 5–17
+//! ([`RATE_200_64MIB`], [`GIGABIT_128MIB`]), and the quiet-window run of 18:15–18:29 (stop 13's
+//! table in docs/PERFORMANCE.md: [`QUIET_200_64MIB`], [`QUIET_GIGABIT_256MIB`]). None of them has
+//! the tool columns (the host's speed through multicast, udpcast and the plain chain measured before
+//! each N): those tools are predicted from the TCP hop speed here, as `kasim testbed` does for an
+//! old CSV.
 
 use super::testbed::predict;
 use crate::kasim::testbed::parse_row;
@@ -138,76 +142,230 @@ two-level,2,1000,1000,128,16,multicast,7.946,4466,3086\n\
 two-level,2,1000,1000,128,16,swarm,3.556,4466,3086\n\
 ";
 
-/// Rows the models miss by more than 10%: `(topology, mbit, n, strategy, bound)`, the bound a
-/// little above the development run's error, and why:
-/// * swarm: kaagent's swarm (a ring of 2 peers each way, at most 4 requests per node and 2 per peer,
-///   the seed asked for chunks its peers lack) is slower than the model's (random peers, upload and
-///   download slots, the server injecting the rarest piece);
-/// * multicast and udpcast at 1 Gbit/s, and at 200 Mbit/s with 16 receivers: UDP datagrams cross
-///   the namespaces one by one (no GSO) and the bridges copy each to every receiver, a cost per
-///   packet the host's TCP hop speed does not measure;
-/// * the plain chain past N = 4 at 1 Gbit/s: each node's `tee` copies every byte through two pipes
-///   more than the measured one-hop copy;
-/// * kaagent's chains at 1 Gbit/s past N = 4: the CPU bound is measured once per N on a machine
-///   whose other load comes and goes;
-/// * at 200 Mbit/s, N = 8 flat and N = 16: the same (the host's speed measured during a burst of
-///   other builds).
-const MISSES: &[(&str, u32, usize, &str, f64)] = &[
-    ("flat", 200, 2, "swarm", 0.25),
-    ("flat", 200, 4, "swarm", 0.35),
-    ("flat", 200, 8, "plain-socat-chain", 0.2),
-    ("flat", 200, 8, "udpcast", 0.2),
-    ("flat", 200, 8, "chain", 0.2),
-    ("flat", 200, 8, "ft-chain", 0.2),
-    ("flat", 200, 8, "swarm", 0.4),
-    ("two-level", 200, 2, "swarm", 0.25),
-    ("two-level", 200, 4, "swarm", 0.2),
-    ("two-level", 200, 8, "swarm", 0.2),
-    ("two-level", 200, 16, "plain-socat-chain", 0.2),
-    ("two-level", 200, 16, "udpcast", 0.25),
-    ("two-level", 200, 16, "multicast", 0.45),
-    ("two-level", 200, 16, "swarm", 0.2),
+/// A row the models miss by more than 10%: `(topology, mbit, n, strategy, bound)`, the bound a
+/// little above the recorded run's error.
+type Miss = (&'static str, u32, usize, &'static str, f64);
+
+/// The development runs' misses, and why:
+/// * multicast and udpcast at 1 Gbit/s, and at 200 Mbit/s with 16 receivers: the tools' own cost
+///   (per datagram: the bridge copies each to every receiver, each receiver's stack takes it alone)
+///   is not the TCP hop speed these rows are predicted from (no tool columns then);
+/// * the plain chain past N = 2 at 1 Gbit/s: each node's `tee` copies every byte through two pipes
+///   more than the measured one-hop copy (no tool columns then);
+/// * kaagent's chains at 1 Gbit/s past N = 4, the 200 Mbit/s flat N = 8 rows, the two-level
+///   N = 16 plain chain and udpcast at 200 Mbit/s, the two-level N = 16 swarm at 1 Gbit/s: the CPU
+///   bound comes from a hop speed measured once per N on a machine whose other load (5–17) came and
+///   went (1,350 Mbit/s at 200 Mbit/s flat, a burst of other builds);
+/// * the two-level swarm at 200 Mbit/s, N = 16 (−10.9%): the mean of eight of the model's races
+///   for free request slots; single races give −12% to −6%.
+const DEV_MISSES: &[Miss] = &[
+    ("flat", 200, 8, "plain-socat-chain", 0.15),
+    ("flat", 200, 8, "udpcast", 0.15),
+    ("flat", 200, 8, "chain", 0.15),
+    ("flat", 200, 8, "ft-chain", 0.15),
+    ("two-level", 200, 16, "plain-socat-chain", 0.15),
+    ("two-level", 200, 16, "udpcast", 0.2),
+    ("two-level", 200, 16, "multicast", 0.4),
+    ("two-level", 200, 16, "swarm", 0.15),
     ("flat", 1000, 2, "udpcast", 0.55),
-    ("flat", 1000, 2, "multicast", 0.5),
-    ("flat", 1000, 2, "swarm", 0.25),
-    ("flat", 1000, 4, "plain-socat-chain", 0.25),
-    ("flat", 1000, 4, "udpcast", 0.7),
-    ("flat", 1000, 4, "multicast", 0.65),
-    ("flat", 1000, 4, "swarm", 0.4),
-    ("flat", 1000, 8, "plain-socat-chain", 0.6),
-    ("flat", 1000, 8, "udpcast", 0.75),
-    ("flat", 1000, 8, "chain", 0.3),
-    ("flat", 1000, 8, "ft-chain", 0.25),
+    ("flat", 1000, 2, "multicast", 0.45),
+    ("flat", 1000, 4, "plain-socat-chain", 0.2),
+    ("flat", 1000, 4, "udpcast", 0.65),
+    ("flat", 1000, 4, "multicast", 0.6),
+    ("flat", 1000, 8, "plain-socat-chain", 0.55),
+    ("flat", 1000, 8, "udpcast", 0.7),
+    ("flat", 1000, 8, "chain", 0.25),
+    ("flat", 1000, 8, "ft-chain", 0.2),
     ("flat", 1000, 8, "multicast", 0.8),
-    ("flat", 1000, 8, "swarm", 0.35),
     ("flat", 1000, 16, "plain-socat-chain", 0.75),
     ("flat", 1000, 16, "udpcast", 0.6),
     ("flat", 1000, 16, "chain", 0.2),
-    ("flat", 1000, 16, "multicast", 0.75),
-    ("flat", 1000, 16, "swarm", 0.35),
-    ("two-level", 1000, 2, "udpcast", 0.65),
-    ("two-level", 1000, 2, "multicast", 0.6),
-    ("two-level", 1000, 2, "swarm", 0.25),
-    ("two-level", 1000, 4, "udpcast", 0.65),
-    ("two-level", 1000, 4, "chain", 0.2),
-    ("two-level", 1000, 4, "ft-chain", 0.2),
-    ("two-level", 1000, 4, "multicast", 0.75),
-    ("two-level", 1000, 8, "plain-socat-chain", 0.25),
-    ("two-level", 1000, 8, "udpcast", 0.2),
-    ("two-level", 1000, 8, "chain", 0.55),
+    ("flat", 1000, 16, "multicast", 0.7),
+    ("two-level", 1000, 2, "udpcast", 0.6),
+    ("two-level", 1000, 2, "multicast", 0.55),
+    ("two-level", 1000, 4, "udpcast", 0.6),
+    ("two-level", 1000, 4, "chain", 0.15),
+    ("two-level", 1000, 4, "ft-chain", 0.15),
+    ("two-level", 1000, 4, "multicast", 0.7),
+    ("two-level", 1000, 8, "plain-socat-chain", 0.2),
+    ("two-level", 1000, 8, "udpcast", 0.15),
+    ("two-level", 1000, 8, "chain", 0.5),
     ("two-level", 1000, 8, "ft-chain", 0.5),
-    ("two-level", 1000, 8, "multicast", 0.3),
-    ("two-level", 1000, 8, "swarm", 0.25),
+    ("two-level", 1000, 8, "multicast", 0.25),
     ("two-level", 1000, 16, "plain-socat-chain", 0.4),
-    ("two-level", 1000, 16, "udpcast", 0.3),
-    ("two-level", 1000, 16, "chain", 0.7),
-    ("two-level", 1000, 16, "ft-chain", 0.35),
+    ("two-level", 1000, 16, "udpcast", 0.25),
+    ("two-level", 1000, 16, "chain", 0.65),
+    ("two-level", 1000, 16, "ft-chain", 0.3),
     ("two-level", 1000, 16, "multicast", 0.35),
-    ("two-level", 1000, 16, "swarm", 0.65),
+    ("two-level", 1000, 16, "swarm", 0.4),
 ];
 
-/// Checks every row of `table`; returns how many were within 10%.
-fn check(table: &str) -> usize {
+/// Stop 13's quiet-window run (200 Mbit/s, 64 MiB; N = 2, 4, 8, 16; both topologies; load
+/// 0.2–2), as in docs/PERFORMANCE.md.
+const QUIET_200_64MIB: &str = "\
+flat,1,0,200,64,2,plain-socat-chain,2.81,6647,6647\n\
+flat,1,0,200,64,2,udpcast,2.80,6647,6647\n\
+flat,1,0,200,64,2,chain,2.81,6647,6647\n\
+flat,1,0,200,64,2,ft-chain,2.82,6647,6647\n\
+flat,1,0,200,64,2,tree,5.61,6647,6647\n\
+flat,1,0,200,64,2,multicast,2.82,6647,6647\n\
+flat,1,0,200,64,2,swarm,3.47,6647,6647\n\
+flat,1,0,200,64,4,plain-socat-chain,2.83,6860,6860\n\
+flat,1,0,200,64,4,udpcast,2.80,6860,6860\n\
+flat,1,0,200,64,4,chain,2.82,6860,6860\n\
+flat,1,0,200,64,4,ft-chain,2.83,6860,6860\n\
+flat,1,0,200,64,4,tree,5.79,6860,6860\n\
+flat,1,0,200,64,4,multicast,2.81,6860,6860\n\
+flat,1,0,200,64,4,swarm,4.57,6860,6860\n\
+flat,1,0,200,64,8,plain-socat-chain,2.85,6730,6730\n\
+flat,1,0,200,64,8,udpcast,2.89,6730,6730\n\
+flat,1,0,200,64,8,chain,2.85,6730,6730\n\
+flat,1,0,200,64,8,ft-chain,2.85,6730,6730\n\
+flat,1,0,200,64,8,tree,5.66,6730,6730\n\
+flat,1,0,200,64,8,multicast,2.82,6730,6730\n\
+flat,1,0,200,64,8,swarm,6.55,6730,6730\n\
+flat,1,0,200,64,16,plain-socat-chain,2.90,6966,6966\n\
+flat,1,0,200,64,16,udpcast,3.00,6966,6966\n\
+flat,1,0,200,64,16,chain,2.94,6966,6966\n\
+flat,1,0,200,64,16,ft-chain,2.95,6966,6966\n\
+flat,1,0,200,64,16,tree,5.66,6966,6966\n\
+flat,1,0,200,64,16,multicast,3.47,6966,6966\n\
+flat,1,0,200,64,16,swarm,9.07,6966,6966\n\
+two-level,2,200,200,64,2,plain-socat-chain,2.82,6754,6993\n\
+two-level,2,200,200,64,2,udpcast,2.80,6754,6993\n\
+two-level,2,200,200,64,2,chain,2.82,6754,6993\n\
+two-level,2,200,200,64,2,chain-oblivious,2.81,6754,6993\n\
+two-level,2,200,200,64,2,ft-chain,2.82,6754,6993\n\
+two-level,2,200,200,64,2,tree,5.61,6754,6993\n\
+two-level,2,200,200,64,2,multicast,2.81,6754,6993\n\
+two-level,2,200,200,64,2,swarm,3.56,6754,6993\n\
+two-level,2,200,200,64,4,plain-socat-chain,2.84,6435,6660\n\
+two-level,2,200,200,64,4,udpcast,2.85,6435,6660\n\
+two-level,2,200,200,64,4,chain,2.87,6435,6660\n\
+two-level,2,200,200,64,4,chain-oblivious,5.69,6435,6660\n\
+two-level,2,200,200,64,4,ft-chain,2.83,6435,6660\n\
+two-level,2,200,200,64,4,tree,5.92,6435,6660\n\
+two-level,2,200,200,64,4,multicast,2.81,6435,6660\n\
+two-level,2,200,200,64,4,swarm,5.06,6435,6660\n\
+two-level,2,200,200,64,8,plain-socat-chain,2.84,6865,6812\n\
+two-level,2,200,200,64,8,udpcast,2.96,6865,6812\n\
+two-level,2,200,200,64,8,chain,2.86,6865,6812\n\
+two-level,2,200,200,64,8,chain-oblivious,12.00,6865,6812\n\
+two-level,2,200,200,64,8,ft-chain,2.85,6865,6812\n\
+two-level,2,200,200,64,8,tree,11.24,6865,6812\n\
+two-level,2,200,200,64,8,multicast,2.82,6865,6812\n\
+two-level,2,200,200,64,8,swarm,6.75,6865,6812\n\
+two-level,2,200,200,64,16,plain-socat-chain,2.91,6845,7069\n\
+two-level,2,200,200,64,16,udpcast,3.08,6845,7069\n\
+two-level,2,200,200,64,16,chain,3.00,6845,7069\n\
+two-level,2,200,200,64,16,chain-oblivious,23.04,6845,7069\n\
+two-level,2,200,200,64,16,ft-chain,2.94,6845,7069\n\
+two-level,2,200,200,64,16,tree,22.49,6845,7069\n\
+two-level,2,200,200,64,16,multicast,3.51,6845,7069\n\
+two-level,2,200,200,64,16,swarm,10.15,6845,7069\n";
+
+/// Stop 13's quiet-window run (1 Gbit/s, 256 MiB; load 1–14, another helper's lab starting).
+const QUIET_GIGABIT_256MIB: &str = "\
+flat,1,0,1000,256,2,plain-socat-chain,2.27,7195,7195\n\
+flat,1,0,1000,256,2,udpcast,2.80,7195,7195\n\
+flat,1,0,1000,256,2,chain,2.28,7195,7195\n\
+flat,1,0,1000,256,2,ft-chain,2.27,7195,7195\n\
+flat,1,0,1000,256,2,tree,4.54,7195,7195\n\
+flat,1,0,1000,256,2,multicast,2.86,7195,7195\n\
+flat,1,0,1000,256,2,swarm,2.85,7195,7195\n\
+flat,1,0,1000,256,4,plain-socat-chain,2.32,7046,7046\n\
+flat,1,0,1000,256,4,udpcast,4.18,7046,7046\n\
+flat,1,0,1000,256,4,chain,2.30,7046,7046\n\
+flat,1,0,1000,256,4,ft-chain,2.30,7046,7046\n\
+flat,1,0,1000,256,4,tree,4.57,7046,7046\n\
+flat,1,0,1000,256,4,multicast,4.46,7046,7046\n\
+flat,1,0,1000,256,4,swarm,3.46,7046,7046\n\
+flat,1,0,1000,256,8,plain-socat-chain,4.40,7072,7072\n\
+flat,1,0,1000,256,8,udpcast,7.10,7072,7072\n\
+flat,1,0,1000,256,8,chain,2.56,7072,7072\n\
+flat,1,0,1000,256,8,ft-chain,2.59,7072,7072\n\
+flat,1,0,1000,256,8,tree,4.55,7072,7072\n\
+flat,1,0,1000,256,8,multicast,7.24,7072,7072\n\
+flat,1,0,1000,256,8,swarm,4.86,7072,7072\n\
+flat,1,0,1000,256,16,plain-socat-chain,10.65,7155,7155\n\
+flat,1,0,1000,256,16,udpcast,12.39,7155,7155\n\
+flat,1,0,1000,256,16,chain,4.61,7155,7155\n\
+flat,1,0,1000,256,16,ft-chain,4.39,7155,7155\n\
+flat,1,0,1000,256,16,tree,4.83,7155,7155\n\
+flat,1,0,1000,256,16,multicast,13.35,7155,7155\n\
+flat,1,0,1000,256,16,swarm,7.14,7155,7155\n\
+two-level,2,1000,1000,256,2,plain-socat-chain,2.28,6982,7046\n\
+two-level,2,1000,1000,256,2,udpcast,3.35,6982,7046\n\
+two-level,2,1000,1000,256,2,chain,2.28,6982,7046\n\
+two-level,2,1000,1000,256,2,chain-oblivious,2.30,6982,7046\n\
+two-level,2,1000,1000,256,2,ft-chain,2.30,6982,7046\n\
+two-level,2,1000,1000,256,2,tree,4.53,6982,7046\n\
+two-level,2,1000,1000,256,2,multicast,3.38,6982,7046\n\
+two-level,2,1000,1000,256,2,swarm,2.74,6982,7046\n\
+two-level,2,1000,1000,256,4,plain-socat-chain,2.38,6751,6607\n\
+two-level,2,1000,1000,256,4,udpcast,4.69,6751,6607\n\
+two-level,2,1000,1000,256,4,chain,2.28,6751,6607\n\
+two-level,2,1000,1000,256,4,chain-oblivious,4.60,6751,6607\n\
+two-level,2,1000,1000,256,4,ft-chain,2.30,6751,6607\n\
+two-level,2,1000,1000,256,4,tree,4.54,6751,6607\n\
+two-level,2,1000,1000,256,4,multicast,4.85,6751,6607\n\
+two-level,2,1000,1000,256,4,swarm,3.69,6751,6607\n\
+two-level,2,1000,1000,256,8,plain-socat-chain,4.13,7207,7340\n\
+two-level,2,1000,1000,256,8,udpcast,7.15,7207,7340\n\
+two-level,2,1000,1000,256,8,chain,2.48,7207,7340\n\
+two-level,2,1000,1000,256,8,chain-oblivious,9.05,7207,7340\n\
+two-level,2,1000,1000,256,8,ft-chain,2.40,7207,7340\n\
+two-level,2,1000,1000,256,8,tree,9.05,7207,7340\n\
+two-level,2,1000,1000,256,8,multicast,7.63,7207,7340\n\
+two-level,2,1000,1000,256,8,swarm,5.05,7207,7340\n\
+two-level,2,1000,1000,256,16,plain-socat-chain,11.45,6888,7182\n\
+two-level,2,1000,1000,256,16,udpcast,12.52,6888,7182\n\
+two-level,2,1000,1000,256,16,chain,4.46,6888,7182\n\
+two-level,2,1000,1000,256,16,chain-oblivious,18.29,6888,7182\n\
+two-level,2,1000,1000,256,16,ft-chain,4.37,6888,7182\n\
+two-level,2,1000,1000,256,16,tree,18.16,6888,7182\n\
+two-level,2,1000,1000,256,16,multicast,13.91,6888,7182\n\
+two-level,2,1000,1000,256,16,swarm,7.16,6888,7182\n";
+
+/// The quiet run's misses, and why:
+/// * multicast and udpcast at 1 Gbit/s, and multicast at 200 Mbit/s with 16 receivers: the tools'
+///   own cost (no tool columns in this run: predicted from the TCP hop speed);
+/// * the plain chain at 1 Gbit/s past N = 4: `tee`'s two extra pipe copies per node (the same);
+/// * kaagent's chain and fault-tolerant chain at 1 Gbit/s, two-level N = 16 (+12%, +14%): the CPU
+///   bound (16 hops at the measured hop speed, three uplink traversals at the uplink surcharge) is
+///   above the runs; the hop meter's `socat` copies cost the host more per byte than kaagent's
+///   hops did (cause not isolated);
+/// * the two-level swarm at 200 Mbit/s, N = 16 (−10.9%): as in the development run.
+const QUIET_MISSES: &[Miss] = &[
+    ("flat", 200, 16, "multicast", 0.2),
+    ("two-level", 200, 16, "multicast", 0.2),
+    ("two-level", 200, 16, "swarm", 0.15),
+    ("flat", 1000, 2, "udpcast", 0.25),
+    ("flat", 1000, 2, "multicast", 0.25),
+    ("flat", 1000, 4, "udpcast", 0.5),
+    ("flat", 1000, 4, "multicast", 0.5),
+    ("flat", 1000, 8, "plain-socat-chain", 0.45),
+    ("flat", 1000, 8, "udpcast", 0.7),
+    ("flat", 1000, 8, "multicast", 0.7),
+    ("flat", 1000, 16, "plain-socat-chain", 0.55),
+    ("flat", 1000, 16, "udpcast", 0.65),
+    ("flat", 1000, 16, "multicast", 0.65),
+    ("two-level", 1000, 2, "udpcast", 0.35),
+    ("two-level", 1000, 2, "multicast", 0.35),
+    ("two-level", 1000, 4, "udpcast", 0.55),
+    ("two-level", 1000, 4, "multicast", 0.55),
+    ("two-level", 1000, 8, "plain-socat-chain", 0.45),
+    ("two-level", 1000, 8, "udpcast", 0.7),
+    ("two-level", 1000, 8, "multicast", 0.7),
+    ("two-level", 1000, 16, "plain-socat-chain", 0.6),
+    ("two-level", 1000, 16, "udpcast", 0.65),
+    ("two-level", 1000, 16, "chain", 0.15),
+    ("two-level", 1000, 16, "ft-chain", 0.15),
+    ("two-level", 1000, 16, "multicast", 0.65),
+];
+
+/// Checks every row of `table` against its `misses`; returns how many were within 10%.
+fn check(table: &str, misses: &[Miss]) -> usize {
     let header: Vec<String> = HEADER.split(',').map(String::from).collect();
     let mut within = 0;
     for line in table.lines() {
@@ -215,10 +373,10 @@ fn check(table: &str) -> usize {
         let (run, measured) = parse_row(&header, &fields, false).expect("a testbed row");
         let predicted = predict(&run);
         let error = predicted / measured - 1.0;
-        let key = |m: &&(&str, u32, usize, &str, f64)| {
+        let key = |m: &&Miss| {
             m.0 == fields[0] && f64::from(m.1) == run.mbit && m.2 == run.n && m.3 == fields[6]
         };
-        let bound = MISSES.iter().find(key).map_or(0.10, |m| m.4);
+        let bound = misses.iter().find(key).map_or(0.10, |m| m.4);
         eprintln!(
             "{line}: predicted {predicted:.3} s ({:+.1}%, bound {:.0}%)",
             error * 100.0,
@@ -234,20 +392,28 @@ fn check(table: &str) -> usize {
     within
 }
 
+/// Checks `table` and prints how many of its rows were within 10%.
+fn check_all(table: &str, misses: &[Miss]) -> usize {
+    let within = check(table, misses);
+    eprintln!("{within} of {} rows within 10%", table.lines().count());
+    within
+}
+
 #[test]
 fn the_models_predict_the_200_mbit_testbed() {
-    let within = check(RATE_200_64MIB);
-    eprintln!(
-        "{within} of {} rows within 10%",
-        RATE_200_64MIB.lines().count()
-    );
+    check_all(RATE_200_64MIB, DEV_MISSES);
 }
 
 #[test]
 fn the_models_predict_the_gigabit_testbed() {
-    let within = check(GIGABIT_128MIB);
-    eprintln!(
-        "{within} of {} rows within 10%",
-        GIGABIT_128MIB.lines().count()
-    );
+    check_all(GIGABIT_128MIB, DEV_MISSES);
+}
+
+#[test]
+fn the_models_predict_the_quiet_runs() {
+    let within =
+        check_all(QUIET_200_64MIB, QUIET_MISSES) + check_all(QUIET_GIGABIT_256MIB, QUIET_MISSES);
+    // Stop 13 counted 81 of 120 with the random-peer swarm; kaagent's ring swarm is within 10% in
+    // 15 of its 16 rows.
+    assert!(within >= 95, "{within} of 120 rows within 10%");
 }

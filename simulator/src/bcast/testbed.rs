@@ -22,6 +22,7 @@
 //!
 //! Nothing here is fitted to the measured times.
 
+use super::ring_swarm::{self, RingSwarm};
 use super::{
     BroadcastJob, FaultTolerance, LatencyModel, LinkParams, Receiver, ReceiverOutcome, SwarmParams,
     Topology, simulate,
@@ -32,6 +33,8 @@ use hal::Strategy;
 const MIB: f64 = 1_048_576.0;
 /// Bytes of an Ethernet frame tc meters (no FCS).
 const FRAME: f64 = 1514.0;
+/// Races of kaagent's swarm averaged per prediction.
+const SWARM_RACES: u64 = 8;
 
 /// What ran on the testbed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,18 +93,53 @@ pub struct TestbedRun {
     /// The host's aggregate speed through namespace hops without tc, bytes/s: plain hops, and hops
     /// crossing one uplink; `None`: links only.
     pub cpu: Option<(f64, f64)>,
+    /// The host's own speed through this run's tool (multicast, udpcast, the plain chain), measured
+    /// without tc at two receiver counts; `None`: the tool costs what its TCP hops do.
+    pub tool_cpu: Option<ToolSpeed>,
+}
+
+/// A tool's measured speed: `(receivers, bytes delivered per second)` at a small and a large
+/// receiver count.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ToolSpeed {
+    /// The smaller count and its speed.
+    pub small: (f64, f64),
+    /// The larger count and its speed.
+    pub large: (f64, f64),
+}
+
+impl ToolSpeed {
+    /// Host seconds per image byte for `n` receivers: `k / speed(k)` at both measured counts, and
+    /// the line through them (the sender's share once, each receiver's share `n` times); `None`
+    /// when the measurements are unusable.
+    pub fn seconds_per_byte(&self, n: f64) -> Option<f64> {
+        let ((k1, d1), (k2, d2)) = (self.small, self.large);
+        let usable = |k: f64, d: f64| k >= 1.0 && d.is_finite() && d > 0.0;
+        if !usable(k1, d1) || !usable(k2, d2) || k2 <= k1 {
+            return None;
+        }
+        let (c1, c2) = (k1 / d1, k2 / d2);
+        let per_receiver = ((c2 - c1) / (k2 - k1)).max(0.0);
+        Some((c1 + (n - k1) * per_receiver).max(per_receiver * n))
+    }
 }
 
 /// The predicted time to the last receiver, seconds.
 pub fn predict(run: &TestbedRun) -> f64 {
-    let links = links_bound(run);
-    match run.cpu {
+    let (links, h, u) = links_bound(run);
+    let size = run.mib * MIB;
+    let per_uplink = match run.cpu {
         Some((hop_rate, uplink_rate)) if hop_rate > 0.0 && uplink_rate > 0.0 => {
-            let (h, u) = hops(run);
-            let per_uplink = (1.0 / uplink_rate - 1.0 / hop_rate).max(0.0);
-            links.max(run.mib * MIB * (h / hop_rate + u * per_uplink))
+            Some((hop_rate, (1.0 / uplink_rate - 1.0 / hop_rate).max(0.0)))
         }
-        _ => links,
+        _ => None,
+    };
+    let tool = run.tool_cpu.and_then(|t| t.seconds_per_byte(run.n as f64));
+    let uplinks = per_uplink.map_or(0.0, |(_, p)| u * p);
+    match (tool, per_uplink) {
+        (Some(per_byte), _) => links.max(size * (per_byte + uplinks)),
+        (None, Some((hop_rate, _))) => links.max(size * (h / hop_rate + uplinks)),
+        (None, None) => links,
     }
 }
 
@@ -175,8 +213,9 @@ fn hops(run: &TestbedRun) -> (f64, f64) {
     (run.n as f64, uplinks as f64)
 }
 
-/// The link-bound time: the simulator's model of the strategy on the testbed's topology.
-fn links_bound(run: &TestbedRun) -> f64 {
+/// The link-bound time (the simulator's model of the strategy on the testbed's topology), and the
+/// namespace hops and uplink traversals the image makes (see the module's CPU bound).
+fn links_bound(run: &TestbedRun) -> (f64, f64, f64) {
     let payload = match run.tool {
         TestbedTool::Udpcast => 1456.0,
         TestbedTool::Kaagent {
@@ -237,12 +276,31 @@ fn links_bound(run: &TestbedRun) -> f64 {
         },
         fec: None,
     };
-    simulate(&job, &topo)
+    if strategy == Strategy::Swarm {
+        // Which connection takes a freed request slot is the threads' race: the mean of
+        // `SWARM_RACES` races.
+        let (mut last, mut bytes, mut uplink_bytes) = (0.0, 0.0, 0.0);
+        for race in 1..=SWARM_RACES {
+            let knobs = RingSwarm {
+                race,
+                ..RingSwarm::default()
+            };
+            let out = ring_swarm::simulate(&job, &topo, knobs);
+            last += out.done_at.iter().copied().fold(0.0, f64::max);
+            bytes += out.bytes;
+            uplink_bytes += out.uplink_bytes;
+        }
+        let runs = SWARM_RACES as f64;
+        return (last / runs, bytes / runs / size, uplink_bytes / runs / size);
+    }
+    let last = simulate(&job, &topo)
         .iter()
         .map(|o| match o {
             ReceiverOutcome::Done { at } | ReceiverOutcome::Failed { at, .. } => *at,
         })
-        .fold(0.0, f64::max)
+        .fold(0.0, f64::max);
+    let (h, u) = hops(run);
+    (last, h, u)
 }
 
 #[cfg(test)]
@@ -257,6 +315,7 @@ mod tests {
             n,
             two_level,
             cpu: None,
+            tool_cpu: None,
         }
     }
 
@@ -295,5 +354,55 @@ mod tests {
         let want = 64.0 * MIB * (8.0 / 1e8 + 3.0 * (1.0 / 5e7 - 1.0 / 1e8));
         assert!((predict(&r) - want).abs() < 1e-9);
         assert!(TestbedTool::parse("kascade").is_none());
+    }
+
+    #[test]
+    fn a_measured_tool_speed_replaces_the_hop_speed_for_its_tool() {
+        // 2 receivers at 400 MB/s delivered (5e-9 s per byte), 8 at 800 MB/s (1e-8): the sender's
+        // share 3.33e-9 s per byte, each receiver's 8.33e-10.
+        let speed = ToolSpeed {
+            small: (2.0, 4e8),
+            large: (8.0, 8e8),
+        };
+        let per_byte = speed.seconds_per_byte(16.0).expect("usable");
+        assert!(
+            (per_byte - (5e-9 + 14.0 * 5e-9 / 6.0)).abs() < 1e-18,
+            "{per_byte}"
+        );
+        let mut r = run("multicast", 16, None);
+        r.mbit = 1000.0;
+        r.mib = 256.0;
+        r.cpu = Some((1e9, 1e9));
+        let hops_only = predict(&r);
+        // 16 hops of 256 MiB at 1 GB/s.
+        assert!((hops_only - 16.0 * 256.0 * MIB / 1e9).abs() < 1e-9);
+        r.tool_cpu = Some(speed);
+        assert!((predict(&r) - 256.0 * MIB * per_byte).abs() < 1e-9);
+        // Across the uplinks the tool pays the measured uplink surcharge on top.
+        let mut two = r;
+        two.two_level = Some((2, 1000.0));
+        two.cpu = Some((1e9, 5e8));
+        let want = 256.0 * MIB * (per_byte + 16.0 * (1.0 / 5e8 - 1.0 / 1e9));
+        assert!((predict(&two) - want).abs() < 1e-9);
+        // Unusable measurements: the hop speed again.
+        r.tool_cpu = Some(ToolSpeed {
+            small: (2.0, f64::NAN),
+            large: (8.0, 8e8),
+        });
+        assert_eq!(predict(&r), hops_only);
+    }
+
+    #[test]
+    fn the_swarm_is_kaagents_ring_and_its_duplicates_cost_cpu() {
+        let r = run("swarm", 16, None);
+        let (links, h, u) = links_bound(&r);
+        // The server's seed sends some chunks to several neighbourhoods of the ring: more than N
+        // image copies move, and far slower than S/B.
+        assert!(h > 16.0, "{h}");
+        assert_eq!(u, 0.0);
+        assert!(links > 2.0 * 64.0 * MIB / (200e6 / 8.0), "{links}");
+        let two = run("swarm", 16, Some((2, 200.0)));
+        let (_, _, u) = links_bound(&two);
+        assert!(u > 0.0);
     }
 }

@@ -2,7 +2,7 @@
 //! (`scripts/bcast-testbed.sh` pipes its output here): two columns appended, `predicted_s` and
 //! `error_pct` (prediction over measurement, in percent); other lines pass through unchanged.
 
-use crate::bcast::testbed::{TestbedRun, TestbedTool, predict};
+use crate::bcast::testbed::{TestbedRun, TestbedTool, ToolSpeed, predict};
 use anyhow::Context;
 use clap::Args;
 use std::io::{BufRead, Read, Write};
@@ -126,6 +126,28 @@ pub(crate) fn parse_row(
         let uplink = num("uplink_hop_mbit").map(|m| m * 1e6 / 8.0).or(hop);
         hop.zip(uplink)
     };
+    let meter = match tool {
+        TestbedTool::PlainChain => Some("plain"),
+        TestbedTool::Udpcast => Some("udpcast"),
+        TestbedTool::Kaagent {
+            strategy: hal::Strategy::Multicast,
+            ..
+        } => Some("mcast"),
+        TestbedTool::Kaagent { .. } => None,
+    };
+    // Older CSVs have no tool columns: the tool then costs what its TCP hops do.
+    let tool_cpu = meter.filter(|_| !links_only).and_then(|m| {
+        let count = |c: &str| num(c).filter(|k| (1.0..=100_000.0).contains(k));
+        let speed = |c: String| {
+            num(&c)
+                .filter(|v| v.is_finite() && *v > 0.0)
+                .map(|v| v * 1e6 / 8.0)
+        };
+        Some(ToolSpeed {
+            small: (count("meter_small")?, speed(format!("{m}_small_mbit"))?),
+            large: (count("meter_large")?, speed(format!("{m}_large_mbit"))?),
+        })
+    });
     Some((
         TestbedRun {
             tool,
@@ -134,6 +156,7 @@ pub(crate) fn parse_row(
             n,
             two_level,
             cpu,
+            tool_cpu,
         },
         measured,
     ))
@@ -163,5 +186,44 @@ mod tests {
         let nan = "flat,1,0,200,64,8,udpcast,NaN,8000,8000";
         let fields: Vec<&str> = nan.split(',').collect();
         assert!(parse_row(&header, &fields, false).is_none());
+    }
+
+    #[test]
+    fn the_tool_columns_give_each_tool_its_own_speed() {
+        let header: Vec<String> = format!(
+            "topology,switches,uplink_mbit,mbit,mib,n,strategy,seconds,hop_mbit,uplink_hop_mbit,{}",
+            "meter_small,meter_large,plain_small_mbit,plain_large_mbit,udpcast_small_mbit,udpcast_large_mbit,mcast_small_mbit,mcast_large_mbit"
+        )
+        .split(',')
+        .map(String::from)
+        .collect();
+        let parse = |row: &str| {
+            let fields: Vec<&str> = row.split(',').collect();
+            parse_row(&header, &fields, false).map(|(r, _)| r.tool_cpu)
+        };
+        let tail = "8000,8000,2,8,4000,3200,2400,2000,1600,800";
+        let mcast = parse(&format!("flat,1,0,1000,256,16,multicast,9.0,{tail}"));
+        assert_eq!(
+            mcast,
+            Some(Some(ToolSpeed {
+                small: (2.0, 2e8),
+                large: (8.0, 1e8),
+            }))
+        );
+        let udpcast = parse(&format!("flat,1,0,1000,256,16,udpcast,9.0,{tail}"));
+        assert_eq!(udpcast.flatten().map(|t| t.large), Some((8.0, 2.5e8)));
+        let plain = parse(&format!(
+            "flat,1,0,1000,256,16,plain-socat-chain,9.0,{tail}"
+        ));
+        assert_eq!(plain.flatten().map(|t| t.small), Some((2.0, 5e8)));
+        // kaagent's TCP strategies keep the hop speed; an empty or zero column is no measurement.
+        assert_eq!(
+            parse(&format!("flat,1,0,1000,256,16,chain,9.0,{tail}")),
+            Some(None)
+        );
+        let empty = "flat,1,0,1000,256,16,udpcast,9.0,8000,8000,2,8,4000,3200,,,1600,800";
+        assert_eq!(parse(empty), Some(None));
+        let zero = "flat,1,0,1000,256,16,multicast,9.0,8000,8000,2,8,4000,3200,2400,2000,0,800";
+        assert_eq!(parse(zero), Some(None));
     }
 }

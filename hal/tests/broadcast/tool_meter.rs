@@ -1,0 +1,163 @@
+//! The host's own speed through each tool whose cost is not one TCP hop's (an input of the
+//! simulator's CPU bound, measured before each N like the hop speed): on a bed of hosts without
+//! `tc`, kaagent's multicast, udpcast and the plain `socat | tee` chain each move an image to a
+//! small and a large number of receivers (default: as many as cores, and four times that). A tool's
+//! speed is the bytes it delivers per second (receivers × image / time); the two counts give the
+//! simulator a cost per image byte that grows linearly with the receivers (the sender's share, paid
+//! once, and each receiver's: the bridge copies every datagram to every port, each receiver's stack
+//! takes it alone; each chain node's `tee` adds two pipe copies to its hop).
+
+use crate::harness::AgentProc;
+use crate::netns::Testbed;
+use crate::testbed::{last_written, make_image, run};
+use crate::topology::Topology;
+use hal::Strategy;
+use std::path::PathBuf;
+
+const MIB: u64 = 1 << 20;
+
+/// The columns [`ToolSpeeds::csv`] fills.
+pub const CSV_HEADER: &str = "meter_small,meter_large,plain_small_mbit,plain_large_mbit,udpcast_small_mbit,udpcast_large_mbit,mcast_small_mbit,mcast_large_mbit";
+
+/// Delivered bytes/s at the small and the large receiver count, per tool (`None`: not measured).
+pub struct ToolSpeeds {
+    small: usize,
+    large: usize,
+    plain: Option<(f64, f64)>,
+    udpcast: Option<(f64, f64)>,
+    mcast: Option<(f64, f64)>,
+}
+
+impl ToolSpeeds {
+    /// The columns of [`CSV_HEADER`] (Mbit/s; empty where not measured).
+    pub fn csv(&self) -> String {
+        let pair = |p: Option<(f64, f64)>| {
+            p.map_or_else(
+                || ",".to_string(),
+                |(s, l)| format!("{:.0},{:.0}", s * 8e-6, l * 8e-6),
+            )
+        };
+        format!(
+            "{},{},{},{},{}",
+            self.small,
+            self.large,
+            pair(self.plain),
+            pair(self.udpcast),
+            pair(self.mcast)
+        )
+    }
+}
+
+/// An idle bed (no tc) with agents, and the image the tools move.
+pub struct ToolMeter {
+    bed: Testbed,
+    agents: Vec<AgentProc>,
+    image: PathBuf,
+    want: String,
+    mib: u64,
+    small: usize,
+    large: usize,
+    plain: bool,
+    udpcast: bool,
+    mcast: bool,
+}
+
+impl ToolMeter {
+    /// A bed for `KABCAST_METER_RECEIVERS` (`small,large`; default: cores and four times cores)
+    /// receivers and a `KABCAST_METER_MIB` (default 64) image; measures the tools `wanted` says.
+    pub fn new(cores: usize, wanted: impl Fn(&str) -> bool) -> ToolMeter {
+        let counts: Vec<usize> = std::env::var("KABCAST_METER_RECEIVERS")
+            .ok()
+            .map(|v| v.split(',').filter_map(|s| s.trim().parse().ok()).collect())
+            .unwrap_or_default();
+        let (small, large) = match counts[..] {
+            [s, l] if s >= 1 && l > s && l <= 64 => (s, l),
+            _ => (cores.max(1), 4 * cores.max(1)),
+        };
+        let mib = std::env::var("KABCAST_METER_MIB")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|m| (1..=1024).contains(m))
+            .unwrap_or(64);
+        let bed = Testbed::build(large, 0, &[], Topology::Flat);
+        let (image, want) = make_image(&bed, mib);
+        let mcast = wanted("multicast");
+        let agents = if mcast {
+            bed.start_agents()
+        } else {
+            Vec::new()
+        };
+        ToolMeter {
+            bed,
+            agents,
+            image,
+            want,
+            mib,
+            small,
+            large,
+            plain: wanted("plain"),
+            udpcast: wanted("udpcast"),
+            mcast,
+        }
+    }
+
+    /// Each wanted tool at both receiver counts, one run each (every receiver's data checked).
+    pub fn measure(&self) -> ToolSpeeds {
+        let bytes = (self.mib * MIB) as f64;
+        let speed = |k: usize, seconds: f64| k as f64 * bytes / seconds;
+        let both = |one: &dyn Fn(usize) -> f64| {
+            let (s, l) = (self.small, self.large);
+            (speed(s, one(s)), speed(l, one(l)))
+        };
+        let plain = self.plain.then(|| {
+            both(&|k| {
+                let t = self.bed.plain_chain(&self.image, k).as_secs_f64();
+                self.check(k, "plain.img");
+                t
+            })
+        });
+        let udpcast = self.udpcast.then(|| {
+            both(&|k| match self.bed.udpcast(&self.image, k) {
+                Some(t) => {
+                    self.check(k, "udpcast.img");
+                    t.as_secs_f64()
+                }
+                None => f64::NAN,
+            })
+        });
+        let mcast = self.mcast.then(|| {
+            both(&|k| {
+                let r = run(
+                    &self.bed,
+                    &self.agents,
+                    k,
+                    &self.image,
+                    &self.want,
+                    Strategy::Multicast,
+                );
+                assert!(r.outcomes.failures().is_empty(), "{:?}", r.outcomes);
+                last_written(&r)
+            })
+        });
+        ToolSpeeds {
+            small: self.small,
+            large: self.large,
+            plain,
+            udpcast,
+            mcast,
+        }
+    }
+
+    /// Checks and removes `file` of the first `k` hosts.
+    fn check(&self, k: usize, file: &str) {
+        for i in 0..k {
+            let path = self.bed.host_dir(i).join(file);
+            assert_eq!(
+                crate::harness::file_hash(&path),
+                self.want,
+                "{file} host {i}"
+            );
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}

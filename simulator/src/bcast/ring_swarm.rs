@@ -1,0 +1,549 @@
+//! kaagent's swarm exchange (`hal::broadcast::swarm`, `swarm_node`, `plan::swarm_peers`) as a fluid
+//! simulation, for the testbed's predictions.
+//!
+//! What kaagent does, and so what this models:
+//! * **Peers**: the nodes in topology order form a ring; node `i` opens a connection to each of the
+//!   next [`RingSwarm::fanout`] nodes (and accepts the previous ones'), so a pair may share two
+//!   connections when N ≤ 2·fanout. The server's seed opens one connection to every node and holds
+//!   every chunk.
+//! * **Requests**: a node keeps at most [`RingSwarm::per_peer`] requests outstanding on each
+//!   connection and [`RingSwarm::per_node`] on all of them (the seed's included). On a connection it
+//!   asks for the chunk of its span (the [`RingSwarm::span`] chunks from the first it lacks) that
+//!   the peer holds, it lacks and has not asked anybody for, the rarest among its connections first
+//!   (the seed's counts: a chunk no peer holds has rarity 1), ties broken by a per-node hash. The
+//!   chunk that holds up its writing, asked more than [`RingSwarm::duplicate_after`] ago, may be
+//!   asked again on another connection. Which connection asks first when a slot frees is the
+//!   threads' race: here a pseudo-random rotation per node.
+//! * **Holdings**: a node announces what it holds from `base − keep` to `base + span` (`base`: the
+//!   first chunk it lacks); a complete node announces nothing (its peers no longer ask it).
+//! * **Serving**: each end of a connection serves the requests queued on it one chunk at a time, in
+//!   order.
+//!
+//! Bandwidth: every chunk in flight is a flow; flows share the senders' up links, the receivers'
+//! down links and the uplinks they cross max-min fairly (as TCP does), recomputed when a flow
+//! starts or ends. A request and a chunk's last byte each pay one hop latency.
+
+use super::resources::non_negative;
+use super::{BroadcastJob, Topology};
+use crate::net::Key;
+use crate::rng::Rng;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
+
+/// kaagent's swarm settings.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RingSwarm {
+    /// Connections each node opens to the next nodes of the ring (`plan::SWARM_FANOUT`).
+    pub fanout: usize,
+    /// Requests outstanding on one connection (`swarm::REQUESTS_PER_PEER`).
+    pub per_peer: usize,
+    /// Requests outstanding on all of a node's connections (`swarm::REQUESTS_PER_NODE`).
+    pub per_node: usize,
+    /// Chunks a node works on from the first it lacks (the tuning's window).
+    pub span: usize,
+    /// Chunks a node keeps (and announces) below the first it lacks (the window again).
+    pub keep: usize,
+    /// Seconds after which the chunk holding up the writing may be asked again elsewhere
+    /// (`swarm::DUPLICATE_AFTER`).
+    pub duplicate_after: f64,
+    /// Seed of the connections' race for a node's free request slots.
+    pub race: u64,
+}
+
+impl Default for RingSwarm {
+    /// kaagent's defaults (fanout 2, 2 per peer, 4 per node, window 32, 400 ms), race seed 1.
+    fn default() -> Self {
+        RingSwarm {
+            fanout: 2,
+            per_peer: 2,
+            per_node: 4,
+            span: 32,
+            keep: 32,
+            duplicate_after: 0.4,
+            race: 1,
+        }
+    }
+}
+
+/// The simulated swarm.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RingOutcome {
+    /// When each receiver held every chunk (`f64::INFINITY`: never).
+    pub done_at: Vec<f64>,
+    /// Bytes moved between hosts, duplicates included.
+    pub bytes: f64,
+    /// Uplink traversals times bytes (a transfer between two leaves counts twice).
+    pub uplink_bytes: f64,
+}
+
+/// At most this many events (a guard; a 16-node swarm of 256 chunks takes about 10^5).
+const MAX_EVENTS: usize = 20_000_000;
+
+/// Event kinds.
+const REQUEST: u8 = 0;
+const BYTES_DONE: u8 = 1;
+const ARRIVE: u8 = 2;
+const MISSING: u8 = 3;
+const WAKE: u8 = 4;
+
+#[derive(Clone, Copy, Debug)]
+struct Flow {
+    /// Connection direction (`link * 2 + sender's side`).
+    dir: usize,
+    chunk: usize,
+    remaining: f64,
+    rate: f64,
+    version: u32,
+    /// Resources crossed: sender's up link, receiver's down link, uplinks.
+    uses: [Option<usize>; 4],
+}
+
+struct Sim<'a> {
+    knobs: RingSwarm,
+    /// Receivers; index `n` is the seed.
+    n: usize,
+    switches: Vec<usize>,
+    piece: Vec<f64>,
+    latency: f64,
+    /// Connections: `ends[0]` opened it to `ends[1]`.
+    links: Vec<[usize; 2]>,
+    /// Each host's connections, with its side.
+    node_links: Vec<Vec<(usize, usize)>>,
+    have: Vec<Vec<bool>>,
+    base: Vec<usize>,
+    done_at: Vec<f64>,
+    requested: Vec<BTreeMap<usize, f64>>,
+    /// Requests outstanding, per `link * 2 + requester's side`.
+    asked: Vec<BTreeSet<usize>>,
+    asked_total: Vec<usize>,
+    /// Requests queued, per direction `link * 2 + sender's side`.
+    queue: Vec<VecDeque<usize>>,
+    serving: Vec<bool>,
+    flows: BTreeMap<usize, Flow>,
+    next_flow: usize,
+    /// Resource capacities: up links `0..=n`, down links `n+1..2n+1`, then each leaf's up and down
+    /// uplink.
+    capacity: Vec<f64>,
+    fills: Vec<u64>,
+    events: BinaryHeap<Reverse<(Key, u64, u8, usize, usize, u32)>>,
+    seq: u64,
+    now: f64,
+    last: f64,
+    bytes: f64,
+    uplink_bytes: f64,
+    _job: &'a BroadcastJob,
+}
+
+/// Simulates kaagent's swarm of `job` (receivers in topology order, chunks of `job.chunk`) on `topo`.
+pub fn simulate(job: &BroadcastJob, topo: &Topology, knobs: RingSwarm) -> RingOutcome {
+    let mut s = Sim::new(job, topo, knobs);
+    s.run();
+    RingOutcome {
+        done_at: s.done_at,
+        bytes: s.bytes,
+        uplink_bytes: s.uplink_bytes,
+    }
+}
+
+impl<'a> Sim<'a> {
+    fn new(job: &'a BroadcastJob, topo: &Topology, knobs: RingSwarm) -> Self {
+        let n = job.receivers.len();
+        let size = non_negative(job.size);
+        let chunk = if job.chunk.is_finite() && job.chunk > 0.0 {
+            job.chunk
+        } else {
+            size.max(1.0)
+        };
+        let count = if size.is_finite() {
+            ((size / chunk).ceil() as usize).max(1)
+        } else {
+            1
+        };
+        let piece = (0..count)
+            .map(|p| (size - p as f64 * chunk).clamp(0.0, chunk))
+            .collect();
+        let mut links = Vec::new();
+        for i in 0..n {
+            for k in 1..=knobs.fanout.min(n.saturating_sub(1)) {
+                links.push([i, (i + k) % n]);
+            }
+        }
+        for i in 0..n {
+            links.push([n, i]);
+        }
+        let mut node_links = vec![Vec::new(); n + 1];
+        for (l, ends) in links.iter().enumerate() {
+            node_links[ends[0]].push((l, 0));
+            node_links[ends[1]].push((l, 1));
+        }
+        let switches: Vec<usize> = job.receivers.iter().map(|r| r.switch).collect();
+        let leaves = switches.iter().copied().max().unwrap_or(0);
+        let mut capacity = vec![non_negative(topo.node_link.bandwidth); 2 * n + 1];
+        capacity[n] = non_negative(topo.server_link.bandwidth);
+        for (j, r) in job.receivers.iter().enumerate() {
+            if let Some((up, down)) = r.link {
+                capacity[j] = non_negative(up);
+                capacity[n + 1 + j] = non_negative(down);
+            }
+        }
+        let uplink = topo.uplink_bandwidth.map_or(f64::INFINITY, non_negative);
+        capacity.extend(std::iter::repeat_n(uplink, 2 * leaves));
+        let dirs = links.len() * 2;
+        Sim {
+            knobs,
+            n,
+            switches,
+            piece,
+            latency: non_negative(topo.node_link.latency) * 2.0,
+            links,
+            node_links,
+            have: vec![vec![false; count]; n],
+            base: vec![0; n],
+            done_at: vec![f64::INFINITY; n],
+            requested: vec![BTreeMap::new(); n],
+            asked: vec![BTreeSet::new(); dirs],
+            asked_total: vec![0; n],
+            queue: vec![VecDeque::new(); dirs],
+            serving: vec![false; dirs],
+            flows: BTreeMap::new(),
+            next_flow: 0,
+            capacity,
+            fills: vec![0; n],
+            events: BinaryHeap::new(),
+            seq: 0,
+            now: 0.0,
+            last: 0.0,
+            bytes: 0.0,
+            uplink_bytes: 0.0,
+            _job: job,
+        }
+    }
+
+    fn push(&mut self, at: f64, kind: u8, a: usize, b: usize, v: u32) {
+        self.seq += 1;
+        self.events
+            .push(Reverse((Key(at), self.seq, kind, a, b, v)));
+    }
+
+    fn run(&mut self) {
+        if self.n == 0 {
+            return;
+        }
+        for j in 0..self.n {
+            self.fill(j);
+        }
+        let mut handled = 0;
+        while let Some(Reverse((Key(t), _, kind, a, b, v))) = self.events.pop() {
+            handled += 1;
+            if handled > MAX_EVENTS || self.done_at.iter().all(|d| d.is_finite()) {
+                break;
+            }
+            self.now = t;
+            match kind {
+                REQUEST => self.on_request(a, b),
+                BYTES_DONE => self.on_bytes_done(a, v),
+                ARRIVE => self.on_arrive(a, b),
+                MISSING => self.on_missing(a, b),
+                _ => self.fill(a),
+            }
+        }
+    }
+
+    fn other(&self, link: usize, side: usize) -> usize {
+        self.links[link][1 - side]
+    }
+
+    /// Whether host `p`'s announcement says it holds `chunk`.
+    fn holds(&self, p: usize, chunk: usize) -> bool {
+        if p == self.n {
+            return true;
+        }
+        if self.done_at[p].is_finite() {
+            return false;
+        }
+        let base = self.base[p];
+        self.have[p][chunk] && chunk + self.knobs.keep >= base && chunk < base + self.knobs.span
+    }
+
+    /// Whether host `p` can serve `chunk` (it keeps `keep` chunks below its base).
+    fn can_serve(&self, p: usize, chunk: usize) -> bool {
+        p == self.n || (self.have[p][chunk] && chunk + self.knobs.keep >= self.base[p])
+    }
+
+    /// The chunk node `x` asks for on its connection `(link, side)`, if any.
+    fn pick(&self, x: usize, link: usize, side: usize) -> Option<usize> {
+        let p = self.other(link, side);
+        let asked = &self.asked[link * 2 + side];
+        let base = self.base[x];
+        let end = (base + self.knobs.span).min(self.piece.len());
+        (base..end)
+            .filter(|&i| !self.have[x][i] && self.holds(p, i) && !asked.contains(&i))
+            .filter(|&i| {
+                self.requested[x]
+                    .get(&i)
+                    .is_none_or(|&t| i == base && self.now - t > self.knobs.duplicate_after)
+            })
+            .min_by_key(|&i| {
+                let rarity = self.node_links[x]
+                    .iter()
+                    .filter(|&&(l, s)| self.holds(self.other(l, s), i))
+                    .count();
+                let spread = Rng::for_event(0, "ring-swarm-spread", x as u64, i as u64).below(256);
+                (rarity, spread, i)
+            })
+    }
+
+    /// Node `x` fills its free request slots, its connections in a rotating pseudo-random order.
+    fn fill(&mut self, x: usize) {
+        if x >= self.n || self.done_at[x].is_finite() {
+            return;
+        }
+        let count = self.node_links[x].len();
+        if count == 0 {
+            return;
+        }
+        self.fills[x] += 1;
+        let start = Rng::for_event(self.knobs.race, "ring-swarm-race", x as u64, self.fills[x])
+            .below(count as u64);
+        for k in 0..count {
+            let (link, side) = self.node_links[x][(start as usize + k) % count];
+            while self.asked[link * 2 + side].len() < self.knobs.per_peer.max(1)
+                && self.asked_total[x] < self.knobs.per_node.max(1)
+            {
+                let Some(i) = self.pick(x, link, side) else {
+                    break;
+                };
+                self.requested[x].insert(i, self.now);
+                self.asked[link * 2 + side].insert(i);
+                self.asked_total[x] += 1;
+                let at = self.now + self.latency;
+                self.push(at, REQUEST, link * 2 + (1 - side), i, 0);
+                let wake = self.now + self.knobs.duplicate_after + 1e-6;
+                self.push(wake, WAKE, x, 0, 0);
+            }
+        }
+    }
+
+    fn on_request(&mut self, dir: usize, chunk: usize) {
+        self.queue[dir].push_back(chunk);
+        if !self.serving[dir] {
+            self.serve_next(dir);
+        }
+    }
+
+    /// The sender of direction `dir` starts its next queued chunk (answering Missing for one it lost).
+    fn serve_next(&mut self, dir: usize) {
+        let (link, side) = (dir / 2, dir % 2);
+        let (from, to) = (self.links[link][side], self.links[link][1 - side]);
+        while let Some(chunk) = self.queue[dir].pop_front() {
+            if !self.can_serve(from, chunk) {
+                let at = self.now + self.latency;
+                self.push(at, MISSING, link * 2 + (1 - side), chunk, 0);
+                continue;
+            }
+            let mut uses = [Some(from), Some(self.n + 1 + to), None, None];
+            let (sf, st) = (self.switch(from), self.switch(to));
+            if sf != st {
+                let uplink = 2 * self.n + 1;
+                if sf != 0 {
+                    uses[2] = Some(uplink + 2 * (sf - 1));
+                }
+                if st != 0 {
+                    uses[3] = Some(uplink + 2 * (st - 1) + 1);
+                }
+            }
+            self.settle();
+            let id = self.next_flow;
+            self.next_flow += 1;
+            self.flows.insert(
+                id,
+                Flow {
+                    dir,
+                    chunk,
+                    remaining: self.piece[chunk],
+                    rate: 0.0,
+                    version: 0,
+                    uses,
+                },
+            );
+            self.serving[dir] = true;
+            self.reshare();
+            return;
+        }
+        self.serving[dir] = false;
+    }
+
+    fn switch(&self, host: usize) -> usize {
+        if host == self.n {
+            0
+        } else {
+            self.switches[host]
+        }
+    }
+
+    /// Brings every flow's bytes up to now.
+    fn settle(&mut self) {
+        let dt = self.now - self.last;
+        for f in self.flows.values_mut() {
+            if f.rate.is_finite() {
+                f.remaining = (f.remaining - f.rate * dt).max(0.0);
+            }
+        }
+        self.last = self.now;
+    }
+
+    /// Max-min fair rates for every flow (progressive filling), and their ends.
+    fn reshare(&mut self) {
+        let mut left = self.capacity.clone();
+        let mut unfixed: BTreeSet<usize> = self.flows.keys().copied().collect();
+        let mut rates: BTreeMap<usize, f64> = BTreeMap::new();
+        while !unfixed.is_empty() {
+            let mut users = vec![0usize; left.len()];
+            for id in &unfixed {
+                for r in self.flows[id].uses.iter().flatten() {
+                    users[*r] += 1;
+                }
+            }
+            let Some((tight, share)) = users
+                .iter()
+                .enumerate()
+                .filter(|&(_, &u)| u > 0)
+                .map(|(r, &u)| (r, left[r].max(0.0) / u as f64))
+                .min_by(|a, b| a.1.total_cmp(&b.1))
+            else {
+                break;
+            };
+            let fixed: Vec<usize> = unfixed
+                .iter()
+                .copied()
+                .filter(|id| self.flows[id].uses.contains(&Some(tight)))
+                .collect();
+            for id in fixed {
+                unfixed.remove(&id);
+                rates.insert(id, share);
+                for r in self.flows[&id].uses.iter().flatten() {
+                    left[*r] -= share;
+                }
+            }
+        }
+        let now = self.now;
+        let mut ends = Vec::new();
+        for (id, f) in self.flows.iter_mut() {
+            f.rate = rates.get(id).copied().unwrap_or(0.0);
+            f.version = f.version.wrapping_add(1);
+            let end = if f.remaining <= 0.0 {
+                now
+            } else if f.rate > 0.0 {
+                now + f.remaining / f.rate
+            } else {
+                f64::INFINITY
+            };
+            if end.is_finite() {
+                ends.push((end, *id, f.version));
+            }
+        }
+        for (end, id, version) in ends {
+            self.push(end, BYTES_DONE, id, 0, version);
+        }
+    }
+
+    fn on_bytes_done(&mut self, id: usize, version: u32) {
+        let Some(f) = self.flows.get(&id).copied() else {
+            return;
+        };
+        if f.version != version {
+            return;
+        }
+        self.settle();
+        self.flows.remove(&id);
+        let bytes = self.piece[f.chunk];
+        self.bytes += bytes;
+        self.uplink_bytes += bytes * f.uses[2..].iter().flatten().count() as f64;
+        self.reshare();
+        let at = self.now + self.latency;
+        // The requester's side of the connection is the other end of the flow's direction.
+        self.push(at, ARRIVE, f.dir ^ 1, f.chunk, 0);
+        self.serve_next(f.dir);
+    }
+
+    /// A chunk asked on `asker` (`link * 2 + requester's side`) arrives.
+    fn on_arrive(&mut self, asker: usize, chunk: usize) {
+        let x = self.links[asker / 2][asker % 2];
+        if x >= self.n || !self.asked[asker].remove(&chunk) {
+            return;
+        }
+        self.asked_total[x] -= 1;
+        if !self.have[x][chunk] {
+            self.have[x][chunk] = true;
+            self.requested[x].remove(&chunk);
+            while self.base[x] < self.piece.len() && self.have[x][self.base[x]] {
+                self.base[x] += 1;
+            }
+            if self.base[x] == self.piece.len() {
+                self.done_at[x] = self.now;
+            }
+        }
+        self.fill(x);
+        let peers: Vec<usize> = self.node_links[x]
+            .iter()
+            .map(|&(l, s)| self.other(l, s))
+            .collect();
+        for p in peers {
+            self.fill(p);
+        }
+    }
+
+    fn on_missing(&mut self, asker: usize, chunk: usize) {
+        let x = self.links[asker / 2][asker % 2];
+        if x >= self.n || !self.asked[asker].remove(&chunk) {
+            return;
+        }
+        self.asked_total[x] -= 1;
+        self.requested[x].remove(&chunk);
+        self.fill(x);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bcast::LatencyModel;
+    use crate::bcast::testkit::{MIB, gige, job};
+    use hal::Strategy;
+
+    /// 200 Mbit/s-like links (25 MB/s), 1 MiB chunks, one switch.
+    fn one_switch(n: usize, size: f64) -> RingOutcome {
+        let j = job(Strategy::Swarm, n, size, MIB);
+        let mut t = gige(LatencyModel::PerConnection);
+        t.node_link.bandwidth = 25e6;
+        t.server_link.bandwidth = 25e6;
+        simulate(&j, &t, RingSwarm::default())
+    }
+
+    #[test]
+    fn every_node_gets_every_chunk_and_no_faster_than_its_link() {
+        for n in [1, 2, 3, 4, 8] {
+            let size = 16.0 * MIB;
+            let out = one_switch(n, size);
+            assert_eq!(out.done_at.len(), n);
+            for &t in &out.done_at {
+                assert!(t.is_finite() && t >= size / 25e6, "{n}: {t}");
+            }
+            // Each node receives the image at least once.
+            assert!(out.bytes >= n as f64 * size - 1.0, "{n}: {}", out.bytes);
+        }
+    }
+
+    #[test]
+    fn the_seed_sends_duplicates_when_the_ring_is_wider_than_a_neighbourhood() {
+        // 16 nodes see 4 peers each: several neighbourhoods ask the seed for the same chunks, so
+        // the server's link carries the image more than once and the swarm is far from S/B.
+        let size = 64.0 * MIB;
+        let wide = one_switch(16, size);
+        let last = wide.done_at.iter().copied().fold(0.0, f64::max);
+        assert!(last > 2.0 * size / 25e6, "{last}");
+        let narrow = one_switch(2, size);
+        let last2 = narrow.done_at.iter().copied().fold(0.0, f64::max);
+        assert!(last2 < last, "{last2} {last}");
+    }
+}
