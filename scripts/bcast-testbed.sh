@@ -2,8 +2,12 @@
 # Broadcast measurements on the namespace testbed (root; iproute2, socat and udpcast installed), with
 # the simulator's prediction next to every row.
 #
-# First the host's own speed through namespace hops without tc (as many concurrent one-hop socat
-# copies as cores: hop_mbit; the same across one uplink: uplink_hop_mbit). Then, for each N in
+# Before each N, the host's own speed through namespace hops without tc (as many concurrent one-hop
+# socat copies as cores: hop_mbit; the same across one uplink: uplink_hop_mbit) and through each
+# tool whose cost is not its TCP hops' (kaagent's multicast, udpcast, the plain chain; without tc,
+# to meter_small and meter_large receivers: KABCAST_METER_RECEIVERS, default cores and 4 x cores,
+# a KABCAST_METER_MIB image, default 64: delivered Mbit/s in <tool>_small_mbit, <tool>_large_mbit).
+# Then, for each N in
 # KABCAST_NODES, on links limited to KABCAST_MBIT Mbit/s with tc, a KABCAST_MIB MiB image sent to N
 # receivers writing to tmpfs: a plain `socat | tee` chain in topology order (the practical limit of
 # the testbed), udpcast (udp-sender / udp-receiver, defaults; the time of the transfer, without the
@@ -19,7 +23,9 @@
 # selects runs; KABCAST_MCAST_RATE caps multicast's rate (bytes/s).
 #
 # Prints CSV: topology,switches,uplink_mbit,mbit,mib,n,strategy,seconds,s_over_b,over_plain,cpu_s,
-# sys_s,retransmits,hop_mbit,uplink_hop_mbit,predicted_s,error_pct (over_plain: the time over the
+# sys_s,retransmits,hop_mbit,uplink_hop_mbit,meter_small,meter_large,plain_small_mbit,
+# plain_large_mbit,udpcast_small_mbit,udpcast_large_mbit,mcast_small_mbit,mcast_large_mbit,
+# predicted_s,error_pct (over_plain: the time over the
 # plain chain's at the same N; predicted_s: `kasim testbed`, the simulator's models given the
 # testbed's parameters; error_pct: prediction over measurement), then the slow-link lines
 # mbit,mib,n,strategy,slow_host_mbit,last_s,fast_median_s; on standard error, how many rows the
@@ -34,7 +40,14 @@ export KABCAST_MBIT="${KABCAST_MBIT:-1000}" KABCAST_MIB="${KABCAST_MIB:-256}" KA
 topologies="${KABCAST_TOPOLOGY:-flat}"
 cargo build -q -p simulator --bin kasim
 cargo test --release -q -p hal --test broadcast --no-run
+# The measurements first, the predictions after them (a prediction computed while the next runs
+# go would take the host's processor from them). The raw CSV is kept (its path on standard error).
+raw=$(mktemp --suffix=.csv /tmp/bcast-testbed-XXXXXX)
+echo "bcast-testbed: raw measurements in $raw" >&2
+status=0
 for topology in ${topologies//,/ }; do
     KABCAST_TOPOLOGY="$topology" cargo test --release -q -p hal --test broadcast -- \
-        --ignored --exact measure::measure_testbed --nocapture --test-threads 1
-done | cargo run -q -p simulator --bin kasim -- testbed
+        --ignored --exact measure::measure_testbed --nocapture --test-threads 1 || status=$?
+done >"$raw"
+cargo run -q -p simulator --bin kasim -- testbed "$raw"
+exit "$status"

@@ -29,6 +29,12 @@ pub const REQUESTS_PER_NODE: usize = 4;
 /// The chunk that holds up the node's writing, asked for this long ago, may be asked of another
 /// peer too.
 pub const DUPLICATE_AFTER: Duration = Duration::from_millis(400);
+/// Node `node`'s tie-break among equally rare chunks: a hash of node and chunk, so that nodes start
+/// on different chunks (public for the simulator's model of the swarm).
+pub fn spread(node: u64, index: u64) -> u8 {
+    blake3::hash(&[node.to_be_bytes(), index.to_be_bytes()].concat()).as_bytes()[0]
+}
+
 /// Requests a peer may queue on a connection; more is a protocol violation.
 const MAX_QUEUED: usize = 16;
 
@@ -251,8 +257,7 @@ impl Swarm {
                     .values()
                     .filter(|l| l.view.as_ref().is_some_and(|v| v.holds(i)))
                     .count();
-                let spread = blake3::hash(&[self.node.to_be_bytes(), i.to_be_bytes()].concat());
-                (rarity, spread.as_bytes()[0], i)
+                (rarity, spread(self.node, i), i)
             })
     }
 

@@ -106,8 +106,9 @@ const HOP_MIB: u64 = 64;
 /// The measurements of the issue; run by `scripts/bcast-testbed.sh` (env: KABCAST_MBIT, KABCAST_MIB,
 /// KABCAST_NODES, KABCAST_STRATEGIES, KABCAST_TOPOLOGY, KABCAST_SWITCHES, KABCAST_UPLINK_MBIT).
 /// Prints one CSV line per run: `topology,switches,uplink_mbit,mbit,mib,n,strategy,seconds,s_over_b,
-/// over_plain,cpu_s,sys_s,retransmits,hop_mbit,uplink_hop_mbit` (`over_plain`: the time over the plain
-/// `socat` chain's at the same N; `hop_*`: one hop without tc, measured first), then the slow-link
+/// over_plain,cpu_s,sys_s,retransmits,hop_mbit,uplink_hop_mbit,` and the [`tool_meter::CSV_HEADER`]
+/// columns (`over_plain`: the time over the plain `socat` chain's at the same N; `hop_*`: one hop
+/// without tc, and the tools' own speeds, measured before each N), then the slow-link
 /// case on the flat topology (`slow-*` lines: one host's link at a tenth of the rate; `seconds` is
 /// the last node's time, `fast_median` the median of the others).
 #[test]

@@ -152,12 +152,12 @@ type Miss = (&'static str, u32, usize, &'static str, f64);
 ///   is not the TCP hop speed these rows are predicted from (no tool columns then);
 /// * the plain chain past N = 2 at 1 Gbit/s: each node's `tee` copies every byte through two pipes
 ///   more than the measured one-hop copy (no tool columns then);
-/// * kaagent's chains at 1 Gbit/s past N = 4, the 200 Mbit/s flat N = 8 rows, the two-level
-///   N = 16 plain chain and udpcast at 200 Mbit/s, the two-level N = 16 swarm at 1 Gbit/s: the CPU
+/// * kaagent's chains at 1 Gbit/s from N = 4 on, the 200 Mbit/s flat N = 8 rows, the two-level
+///   N = 16 plain chain and udpcast at 200 Mbit/s: the CPU
 ///   bound comes from a hop speed measured once per N on a machine whose other load (5–17) came and
 ///   went (1,350 Mbit/s at 200 Mbit/s flat, a burst of other builds);
-/// * the two-level swarm at 200 Mbit/s, N = 16 (−10.9%): the mean of eight of the model's races
-///   for free request slots; single races give −12% to −6%.
+/// * the two-level swarm at 1 Gbit/s, N = 16 (+33%): its CPU bound, from the hop speed measured
+///   under that load (3,086 Mbit/s across an uplink).
 const DEV_MISSES: &[Miss] = &[
     ("flat", 200, 8, "plain-socat-chain", 0.15),
     ("flat", 200, 8, "udpcast", 0.15),
@@ -166,8 +166,7 @@ const DEV_MISSES: &[Miss] = &[
     ("two-level", 200, 16, "plain-socat-chain", 0.15),
     ("two-level", 200, 16, "udpcast", 0.2),
     ("two-level", 200, 16, "multicast", 0.4),
-    ("two-level", 200, 16, "swarm", 0.15),
-    ("flat", 1000, 2, "udpcast", 0.55),
+    ("flat", 1000, 2, "udpcast", 0.5),
     ("flat", 1000, 2, "multicast", 0.45),
     ("flat", 1000, 4, "plain-socat-chain", 0.2),
     ("flat", 1000, 4, "udpcast", 0.65),
@@ -176,28 +175,28 @@ const DEV_MISSES: &[Miss] = &[
     ("flat", 1000, 8, "udpcast", 0.7),
     ("flat", 1000, 8, "chain", 0.25),
     ("flat", 1000, 8, "ft-chain", 0.2),
-    ("flat", 1000, 8, "multicast", 0.8),
-    ("flat", 1000, 16, "plain-socat-chain", 0.75),
-    ("flat", 1000, 16, "udpcast", 0.6),
-    ("flat", 1000, 16, "chain", 0.2),
+    ("flat", 1000, 8, "multicast", 0.75),
+    ("flat", 1000, 16, "plain-socat-chain", 0.7),
+    ("flat", 1000, 16, "udpcast", 0.55),
+    ("flat", 1000, 16, "chain", 0.15),
     ("flat", 1000, 16, "multicast", 0.7),
     ("two-level", 1000, 2, "udpcast", 0.6),
     ("two-level", 1000, 2, "multicast", 0.55),
-    ("two-level", 1000, 4, "udpcast", 0.6),
+    ("two-level", 1000, 4, "udpcast", 0.7),
     ("two-level", 1000, 4, "chain", 0.15),
     ("two-level", 1000, 4, "ft-chain", 0.15),
-    ("two-level", 1000, 4, "multicast", 0.7),
+    ("two-level", 1000, 4, "multicast", 0.75),
     ("two-level", 1000, 8, "plain-socat-chain", 0.2),
-    ("two-level", 1000, 8, "udpcast", 0.15),
+    ("two-level", 1000, 8, "udpcast", 0.35),
     ("two-level", 1000, 8, "chain", 0.5),
-    ("two-level", 1000, 8, "ft-chain", 0.5),
-    ("two-level", 1000, 8, "multicast", 0.25),
-    ("two-level", 1000, 16, "plain-socat-chain", 0.4),
-    ("two-level", 1000, 16, "udpcast", 0.25),
+    ("two-level", 1000, 8, "ft-chain", 0.45),
+    ("two-level", 1000, 8, "multicast", 0.4),
+    ("two-level", 1000, 16, "plain-socat-chain", 0.35),
+    ("two-level", 1000, 16, "udpcast", 0.45),
     ("two-level", 1000, 16, "chain", 0.65),
     ("two-level", 1000, 16, "ft-chain", 0.3),
-    ("two-level", 1000, 16, "multicast", 0.35),
-    ("two-level", 1000, 16, "swarm", 0.4),
+    ("two-level", 1000, 16, "multicast", 0.5),
+    ("two-level", 1000, 16, "swarm", 0.35),
 ];
 
 /// Stop 13's quiet-window run (200 Mbit/s, 64 MiB; N = 2, 4, 8, 16; both topologies; load
@@ -335,11 +334,13 @@ two-level,2,1000,1000,256,16,swarm,7.16,6888,7182\n";
 ///   bound (16 hops at the measured hop speed, three uplink traversals at the uplink surcharge) is
 ///   above the runs; the hop meter's `socat` copies cost the host more per byte than kaagent's
 ///   hops did (cause not isolated);
-/// * the two-level swarm at 200 Mbit/s, N = 16 (−10.9%): as in the development run.
+/// * the flat swarm at 200 Mbit/s, N = 16 (+10.2%): the ring swarm model, slower than kaagent's
+///   there (its flows share the links max-min at once, announcements take no time; which of these
+///   idealisations costs the 10% is not isolated).
 const QUIET_MISSES: &[Miss] = &[
     ("flat", 200, 16, "multicast", 0.2),
+    ("flat", 200, 16, "swarm", 0.15),
     ("two-level", 200, 16, "multicast", 0.2),
-    ("two-level", 200, 16, "swarm", 0.15),
     ("flat", 1000, 2, "udpcast", 0.25),
     ("flat", 1000, 2, "multicast", 0.25),
     ("flat", 1000, 4, "udpcast", 0.5),

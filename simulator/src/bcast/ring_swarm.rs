@@ -10,7 +10,8 @@
 //!   connection and [`RingSwarm::per_node`] on all of them (the seed's included). On a connection it
 //!   asks for the chunk of its span (the [`RingSwarm::span`] chunks from the first it lacks) that
 //!   the peer holds, it lacks and has not asked anybody for, the rarest among its connections first
-//!   (the seed's counts: a chunk no peer holds has rarity 1), ties broken by a per-node hash. The
+//!   (the seed's counts: a chunk no peer holds has rarity 1), ties broken by kaagent's own per-node
+//!   hash ([`swarm::spread`]). The
 //!   chunk that holds up its writing, asked more than [`RingSwarm::duplicate_after`] ago, may be
 //!   asked again on another connection. Which connection asks first when a slot frees is the
 //!   threads' race: here a pseudo-random rotation per node.
@@ -27,6 +28,7 @@ use super::resources::non_negative;
 use super::{BroadcastJob, Topology};
 use crate::net::Key;
 use crate::rng::Rng;
+use hal::broadcast::{plan, swarm};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 
@@ -51,15 +53,16 @@ pub struct RingSwarm {
 }
 
 impl Default for RingSwarm {
-    /// kaagent's defaults (fanout 2, 2 per peer, 4 per node, window 32, 400 ms), race seed 1.
+    /// kaagent's settings (fanout 2, 2 per peer, 4 per node, the default window of 32 chunks,
+    /// 400 ms), race seed 1.
     fn default() -> Self {
         RingSwarm {
-            fanout: 2,
-            per_peer: 2,
-            per_node: 4,
+            fanout: plan::SWARM_FANOUT,
+            per_peer: swarm::REQUESTS_PER_PEER,
+            per_node: swarm::REQUESTS_PER_NODE,
             span: 32,
             keep: 32,
-            duplicate_after: 0.4,
+            duplicate_after: swarm::DUPLICATE_AFTER.as_secs_f64(),
             race: 1,
         }
     }
@@ -110,6 +113,8 @@ struct Sim<'a> {
     /// Each host's connections, with its side.
     node_links: Vec<Vec<(usize, usize)>>,
     have: Vec<Vec<bool>>,
+    /// Each node's tie-break among equally rare chunks (kaagent: a hash of node and chunk).
+    spread: Vec<Vec<u8>>,
     base: Vec<usize>,
     done_at: Vec<f64>,
     requested: Vec<BTreeMap<usize, f64>>,
@@ -198,6 +203,13 @@ impl<'a> Sim<'a> {
             links,
             node_links,
             have: vec![vec![false; count]; n],
+            spread: (0..n)
+                .map(|x| {
+                    (0..count)
+                        .map(|i| swarm::spread(x as u64, i as u64))
+                        .collect()
+                })
+                .collect(),
             base: vec![0; n],
             done_at: vec![f64::INFINITY; n],
             requested: vec![BTreeMap::new(); n],
@@ -288,8 +300,7 @@ impl<'a> Sim<'a> {
                     .iter()
                     .filter(|&&(l, s)| self.holds(self.other(l, s), i))
                     .count();
-                let spread = Rng::for_event(0, "ring-swarm-spread", x as u64, i as u64).below(256);
-                (rarity, spread, i)
+                (rarity, self.spread[x][i], i)
             })
     }
 
@@ -395,15 +406,16 @@ impl<'a> Sim<'a> {
     /// Max-min fair rates for every flow (progressive filling), and their ends.
     fn reshare(&mut self) {
         let mut left = self.capacity.clone();
-        let mut unfixed: BTreeSet<usize> = self.flows.keys().copied().collect();
-        let mut rates: BTreeMap<usize, f64> = BTreeMap::new();
-        while !unfixed.is_empty() {
-            let mut users = vec![0usize; left.len()];
-            for id in &unfixed {
-                for r in self.flows[id].uses.iter().flatten() {
-                    users[*r] += 1;
-                }
+        let mut users = vec![0usize; left.len()];
+        let mut on: Vec<Vec<usize>> = vec![Vec::new(); left.len()];
+        for (&id, f) in &self.flows {
+            for &r in f.uses.iter().flatten() {
+                users[r] += 1;
+                on[r].push(id);
             }
+        }
+        let mut rates: BTreeMap<usize, f64> = BTreeMap::new();
+        while rates.len() < self.flows.len() {
             let Some((tight, share)) = users
                 .iter()
                 .enumerate()
@@ -413,16 +425,14 @@ impl<'a> Sim<'a> {
             else {
                 break;
             };
-            let fixed: Vec<usize> = unfixed
-                .iter()
-                .copied()
-                .filter(|id| self.flows[id].uses.contains(&Some(tight)))
-                .collect();
-            for id in fixed {
-                unfixed.remove(&id);
+            for &id in &on[tight] {
+                if rates.contains_key(&id) {
+                    continue;
+                }
                 rates.insert(id, share);
-                for r in self.flows[&id].uses.iter().flatten() {
-                    left[*r] -= share;
+                for &r in self.flows[&id].uses.iter().flatten() {
+                    left[r] -= share;
+                    users[r] -= 1;
                 }
             }
         }

@@ -1,24 +1,34 @@
 //! Predictions of the namespace testbed's runs (`hal`'s `scripts/bcast-testbed.sh`) from the testbed's
 //! own parameters only: link rate, uplink rate and switches, N, image size, each tool's framing and
-//! forwarding unit, and the host's speed through one namespace hop measured before the runs.
+//! forwarding unit, and the host's speed through one namespace hop and through each tool measured
+//! before each N.
 //!
 //! Two bounds, the larger wins:
 //! * **links**: [`simulate`] on the testbed's topology. Goodput is the tc rate times the payload share
 //!   of a 1514-byte frame (tbf meters whole frames): 1448 bytes for TCP with timestamps, 1445 for
 //!   kaagent's multicast datagrams, 1456 for udpcast's blocks. Hop latency 50 µs (veth + bridge).
 //!   Forwarding unit: 8 KiB for the socat chain (socat's buffer), kaagent's 64 KiB cut-through piece
-//!   for chain, fault-tolerant chain, tree, unicast and multicast, its 1 MiB chunk for the swarm
-//!   (pieces are chunks; kaagent's ring of 2 peers each way, 4 requests per node), a 1456-byte block
-//!   for udpcast. Two-level: the server alone on switch 0 (the core), host `i` on switch
-//!   `1 + i % switches`, every uplink direction at the uplink rate.
+//!   for chain, fault-tolerant chain, tree, unicast and multicast, a 1456-byte block for udpcast.
+//!   The swarm is kaagent's own exchange ([`ring_swarm`]: a ring of 2 peers each way, 2 requests
+//!   per connection and 4 per node, 1 MiB chunks, rarest first, the server's seed a peer holding
+//!   everything), the mean of eight races for free request slots. Two-level: the server alone on
+//!   switch 0 (the core), host `i` on switch `1 + i % switches`, every uplink direction at the
+//!   uplink rate.
 //! * **CPU**: every byte the testbed moves through a namespace hop costs the host CPU time (copies,
-//!   veth, bridge, TCP or UDP stack, the write to tmpfs). Before the runs the script measures the
+//!   veth, bridge, TCP or UDP stack, the write to tmpfs). Before each N the script measures the
 //!   host's aggregate speed through such hops with no tc: `C` bytes/s with as many concurrent
 //!   one-hop copies as cores, and `C_u` with each copy crossing one uplink (a veth pair and a
 //!   bridge more). A run whose strategy makes `h` hops and `u` uplink traversals per image byte
-//!   needs at least `T ≥ S·(h/C + u·(1/C_u − 1/C))`. Every strategy delivers the image once to each
-//!   of its N receivers through one hop (`h = N`); a hop from the server to a leaf switch crosses
-//!   one uplink, a hop between two leaves two.
+//!   needs at least `T ≥ S·(h/C + u·(1/C_u − 1/C))`. kaagent's chains, tree and unicast deliver the
+//!   image once to each of its N receivers through one hop (`h = N`; a hop from the server to a
+//!   leaf crosses one uplink, a hop between two leaves two); the swarm moves what its simulation
+//!   moved (duplicates included). Multicast, udpcast and the plain chain cost the host more than
+//!   their TCP hops (a datagram crosses the namespaces alone and the bridge copies it to every
+//!   receiver; `tee` copies every byte through two more pipes): before each N the script also
+//!   measures each of them without tc with a small and a large number of receivers
+//!   ([`ToolSpeed`]), and their `S·N/C` becomes `S·c(N)`, `c` the host seconds per image byte on
+//!   the line through the two measurements (a datagram tool crosses each leaf's uplink once). Old
+//!   CSVs without those columns are predicted as before.
 //!
 //! Nothing here is fitted to the measured times.
 
@@ -170,9 +180,26 @@ fn order(run: &TestbedRun) -> Vec<usize> {
     hosts
 }
 
-/// Namespace hops the image makes, and uplinks it crosses (see the module's CPU bound).
+/// Namespace hops the image makes, and uplinks it crosses (see the module's CPU bound). A datagram
+/// tool's copy crosses each leaf's uplink once (the leaf's bridge makes the receivers' copies).
 fn hops(run: &TestbedRun) -> (f64, f64) {
     let order = order(run);
+    let datagrams = matches!(
+        run.tool,
+        TestbedTool::Udpcast
+            | TestbedTool::Kaagent {
+                strategy: Strategy::Multicast,
+                ..
+            }
+    );
+    if datagrams {
+        let leaves: std::collections::BTreeSet<usize> = order
+            .iter()
+            .map(|&h| switch_of(run, h))
+            .filter(|&s| s != 0)
+            .collect();
+        return (run.n as f64, leaves.len() as f64);
+    }
     let star = matches!(
         run.tool,
         TestbedTool::Udpcast
@@ -334,7 +361,8 @@ mod tests {
             hops(&run("chain-oblivious", 8, two)),
             (8.0, 1.0 + 7.0 * 2.0)
         );
-        assert_eq!(hops(&run("multicast", 8, two)), (8.0, 8.0));
+        assert_eq!(hops(&run("multicast", 8, two)), (8.0, 2.0));
+        assert_eq!(hops(&run("unicast", 8, two)), (8.0, 8.0));
         assert_eq!(hops(&run("chain", 8, None)), (8.0, 0.0));
     }
 
@@ -378,11 +406,11 @@ mod tests {
         assert!((hops_only - 16.0 * 256.0 * MIB / 1e9).abs() < 1e-9);
         r.tool_cpu = Some(speed);
         assert!((predict(&r) - 256.0 * MIB * per_byte).abs() < 1e-9);
-        // Across the uplinks the tool pays the measured uplink surcharge on top.
+        // Across the uplinks the tool pays the measured uplink surcharge on top, once per leaf.
         let mut two = r;
         two.two_level = Some((2, 1000.0));
         two.cpu = Some((1e9, 5e8));
-        let want = 256.0 * MIB * (per_byte + 16.0 * (1.0 / 5e8 - 1.0 / 1e9));
+        let want = 256.0 * MIB * (per_byte + 2.0 * (1.0 / 5e8 - 1.0 / 1e9));
         assert!((predict(&two) - want).abs() < 1e-9);
         // Unusable measurements: the hop speed again.
         r.tool_cpu = Some(ToolSpeed {
