@@ -79,6 +79,15 @@ impl ToolMeter {
             .and_then(|v| v.parse().ok())
             .filter(|m| (1..=1024).contains(m))
             .unwrap_or(64);
+        ToolMeter::with((small, large), mib, wanted)
+    }
+
+    /// A bed for `small` and `large` receivers and a `mib` MiB image.
+    pub fn with(
+        (small, large): (usize, usize),
+        mib: u64,
+        wanted: impl Fn(&str) -> bool,
+    ) -> ToolMeter {
         let bed = Testbed::build(large, 0, &[], Topology::Flat);
         let (image, want) = make_image(&bed, mib);
         let mcast = wanted("multicast");
@@ -160,4 +169,21 @@ impl ToolMeter {
             let _ = std::fs::remove_file(path);
         }
     }
+}
+
+/// Every tool reaches every receiver with the image's bytes at both counts, and the columns say
+/// how fast (the harness of `scripts/bcast-testbed.sh`; root, socat and udpcast needed).
+#[test]
+fn the_tool_meter_measures_every_tool_at_both_receiver_counts() {
+    let meter = ToolMeter::with((1, 3), 4, |_| true);
+    let csv = meter.measure().csv();
+    let fields: Vec<&str> = csv.split(',').collect();
+    assert_eq!(fields.len(), CSV_HEADER.split(',').count(), "{csv}");
+    assert_eq!(&fields[..2], &["1", "3"], "{csv}");
+    for (name, v) in CSV_HEADER.split(',').zip(&fields).skip(2) {
+        let mbit: f64 = v.parse().unwrap_or(f64::NAN);
+        assert!(mbit.is_finite() && mbit > 0.0, "{name} = {v}: {csv}");
+    }
+    let none = ToolMeter::with((1, 2), 1, |_| false).measure().csv();
+    assert_eq!(none, "1,2,,,,,,", "nothing wanted, nothing measured");
 }

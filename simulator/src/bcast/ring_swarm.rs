@@ -89,6 +89,9 @@ const ARRIVE: u8 = 2;
 const MISSING: u8 = 3;
 const WAKE: u8 = 4;
 
+/// An event: time, sequence (ties in order of scheduling), kind, two operands and a version.
+type Event = (Key, u64, u8, usize, usize, u32);
+
 #[derive(Clone, Copy, Debug)]
 struct Flow {
     /// Connection direction (`link * 2 + sender's side`).
@@ -130,7 +133,7 @@ struct Sim<'a> {
     /// uplink.
     capacity: Vec<f64>,
     fills: Vec<u64>,
-    events: BinaryHeap<Reverse<(Key, u64, u8, usize, usize, u32)>>,
+    events: BinaryHeap<Reverse<Event>>,
     seq: u64,
     now: f64,
     last: f64,
