@@ -79,16 +79,24 @@ impl ToolMeter {
             .and_then(|v| v.parse().ok())
             .filter(|m| (1..=1024).contains(m))
             .unwrap_or(64);
-        ToolMeter::with((small, large), mib, wanted)
+        // `KABCAST_METER_MBIT`: tc on the bed's links at a rate the tools never reach, so that each
+        // datagram's qdisc work is in the measurement (default 0: no tc).
+        let mbit = std::env::var("KABCAST_METER_MBIT")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        ToolMeter::with((small, large), mib, mbit, wanted)
     }
 
-    /// A bed for `small` and `large` receivers and a `mib` MiB image.
+    /// A bed for `small` and `large` receivers, links limited to `mbit` (0: none), and a `mib` MiB
+    /// image.
     pub fn with(
         (small, large): (usize, usize),
         mib: u64,
+        mbit: u32,
         wanted: impl Fn(&str) -> bool,
     ) -> ToolMeter {
-        let bed = Testbed::build(large, 0, &[], Topology::Flat);
+        let bed = Testbed::build(large, mbit, &[], Topology::Flat);
         let (image, want) = make_image(&bed, mib);
         let mcast = wanted("multicast");
         let agents = if mcast {
@@ -175,7 +183,7 @@ impl ToolMeter {
 /// how fast (the harness of `scripts/bcast-testbed.sh`; root, socat and udpcast needed).
 #[test]
 fn the_tool_meter_measures_every_tool_at_both_receiver_counts() {
-    let meter = ToolMeter::with((1, 3), 4, |_| true);
+    let meter = ToolMeter::with((1, 3), 4, 0, |_| true);
     let csv = meter.measure().csv();
     let fields: Vec<&str> = csv.split(',').collect();
     assert_eq!(fields.len(), CSV_HEADER.split(',').count(), "{csv}");
@@ -184,6 +192,6 @@ fn the_tool_meter_measures_every_tool_at_both_receiver_counts() {
         let mbit: f64 = v.parse().unwrap_or(f64::NAN);
         assert!(mbit.is_finite() && mbit > 0.0, "{name} = {v}: {csv}");
     }
-    let none = ToolMeter::with((1, 2), 1, |_| false).measure().csv();
+    let none = ToolMeter::with((1, 2), 1, 0, |_| false).measure().csv();
     assert_eq!(none, "1,2,,,,,,", "nothing wanted, nothing measured");
 }
