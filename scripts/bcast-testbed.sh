@@ -6,7 +6,8 @@
 # socat copies as cores: hop_mbit; the same across one uplink: uplink_hop_mbit) and through each
 # tool whose cost is not its TCP hops' (kaagent's multicast, udpcast, the plain chain; without tc,
 # to meter_small and meter_large receivers: KABCAST_METER_RECEIVERS, default cores and 4 x cores,
-# a KABCAST_METER_MIB image, default 64: delivered Mbit/s in <tool>_small_mbit, <tool>_large_mbit).
+# a KABCAST_METER_MIB image, default 64, links with tc at KABCAST_METER_MBIT, default 0: none:
+# delivered Mbit/s in <tool>_small_mbit, <tool>_large_mbit).
 # Then, for each N in
 # KABCAST_NODES, on links limited to KABCAST_MBIT Mbit/s with tc, a KABCAST_MIB MiB image sent to N
 # receivers writing to tmpfs: a plain `socat | tee` chain in topology order (the practical limit of
@@ -23,7 +24,7 @@
 # selects runs; KABCAST_MCAST_RATE caps multicast's rate (bytes/s).
 #
 # Prints CSV: topology,switches,uplink_mbit,mbit,mib,n,strategy,seconds,s_over_b,over_plain,cpu_s,
-# sys_s,retransmits,hop_mbit,uplink_hop_mbit,meter_small,meter_large,plain_small_mbit,
+# sys_s,retransmits,hop_mbit,uplink_hop_mbit,meter_mbit,meter_small,meter_large,plain_small_mbit,
 # plain_large_mbit,udpcast_small_mbit,udpcast_large_mbit,mcast_small_mbit,mcast_large_mbit,
 # predicted_s,error_pct (over_plain: the time over the
 # plain chain's at the same N; predicted_s: `kasim testbed`, the simulator's models given the

@@ -17,10 +17,11 @@ use std::path::PathBuf;
 const MIB: u64 = 1 << 20;
 
 /// The columns [`ToolSpeeds::csv`] fills.
-pub const CSV_HEADER: &str = "meter_small,meter_large,plain_small_mbit,plain_large_mbit,udpcast_small_mbit,udpcast_large_mbit,mcast_small_mbit,mcast_large_mbit";
+pub const CSV_HEADER: &str = "meter_mbit,meter_small,meter_large,plain_small_mbit,plain_large_mbit,udpcast_small_mbit,udpcast_large_mbit,mcast_small_mbit,mcast_large_mbit";
 
 /// Delivered bytes/s at the small and the large receiver count, per tool (`None`: not measured).
 pub struct ToolSpeeds {
+    mbit: u32,
     small: usize,
     large: usize,
     plain: Option<(f64, f64)>,
@@ -38,7 +39,8 @@ impl ToolSpeeds {
             )
         };
         format!(
-            "{},{},{},{},{}",
+            "{},{},{},{},{},{}",
+            self.mbit,
             self.small,
             self.large,
             pair(self.plain),
@@ -55,6 +57,7 @@ pub struct ToolMeter {
     image: PathBuf,
     want: String,
     mib: u64,
+    mbit: u32,
     small: usize,
     large: usize,
     plain: bool,
@@ -110,6 +113,7 @@ impl ToolMeter {
             image,
             want,
             mib,
+            mbit,
             small,
             large,
             plain: wanted("plain"),
@@ -157,6 +161,7 @@ impl ToolMeter {
             })
         });
         ToolSpeeds {
+            mbit: self.mbit,
             small: self.small,
             large: self.large,
             plain,
@@ -187,11 +192,11 @@ fn the_tool_meter_measures_every_tool_at_both_receiver_counts() {
     let csv = meter.measure().csv();
     let fields: Vec<&str> = csv.split(',').collect();
     assert_eq!(fields.len(), CSV_HEADER.split(',').count(), "{csv}");
-    assert_eq!(&fields[..2], &["1", "3"], "{csv}");
-    for (name, v) in CSV_HEADER.split(',').zip(&fields).skip(2) {
+    assert_eq!(&fields[..3], &["0", "1", "3"], "{csv}");
+    for (name, v) in CSV_HEADER.split(',').zip(&fields).skip(3) {
         let mbit: f64 = v.parse().unwrap_or(f64::NAN);
         assert!(mbit.is_finite() && mbit > 0.0, "{name} = {v}: {csv}");
     }
     let none = ToolMeter::with((1, 2), 1, 0, |_| false).measure().csv();
-    assert_eq!(none, "1,2,,,,,,", "nothing wanted, nothing measured");
+    assert_eq!(none, "0,1,2,,,,,,", "nothing wanted, nothing measured");
 }
