@@ -4,9 +4,10 @@
 #
 # Before each N, the host's own speed through namespace hops without tc (as many concurrent one-hop
 # socat copies as cores: hop_mbit; the same across one uplink: uplink_hop_mbit) and through each
-# tool whose cost is not its TCP hops' (kaagent's multicast, udpcast, the plain chain; without tc,
-# to meter_small and meter_large receivers: KABCAST_METER_RECEIVERS, default cores and 4 x cores,
-# a KABCAST_METER_MIB image, default 64, links with tc at KABCAST_METER_MBIT, default 0: none:
+# tool whose cost is not its TCP hops' (kaagent's multicast, udpcast, the plain chain; with tc at a
+# rate they never reach, so that each datagram pays its qdisc work as on the testbed; to
+# meter_small and meter_large receivers: KABCAST_METER_RECEIVERS, default cores and 4 x cores,
+# a KABCAST_METER_MIB image, default 64, links with tc at KABCAST_METER_MBIT, default 10000, 0: none:
 # delivered Mbit/s in <tool>_small_mbit, <tool>_large_mbit).
 # Then, for each N in
 # KABCAST_NODES, on links limited to KABCAST_MBIT Mbit/s with tc, a KABCAST_MIB MiB image sent to N

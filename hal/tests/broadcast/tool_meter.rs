@@ -1,6 +1,6 @@
 //! The host's own speed through each tool whose cost is not one TCP hop's (an input of the
-//! simulator's CPU bound, measured before each N like the hop speed): on a bed of hosts without
-//! `tc`, kaagent's multicast, udpcast and the plain `socat | tee` chain each move an image to a
+//! simulator's CPU bound, measured before each N like the hop speed): on a bed of hosts whose links
+//! have tc at a rate the tools never reach (10 Gbit/s), kaagent's multicast, udpcast and the plain `socat | tee` chain each move an image to a
 //! small and a large number of receivers (default: as many as cores, and four times that). A tool's
 //! speed is the bytes it delivers per second (receivers × image / time); the two counts give the
 //! simulator a cost per image byte that grows linearly with the receivers (the sender's share, paid
@@ -82,12 +82,13 @@ impl ToolMeter {
             .and_then(|v| v.parse().ok())
             .filter(|m| (1..=1024).contains(m))
             .unwrap_or(64);
-        // `KABCAST_METER_MBIT`: tc on the bed's links at a rate the tools never reach, so that each
-        // datagram's qdisc work is in the measurement (default 0: no tc).
+        // `KABCAST_METER_MBIT`: tc on the bed's links (0: none) at a rate the tools never reach
+        // (default 10 Gbit/s), so that the qdisc work every datagram copy pays on the testbed is in
+        // the measurement (TCP's 64 KiB GSO frames pay it once per frame, datagrams each).
         let mbit = std::env::var("KABCAST_METER_MBIT")
             .ok()
             .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
+            .unwrap_or(10_000);
         ToolMeter::with((small, large), mib, mbit, wanted)
     }
 
