@@ -1,7 +1,8 @@
 //! The host's own speed through each tool whose cost is not one TCP hop's (an input of the
 //! simulator's CPU bound, measured before each N like the hop speed): on a bed of hosts whose links
-//! have tc at a rate the tools never reach (10 Gbit/s), kaagent's multicast, udpcast and the plain `socat | tee` chain each move an image to a
-//! small and a large number of receivers (default: as many as cores, and four times that). A tool's
+//! have tc at a rate the tools never reach (10 Gbit/s), kaagent's multicast, udpcast and the plain
+//! `socat | tee` chain each move an image to a small and a large number of receivers (default: as
+//! many as cores, and four times that). A tool's
 //! speed is the bytes it delivers per second (receivers × image / time); the two counts give the
 //! simulator a cost per image byte that grows linearly with the receivers (the sender's share, paid
 //! once, and each receiver's: the bridge copies every datagram to every port, each receiver's stack
