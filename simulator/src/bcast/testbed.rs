@@ -26,10 +26,9 @@
 //!   their TCP hops (a datagram crosses the namespaces alone and the bridge copies it to every
 //!   receiver; `tee` copies every byte through two more pipes): before each N the script also
 //!   measures each of them (tc at a rate they never reach) with a small and a large number of
-//!   receivers
-//!   ([`ToolSpeed`]), and their `S·N/C` becomes `S·c(N)`, `c` the host seconds per image byte on
-//!   the line through the two measurements (a datagram tool crosses each leaf's uplink once). Old
-//!   CSVs without those columns are predicted as before.
+//!   receivers ([`ToolSpeed`]), and their `S·N/C` becomes `S·c(N)`, `c` the host seconds per
+//!   image byte on the line through the two measurements (a datagram tool crosses each leaf's
+//!   uplink once). Old CSVs without those columns are predicted as before.
 //!
 //! Nothing here is fitted to the measured times.
 
