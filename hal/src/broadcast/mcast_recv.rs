@@ -23,8 +23,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// Receive buffer asked for the group socket (bytes; root may exceed the system's maximum).
-const RECEIVE_BUFFER: usize = 8 << 20;
+/// Receive buffer asked for the group socket (bytes; root may exceed the system's maximum): the
+/// sender's default window (32 chunks of 1 MiB), so that a receiver short of processor time
+/// queues what the window lets the sender send ahead instead of losing it (with 8 MiB, 16
+/// receivers on 2 cores at 1 Gbit/s had 83,000 of 186,000 pieces sent again).
+const RECEIVE_BUFFER: usize = 32 << 20;
 /// How long a complete receiver keeps answering the sender's heartbeats before it stops.
 const LINGER: Duration = Duration::from_secs(5);
 

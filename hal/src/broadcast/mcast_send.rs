@@ -66,14 +66,11 @@ pub fn bind(local: Ipv4Addr, options: &McastOptions) -> std::io::Result<UdpSocke
     sock.set_multicast_ttl_v4(options.ttl)?;
     sock.set_multicast_loop_v4(false)?;
     let _ = sock.set_recv_buffer_size(4 << 20);
-    // About 8 ms at 1 Gbit/s queued in the kernel: the link keeps busy while this thread waits
-    // for a core.
-    let _ = sock.set_send_buffer_size(SEND_BUFFER);
+    // The send buffer stays the system's default: unpaced, it is what holds the sender back to
+    // its link's speed (a run waits for room while the link's queue holds the buffer's worth);
+    // one larger than that queue makes the queue drop whole runs instead.
     Ok(sock.into())
 }
-
-/// Send buffer asked for the sender's socket (bytes).
-const SEND_BUFFER: usize = 1 << 20;
 
 /// What the sender reports when it ends.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
