@@ -13,6 +13,10 @@
 //! each block of `k` go right after the block's data, paced like it (the stream is `(k+m)/k` longer);
 //! the progress announced in heartbeats reaches a block's last piece only once its repairs are sent,
 //! so that receivers ask for its losses only when the repairs could not rebuild them.
+//!
+//! Datagrams leave in runs of up to [`GSO_SEGMENTS`] per system call (UDP segmentation offload, see
+//! [`super::mcast_io`]; about a millisecond's worth when paced); unpaced, the socket's default send
+//! buffer holds the sender to its link's rate.
 
 use super::mcast_fec::{self, Fec};
 use super::mcast_io::{BatchSender, GSO_SEGMENTS};
