@@ -103,7 +103,6 @@ pub fn build(inputs: &Inputs) -> Result<DeployKernel> {
     let vmlinuz = kernel::build(&inputs.cache)?;
     let mut key = Key::new("deploy-kernel-v3");
     key.file("kernel", &vmlinuz)?
-
         .text("packages", &debian::versions(PACKAGES)?)
         .text(
             "binaries",

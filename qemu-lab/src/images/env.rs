@@ -28,7 +28,6 @@ const PACKAGES: &[&str] = &[
     "gzip",
 ];
 
-
 const SCRIPTS: &[(&str, &str, u32)] = &[
     ("etc/kalab-rc", include_str!("../../files/env-rc.sh"), 0o755),
     ("etc/inittab", INITTAB, 0o644),

@@ -67,8 +67,8 @@ fn compile(tarball: &Path, tmp: &Path) -> Result<()> {
             .current_dir(&src),
     )?;
     make(&src, &["olddefconfig"])?;
-    let config = std::fs::read_to_string(src.join(".config"))
-        .map_err(io("reading the kernel's .config"))?;
+    let config =
+        std::fs::read_to_string(src.join(".config")).map_err(io("reading the kernel's .config"))?;
     let dropped = dropped_options(FRAGMENT, &config);
     if !dropped.is_empty() {
         return Err(ImageError::KernelConfig(dropped.join(", ")));
@@ -119,7 +119,8 @@ mod tests {
     #[test]
     fn options_kconfig_dropped_are_named() {
         let config = "CONFIG_64BIT=y\n# CONFIG_KEXEC is not set\nCONFIG_HZ=100\n";
-        let fragment = "# a comment\nCONFIG_64BIT=y\nCONFIG_KEXEC=y\n\nCONFIG_HZ=100\nCONFIG_NEW=y\n";
+        let fragment =
+            "# a comment\nCONFIG_64BIT=y\nCONFIG_KEXEC=y\n\nCONFIG_HZ=100\nCONFIG_NEW=y\n";
         assert_eq!(
             dropped_options(fragment, config),
             ["CONFIG_KEXEC=y", "CONFIG_NEW=y"]
