@@ -262,26 +262,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             report,
             image,
             busy_load,
-        } => {
-            let read = |p: &PathBuf| {
-                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))
-            };
-            let timeline: qemu_lab::timeline::Timeline = serde_json::from_str(&read(&timeline)?)?;
-            let text = read(&report)?;
-            let last = text.lines().last().unwrap_or_default();
-            let report: serde_json::Value = serde_json::from_str(last)?;
-            print!(
-                "{}",
-                qemu_lab::calibrate::replay::simulation_conf_of(
-                    &read(&output)?,
-                    &timeline,
-                    &report,
-                    &image,
-                    busy_load,
-                )?
-            );
-            Ok(0)
-        }
+        } => calibrate(&output, &timeline, &report, &image, busy_load),
         Cmd::E2e {
             lab,
             env,
@@ -376,6 +357,34 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
     }
+}
+
+/// `kalab calibrate`: prints the `simulation.conf` a finished run's files give.
+fn calibrate(
+    output: &std::path::Path,
+    timeline: &std::path::Path,
+    report: &std::path::Path,
+    image: &std::path::Path,
+    busy_load: Option<f64>,
+) -> anyhow::Result<i32> {
+    let read = |p: &std::path::Path| {
+        std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))
+    };
+    let timeline: qemu_lab::timeline::Timeline = serde_json::from_str(&read(timeline)?)?;
+    let text = read(report)?;
+    let last = text.lines().last().unwrap_or_default();
+    let report: serde_json::Value = serde_json::from_str(last)?;
+    print!(
+        "{}",
+        qemu_lab::calibrate::replay::simulation_conf_of(
+            &read(output)?,
+            &timeline,
+            &report,
+            image,
+            busy_load,
+        )?
+    );
+    Ok(0)
 }
 
 /// Sends on `tx` at SIGINT/SIGTERM.
