@@ -14,6 +14,8 @@
 # - IPMI: ipmitool (drives the lab BMCs), openipmi (ipmi_sim, an independent BMC for the native client);
 # - the lab's deploy kernel and environments are built from these: dropbear-bin, fdisk, parted, e2fsprogs,
 #   kexec-tools, extlinux, syslinux-common, pxelinux, dash, xz-utils, zstd, bzip2, binutils (strip);
+# - the lab kernel (qemu-lab/src/images/kernel.rs) from Debian's kernel source: linux-source-6.1, gcc, make,
+#   flex, bison, bc, libelf-dev, lz4;
 # - consoles: socat;
 # - the Kadeploy 3.3 import test: mariadb-server, mariadb-client (a private mariadbd the test starts);
 # - the metrics test: prometheus (promtool checks the exposition);
@@ -60,6 +62,7 @@ packages=(
     radvd openssh-client openssh-server dropbear-bin ipmitool openipmi
     fdisk parted e2fsprogs util-linux kexec-tools extlinux syslinux-common pxelinux dash
     xz-utils zstd bzip2 binutils
+    linux-source-6.1 gcc make flex bison bc libelf-dev lz4
     ovmf ipxe grub-pc-bin grub-efi-amd64-bin
     mariadb-server mariadb-client prometheus
     snmp python3-venv slurm-wlm munge udpcast nftables

@@ -20,6 +20,7 @@ pub mod deployer;
 pub mod forward;
 pub mod handshake;
 pub mod mcast_fec;
+pub mod mcast_io;
 pub mod mcast_recv;
 pub mod mcast_send;
 pub mod mcast_wire;

@@ -12,14 +12,6 @@ kalab_mounts() {
 	mount -t tmpfs tmpfs /tmp
 }
 
-# Loads the modules listed in /lib/modules/kalab/order (already loaded or built-in ones are skipped).
-kalab_modules() {
-	[ -f /lib/modules/kalab/order ] || return 0
-	while read -r m; do
-		grep -q "^$m " /proc/modules || insmod "/lib/modules/kalab/$m.ko" 2>/dev/null
-	done </lib/modules/kalab/order
-}
-
 # Brings eth0 up by DHCP (udhcpc keeps renewing in the background).
 kalab_network() {
 	ip link set lo up

@@ -4,7 +4,6 @@
 kalab_mounts
 echo "kalab-deploy-kernel init" >/dev/ttyS0
 hostname kalab-deploy
-kalab_modules
 kalab_network
 kalab_sshd
 # The deployer writes each broadcast's token to /run/kaagent.token over SSH; the agent refuses peers without it.

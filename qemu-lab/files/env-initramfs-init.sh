@@ -1,10 +1,10 @@
 #!/bin/sh
-# kalab-linux environment: init of its tiny initramfs: load virtio_blk and ext4, mount root= and switch_root.
+# kalab-linux environment: init of its tiny initramfs: mount root= (a device, UUID= or LABEL=) and switch_root
+# (the lab kernel has virtio_blk and ext4 built in).
 export PATH=/bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
-while read -r m; do insmod "/modules/$m.ko" 2>/dev/null; done </modules/order
 root=
 for a in $(cat /proc/cmdline); do
 	case "$a" in root=*) root="${a#root=}" ;; esac

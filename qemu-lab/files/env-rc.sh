@@ -4,7 +4,6 @@
 kalab_mounts
 mount -o remount,rw / 2>/dev/null
 hostname kalab-env
-kalab_modules
 kalab_network
 kalab_sshd
 [ -f /etc/kalab-marker ] && echo "kalab-env marker $(cat /etc/kalab-marker)" >/dev/ttyS0

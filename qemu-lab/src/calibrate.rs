@@ -7,6 +7,7 @@
 //! Calibrate on one run, predict another (another boot path, another environment) to test the model.
 
 pub mod phases;
+pub mod replay;
 
 pub use phases::{Phase, Phases};
 
@@ -92,6 +93,14 @@ pub struct Measured {
     pub stretch: f64,
     /// Processors an idle VM keeps busy (measured on the idle deployed VMs).
     pub idle_load: f64,
+    /// Processors a VM keeps busy beyond its work while it works and waits for a processor (measured
+    /// on the deployed VMs, [`crate::e2e`]'s busy-load probe); `None`: not measured (the idle load
+    /// stands for it).
+    pub busy_load: Option<f64>,
+    /// VMs of the calibration run.
+    pub vms: usize,
+    /// The broadcast's chunk (bytes): kaagent's pipeline forwards whole chunks.
+    pub chunk: f64,
     /// One power command (s).
     pub power_command: f64,
     /// The lab's soft reboots fail (the VMs are off when the deployment starts).
@@ -109,6 +118,33 @@ pub struct Measured {
     /// Where the boot phases come from: the serial consoles' timeline, or the step times alone.
     pub boots_from: &'static str,
 }
+
+/// The load each VM puts on the host beyond its work: idle (measured on the idle deployed VMs) and,
+/// when measured, busy (a VM that works and waits for a processor).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct HostLoad {
+    /// Processors an idle VM keeps busy.
+    pub idle: f64,
+    /// Processors a busy VM keeps busy beyond its work, per second of its work's wall time.
+    pub busy: Option<f64>,
+}
+
+impl HostLoad {
+    /// What a working VM adds to the host's load: the busy load when measured, else the idle one.
+    pub fn working(&self) -> f64 {
+        self.busy.unwrap_or(self.idle)
+    }
+}
+
+impl From<f64> for HostLoad {
+    fn from(idle: f64) -> Self {
+        HostLoad { idle, busy: None }
+    }
+}
+
+/// SSH commands the site backend runs on every node around a broadcast: the token written before it
+/// and removed after it (`hal::broadcast::over_ssh`).
+pub const BROADCAST_COMMANDS: u32 = 2;
 
 /// One SSH command (connection, authentication, `true`) to an idle deployed node.
 #[derive(Clone, Copy, Debug, Serialize)]
@@ -140,9 +176,11 @@ pub fn measure(
     steps: &StepTimes,
     phases: Option<&Phases>,
     ssh: SshCost,
-    idle_load: f64,
+    load: impl Into<HostLoad>,
     image: &Path,
 ) -> anyhow::Result<Measured> {
+    let load: HostLoad = load.into();
+    let working = load.working();
     let deploy_boot = steps
         .get("SetDeploymentEnvUntrusted", "wait_reboot")
         .context("no SetDeploymentEnvUntrusted wait_reboot time in the run")?;
@@ -155,9 +193,12 @@ pub fn measure(
         .len() as f64;
     let uncompressed = uncompressed_size(image).unwrap_or(image_size * 2.5);
     let host_cores = phases.map_or(1, |p| p.host_cores.max(1)) as f64;
-    let stretch = phases.map_or(1.0, |p| phases::stretch(p.vms, host_cores, idle_load));
-    // A micro-step measured with `stretch` VMs per core took `1 + cpu (stretch - 1)` times its time alone.
-    let alone = |step: f64| step / (1.0 + ssh.cpu_share * (stretch - 1.0));
+    let vms = phases.map_or(1, |p| p.vms.max(1));
+    let stretch = phases.map_or(1.0, |p| phases::stretch(p.vms, host_cores, working));
+    // A micro-step measured with `stretch` VMs per core: its connection took `1 + cpu (stretch - 1)`
+    // times its time alone, and its work (all of it the VM's processor work) `stretch` times.
+    let connection = ssh.seconds * (1.0 + ssh.cpu_share * (stretch - 1.0));
+    let alone = |step: f64| ((step - connection) / stretch).max(0.0);
     let mut ops = BTreeMap::new();
     for (key, micro) in [
         ("partition", "create_partition_table"),
@@ -170,15 +211,15 @@ pub fn measure(
     ] {
         // Each micro-step is one SSH command or more: what is left beyond one connection is the work.
         let step = steps.any(micro).unwrap_or(0.0);
-        ops.insert(key.to_string(), (alone(step) - ssh.seconds).max(0.0));
+        ops.insert(key.to_string(), alone(step));
     }
     // kexec's micro-step: one SSH command that loads the kernel and initrd (`kexec -l`).
     let kexec_op = steps.get("BootNewEnvKexec", "kexec").unwrap_or(0.0);
-    ops.insert("kexec".into(), (alone(kexec_op) - ssh.seconds).max(0.0));
+    ops.insert("kexec".into(), alone(kexec_op));
     let soft_reboot_fails = steps.hard_reboot_first;
     let commands = if soft_reboot_fails { 2.0 } else { 1.0 };
     let (firmware, pxe, kernel, cpu, boots_from) =
-        match phases.and_then(|p| boot_phases(p, idle_load)) {
+        match phases.and_then(|p| boot_phases(p, working)) {
             Some((f, p, k, cpu)) => (f, p, k, cpu, "timeline"),
             None => {
                 // The wait_reboot times: each is when a probe round found the node, not when it came up.
@@ -195,7 +236,10 @@ pub fn measure(
         cpu,
         host_cores,
         stretch,
-        idle_load,
+        idle_load: load.idle,
+        busy_load: load.busy,
+        vms,
+        chunk: f64::from(hal::image::DEFAULT_CHUNK_SIZE),
         power_command: steps.any("reboot").unwrap_or(2.0) / commands,
         soft_reboot_fails,
         image_size,
@@ -207,8 +251,9 @@ pub fn measure(
     })
 }
 
-/// (firmware, pxe, kernel, processor shares), uncontended, from the timeline's phases; `None` when
-/// the timeline lacks the deploy kernel's boot or the environment's kexec boot.
+/// (firmware, pxe, kernel, processor shares), uncontended, from the timeline's phases, with each
+/// working VM's load `idle_load` beyond its work; `None` when the timeline lacks the deploy kernel's
+/// boot or the environment's kexec boot.
 fn boot_phases(p: &Phases, idle_load: f64) -> Option<(f64, f64, f64, [f64; 3])> {
     let stretch = phases::stretch(p.vms, p.host_cores.max(1) as f64, idle_load);
     let Some(kexec_boot) = p.kexec_boot else {
@@ -266,11 +311,9 @@ fn uncompressed_size(path: &Path) -> Option<f64> {
 /// the site backend's probe timeout, as the real ones do.
 pub fn simulation_conf(m: &Measured, seed: u64) -> String {
     let partition_size = 700.0e6;
-    let mkfs_rate = partition_size / m.ops["mkfs"].max(0.05);
-    // The broadcast moves the compressed image; its time (integer seconds) gives the goodput, that of
-    // VMs sharing the host's cores: alone on a core, a VM's goes `stretch` times faster.
-    let bandwidth = m.image_size / m.broadcast.max(0.5) * m.stretch;
-    let op = |k: &str| m.ops[k].max(0.05);
+    let mkfs_rate = partition_size / m.ops["mkfs"].max(1e-3);
+    let bandwidth = broadcast_goodput(m);
+    let op = |k: &str| m.ops[k];
     let failures = if m.soft_reboot_fails {
         "failures: {power_command_fails: {probability: 1.0, levels: [soft]}}\n"
     } else {
@@ -286,12 +329,12 @@ network:
   nodes_per_switch: 0
   uplink_bandwidth: null
   latency_model: per_connection
-  chunk: 65536
+  chunk: {chunk}
 disk:
   write_rate: 1.0e9
   write_rate_sd: 0.0
   decompress_rate: 1.0e9
-host: {{cores: {cores}, idle_load: {idle:.4}}}
+host: {{cores: {cores}, idle_load: {idle:.4}{busy}}}
 boot:
   firmware: {{mean: {firmware:.2}, sd: {fsd:.2}, min: 0.1}}
   pxe: {{mean: {pxe:.2}, sd: {psd:.2}, min: 0.1}}
@@ -301,7 +344,7 @@ boot:
   cpu: {{firmware: {cf:.3}, pxe: {cp:.3}, kernel: {ck:.3}}}
 power:
   command_latency: {{mean: {power:.2}, sd: 0.1, min: 0.1}}
-ops: {{ssh_latency: {ssh:.3}, cpu: {ssh_cpu:.3}, kexec: {kexec:.2}, partition: {partition:.2}, mkfs_rate: {mkfs_rate:.1}, partition_size: {partition_size:.1}, swap: {swap:.2},
+ops: {{ssh_latency: {ssh:.3}, cpu: {ssh_cpu:.3}, work_cpu: 1.0, broadcast_commands: {BROADCAST_COMMANDS}, kexec: {kexec:.2}, partition: {partition:.2}, mkfs_rate: {mkfs_rate:.1}, partition_size: {partition_size:.1}, swap: {swap:.2},
       mount: {mount:.2}, sync: {sync:.2}, postinstall: {postinstall:.2}, bootloader: {bootloader:.2}, dummy: 0.5, probe: 0.01,
       probe_timeout: {PROBE_TIMEOUT}}}
 image: {{size: {size:.1}, ratio: {ratio:.3}}}
@@ -310,6 +353,10 @@ fault_tolerance: {{detect_timeout: 3.0, reconnect: 0.5}}
         from = m.boots_from,
         cores = m.host_cores,
         idle = m.idle_load,
+        busy = m
+            .busy_load
+            .map_or(String::new(), |b| format!(", busy_load: {b:.4}")),
+        chunk = m.chunk,
         firmware = m.firmware,
         pxe = m.pxe,
         kernel = m.kernel,
@@ -332,6 +379,17 @@ fault_tolerance: {{detect_timeout: 3.0, reconnect: 0.5}}
         size = m.image_size,
         ratio = m.image_ratio,
     )
+}
+
+/// The uncontended goodput of a node's link that gives back the calibration's broadcast time: the
+/// kaagent chain's last node is done `(size + vms × chunk) / goodput` after the stream starts (each of
+/// the `vms` hops forwards whole chunks), and the broadcast also holds the backend's SSH commands
+/// (its token written, then removed); the goodput measured with `stretch` VMs per core is `stretch`
+/// times slower than alone.
+pub fn broadcast_goodput(m: &Measured) -> f64 {
+    let command = m.ssh.seconds * (1.0 + m.ssh.cpu_share * (m.stretch - 1.0));
+    let stream = (m.broadcast - f64::from(BROADCAST_COMMANDS) * command).max(0.5);
+    (m.image_size + m.vms as f64 * m.chunk) / stream * m.stretch
 }
 
 /// The first line of a lab run's `simulation.conf`: the firmware and boot ROM its boots went through.
@@ -473,6 +531,7 @@ pub fn predict(
             "--json",
             "-V",
             "0",
+            "--key",
             "--nodes",
             &nodes.to_string(),
             "--config",

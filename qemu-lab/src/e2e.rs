@@ -11,6 +11,7 @@ use std::io::{BufRead as _, BufReader};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+pub mod busy_load;
 pub(crate) mod options;
 pub mod through_firmware;
 
@@ -57,6 +58,9 @@ pub struct Report {
     pub ssh: calibrate::SshCost,
     /// Processors an idle deployed VM keeps busy (timer ticks under TCG).
     pub idle_load: f64,
+    /// Processors a deployed VM keeps busy beyond its work while it works and waits for a processor
+    /// ([`busy_load`]); `None` when not measured.
+    pub busy_load: Option<f64>,
 }
 
 /// Runs the deployment on `lab` and verifies it; `started` is when the lab began coming up.
@@ -80,6 +84,14 @@ pub fn run(lab: &Lab, options: &Options, started: Instant) -> anyhow::Result<Rep
         .find(|i| !ko.contains_key(&lab.nodes[*i].name))
         .and_then(|i| ssh_cost(lab, i))
         .unwrap_or_default();
+    let deployed: Vec<usize> = (0..lab.nodes.len())
+        .filter(|i| !ko.contains_key(&lab.nodes[*i].name))
+        .collect();
+    let busy_load = busy_load::measure(lab, &deployed);
+    let load = calibrate::HostLoad {
+        idle: idle_load,
+        busy: busy_load,
+    };
     let steps = step_durations(lab).unwrap_or_default();
     let mut tools = BTreeMap::new();
     if options.agent_over_ssh {
@@ -92,11 +104,11 @@ pub fn run(lab: &Lab, options: &Options, started: Instant) -> anyhow::Result<Rep
     if let Some(result) = firmware_path(lab, options, &ko) {
         tools.insert("deployed system booted through OVMF".into(), result);
     }
-    let (predicted_seconds, calibration) =
-        match predict(lab, options, &d.output, &boots, ssh, idle_load) {
-            Ok(p) => p,
-            Err(e) => (None, format!("no prediction: {e:#}")),
-        };
+    let (predicted_seconds, calibration) = match predict(lab, options, &d.output, &boots, ssh, load)
+    {
+        Ok(p) => p,
+        Err(e) => (None, format!("no prediction: {e:#}")),
+    };
     let prediction_error = predicted_seconds.map(|p| (p - d.seconds) / d.seconds);
     if options.tools {
         let ok: Vec<usize> = (0..lab.nodes.len())
@@ -125,6 +137,7 @@ pub fn run(lab: &Lab, options: &Options, started: Instant) -> anyhow::Result<Rep
         load_average: timeline.load_average,
         ssh,
         idle_load,
+        busy_load,
     })
 }
 
@@ -331,7 +344,7 @@ fn predict(
     output: &[String],
     boots: &calibrate::Phases,
     ssh: calibrate::SshCost,
-    idle_load: f64,
+    load: calibrate::HostLoad,
 ) -> anyhow::Result<(Option<f64>, String)> {
     let steps = calibrate::StepTimes::parse(output.iter().map(String::as_str));
     let env = lab
@@ -339,7 +352,7 @@ fn predict(
         .iter()
         .find(|e| e.name == options.env)
         .context("unknown environment")?;
-    let measured = calibrate::measure(&steps, Some(boots), ssh, idle_load, &env.image)?;
+    let measured = calibrate::measure(&steps, Some(boots), ssh, load, &env.image)?;
     let boot = lab.boot();
     let own = calibrate::firmware_header(boot.firmware(), boot.nic_boot())
         + &calibrate::simulation_conf(&measured, 1);

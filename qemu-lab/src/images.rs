@@ -1,15 +1,16 @@
 //! What the lab builds from Debian packages: the deploy kernel and the environments to deploy.
 //!
-//! Everything is built from Debian's packages: the kernel with `apt-get download` + `dpkg-deb -x`, the
-//! user-space tools as binaries of installed packages with the shared libraries `ldd` names. Outputs are
-//! cached in [`Inputs::cache`] under a name derived from a hash of their inputs, and written atomically.
+//! Everything is built from Debian's packages: the lab's kernel from the `linux-source-6.1` package with
+//! the lab's configuration (`images/kernel.rs`), the user-space tools as binaries of installed packages with
+//! the shared libraries `ldd` names. Outputs are cached in [`Inputs::cache`] under a name derived from a
+//! hash of their inputs, and written atomically.
 
 mod cache;
 mod debian;
 mod deploy;
 mod env;
 pub mod grub;
-mod modules;
+mod kernel;
 mod pxe;
 mod run;
 mod tree;
@@ -35,10 +36,10 @@ pub struct Inputs {
     pub kaagent: PathBuf,
 }
 
-/// The deploy kernel: Debian's kernel, an initramfs with the node tools, and its command line.
+/// The deploy kernel: the lab's kernel, an initramfs with the node tools, and its command line.
 #[derive(Debug, Clone)]
 pub struct DeployKernel {
-    /// Debian's kernel.
+    /// The lab's kernel (built from Debian's kernel source).
     pub vmlinuz: PathBuf,
     /// The initramfs (zstd-compressed cpio).
     pub initrd: PathBuf,
@@ -90,9 +91,9 @@ pub enum ImageError {
         /// The package that provides it.
         package: String,
     },
-    /// A kernel module is not in Debian's kernel package.
-    #[error("kernel module {0} is neither a module nor built into the Debian kernel")]
-    Module(String),
+    /// Kconfig dropped options of the lab kernel's configuration fragment.
+    #[error("the lab kernel's configuration lost {0} (files/kernel.config: a missing dependency?)")]
+    KernelConfig(String),
     /// apt knows no kernel.
     #[error("apt knows no linux-image-amd64 dependency (run apt-get update)")]
     NoKernel,
@@ -100,6 +101,11 @@ pub enum ImageError {
 
 /// Results of this module.
 pub type Result<T> = std::result::Result<T, ImageError>;
+
+/// Builds (or takes from the cache) the lab's kernel from Debian's kernel source; returns its `bzImage`.
+pub fn lab_kernel(cache: &Path) -> Result<PathBuf> {
+    kernel::build(cache)
+}
 
 /// Builds (or takes from the cache) the deploy kernel.
 pub fn deploy_kernel(inputs: &Inputs) -> Result<DeployKernel> {

@@ -449,27 +449,31 @@ impl Lab {
         self.bmcs.get(i).map(Child::id)
     }
 
+    /// The `ssh` command (in the lab's namespace, as root, with the lab's key) that runs `command` on
+    /// node `i`.
+    pub fn ssh_command(&self, i: usize, command: &str) -> std::process::Command {
+        let mut cmd = self.net.command("ssh");
+        cmd.args([
+            "-q",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "ConnectTimeout=5",
+            "-i",
+        ])
+        .arg(&self.key)
+        .arg(format!("root@{}", self.nodes[i].ip))
+        .arg(command);
+        cmd
+    }
+
     /// Runs `command` on node `i` over SSH with the deployer's key (inside the namespace).
     pub fn ssh(&self, i: usize, command: &str) -> anyhow::Result<String> {
-        let out = self
-            .net
-            .command("ssh")
-            .args([
-                "-q",
-                "-o",
-                "BatchMode=yes",
-                "-o",
-                "StrictHostKeyChecking=no",
-                "-o",
-                "UserKnownHostsFile=/dev/null",
-                "-o",
-                "ConnectTimeout=5",
-                "-i",
-            ])
-            .arg(&self.key)
-            .arg(format!("root@{}", self.nodes[i].ip))
-            .arg(command)
-            .output()?;
+        let out = self.ssh_command(i, command).output()?;
         if !out.status.success() {
             bail!(
                 "ssh {}: exit {}: {}",

@@ -7,7 +7,7 @@
 //! QEMU process (a power-on) is one too. [`Timeline`] turns them into boot durations (see
 //! [`crate::calibrate`]).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::io::{Read as _, Seek as _, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -22,7 +22,7 @@ const MAX_READ: u64 = 1 << 20;
 const MAX_EVENTS: usize = 100_000;
 
 /// A boot milestone.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Mark {
     /// A new QEMU process: the VM was powered on.
@@ -61,7 +61,7 @@ const NEEDLES: &[(&str, &str, Mark)] = &[
 ];
 
 /// One milestone of one VM.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     /// Seconds since the watcher started.
     pub t: f64,
@@ -74,7 +74,7 @@ pub struct Event {
 }
 
 /// Every milestone of a run, in time order, with the host's processor count.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Timeline {
     /// The milestones.
     pub events: Vec<Event>,

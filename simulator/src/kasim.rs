@@ -29,6 +29,9 @@ use setup::Setup;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+/// The public key `--key` installs on the simulated nodes (its content is never checked).
+const SIMULATED_KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKasimSimulatedKey kasim";
+
 /// Runs a `kasim` command; the exit code is 0 when every node ended OK, 1 otherwise.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
@@ -181,6 +184,9 @@ pub fn simulate_with(
         );
         req.broadcast_strategy = strategy;
         req.breakpoint = args.breakpoint.clone();
+        if args.key {
+            req.ssh_key = Some(SIMULATED_KEY.to_string());
+        }
         let report = engine::deploy(&ctx, &req).await?;
         Ok((report, sim))
     })

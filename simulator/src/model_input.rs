@@ -36,12 +36,13 @@ pub fn topology(params: &SimParams) -> Topology {
 }
 
 /// How much longer a node's processor work takes when `nodes` virtual machines share `params.host`'s
-/// cores (all busy at once): `nodes` over the cores their idle load leaves (at least a tenth of them),
-/// at least 1; 1 without `host`.
+/// cores (all busy at once): `nodes` over the cores their busy load (`host.busy_load`, else
+/// `host.idle_load`) leaves (at least a tenth of them), at least 1; 1 without `host`.
 pub fn host_stretch(params: &SimParams, nodes: usize) -> f64 {
     params.host.as_ref().map_or(1.0, |h| {
         let n = nodes as f64;
-        let free = (h.cores - n * h.idle_load).max(h.cores / 10.0);
+        let load = h.busy_load.unwrap_or(h.idle_load);
+        let free = (h.cores - n * load).max(h.cores / 10.0);
         (n / free).max(1.0)
     })
 }
@@ -141,6 +142,7 @@ mod tests {
         p.host = Some(HostParams {
             cores: 2.0,
             idle_load: 0.0,
+            busy_load: None,
         });
         assert_eq!(host_stretch(&p, 1), 1.0);
         assert_eq!(host_stretch(&p, 16), 8.0);
@@ -148,11 +150,22 @@ mod tests {
             host: Some(HostParams {
                 cores: 2.0,
                 idle_load: 0.05,
+                busy_load: None,
             }),
             ..SimParams::default()
         };
         // 16 idle VMs keep 0.8 of the 2 cores busy: the work gets 1.2.
         assert!((host_stretch(&idle, 16) - 16.0 / 1.2).abs() < 1e-9);
+        // A busy node's load, when measured, is what the work competes with.
+        let busy = SimParams {
+            host: Some(HostParams {
+                cores: 2.0,
+                idle_load: 0.05,
+                busy_load: Some(0.025),
+            }),
+            ..SimParams::default()
+        };
+        assert!((host_stretch(&busy, 16) - 16.0 / 1.6).abs() < 1e-9);
         let topo = topology_of(&p, 16);
         assert_eq!(topo.node_link.bandwidth, p.network.bandwidth / 8.0);
         assert_eq!(topo.server_link.bandwidth, p.network.server_bandwidth);

@@ -99,6 +99,12 @@ pub struct HostParams {
     /// that.
     #[serde(default)]
     pub idle_load: f64,
+    /// Processors a node keeps busy beyond its work while it works and waits for a processor (an
+    /// emulated guest's timer interrupts and QEMU's main loop, for as long as the work takes): with
+    /// every node busy at once the work stretches by `nodes / (cores - nodes * busy_load)`. `null`
+    /// (the default): `idle_load`.
+    #[serde(default)]
+    pub busy_load: Option<f64>,
 }
 
 /// `network`: links, switches and the broadcast latency model.
@@ -228,6 +234,13 @@ pub struct OpsParams {
     /// Share of each operation's time (connection included) that is the node's processor work: under
     /// `host`, it stretches with the nodes per core like the boots' (0: none).
     pub cpu: f64,
+    /// Share of an operation's own work (beyond its connection, `ssh_latency`) that is processor work,
+    /// when it differs from the connection's (`cpu`): under `host`, the work stretches by this share
+    /// and the connection by `cpu`. `null` (the default): `cpu` for both.
+    pub work_cpu: Option<f64>,
+    /// SSH commands the deployer runs on every node around each broadcast, each costing `ssh_latency`
+    /// (kadeploy-rs's kaagent backend: 2, the broadcast's token written before and removed after).
+    pub broadcast_commands: u32,
     /// One reachability probe round.
     pub probe: f64,
     /// How long a probe waits for a node that does not answer (down or booting): the deployer's
@@ -339,6 +352,8 @@ impl Default for OpsParams {
             dummy: 0.5,
             kexec: 0.0,
             cpu: 0.0,
+            work_cpu: None,
+            broadcast_commands: 0,
             probe: 0.01,
             probe_timeout: 0.0,
             command_timeout: Some(600.0),
@@ -442,6 +457,9 @@ impl SimParams {
         if let Some(host) = &self.host {
             in_range("host.cores", host.cores, 0.0, true, 1e6)?;
             in_range("host.idle_load", host.idle_load, 0.0, false, 1.0)?;
+            if let Some(b) = host.busy_load {
+                in_range("host.busy_load", b, 0.0, false, 1.0)?;
+            }
         }
         dist("power.command_latency", &self.power.command_latency)?;
         let o = &self.ops;
@@ -463,6 +481,9 @@ impl SimParams {
         }
         positive("ops.mkfs_rate", o.mkfs_rate)?;
         in_range("ops.cpu", o.cpu, 0.0, false, 1.0)?;
+        if let Some(w) = o.work_cpu {
+            in_range("ops.work_cpu", w, 0.0, false, 1.0)?;
+        }
         if let Some(t) = o.command_timeout {
             positive("ops.command_timeout", t)?;
         }

@@ -10,9 +10,8 @@
 //! and only for blocks whose repairs the sender has sent.
 
 use super::mcast_fec::{self, Fec};
-use super::mcast_wire::{
-    self, Datagram, JobTag, MAX_DATAGRAM, MAX_NAK_RANGES, PIECE_LEN, PieceRange,
-};
+use super::mcast_io::{self, BatchReceiver};
+use super::mcast_wire::{self, Datagram, JobTag, MAX_NAK_RANGES, PIECE_LEN, PieceRange};
 use super::store::ChunkStore;
 use super::token::{AgentToken, DatagramKey};
 use super::wire::{MulticastPlan, Tuning};
@@ -24,8 +23,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// Receive buffer asked for the group socket (bytes; root may exceed the system's maximum).
-const RECEIVE_BUFFER: usize = 8 << 20;
+/// Receive buffer asked for the group socket (bytes; root may exceed the system's maximum): the
+/// sender's default window (32 chunks of 1 MiB), so that a receiver short of processor time
+/// queues what the window lets the sender send ahead instead of losing it (with 8 MiB, 16
+/// receivers on 2 cores at 1 Gbit/s had 83,000 of 186,000 pieces sent again).
+const RECEIVE_BUFFER: usize = 32 << 20;
 /// How long a complete receiver keeps answering the sender's heartbeats before it stops.
 const LINGER: Duration = Duration::from_secs(5);
 
@@ -34,11 +36,19 @@ const LINGER: Duration = Duration::from_secs(5);
 pub fn join(plan: &MulticastPlan, local: Ipv4Addr) -> std::io::Result<UdpSocket> {
     let sock = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
     sock.set_reuse_address(true)?;
-    force_receive_buffer(&sock);
     let bind = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, plan.group.port());
     sock.bind(&SockAddr::from(bind))?;
     sock.join_multicast_v4(plan.group.ip(), &local)?;
-    Ok(sock.into())
+    let sock: UdpSocket = sock.into();
+    tune(&sock);
+    Ok(sock)
+}
+
+/// Sets up a receiving socket: a large buffer (the sender's runs come whole), and runs of
+/// datagrams in one call where the kernel coalesces them (each still checked alone).
+fn tune(sock: &UdpSocket) {
+    force_receive_buffer(&socket2::SockRef::from(sock));
+    mcast_io::enable_receive_offload(sock);
 }
 
 /// A large receive buffer: as root beyond `net.core.rmem_max` (SO_RCVBUFFORCE), else as large as allowed.
@@ -201,31 +211,37 @@ impl McastReceiver<'_> {
             sent: None,
             finished: false,
         };
-        let mut buf = [0u8; MAX_DATAGRAM + 1];
+        tune(&self.socket);
+        let mut batch = BatchReceiver::default();
         let (mut heard, mut status_at) = (Instant::now(), Instant::now());
         let mut complete_at: Option<Instant> = None;
         let _ = self.socket.set_read_timeout(Some(status_every));
         let mut arrived = 0u64;
         loop {
             let mut completed = false;
-            if let Ok((n, from)) = self.socket.recv_from(&mut buf) {
-                let datagram = buf.get(..n).unwrap_or_default();
-                arrived += 1;
-                let dropped = self
-                    .tuning
-                    .drop_one_in
-                    .is_some_and(|k| k > 0 && arrived.is_multiple_of(u64::from(k)));
-                if dropped {
-                    // Test hook: a lossy link.
-                } else if let Some(d) = mcast_wire::open(&key, &tag, datagram) {
-                    heard = Instant::now();
-                    let (done, answer) = self.take(d, &mut p, total);
-                    completed = done;
-                    if answer && complete_at.is_some() {
-                        self.send_status(&key, &tag, &p, total);
+            if batch.recv(&self.socket).is_ok() {
+                let mut authentic = false;
+                for datagram in batch.datagrams() {
+                    arrived += 1;
+                    let dropped = self
+                        .tuning
+                        .drop_one_in
+                        .is_some_and(|k| k > 0 && arrived.is_multiple_of(u64::from(k)));
+                    if dropped {
+                        // Test hook: a lossy link.
+                    } else if let Some(d) = mcast_wire::open(&key, &tag, datagram) {
+                        authentic = true;
+                        let (done, answer) = self.take(d, &mut p, total);
+                        completed |= done;
+                        if answer && complete_at.is_some() {
+                            self.send_status(&key, &tag, &p, total);
+                        }
+                    } else {
+                        tracing::trace!("datagram dropped: not of this job or forged");
                     }
-                } else {
-                    tracing::trace!(%from, "datagram dropped: not of this job or forged");
+                }
+                if authentic {
+                    heard = Instant::now();
                 }
             }
             let due = status_at.elapsed() >= status_every;

@@ -13,8 +13,13 @@
 //! each block of `k` go right after the block's data, paced like it (the stream is `(k+m)/k` longer);
 //! the progress announced in heartbeats reaches a block's last piece only once its repairs are sent,
 //! so that receivers ask for its losses only when the repairs could not rebuild them.
+//!
+//! Datagrams leave in runs of up to [`GSO_SEGMENTS`] per system call (UDP segmentation offload, see
+//! [`super::mcast_io`]; about a millisecond's worth when paced); unpaced, the socket's default send
+//! buffer holds the sender to its link's rate.
 
 use super::mcast_fec::{self, Fec};
+use super::mcast_io::{BatchSender, GSO_SEGMENTS};
 use super::mcast_wire::{self, Datagram, JobTag, MAX_DATAGRAM, PIECE_LEN};
 use super::store::{Chunk, ChunkSource};
 use super::token::{AgentToken, DatagramKey};
@@ -65,6 +70,9 @@ pub fn bind(local: Ipv4Addr, options: &McastOptions) -> std::io::Result<UdpSocke
     sock.set_multicast_ttl_v4(options.ttl)?;
     sock.set_multicast_loop_v4(false)?;
     let _ = sock.set_recv_buffer_size(4 << 20);
+    // The send buffer stays the system's default: unpaced, it is what holds the sender back to
+    // its link's speed (a run waits for room while the link's queue holds the buffer's worth);
+    // one larger than that queue makes the queue drop whole runs instead.
     Ok(sock.into())
 }
 
@@ -159,7 +167,9 @@ struct Pacer {
 }
 
 impl Pacer {
-    fn wait(&mut self, bytes: usize) {
+    /// Waits for the turn of `count` datagrams of `bytes` in all.
+    fn wait(&mut self, bytes: usize, count: usize) {
+        self.sent_in_epoch += count as u64;
         if self.rate == 0 {
             return;
         }
@@ -168,13 +178,22 @@ impl Pacer {
         if let Some(floor) = now.checked_sub(Duration::from_millis(10)) {
             self.due = self.due.max(floor);
         }
-        self.due += Duration::from_secs_f64((bytes + 28) as f64 / self.rate as f64);
+        self.due += Duration::from_secs_f64((bytes + 28 * count) as f64 / self.rate as f64);
         if let Some(ahead) = self.due.checked_duration_since(now)
             && ahead > Duration::from_micros(500)
         {
             std::thread::sleep(ahead);
         }
-        self.sent_in_epoch += 1;
+    }
+
+    /// Datagrams of `len` bytes one send may carry at the current rate: all [`GSO_SEGMENTS`]
+    /// unpaced, else about a millisecond's worth (at least one), so that pacing stays smooth.
+    fn run_limit(&self, len: usize) -> usize {
+        if self.rate == 0 {
+            return GSO_SEGMENTS;
+        }
+        let per_ms = self.rate / 1000 / (len.max(1) as u64 + 28);
+        (per_ms as usize).clamp(1, GSO_SEGMENTS)
     }
 
     fn adapt(&mut self, asked: u64) {
@@ -188,6 +207,46 @@ impl Pacer {
         }
         self.epoch = Instant::now();
         self.sent_in_epoch = 0;
+    }
+}
+
+/// Datagrams built one after the other for one send (see [`super::mcast_io`]): up to
+/// [`GSO_SEGMENTS`] of the first one's length, the last of which may be shorter.
+struct Run {
+    buf: Vec<u8>,
+    count: usize,
+    segment: usize,
+    /// The last datagram is shorter than the others: nothing may follow it in this run.
+    closed: bool,
+}
+
+impl Run {
+    fn new() -> Run {
+        Run {
+            buf: Vec::with_capacity(GSO_SEGMENTS * MAX_DATAGRAM),
+            count: 0,
+            segment: 0,
+            closed: false,
+        }
+    }
+
+    /// Whether a datagram of `len` bytes may join the run of at most `limit` datagrams.
+    fn fits(&self, len: usize, limit: usize) -> bool {
+        self.count == 0 || (!self.closed && len <= self.segment && self.count < limit)
+    }
+
+    /// Records the datagram just appended from `start`.
+    fn pushed(&mut self, start: usize) {
+        let len = self.buf.len() - start;
+        if self.count == 0 {
+            self.segment = len;
+        }
+        self.closed |= len < self.segment;
+        self.count += 1;
+    }
+
+    fn full(&self, limit: usize) -> bool {
+        self.closed || self.count >= limit
     }
 }
 
@@ -290,8 +349,12 @@ impl McastSender {
     /// What to send next: a repair first, else new data within the window; or idle, or done.
     fn next(&self, b: &mut Board, cursor: Cursor, result: &mut McastResult) -> Next {
         let total = self.manifest.chunk_count();
+        let now = Instant::now();
         for i in 0..b.have.len() {
-            if !b.dead[i] && b.have[i] < total && b.heard[i].elapsed() > self.stall {
+            if !b.dead[i]
+                && b.have[i] < total
+                && now.saturating_duration_since(b.heard[i]) > self.stall
+            {
                 b.dead[i] = true;
                 let why = format!("no status for {} ms", self.stall.as_millis());
                 tracing::warn!(job = %self.job, receiver = i, %why, "receiver dropped");
@@ -316,7 +379,7 @@ impl McastSender {
                 if first.get().is_empty() {
                     first.remove();
                 }
-                b.repaired_at.insert((chunk, piece), Instant::now());
+                b.repaired_at.insert((chunk, piece), now);
                 return Next::Send(chunk, piece, true);
             }
             first.remove();
@@ -356,20 +419,22 @@ impl McastSender {
             piece: 0,
             repair: None,
         };
+        let io = BatchSender::default();
+        let mut run = Run::new();
         let mut beat_at = Instant::now();
         loop {
             let next = {
                 let mut b = shared.lock();
                 pacer.adapt(std::mem::take(&mut b.asked));
                 let next = self.next(&mut b, cursor, result);
-                if let Next::Idle = next {
+                if matches!(next, Next::Idle) && run.count == 0 {
                     let _unused = shared.changed.wait_timeout(b, self.status_every);
                 }
                 next
             };
             match next {
                 Next::Done => break,
-                Next::Idle => {}
+                Next::Idle => self.flush(&io, &mut run, &mut pacer),
                 Next::Send(chunk, piece, repair) => {
                     let Some(data) = self.chunk(&mut cache, chunk) else {
                         break;
@@ -379,9 +444,13 @@ impl McastSender {
                     else {
                         continue;
                     };
-                    let d = mcast_wire::data(key, tag, chunk as u32, piece, payload);
-                    pacer.wait(d.len());
-                    let _ = self.socket.send_to(&d, self.options.group);
+                    let len = mcast_wire::piece_datagram_len(payload.len());
+                    if !run.fits(len, pacer.run_limit(len)) {
+                        self.flush(&io, &mut run, &mut pacer);
+                    }
+                    let start = run.buf.len();
+                    mcast_wire::append_data(&mut run.buf, key, tag, (chunk as u32, piece), payload);
+                    run.pushed(start);
                     if repair {
                         result.repaired += 1;
                     } else {
@@ -392,19 +461,38 @@ impl McastSender {
                     let Some(data) = self.chunk(&mut cache, chunk) else {
                         break;
                     };
-                    if let Some(d) = self.repair_datagram(key, tag, &data, chunk, block, index) {
-                        pacer.wait(d.len());
-                        let _ = self.socket.send_to(&d, self.options.group);
-                        result.fec_sent += 1;
+                    if let Some(payload) = self.repair_payload(&data, block, index) {
+                        let len = mcast_wire::piece_datagram_len(payload.len());
+                        if !run.fits(len, pacer.run_limit(len)) {
+                            self.flush(&io, &mut run, &mut pacer);
+                        }
+                        if let Some(code) = self.fec().and_then(|f| f.code(block, index)) {
+                            let start = run.buf.len();
+                            mcast_wire::append_repair(
+                                &mut run.buf,
+                                key,
+                                tag,
+                                (chunk as u32, code),
+                                &payload,
+                            );
+                            run.pushed(start);
+                            result.fec_sent += 1;
+                        }
                     }
                     self.advance(&mut cursor, shared, &mut cache);
                 }
             }
+            if run.full(pacer.run_limit(run.segment)) {
+                self.flush(&io, &mut run, &mut pacer);
+            }
             if beat_at.elapsed() >= self.status_every {
+                // The progress announced covers the run built so far: send it first.
+                self.flush(&io, &mut run, &mut pacer);
                 self.heartbeat(key, tag, total32, shared, false);
                 beat_at = Instant::now();
             }
         }
+        self.flush(&io, &mut run, &mut pacer);
         for _ in 0..3 {
             self.heartbeat(key, tag, total32, shared, true);
             std::thread::sleep(Duration::from_millis(10));
@@ -450,22 +538,26 @@ impl McastSender {
         }
     }
 
-    /// The sealed repair `index` of block `block` of chunk `chunk` (bytes `data`).
-    fn repair_datagram(
-        &self,
-        key: &DatagramKey,
-        tag: &JobTag,
-        data: &[u8],
-        chunk: u64,
-        block: usize,
-        index: usize,
-    ) -> Option<Vec<u8>> {
+    /// Sends the run built so far (paced), and empties it.
+    fn flush(&self, io: &BatchSender, run: &mut Run, pacer: &mut Pacer) {
+        if run.count == 0 {
+            return;
+        }
+        pacer.wait(run.buf.len(), run.count);
+        if let Err(e) = io.send(&self.socket, self.options.group, &run.buf, run.segment) {
+            tracing::trace!(error = %e, "multicast send failed (the receivers ask again)");
+        }
+        run.buf.clear();
+        run.count = 0;
+        run.closed = false;
+    }
+
+    /// The bytes of repair `index` of block `block` of a chunk (bytes `data`).
+    fn repair_payload(&self, data: &[u8], block: usize, index: usize) -> Option<Vec<u8>> {
         let fec = self.fec()?;
         let pieces: Vec<&[u8]> = data.chunks(PIECE_LEN).collect();
         let range = fec.block_range(block, pieces.len());
-        let payload = mcast_fec::encode(pieces.get(range)?, index);
-        let code = fec.code(block, index)?;
-        Some(mcast_wire::repair(key, tag, chunk as u32, code, &payload))
+        Some(mcast_fec::encode(pieces.get(range)?, index))
     }
 
     fn heartbeat(

@@ -107,6 +107,33 @@ pub fn repair(key: &DatagramKey, tag: &JobTag, chunk: u32, code: u16, payload: &
     piece_datagram(b'R', key, tag, chunk, code, payload)
 }
 
+/// Length of the sealed data or repair datagram of a payload of `payload` bytes.
+pub const fn piece_datagram_len(payload: usize) -> usize {
+    PREFIX + 6 + payload + DATAGRAM_MAC_LEN
+}
+
+/// Appends a sealed data datagram to `out` (datagrams built one after the other, sent as a run).
+pub fn append_data(
+    out: &mut Vec<u8>,
+    key: &DatagramKey,
+    tag: &JobTag,
+    (chunk, piece): (u32, u16),
+    payload: &[u8],
+) {
+    append_piece(out, b'D', key, tag, (chunk, piece), payload);
+}
+
+/// Appends a sealed repair datagram (forward error correction) to `out`.
+pub fn append_repair(
+    out: &mut Vec<u8>,
+    key: &DatagramKey,
+    tag: &JobTag,
+    (chunk, code): (u32, u16),
+    payload: &[u8],
+) {
+    append_piece(out, b'R', key, tag, (chunk, code), payload);
+}
+
 fn piece_datagram(
     kind: u8,
     key: &DatagramKey,
@@ -115,12 +142,26 @@ fn piece_datagram(
     piece: u16,
     payload: &[u8],
 ) -> Vec<u8> {
-    let mut d = prefix(kind, tag, 6 + payload.len());
-    d.extend_from_slice(&chunk.to_be_bytes());
-    d.extend_from_slice(&piece.to_be_bytes());
-    d.extend_from_slice(payload);
-    key.seal(&mut d);
+    let mut d = Vec::with_capacity(PREFIX + 6 + payload.len() + DATAGRAM_MAC_LEN);
+    append_piece(&mut d, kind, key, tag, (chunk, piece), payload);
     d
+}
+
+fn append_piece(
+    out: &mut Vec<u8>,
+    kind: u8,
+    key: &DatagramKey,
+    tag: &JobTag,
+    (chunk, piece): (u32, u16),
+    payload: &[u8],
+) {
+    let start = out.len();
+    out.push(kind);
+    out.extend_from_slice(tag);
+    out.extend_from_slice(&chunk.to_be_bytes());
+    out.extend_from_slice(&piece.to_be_bytes());
+    out.extend_from_slice(payload);
+    key.seal_from(out, start);
 }
 
 /// A sealed heartbeat.

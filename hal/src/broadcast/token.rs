@@ -182,8 +182,14 @@ impl DatagramKey {
 
     /// Appends the MAC of `datagram` (everything in it so far) to it.
     pub fn seal(&self, datagram: &mut Vec<u8>) {
-        let tag = self.tag(datagram);
-        datagram.extend_from_slice(&tag[..DATAGRAM_MAC_LEN]);
+        self.seal_from(datagram, 0);
+    }
+
+    /// Appends the MAC of the datagram that starts at `start` in `buf` (everything from there so
+    /// far) to it: datagrams built one after the other in one buffer.
+    pub fn seal_from(&self, buf: &mut Vec<u8>, start: usize) {
+        let tag = self.tag(buf.get(start..).unwrap_or_default());
+        buf.extend_from_slice(&tag[..DATAGRAM_MAC_LEN]);
     }
 
     /// The body of a sealed datagram if its MAC is right (compared in constant time), else `None`.

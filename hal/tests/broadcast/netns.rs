@@ -274,13 +274,28 @@ impl Testbed {
     pub fn set_loss(&self, percent: f64) {
         require("nft", "nftables");
         let per_10k = (percent * 100.0).round().clamp(0.0, 10_000.0) as u32;
-        for ns in &self.hosts {
+        for (ns, inner) in self.hosts.iter().zip(&self.host_ifs) {
             let _ = Command::new("ip")
                 .args([
                     "netns", "exec", ns, "nft", "delete", "table", "ip", "kbloss",
                 ])
                 .stderr(Stdio::null())
                 .status();
+            // Each datagram lost on its own, as on a wire: the host's switch port cuts a sender's
+            // segmentation-offload runs into datagrams (as a NIC would) before the loss rule.
+            let outer = inner.replacen("kbi", "kbo", 1);
+            let segs = if per_10k == 0 { "65535" } else { "1" };
+            run(&[
+                "ip",
+                "-n",
+                &self.switch,
+                "link",
+                "set",
+                "dev",
+                &outer,
+                "gso_max_segs",
+                segs,
+            ]);
             if per_10k == 0 {
                 continue;
             }

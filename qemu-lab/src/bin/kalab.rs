@@ -1,5 +1,6 @@
 //! `kalab`: bring a QEMU lab up, run an end-to-end deployment on it with the real deployer, tear it down.
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use qemu_lab::boot::{BootMethod, LabBoot};
 use qemu_lab::e2e::{self, BootPath, Options};
@@ -58,6 +59,25 @@ enum Cmd {
         /// The kaenv3 description (YAML file) of your own environment, registered for the lab's user.
         #[arg(long, value_name = "FILE")]
         env: Option<PathBuf>,
+    },
+    /// Rebuild a finished run's simulation.conf (printed) from what it left: kadeploy3's `-V 4` output
+    /// (kalab's stderr), the run's timeline.json, kalab's JSON report and the environment's image.
+    Calibrate {
+        /// kadeploy3's `-V 4` output (kalab e2e's stderr holds it).
+        #[arg(long)]
+        output: PathBuf,
+        /// The run's `<dir>/timeline.json`.
+        #[arg(long)]
+        timeline: PathBuf,
+        /// kalab e2e's stdout (its last line is the JSON report).
+        #[arg(long)]
+        report: PathBuf,
+        /// The deployed environment's image file.
+        #[arg(long)]
+        image: PathBuf,
+        /// The VMs' busy load measured since on this host, for a run made before kalab measured it.
+        #[arg(long)]
+        busy_load: Option<f64>,
     },
     /// Remove labs left behind by dead kalab processes.
     Clean,
@@ -236,6 +256,13 @@ fn main() {
 
 fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
+        Cmd::Calibrate {
+            output,
+            timeline,
+            report,
+            image,
+            busy_load,
+        } => calibrate(&output, &timeline, &report, &image, busy_load),
         Cmd::E2e {
             lab,
             env,
@@ -330,6 +357,34 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
     }
+}
+
+/// `kalab calibrate`: prints the `simulation.conf` a finished run's files give.
+fn calibrate(
+    output: &std::path::Path,
+    timeline: &std::path::Path,
+    report: &std::path::Path,
+    image: &std::path::Path,
+    busy_load: Option<f64>,
+) -> anyhow::Result<i32> {
+    let read = |p: &std::path::Path| {
+        std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))
+    };
+    let timeline: qemu_lab::timeline::Timeline = serde_json::from_str(&read(timeline)?)?;
+    let text = read(report)?;
+    let last = text.lines().last().unwrap_or_default();
+    let report: serde_json::Value = serde_json::from_str(last)?;
+    print!(
+        "{}",
+        qemu_lab::calibrate::replay::simulation_conf_of(
+            &read(output)?,
+            &timeline,
+            &report,
+            image,
+            busy_load,
+        )?
+    );
+    Ok(0)
 }
 
 /// Sends on `tx` at SIGINT/SIGTERM.

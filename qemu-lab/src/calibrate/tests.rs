@@ -206,6 +206,9 @@ fn a_firmware_swap_moves_the_firmware_phase_only() {
         host_cores: 2.0,
         stretch: 1.0,
         idle_load: 0.0,
+        busy_load: None,
+        vms: 1,
+        chunk: 1048576.0,
         power_command: 1.0,
         soft_reboot_fails: true,
         image_size: 1e6,
@@ -250,4 +253,116 @@ fn a_firmware_swap_moves_the_firmware_phase_only() {
     assert_eq!(after.boot.cpu.kernel, before.boot.cpu.kernel);
     assert_eq!(after.ops, before.ops);
     assert_eq!(firmware_of("seed: 1\n"), None);
+}
+
+/// A 4-VM run on 2 cores (the consoles' two VMs twice) with `broadcast` seconds of broadcast and a
+/// 2 s partitioning, measured with a busy load of 0.0375 (as `kalab` measured on this host).
+fn four_vm_run(broadcast: u32) -> Measured {
+    let mut timeline = consoles();
+    for e in &mut timeline.events {
+        e.vm *= 2;
+    }
+    timeline
+        .events
+        .extend(consoles().events.into_iter().map(|mut e| {
+            e.vm = e.vm * 2 + 1;
+            e
+        }));
+    let run = RUN
+        .replace(
+            "Broadcast time: 2s",
+            &format!("Broadcast time: {broadcast}s"),
+        )
+        .replace("create_partition_table: 1s", "create_partition_table: 2s");
+    let image = image();
+    let m = measure(
+        &StepTimes::parse(run.lines()),
+        Some(&phases::measure(&timeline)),
+        SshCost {
+            seconds: 0.147,
+            cpu_share: 0.659,
+        },
+        HostLoad {
+            idle: 0.019,
+            busy: Some(0.0375),
+        },
+        &image,
+    )
+    .unwrap();
+    std::fs::remove_file(&image).unwrap();
+    m
+}
+
+/// The broadcast the simulator predicts with `m`'s parameters on `vms` VMs: kaagent's fault-tolerant
+/// chain, plus the backend's SSH commands around it.
+fn simulated_broadcast(m: &Measured, vms: usize) -> f64 {
+    use simulator::model_input::{host_stretch, job, receivers, topology_of};
+    let p = SimParams::from_yaml_str(&simulation_conf(m, 1)).unwrap();
+    let outcomes = simulator::bcast::simulate(
+        &job(
+            &p,
+            1,
+            hal::Strategy::FaultTolerantChain,
+            p.image.size,
+            p.image.ratio,
+            receivers(&p, 1, vms),
+        ),
+        &topology_of(&p, vms),
+    );
+    let stream = outcomes
+        .iter()
+        .map(|o| match o {
+            simulator::bcast::ReceiverOutcome::Done { at } => *at,
+            other => panic!("{other:?}"),
+        })
+        .fold(0.0, f64::max);
+    let o = &p.ops;
+    let command = o.ssh_latency * (1.0 - o.cpu + o.cpu * host_stretch(&p, vms));
+    stream + f64::from(o.broadcast_commands) * command
+}
+
+/// The stop-13 4 -> 16 VMs prediction gave the 16-VM broadcast 22 s for the 45 s measured: the
+/// calibration wrote 64 KiB chunks, so the simulated chain filled its pipeline in no time, while
+/// kaagent forwards whole 1 MiB chunks (13 for the 12.8 MB image: with 16 hops, the last VM starts
+/// after 16 chunk times); and it took the token's two SSH commands for streaming time. Now the
+/// calibration's broadcast comes back from the simulator, and the 4-VM run's parameters (broadcast
+/// 5 s) give the 16-VM broadcast within 10% of the 45 s measured at stop 13.
+#[test]
+fn a_calibrated_broadcast_fills_kaagents_pipeline_chunk_by_chunk() {
+    let mut m = four_vm_run(5);
+    m.image_size = 12_780_719.0;
+    assert_eq!(m.chunk, 1048576.0);
+    assert_eq!(m.vms, 4);
+    let own = simulated_broadcast(&m, 4);
+    assert!((own - 5.0).abs() < 0.05, "4 VMs: {own}");
+    let sixteen = simulated_broadcast(&m, 16);
+    assert!((sixteen - 45.0).abs() < 4.5, "16 VMs: {sixteen}");
+    // What stop 13 wrote: 64 KiB chunks, the whole broadcast taken for streaming.
+    let mut old = m.clone();
+    old.chunk = 65536.0;
+    old.vms = 0;
+    old.ssh.seconds = 0.0;
+    let old_sixteen = simulated_broadcast(&old, 16);
+    assert!(old_sixteen < 0.8 * 45.0, "{old_sixteen}");
+}
+
+/// A micro-step's work is all the VM's processor work: measured with `stretch` VMs per core, its
+/// connection took `1 + cpu (stretch - 1)` times the idle node's and its work `stretch` times its
+/// time alone. Before, the whole step was divided by the connection's stretch, so the work came out
+/// long and stretched by the connection's share only: the 16-VM micro-steps 2-3 times short.
+#[test]
+fn a_micro_steps_work_is_taken_out_as_processor_work() {
+    let m = four_vm_run(5);
+    // 4 VMs, 2 cores, 0.0375 busy: 4 / 1.85 VMs per free core.
+    let stretch = 4.0 / (2.0 - 4.0 * 0.0375);
+    assert!((m.stretch - stretch).abs() < 1e-9);
+    let connection = 0.147 * (1.0 + 0.659 * (stretch - 1.0));
+    let work = (2.0 - connection) / stretch;
+    assert!((m.ops["partition"] - work).abs() < 1e-9, "{:?}", m.ops);
+    // A micro-step under 0.5 s (printed 0 s) has no work left to take out.
+    assert_eq!(m.ops["swap"], 0.0);
+    let p = SimParams::from_yaml_str(&simulation_conf(&m, 1)).unwrap();
+    assert_eq!(p.ops.work_cpu, Some(1.0));
+    assert_eq!(p.ops.broadcast_commands, BROADCAST_COMMANDS);
+    assert_eq!(p.host.and_then(|h| h.busy_load), Some(0.0375));
 }

@@ -1,11 +1,11 @@
-//! The deploy kernel: Debian's kernel and an initramfs with busybox, dropbear, kaagent and the node tools.
+//! The deploy kernel: the lab's kernel (every driver built in) and an initramfs with busybox, dropbear, kaagent and the node tools.
 
 use std::path::Path;
 use std::process::Command;
 
 use super::cache::{self, Key};
 use super::debian;
-use super::modules::Modules;
+use super::kernel;
 use super::run::output;
 use super::tree::Tree;
 use super::{DeployKernel, Inputs, Result, io};
@@ -75,16 +75,6 @@ const KEXEC_BINARY: &str = "/usr/sbin/kexec.bin";
 const KEXEC_WRAPPER: &str =
     "#!/bin/sh\n[ \"$1\" = -e ] && echo kalab-kexec >/dev/ttyS0\nexec /usr/sbin/kexec.bin \"$@\"\n";
 
-/// Kernel modules to load (with their dependencies, when they are not built in).
-const MODULES: &[&str] = &[
-    "virtio_pci",
-    "virtio_net",
-    "virtio_blk",
-    "af_packet",
-    "crc32c_generic",
-    "ext4",
-];
-
 /// Scripts of the initramfs: (path, contents, mode).
 pub const SCRIPTS: &[(&str, &str, u32)] = &[
     ("init", include_str!("../../files/deploy-init.sh"), 0o755),
@@ -110,27 +100,21 @@ pub const ACCOUNTS: &[(&str, &str, u32)] = &[
 
 /// Builds (or takes from the cache) the deploy kernel.
 pub fn build(inputs: &Inputs) -> Result<DeployKernel> {
-    let kernel = debian::kernel(&inputs.cache)?;
-    let mut key = Key::new("deploy-kernel-v2");
-    key.text("kernel", &kernel.deb)
+    let vmlinuz = kernel::build(&inputs.cache)?;
+    let mut key = Key::new("deploy-kernel-v3");
+    key.file("kernel", &vmlinuz)?
         .text("packages", &debian::versions(PACKAGES)?)
         .text(
             "binaries",
-            &format!("{BINARIES:?}{LINKS:?}{MODULES:?}{KEXEC_WRAPPER:?}"),
+            &format!("{BINARIES:?}{LINKS:?}{KEXEC_WRAPPER:?}"),
         )
         .text("scripts", &format!("{SCRIPTS:?}{ACCOUNTS:?}"))
         .text("key", inputs.authorized_key.trim())
         .text("params", PARAMS);
     key.file("kaagent", &inputs.kaagent)?;
     let dir = cache::get(&inputs.cache, "deploy", &key, |tmp, _| {
-        let vmlinuz = tmp.join("vmlinuz");
-        std::fs::copy(&kernel.vmlinuz, &vmlinuz).map_err(io("copying the kernel"))?;
-        let size = initramfs(
-            inputs,
-            &kernel.modules,
-            &tmp.join("root"),
-            &tmp.join("initrd.img"),
-        )?;
+        std::fs::copy(&vmlinuz, tmp.join("vmlinuz")).map_err(io("copying the kernel"))?;
+        let size = initramfs(inputs, &tmp.join("root"), &tmp.join("initrd.img"))?;
         tracing::info!(bytes = size, "deploy initrd built");
         std::fs::remove_dir_all(tmp.join("root")).map_err(io("removing the staging tree"))
     })?;
@@ -141,7 +125,7 @@ pub fn build(inputs: &Inputs) -> Result<DeployKernel> {
     })
 }
 
-fn initramfs(inputs: &Inputs, modules: &Path, root: &Path, out: &Path) -> Result<u64> {
+fn initramfs(inputs: &Inputs, root: &Path, out: &Path) -> Result<u64> {
     let t = Tree::new(root)?;
     for (path, package) in BINARIES {
         t.binary(path, package)?;
@@ -167,11 +151,6 @@ fn initramfs(inputs: &Inputs, modules: &Path, root: &Path, out: &Path) -> Result
     )))?;
     output(Command::new("strip").arg("-s").arg(&agent))?;
     t.libraries(&agent)?;
-    let m = Modules::open(modules)?;
-    m.install(
-        &m.resolve(MODULES)?,
-        &t.root().join("usr/lib/modules/kalab"),
-    )?;
     t.cpio_zstd(out)
 }
 

@@ -1,13 +1,13 @@
 //! The environments `kalab-linux` (tgz) and `kalab-linux-dd` (gzip-compressed ext4 image): a small Linux
-//! (busybox, dropbear, Debian's kernel and a tiny initramfs), their postinstall and kaenv3 descriptions.
+//! (busybox, dropbear, the lab's kernel and a tiny initramfs), their postinstall and kaenv3 descriptions.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::cache::{self, Key};
-use super::debian::{self, Kernel};
+use super::debian;
 use super::deploy::{ACCOUNTS, authorize};
-use super::modules::Modules;
+use super::kernel;
 use super::run::{output, sh};
 use super::tree::Tree;
 use super::{Environment, Inputs, Result, io};
@@ -27,11 +27,6 @@ const PACKAGES: &[&str] = &[
     "tar",
     "gzip",
 ];
-
-/// Modules of the tiny initramfs (to mount the root file system).
-const INITRAMFS_MODULES: &[&str] = &["virtio_pci", "virtio_blk", "crc32c_generic", "ext4"];
-/// Modules loaded by the environment's init.
-const SYSTEM_MODULES: &[&str] = &["virtio_pci", "virtio_net", "af_packet"];
 
 const SCRIPTS: &[(&str, &str, u32)] = &[
     ("etc/kalab-rc", include_str!("../../files/env-rc.sh"), 0o755),
@@ -149,7 +144,7 @@ pub fn description(name: &str, kind: &str, image: &Path, postinstall: &Path) -> 
         "---\n\
          name: {name}\n\
          version: 1\n\
-         description: {name}, a small Linux for the QEMU lab (busybox, dropbear, Debian's kernel)\n\
+         description: {name}, a small Linux for the QEMU lab (busybox, dropbear, the lab's kernel)\n\
          author: kalab\n\
          os: linux\n\
          image:\n  file: server://{image}\n  kind: {kind}\n  compression: gzip\n\
@@ -164,14 +159,10 @@ pub fn description(name: &str, kind: &str, image: &Path, postinstall: &Path) -> 
 
 /// The environments' root file system, built once into the cache, and the key of its inputs.
 fn system(inputs: &Inputs) -> Result<(PathBuf, Key)> {
-    let kernel = debian::kernel(&inputs.cache)?;
-    let mut key = Key::new("env-system-v3");
-    key.text("kernel", &kernel.deb)
+    let vmlinuz = kernel::build(&inputs.cache)?;
+    let mut key = Key::new("env-system-v4");
+    key.file("kernel", &vmlinuz)?
         .text("packages", &debian::versions(PACKAGES)?)
-        .text(
-            "modules",
-            &format!("{INITRAMFS_MODULES:?}{SYSTEM_MODULES:?}"),
-        )
         .text(
             "scripts",
             &format!("{SCRIPTS:?}{ACCOUNTS:?}{INITRAMFS_INIT}{POSTINSTALL}"),
@@ -179,14 +170,13 @@ fn system(inputs: &Inputs) -> Result<(PathBuf, Key)> {
         .text("params", KERNEL_PARAMS)
         .text("key", inputs.authorized_key.trim());
     let dir = cache::get(&inputs.cache, "env-system", &key, |tmp, _| {
-        build_system(inputs, &kernel, &tmp.join("root"), &tmp.join("initramfs"))?;
+        build_system(inputs, &vmlinuz, &tmp.join("root"), &tmp.join("initramfs"))?;
         std::fs::remove_dir_all(tmp.join("initramfs")).map_err(io("removing the initramfs tree"))
     })?;
     Ok((dir.join("root"), key))
 }
 
-fn build_system(inputs: &Inputs, kernel: &Kernel, root: &Path, initramfs: &Path) -> Result<()> {
-    let modules = Modules::open(&kernel.modules)?;
+fn build_system(inputs: &Inputs, vmlinuz: &Path, root: &Path, initramfs: &Path) -> Result<()> {
     let t = Tree::new(root)?;
     t.binary("/usr/bin/busybox", "busybox-static")?;
     t.binary("/usr/sbin/dropbear", "dropbear-bin")?;
@@ -198,21 +188,13 @@ fn build_system(inputs: &Inputs, kernel: &Kernel, root: &Path, initramfs: &Path)
     }
     t.file("etc/hostname", "kalab-env\n", 0o644)?;
     authorize(&t, &inputs.authorized_key)?;
-    modules.install(
-        &modules.resolve(SYSTEM_MODULES)?,
-        &root.join("usr/lib/modules/kalab"),
-    )?;
     t.dir("boot", 0o755)?;
-    std::fs::copy(&kernel.vmlinuz, root.join("boot/vmlinuz")).map_err(io("copying the kernel"))?;
+    std::fs::copy(vmlinuz, root.join("boot/vmlinuz")).map_err(io("copying the kernel"))?;
 
     let i = Tree::new(initramfs)?;
     i.binary("/usr/bin/busybox", "busybox-static")?;
     i.busybox_applets()?;
     i.file("init", INITRAMFS_INIT, 0o755)?;
-    modules.install(
-        &modules.resolve(INITRAMFS_MODULES)?,
-        &initramfs.join("modules"),
-    )?;
     let size = i.cpio_zstd(&root.join("boot/initrd.img"))?;
     tracing::info!(bytes = size, "environment initrd built");
     Ok(())

@@ -282,19 +282,25 @@ impl SimCluster {
         } else {
             bcast::simulate(&job, &topo)
         };
-        let end = t0
+        // The deployer's SSH commands around the broadcast (`ops.broadcast_commands`): the first
+        // before the stream starts, the others after it.
+        let commands = self.params.ops.broadcast_commands;
+        let command = self.ssh_command_cost();
+        let start = t0 + command * f64::from(commands.min(1));
+        let streamed = start
             + (0..members.len())
                 .map(|k| time_of(model.get(k)))
                 .fold(0.0, f64::max);
+        let end = streamed + command * f64::from(commands.saturating_sub(1));
         {
             // Deaths are visible to every other call from the instant they happen.
             let mut st = self.lock();
             for &(k, _) in &dying {
                 let (_, i) = members[k];
-                st[i].dead_at = job.receivers[k].dies_at.map(|d| t0 + d);
+                st[i].dead_at = job.receivers[k].dies_at.map(|d| start + d);
             }
         }
-        self.record_run(run_of(strategy, t0, end, &members, &model));
+        self.record_run(run_of(strategy, start, streamed, &members, &model));
         self.sleep_until(end).await;
         let mut st = self.lock();
         for (k, &(pos, i)) in members.iter().enumerate() {

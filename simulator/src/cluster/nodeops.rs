@@ -7,6 +7,8 @@
 //! other scripts and archives `ops.postinstall`, format `ops.partition_size / ops.mkfs_rate`, swap
 //! `ops.swap`, mount/umount `ops.mount`, sync `ops.sync`, file `size / min(bandwidth, server_bandwidth)`,
 //! image write `decompressed size / min(node disk rate, disk.decompress_rate)`; the rest nothing more.
+//! On a shared host the connection's `ops.cpu` share and the work's `ops.work_cpu` share (else `cpu`)
+//! stretch with the nodes per core.
 //! Dummy takes exactly `ops.dummy`. Effects apply when the node finishes, if it is still up then.
 
 use super::journal::NodeEvent;
@@ -63,8 +65,18 @@ impl SimCluster {
             Operation::Kexec { .. } => o.kexec,
             _ => 0.0,
         };
-        let cost = o.ssh_latency + work;
-        cost * (1.0 - o.cpu) + cost * o.cpu * self.stretch()
+        let stretch = self.stretch();
+        let stretched = |t: f64, share: f64| t * (1.0 - share) + t * share * stretch;
+        match o.work_cpu {
+            Some(share) => stretched(o.ssh_latency, o.cpu) + stretched(work, share),
+            None => stretched(o.ssh_latency + work, o.cpu),
+        }
+    }
+
+    /// Seconds of one bare SSH command (a connection running nothing long) on a node.
+    pub(super) fn ssh_command_cost(&self) -> f64 {
+        let o = &self.params.ops;
+        o.ssh_latency * (1.0 - o.cpu) + o.ssh_latency * o.cpu * self.stretch()
     }
 
     /// Applies the effect of `op`, finished at `done` on the node at `index`, and gives its outcome.

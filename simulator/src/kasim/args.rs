@@ -101,6 +101,10 @@ pub struct DeployArgs {
     /// Chunk size of the broadcast in bytes (default: simulation.conf's `network.chunk`).
     #[arg(long)]
     pub chunk: Option<f64>,
+    /// Install a public key on the nodes as `kadeploy3 -k` does (its micro-steps `send_key_in_deploy_env`
+    /// and `send_key`).
+    #[arg(long)]
+    pub key: bool,
     /// Write a per-node Gantt timeline of the deployment to this file (`.svg` or `.png`).
     #[arg(long)]
     pub timeline: Option<PathBuf>,

@@ -82,6 +82,7 @@ pub fn run(args: &CampaignArgs) -> anyhow::Result<ExitCode> {
         breakpoint: None,
         image_size: None,
         chunk: None,
+        key: false,
         timeline: None,
     })?;
     let automata = &base.cluster.automata;
@@ -199,6 +200,7 @@ fn run_one(
         breakpoint: None,
         image_size: Some(scenario.image_size),
         chunk: None,
+        key: false,
         timeline: None,
     };
     let failure = |message: String| Verdict {
