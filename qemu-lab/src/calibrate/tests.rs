@@ -166,16 +166,7 @@ fn a_classical_run_takes_its_boots_from_the_consoles() {
 #[test]
 fn a_shared_host_is_taken_out_of_the_boots() {
     // 4 VMs on 2 cores: the processor half of the kexec boot took twice its work.
-    let mut timeline = consoles();
-    for e in &mut timeline.events {
-        e.vm *= 2;
-    }
-    timeline
-        .events
-        .extend(consoles().events.into_iter().map(|mut e| {
-            e.vm = e.vm * 2 + 1;
-            e
-        }));
+    let timeline = four_vm_consoles();
     let phases = phases::measure(&timeline);
     assert_eq!(phases.vms, 4);
     let image = image();
@@ -255,9 +246,8 @@ fn a_firmware_swap_moves_the_firmware_phase_only() {
     assert_eq!(firmware_of("seed: 1\n"), None);
 }
 
-/// A 4-VM run on 2 cores (the consoles' two VMs twice) with `broadcast` seconds of broadcast and a
-/// 2 s partitioning, measured with a busy load of 0.0375 (as `kalab` measured on this host).
-fn four_vm_run(broadcast: u32) -> Measured {
+/// The consoles' two VMs twice: the timeline of 4 VMs on 2 cores.
+fn four_vm_consoles() -> Timeline {
     let mut timeline = consoles();
     for e in &mut timeline.events {
         e.vm *= 2;
@@ -268,6 +258,13 @@ fn four_vm_run(broadcast: u32) -> Measured {
             e.vm = e.vm * 2 + 1;
             e
         }));
+    timeline
+}
+
+/// A 4-VM run on 2 cores (the consoles' two VMs twice) with `broadcast` seconds of broadcast and a
+/// 2 s partitioning, measured with a busy load of 0.0375 (as `kalab` measured on this host).
+fn four_vm_run(broadcast: u32) -> Measured {
+    let timeline = four_vm_consoles();
     let run = RUN
         .replace(
             "Broadcast time: 2s",
