@@ -142,7 +142,7 @@ fn piece_datagram(
     piece: u16,
     payload: &[u8],
 ) -> Vec<u8> {
-    let mut d = Vec::with_capacity(PREFIX + 6 + payload.len() + DATAGRAM_MAC_LEN);
+    let mut d = Vec::with_capacity(piece_datagram_len(payload.len()));
     append_piece(&mut d, kind, key, tag, (chunk, piece), payload);
     d
 }
