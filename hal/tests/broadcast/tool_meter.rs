@@ -12,13 +12,15 @@ use crate::harness::AgentProc;
 use crate::netns::Testbed;
 use crate::testbed::{last_written, make_image, run};
 use crate::topology::Topology;
+use crate::udpcast::udpcast_receive_buffer;
 use hal::Strategy;
 use std::path::PathBuf;
 
 const MIB: u64 = 1 << 20;
 
-/// The columns [`ToolSpeeds::csv`] fills.
-pub const CSV_HEADER: &str = "meter_mbit,meter_small,meter_large,plain_small_mbit,plain_large_mbit,udpcast_small_mbit,udpcast_large_mbit,mcast_small_mbit,mcast_large_mbit";
+/// The columns [`ToolSpeeds::csv`] fills (`udpcast_rcvbuf`: the socket buffer, bytes, udpcast's
+/// receivers have on the testbed and the meter's bed).
+pub const CSV_HEADER: &str = "meter_mbit,meter_small,meter_large,plain_small_mbit,plain_large_mbit,udpcast_small_mbit,udpcast_large_mbit,mcast_small_mbit,mcast_large_mbit,udpcast_rcvbuf";
 
 /// Delivered bytes/s at the small and the large receiver count, per tool (`None`: not measured).
 pub struct ToolSpeeds {
@@ -39,8 +41,11 @@ impl ToolSpeeds {
                 |(s, l)| format!("{:.0},{:.0}", s * 8e-6, l * 8e-6),
             )
         };
+        let rcvbuf = self
+            .udpcast
+            .map_or_else(String::new, |_| udpcast_receive_buffer().to_string());
         format!(
-            "{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{rcvbuf}",
             self.mbit,
             self.small,
             self.large,
@@ -196,9 +201,9 @@ fn the_tool_meter_measures_every_tool_at_both_receiver_counts() {
     assert_eq!(fields.len(), CSV_HEADER.split(',').count(), "{csv}");
     assert_eq!(&fields[..3], &["0", "1", "3"], "{csv}");
     for (name, v) in CSV_HEADER.split(',').zip(&fields).skip(3) {
-        let mbit: f64 = v.parse().unwrap_or(f64::NAN);
-        assert!(mbit.is_finite() && mbit > 0.0, "{name} = {v}: {csv}");
+        let value: f64 = v.parse().unwrap_or(f64::NAN);
+        assert!(value.is_finite() && value > 0.0, "{name} = {v}: {csv}");
     }
     let none = ToolMeter::with((1, 2), 1, 0, |_| false).measure().csv();
-    assert_eq!(none, "0,1,2,,,,,,", "nothing wanted, nothing measured");
+    assert_eq!(none, "0,1,2,,,,,,,", "nothing wanted, nothing measured");
 }
