@@ -54,12 +54,14 @@ impl Settings {
     }
 }
 
+/// Readings of the hop meter each time it measures (the best counts).
+const HOP_READINGS: usize = 5;
+
 /// The host's aggregate speed through namespace hops without `tc`, bytes/s: as many concurrent
 /// one-hop `socat` copies of a 64 MiB image as the host has cores, from the server to hosts on its
 /// own switch, and (two-level) to hosts on leaf switches, each copy crossing one uplink; the best
 /// of [`HOP_READINGS`] runs each (the least disturbed by the rest of the machine; every reading on
-/// standard error). Measured before each N, and again right before kaagent's rows of that N (the
-/// rows it serves): those take the better of the two.
+/// standard error). Measured again before each N, so that the figure follows the machine's load.
 struct HopMeter {
     cores: usize,
     flat: (Testbed, std::path::PathBuf),
@@ -111,9 +113,6 @@ impl HopMeter {
 
 /// The image size of the hop measurements, MiB.
 const HOP_MIB: u64 = 64;
-
-/// Readings of the hop meter each time it measures (the best counts).
-const HOP_READINGS: usize = 5;
 
 /// The measurements of the issue; run by `scripts/bcast-testbed.sh` (env: KABCAST_MBIT, KABCAST_MIB,
 /// KABCAST_NODES, KABCAST_STRATEGIES, KABCAST_TOPOLOGY, KABCAST_SWITCHES, KABCAST_UPLINK_MBIT).
@@ -184,31 +183,13 @@ fn measure_testbed() {
             }
             if set.wanted("udpcast") {
                 cpu = CpuMeter::start();
-                match tb.udpcast_run(&image, n) {
-                    Some(r) => {
+                match tb.udpcast(&image, n) {
+                    Some(t) => {
                         check_and_remove(&tb, n, "udpcast.img", &want);
-                        eprintln!("udpcast N = {n}: {:?} blocks sent again", r.retransmitted);
-                        line(&mut cpu, plain, n, "udpcast", r.time.as_secs_f64(), &hop);
+                        line(&mut cpu, plain, n, "udpcast", t.as_secs_f64(), &hop);
                     }
                     None => line(&mut cpu, plain, n, "udpcast-no-finish", f64::NAN, &hop),
                 }
-            }
-            // The hop meter again, right before the rows it serves; the better reading counts.
-            let kaagent = [
-                "chain",
-                "chain-oblivious",
-                "ft-chain",
-                "tree",
-                "unicast",
-                "multicast",
-            ];
-            if kaagent.iter().chain(&["swarm"]).any(|s| set.wanted(s)) {
-                let (again, uplink_again) = hops.measure();
-                hop = format!(
-                    "{:.0},{:.0},{speeds}",
-                    hop_rate.max(again) * 8e-6,
-                    uplink_hop_rate.max(uplink_again) * 8e-6
-                );
             }
             for (name, strategy, order) in [
                 ("chain", Strategy::Chain, Order::TopologyAware),

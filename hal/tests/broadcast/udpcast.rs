@@ -129,6 +129,7 @@ impl Testbed {
         }
         let end = sender_end?;
         let (started, retransmitted) = progress.and_then(|h| h.join().ok())?;
+        eprintln!("udpcast to {n} receivers: {retransmitted:?} blocks sent again");
         Some(UdpcastRun {
             time: end.saturating_duration_since(started?),
             retransmitted,
