@@ -31,7 +31,7 @@ fn chain_parts(r: &BroadcastReport) -> ChainParts {
         .timeline
         .iter()
         .zip(&r.written_at)
-        .find_map(|((_, line), (_, at))| Some(line.written?.checked_sub((*at)?)?))
+        .find_map(|((_, line), (_, at))| line.written?.checked_sub((*at)?))
         .map_or(f64::NAN, |d| d.as_secs_f64());
     let lines: Vec<_> = r.timeline.iter().map(|(_, l)| *l).collect();
     let (first, last) = (lines.first(), lines.last());

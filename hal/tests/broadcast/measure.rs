@@ -296,7 +296,7 @@ impl Row {
         let mid = t.len() / 2;
         let median = if t.iter().any(|x| x.is_nan()) {
             f64::NAN
-        } else if t.len() % 2 == 0 {
+        } else if t.len().is_multiple_of(2) {
             (at(mid.saturating_sub(1)) + at(mid)) / 2.0
         } else {
             at(mid)
