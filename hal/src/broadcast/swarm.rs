@@ -52,6 +52,23 @@ impl View {
             View::All => true,
         }
     }
+
+    /// Whether the peer needs nothing more of `total` chunks: it holds every chunk from its map's
+    /// first to the end (a map starting at or past the end included, as nodes before this rule
+    /// announced completion).
+    fn complete(&self, total: u64) -> bool {
+        match self {
+            View::All => true,
+            View::Map { low, bits } => {
+                let Some(need) = total.checked_sub(*low) else {
+                    return true;
+                };
+                // A map shorter than the rest of the image cannot hold all of it: no scan.
+                need <= bits.len() as u64 * 8
+                    && (*low..total).all(|i| swarm_wire::holds(*low, bits, i))
+            }
+        }
+    }
 }
 
 /// One connection's part of the state.
@@ -169,15 +186,7 @@ impl Swarm {
 
     /// Whether every peer still connected holds every chunk (a seed counts as holding all).
     pub fn peers_complete(&self) -> bool {
-        let total = self.manifest.chunk_count();
-        self.lock().links.values().all(|l| {
-            l.closed
-                || match &l.view {
-                    Some(View::All) => true,
-                    Some(View::Map { low, .. }) => *low >= total,
-                    _ => false,
-                }
-        })
+        self.lock().links.values().all(|l| l.closed || self.done(l))
     }
 
     /// Waits up to `wait` for a change.
@@ -207,19 +216,14 @@ impl Swarm {
         }
     }
 
-    /// What we hold, as announced to peers: a map from `base − keep` to the end of the span (past
-    /// the image's end once complete, which peers read as complete).
+    /// What we hold, as announced to peers: a map from `base − keep` to the end of the span. Once
+    /// complete, the map of the last `keep` chunks, which we keep serving; peers read a map that
+    /// holds every chunk from its first to the image's end as complete.
     fn announcement(&self, s: &State) -> PeerMsg {
         if self.seed.is_some() {
             return PeerMsg::All;
         }
         let total = self.manifest.chunk_count();
-        if s.base >= total {
-            return PeerMsg::Holding {
-                low: total,
-                bits: Vec::new(),
-            };
-        }
         let low = s.base.saturating_sub(self.keep);
         let high = (s.base + self.span).min(total);
         let mut bits = vec![0u8; (high - low).div_ceil(8) as usize];
@@ -304,8 +308,9 @@ impl Swarm {
         Ok(())
     }
 
-    /// Runs one connection with a peer until it closes, `stop` is set, or the peer stalls.
-    pub fn run_link(&self, stream: TcpStream, stop: &AtomicBool) {
+    /// Runs one connection with a peer until it closes, `stop` is set, or the peer stalls; returns
+    /// whether the peer had announced holding every chunk it needs (then it needs no new link).
+    pub fn run_link(&self, stream: TcpStream, stop: &AtomicBool) -> bool {
         let id = {
             let mut s = self.lock();
             let id = s.next_link;
@@ -315,7 +320,7 @@ impl Swarm {
         };
         let Ok(mut reader) = stream.try_clone() else {
             self.close(id);
-            return;
+            return self.lock().links.remove(&id).is_some_and(|l| self.done(&l));
         };
         let max_chunk = self.manifest.chunk_size;
         std::thread::scope(|sc| {
@@ -336,8 +341,15 @@ impl Swarm {
             let _ = stream.shutdown(std::net::Shutdown::Both);
             self.close(id);
         });
-        self.lock().links.remove(&id);
+        let peer_complete = self.lock().links.remove(&id).is_some_and(|l| self.done(&l));
         self.changed.notify_all();
+        peer_complete
+    }
+
+    /// Whether the peer of `link` announced holding every chunk.
+    fn done(&self, link: &Link) -> bool {
+        let total = self.manifest.chunk_count();
+        link.view.as_ref().is_some_and(|v| v.complete(total))
     }
 
     fn close(&self, id: u64) {
@@ -431,3 +443,7 @@ impl Swarm {
         self.lock().held.get(&index).cloned()
     }
 }
+
+#[cfg(test)]
+#[path = "swarm_tests.rs"]
+mod tests;

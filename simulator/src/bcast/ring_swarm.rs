@@ -16,7 +16,8 @@
 //!   asked again on another connection. Which connection asks first when a slot frees is the
 //!   threads' race: here a pseudo-random rotation per node.
 //! * **Holdings**: a node announces what it holds from `base − keep` to `base + span` (`base`: the
-//!   first chunk it lacks); a complete node announces nothing (its peers no longer ask it).
+//!   first chunk it lacks); a complete node announces the last `keep` chunks, which it keeps and
+//!   goes on serving (before stop 15 kaagent's complete nodes announced nothing and served no more).
 //! * **Serving**: each end of a connection serves the requests queued on it one chunk at a time, in
 //!   order.
 //!
@@ -77,6 +78,8 @@ pub struct RingOutcome {
     pub bytes: f64,
     /// Uplink traversals times bytes (a transfer between two leaves counts twice).
     pub uplink_bytes: f64,
+    /// Bytes asked of nodes already complete (the chunks they keep).
+    pub asked_of_complete: f64,
 }
 
 /// At most this many events (a guard; a 16-node swarm of 256 chunks takes about 10^5).
@@ -139,6 +142,7 @@ struct Sim<'a> {
     last: f64,
     bytes: f64,
     uplink_bytes: f64,
+    asked_of_complete: f64,
     _job: &'a BroadcastJob,
 }
 
@@ -150,6 +154,7 @@ pub fn simulate(job: &BroadcastJob, topo: &Topology, knobs: RingSwarm) -> RingOu
         done_at: s.done_at,
         bytes: s.bytes,
         uplink_bytes: s.uplink_bytes,
+        asked_of_complete: s.asked_of_complete,
     }
 }
 
@@ -230,6 +235,7 @@ impl<'a> Sim<'a> {
             last: 0.0,
             bytes: 0.0,
             uplink_bytes: 0.0,
+            asked_of_complete: 0.0,
             _job: job,
         }
     }
@@ -268,13 +274,10 @@ impl<'a> Sim<'a> {
         self.links[link][1 - side]
     }
 
-    /// Whether host `p`'s announcement says it holds `chunk`.
+    /// Whether host `p`'s announcement says it holds `chunk` (a complete node: the last `keep`).
     fn holds(&self, p: usize, chunk: usize) -> bool {
         if p == self.n {
             return true;
-        }
-        if self.done_at[p].is_finite() {
-            return false;
         }
         let base = self.base[p];
         self.have[p][chunk] && chunk + self.knobs.keep >= base && chunk < base + self.knobs.span
@@ -327,6 +330,10 @@ impl<'a> Sim<'a> {
                 let Some(i) = self.pick(x, link, side) else {
                     break;
                 };
+                let p = self.other(link, side);
+                if p < self.n && self.done_at[p] <= self.now {
+                    self.asked_of_complete += self.piece[i];
+                }
                 self.requested[x].insert(i, self.now);
                 self.asked[link * 2 + side].insert(i);
                 self.asked_total[x] += 1;
@@ -545,6 +552,32 @@ mod tests {
             // Each node receives the image at least once.
             assert!(out.bytes >= n as f64 * size - 1.0, "{n}: {}", out.bytes);
         }
+    }
+
+    /// Node 0's links run at a tenth of the others': its peers finish long before it and go on
+    /// serving it the chunks they keep (the whole 16 MiB image: the window is 32 chunks). Before
+    /// (stop 14's model, as kaagent then) complete nodes announced nothing: nothing was asked of
+    /// them and node 0 depended on the seed alone. Node 0 finishes within 30% of its link's time:
+    /// its 4 requests now run in parallel on its slow link (1.7 s a chunk), so the chunk holding up
+    /// its writing is asked again elsewhere after 400 ms (6.7 s with the seed alone, 7.8 s now).
+    #[test]
+    fn complete_nodes_serve_the_chunks_they_keep() {
+        let size = 16.0 * MIB;
+        let mut j = job(Strategy::Swarm, 4, size, MIB);
+        j.receivers[0].link = Some((2.5e6, 2.5e6));
+        let mut t = gige(LatencyModel::PerConnection);
+        t.node_link.bandwidth = 25e6;
+        t.server_link.bandwidth = 25e6;
+        let out = simulate(&j, &t, RingSwarm::default());
+        let slow = out.done_at[0];
+        let fast = out.done_at[1..].iter().copied().fold(0.0, f64::max);
+        assert!(fast < slow / 2.0, "{fast} {slow}");
+        assert!(slow >= size / 2.5e6 && slow < 1.3 * size / 2.5e6, "{slow}");
+        assert!(
+            out.asked_of_complete >= 2.0 * MIB,
+            "{}",
+            out.asked_of_complete
+        );
     }
 
     #[test]
