@@ -8,7 +8,9 @@
 //! peers hold (rarest first; ties broken by a per-node hash, so that nodes start on different
 //! chunks), among those the peer holds, and at most [`REQUESTS_PER_NODE`] on all its connections;
 //! the chunk that holds up its writing, asked for more than [`DUPLICATE_AFTER`] ago, may be asked of
-//! another peer too (a slow peer never holds the others up for long). Each chunk is verified against
+//! another peer too once a chunk asked after it has arrived (a slow peer never holds the others up
+//! for long; a node whose own link is the slowest, its chunks all arriving late together, does not
+//! spend that link on duplicates). Each chunk is verified against
 //! the manifest before it is kept, served or written; a corrupted one is asked for again. A peer
 //! that sends nothing for the stall timeout while requests to it are outstanding is dropped.
 
@@ -90,6 +92,8 @@ struct State {
     held: BTreeMap<u64, Chunk>,
     /// Last request of each chunk not held yet.
     requested: BTreeMap<u64, Instant>,
+    /// When the latest-asked chunk that arrived was asked (of the link it came on).
+    answered: Option<Instant>,
     links: BTreeMap<u64, Link>,
     next_link: u64,
     /// Chunks pushed to the writer's store.
@@ -158,6 +162,7 @@ impl Swarm {
             state: Mutex::new(State {
                 held: BTreeMap::new(),
                 requested: BTreeMap::new(),
+                answered: None,
                 links: BTreeMap::new(),
                 next_link: 0,
                 base: 0,
@@ -253,7 +258,7 @@ impl Swarm {
             .filter(|i| {
                 s.requested
                     .get(i)
-                    .is_none_or(|t| *i == s.base && t.elapsed() > DUPLICATE_AFTER)
+                    .is_none_or(|t| self.may_duplicate(s, *i, *t))
             })
             .min_by_key(|&i| {
                 let rarity = s
@@ -263,6 +268,15 @@ impl Swarm {
                     .count();
                 (rarity, spread(self.node, i), i)
             })
+    }
+
+    /// Whether chunk `index`, last asked at `asked`, may be asked of another peer too: it holds up
+    /// the writing, was asked more than [`DUPLICATE_AFTER`] ago, and a chunk asked after it arrived
+    /// first (its peer is slower than others, not our own link).
+    fn may_duplicate(&self, s: &State, index: u64, asked: Instant) -> bool {
+        index == s.base
+            && asked.elapsed() > DUPLICATE_AFTER
+            && s.answered.is_some_and(|a| a > asked)
     }
 
     /// Takes one message from link `id`; an error closes the link.
@@ -286,13 +300,14 @@ impl Swarm {
                 s.requested.remove(&i);
             }
             PeerMsg::Chunk(i, data) => {
-                if link.asked.remove(&i).is_none() {
+                let Some(asked) = link.asked.remove(&i) else {
                     return Ok(()); // not asked of this peer (or answered already): dropped unread
-                }
+                };
                 drop(s);
                 let good = self.manifest.verify_chunk(i, &data).is_ok();
                 s = self.lock();
                 if good {
+                    s.answered = s.answered.max(Some(asked));
                     s.held.entry(i).or_insert_with(|| Arc::new(data));
                     s.version += 1;
                     self.advance(&mut s);
