@@ -562,12 +562,9 @@ mod tests {
         }
     }
 
-    /// Node 0's links run at a tenth of the others': its peers finish long before it and go on
-    /// serving it the chunks they keep (the whole 16 MiB image: the window is 32 chunks). Before
-    /// (stop 14's model, as kaagent then) complete nodes announced nothing: nothing was asked of
-    /// them and node 0 depended on the seed alone. Node 0 finishes at its link's rate: its 4
-    /// requests run in parallel on its slow link (1.7 s a chunk) and arrive late together, so none
-    /// is asked again elsewhere (asked again after 400 ms whatever arrived, it took 7.8 s, not 6.7).
+    /// Node 0 on a tenth of the others' rate: its complete peers serve it what they keep (before:
+    /// nothing was asked of them), and at its link's rate: its 4 requests arrive late together, so
+    /// none is asked again elsewhere (asked again after 400 ms whatever arrived: 7.8 s, not 6.7).
     #[test]
     fn complete_nodes_serve_the_chunks_they_keep() {
         let size = 16.0 * MIB;
