@@ -22,12 +22,14 @@
 # server on a core bridge and the hosts, interleaved, on KABCAST_SWITCHES leaf bridges (default 2)
 # joined to the core by uplinks of KABCAST_UPLINK_MBIT each way (default: KABCAST_MBIT).
 # KABCAST_STRATEGIES=plain,udpcast,chain,chain-oblivious,ft-chain,tree,unicast,multicast,swarm,kill,slow
-# selects runs; KABCAST_MCAST_RATE caps multicast's rate (bytes/s).
+# selects runs; KABCAST_MCAST_RATE caps multicast's rate (bytes/s). KABCAST_REPEAT=R (default 1) runs
+# every selected tool R times at each N, interleaved tool by tool: `seconds` is then the median,
+# `cpu_s`, `sys_s` and `retransmits` the mean per run, and the last columns give the spread.
 #
 # Prints CSV: topology,switches,uplink_mbit,mbit,mib,n,strategy,seconds,s_over_b,over_plain,cpu_s,
 # sys_s,retransmits,hop_mbit,uplink_hop_mbit,meter_mbit,meter_small,meter_large,plain_small_mbit,
 # plain_large_mbit,udpcast_small_mbit,udpcast_large_mbit,mcast_small_mbit,mcast_large_mbit,
-# predicted_s,error_pct (over_plain: the time over the
+# repeats,seconds_min,seconds_max,predicted_s,error_pct (over_plain: the time over the
 # plain chain's at the same N; predicted_s: `kasim testbed`, the simulator's models given the
 # testbed's parameters; error_pct: prediction over measurement), then the slow-link lines
 # mbit,mib,n,strategy,slow_host_mbit,last_s,fast_median_s; on standard error, how many rows the

@@ -1,6 +1,8 @@
 //! Broadcast integration tests: `kaagent` processes on loopback (127.0.0.x) and, for the network
 //! tests, network namespaces with `tc`-limited veth links (root, iproute2 needed).
 
+#[path = "broadcast/chain_gap.rs"]
+mod chain_gap;
 #[path = "broadcast/conformance.rs"]
 mod conformance;
 #[path = "broadcast/cut_through.rs"]

@@ -305,6 +305,10 @@ impl KaagentBroadcast {
                         s.spawn(move || -> std::io::Result<(TcpStream, Sealer, Instant)> {
                             let mut conn = TcpStream::connect_timeout(&addr, connect_timeout)?;
                             conn.set_read_timeout(Some(report_timeout))?;
+                            // The hello, plan and manifest are written one after the other: with
+                            // Nagle's algorithm each waited for the agent's delayed acknowledgement
+                            // of the one before (40 ms per node, the nodes set up one by one).
+                            conn.set_nodelay(true)?;
                             let mut sealer = Sealer::start(&mut conn, token)?;
                             sealer.send(&mut conn, &Hello::Job { job })?;
                             Ok((conn, sealer, Instant::now()))
@@ -339,8 +343,9 @@ impl KaagentBroadcast {
         live
     }
 
-    /// Sends every connected node its part of the plan and the manifest; the nodes that answered
-    /// ready, with their control connections. The others fail with what they said or why not.
+    /// Sends every connected node its part of the plan and the manifest, all nodes at once; the
+    /// nodes that answered ready, with their control connections, in plan order. The others fail
+    /// with what they said or why not.
     fn set_up(
         &self,
         setup: &Setup<'_>,
@@ -348,43 +353,38 @@ impl KaagentBroadcast {
         tally: &mut Tally,
     ) -> Vec<(NodeId, TcpStream, usize)> {
         let encoded = setup.job.manifest.encode();
-        let mut ready = Vec::new();
-        for (index, ((n, (mut conn, mut sealer)), forwards)) in live.enumerate() {
-            let multicast = setup.multicast.and_then(|(socket, status_ms)| {
-                Some(MulticastPlan {
-                    group: self.options.multicast.group,
-                    sender: socket.local_addr().ok()?,
-                    node: u32::try_from(index).ok()?,
-                    status_ms,
-                    fec: self.options.multicast.fec,
+        let plans: Vec<(usize, NodeId, Control, NodePlan)> = live
+            .enumerate()
+            .map(|(index, ((n, control), forwards))| {
+                let plan = self.node_plan(setup, n, index, forwards);
+                (index, n, control, plan)
+            })
+            .collect();
+        type Answer = std::io::Result<Reply>;
+        let answers: Vec<(usize, NodeId, TcpStream, Answer)> = std::thread::scope(|s| {
+            let handles: Vec<_> = plans
+                .into_iter()
+                .map(|(index, n, (mut conn, mut sealer), node_plan)| {
+                    let encoded = &encoded;
+                    s.spawn(move || {
+                        let sent = sealer
+                            .send(&mut conn, &node_plan)
+                            .and_then(|()| sealer.send_raw(&mut conn, encoded));
+                        // An agent that refused the job (a wrong token, a target it may not
+                        // write) says why before closing, even when it closed before the whole
+                        // set-up was sent.
+                        let r = match (wire::recv::<Reply>(&mut conn), sent) {
+                            (Ok(reply), _) => Ok(reply),
+                            (Err(_), Err(e)) | (Err(e), Ok(())) => Err(e),
+                        };
+                        (index, n, conn, r)
+                    })
                 })
-            });
-            let swarm = setup.swarm.map(|addrs| SwarmPlan {
-                peers: swarm_peers(addrs, index),
-                node: u32::try_from(index).unwrap_or(u32::MAX),
-            });
-            let node_plan = NodePlan {
-                job: setup.job.id.clone(),
-                node: self.agents[&n].name.clone(),
-                kind: setup.image.kind,
-                compression: setup.image.compression.clone(),
-                device: setup.target.device.clone(),
-                extraction_dir: setup.target.extraction_dir.clone(),
-                forwards,
-                fault_tolerant: setup.fault_tolerant,
-                tuning: self.options.tuning.clone(),
-                multicast,
-                swarm,
-            };
-            let sent = sealer
-                .send(&mut conn, &node_plan)
-                .and_then(|()| sealer.send_raw(&mut conn, &encoded));
-            // An agent that refused the job (a wrong token, a target it may not write) says why
-            // before closing, even when it closed before the whole set-up was sent.
-            let r = match (wire::recv::<Reply>(&mut conn), sent) {
-                (Ok(reply), _) => Ok(reply),
-                (Err(_), Err(e)) | (Err(e), Ok(())) => Err(e),
-            };
+                .collect();
+            handles.into_iter().filter_map(|h| h.join().ok()).collect()
+        });
+        let mut ready = Vec::new();
+        for (index, n, conn, r) in answers {
             match r {
                 Ok(Reply::Ready) => ready.push((n, conn, index)),
                 Ok(other) => tally.fail(
@@ -396,6 +396,42 @@ impl KaagentBroadcast {
             }
         }
         ready
+    }
+
+    /// Node `n`'s part of the job, at `index` in the plan, forwarding along `forwards`.
+    fn node_plan(
+        &self,
+        setup: &Setup<'_>,
+        n: NodeId,
+        index: usize,
+        forwards: Vec<ForwardPlan>,
+    ) -> NodePlan {
+        let multicast = setup.multicast.and_then(|(socket, status_ms)| {
+            Some(MulticastPlan {
+                group: self.options.multicast.group,
+                sender: socket.local_addr().ok()?,
+                node: u32::try_from(index).ok()?,
+                status_ms,
+                fec: self.options.multicast.fec,
+            })
+        });
+        let swarm = setup.swarm.map(|addrs| SwarmPlan {
+            peers: swarm_peers(addrs, index),
+            node: u32::try_from(index).unwrap_or(u32::MAX),
+        });
+        NodePlan {
+            job: setup.job.id.clone(),
+            node: self.agents[&n].name.clone(),
+            kind: setup.image.kind,
+            compression: setup.image.compression.clone(),
+            device: setup.target.device.clone(),
+            extraction_dir: setup.target.extraction_dir.clone(),
+            forwards,
+            fault_tolerant: setup.fault_tolerant,
+            tuning: self.options.tuning.clone(),
+            multicast,
+            swarm,
+        }
     }
 
     /// Feeds the first links or the multicast group from the image file at `path` and collects the

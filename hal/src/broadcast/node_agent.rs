@@ -28,7 +28,7 @@ use std::net::{IpAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// Handshakes (connections not yet authenticated) in progress at once; more are closed at once.
@@ -73,7 +73,44 @@ struct JobLink {
     peers: Mutex<Sender<TcpStream>>,
 }
 
-type Registry = Arc<Mutex<BTreeMap<String, Arc<JobLink>>>>;
+/// The jobs set up on this agent, by id; `added` wakes the data connections waiting for their job.
+#[derive(Default)]
+struct Registry {
+    jobs: Mutex<BTreeMap<String, Arc<JobLink>>>,
+    added: Condvar,
+}
+
+impl Registry {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Arc<JobLink>>> {
+        self.jobs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Registers `job` and wakes the connections waiting for it.
+    fn insert(&self, job: String, link: Arc<JobLink>) {
+        self.lock().insert(job, link);
+        self.added.notify_all();
+    }
+
+    fn remove(&self, job: &str) {
+        self.lock().remove(job);
+    }
+
+    /// Job `job`'s entry point, waiting until `deadline` for it to be set up.
+    fn wait_for(&self, job: &str, deadline: Instant) -> Option<Arc<JobLink>> {
+        let mut jobs = self.lock();
+        loop {
+            if let Some(link) = jobs.get(job) {
+                return Some(Arc::clone(link));
+            }
+            let left = deadline.checked_duration_since(Instant::now())?;
+            jobs = self
+                .added
+                .wait_timeout(jobs, left)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
+    }
+}
 
 /// Counts the handshakes in progress, in total and per peer address.
 #[derive(Default)]
@@ -156,7 +193,7 @@ pub fn run(listener: TcpListener, mut config: AgentConfig) -> io::Result<()> {
     }
     tracing::info!(addr = ?listener.local_addr().ok(), token_file = %config.token_file.display(), "kaagent listening");
     let shared = Arc::new(Shared {
-        registry: Arc::default(),
+        registry: Registry::default(),
         config,
         warned: RateLimit {
             last: Mutex::new(None),
@@ -190,6 +227,9 @@ pub fn run(listener: TcpListener, mut config: AgentConfig) -> io::Result<()> {
 }
 
 fn handle(mut conn: TcpStream, shared: &Shared, slot: HandshakeSlot) {
+    // Small frames (the nonce, `Ready`, the reports) go out at once: with Nagle's algorithm a
+    // report written while the previous one waits for a delayed acknowledgement is held up to 40 ms.
+    let _ = conn.set_nodelay(true);
     let peer = conn.peer_addr().ok();
     let deadline = Instant::now() + shared.config.handshake_timeout;
     let mut io = Deadline::new(&conn, deadline);
@@ -248,11 +288,7 @@ fn handle(mut conn: TcpStream, shared: &Shared, slot: HandshakeSlot) {
                 incoming: Mutex::new(tx),
                 current: Arc::default(),
             });
-            shared
-                .registry
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(job.clone(), Arc::clone(&link));
+            shared.registry.insert(job.clone(), Arc::clone(&link));
             let _ = conn.set_read_timeout(None);
             if wire::send(&mut conn, &Reply::Ready).is_ok() {
                 let from = match group {
@@ -262,11 +298,7 @@ fn handle(mut conn: TcpStream, shared: &Shared, slot: HandshakeSlot) {
                 };
                 run_job(plan, manifest, token, conn, from, &link);
             }
-            shared
-                .registry
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&job);
+            shared.registry.remove(&job);
         }
     }
 }
@@ -284,48 +316,36 @@ fn refuse(conn: &TcpStream, reason: String) {
 
 /// Hands an authenticated data connection (or, `peer`, a swarm connection) to its job.
 fn attach_upstream(conn: TcpStream, registry: &Registry, job: &str, from: &str, peer: bool) {
-    // The server sets every node up before the data flows; wait a little for a late set-up.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let link = registry
+    // The server sets every node up before the data flows; wait a little for a late set-up (woken
+    // as soon as it is registered).
+    let Some(link) = registry.wait_for(job, Instant::now() + Duration::from_secs(5)) else {
+        refuse(&conn, format!("unknown job {job}"));
+        return;
+    };
+    let _ = conn.set_read_timeout(None);
+    if peer {
+        tracing::debug!(%job, %from, "peer connected");
+        let _ = link
+            .peers
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(job)
-            .cloned();
-        if let Some(link) = link {
-            if peer {
-                tracing::debug!(%job, %from, "peer connected");
-                let _ = conn.set_read_timeout(None);
-                let _ = link
-                    .peers
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .send(conn);
-                return;
-            }
-            tracing::info!(%job, %from, "upstream connected");
-            let _ = conn.set_read_timeout(None);
-            if let Some(old) = link
-                .current
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .take()
-            {
-                let _ = old.shutdown(std::net::Shutdown::Both);
-            }
-            let _ = link
-                .incoming
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .send(conn);
-            return;
-        }
-        if Instant::now() > deadline {
-            refuse(&conn, format!("unknown job {job}"));
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
+            .send(conn);
+        return;
     }
+    tracing::info!(%job, %from, "upstream connected");
+    if let Some(old) = link
+        .current
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take()
+    {
+        let _ = old.shutdown(std::net::Shutdown::Both);
+    }
+    let _ = link
+        .incoming
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .send(conn);
 }
 
 /// Starts the thread that fills the node's window: from upstream links, a multicast group or a swarm.

@@ -4,7 +4,7 @@
 //! and its successor hold; in a fault-tolerant chain, accept a new upstream after losing one.
 
 use super::store::ChunkStore;
-use super::wire::{self, CUT_THROUGH_PIECE, Reply, Tuning};
+use super::wire::{self, CUT_THROUGH_MIN_PIECE, CUT_THROUGH_PIECE, Reply, Tuning};
 use crate::image::frame::{self, Feedback, FrameHeader};
 use crate::image::{Digest, ImageError, ImageErrorKind, Manifest};
 use std::io::Read;
@@ -213,6 +213,32 @@ fn discard(reader: &mut TcpStream, len: u32) -> Result<(), ImageError> {
     Ok(())
 }
 
+/// Reads the next piece of a chunk into `buffer`: what the socket holds once it holds at least
+/// `least` bytes, at most `most` (and the buffer's length). An upstream that closes first is an error.
+fn read_piece<'b>(
+    reader: &mut TcpStream,
+    buffer: &'b mut [u8],
+    least: usize,
+    most: usize,
+) -> Result<&'b [u8], ImageError> {
+    let most = most.min(buffer.len());
+    let mut filled = 0usize;
+    while filled < least.min(most) {
+        match reader.read(&mut buffer[filled..most]) {
+            Ok(0) => {
+                return Err(ImageError::new(
+                    ImageErrorKind::Io,
+                    "upstream closed inside a chunk",
+                ));
+            }
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(ImageError::io(ImageErrorKind::Io, "reading a chunk", &e)),
+        }
+    }
+    Ok(&buffer[..filled])
+}
+
 /// Ends a reception as discarded unless it was ended otherwise (an error, a panic).
 struct Reception<'a> {
     store: &'a ChunkStore,
@@ -252,17 +278,16 @@ fn receive_chunk(
     let mut data = store.spare_buffer();
     data.clear();
     data.reserve(len as usize);
+    let mut buffer = vec![0u8; CUT_THROUGH_PIECE];
     let mut got = 0usize;
     while got < len as usize {
-        let mut piece = vec![0u8; (len as usize - got).min(CUT_THROUGH_PIECE)];
-        reader
-            .read_exact(&mut piece)
-            .map_err(|e| ImageError::io(ImageErrorKind::Io, "reading a chunk", &e))?;
-        hasher.update(&piece);
-        data.extend_from_slice(&piece);
+        let rest = len as usize - got;
+        let piece = read_piece(reader, &mut buffer, rest.min(CUT_THROUGH_MIN_PIECE), rest)?;
+        hasher.update(piece);
+        data.extend_from_slice(piece);
         got += piece.len();
         if let Some(seq) = reception.seq {
-            store.add_piece(seq, Arc::new(piece));
+            store.add_piece(seq, Arc::new(piece.to_vec()));
         }
     }
     let good = manifest.chunks.get(index as usize) == Some(&Digest(*hasher.finalize().as_bytes()));

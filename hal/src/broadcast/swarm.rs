@@ -8,7 +8,9 @@
 //! peers hold (rarest first; ties broken by a per-node hash, so that nodes start on different
 //! chunks), among those the peer holds, and at most [`REQUESTS_PER_NODE`] on all its connections;
 //! the chunk that holds up its writing, asked for more than [`DUPLICATE_AFTER`] ago, may be asked of
-//! another peer too (a slow peer never holds the others up for long). Each chunk is verified against
+//! another peer too once a chunk asked after it has arrived (a slow peer never holds the others up
+//! for long; a node whose own link is the slowest, its chunks all arriving late together, does not
+//! spend that link on duplicates). Each chunk is verified against
 //! the manifest before it is kept, served or written; a corrupted one is asked for again. A peer
 //! that sends nothing for the stall timeout while requests to it are outstanding is dropped.
 
@@ -52,6 +54,23 @@ impl View {
             View::All => true,
         }
     }
+
+    /// Whether the peer needs nothing more of `total` chunks: it holds every chunk from its map's
+    /// first to the end (a map starting at or past the end included, as nodes before this rule
+    /// announced completion).
+    fn complete(&self, total: u64) -> bool {
+        match self {
+            View::All => true,
+            View::Map { low, bits } => {
+                let Some(need) = total.checked_sub(*low) else {
+                    return true;
+                };
+                // A map shorter than the rest of the image cannot hold all of it: no scan.
+                need <= bits.len() as u64 * 8
+                    && (*low..total).all(|i| swarm_wire::holds(*low, bits, i))
+            }
+        }
+    }
 }
 
 /// One connection's part of the state.
@@ -73,6 +92,8 @@ struct State {
     held: BTreeMap<u64, Chunk>,
     /// Last request of each chunk not held yet.
     requested: BTreeMap<u64, Instant>,
+    /// When the latest-asked chunk that arrived was asked (of the link it came on).
+    answered: Option<Instant>,
     links: BTreeMap<u64, Link>,
     next_link: u64,
     /// Chunks pushed to the writer's store.
@@ -141,6 +162,7 @@ impl Swarm {
             state: Mutex::new(State {
                 held: BTreeMap::new(),
                 requested: BTreeMap::new(),
+                answered: None,
                 links: BTreeMap::new(),
                 next_link: 0,
                 base: 0,
@@ -169,15 +191,7 @@ impl Swarm {
 
     /// Whether every peer still connected holds every chunk (a seed counts as holding all).
     pub fn peers_complete(&self) -> bool {
-        let total = self.manifest.chunk_count();
-        self.lock().links.values().all(|l| {
-            l.closed
-                || match &l.view {
-                    Some(View::All) => true,
-                    Some(View::Map { low, .. }) => *low >= total,
-                    _ => false,
-                }
-        })
+        self.lock().links.values().all(|l| l.closed || self.done(l))
     }
 
     /// Waits up to `wait` for a change.
@@ -207,19 +221,14 @@ impl Swarm {
         }
     }
 
-    /// What we hold, as announced to peers: a map from `base − keep` to the end of the span (past
-    /// the image's end once complete, which peers read as complete).
+    /// What we hold, as announced to peers: a map from `base − keep` to the end of the span. Once
+    /// complete, the map of the last `keep` chunks, which we keep serving; peers read a map that
+    /// holds every chunk from its first to the image's end as complete.
     fn announcement(&self, s: &State) -> PeerMsg {
         if self.seed.is_some() {
             return PeerMsg::All;
         }
         let total = self.manifest.chunk_count();
-        if s.base >= total {
-            return PeerMsg::Holding {
-                low: total,
-                bits: Vec::new(),
-            };
-        }
         let low = s.base.saturating_sub(self.keep);
         let high = (s.base + self.span).min(total);
         let mut bits = vec![0u8; (high - low).div_ceil(8) as usize];
@@ -249,7 +258,7 @@ impl Swarm {
             .filter(|i| {
                 s.requested
                     .get(i)
-                    .is_none_or(|t| *i == s.base && t.elapsed() > DUPLICATE_AFTER)
+                    .is_none_or(|t| self.may_duplicate(s, *i, *t))
             })
             .min_by_key(|&i| {
                 let rarity = s
@@ -259,6 +268,15 @@ impl Swarm {
                     .count();
                 (rarity, spread(self.node, i), i)
             })
+    }
+
+    /// Whether chunk `index`, last asked at `asked`, may be asked of another peer too: it holds up
+    /// the writing, was asked more than [`DUPLICATE_AFTER`] ago, and a chunk asked after it arrived
+    /// first (its peer is slower than others, not our own link).
+    fn may_duplicate(&self, s: &State, index: u64, asked: Instant) -> bool {
+        index == s.base
+            && asked.elapsed() > DUPLICATE_AFTER
+            && s.answered.is_some_and(|a| a > asked)
     }
 
     /// Takes one message from link `id`; an error closes the link.
@@ -282,13 +300,14 @@ impl Swarm {
                 s.requested.remove(&i);
             }
             PeerMsg::Chunk(i, data) => {
-                if link.asked.remove(&i).is_none() {
+                let Some(asked) = link.asked.remove(&i) else {
                     return Ok(()); // not asked of this peer (or answered already): dropped unread
-                }
+                };
                 drop(s);
                 let good = self.manifest.verify_chunk(i, &data).is_ok();
                 s = self.lock();
                 if good {
+                    s.answered = s.answered.max(Some(asked));
                     s.held.entry(i).or_insert_with(|| Arc::new(data));
                     s.version += 1;
                     self.advance(&mut s);
@@ -304,8 +323,9 @@ impl Swarm {
         Ok(())
     }
 
-    /// Runs one connection with a peer until it closes, `stop` is set, or the peer stalls.
-    pub fn run_link(&self, stream: TcpStream, stop: &AtomicBool) {
+    /// Runs one connection with a peer until it closes, `stop` is set, or the peer stalls; returns
+    /// whether the peer had announced holding every chunk it needs (then it needs no new link).
+    pub fn run_link(&self, stream: TcpStream, stop: &AtomicBool) -> bool {
         let id = {
             let mut s = self.lock();
             let id = s.next_link;
@@ -315,7 +335,7 @@ impl Swarm {
         };
         let Ok(mut reader) = stream.try_clone() else {
             self.close(id);
-            return;
+            return self.lock().links.remove(&id).is_some_and(|l| self.done(&l));
         };
         let max_chunk = self.manifest.chunk_size;
         std::thread::scope(|sc| {
@@ -336,8 +356,15 @@ impl Swarm {
             let _ = stream.shutdown(std::net::Shutdown::Both);
             self.close(id);
         });
-        self.lock().links.remove(&id);
+        let peer_complete = self.lock().links.remove(&id).is_some_and(|l| self.done(&l));
         self.changed.notify_all();
+        peer_complete
+    }
+
+    /// Whether the peer of `link` announced holding every chunk.
+    fn done(&self, link: &Link) -> bool {
+        let total = self.manifest.chunk_count();
+        link.view.as_ref().is_some_and(|v| v.complete(total))
     }
 
     fn close(&self, id: u64) {
@@ -431,3 +458,7 @@ impl Swarm {
         self.lock().held.get(&index).cloned()
     }
 }
+
+#[cfg(test)]
+#[path = "swarm_tests.rs"]
+mod tests;

@@ -84,7 +84,9 @@ impl SwarmNode {
             for &addr in &sp.peers {
                 let (swarm, stop, token) = (&swarm, &stop, &self.token);
                 s.spawn(move || match open_peer(addr, job, from, token, tuning) {
-                    Ok(stream) => swarm.run_link(stream, stop),
+                    Ok(stream) => {
+                        swarm.run_link(stream, stop);
+                    }
                     Err(e) => tracing::warn!(peer = %addr, error = %e, "peer unreachable"),
                 });
             }
@@ -95,7 +97,9 @@ impl SwarmNode {
                         Ok(mut conn) => {
                             forward::tune(&conn, tuning);
                             if wire::send(&mut conn, &Reply::Data { have: 0 }).is_ok() {
-                                s.spawn(move || swarm_ref.run_link(conn, stop_ref));
+                                s.spawn(move || {
+                                    swarm_ref.run_link(conn, stop_ref);
+                                });
                             }
                         }
                         Err(mpsc::RecvTimeoutError::Timeout) => {}
@@ -137,7 +141,18 @@ impl SwarmNode {
     }
 }
 
-/// The server's seed: connects to every node of `nodes` and serves chunks of `source` until `stop`.
+/// Times the seed opens its link to one node again after it ended (the node dropped it for a
+/// stall, or could not be reached) while the node still lacked chunks.
+pub const SEED_REOPENS: u32 = 8;
+/// The seed's wait before reopening a node's link the first time; doubled at each next time, up
+/// to [`SEED_REOPEN_WAIT_MAX`].
+pub const SEED_REOPEN_WAIT: Duration = Duration::from_millis(100);
+/// The seed's longest wait before reopening a node's link.
+pub const SEED_REOPEN_WAIT_MAX: Duration = Duration::from_secs(2);
+
+/// The server's seed: connects to every node of `nodes` and serves chunks of `source` until `stop`
+/// (or until every node holds every chunk); a link that ends while its node still lacks chunks is
+/// opened again (see [`SEED_REOPENS`]).
 pub fn seed(
     job: &str,
     token: &AgentToken,
@@ -152,12 +167,57 @@ pub fn seed(
     std::thread::scope(|s| {
         for &addr in nodes {
             let swarm = &swarm;
-            s.spawn(
-                move || match open_peer(addr, job, "server", token, tuning) {
-                    Ok(stream) => swarm.run_link(stream, stop),
-                    Err(e) => tracing::warn!(node = %addr, error = %e, "seed: node unreachable"),
-                },
-            );
+            s.spawn(move || {
+                serve_node(swarm, stop, addr, || {
+                    open_peer(addr, job, "server", token, tuning)
+                })
+            });
         }
     });
+}
+
+/// Serves node `addr` from the seed: opens a link with `open`, and opens it again (at most
+/// [`SEED_REOPENS`] times, after waits growing from [`SEED_REOPEN_WAIT`]) while a link ends before
+/// the node announced holding every chunk, until `stop`.
+fn serve_node(
+    swarm: &Swarm,
+    stop: &AtomicBool,
+    addr: SocketAddr,
+    open: impl Fn() -> std::io::Result<TcpStream>,
+) {
+    let mut wait = SEED_REOPEN_WAIT;
+    for attempt in 0..=SEED_REOPENS {
+        if attempt > 0 {
+            if !pause(wait, stop) {
+                return;
+            }
+            wait = (wait * 2).min(SEED_REOPEN_WAIT_MAX);
+            tracing::info!(node = %addr, attempt, "seed: reopening the link of a node that lacks chunks");
+        }
+        if stop.load(Ordering::SeqCst) {
+            return;
+        }
+        match open() {
+            Ok(stream) => {
+                if swarm.run_link(stream, stop) {
+                    return;
+                }
+            }
+            Err(e) => tracing::warn!(node = %addr, error = %e, "seed: node unreachable"),
+        }
+    }
+    tracing::warn!(node = %addr, "seed: link ended {SEED_REOPENS} times more with chunks missing: given up");
+}
+
+/// Sleeps for `wait` unless `stop` is set first; whether to go on.
+fn pause(wait: Duration, stop: &AtomicBool) -> bool {
+    let until = Instant::now() + wait;
+    while !stop.load(Ordering::SeqCst) {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return true;
+        }
+        std::thread::sleep(left.min(Duration::from_millis(20)));
+    }
+    false
 }

@@ -13,7 +13,8 @@ use hal::Strategy;
 
 const MIB: u64 = 1 << 20;
 
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+/// The setting `name` from the environment, or `default` when unset or unreadable.
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
@@ -27,6 +28,8 @@ struct Settings {
     ns: Vec<usize>,
     only: Option<Vec<String>>,
     topology: Topology,
+    /// Runs of each tool at each N (`KABCAST_REPEAT`, default 1).
+    repeat: usize,
 }
 
 impl Settings {
@@ -44,6 +47,7 @@ impl Settings {
                 .ok()
                 .map(|v| v.split(',').map(|s| s.trim().to_string()).collect()),
             topology: Topology::from_env(mbit),
+            repeat: env_or("KABCAST_REPEAT", 1).max(1),
         }
     }
 
@@ -115,11 +119,14 @@ impl HopMeter {
 const HOP_MIB: u64 = 64;
 
 /// The measurements of the issue; run by `scripts/bcast-testbed.sh` (env: KABCAST_MBIT, KABCAST_MIB,
-/// KABCAST_NODES, KABCAST_STRATEGIES, KABCAST_TOPOLOGY, KABCAST_SWITCHES, KABCAST_UPLINK_MBIT).
+/// KABCAST_NODES, KABCAST_STRATEGIES, KABCAST_TOPOLOGY, KABCAST_SWITCHES, KABCAST_UPLINK_MBIT,
+/// KABCAST_REPEAT).
 /// Prints one CSV line per run: `topology,switches,uplink_mbit,mbit,mib,n,strategy,seconds,s_over_b,
 /// over_plain,cpu_s,sys_s,retransmits,hop_mbit,uplink_hop_mbit,` and the [`tool_meter::CSV_HEADER`]
-/// columns (`over_plain`: the time over the plain `socat` chain's at the same N; `hop_*`: one hop
-/// without tc, and the tools' own speeds, measured before each N), then the slow-link
+/// columns, then `repeats,seconds_min,seconds_max` (`over_plain`: the time over the plain `socat`
+/// chain's at the same N; `hop_*`: one hop without tc, and the tools' own speeds, measured before
+/// each N; with `KABCAST_REPEAT=R` each tool runs R times at each N, interleaved tool by tool, and
+/// `seconds` is the median, `cpu_s`, `sys_s` and `retransmits` the mean per run), then the slow-link
 /// case on the flat topology (`slow-*` lines: one host's link at a tenth of the rate; `seconds` is
 /// the last node's time, `fast_median` the median of the others).
 #[test]
@@ -140,25 +147,42 @@ fn measure_testbed() {
         let sb = (mib * MIB) as f64 / (f64::from(mbit) * 1e6 / 8.0);
         // On a line of its own, after libtest's "test … ...".
         println!(
-            "\ntopology,switches,uplink_mbit,mbit,mib,n,strategy,seconds,s_over_b,over_plain,cpu_s,sys_s,retransmits,hop_mbit,uplink_hop_mbit,{}",
+            "\ntopology,switches,uplink_mbit,mbit,mib,n,strategy,seconds,s_over_b,over_plain,cpu_s,sys_s,retransmits,hop_mbit,uplink_hop_mbit,{},{REPEAT_COLUMNS}",
             tool_meter::CSV_HEADER
         );
         let topo = set.topology.csv();
-        let mut cpu;
+        let mut cpu = CpuMeter::start();
         let mut retransmits = tb.retransmits();
-        let mut plain = f64::NAN;
-        let mut hop = String::new();
-        let mut line = |cpu: &mut CpuMeter, plain: f64, n: usize, what: &str, t: f64, hop: &str| {
+        // One run's CPU seconds and retransmissions since the last call.
+        let mut lap = |cpu: &mut CpuMeter, t: f64| {
             let (busy, sys) = cpu.lap();
             let now = tb.retransmits();
-            println!(
-                "{topo},{mbit},{mib},{n},{what},{t:.3},{:.3},{:.3},{busy:.2},{sys:.2},{},{hop}",
-                t / sb,
-                t / plain,
-                now - retransmits
-            );
+            let r = Run {
+                seconds: t,
+                busy,
+                sys,
+                retransmits: now - retransmits,
+            };
             retransmits = now;
+            r
         };
+        let line = |plain: f64, n: usize, what: &str, runs: &[Run], hop: &str| {
+            let row = Row::of(runs);
+            println!(
+                "{topo},{mbit},{mib},{n},{what},{:.3},{:.3},{:.3},{:.2},{:.2},{:.0},{hop},{},{:.3},{:.3}",
+                row.median,
+                row.median / sb,
+                row.median / plain,
+                row.busy,
+                row.sys,
+                row.retransmits,
+                runs.len(),
+                row.min,
+                row.max,
+            );
+        };
+        let mut plain = f64::NAN;
+        let mut hop = String::new();
         for &n in &set.ns {
             let (hop_rate, uplink_hop_rate) = hops.measure();
             let metered = std::time::Instant::now();
@@ -175,65 +199,127 @@ fn measure_testbed() {
                 hop_rate * 8e-6,
                 uplink_hop_rate * 8e-6
             );
-            if set.wanted("plain") {
-                cpu = CpuMeter::start();
-                plain = tb.plain_chain(&image, n).as_secs_f64();
-                check_and_remove(&tb, n, "plain.img", &want);
-                line(&mut cpu, plain, n, "plain-socat-chain", plain, &hop);
-            }
-            if set.wanted("udpcast") {
-                cpu = CpuMeter::start();
-                match tb.udpcast(&image, n) {
-                    Some(t) => {
-                        check_and_remove(&tb, n, "udpcast.img", &want);
-                        line(&mut cpu, plain, n, "udpcast", t.as_secs_f64(), &hop);
+            // Every tool `set.repeat` times, interleaved tool by tool (a slow spell of the machine
+            // falls on every tool alike); one row per tool, in the order first run.
+            let mut rows: Vec<(String, Vec<Run>)> = Vec::new();
+            let mut record = |name: &str, run: Run| match rows.iter_mut().find(|(w, _)| w == name) {
+                Some((_, runs)) => runs.push(run),
+                None => rows.push((name.to_string(), vec![run])),
+            };
+            for _ in 0..set.repeat {
+                if set.wanted("plain") {
+                    cpu.lap();
+                    let t = tb.plain_chain(&image, n).as_secs_f64();
+                    check_and_remove(&tb, n, "plain.img", &want);
+                    record("plain-socat-chain", lap(&mut cpu, t));
+                }
+                if set.wanted("udpcast") {
+                    cpu.lap();
+                    match tb.udpcast(&image, n) {
+                        Some(t) => {
+                            check_and_remove(&tb, n, "udpcast.img", &want);
+                            record("udpcast", lap(&mut cpu, t.as_secs_f64()));
+                        }
+                        None => record("udpcast-no-finish", lap(&mut cpu, f64::NAN)),
                     }
-                    None => line(&mut cpu, plain, n, "udpcast-no-finish", f64::NAN, &hop),
+                }
+                for (name, strategy, order) in [
+                    ("chain", Strategy::Chain, Order::TopologyAware),
+                    ("chain-oblivious", Strategy::Chain, Order::SwitchOblivious),
+                    (
+                        "ft-chain",
+                        Strategy::FaultTolerantChain,
+                        Order::TopologyAware,
+                    ),
+                    ("tree", Strategy::Tree { arity: 2 }, Order::TopologyAware),
+                    ("unicast", Strategy::Unicast, Order::TopologyAware),
+                    ("multicast", Strategy::Multicast, Order::TopologyAware),
+                    ("swarm", Strategy::Swarm, Order::TopologyAware),
+                ] {
+                    // Both orders are the same on one switch.
+                    let same = order == Order::SwitchOblivious && set.topology == Topology::Flat;
+                    if !set.wanted(name) || same {
+                        continue;
+                    }
+                    cpu.lap();
+                    let how = (strategy, order);
+                    let r = run_ordered(&tb, &agents, n, &image, &want, how, options());
+                    assert!(r.outcomes.failures().is_empty(), "{name}: {:?}", r.outcomes);
+                    record(name, lap(&mut cpu, last_written(&r)));
                 }
             }
-            for (name, strategy, order) in [
-                ("chain", Strategy::Chain, Order::TopologyAware),
-                ("chain-oblivious", Strategy::Chain, Order::SwitchOblivious),
-                (
-                    "ft-chain",
-                    Strategy::FaultTolerantChain,
-                    Order::TopologyAware,
-                ),
-                ("tree", Strategy::Tree { arity: 2 }, Order::TopologyAware),
-                ("unicast", Strategy::Unicast, Order::TopologyAware),
-                ("multicast", Strategy::Multicast, Order::TopologyAware),
-                ("swarm", Strategy::Swarm, Order::TopologyAware),
-            ] {
-                // Both orders are the same on one switch.
-                let same = order == Order::SwitchOblivious && set.topology == Topology::Flat;
-                if !set.wanted(name) || same {
-                    continue;
-                }
-                cpu = CpuMeter::start();
-                let how = (strategy, order);
-                let r = run_ordered(&tb, &agents, n, &image, &want, how, options());
-                assert!(r.outcomes.failures().is_empty(), "{name}: {:?}", r.outcomes);
-                line(&mut cpu, plain, n, name, last_written(&r), &hop);
+            plain = rows
+                .iter()
+                .find(|(w, _)| w == "plain-socat-chain")
+                .map_or(f64::NAN, |(_, runs)| Row::of(runs).median);
+            for (name, runs) in &rows {
+                line(plain, n, name, runs, &hop);
             }
         }
         if max_n >= 3 && set.wanted("kill") {
             let victim = max_n / 2;
-            cpu = CpuMeter::start();
+            cpu.lap();
             let r = run_killing(&tb, &mut agents, max_n, &image, &want, victim);
             let ok = r.outcomes.ok_nodes().len();
             assert_eq!(ok, max_n - 1, "{:?}", r.outcomes);
-            line(
-                &mut cpu,
-                plain,
-                max_n,
-                &format!("ft-chain-kill-host-{victim}"),
-                last_written(&r),
-                &hop,
-            );
+            let run = lap(&mut cpu, last_written(&r));
+            let what = format!("ft-chain-kill-host-{victim}");
+            line(plain, max_n, &what, &[run], &hop);
         }
     }
     if max_n >= 3 && set.wanted("slow") && set.topology == Topology::Flat {
         measure_slow_link(mbit, mib, max_n);
+    }
+}
+
+/// The columns after the tool meter's: the runs a row summarises, and the fastest and slowest.
+const REPEAT_COLUMNS: &str = "repeats,seconds_min,seconds_max";
+
+/// One run of a tool: its time (NaN: it did not finish), the machine's busy and kernel CPU
+/// seconds over it, and the hosts' TCP retransmissions.
+#[derive(Clone, Copy)]
+struct Run {
+    seconds: f64,
+    busy: f64,
+    sys: f64,
+    retransmits: u64,
+}
+
+/// A tool's runs at one N summarised: the median time (of the two middle runs for an even count;
+/// NaN if a run did not finish), the fastest and slowest, and the mean CPU seconds and
+/// retransmissions per run.
+struct Row {
+    median: f64,
+    min: f64,
+    max: f64,
+    busy: f64,
+    sys: f64,
+    retransmits: f64,
+}
+
+impl Row {
+    fn of(runs: &[Run]) -> Row {
+        let mut t: Vec<f64> = runs.iter().map(|r| r.seconds).collect();
+        t.sort_by(f64::total_cmp);
+        let count = runs.len().max(1) as f64;
+        let mean = |f: fn(&Run) -> f64| runs.iter().map(f).sum::<f64>() / count;
+        let at = |i: usize| t.get(i).copied().unwrap_or(f64::NAN);
+        let mid = t.len() / 2;
+        let median = if t.iter().any(|x| x.is_nan()) {
+            f64::NAN
+        } else if t.len().is_multiple_of(2) {
+            (at(mid.saturating_sub(1)) + at(mid)) / 2.0
+        } else {
+            at(mid)
+        };
+        Row {
+            median,
+            min: at(0),
+            max: at(t.len().saturating_sub(1)),
+            busy: mean(|r| r.busy),
+            sys: mean(|r| r.sys),
+            retransmits: mean(|r| r.retransmits as f64),
+        }
     }
 }
 

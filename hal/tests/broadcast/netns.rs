@@ -334,9 +334,18 @@ impl Testbed {
     }
 
     /// The practical limit of the testbed: a plain `socat | tee` chain of the first `n` hosts in
-    /// topology order (no verification, no framing) moving `image`; returns its time, outputs in
-    /// `<host>/plain.img`.
+    /// topology order (no verification, no framing) moving `image`; returns its time (the last
+    /// host's end), outputs in `<host>/plain.img`.
     pub fn plain_chain(&self, image: &Path, n: usize) -> Duration {
+        self.plain_chain_ends(image, n)
+            .into_iter()
+            .max()
+            .unwrap_or_default()
+    }
+
+    /// [`Testbed::plain_chain`], each host's end (its pipeline exited: everything written), in
+    /// topology order, since the source started.
+    pub fn plain_chain_ends(&self, image: &Path, n: usize) -> Vec<Duration> {
         require("socat", "socat");
         require_root(ROOT);
         let port = 25400;
@@ -377,10 +386,17 @@ impl Testbed {
             .status()
             .expect("run socat");
         assert!(status.success(), "socat source failed");
-        for p in procs.iter_mut().rev() {
-            let _ = p.0.wait();
+        // Each host's end as it comes (polled every half millisecond; `procs` is in reverse order).
+        let mut ends: Vec<Option<Duration>> = vec![None; procs.len()];
+        while ends.iter().any(Option::is_none) {
+            for (end, p) in ends.iter_mut().zip(procs.iter_mut().rev()) {
+                if end.is_none() && !matches!(p.0.try_wait(), Ok(None)) {
+                    *end = Some(start.elapsed());
+                }
+            }
+            std::thread::sleep(Duration::from_micros(500));
         }
-        start.elapsed()
+        ends.into_iter().flatten().collect()
     }
 }
 

@@ -13,10 +13,12 @@
 //!   (the seed's counts: a chunk no peer holds has rarity 1), ties broken by kaagent's own per-node
 //!   hash ([`swarm::spread`]). The
 //!   chunk that holds up its writing, asked more than [`RingSwarm::duplicate_after`] ago, may be
-//!   asked again on another connection. Which connection asks first when a slot frees is the
+//!   asked again on another connection once a chunk asked after it has arrived (kaagent since stop
+//!   15; before, whenever it was that old, which spent a slow node's own link on duplicates). Which connection asks first when a slot frees is the
 //!   threads' race: here a pseudo-random rotation per node.
 //! * **Holdings**: a node announces what it holds from `base − keep` to `base + span` (`base`: the
-//!   first chunk it lacks); a complete node announces nothing (its peers no longer ask it).
+//!   first chunk it lacks); a complete node announces the last `keep` chunks, which it keeps and
+//!   goes on serving (before stop 15 kaagent's complete nodes announced nothing and served no more).
 //! * **Serving**: each end of a connection serves the requests queued on it one chunk at a time, in
 //!   order.
 //!
@@ -30,7 +32,7 @@ use crate::net::Key;
 use crate::rng::Rng;
 use hal::broadcast::{plan, swarm};
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 
 /// kaagent's swarm settings.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -77,6 +79,8 @@ pub struct RingOutcome {
     pub bytes: f64,
     /// Uplink traversals times bytes (a transfer between two leaves counts twice).
     pub uplink_bytes: f64,
+    /// Bytes asked of nodes already complete (the chunks they keep).
+    pub asked_of_complete: f64,
 }
 
 /// At most this many events (a guard; a 16-node swarm of 256 chunks takes about 10^5).
@@ -122,7 +126,9 @@ struct Sim<'a> {
     done_at: Vec<f64>,
     requested: Vec<BTreeMap<usize, f64>>,
     /// Requests outstanding, per `link * 2 + requester's side`.
-    asked: Vec<BTreeSet<usize>>,
+    asked: Vec<BTreeMap<usize, f64>>,
+    /// When each node asked for the latest-asked chunk that arrived.
+    answered: Vec<f64>,
     asked_total: Vec<usize>,
     /// Requests queued, per direction `link * 2 + sender's side`.
     queue: Vec<VecDeque<usize>>,
@@ -139,6 +145,7 @@ struct Sim<'a> {
     last: f64,
     bytes: f64,
     uplink_bytes: f64,
+    asked_of_complete: f64,
     _job: &'a BroadcastJob,
 }
 
@@ -150,6 +157,7 @@ pub fn simulate(job: &BroadcastJob, topo: &Topology, knobs: RingSwarm) -> RingOu
         done_at: s.done_at,
         bytes: s.bytes,
         uplink_bytes: s.uplink_bytes,
+        asked_of_complete: s.asked_of_complete,
     }
 }
 
@@ -216,7 +224,8 @@ impl<'a> Sim<'a> {
             base: vec![0; n],
             done_at: vec![f64::INFINITY; n],
             requested: vec![BTreeMap::new(); n],
-            asked: vec![BTreeSet::new(); dirs],
+            asked: vec![BTreeMap::new(); dirs],
+            answered: vec![f64::NEG_INFINITY; n],
             asked_total: vec![0; n],
             queue: vec![VecDeque::new(); dirs],
             serving: vec![false; dirs],
@@ -230,6 +239,7 @@ impl<'a> Sim<'a> {
             last: 0.0,
             bytes: 0.0,
             uplink_bytes: 0.0,
+            asked_of_complete: 0.0,
             _job: job,
         }
     }
@@ -268,13 +278,10 @@ impl<'a> Sim<'a> {
         self.links[link][1 - side]
     }
 
-    /// Whether host `p`'s announcement says it holds `chunk`.
+    /// Whether host `p`'s announcement says it holds `chunk` (a complete node: the last `keep`).
     fn holds(&self, p: usize, chunk: usize) -> bool {
         if p == self.n {
             return true;
-        }
-        if self.done_at[p].is_finite() {
-            return false;
         }
         let base = self.base[p];
         self.have[p][chunk] && chunk + self.knobs.keep >= base && chunk < base + self.knobs.span
@@ -292,11 +299,11 @@ impl<'a> Sim<'a> {
         let base = self.base[x];
         let end = (base + self.knobs.span).min(self.piece.len());
         (base..end)
-            .filter(|&i| !self.have[x][i] && self.holds(p, i) && !asked.contains(&i))
+            .filter(|&i| !self.have[x][i] && self.holds(p, i) && !asked.contains_key(&i))
             .filter(|&i| {
-                self.requested[x]
-                    .get(&i)
-                    .is_none_or(|&t| i == base && self.now - t > self.knobs.duplicate_after)
+                self.requested[x].get(&i).is_none_or(|&t| {
+                    i == base && self.now - t > self.knobs.duplicate_after && self.answered[x] > t
+                })
             })
             .min_by_key(|&i| {
                 let rarity = self.node_links[x]
@@ -327,8 +334,12 @@ impl<'a> Sim<'a> {
                 let Some(i) = self.pick(x, link, side) else {
                     break;
                 };
+                let p = self.other(link, side);
+                if p < self.n && self.done_at[p] <= self.now {
+                    self.asked_of_complete += self.piece[i];
+                }
                 self.requested[x].insert(i, self.now);
-                self.asked[link * 2 + side].insert(i);
+                self.asked[link * 2 + side].insert(i, self.now);
                 self.asked_total[x] += 1;
                 let at = self.now + self.latency;
                 self.push(at, REQUEST, link * 2 + (1 - side), i, 0);
@@ -482,10 +493,14 @@ impl<'a> Sim<'a> {
     /// A chunk asked on `asker` (`link * 2 + requester's side`) arrives.
     fn on_arrive(&mut self, asker: usize, chunk: usize) {
         let x = self.links[asker / 2][asker % 2];
-        if x >= self.n || !self.asked[asker].remove(&chunk) {
+        if x >= self.n {
             return;
         }
+        let Some(asked) = self.asked[asker].remove(&chunk) else {
+            return;
+        };
         self.asked_total[x] -= 1;
+        self.answered[x] = self.answered[x].max(asked);
         if !self.have[x][chunk] {
             self.have[x][chunk] = true;
             self.requested[x].remove(&chunk);
@@ -508,7 +523,7 @@ impl<'a> Sim<'a> {
 
     fn on_missing(&mut self, asker: usize, chunk: usize) {
         let x = self.links[asker / 2][asker % 2];
-        if x >= self.n || !self.asked[asker].remove(&chunk) {
+        if x >= self.n || self.asked[asker].remove(&chunk).is_none() {
             return;
         }
         self.asked_total[x] -= 1;
@@ -545,6 +560,29 @@ mod tests {
             // Each node receives the image at least once.
             assert!(out.bytes >= n as f64 * size - 1.0, "{n}: {}", out.bytes);
         }
+    }
+
+    /// Node 0 on a tenth of the others' rate: its complete peers serve it what they keep (before:
+    /// nothing was asked of them), and at its link's rate: its 4 requests arrive late together, so
+    /// none is asked again elsewhere (asked again after 400 ms whatever arrived: 7.8 s, not 6.7).
+    #[test]
+    fn complete_nodes_serve_the_chunks_they_keep() {
+        let size = 16.0 * MIB;
+        let mut j = job(Strategy::Swarm, 4, size, MIB);
+        j.receivers[0].link = Some((2.5e6, 2.5e6));
+        let mut t = gige(LatencyModel::PerConnection);
+        t.node_link.bandwidth = 25e6;
+        t.server_link.bandwidth = 25e6;
+        let out = simulate(&j, &t, RingSwarm::default());
+        let slow = out.done_at[0];
+        let fast = out.done_at[1..].iter().copied().fold(0.0, f64::max);
+        assert!(fast < slow / 2.0, "{fast} {slow}");
+        assert!(slow >= size / 2.5e6 && slow < 1.03 * size / 2.5e6, "{slow}");
+        assert!(
+            out.asked_of_complete >= 2.0 * MIB,
+            "{}",
+            out.asked_of_complete
+        );
     }
 
     #[test]
