@@ -61,6 +61,8 @@ pub struct Report {
     /// Processors a deployed VM keeps busy beyond its work while it works and waits for a processor
     /// ([`busy_load`]); `None` when not measured.
     pub busy_load: Option<f64>,
+    /// Every busy-load probe run (`--busy-probe`), the first one's load being `busy_load`.
+    pub busy_probes: Vec<busy_load::Probe>,
 }
 
 /// Runs the deployment on `lab` and verifies it; `started` is when the lab began coming up.
@@ -87,7 +89,16 @@ pub fn run(lab: &Lab, options: &Options, started: Instant) -> anyhow::Result<Rep
     let deployed: Vec<usize> = (0..lab.nodes.len())
         .filter(|i| !ko.contains_key(&lab.nodes[*i].name))
         .collect();
-    let busy_load = busy_load::measure(lab, &deployed);
+    let busy_probes: Vec<busy_load::Probe> = options
+        .busy_probes
+        .iter()
+        .filter_map(|spec| busy_load::measure(lab, &deployed, *spec))
+        .collect();
+    let busy_load = options
+        .busy_probes
+        .first()
+        .and_then(|first| busy_probes.iter().find(|p| p.spec == first.to_string()))
+        .and_then(|p| p.load);
     let load = calibrate::HostLoad {
         idle: idle_load,
         busy: busy_load,
@@ -138,6 +149,7 @@ pub fn run(lab: &Lab, options: &Options, started: Instant) -> anyhow::Result<Rep
         ssh,
         idle_load,
         busy_load,
+        busy_probes,
     })
 }
 

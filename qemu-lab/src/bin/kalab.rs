@@ -3,6 +3,7 @@
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use qemu_lab::boot::{BootMethod, LabBoot};
+use qemu_lab::e2e::busy_load::DEFAULT_PROBE;
 use qemu_lab::e2e::{self, BootPath, Options};
 use qemu_lab::lab::{Lab, LabSpec};
 use qemu_lab::site_config::PowerDriver;
@@ -51,6 +52,11 @@ enum Cmd {
         /// its --dir); default: the parameters measured on this run.
         #[arg(long)]
         sim_params: Option<PathBuf>,
+        /// The busy-load probe run after the deployment (not timed): what crowds the VMs
+        /// (`vms:N` throwaway VMs booting the lab's kernel, `spinners:N` host loops) and `xR` rounds;
+        /// repeatable (the first one calibrates, the others are reported); `none` skips it.
+        #[arg(long = "busy-probe", value_name = "CROWD", default_value = DEFAULT_PROBE)]
+        busy_probes: Vec<String>,
     },
     /// Bring a lab up and keep it until Ctrl-C (prints how to use the clients against it).
     Up {
@@ -272,7 +278,13 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             tools,
             agent_over_ssh,
             sim_params,
+            busy_probes,
         } => {
+            let busy_probes = busy_probes
+                .iter()
+                .filter(|p| p.as_str() != "none")
+                .map(|p| p.parse().with_context(|| format!("--busy-probe {p}")))
+                .collect::<anyhow::Result<Vec<e2e::busy_load::ProbeSpec>>>()?;
             let started = Instant::now();
             let boot_env = match (boot_env, lab.legacy_boot_env()) {
                 (Some(a), Some(b)) if a != b => {
@@ -303,6 +315,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 agent_over_ssh,
                 sim_params,
                 checks,
+                busy_probes,
             };
             let result = e2e::run(&lab, &options, started);
             drop(lab);
