@@ -89,16 +89,14 @@ pub fn run(lab: &Lab, options: &Options, started: Instant) -> anyhow::Result<Rep
     let deployed: Vec<usize> = (0..lab.nodes.len())
         .filter(|i| !ko.contains_key(&lab.nodes[*i].name))
         .collect();
-    let busy_probes: Vec<busy_load::Probe> = options
+    let probes: Vec<Option<busy_load::Probe>> = options
         .busy_probes
         .iter()
-        .filter_map(|spec| busy_load::measure(lab, &deployed, *spec))
+        .map(|spec| busy_load::measure(lab, &deployed, *spec))
         .collect();
-    let busy_load = options
-        .busy_probes
-        .first()
-        .and_then(|first| busy_probes.iter().find(|p| p.spec == first.to_string()))
-        .and_then(|p| p.load);
+    // The first probe calibrates; the others are only reported.
+    let busy_load = probes.first().and_then(Option::as_ref).and_then(|p| p.load);
+    let busy_probes: Vec<busy_load::Probe> = probes.into_iter().flatten().collect();
     let load = calibrate::HostLoad {
         idle: idle_load,
         busy: busy_load,
