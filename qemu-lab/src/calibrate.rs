@@ -8,6 +8,7 @@
 
 pub mod phases;
 pub mod replay;
+pub mod server_log;
 
 pub use phases::{Phase, Phases};
 
@@ -30,6 +31,19 @@ pub struct StepTimes {
 }
 
 impl StepTimes {
+    /// Takes the broadcast's time from kadeploy3d's log ([`server_log::broadcast_seconds`]) where it
+    /// gives one that rounds to kadeploy's whole seconds (the same broadcast).
+    pub fn with_server_log(mut self, log: &str) -> StepTimes {
+        if let Some(precise) = server_log::broadcast_seconds(log)
+            && self
+                .broadcast
+                .is_none_or(|whole| (precise - whole).abs() <= 0.51)
+        {
+            self.broadcast = Some(precise);
+        }
+        self
+    }
+
     /// Reads `kadeploy3 -V 4` output lines; keeps the first instance of each micro-step.
     pub fn parse<'a>(lines: impl IntoIterator<Item = &'a str>) -> StepTimes {
         let mut out = StepTimes::default();

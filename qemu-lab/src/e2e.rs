@@ -356,7 +356,9 @@ fn predict(
     ssh: calibrate::SshCost,
     load: calibrate::HostLoad,
 ) -> anyhow::Result<(Option<f64>, String)> {
-    let steps = calibrate::StepTimes::parse(output.iter().map(String::as_str));
+    let steps = calibrate::StepTimes::parse(output.iter().map(String::as_str)).with_server_log(
+        &std::fs::read_to_string(lab.dir().join("kadeploy3d.log")).unwrap_or_default(),
+    );
     let env = lab
         .environments
         .iter()

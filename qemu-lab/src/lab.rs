@@ -374,7 +374,9 @@ impl Lab {
             .command(self.bin("kadeploy3d"))
             .arg("-c")
             .arg(&self.config_dir)
-            .env("RUST_LOG", "info")
+            // The engine's micro-step ends, to the microsecond: the calibration's broadcast time
+            // (kadeploy's own output gives whole seconds).
+            .env("RUST_LOG", "info,kadeploy::engine::trace=debug")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)

@@ -347,19 +347,28 @@ mod tests {
             Some(1_234_567_891)
         );
         assert_eq!(parse_schedstat_ns("x 1 2"), None);
-        // This test process, through a pidfile as a VM's QEMU has one: it has run, and its threads'
-        // run times add up to a positive reading that grows as it works.
+        // A spinning shell, through a pidfile as a VM's QEMU has one: its reading grows as it works
+        // and is not a whole number of ticks.
         let dir = std::env::temp_dir().join(format!("kalab-schedstat-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("qemu.pid"), std::process::id().to_string()).unwrap();
-        let before = vm_cpu_seconds_precise(&dir).unwrap();
-        let mut x = 0u64;
-        for i in 0..3_000_000u64 {
-            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
-        }
-        let after = vm_cpu_seconds_precise(&dir).unwrap();
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "while :; do :; done"])
+            .spawn()
+            .unwrap();
+        std::fs::write(dir.join("qemu.pid"), child.id().to_string()).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let before = vm_cpu_seconds_precise(&dir);
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let after = vm_cpu_seconds_precise(&dir);
+        let _ = child.kill();
+        let _ = child.wait();
         std::fs::remove_dir_all(&dir).unwrap();
-        assert!(before > 0.0 && after > before, "{before} {after} {x}");
+        let (before, after) = (before.unwrap(), after.unwrap());
+        assert!(before > 0.0 && after > before, "{before} {after}");
+        assert!(
+            ((after * 100.0).round() - after * 100.0).abs() > 1e-9,
+            "{after}"
+        );
     }
 
     #[test]

@@ -84,6 +84,10 @@ enum Cmd {
         /// The VMs' busy load measured since on this host, for a run made before kalab measured it.
         #[arg(long)]
         busy_load: Option<f64>,
+        /// The run's `<dir>/kadeploy3d.log`: the broadcast's time to the microsecond (kadeploy3's
+        /// output gives whole seconds).
+        #[arg(long)]
+        server_log: Option<PathBuf>,
     },
     /// Remove labs left behind by dead kalab processes.
     Clean,
@@ -268,7 +272,15 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             report,
             image,
             busy_load,
-        } => calibrate(&output, &timeline, &report, &image, busy_load),
+            server_log,
+        } => calibrate(
+            &output,
+            &timeline,
+            &report,
+            &image,
+            busy_load,
+            server_log.as_deref(),
+        ),
         Cmd::E2e {
             lab,
             env,
@@ -379,6 +391,7 @@ fn calibrate(
     report: &std::path::Path,
     image: &std::path::Path,
     busy_load: Option<f64>,
+    server_log: Option<&std::path::Path>,
 ) -> anyhow::Result<i32> {
     let read = |p: &std::path::Path| {
         std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))
@@ -387,6 +400,7 @@ fn calibrate(
     let text = read(report)?;
     let last = text.lines().last().unwrap_or_default();
     let report: serde_json::Value = serde_json::from_str(last)?;
+    let server_log = server_log.map(read).transpose()?;
     print!(
         "{}",
         qemu_lab::calibrate::replay::simulation_conf_of(
@@ -395,6 +409,7 @@ fn calibrate(
             &report,
             image,
             busy_load,
+            server_log.as_deref(),
         )?
     );
     Ok(0)
