@@ -8,6 +8,7 @@
 
 pub mod phases;
 pub mod replay;
+pub mod server_log;
 
 pub use phases::{Phase, Phases};
 
@@ -30,6 +31,19 @@ pub struct StepTimes {
 }
 
 impl StepTimes {
+    /// Takes the broadcast's time from kadeploy3d's log ([`server_log::broadcast_seconds`]) where it
+    /// gives one that rounds to kadeploy's whole seconds (the same broadcast).
+    pub fn with_server_log(mut self, log: &str) -> StepTimes {
+        if let Some(precise) = server_log::broadcast_seconds(log)
+            && self
+                .broadcast
+                .is_none_or(|whole| (precise - whole).abs() <= 0.51)
+        {
+            self.broadcast = Some(precise);
+        }
+        self
+    }
+
     /// Reads `kadeploy3 -V 4` output lines; keeps the first instance of each micro-step.
     pub fn parse<'a>(lines: impl IntoIterator<Item = &'a str>) -> StepTimes {
         let mut out = StepTimes::default();
@@ -382,14 +396,17 @@ fault_tolerance: {{detect_timeout: 3.0, reconnect: 0.5}}
 }
 
 /// The uncontended goodput of a node's link that gives back the calibration's broadcast time: the
-/// kaagent chain's last node is done `(size + vms × chunk) / goodput` after the stream starts (each of
-/// the `vms` hops forwards whole chunks), and the broadcast also holds the backend's SSH commands
-/// (its token written, then removed); the goodput measured with `stretch` VMs per core is `stretch`
-/// times slower than alone.
+/// kaagent chain's last node is done `(size + vms × chunk × fill) / goodput` after the stream starts
+/// (each of the `vms` hops forwards whole chunks), and the broadcast also holds the backend's SSH
+/// commands (its token written, then removed); the goodput measured with `stretch` VMs per core is
+/// `stretch` times slower than alone, the pipeline's fill `(1 + stretch) / 2` times (the nodes that
+/// have started grow from one to all: `fill`, as the simulator's `model_input::fill_chunk`).
 pub fn broadcast_goodput(m: &Measured) -> f64 {
     let command = m.ssh.seconds * (1.0 + m.ssh.cpu_share * (m.stretch - 1.0));
     let stream = (m.broadcast - f64::from(BROADCAST_COMMANDS) * command).max(0.5);
-    (m.image_size + m.vms as f64 * m.chunk) / stream * m.stretch
+    let stretch = m.stretch.max(1.0);
+    let fill = (1.0 + stretch) / (2.0 * stretch);
+    (m.image_size + m.vms as f64 * m.chunk * fill) / stream * stretch
 }
 
 /// The first line of a lab run's `simulation.conf`: the firmware and boot ROM its boots went through.

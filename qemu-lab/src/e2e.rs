@@ -61,6 +61,8 @@ pub struct Report {
     /// Processors a deployed VM keeps busy beyond its work while it works and waits for a processor
     /// ([`busy_load`]); `None` when not measured.
     pub busy_load: Option<f64>,
+    /// Every busy-load probe run (`--busy-probe`), the first one's load being `busy_load`.
+    pub busy_probes: Vec<busy_load::Probe>,
 }
 
 /// Runs the deployment on `lab` and verifies it; `started` is when the lab began coming up.
@@ -87,7 +89,14 @@ pub fn run(lab: &Lab, options: &Options, started: Instant) -> anyhow::Result<Rep
     let deployed: Vec<usize> = (0..lab.nodes.len())
         .filter(|i| !ko.contains_key(&lab.nodes[*i].name))
         .collect();
-    let busy_load = busy_load::measure(lab, &deployed);
+    let probes: Vec<Option<busy_load::Probe>> = options
+        .busy_probes
+        .iter()
+        .map(|spec| busy_load::measure(lab, &deployed, *spec))
+        .collect();
+    // The first probe calibrates; the others are only reported.
+    let busy_load = probes.first().and_then(Option::as_ref).and_then(|p| p.load);
+    let busy_probes: Vec<busy_load::Probe> = probes.into_iter().flatten().collect();
     let load = calibrate::HostLoad {
         idle: idle_load,
         busy: busy_load,
@@ -138,6 +147,7 @@ pub fn run(lab: &Lab, options: &Options, started: Instant) -> anyhow::Result<Rep
         ssh,
         idle_load,
         busy_load,
+        busy_probes,
     })
 }
 
@@ -346,7 +356,9 @@ fn predict(
     ssh: calibrate::SshCost,
     load: calibrate::HostLoad,
 ) -> anyhow::Result<(Option<f64>, String)> {
-    let steps = calibrate::StepTimes::parse(output.iter().map(String::as_str));
+    let steps = calibrate::StepTimes::parse(output.iter().map(String::as_str)).with_server_log(
+        &std::fs::read_to_string(lab.dir().join("kadeploy3d.log")).unwrap_or_default(),
+    );
     let env = lab
         .environments
         .iter()

@@ -66,6 +66,8 @@ pub struct Lab {
     pub environments: Vec<images::Environment>,
     /// Seconds spent building images (cache hits are fast).
     pub build_seconds: f64,
+    /// The lab's kernel (`bzImage`), which throwaway VMs boot (the busy-load probe's crowd).
+    pub kernel: PathBuf,
     spec: LabSpec,
     /// The BMCs, in node order.
     bmcs: Vec<Child>,
@@ -254,6 +256,7 @@ impl Lab {
             key,
             environments,
             build_seconds,
+            kernel: kernel.vmlinuz.clone(),
             spec,
             bmcs: Vec::new(),
             oob: Vec::new(),
@@ -371,7 +374,9 @@ impl Lab {
             .command(self.bin("kadeploy3d"))
             .arg("-c")
             .arg(&self.config_dir)
-            .env("RUST_LOG", "info")
+            // The engine's micro-step ends, to the microsecond: the calibration's broadcast time
+            // (kadeploy's own output gives whole seconds).
+            .env("RUST_LOG", "info,kadeploy::engine::trace=debug")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)

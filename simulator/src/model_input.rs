@@ -55,6 +55,19 @@ pub fn topology_of(params: &SimParams, nodes: usize) -> Topology {
     topo
 }
 
+/// The chunk a chain's pipeline fill forwards, as the broadcast models see it on a shared host: while
+/// the chain fills, the nodes that have started grow from one to all, so a hop's chunk competes on
+/// average with half of them and takes `(1 + stretch) / 2` times its time alone, not the `stretch`
+/// times of the nodes' links ([`topology_of`]); the chunk shrinks by that ratio. `chunk` itself
+/// without `host`, below one node per core, and for strategies that are not chains.
+pub fn fill_chunk(params: &SimParams, nodes: usize, strategy: Strategy, chunk: f64) -> f64 {
+    let stretch = host_stretch(params, nodes);
+    match strategy {
+        Strategy::Chain | Strategy::FaultTolerantChain => chunk * (1.0 + stretch) / (2.0 * stretch),
+        _ => chunk,
+    }
+}
+
 /// The disk write rate drawn for node `index` (seeded normal, at least a tenth of the mean).
 pub fn disk_rate(params: &SimParams, seed: u64, index: usize) -> f64 {
     let d = &params.disk;
@@ -169,5 +182,27 @@ mod tests {
         let topo = topology_of(&p, 16);
         assert_eq!(topo.node_link.bandwidth, p.network.bandwidth / 8.0);
         assert_eq!(topo.server_link.bandwidth, p.network.server_bandwidth);
+    }
+
+    #[test]
+    fn a_shared_hosts_chain_fills_at_half_the_crowding() {
+        let mut p = SimParams::default();
+        // Real nodes: the chunk as it is.
+        assert_eq!(fill_chunk(&p, 16, Strategy::Chain, 1.0), 1.0);
+        p.host = Some(HostParams {
+            cores: 2.0,
+            idle_load: 0.0,
+            busy_load: None,
+        });
+        // 16 VMs on 2 cores: stretch 8, a fill hop 4.5 times its time alone: 9/16 of the chunk at
+        // the stretched links' bandwidth.
+        assert_eq!(
+            fill_chunk(&p, 16, Strategy::FaultTolerantChain, 1.0),
+            9.0 / 16.0
+        );
+        assert_eq!(fill_chunk(&p, 2, Strategy::Chain, 1.0), 1.0);
+        // Other strategies' chunks are their pieces: untouched.
+        assert_eq!(fill_chunk(&p, 16, Strategy::Swarm, 1.0), 1.0);
+        assert_eq!(fill_chunk(&p, 16, Strategy::Multicast, 1.0), 1.0);
     }
 }

@@ -3,6 +3,7 @@
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use qemu_lab::boot::{BootMethod, LabBoot};
+use qemu_lab::e2e::busy_load::DEFAULT_PROBE;
 use qemu_lab::e2e::{self, BootPath, Options};
 use qemu_lab::lab::{Lab, LabSpec};
 use qemu_lab::site_config::PowerDriver;
@@ -51,6 +52,11 @@ enum Cmd {
         /// its --dir); default: the parameters measured on this run.
         #[arg(long)]
         sim_params: Option<PathBuf>,
+        /// The busy-load probe run after the deployment (not timed): what crowds the VMs
+        /// (`vms:N` throwaway VMs booting the lab's kernel, `spinners:N` host loops) and `xR` rounds;
+        /// repeatable (the first one calibrates, the others are reported); `none` skips it.
+        #[arg(long = "busy-probe", value_name = "CROWD", default_value = DEFAULT_PROBE)]
+        busy_probes: Vec<String>,
     },
     /// Bring a lab up and keep it until Ctrl-C (prints how to use the clients against it).
     Up {
@@ -78,6 +84,10 @@ enum Cmd {
         /// The VMs' busy load measured since on this host, for a run made before kalab measured it.
         #[arg(long)]
         busy_load: Option<f64>,
+        /// The run's `<dir>/kadeploy3d.log`: the broadcast's time to the microsecond (kadeploy3's
+        /// output gives whole seconds).
+        #[arg(long)]
+        server_log: Option<PathBuf>,
     },
     /// Remove labs left behind by dead kalab processes.
     Clean,
@@ -262,7 +272,15 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             report,
             image,
             busy_load,
-        } => calibrate(&output, &timeline, &report, &image, busy_load),
+            server_log,
+        } => calibrate(
+            &output,
+            &timeline,
+            &report,
+            &image,
+            busy_load,
+            server_log.as_deref(),
+        ),
         Cmd::E2e {
             lab,
             env,
@@ -272,7 +290,13 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             tools,
             agent_over_ssh,
             sim_params,
+            busy_probes,
         } => {
+            let busy_probes = busy_probes
+                .iter()
+                .filter(|p| p.as_str() != "none")
+                .map(|p| p.parse().with_context(|| format!("--busy-probe {p}")))
+                .collect::<anyhow::Result<Vec<e2e::busy_load::ProbeSpec>>>()?;
             let started = Instant::now();
             let boot_env = match (boot_env, lab.legacy_boot_env()) {
                 (Some(a), Some(b)) if a != b => {
@@ -303,6 +327,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 agent_over_ssh,
                 sim_params,
                 checks,
+                busy_probes,
             };
             let result = e2e::run(&lab, &options, started);
             drop(lab);
@@ -366,6 +391,7 @@ fn calibrate(
     report: &std::path::Path,
     image: &std::path::Path,
     busy_load: Option<f64>,
+    server_log: Option<&std::path::Path>,
 ) -> anyhow::Result<i32> {
     let read = |p: &std::path::Path| {
         std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))
@@ -374,6 +400,7 @@ fn calibrate(
     let text = read(report)?;
     let last = text.lines().last().unwrap_or_default();
     let report: serde_json::Value = serde_json::from_str(last)?;
+    let server_log = server_log.map(read).transpose()?;
     print!(
         "{}",
         qemu_lab::calibrate::replay::simulation_conf_of(
@@ -382,6 +409,7 @@ fn calibrate(
             &report,
             image,
             busy_load,
+            server_log.as_deref(),
         )?
     );
     Ok(0)

@@ -9,15 +9,17 @@ use anyhow::Context as _;
 use std::path::Path;
 
 /// The `simulation.conf` text of the run (`output`, `timeline`, `report`: kalab's last stdout line),
-/// its busy load taken from `busy_load` when given, else from the report.
+/// its busy load taken from `busy_load` when given, else from the report; its broadcast time from
+/// kadeploy3d's log when given (`server_log`).
 pub fn simulation_conf_of(
     output: &str,
     timeline: &Timeline,
     report: &serde_json::Value,
     image: &Path,
     busy_load: Option<f64>,
+    server_log: Option<&str>,
 ) -> anyhow::Result<String> {
-    let steps = StepTimes::parse(output.lines());
+    let steps = StepTimes::parse(output.lines()).with_server_log(server_log.unwrap_or_default());
     let boots = phases::measure(timeline);
     let ssh = SshCost {
         seconds: report["ssh"]["seconds"]

@@ -2,47 +2,71 @@
 //! second that the work takes, while the VM works and waits for a processor (the guest's timer
 //! interrupts and QEMU's main loop run for as long as the work lasts, so the more VMs share the
 //! cores, the more each one burns). Measured on the deployed VMs after the calibration run: the same
-//! fixed guest loop on every VM at once, with the VMs alone on the host, then crowded by host
-//! processes that spin (twice each): the slope of each VM's processor seconds over its wall seconds.
+//! fixed guest loop on every VM at once, with the VMs alone on the host, then crowded ([`crowd`]),
+//! alternately: the slope of each VM's processor seconds over its wall seconds.
+
+pub mod crowd;
 
 use crate::lab::Lab;
+pub use crowd::{Crowd, ProbeSpec};
+use serde::Serialize;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+/// The probe `kalab e2e` runs unless told otherwise: the 4 VMs of a calibration run crowded as 16
+/// VMs crowd each other, three times.
+pub const DEFAULT_PROBE: &str = "vms:12x3";
 /// The guest loop's processor seconds (its length on a free core).
 const TARGET: f64 = 1.0;
-/// Free and crowded rounds, alternated, each this many times.
-const ROUNDS: usize = 2;
-/// Spinning host processes per host processor in the crowded round.
-const SPINNERS_PER_CORE: usize = 3;
 /// Loop iterations of the pilot run that sizes the loop.
 const PILOT: u64 = 20_000;
 /// Bounds of the loop's iterations.
 const ITERATIONS: (u64, u64) = (2_000, 20_000_000);
 /// A round gives up after this long (its ssh commands are killed).
-const ROUND_LIMIT: Duration = Duration::from_secs(60);
+const ROUND_LIMIT: Duration = Duration::from_secs(90);
 /// The crowded round must take at least this many seconds longer than the free one.
 const MIN_ADDED_WALL: f64 = 0.5;
 /// The largest busy load believed (processors per VM).
 const MAX_LOAD: f64 = 0.5;
+/// The precise reading is trusted when it is within this of the ticks' (seconds; a tick is 0.01).
+const TICKS_AGREE: f64 = 0.025;
+/// Throwaway VMs boot this long before the first round (their QEMUs' start is not a boot).
+const CROWD_WARMUP: Duration = Duration::from_secs(2);
 
 /// One VM's run of the guest loop: wall-clock and QEMU processor seconds.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct Sample {
     /// Wall-clock seconds from the command's start to its end.
     pub wall: f64,
-    /// Processor seconds the VM's QEMU used meanwhile.
+    /// Processor seconds the VM's QEMU used meanwhile (to the nanosecond where the threads' run
+    /// times agree with the ticks, else the ticks).
     pub cpu: f64,
+}
+
+/// What one probe measured.
+#[derive(Clone, Debug, Serialize)]
+pub struct Probe {
+    /// Its crowd and rounds (`vms:12x2`).
+    pub spec: String,
+    /// The busy load: the median of each VM's per-round slopes ([`from_pairs`]).
+    pub load: Option<f64>,
+    /// The least-squares slope over every sample ([`from_rounds`]), for comparison.
+    pub least_squares: Option<f64>,
+    /// The free rounds' samples, round after round, VM after VM.
+    pub free: Vec<Sample>,
+    /// The crowded rounds' samples.
+    pub crowded: Vec<Sample>,
+    /// Readings where the precise processor time disagreed with the ticks (a thread exited).
+    pub tick_fallbacks: usize,
+    /// Wall-clock seconds the probe took.
+    pub seconds: f64,
 }
 
 /// The busy load from the same loop run free and crowded: the slope of the processor seconds over
 /// the wall seconds of every sample (least squares: `cpu = work + load × wall`); `None` when the walls
 /// spread too little to tell (crowding added less than half a second), or a round is empty.
 pub fn from_rounds(free: &[Sample], crowded: &[Sample]) -> Option<f64> {
-    let mean = |s: &[Sample]| {
-        (!s.is_empty()).then(|| s.iter().map(|x| x.wall).sum::<f64>() / s.len() as f64)
-    };
-    if mean(crowded)? - mean(free)? < MIN_ADDED_WALL {
+    if added_wall(free, crowded)? < MIN_ADDED_WALL {
         return None;
     }
     let all: Vec<&Sample> = free.iter().chain(crowded).collect();
@@ -56,81 +80,162 @@ pub fn from_rounds(free: &[Sample], crowded: &[Sample]) -> Option<f64> {
     Some((sxy / sxx).clamp(0.0, MAX_LOAD))
 }
 
-/// Measures the busy load on the lab's deployed VMs `nodes` (a few seconds); `None` when a command
-/// failed or the rounds could not tell.
-pub fn measure(lab: &Lab, nodes: &[usize]) -> Option<f64> {
+/// The busy load as the median, over every VM and round, of the slope between the VM's free and
+/// crowded run of that round (`free[i]` pairs with `crowded[i]`): a guest daemon that wakes during
+/// one run moves one slope, where it would tilt a least-squares line through every sample. `None` as
+/// [`from_rounds`], or when the rounds differ in length.
+pub fn from_pairs(free: &[Sample], crowded: &[Sample]) -> Option<f64> {
+    if free.len() != crowded.len() || added_wall(free, crowded)? < MIN_ADDED_WALL {
+        return None;
+    }
+    let mut slopes: Vec<f64> = free
+        .iter()
+        .zip(crowded)
+        .filter(|(f, c)| c.wall - f.wall > MIN_ADDED_WALL / 2.0)
+        .map(|(f, c)| (c.cpu - f.cpu) / (c.wall - f.wall))
+        .collect();
+    if slopes.is_empty() {
+        return None;
+    }
+    slopes.sort_by(f64::total_cmp);
+    let mid = slopes.len() / 2;
+    let median = if slopes.len() % 2 == 1 {
+        slopes[mid]
+    } else {
+        (slopes[mid - 1] + slopes[mid]) / 2.0
+    };
+    Some(median.clamp(0.0, MAX_LOAD))
+}
+
+/// Mean crowded wall minus mean free wall; `None` when a round is empty.
+fn added_wall(free: &[Sample], crowded: &[Sample]) -> Option<f64> {
+    let mean = |s: &[Sample]| {
+        (!s.is_empty()).then(|| s.iter().map(|x| x.wall).sum::<f64>() / s.len() as f64)
+    };
+    Some(mean(crowded)? - mean(free)?)
+}
+
+/// Runs the probe `spec` on the lab's deployed VMs `nodes`; `None` when a command failed or the
+/// crowd could not start.
+pub fn measure(lab: &Lab, nodes: &[usize], spec: ProbeSpec) -> Option<Probe> {
+    let started = Instant::now();
     let first = *nodes.first()?;
-    let Some(pilot) = run_round(lab, &[first], PILOT, 0) else {
+    let mut fallbacks = 0;
+    let Some(pilot) = run_round(lab, &[first], PILOT, &mut fallbacks) else {
         eprintln!("busy load: the pilot loop failed");
         return None;
     };
     // Sized by processor time: the pilot's wall time is the host's load as much as the loop.
     let per_iteration = pilot.first()?.cpu / PILOT as f64;
     let iterations = ((TARGET / per_iteration.max(1e-9)) as u64).clamp(ITERATIONS.0, ITERATIONS.1);
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let spinners = SPINNERS_PER_CORE * cores;
+    // Throwaway VMs boot once, warm up, and are paused between crowded rounds; spinners start afresh
+    // for each crowded round.
+    let vms = match spec.crowd {
+        Crowd::Vms(_) => {
+            let running = crowd::Running::start(spec.crowd, &lab.kernel)?;
+            running.resume();
+            std::thread::sleep(CROWD_WARMUP);
+            running.pause();
+            Some(running)
+        }
+        Crowd::Spinners(_) => None,
+    };
     let (mut free, mut crowded) = (Vec::new(), Vec::new());
-    for _ in 0..ROUNDS {
-        let (Some(f), Some(c)) = (
-            run_round(lab, nodes, iterations, 0),
-            run_round(lab, nodes, iterations, spinners),
-        ) else {
+    for _ in 0..spec.rounds {
+        let f = run_round(lab, nodes, iterations, &mut fallbacks);
+        let c = match &vms {
+            Some(running) => {
+                running.resume();
+                let c = run_round(lab, nodes, iterations, &mut fallbacks);
+                running.pause();
+                c
+            }
+            None => {
+                let spinners = crowd::Running::start(spec.crowd, &lab.kernel)?;
+                let c = run_round(lab, nodes, iterations, &mut fallbacks);
+                drop(spinners);
+                c
+            }
+        };
+        let (Some(f), Some(c)) = (f, c) else {
             eprintln!("busy load: a guest loop failed");
             return None;
         };
         free.extend(f);
         crowded.extend(c);
     }
+    drop(vms);
+    let probe = Probe {
+        spec: spec.to_string(),
+        load: from_pairs(&free, &crowded),
+        least_squares: from_rounds(&free, &crowded),
+        free,
+        crowded,
+        tick_fallbacks: fallbacks,
+        seconds: started.elapsed().as_secs_f64(),
+    };
     eprintln!(
-        "busy load: {iterations} iterations (pilot {pilot:?}); (wall, processor) s free {:?}; crowded by {spinners} spinners {:?}",
-        free.iter().map(|s| (s.wall, s.cpu)).collect::<Vec<_>>(),
-        crowded.iter().map(|s| (s.wall, s.cpu)).collect::<Vec<_>>(),
+        "busy load {}: {:?} (least squares {:?}), {iterations} iterations (pilot {pilot:?}), {:.1} s, {} tick fallbacks; (wall, processor) s free {:?}; crowded {:?}",
+        probe.spec,
+        probe.load,
+        probe.least_squares,
+        probe.seconds,
+        probe.tick_fallbacks,
+        probe
+            .free
+            .iter()
+            .map(|s| (s.wall, s.cpu))
+            .collect::<Vec<_>>(),
+        probe
+            .crowded
+            .iter()
+            .map(|s| (s.wall, s.cpu))
+            .collect::<Vec<_>>(),
     );
-    from_rounds(&free, &crowded)
-}
-
-/// The guest loop of `iterations` on every VM of `nodes` at once, with `spinners` host processes
-/// spinning meanwhile, each in a session of its own: each QEMU daemonizes into its own session, and
-/// with the scheduler's autogroups a session shares the processors as one, so threads of kalab's
-/// would crowd the VMs as one VM more only. One sample per VM; `None` when a command failed or the
-/// round took too long.
-fn run_round(lab: &Lab, nodes: &[usize], iterations: u64, spinners: usize) -> Option<Vec<Sample>> {
-    let mut spinning: Vec<Child> = (0..spinners)
-        .filter_map(|_| {
-            std::process::Command::new("setsid")
-                .args(["sh", "-c", "while :; do :; done"])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .ok()
-        })
-        .collect();
-    let samples = (spinning.len() == spinners)
-        .then(|| run_commands(lab, nodes, iterations))
-        .flatten();
-    for child in &mut spinning {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-    samples
+    Some(probe)
 }
 
 /// One running guest loop.
 struct Running {
     child: Child,
     dir: std::path::PathBuf,
-    cpu0: f64,
+    cpu0: (f64, f64),
     started: Instant,
     done: Option<Sample>,
 }
 
-fn run_commands(lab: &Lab, nodes: &[usize], iterations: u64) -> Option<Vec<Sample>> {
+/// The VM's processor seconds: precise and in ticks.
+fn cpu_now(dir: &std::path::Path) -> Option<(f64, f64)> {
+    Some((
+        crate::timeline::vm_cpu_seconds_precise(dir)?,
+        crate::timeline::vm_cpu_seconds(dir)?,
+    ))
+}
+
+/// The processor seconds between two readings: the precise difference where the ticks agree.
+fn cpu_between(before: (f64, f64), after: (f64, f64), fallbacks: &mut usize) -> f64 {
+    let (precise, ticks) = (after.0 - before.0, after.1 - before.1);
+    if (precise - ticks).abs() <= TICKS_AGREE {
+        precise
+    } else {
+        *fallbacks += 1;
+        ticks
+    }
+}
+
+/// The guest loop of `iterations` on every VM of `nodes` at once: one sample per VM; `None` when a
+/// command failed or the round took too long.
+fn run_round(
+    lab: &Lab,
+    nodes: &[usize],
+    iterations: u64,
+    fallbacks: &mut usize,
+) -> Option<Vec<Sample>> {
     let job = format!("i=0; while [ $i -lt {iterations} ]; do i=$((i+1)); done");
     let mut running = Vec::with_capacity(nodes.len());
     for &i in nodes {
         let dir = lab.vms.get(i)?.spec().vm_dir();
-        let cpu0 = crate::timeline::vm_cpu_seconds(&dir)?;
+        let cpu0 = cpu_now(&dir)?;
         let child = lab
             .ssh_command(i, &job)
             .stdin(Stdio::null())
@@ -155,18 +260,15 @@ fn run_commands(lab: &Lab, nodes: &[usize], iterations: u64) -> Option<Vec<Sampl
         }
         for r in running.iter_mut().filter(|r| r.done.is_none()) {
             match r.child.try_wait() {
-                Ok(Some(status)) if status.success() => {
-                    let cpu = crate::timeline::vm_cpu_seconds(&r.dir).map(|c| c - r.cpu0);
-                    match cpu {
-                        Some(cpu) => {
-                            r.done = Some(Sample {
-                                wall: r.started.elapsed().as_secs_f64(),
-                                cpu,
-                            })
-                        }
-                        None => failed = true,
+                Ok(Some(status)) if status.success() => match cpu_now(&r.dir) {
+                    Some(now) => {
+                        r.done = Some(Sample {
+                            wall: r.started.elapsed().as_secs_f64(),
+                            cpu: cpu_between(r.cpu0, now, fallbacks),
+                        })
                     }
-                }
+                    None => failed = true,
+                },
                 Ok(None) => {}
                 _ => failed = true,
             }
@@ -200,16 +302,88 @@ mod tests {
         let crowded = [s(6.0, 1.18), s(6.2, 1.186)];
         let b = from_rounds(&free, &crowded).unwrap();
         assert!((b - 0.03).abs() < 1e-9, "{b}");
+        let b = from_pairs(&free, &crowded).unwrap();
+        assert!((b - 0.03).abs() < 1e-9, "{b}");
     }
 
     #[test]
     fn rounds_that_cannot_tell_give_nothing() {
         // Crowding added 0.2 s only: no measurement.
         assert_eq!(from_rounds(&[s(2.0, 1.0)], &[s(2.2, 1.1)]), None);
+        assert_eq!(from_pairs(&[s(2.0, 1.0)], &[s(2.2, 1.1)]), None);
         assert_eq!(from_rounds(&[], &[s(6.0, 1.2)]), None);
+        assert_eq!(from_pairs(&[], &[s(6.0, 1.2)]), None);
         // Less processor time when crowded (noise): no load, not a negative one.
         assert_eq!(from_rounds(&[s(2.0, 1.1)], &[s(6.0, 1.0)]), Some(0.0));
+        assert_eq!(from_pairs(&[s(2.0, 1.1)], &[s(6.0, 1.0)]), Some(0.0));
         // An absurd rise is bounded.
         assert_eq!(from_rounds(&[s(1.0, 1.0)], &[s(2.0, 3.0)]), Some(MAX_LOAD));
+    }
+
+    #[test]
+    fn one_vm_busy_with_something_else_does_not_move_the_median() {
+        // Four VMs at 0.03 processors per second, one of whose crowded runs took 0.4 processor s
+        // more (a guest daemon woke): stop 14's second calibration run had such a sample (6.99 s,
+        // 1.41 s) and its least-squares slope read 0.041 where its other samples said 0.02-0.03.
+        let free = [s(2.0, 1.0), s(2.0, 1.0), s(2.0, 1.0), s(2.0, 1.0)];
+        let mut crowded = [s(5.0, 1.09), s(5.0, 1.09), s(5.0, 1.09), s(7.0, 1.15)];
+        crowded[3].cpu += 0.4;
+        let median = from_pairs(&free, &crowded).unwrap();
+        assert!((median - 0.03).abs() < 1e-9, "{median}");
+        let tilted = from_rounds(&free, &crowded).unwrap();
+        assert!(tilted > 0.04, "{tilted}");
+    }
+
+    /// Stop 14's two quiet 4-VM calibration runs (window B, 21:30 and 21:38 UTC), as their probes
+    /// logged them (4 VMs, round after round): least squares read 0.033 and 0.041, and from the second
+    /// kasim predicted the 16-VM runs +18.1% and +12.0% (the second run's (6.99 s, 1.41 s) sample tilts
+    /// its line). Their medians are 0.027 and 0.020, from which kasim predicts the same runs within
+    /// 10% (+5.5% / 0.0% and -2.7% / -7.8%: docs/PERFORMANCE.md, "QEMU lab").
+    #[test]
+    fn stop_14s_calibration_runs_agree_by_the_median() {
+        let k4 = (
+            [(1.886, 0.97), (1.978, 1.05), (2.086, 0.98), (2.096, 1.04)],
+            [(2.01, 1.0), (1.949, 0.97), (2.04, 0.98), (1.926, 0.94)],
+            [(6.022, 1.13), (5.756, 1.07), (6.172, 1.2), (5.213, 1.03)],
+            [(5.595, 1.05), (6.459, 1.23), (5.57, 1.1), (5.09, 1.0)],
+        );
+        let k4b = (
+            [(1.963, 0.97), (2.034, 0.96), (1.666, 0.95), (1.949, 0.95)],
+            [(2.049, 1.07), (1.997, 0.94), (1.825, 0.92), (1.913, 0.94)],
+            [(5.42, 1.01), (6.993, 1.41), (5.226, 1.03), (5.598, 1.08)],
+            [(5.465, 1.05), (4.974, 0.99), (4.842, 0.96), (5.5, 1.04)],
+        );
+        let samples = |rounds: [[(f64, f64); 4]; 2]| -> Vec<Sample> {
+            rounds.iter().flatten().map(|&(w, c)| s(w, c)).collect()
+        };
+        let mut loads = Vec::new();
+        for (f1, f2, c1, c2) in [k4, k4b] {
+            let (free, crowded) = (samples([f1, f2]), samples([c1, c2]));
+            let ls = from_rounds(&free, &crowded).unwrap();
+            let median = from_pairs(&free, &crowded).unwrap();
+            loads.push((ls, median));
+        }
+        let [(ls1, m1), (ls2, m2)] = loads[..] else {
+            panic!("two runs")
+        };
+        assert!(
+            (ls1 - 0.0332).abs() < 5e-4 && (ls2 - 0.0408).abs() < 5e-4,
+            "{loads:?}"
+        );
+        assert!(
+            (m1 - 0.0265).abs() < 5e-4 && (m2 - 0.0196).abs() < 5e-4,
+            "{loads:?}"
+        );
+    }
+
+    #[test]
+    fn a_reading_that_lost_an_exited_thread_falls_back_to_the_ticks() {
+        let mut fallbacks = 0;
+        // Agreeing: the precise difference.
+        let d = cpu_between((10.0, 10.0), (11.003, 11.0), &mut fallbacks);
+        assert!((d - 1.003).abs() < 1e-9 && fallbacks == 0);
+        // A thread that used 0.2 s exited: the live threads' sum lost it, the ticks did not.
+        let d = cpu_between((10.0, 10.0), (10.8, 11.0), &mut fallbacks);
+        assert!((d - 1.0).abs() < 1e-9 && fallbacks == 1);
     }
 }

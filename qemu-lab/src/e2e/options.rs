@@ -41,4 +41,7 @@ pub struct Options {
     pub sim_params: Option<std::path::PathBuf>,
     /// Commands run over SSH on every deployed node after the lab's own checks (`--check`).
     pub checks: Vec<String>,
+    /// The busy-load probes run after the deployment, in order (`--busy-probe`); the first one's
+    /// load goes into the calibration; none: no busy load measured.
+    pub busy_probes: Vec<crate::e2e::busy_load::ProbeSpec>,
 }

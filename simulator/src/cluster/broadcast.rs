@@ -254,7 +254,7 @@ impl SimCluster {
             .map(|&(_, i)| self.receiver(i, to_disk))
             .collect();
         let mut job = model_input::job(&self.params, self.seed, strategy, size, ratio, receivers);
-        job.chunk = chunk;
+        job.chunk = model_input::fill_chunk(&self.params, self.nodes.len(), strategy, chunk);
         let topo = model_input::topology_of(&self.params, self.nodes.len());
         let stalled: Vec<bool> = members
             .iter()
