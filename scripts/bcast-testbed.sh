@@ -42,6 +42,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export KABCAST_MBIT="${KABCAST_MBIT:-1000}" KABCAST_MIB="${KABCAST_MIB:-256}" KABCAST_NODES="${KABCAST_NODES:-1,2,4,8}"
 topologies="${KABCAST_TOPOLOGY:-flat}"
+# udp-receiver's --rcvbuf (KABCAST_UDPCAST_RCVBUF, default 4 MiB) is capped by this limit; a stock
+# kernel's 212,992 bytes cannot hold udp-sender's window and udpcast then loses and re-sends blocks.
+want="${KABCAST_UDPCAST_RCVBUF:-4194304}"
+if [ "$(sysctl -n net.core.rmem_max)" -lt "$want" ]; then
+    echo "bcast-testbed: raising net.core.rmem_max to $want for udpcast's receivers" >&2
+    sysctl -q -w net.core.rmem_max="$want"
+fi
 cargo build -q -p simulator --bin kasim
 cargo test --release -q -p hal --test broadcast --no-run
 # The measurements first, the predictions after them (a prediction computed while the next runs

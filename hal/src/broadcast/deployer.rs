@@ -11,9 +11,10 @@ use super::plan::{plan, swarm_peers, topology_order};
 use super::store::{ChunkSource, FileSource};
 use super::swarm_node;
 mod backend;
+mod collect;
 
+use super::tally::Tally;
 pub use super::tally::{BroadcastReport, NodeTimeline};
-use super::tally::{NodeEnd, Tally, collect};
 use super::token::AgentToken;
 use super::wire::{self, ForwardPlan, Hello, MulticastPlan, NodePlan, Reply, SwarmPlan, Tuning};
 use crate::broadcast::{ImageSpec, Strategy, WriteTarget};
@@ -543,29 +544,6 @@ impl KaagentBroadcast {
                             .map(|(a, w)| ("server".to_string(), a.to_string(), w)),
                     );
                 }
-            }
-        });
-    }
-}
-
-impl KaagentBroadcast {
-    /// Reads every ready node's reports to the end, into `tally`; `t0` is when the stream started.
-    fn collect_all(&self, ready: Vec<(NodeId, TcpStream)>, tally: &mut Tally, t0: Instant) {
-        std::thread::scope(|s| {
-            let collectors: Vec<_> = ready
-                .into_iter()
-                .map(|(n, conn)| (n, s.spawn(move || collect(conn))))
-                .collect();
-            for (n, h) in collectors {
-                let end: NodeEnd = h.join().unwrap_or_else(|_| {
-                    (
-                        Err(NodeError::new(ErrorKind::Transfer, "collector panicked")),
-                        None,
-                        Vec::new(),
-                        0,
-                    )
-                });
-                tally.node_end(n, &self.agents[&n].name, end, t0);
             }
         });
     }

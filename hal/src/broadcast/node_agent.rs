@@ -27,9 +27,12 @@ use std::io::{self, Read};
 use std::net::{IpAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Sender};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+mod registry;
+use registry::{JobLink, Registry};
 
 /// Handshakes (connections not yet authenticated) in progress at once; more are closed at once.
 pub const MAX_HANDSHAKES: usize = 64;
@@ -61,53 +64,6 @@ impl Default for AgentConfig {
             root: None,
             token_file: PathBuf::from(DEFAULT_TOKEN_FILE),
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
-        }
-    }
-}
-
-/// A job's entry point for data connections.
-struct JobLink {
-    incoming: Mutex<Sender<TcpStream>>,
-    current: Arc<Mutex<Option<TcpStream>>>,
-    /// Swarm connections of peers.
-    peers: Mutex<Sender<TcpStream>>,
-}
-
-/// The jobs set up on this agent, by id; `added` wakes the data connections waiting for their job.
-#[derive(Default)]
-struct Registry {
-    jobs: Mutex<BTreeMap<String, Arc<JobLink>>>,
-    added: Condvar,
-}
-
-impl Registry {
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Arc<JobLink>>> {
-        self.jobs.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Registers `job` and wakes the connections waiting for it.
-    fn insert(&self, job: String, link: Arc<JobLink>) {
-        self.lock().insert(job, link);
-        self.added.notify_all();
-    }
-
-    fn remove(&self, job: &str) {
-        self.lock().remove(job);
-    }
-
-    /// Job `job`'s entry point, waiting until `deadline` for it to be set up.
-    fn wait_for(&self, job: &str, deadline: Instant) -> Option<Arc<JobLink>> {
-        let mut jobs = self.lock();
-        loop {
-            if let Some(link) = jobs.get(job) {
-                return Some(Arc::clone(link));
-            }
-            let left = deadline.checked_duration_since(Instant::now())?;
-            jobs = self
-                .added
-                .wait_timeout(jobs, left)
-                .map(|(g, _)| g)
-                .unwrap_or_else(|p| p.into_inner().0);
         }
     }
 }

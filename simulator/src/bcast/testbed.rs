@@ -7,8 +7,9 @@
 //! * **links**: [`simulate`] on the testbed's topology. Goodput is the tc rate times the payload share
 //!   of a 1514-byte frame (tbf meters whole frames): 1448 bytes for TCP with timestamps, 1445 for
 //!   kaagent's multicast datagrams, 1456 for udpcast's blocks. Hop latency 50 µs (veth + bridge).
-//!   Forwarding unit: 8 KiB for the socat chain (socat's buffer), kaagent's 64 KiB cut-through piece
-//!   for chain, fault-tolerant chain, tree, unicast and multicast, a 1456-byte block for udpcast.
+//!   Forwarding unit: 8 KiB for the socat chain (socat's buffer), kaagent's smallest cut-through
+//!   piece (8 KiB: a hop forwards what has arrived) for chain, fault-tolerant chain, tree and
+//!   unicast, 64 KiB for multicast, a 1456-byte block for udpcast.
 //!   The swarm is kaagent's own exchange ([`ring_swarm`]: a ring of 2 peers each way, 2 requests
 //!   per connection and 4 per node, 1 MiB chunks, rarest first, the server's seed a peer holding
 //!   everything), the mean of eight races for free request slots. Two-level: the server alone on
@@ -307,7 +308,14 @@ fn links_bound(run: &TestbedRun) -> (f64, f64, f64) {
             strategy: Strategy::Swarm,
             ..
         } => (Strategy::Swarm, MIB),
-        TestbedTool::Kaagent { strategy, .. } => (strategy, 64.0 * 1024.0),
+        TestbedTool::Kaagent {
+            strategy: Strategy::Multicast,
+            ..
+        } => (Strategy::Multicast, 64.0 * 1024.0),
+        // A hop forwards what has arrived once it holds the smallest cut-through piece.
+        TestbedTool::Kaagent { strategy, .. } => {
+            (strategy, hal::broadcast::wire::CUT_THROUGH_MIN_PIECE as f64)
+        }
     };
     let receivers = order(run)
         .into_iter()
