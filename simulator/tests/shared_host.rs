@@ -21,6 +21,22 @@ fn cluster(n: usize, yaml: &str) -> SimCluster {
     SimCluster::new(nodes, SimParams::from_yaml_str(yaml).unwrap(), 1).unwrap()
 }
 
+/// A gzipped tarball of `size` bytes (twice that unpacked) extracted to `/dev/vda3`.
+fn tar_image_to_vda3(size: u64) -> (ImageSpec, WriteTarget) {
+    let image = ImageSpec {
+        path: "/var/cache/env.tgz".into(),
+        kind: ImageKind::Tar,
+        compression: "gzip".into(),
+        size,
+        uncompressed_size: Some(2 * size),
+    };
+    let target = WriteTarget {
+        device: "/dev/vda3".into(),
+        extraction_dir: "/mnt/dest".into(),
+    };
+    (image, target)
+}
+
 fn all(c: &SimCluster) -> Vec<NodeId> {
     (0..c.nodes().len() as u32).map(NodeId).collect()
 }
@@ -100,17 +116,7 @@ async fn a_busy_vms_load_takes_cores_from_the_work() {
 /// removes it after: `ops.broadcast_commands` SSH commands more per broadcast (none before).
 #[tokio::test(start_paused = true)]
 async fn a_broadcast_pays_the_deployers_ssh_commands() {
-    let image = ImageSpec {
-        path: "/var/cache/env.tgz".into(),
-        kind: ImageKind::Tar,
-        compression: "gzip".into(),
-        size: 10_000_000,
-        uncompressed_size: Some(20_000_000),
-    };
-    let target = WriteTarget {
-        device: "/dev/vda3".into(),
-        extraction_dir: "/mnt/dest".into(),
-    };
+    let (image, target) = tar_image_to_vda3(10_000_000);
     let mut times = Vec::new();
     for commands in [0, 2] {
         let c = cluster(
@@ -135,17 +141,7 @@ async fn a_broadcast_pays_the_deployers_ssh_commands() {
 /// stop 14's 4-VM lab run, predicted the 16-VM broadcast at 29 s against 20-21 s measured.
 #[tokio::test(start_paused = true)]
 async fn a_shared_hosts_chain_fills_at_half_the_crowding() {
-    let image = ImageSpec {
-        path: "/var/cache/env.tgz".into(),
-        kind: ImageKind::Tar,
-        compression: "gzip".into(),
-        size: 8_000_000,
-        uncompressed_size: Some(16_000_000),
-    };
-    let target = WriteTarget {
-        device: "/dev/vda3".into(),
-        extraction_dir: "/mnt/dest".into(),
-    };
+    let (image, target) = tar_image_to_vda3(8_000_000);
     let (size, chunk, bandwidth) = (8e6, 1_048_576.0, 10e6);
     let net = format!(
         "network: {{bandwidth: {bandwidth}, server_bandwidth: {bandwidth}, latency: 0.0, chunk: {chunk}}}\n\
