@@ -59,6 +59,18 @@ async fn into_deploy_env(c: &SimCluster) {
     assert!(c.probe(&nodes, &check).await.failures().is_empty());
 }
 
+/// Seconds a fault-tolerant chain takes to broadcast `image` to every node, once they run the deploy
+/// environment; every node must succeed.
+async fn broadcast_seconds(c: &SimCluster, image: &ImageSpec, target: &WriteTarget) -> f64 {
+    into_deploy_env(c).await;
+    let start = c.now();
+    let out = c
+        .broadcast(image, target, Strategy::FaultTolerantChain, &all(c))
+        .await;
+    assert!(out.failures().is_empty(), "{out:?}");
+    c.now() - start
+}
+
 /// Virtual seconds `op` takes on every node of `c` at once.
 async fn op_seconds(c: &SimCluster, op: &Operation) -> f64 {
     let start = c.now();
@@ -123,13 +135,7 @@ async fn a_broadcast_pays_the_deployers_ssh_commands() {
             4,
             &format!("{HOST}ops: {{ssh_latency: 0.2, cpu: 0.5, broadcast_commands: {commands}}}\n"),
         );
-        into_deploy_env(&c).await;
-        let start = c.now();
-        let out = c
-            .broadcast(&image, &target, Strategy::FaultTolerantChain, &all(&c))
-            .await;
-        assert!(out.failures().is_empty(), "{out:?}");
-        times.push(c.now() - start);
+        times.push(broadcast_seconds(&c, &image, &target).await);
     }
     // One command: 0.2 × (0.5 + 0.5 × 2) = 0.3 s on 4 VMs sharing 2 cores.
     assert!((times[1] - times[0] - 0.6).abs() < 1e-3, "{times:?}");
@@ -149,13 +155,7 @@ async fn a_shared_hosts_chain_fills_at_half_the_crowding() {
     );
     for (n, stretch) in [(2usize, 1.0), (16, 8.0)] {
         let c = cluster(n, &format!("{HOST}{net}"));
-        into_deploy_env(&c).await;
-        let start = c.now();
-        let out = c
-            .broadcast(&image, &target, Strategy::FaultTolerantChain, &all(&c))
-            .await;
-        assert!(out.failures().is_empty(), "{out:?}");
-        let t = c.now() - start;
+        let t = broadcast_seconds(&c, &image, &target).await;
         let fill = (1.0 + stretch) / 2.0;
         let expected = (size * stretch + n as f64 * chunk * fill) / bandwidth;
         assert!(
