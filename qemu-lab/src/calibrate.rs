@@ -6,20 +6,21 @@
 //! SetDeploymentEnv `wait_reboot`, the environment kernel's boot the BootNewEnvKexec `wait_reboot`, and so on.
 //! Calibrate on one run, predict another (another boot path, another environment) to test the model.
 
+pub mod kasim;
 pub mod phases;
 pub mod replay;
 pub mod server_log;
+pub mod spread;
 
+pub use kasim::{Prediction, SEEDS, predict};
 pub use phases::{Phase, Phases};
 
-use crate::e2e::options::BootPath;
 use crate::vm::firmware_time::FirmwareTime;
 use crate::vm::{Firmware, NicBoot};
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 /// Micro-step durations of a run, by `(macro-step implementation, micro-step)`.
 #[derive(Clone, Debug, Default)]
@@ -101,6 +102,8 @@ pub struct Measured {
     pub kernel: f64,
     /// Processor share of each (firmware, pxe, kernel).
     pub cpu: [f64; 3],
+    /// Relative spread (sd over mean) of each across the run's VMs ([`spread::relative_sds`]).
+    pub spread: [f64; 3],
     /// Processors of the host the VMs share.
     pub host_cores: f64,
     /// VMs per free core in the calibration run (at least 1).
@@ -232,22 +235,24 @@ pub fn measure(
     ops.insert("kexec".into(), alone(kexec_op));
     let soft_reboot_fails = steps.hard_reboot_first;
     let commands = if soft_reboot_fails { 2.0 } else { 1.0 };
-    let (firmware, pxe, kernel, cpu, boots_from) =
-        match phases.and_then(|p| boot_phases(p, working)) {
-            Some((f, p, k, cpu)) => (f, p, k, cpu, "timeline"),
-            None => {
-                // The wait_reboot times: each is when a probe round found the node, not when it came up.
-                let kernel = (kexec_boot - KEXEC_DELAY).max(1.0);
-                let pxe = 3.0_f64.min(deploy_boot / 4.0);
-                let firmware = (deploy_boot - kernel - pxe).max(1.0);
-                (firmware, pxe, kernel, [0.0; 3], "step times")
-            }
-        };
+    let timed = phases.and_then(|p| Some((p, boot_phases(p, working)?)));
+    let (firmware, pxe, kernel, cpu, spread, boots_from) = match timed {
+        Some((p, (f, x, k, cpu))) => (f, x, k, cpu, spread::relative_sds(p, f, x, k), "timeline"),
+        None => {
+            // The wait_reboot times: each is when a probe round found the node, not when it came up.
+            let kernel = (kexec_boot - KEXEC_DELAY).max(1.0);
+            let pxe = 3.0_f64.min(deploy_boot / 4.0);
+            let firmware = (deploy_boot - kernel - pxe).max(1.0);
+            let unmeasured = [spread::UNMEASURED; 3];
+            (firmware, pxe, kernel, [0.0; 3], unmeasured, "step times")
+        }
+    };
     Ok(Measured {
         firmware,
         pxe,
         kernel,
         cpu,
+        spread,
         host_cores,
         stretch,
         idle_load: load.idle,
@@ -374,9 +379,9 @@ fault_tolerance: {{detect_timeout: 3.0, reconnect: 0.5}}
         firmware = m.firmware,
         pxe = m.pxe,
         kernel = m.kernel,
-        fsd = m.firmware * 0.02,
-        psd = m.pxe * 0.02,
-        ksd = m.kernel * 0.02,
+        fsd = m.firmware * m.spread[0],
+        psd = m.pxe * m.spread[1],
+        ksd = m.kernel * m.spread[2],
         cf = m.cpu[0],
         cp = m.cpu[1],
         ck = m.cpu[2],
@@ -447,8 +452,8 @@ pub fn firmware_of(params: &str) -> Option<(Firmware, NicBoot)> {
 }
 
 /// `params` with its firmware phase moved from the firmware measured as `from` to the one measured as
-/// `to` (each alone on the host: uncontended): the phase grows by the difference, and its processor
-/// share follows the processor seconds added.
+/// `to` (each alone on the host: uncontended): the phase grows by the difference, its processor
+/// share follows the processor seconds added, its spread stays.
 pub fn swap_firmware(params: &str, from: FirmwareTime, to: FirmwareTime) -> anyhow::Result<String> {
     let field = |line: &str, key: &str| -> Option<f64> {
         let at = line.find(key)? + key.len();
@@ -476,10 +481,10 @@ pub fn swap_firmware(params: &str, from: FirmwareTime, to: FirmwareTime) -> anyh
             let l = line.trim_start();
             let indent = &line[..line.len() - l.len()];
             if l.starts_with("firmware: {mean:") {
-                format!(
-                    "{indent}firmware: {{mean: {new_mean:.2}, sd: {:.2}, min: 0.1}}\n",
-                    new_mean * 0.02
-                )
+                // The spread the calibration's VMs showed stays (the firmware timed alone is one
+                // boot of one VM: it measures no spread).
+                let sd = field(l, "sd:").unwrap_or(0.0);
+                format!("{indent}firmware: {{mean: {new_mean:.2}, sd: {sd:.2}, min: 0.1}}\n")
             } else if let Some(rest) = l.strip_prefix("cpu: {firmware:") {
                 let tail = rest.split_once(',').map_or("}", |(_, t)| t);
                 format!("{indent}cpu: {{firmware: {new_share:.3},{tail}\n")
@@ -488,87 +493,6 @@ pub fn swap_firmware(params: &str, from: FirmwareTime, to: FirmwareTime) -> anyh
             }
         })
         .collect())
-}
-
-/// Runs `kasim` on a copy of the lab's configuration whose BootNewEnv is `boot`, with `params`
-/// (a `simulation.conf` text); the predicted deployment time in seconds.
-pub fn predict(
-    kasim: &Path,
-    config_dir: &Path,
-    work: &Path,
-    params: &str,
-    boot: BootPath,
-    nodes: usize,
-) -> anyhow::Result<f64> {
-    let dir: PathBuf = work.join("sim");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir)?;
-    for file in [
-        "server.conf",
-        "clusters.conf",
-        "partition.sh",
-        "install_bootloader",
-    ] {
-        std::fs::copy(config_dir.join(file), dir.join(file))?;
-    }
-    // The configuration is loaded whole: the power backends' password files (IPMI, Redfish, the PDU's
-    // community and SNMPv3 keys, all `*.pass`) come along.
-    for entry in std::fs::read_dir(config_dir)? {
-        let path = entry?.path();
-        if let Some(name) = path.file_name()
-            && path.is_file()
-            && path.extension().is_some_and(|e| e == "pass")
-        {
-            std::fs::copy(&path, dir.join(name))?;
-        }
-    }
-    let other = match boot {
-        BootPath::Kexec => "type: Classical",
-        BootPath::Classical => "type: Kexec",
-    };
-    let cluster = std::fs::read_to_string(config_dir.join("lab-cluster.conf"))?;
-    let mut in_boot_new_env = false;
-    let cluster: String = cluster
-        .lines()
-        .filter(|l| {
-            if l.trim_start().starts_with("BootNewEnv:") {
-                in_boot_new_env = true;
-            } else if !l.trim_start().starts_with('-') {
-                in_boot_new_env = false;
-            }
-            !(in_boot_new_env && l.contains(other))
-        })
-        .map(|l| format!("{l}\n"))
-        .collect();
-    std::fs::write(dir.join("lab-cluster.conf"), cluster)?;
-    std::fs::write(dir.join("simulation.conf"), params)?;
-    let out = Command::new(kasim)
-        .args([
-            "deploy",
-            "--json",
-            "-V",
-            "0",
-            "--key",
-            "--nodes",
-            &nodes.to_string(),
-            "--config",
-        ])
-        .arg(&dir)
-        .output()
-        .with_context(|| format!("running {}", kasim.display()))?;
-    if !out.status.success() {
-        bail!(
-            "kasim: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let last = text.lines().last().unwrap_or_default();
-    let v: serde_json::Value = serde_json::from_str(last).context("kasim's JSON line")?;
-    v["virtual_seconds"]
-        .as_f64()
-        .context("kasim's JSON has no virtual_seconds")
 }
 
 #[cfg(test)]

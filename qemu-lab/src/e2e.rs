@@ -43,8 +43,11 @@ pub struct Report {
     pub ko: BTreeMap<String, String>,
     /// Results of the client checks (`--tools`).
     pub tools: BTreeMap<String, String>,
-    /// `kasim`'s predicted deployment time (s), when `kasim` is next to `kalab`.
+    /// `kasim`'s predicted deployment time (s), when `kasim` is next to `kalab`: the mean over
+    /// [`calibrate::SEEDS`] seeds.
     pub predicted_seconds: Option<f64>,
+    /// The seeds' spread around it.
+    pub prediction: Option<calibrate::Prediction>,
     /// (predicted - deploy_seconds) / deploy_seconds.
     pub prediction_error: Option<f64>,
     /// Where the prediction's parameters come from (`this run` or a file).
@@ -63,6 +66,8 @@ pub struct Report {
     pub busy_load: Option<f64>,
     /// Every busy-load probe run (`--busy-probe`), the first one's load being `busy_load`.
     pub busy_probes: Vec<busy_load::Probe>,
+    /// What the run's start found: earlier labs' QEMUs waited for, the host's busy share.
+    pub start: crate::quiet::Start,
 }
 
 /// Runs the deployment on `lab` and verifies it; `started` is when the lab began coming up.
@@ -113,11 +118,11 @@ pub fn run(lab: &Lab, options: &Options, started: Instant) -> anyhow::Result<Rep
     if let Some(result) = firmware_path(lab, options, &ko) {
         tools.insert("deployed system booted through OVMF".into(), result);
     }
-    let (predicted_seconds, calibration) = match predict(lab, options, &d.output, &boots, ssh, load)
-    {
+    let (prediction, calibration) = match predict(lab, options, &d.output, &boots, ssh, load) {
         Ok(p) => p,
         Err(e) => (None, format!("no prediction: {e:#}")),
     };
+    let predicted_seconds = prediction.map(|p| p.mean);
     let prediction_error = predicted_seconds.map(|p| (p - d.seconds) / d.seconds);
     if options.tools {
         let ok: Vec<usize> = (0..lab.nodes.len())
@@ -140,6 +145,7 @@ pub fn run(lab: &Lab, options: &Options, started: Instant) -> anyhow::Result<Rep
         ko,
         tools,
         predicted_seconds,
+        prediction,
         prediction_error,
         calibration,
         boots,
@@ -148,6 +154,7 @@ pub fn run(lab: &Lab, options: &Options, started: Instant) -> anyhow::Result<Rep
         idle_load,
         busy_load,
         busy_probes,
+        start: crate::quiet::Start::default(),
     })
 }
 
@@ -355,7 +362,7 @@ fn predict(
     boots: &calibrate::Phases,
     ssh: calibrate::SshCost,
     load: calibrate::HostLoad,
-) -> anyhow::Result<(Option<f64>, String)> {
+) -> anyhow::Result<(Option<calibrate::Prediction>, String)> {
     let steps = calibrate::StepTimes::parse(output.iter().map(String::as_str)).with_server_log(
         &std::fs::read_to_string(lab.dir().join("kadeploy3d.log")).unwrap_or_default(),
     );

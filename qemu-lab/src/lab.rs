@@ -502,7 +502,12 @@ impl Drop for Lab {
                 .args(["-CONT", &pid.to_string()])
                 .status();
         }
-        crate::net::terminate(&pids, Duration::from_secs(3));
+        // Every process, the VMs' QEMUs included, is waited for by PID until its last thread is gone
+        // (`net::terminate`): the next lab must not start while these still run.
+        let left = crate::net::terminate(&pids, Duration::from_secs(3));
+        if !left.is_empty() {
+            tracing::warn!(?left, "lab processes survived SIGKILL");
+        }
         for child in self
             .bmcs
             .iter_mut()

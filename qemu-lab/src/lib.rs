@@ -12,6 +12,7 @@ pub mod lab;
 pub mod net;
 pub mod pdu;
 pub mod qmp;
+pub mod quiet;
 pub mod redfish;
 pub mod site_config;
 pub mod timeline;

@@ -13,6 +13,9 @@ pub struct Phase {
     pub cpu: f64,
     /// VMs averaged.
     pub vms: usize,
+    /// The sample standard deviation of the VMs' wall-clock seconds (`None` below two VMs): how much
+    /// one VM's phase differed from another's in the same run.
+    pub wall_sd: Option<f64>,
 }
 
 impl Phase {
@@ -21,11 +24,24 @@ impl Phase {
             return None;
         }
         let n = samples.len() as f64;
+        let wall = samples.iter().map(|s| s.0).sum::<f64>() / n;
+        let wall_sd = (samples.len() >= 2).then(|| {
+            let ss: f64 = samples.iter().map(|s| (s.0 - wall).powi(2)).sum();
+            (ss / (n - 1.0)).sqrt()
+        });
         Some(Phase {
-            wall: samples.iter().map(|s| s.0).sum::<f64>() / n,
+            wall,
             cpu: samples.iter().map(|s| s.1).sum::<f64>() / n,
             vms: samples.len(),
+            wall_sd,
         })
+    }
+
+    /// The VMs' relative spread: standard deviation over mean of the wall-clock seconds.
+    pub fn relative_sd(&self) -> Option<f64> {
+        self.wall_sd
+            .filter(|_| self.wall > 0.0)
+            .map(|sd| sd / self.wall)
     }
 }
 
@@ -154,6 +170,9 @@ mod tests {
         assert!((fw.wall - (7.4 + 8.0) / 2.0).abs() < 1e-9);
         let k = p.kexec_boot.unwrap();
         assert!((k.wall - 13.0).abs() < 1e-9 && (k.cpu - 9.0).abs() < 1e-9 && k.vms == 2);
+        // 12 and 14 s: the sample standard deviation is sqrt(2).
+        assert!((k.wall_sd.unwrap() - 2f64.sqrt()).abs() < 1e-9);
+        assert!((k.relative_sd().unwrap() - 2f64.sqrt() / 13.0).abs() < 1e-9);
     }
 
     #[test]
@@ -164,6 +183,7 @@ mod tests {
                 wall: 25.0,
                 cpu: 10.0,
                 vms: 4,
+                wall_sd: None,
             },
             2.0,
             0.0,
@@ -176,6 +196,7 @@ mod tests {
                 wall: 25.0,
                 cpu: 10.0,
                 vms: 2,
+                wall_sd: None,
             },
             1.0,
             0.0,
@@ -187,6 +208,7 @@ mod tests {
                 wall: 25.0,
                 cpu: 10.0,
                 vms: 4,
+                wall_sd: None,
             },
             2.0,
             0.04,

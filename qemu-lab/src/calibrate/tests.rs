@@ -77,12 +77,19 @@ fn image() -> std::path::PathBuf {
 /// Replays the engine's `wait_reboot` (5 s, then a probe round every 5 s) on a simulated node rebooted
 /// into the deploy kernel with `params`; the seconds the wait took.
 async fn simulated_wait(params: SimParams) -> f64 {
-    let node = NodeInfo {
-        name: "node-1.lab".into(),
-        address: "10.250.0.11".parse().unwrap(),
-    };
-    let c = SimCluster::new(vec![node], params, 1).unwrap();
-    let nodes = [NodeId(0)];
+    simulated_wait_of(params, 1, 1).await
+}
+
+/// [`simulated_wait`] on `n` nodes sharing the host, rebooted at once, with `seed`'s boot draws.
+async fn simulated_wait_of(params: SimParams, n: usize, seed: u64) -> f64 {
+    let infos = (0..n)
+        .map(|i| NodeInfo {
+            name: format!("node-{}.lab", i + 1),
+            address: format!("10.250.0.{}", 11 + i).parse().unwrap(),
+        })
+        .collect();
+    let c = SimCluster::new(infos, params, seed).unwrap();
+    let nodes: Vec<NodeId> = (0..n as u32).map(NodeId).collect();
     let profile = BootProfile::DeployKernel {
         kernel: "k".into(),
         initrd: "i".into(),
@@ -194,6 +201,7 @@ fn a_firmware_swap_moves_the_firmware_phase_only() {
         pxe: 2.0,
         kernel: 12.0,
         cpu: [0.5, 0.2, 0.6],
+        spread: [0.1, 0.02, 0.05],
         host_cores: 2.0,
         stretch: 1.0,
         idle_load: 0.0,
@@ -238,6 +246,8 @@ fn a_firmware_swap_moves_the_firmware_phase_only() {
     let before = SimParams::from_yaml_str(&text).unwrap();
     let after = SimParams::from_yaml_str(&swapped).unwrap();
     assert!((after.boot.firmware.mean - 17.0).abs() < 1e-9);
+    // The calibration's spread stays: 10% of its 10 s.
+    assert!((after.boot.firmware.sd - 1.0).abs() < 1e-9);
     // 5 processor seconds before, 4 more after: 9 of 17.
     assert!((after.boot.cpu.firmware - 9.0 / 17.0).abs() < 1e-3);
     assert_eq!(after.boot.kernel, before.boot.kernel);
@@ -373,4 +383,102 @@ fn a_micro_steps_work_is_taken_out_as_processor_work() {
     assert_eq!(p.ops.work_cpu, Some(1.0));
     assert_eq!(p.ops.broadcast_commands, BROADCAST_COMMANDS);
     assert_eq!(p.host.and_then(|h| h.busy_load), Some(0.0375));
+}
+
+/// A 4-VM calibration run on 2 cores whose VMs' boots spread as a quiet lab's do: per VM, power-on to
+/// the loader `firmware[i]` s (0.2 processor s), the loader to the deploy kernel ready `loader[i]` s
+/// (3.0 processor s), `kexec -e` to the environment ready `kexec[i]` s (2.2 processor s).
+fn spread_consoles(firmware: [f64; 4], loader: [f64; 4], kexec: [f64; 4]) -> Timeline {
+    let ev = |t: f64, vm: usize, mark: Mark, cpu: f64| Event { t, vm, mark, cpu };
+    let mut events = Vec::new();
+    for vm in 0..4 {
+        let on = 1.0 + 0.1 * vm as f64;
+        let ready = on + firmware[vm] + loader[vm];
+        let jump = 30.0 + 0.1 * vm as f64;
+        events.extend([
+            ev(on, vm, Mark::PowerOn, 0.0),
+            ev(on + firmware[vm], vm, Mark::Loader, 0.2),
+            ev(ready, vm, Mark::DeployReady, 3.2),
+            ev(jump, vm, Mark::Kexec, 4.0),
+            ev(jump + kexec[vm], vm, Mark::EnvReady, 6.2),
+        ]);
+    }
+    events.sort_by(|a, b| a.t.total_cmp(&b.t));
+    Timeline {
+        events,
+        host_cores: 2,
+        load_average: 1.0,
+    }
+}
+
+/// The 16-VM first boot's wait predicted from a 4-VM calibration, with the calibration's firmware phase
+/// moved to `firmware` (s, uncontended; its sd as written): the mean over `seeds` seeds.
+async fn expected_wait(p: &SimParams, firmware: f64, seeds: u64) -> f64 {
+    let mut q = p.clone();
+    q.boot.firmware.mean = firmware;
+    let mut waits = Vec::new();
+    for seed in 1..=seeds {
+        waits.push(simulated_wait_of(q.clone(), 16, seed).await);
+    }
+    kasim::over_seeds(seeds, |s| Ok(waits[s as usize - 1]))
+        .unwrap()
+        .mean
+}
+
+/// Window C's miss: from one calibration (c4c) the 16-VM first boot was predicted just before a probe
+/// round (33 s) where the runs waited 40 and 38 s; its firmware phase read 2.75 s against 3.0 in the
+/// others. With the former 2% `sd` and one draw, the prediction is a step function of the firmware
+/// phase: one round (7 s) won or lost on 0.1 s. With the spread the calibration's VMs showed and the
+/// mean over seeds, the expected wait moves with the firmware phase by a fraction of a round per
+/// 0.1 s, and over the sweep by about what the boots move.
+#[tokio::test(start_paused = true)]
+async fn a_prediction_near_a_probe_round_moves_smoothly_with_the_firmware_phase() {
+    let timeline = spread_consoles(
+        [2.7, 2.9, 3.1, 3.3],
+        [5.2, 5.4, 5.7, 5.9],
+        [4.1, 4.2, 4.4, 4.5],
+    );
+    let phases = phases::measure(&timeline);
+    let image = image();
+    let load = HostLoad {
+        idle: 0.019,
+        busy: Some(0.032),
+    };
+    let m = measure(
+        &StepTimes::parse(RUN.lines()),
+        Some(&phases),
+        SshCost::default(),
+        load,
+        &image,
+    )
+    .unwrap();
+    std::fs::remove_file(&image).unwrap();
+    // The measured spread, not the former 2%: firmware 0.26 s over 3.0 s of wall.
+    assert!((m.spread[0] - 0.2582 / 3.0).abs() < 0.002, "{:?}", m.spread);
+    let p = SimParams::from_yaml_str(&simulation_conf(&m, 1)).unwrap();
+    let mut former = p.clone();
+    for (d, mean) in [
+        (&mut former.boot.firmware, m.firmware),
+        (&mut former.boot.pxe, m.pxe),
+        (&mut former.boot.kernel, m.kernel),
+    ] {
+        d.sd = mean * spread::UNMEASURED;
+    }
+    // 6 s of firmware: about 9 s of the 16-VM boot, more than a round.
+    let sweep: Vec<f64> = (0..=60).map(|i| 0.5 + 0.1 * f64::from(i)).collect();
+    let (mut one_draw, mut expected) = (Vec::new(), Vec::new());
+    for &f in &sweep {
+        one_draw.push(expected_wait(&former, f, 1).await);
+        expected.push(expected_wait(&p, f, 16).await);
+    }
+    let biggest_step = |w: &[f64]| {
+        w.windows(2)
+            .map(|x| (x[1] - x[0]).abs())
+            .fold(0.0, f64::max)
+    };
+    // The sweep crosses a round: one draw jumps by (most of) it.
+    assert!(biggest_step(&one_draw) >= 5.0, "{one_draw:?}");
+    assert!(biggest_step(&expected) <= 2.5, "{expected:?}");
+    let rise = expected[expected.len() - 1] - expected[0];
+    assert!(rise > 4.0 && rise < 18.0, "{expected:?}");
 }

@@ -55,6 +55,9 @@ pub fn measure(
     let pcap = dir.join("first-packet.pcap");
     let _ = std::fs::remove_file(&pcap);
     let mut args: Vec<String> = [
+        // Named as `kalab e2e` looks for the lab's QEMUs ([`crate::quiet`]).
+        "-name",
+        "kalab-fwtime,process=kalab-fwtime",
         "-machine",
         "pc",
         "-accel",

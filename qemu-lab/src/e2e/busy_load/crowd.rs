@@ -106,6 +106,8 @@ impl Running {
                 Crowd::Spinners(_) => command.args(["sh", "-c", "while :; do :; done"]),
                 Crowd::Vms(_) => command
                     .arg("qemu-system-x86_64")
+                    // Named as `kalab e2e` looks for the lab's QEMUs ([`crate::quiet`]).
+                    .args(["-name", "kalab-crowd,process=kalab-crowd"])
                     .args(["-machine", "pc", "-accel", "tcg", "-cpu"])
                     .arg(crate::vm::TCG_CPU)
                     .args(["-smp", "1", "-m", CROWD_VM_MEMORY, "-nodefaults"])
