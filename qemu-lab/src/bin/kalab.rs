@@ -297,16 +297,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 .filter(|p| p.as_str() != "none")
                 .map(|p| p.parse().with_context(|| format!("--busy-probe {p}")))
                 .collect::<anyhow::Result<Vec<e2e::busy_load::ProbeSpec>>>()?;
-            // A run must not share the processors with an earlier lab's dying QEMUs: wait for them
-            // (not timed), and record how busy the host was when the clock started.
-            let start = qemu_lab::quiet::wait_for_lab_qemus();
-            eprintln!(
-                "kalab: {} lab QEMU(s) of an earlier run waited for {:.1} s ({} still alive); host busy {:.0}% before the start",
-                start.leftover_qemus,
-                start.waited_seconds,
-                start.still_alive,
-                start.host_busy.unwrap_or(f64::NAN) * 100.0
-            );
+            let start = quiet_start();
             let started = Instant::now();
             let boot_env = match (boot_env, lab.legacy_boot_env()) {
                 (Some(a), Some(b)) if a != b => {
@@ -341,8 +332,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             };
             let result = e2e::run(&lab, &options, started);
             drop(lab);
-            let mut report = result?;
-            report.start = start;
+            let report = e2e::Report { start, ..result? };
             let tools_ok = report.tools.values().all(|v| v.starts_with("ok"));
             let passed = if faults && nodes >= 3 {
                 report.nodes_ko == 2
@@ -393,6 +383,20 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
     }
+}
+
+/// Before a run's clock: an earlier lab's dying QEMUs must not share the processors with it. Waits for
+/// them (not timed) and reads how busy the host is.
+fn quiet_start() -> qemu_lab::quiet::Start {
+    let start = qemu_lab::quiet::wait_for_lab_qemus();
+    eprintln!(
+        "kalab: {} lab QEMU(s) of an earlier run waited for {:.1} s ({} still alive); host busy {:.0}% before the start",
+        start.leftover_qemus,
+        start.waited_seconds,
+        start.still_alive,
+        start.host_busy.unwrap_or(f64::NAN) * 100.0
+    );
+    start
 }
 
 /// `kalab calibrate`: prints the `simulation.conf` a finished run's files give.
