@@ -488,14 +488,11 @@ async fn a_prediction_near_a_probe_round_moves_smoothly_with_the_firmware_phase(
     )
     .unwrap();
     std::fs::remove_file(&image).unwrap();
-    // The measured spread, not the former 2%: the kexec boots' 0.45 s over their 6.9 s; the deploy
-    // boots' spread (0.38 s) is all the kernel's, none left for the firmware.
-    assert!(
-        (m.spread[2] - 0.4477 / 6.8975).abs() < 0.001,
-        "{:?}",
-        m.spread
-    );
-    assert_eq!(m.spread[0], 0.0);
+    // The measured spread, not the former 2%: the kexec boots' 0.45 s over their 6.9 s, the deploy
+    // boots' 0.38 s over their 12.7 s.
+    let spread = m.spread;
+    assert!((spread[2] - 0.4477 / 6.8975).abs() < 0.001, "{spread:?}");
+    assert!((spread[0] - 0.3779 / 12.705).abs() < 0.001, "{spread:?}");
     let p = SimParams::from_yaml_str(&simulation_conf(&m, 1)).unwrap();
     let mut former = p.clone();
     for (d, mean) in [
