@@ -237,7 +237,7 @@ pub fn measure(
     let commands = if soft_reboot_fails { 2.0 } else { 1.0 };
     let timed = phases.and_then(|p| Some((p, boot_phases(p, working)?)));
     let (firmware, pxe, kernel, cpu, spread, boots_from) = match timed {
-        Some((p, (f, x, k, cpu))) => (f, x, k, cpu, spread::relative_sds(p, f, x, k), "timeline"),
+        Some((p, (f, x, k, cpu))) => (f, x, k, cpu, spread::relative_sds(p, x, k), "timeline"),
         None => {
             // The wait_reboot times: each is when a probe round found the node, not when it came up.
             let kernel = (kexec_boot - KEXEC_DELAY).max(1.0);

@@ -17,8 +17,8 @@ pub const UNMEASURED: f64 = 0.02;
 /// sd over their mean. The kernel's is the kexec boot's (the cold boots of a classical run: the loader
 /// to ready's); the loader to ready holds the pxe and the kernel, independent draws whose variances
 /// add, so the pxe gets what the kernel leaves of it; without the loader's line, the firmware takes
-/// the whole first boot's. `firmware`, `pxe`, `kernel`: the means written.
-pub fn relative_sds(p: &Phases, firmware: f64, pxe: f64, kernel: f64) -> [f64; 3] {
+/// the whole first boot's. `pxe`, `kernel`: the means written.
+pub fn relative_sds(p: &Phases, pxe: f64, kernel: f64) -> [f64; 3] {
     let cv = |phase: Option<Phase>| phase.and_then(|x| x.relative_sd());
     // What a sum's spread (`whole_cv` of `whole`) leaves beyond its part of sd `known`, relative to
     // the other part's mean.
@@ -76,7 +76,7 @@ mod tests {
             ..Phases::default()
         };
         // Uncontended means: firmware 2.5, pxe 1.5, kernel 3.0.
-        let [f, x, k] = relative_sds(&p, 2.5, 1.5, 3.0);
+        let [f, x, k] = relative_sds(&p, 1.5, 3.0);
         assert!((f - 0.1).abs() < 1e-12);
         assert!((k - 0.05).abs() < 1e-12);
         // The loader to ready: 0.5/6 of 4.5 s, less the kernel's 0.15 s.
@@ -92,7 +92,7 @@ mod tests {
             }),
             ..p
         };
-        assert_eq!(relative_sds(&one, 2.5, 1.5, 3.0)[0], UNMEASURED);
+        assert_eq!(relative_sds(&one, 1.5, 3.0)[0], UNMEASURED);
         // No loader line: the firmware spreads as the whole first boot did.
         let no_loader = Phases {
             firmware: None,
@@ -100,16 +100,13 @@ mod tests {
             deploy_boot: phase(10.0, 0.4),
             ..p
         };
-        assert_eq!(
-            relative_sds(&no_loader, 5.0, 0.0, 3.0),
-            [0.04, UNMEASURED, 0.05]
-        );
+        assert_eq!(relative_sds(&no_loader, 0.0, 3.0), [0.04, UNMEASURED, 0.05]);
         // A classical run: the cold boots' kernel spreads as the loader to ready did.
         let cold = Phases {
             kexec_boot: None,
             ..p
         };
-        let [f, x, k] = relative_sds(&cold, 2.5, 0.1, 4.4);
+        let [f, x, k] = relative_sds(&cold, 0.1, 4.4);
         assert!((f - 0.1).abs() < 1e-12 && x == UNMEASURED);
         assert!((k - 0.5 / 6.0).abs() < 1e-12);
     }
