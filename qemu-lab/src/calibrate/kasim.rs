@@ -20,7 +20,7 @@ pub struct Prediction {
     pub mean: f64,
     /// Their standard deviation (s): the run-to-run spread the model expects.
     pub sd: f64,
-    /// The shortest and the longest (s).
+    /// The shortest (s).
     pub min: f64,
     /// The longest (s).
     pub max: f64,
