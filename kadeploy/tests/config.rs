@@ -540,3 +540,20 @@ mod config {
     //! Remote operations read at load: connectors, group files, the next boot device.
     mod remoteops;
 }
+
+#[test]
+fn probe_period_and_timeout_default_to_kadeploys_and_are_bounded() {
+    let parsed = cluster(&cluster_text("")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(parsed.value.boot.probe_period, 5.0);
+    assert_eq!(parsed.value.boot.probe_timeout, 2.0);
+    let with_boot = |keys: &str| cluster_text("").replace("boot:\n", &format!("boot:\n{keys}"));
+    let parsed = cluster(&with_boot("  probe_period: 0.5\n  probe_timeout: 1\n"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(parsed.value.boot.probe_period, 0.5);
+    assert_eq!(parsed.value.boot.probe_timeout, 1.0);
+    assert_eq!(
+        message(cluster(&with_boot("  probe_period: 0\n"))),
+        "c.conf: boot/probe_period: 0 is not 0.1 to 600 seconds"
+    );
+    assert!(message(cluster(&with_boot("  probe_timeout: 700\n"))).contains("boot/probe_timeout"));
+}

@@ -183,9 +183,9 @@ impl Default for SshCost {
 
 /// The delay of the detached `kexec -e` (hal's `detached`: `sleep 1`) before the jump.
 const KEXEC_DELAY: f64 = 1.0;
-/// How long the site backend's TCP probe waits for a node that does not answer
-/// (`daemon/src/backends/site.rs`: `TcpProbe::new(nodes, 2 s)`).
-pub const PROBE_TIMEOUT: f64 = 2.0;
+/// How long the site backend's TCP probe waits for a node that does not answer: the lab cluster's
+/// `boot/probe_timeout`.
+pub const PROBE_TIMEOUT: f64 = crate::site_config::PROBE_TIMEOUT;
 
 /// Derives the parameters from a calibration run: its step times, the boot phases of its timeline
 /// (`None`: from the step times alone), and the environment's image file.

@@ -13,6 +13,12 @@ pub const DOMAIN: &str = "lab";
 pub const BMC_USER: &str = "ADMIN";
 /// kadeploy3d's REST port inside the lab namespace.
 pub const API_PORT: u16 = 25300;
+/// Seconds between `wait_reboot`'s probe rounds in the lab (Kadeploy's 5 s put every boot on a 7 s
+/// grid with the probe's timeout: a boot 0.1 s late waited a whole round, and the runs' times and the
+/// model's predictions jumped by it).
+pub const PROBE_PERIOD: f64 = 1.0;
+/// Seconds a probe waits for a lab VM's port (the lab's bridge answers in well under a millisecond).
+pub const PROBE_TIMEOUT: f64 = 1.0;
 
 /// One node of the lab as the site sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -315,6 +321,8 @@ partitioning:
   script: partition.sh
 boot:
   sleep_time_before_ping: 5
+  probe_period: {probe_period}
+  probe_timeout: {probe_timeout}
   install_bootloader: install_bootloader
 {next_boot}  kernels:
     user:
@@ -346,6 +354,8 @@ pxe:
   headers:
 {headers}"#,
         dev = spec.block_device,
+        probe_period = PROBE_PERIOD,
+        probe_timeout = PROBE_TIMEOUT,
         headers = spec.boot.headers(),
         params = spec.deploy_params,
         power = if spec.power == PowerDriver::Pdu {

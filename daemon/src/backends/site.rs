@@ -91,6 +91,11 @@ pub fn warnings(loaded: &Loaded) -> Vec<String> {
         .collect()
 }
 
+/// How long a probe waits for a node's port: the cluster's `boot/probe_timeout`.
+fn probe_timeout(cluster: &ClusterConfig) -> Duration {
+    Duration::from_secs_f64(cluster.boot.probe_timeout)
+}
+
 /// Builds the real drivers of `cluster` from the configuration as loaded.
 pub fn backend(cluster: &ClusterConfig, loaded: &Loaded) -> anyhow::Result<BackendSpec> {
     let keys = loaded.server_conf.backend.site.as_ref().with_context(|| {
@@ -128,7 +133,7 @@ pub fn backend(cluster: &ClusterConfig, loaded: &Loaded) -> anyhow::Result<Backe
             power,
             netboot,
             ops,
-            reachability: Arc::new(TcpProbe::new(nodes, Duration::from_secs(2))),
+            reachability: Arc::new(TcpProbe::new(nodes, probe_timeout(cluster))),
             broadcast,
             console: Arc::new(console),
         },
@@ -171,7 +176,7 @@ fn broadcast(
     )
     .map_err(|e| anyhow::anyhow!("backend/agent_token_file: {e}"))?;
     if let Some(binary) = &keys.agent_binary {
-        let probe = TcpProbe::new(nodes.clone(), Duration::from_secs(2));
+        let probe = TcpProbe::new(nodes.clone(), probe_timeout(cluster));
         over_ssh = over_ssh
             .with_delivery(probe, binary.clone())
             .map_err(|e| anyhow::anyhow!("backend/agent_binary: {e}"))?;

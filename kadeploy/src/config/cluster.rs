@@ -128,6 +128,11 @@ impl ClusterSpecific {
 pub use super::files::{ReadFile, resolve};
 
 /// Validates a cluster file; scripts are resolved against `dir` and read with `read`.
+/// The shortest `boot/probe_period` and `boot/probe_timeout` accepted (seconds).
+const PROBE_SECONDS_MIN: f64 = 0.1;
+/// The longest `boot/probe_period` and `boot/probe_timeout` accepted (seconds).
+const PROBE_SECONDS_MAX: f64 = 600.0;
+
 pub(crate) fn convert(
     w: &wire::ClusterFile,
     ctx: Ctx<'_>,
@@ -174,8 +179,20 @@ pub(crate) fn convert(
     let boot = ctx.required(w.boot.as_ref(), "boot")?;
     let kernels = ctx.required(boot.kernels.as_ref(), "boot/kernels")?;
     let deploy_kernel = ctx.required(kernels.deploy.as_ref(), "boot/kernels/deploy")?;
+    let probe_seconds = |value: f64, key: &str| {
+        if (PROBE_SECONDS_MIN..=PROBE_SECONDS_MAX).contains(&value) {
+            Ok(value)
+        } else {
+            Err(ctx.invalid(
+                key,
+                format!("{value} is not {PROBE_SECONDS_MIN} to {PROBE_SECONDS_MAX} seconds"),
+            ))
+        }
+    };
     let boot = BootConfig {
         sleep_time_before_ping: boot.sleep_time_before_ping as f64,
+        probe_period: probe_seconds(boot.probe_period, "boot/probe_period")?,
+        probe_timeout: probe_seconds(boot.probe_timeout, "boot/probe_timeout")?,
         install_bootloader: script(&boot.install_bootloader, "boot/install_bootloader")?,
         user_params: kernels.user.params.clone(),
         deploy_vmlinuz: ctx

@@ -150,6 +150,10 @@ pub struct Partitioning {
 pub struct BootConfig {
     /// `sleep_time_before_ping` in seconds (20).
     pub sleep_time_before_ping: f64,
+    /// `probe_period`: seconds between two probe rounds of `wait_reboot` (5).
+    pub probe_period: f64,
+    /// `probe_timeout`: seconds a probe waits for a port to accept (2).
+    pub probe_timeout: f64,
     /// Contents of the `install_bootloader` script.
     pub install_bootloader: String,
     /// `kernels/user/params`.

@@ -134,6 +134,8 @@ pub fn cluster_config(count: usize) -> ClusterConfig {
         },
         boot: BootConfig {
             sleep_time_before_ping: 20.0,
+            probe_period: 5.0,
+            probe_timeout: 2.0,
             install_bootloader: "install_grub".into(),
             user_params: "console=ttyS0".into(),
             deploy_vmlinuz: "kernels/deploy-vmlinuz".into(),

@@ -300,3 +300,27 @@ async fn wait_reboot_probes_through_the_check_window() {
         .collect();
     assert_eq!(first_round, [2, 2, 1]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn wait_reboot_probes_every_probe_period() {
+    let run = Scenario::new(2)
+        .cluster(|c| {
+            c.boot.sleep_time_before_ping = 5.0;
+            c.boot.probe_period = 1.5;
+        })
+        .timings(|t| t.boot_secs = 12.0)
+        .run_deploy()
+        .await;
+
+    assert!(run.ko().is_empty(), "{:?}", run.ko());
+    let probes: Vec<f64> = run.calls_for(1, "probe").map(|c| c.time).collect();
+    let gaps: Vec<f64> = probes.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(
+        gaps.iter().any(|&g| close(g, 1.5)),
+        "probes 1.5 s apart while the node boots: {probes:?}"
+    );
+    assert!(
+        gaps.iter().all(|&g| g > 1.4),
+        "no two probes closer than the period: {probes:?}"
+    );
+}

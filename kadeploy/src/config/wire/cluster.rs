@@ -76,6 +76,10 @@ impl Default for Partitions {
 pub struct BootSection {
     /// `sleep_time_before_ping` in seconds (20).
     pub sleep_time_before_ping: u64,
+    /// `probe_period`: seconds between two probe rounds of `wait_reboot` (5, Kadeploy's fixed period).
+    pub probe_period: f64,
+    /// `probe_timeout`: seconds a probe waits for a node's port to accept (2).
+    pub probe_timeout: f64,
     /// `install_bootloader`: mandatory bootloader script file.
     pub install_bootloader: Option<String>,
     /// `kernels/*`: mandatory (for `deploy`).
@@ -88,6 +92,8 @@ impl Default for BootSection {
     fn default() -> Self {
         BootSection {
             sleep_time_before_ping: 20,
+            probe_period: 5.0,
+            probe_timeout: 2.0,
             install_bootloader: None,
             kernels: None,
             next_boot_device: None,

@@ -7,9 +7,6 @@ use crate::output::secs;
 use hal::{ErrorKind, NodeError, NodeId, Outcomes, PortCheck};
 use std::time::Duration;
 
-/// Seconds between two probe rounds.
-const PROBE_PERIOD: f64 = 5.0;
-
 /// Waits until every node answers `check`, or the timeout `expr` gives for `n` = `nodes.len()`.
 pub async fn wait_reboot(
     ctx: &Context,
@@ -65,7 +62,8 @@ pub async fn wait_reboot(
         if waiting.is_empty() || now >= deadline {
             break;
         }
-        tokio::time::sleep(Duration::from_secs_f64(PROBE_PERIOD.min(deadline - now))).await;
+        let period = ctx.cluster.boot.probe_period;
+        tokio::time::sleep(Duration::from_secs_f64(period.min(deadline - now))).await;
     }
     Outcomes::from_fn(nodes, |n| {
         if has_arrived(&arrived, n) {
