@@ -1,12 +1,14 @@
-//! The host's own speed through each tool whose cost is not one TCP hop's (an input of the
+//! The host's own speed through each tool whose cost is not one `socat` hop's (an input of the
 //! simulator's CPU bound, measured before each N like the hop speed): on a bed of hosts whose links
-//! have tc at a rate the tools never reach (10 Gbit/s), kaagent's multicast, udpcast and the plain
-//! `socat | tee` chain each move an image to a small and a large number of receivers (default: as
-//! many as cores, and four times that). A tool's
+//! have tc at a rate the tools never reach (10 Gbit/s), kaagent's multicast, udpcast, the plain
+//! `socat | tee` chain and kaagent's chain each move an image to a small and a large number of
+//! receivers (default: as many as cores, and four times that). A tool's
 //! speed is the bytes it delivers per second (receivers × image / time); the two counts give the
 //! simulator a cost per image byte that grows linearly with the receivers (the sender's share, paid
 //! once, and each receiver's: the bridge copies every datagram to every port, each receiver's stack
-//! takes it alone; each chain node's `tee` adds two pipe copies to its hop).
+//! takes it alone; each chain node's `tee` adds two pipe copies to its hop; kaagent's hops, since
+//! stop 15's cut-through forwarding, cost the host less per byte than the hop meter's `socat`
+//! copies, and its chain's speed is the CPU bound of its chain, tree and unicast).
 
 use crate::harness::AgentProc;
 use crate::netns::Testbed;
@@ -19,8 +21,8 @@ use std::path::PathBuf;
 const MIB: u64 = 1 << 20;
 
 /// The columns [`ToolSpeeds::csv`] fills (`udpcast_rcvbuf`: the socket buffer, bytes, udpcast's
-/// receivers have on the testbed and the meter's bed).
-pub const CSV_HEADER: &str = "meter_mbit,meter_small,meter_large,plain_small_mbit,plain_large_mbit,udpcast_small_mbit,udpcast_large_mbit,mcast_small_mbit,mcast_large_mbit,udpcast_rcvbuf";
+/// receivers have on the testbed and the meter's bed; `chain_*`: kaagent's chain, since stop 16).
+pub const CSV_HEADER: &str = "meter_mbit,meter_small,meter_large,plain_small_mbit,plain_large_mbit,udpcast_small_mbit,udpcast_large_mbit,mcast_small_mbit,mcast_large_mbit,udpcast_rcvbuf,chain_small_mbit,chain_large_mbit";
 
 /// Delivered bytes/s at the small and the large receiver count, per tool (`None`: not measured).
 pub struct ToolSpeeds {
@@ -30,6 +32,7 @@ pub struct ToolSpeeds {
     plain: Option<(f64, f64)>,
     udpcast: Option<(f64, f64)>,
     mcast: Option<(f64, f64)>,
+    chain: Option<(f64, f64)>,
 }
 
 impl ToolSpeeds {
@@ -45,13 +48,14 @@ impl ToolSpeeds {
             .udpcast
             .map_or_else(String::new, |_| udpcast_receive_buffer().to_string());
         format!(
-            "{},{},{},{},{},{},{rcvbuf}",
+            "{},{},{},{},{},{},{rcvbuf},{}",
             self.mbit,
             self.small,
             self.large,
             pair(self.plain),
             pair(self.udpcast),
-            pair(self.mcast)
+            pair(self.mcast),
+            pair(self.chain)
         )
     }
 }
@@ -69,11 +73,13 @@ pub struct ToolMeter {
     plain: bool,
     udpcast: bool,
     mcast: bool,
+    chain: bool,
 }
 
 impl ToolMeter {
     /// A bed for `KABCAST_METER_RECEIVERS` (`small,large`; default: cores and four times cores)
-    /// receivers and a `KABCAST_METER_MIB` (default 64) image; measures the tools `wanted` says.
+    /// receivers and a `KABCAST_METER_MIB` (default 64) image; measures the tools `wanted` says
+    /// (`plain`, `udpcast`, `multicast`, `chain`).
     pub fn new(cores: usize, wanted: impl Fn(&str) -> bool) -> ToolMeter {
         let counts: Vec<usize> = std::env::var("KABCAST_METER_RECEIVERS")
             .ok()
@@ -108,8 +114,8 @@ impl ToolMeter {
     ) -> ToolMeter {
         let bed = Testbed::build(large, mbit, &[], Topology::Flat);
         let (image, want) = make_image(&bed, mib);
-        let mcast = wanted("multicast");
-        let agents = if mcast {
+        let (mcast, chain) = (wanted("multicast"), wanted("chain"));
+        let agents = if mcast || chain {
             bed.start_agents()
         } else {
             Vec::new()
@@ -126,6 +132,7 @@ impl ToolMeter {
             plain: wanted("plain"),
             udpcast: wanted("udpcast"),
             mcast,
+            chain,
         }
     }
 
@@ -153,7 +160,7 @@ impl ToolMeter {
                 None => f64::NAN,
             })
         });
-        let mcast = self.mcast.then(|| {
+        let kaagent = |strategy: Strategy| {
             both(&|k| {
                 let r = run(
                     &self.bed,
@@ -161,12 +168,14 @@ impl ToolMeter {
                     k,
                     &self.image,
                     &self.want,
-                    Strategy::Multicast,
+                    strategy,
                 );
                 assert!(r.outcomes.failures().is_empty(), "{:?}", r.outcomes);
                 last_written(&r)
             })
-        });
+        };
+        let mcast = self.mcast.then(|| kaagent(Strategy::Multicast));
+        let chain = self.chain.then(|| kaagent(Strategy::Chain));
         ToolSpeeds {
             mbit: self.mbit,
             small: self.small,
@@ -174,6 +183,7 @@ impl ToolMeter {
             plain,
             udpcast,
             mcast,
+            chain,
         }
     }
 
@@ -205,5 +215,5 @@ fn the_tool_meter_measures_every_tool_at_both_receiver_counts() {
         assert!(value.is_finite() && value > 0.0, "{name} = {v}: {csv}");
     }
     let none = ToolMeter::with((1, 2), 1, 0, |_| false).measure().csv();
-    assert_eq!(none, "0,1,2,,,,,,,", "nothing wanted, nothing measured");
+    assert_eq!(none, "0,1,2,,,,,,,,,", "nothing wanted, nothing measured");
 }

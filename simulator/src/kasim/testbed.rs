@@ -141,9 +141,15 @@ pub(crate) fn parse_row(
             strategy: hal::Strategy::Multicast,
             ..
         } => Some("mcast"),
-        TestbedTool::Kaagent { .. } => None,
+        // The swarm's own exchange (requests, a store it serves from) is not the chain's hops.
+        TestbedTool::Kaagent {
+            strategy: hal::Strategy::Swarm,
+            ..
+        } => None,
+        // kaagent's planned strategies (chain, tree, unicast) forward as its chain does (stop 16).
+        TestbedTool::Kaagent { .. } => Some("chain"),
     };
-    // Older CSVs have no tool columns: the tool then costs what its TCP hops do.
+    // Older CSVs have no tool columns: the tool then costs what the hop meter's hops do.
     let tool_cpu = meter.filter(|_| !links_only).and_then(|m| {
         let count = |c: &str| num(c).filter(|k| (1.0..=100_000.0).contains(k));
         let speed = |c: String| {
@@ -234,6 +240,33 @@ mod tests {
         assert_eq!(parse(empty), Some(None));
         let zero = "flat,1,0,1000,256,16,multicast,9.0,8000,8000,2,8,4000,3200,2400,2000,0,800";
         assert_eq!(parse(zero), Some(None));
+    }
+
+    #[test]
+    fn kaagents_chain_columns_are_the_speed_of_its_tcp_strategies() {
+        let header: Vec<String> = format!(
+            "topology,switches,uplink_mbit,mbit,mib,n,strategy,seconds,hop_mbit,uplink_hop_mbit,{}",
+            "meter_small,meter_large,mcast_small_mbit,mcast_large_mbit,chain_small_mbit,chain_large_mbit"
+        )
+        .split(',')
+        .map(String::from)
+        .collect();
+        let parse = |strategy: &str| {
+            let row =
+                format!("flat,1,0,1000,256,16,{strategy},4.4,7000,7000,2,8,4000,8000,6000,7200");
+            let fields: Vec<&str> = row.split(',').collect();
+            parse_row(&header, &fields, false).and_then(|(r, _)| r.tool_cpu)
+        };
+        let chain = Some(ToolSpeed {
+            small: (2.0, 7.5e8),
+            large: (8.0, 9e8),
+        });
+        for strategy in ["chain", "chain-oblivious", "ft-chain", "tree", "unicast"] {
+            assert_eq!(parse(strategy), chain, "{strategy}");
+        }
+        assert_eq!(parse("multicast").map(|t| t.large), Some((8.0, 1e9)));
+        // The swarm keeps the hop meter's speed.
+        assert_eq!(parse("swarm"), None);
     }
 
     #[test]
