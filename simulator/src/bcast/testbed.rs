@@ -562,8 +562,9 @@ mod tests {
             );
             let ends: Vec<String> = out.done_at.iter().map(|t| format!("{t:.2}")).collect();
             eprintln!(
-                "race {race}: {} images moved, ends {}",
+                "race {race}: {:.2} images moved, {:.2} by the seed, ends {}",
                 out.bytes / job.size,
+                out.seed_bytes / job.size,
                 ends.join(" ")
             );
         }
