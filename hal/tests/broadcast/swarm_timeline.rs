@@ -1,13 +1,13 @@
 //! Where kaagent's swarm and the simulator's ring model part (ignored; a diagnosis run on the
 //! testbed): each node's timeline (first and last verified chunk, written) and the bytes each host
 //! and the server sent on its link, several runs, to set beside `kasim`'s ring model of the same
-//! swarm (`simulator::bcast::ring_swarm`, its per-node end times and bytes moved).
+//! swarm (`simulator::bcast::ring_swarm`, its per-node end times and bytes moved). Another
+//! strategy's timelines with `KABCAST_STRATEGY` (a `kacast` strategy name).
 
 use crate::measure::env_or;
 use crate::netns::Testbed;
 use crate::testbed::{make_image, run};
 use crate::topology::Topology;
-use hal::Strategy;
 use std::process::Command;
 
 /// Bytes sent on `dev` so far (in namespace `ns`, or the test's own with `None`); 0 if unreadable.
@@ -44,6 +44,8 @@ fn swarm_timelines() {
     let mib: u64 = env_or("KABCAST_MIB", 64);
     let repeat: usize = env_or("KABCAST_REPEAT", 3);
     let n: usize = env_or("KABCAST_NODES", 16);
+    let name = std::env::var("KABCAST_STRATEGY").unwrap_or_else(|_| "swarm".into());
+    let strategy = hal::broadcast::cast::parse_strategy(&name).expect("a strategy");
     let tb = Testbed::build(n, mbit, &[], Topology::from_env(mbit));
     let (image, want) = make_image(&tb, mib);
     let agents = tb.start_agents();
@@ -57,7 +59,7 @@ fn swarm_timelines() {
     let secs = |d: Option<std::time::Duration>| d.map_or(f64::NAN, |d| d.as_secs_f64());
     for k in 0..repeat {
         let before = sent(&tb);
-        let r = run(&tb, &agents, n, &image, &want, Strategy::Swarm);
+        let r = run(&tb, &agents, n, &image, &want, strategy);
         assert!(r.outcomes.failures().is_empty(), "{:?}", r.outcomes);
         let after = sent(&tb);
         let mib_sent: Vec<f64> = after
