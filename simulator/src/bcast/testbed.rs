@@ -571,6 +571,14 @@ mod tests {
     }
 
     #[test]
+    fn the_seed_sends_every_chunk_and_the_peers_most_of_the_rest() {
+        let (job, topo) = testbed_job(&run("swarm", 16, None));
+        let out = ring_swarm::simulate(&job, &topo, RingSwarm::default());
+        assert!(out.seed_bytes >= job.size, "{out:?}");
+        assert!(out.seed_bytes < out.bytes / 2.0, "{out:?}");
+    }
+
+    #[test]
     fn the_swarm_is_kaagents_ring_and_its_duplicates_cost_cpu() {
         let r = run("swarm", 16, None);
         let (links, h, u) = links_bound(&r);
