@@ -183,7 +183,7 @@ fn measure_testbed() {
         let line = |plain: f64, n: usize, what: &str, runs: &[Run], hop: &str| {
             let row = Row::of(runs);
             println!(
-                "{topo},{mbit},{mib},{n},{what},{:.3},{:.3},{:.3},{:.2},{:.2},{:.0},{hop},{},{:.3},{:.3},{:.2},{:.0},{:.2},{:.3},{:.2}",
+                "{topo},{mbit},{mib},{n},{what},{:.3},{:.3},{:.3},{:.2},{:.2},{:.0},{hop},{},{:.3},{:.3},{:.2},{:.0},{:.2},{:.3},{:.2},{max_n}",
                 row.median,
                 row.median / sb,
                 row.median / plain,
@@ -298,8 +298,9 @@ fn measure_testbed() {
 /// (`/proc/pressure/cpu`, "some"), the seconds this process's threads (the deployer: kaagent's
 /// server side, its multicast sender and swarm seed) waited for one (`/proc/self/task/*/schedstat`),
 /// and the CPU seconds of the `ksoftirqd` threads (network work the interrupts' own time could not
-/// finish, deferred to a thread that waits for a processor like any other).
-const REPEAT_COLUMNS: &str = "repeats,seconds_min,seconds_max,steal_s,context_switches,cpu_waiting_s,server_wait_s,ksoftirqd_s";
+/// finish, deferred to a thread that waits for a processor like any other); then the hosts of the
+/// testbed (every N runs on one bed of the largest N's hosts: udpcast's datagrams reach them all).
+const REPEAT_COLUMNS: &str = "repeats,seconds_min,seconds_max,steal_s,context_switches,cpu_waiting_s,server_wait_s,ksoftirqd_s,bed_hosts";
 
 /// One run of a tool: its time (NaN: it did not finish), the machine's busy, kernel and stolen CPU
 /// seconds and context switches over it, and the hosts' TCP retransmissions.

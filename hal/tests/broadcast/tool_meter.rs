@@ -21,8 +21,11 @@ use std::path::PathBuf;
 const MIB: u64 = 1 << 20;
 
 /// The columns [`ToolSpeeds::csv`] fills (`udpcast_rcvbuf`: the socket buffer, bytes, udpcast's
-/// receivers have on the testbed and the meter's bed; `chain_*`: kaagent's chain, since stop 16).
-pub const CSV_HEADER: &str = "meter_mbit,meter_small,meter_large,plain_small_mbit,plain_large_mbit,udpcast_small_mbit,udpcast_large_mbit,mcast_small_mbit,mcast_large_mbit,udpcast_rcvbuf,chain_small_mbit,chain_large_mbit";
+/// receivers have on the testbed and the meter's bed; `chain_*`: kaagent's chain, since stop 16;
+/// `udpcast_alone_mbit`: udpcast to the small count on a bed of only those hosts, since stop 16:
+/// udpcast's datagrams reach every host of a bed, receivers or not, and the difference from
+/// `udpcast_small_mbit` is the cost of the idle hosts).
+pub const CSV_HEADER: &str = "meter_mbit,meter_small,meter_large,plain_small_mbit,plain_large_mbit,udpcast_small_mbit,udpcast_large_mbit,mcast_small_mbit,mcast_large_mbit,udpcast_rcvbuf,chain_small_mbit,chain_large_mbit,udpcast_alone_mbit";
 
 /// Delivered bytes/s at the small and the large receiver count, per tool (`None`: not measured).
 pub struct ToolSpeeds {
@@ -33,6 +36,7 @@ pub struct ToolSpeeds {
     udpcast: Option<(f64, f64)>,
     mcast: Option<(f64, f64)>,
     chain: Option<(f64, f64)>,
+    udpcast_alone: Option<f64>,
 }
 
 impl ToolSpeeds {
@@ -48,14 +52,16 @@ impl ToolSpeeds {
             .udpcast
             .map_or_else(String::new, |_| udpcast_receive_buffer().to_string());
         format!(
-            "{},{},{},{},{},{},{rcvbuf},{}",
+            "{},{},{},{},{},{},{rcvbuf},{},{}",
             self.mbit,
             self.small,
             self.large,
             pair(self.plain),
             pair(self.udpcast),
             pair(self.mcast),
-            pair(self.chain)
+            pair(self.chain),
+            self.udpcast_alone
+                .map_or_else(String::new, |v| format!("{:.0}", v * 8e-6))
         )
     }
 }
@@ -74,6 +80,8 @@ pub struct ToolMeter {
     udpcast: bool,
     mcast: bool,
     chain: bool,
+    /// A bed of only the small count's hosts, and its image, for udpcast alone.
+    alone: Option<(Testbed, PathBuf, String)>,
 }
 
 impl ToolMeter {
@@ -115,6 +123,11 @@ impl ToolMeter {
         let bed = Testbed::build(large, mbit, &[], Topology::Flat);
         let (image, want) = make_image(&bed, mib);
         let (mcast, chain) = (wanted("multicast"), wanted("chain"));
+        let alone = wanted("udpcast").then(|| {
+            let bed = Testbed::build(small, mbit, &[], Topology::Flat);
+            let (image, want) = make_image(&bed, mib);
+            (bed, image, want)
+        });
         let agents = if mcast || chain {
             bed.start_agents()
         } else {
@@ -133,6 +146,7 @@ impl ToolMeter {
             udpcast: wanted("udpcast"),
             mcast,
             chain,
+            alone,
         }
     }
 
@@ -174,6 +188,17 @@ impl ToolMeter {
                 last_written(&r)
             })
         };
+        let udpcast_alone = self.alone.as_ref().map(|(bed, image, want)| {
+            let k = self.small;
+            let t = bed.udpcast(image, k).map_or(f64::NAN, |t| t.as_secs_f64());
+            let whole = (0..k).all(|i| {
+                let path = bed.host_dir(i).join("udpcast.img");
+                let same = crate::harness::file_hash(&path) == *want;
+                let _ = std::fs::remove_file(path);
+                same
+            });
+            if whole { speed(k, t) } else { f64::NAN }
+        });
         let mcast = self.mcast.then(|| kaagent(Strategy::Multicast));
         let chain = self.chain.then(|| kaagent(Strategy::Chain));
         ToolSpeeds {
@@ -184,6 +209,7 @@ impl ToolMeter {
             udpcast,
             mcast,
             chain,
+            udpcast_alone,
         }
     }
 
@@ -215,5 +241,5 @@ fn the_tool_meter_measures_every_tool_at_both_receiver_counts() {
         assert!(value.is_finite() && value > 0.0, "{name} = {v}: {csv}");
     }
     let none = ToolMeter::with((1, 2), 1, 0, |_| false).measure().csv();
-    assert_eq!(none, "0,1,2,,,,,,,,,", "nothing wanted, nothing measured");
+    assert_eq!(none, "0,1,2,,,,,,,,,,", "nothing wanted, nothing measured");
 }
