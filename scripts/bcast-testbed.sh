@@ -4,7 +4,8 @@
 #
 # Before each N, the host's own speed through namespace hops without tc (as many concurrent one-hop
 # socat copies as cores: hop_mbit; the same across one uplink: uplink_hop_mbit) and through each
-# tool whose cost is not its TCP hops' (kaagent's multicast, udpcast, the plain chain; with tc at a
+# tool whose cost is not the socat hop's (kaagent's multicast, udpcast, the plain chain, kaagent's
+# chain: metered when any of its chain, ft-chain, tree or unicast runs; with tc at a
 # rate they never reach, so that each datagram pays its qdisc work as on the testbed; to
 # meter_small and meter_large receivers: KABCAST_METER_RECEIVERS, default cores and 4 x cores,
 # a KABCAST_METER_MIB image, default 64, links with tc at KABCAST_METER_MBIT, default 10000, 0: none:
@@ -29,7 +30,8 @@
 # Prints CSV: topology,switches,uplink_mbit,mbit,mib,n,strategy,seconds,s_over_b,over_plain,cpu_s,
 # sys_s,retransmits,hop_mbit,uplink_hop_mbit,meter_mbit,meter_small,meter_large,plain_small_mbit,
 # plain_large_mbit,udpcast_small_mbit,udpcast_large_mbit,mcast_small_mbit,mcast_large_mbit,
-# repeats,seconds_min,seconds_max,predicted_s,error_pct (over_plain: the time over the
+# udpcast_rcvbuf,chain_small_mbit,chain_large_mbit,repeats,seconds_min,seconds_max,steal_s,
+# context_switches,cpu_waiting_s,server_wait_s,ksoftirqd_s,predicted_s,error_pct (over_plain: the time over the
 # plain chain's at the same N; predicted_s: `kasim testbed`, the simulator's models given the
 # testbed's parameters; error_pct: prediction over measurement), then the slow-link lines
 # mbit,mib,n,strategy,slow_host_mbit,last_s,fast_median_s; on standard error, how many rows the

@@ -25,6 +25,8 @@ mod security;
 mod strategies;
 #[path = "broadcast/swarm.rs"]
 mod swarm;
+#[path = "broadcast/swarm_timeline.rs"]
+mod swarm_timeline;
 #[path = "broadcast/testbed.rs"]
 mod testbed;
 #[path = "broadcast/tool_meter.rs"]

@@ -58,6 +58,10 @@ impl Settings {
     }
 }
 
+/// kaagent's planned strategies, whose nodes receive, check, write and forward as its chain's do
+/// (the chain meter's speed is their CPU bound in `kasim testbed`).
+const KAAGENT_PLANNED: [&str; 5] = ["chain", "chain-oblivious", "ft-chain", "tree", "unicast"];
+
 /// Readings of the hop meter each time it measures (the best counts).
 const HOP_READINGS: usize = 5;
 
@@ -123,7 +127,7 @@ const HOP_MIB: u64 = 64;
 /// KABCAST_REPEAT).
 /// Prints one CSV line per run: `topology,switches,uplink_mbit,mbit,mib,n,strategy,seconds,s_over_b,
 /// over_plain,cpu_s,sys_s,retransmits,hop_mbit,uplink_hop_mbit,` and the [`tool_meter::CSV_HEADER`]
-/// columns, then `repeats,seconds_min,seconds_max` (`over_plain`: the time over the plain `socat`
+/// columns, then [`REPEAT_COLUMNS`] (`over_plain`: the time over the plain `socat`
 /// chain's at the same N; `hop_*`: one hop without tc, and the tools' own speeds, measured before
 /// each N; with `KABCAST_REPEAT=R` each tool runs R times at each N, interleaved tool by tool, and
 /// `seconds` is the median, `cpu_s`, `sys_s` and `retransmits` the mean per run), then the slow-link
@@ -136,10 +140,15 @@ fn measure_testbed() {
     let (mbit, mib) = (set.mbit, set.mib);
     let max_n = set.ns.iter().copied().max().unwrap_or(1);
     let hops = HopMeter::new(set.topology);
-    let tools = ["plain", "udpcast", "multicast"]
+    // kaagent's chain is metered when any of its planned strategies runs (they share its hops).
+    let meter_wants = |t: &str| match t {
+        "chain" => KAAGENT_PLANNED.iter().any(|s| set.wanted(s)),
+        _ => set.wanted(t),
+    };
+    let tools = ["plain", "udpcast", "multicast", "chain"]
         .iter()
-        .any(|t| set.wanted(t))
-        .then(|| ToolMeter::new(hops.cores, |t| set.wanted(t)));
+        .any(|t| meter_wants(t))
+        .then(|| ToolMeter::new(hops.cores, meter_wants));
     {
         let tb = Testbed::build(max_n, mbit, &[], set.topology);
         let (image, want) = make_image(&tb, mib);
@@ -155,12 +164,17 @@ fn measure_testbed() {
         let mut retransmits = tb.retransmits();
         // One run's CPU seconds and retransmissions since the last call.
         let mut lap = |cpu: &mut CpuMeter, t: f64| {
-            let (busy, sys) = cpu.lap();
+            let d = cpu.lap();
             let now = tb.retransmits();
             let r = Run {
                 seconds: t,
-                busy,
-                sys,
+                busy: d.busy,
+                sys: d.kernel,
+                steal: d.steal,
+                switches: d.switches,
+                waiting: d.waiting,
+                own_wait: d.own_wait,
+                softirqd: d.softirqd,
                 retransmits: now - retransmits,
             };
             retransmits = now;
@@ -169,7 +183,7 @@ fn measure_testbed() {
         let line = |plain: f64, n: usize, what: &str, runs: &[Run], hop: &str| {
             let row = Row::of(runs);
             println!(
-                "{topo},{mbit},{mib},{n},{what},{:.3},{:.3},{:.3},{:.2},{:.2},{:.0},{hop},{},{:.3},{:.3}",
+                "{topo},{mbit},{mib},{n},{what},{:.3},{:.3},{:.3},{:.2},{:.2},{:.0},{hop},{},{:.3},{:.3},{:.2},{:.0},{:.2},{:.3},{:.2},{max_n}",
                 row.median,
                 row.median / sb,
                 row.median / plain,
@@ -179,6 +193,11 @@ fn measure_testbed() {
                 runs.len(),
                 row.min,
                 row.max,
+                row.steal,
+                row.switches,
+                row.waiting,
+                row.own_wait,
+                row.softirqd,
             );
         };
         let mut plain = f64::NAN;
@@ -272,16 +291,29 @@ fn measure_testbed() {
     }
 }
 
-/// The columns after the tool meter's: the runs a row summarises, and the fastest and slowest.
-const REPEAT_COLUMNS: &str = "repeats,seconds_min,seconds_max";
+/// The columns after the tool meter's: the runs a row summarises, the fastest and slowest, and
+/// (since stop 16) the mean per run of: the CPU seconds the hypervisor took from this machine's
+/// virtual processors (`steal` in `/proc/stat`: another guest's work on the same physical cores),
+/// the machine's context switches, the seconds during which some task waited for a processor
+/// (`/proc/pressure/cpu`, "some"), the seconds this process's threads (the deployer: kaagent's
+/// server side, its multicast sender and swarm seed) waited for one (`/proc/self/task/*/schedstat`),
+/// and the CPU seconds of the `ksoftirqd` threads (network work the interrupts' own time could not
+/// finish, deferred to a thread that waits for a processor like any other); then the hosts of the
+/// testbed (every N runs on one bed of the largest N's hosts: udpcast's datagrams reach them all).
+const REPEAT_COLUMNS: &str = "repeats,seconds_min,seconds_max,steal_s,context_switches,cpu_waiting_s,server_wait_s,ksoftirqd_s,bed_hosts";
 
-/// One run of a tool: its time (NaN: it did not finish), the machine's busy and kernel CPU
-/// seconds over it, and the hosts' TCP retransmissions.
+/// One run of a tool: its time (NaN: it did not finish), the machine's busy, kernel and stolen CPU
+/// seconds and context switches over it, and the hosts' TCP retransmissions.
 #[derive(Clone, Copy)]
 struct Run {
     seconds: f64,
     busy: f64,
     sys: f64,
+    steal: f64,
+    switches: f64,
+    waiting: f64,
+    own_wait: f64,
+    softirqd: f64,
     retransmits: u64,
 }
 
@@ -294,6 +326,11 @@ struct Row {
     max: f64,
     busy: f64,
     sys: f64,
+    steal: f64,
+    switches: f64,
+    waiting: f64,
+    own_wait: f64,
+    softirqd: f64,
     retransmits: f64,
 }
 
@@ -318,6 +355,11 @@ impl Row {
             max: at(t.len().saturating_sub(1)),
             busy: mean(|r| r.busy),
             sys: mean(|r| r.sys),
+            steal: mean(|r| r.steal),
+            switches: mean(|r| r.switches),
+            waiting: mean(|r| r.waiting),
+            own_wait: mean(|r| r.own_wait),
+            softirqd: mean(|r| r.softirqd),
             retransmits: mean(|r| r.retransmits as f64),
         }
     }
@@ -356,11 +398,24 @@ fn measure_slow_link(mbit: u32, mib: u64, n: usize) {
     }
 }
 
-/// Machine-wide CPU time from `/proc/stat`: all busy time, and the kernel's share (system, irq,
-/// softirq), in seconds since the last lap. The testbed's links, bridge and copies all cost CPU
-/// here, so this shows when a run is CPU-bound rather than link-bound.
+/// Machine-wide CPU time from `/proc/stat`: all busy time, the kernel's share (system, irq,
+/// softirq) and the time stolen by the hypervisor, in seconds, and context switches, since the last
+/// lap. The testbed's links, bridge and copies all cost CPU here, so this shows when a run is
+/// CPU-bound rather than link-bound, and when the machine itself had less processor than usual.
 struct CpuMeter {
-    last: (f64, f64),
+    last: CpuStat,
+}
+
+/// Counters of `/proc/stat` (see [`CpuMeter`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct CpuStat {
+    busy: f64,
+    kernel: f64,
+    steal: f64,
+    switches: f64,
+    waiting: f64,
+    own_wait: f64,
+    softirqd: f64,
 }
 
 impl CpuMeter {
@@ -368,17 +423,100 @@ impl CpuMeter {
         CpuMeter { last: cpu_now() }
     }
 
-    fn lap(&mut self) -> (f64, f64) {
+    fn lap(&mut self) -> CpuStat {
         let now = cpu_now();
-        let d = (now.0 - self.last.0, now.1 - self.last.1);
+        let d = CpuStat {
+            busy: now.busy - self.last.busy,
+            kernel: now.kernel - self.last.kernel,
+            steal: now.steal - self.last.steal,
+            switches: now.switches - self.last.switches,
+            waiting: now.waiting - self.last.waiting,
+            own_wait: now.own_wait - self.last.own_wait,
+            softirqd: now.softirqd - self.last.softirqd,
+        };
         self.last = now;
         d
     }
 }
 
-/// (busy, kernel) seconds of all CPUs since boot (USER_HZ = 100 on Linux).
-fn cpu_now() -> (f64, f64) {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+/// The counters since boot.
+fn cpu_now() -> CpuStat {
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    let own_wait = std::fs::read_dir("/proc/self/task")
+        .map(|tasks| {
+            tasks
+                .filter_map(Result::ok)
+                .map(|t| run_delay(&read(&t.path().join("schedstat").to_string_lossy())))
+                .sum()
+        })
+        .unwrap_or(0.0);
+    // The kernel's threads: `ksoftirqd/<cpu>`, utime and stime in clock ticks (USER_HZ).
+    let softirqd = std::fs::read_dir("/proc")
+        .map(|procs| {
+            procs
+                .filter_map(Result::ok)
+                .filter(|p| {
+                    p.file_name()
+                        .to_string_lossy()
+                        .bytes()
+                        .all(|b| b.is_ascii_digit())
+                })
+                .map(|p| {
+                    thread_ticks(
+                        &read(&p.path().join("stat").to_string_lossy()),
+                        "ksoftirqd/",
+                    )
+                })
+                .sum::<f64>()
+        })
+        .unwrap_or(0.0);
+    CpuStat {
+        waiting: pressure_some(&read("/proc/pressure/cpu")),
+        own_wait,
+        softirqd,
+        ..parse_stat(&read("/proc/stat"))
+    }
+}
+
+/// A process's CPU seconds (utime + stime) from its `/proc/<pid>/stat` when its name starts with
+/// `prefix`, else 0.
+fn thread_ticks(stat: &str, prefix: &str) -> f64 {
+    let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+        return 0.0;
+    };
+    if !stat[open + 1..close].starts_with(prefix) {
+        return 0.0;
+    }
+    // After the name: state is field 3, utime and stime are fields 14 and 15.
+    let rest: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+    let at = |i: usize| {
+        rest.get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (at(11) + at(12)) / 100.0
+}
+
+/// Seconds some task waited for a processor, from `/proc/pressure/cpu` (`some … total=µs`).
+fn pressure_some(text: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with("some "))
+        .and_then(|l| l.split_whitespace().find_map(|f| f.strip_prefix("total=")))
+        .and_then(|v| v.parse::<f64>().ok())
+        .map_or(0.0, |us| us * 1e-6)
+}
+
+/// Seconds a thread waited on a run queue, from its `schedstat` (`run_ns wait_ns slices`).
+fn run_delay(text: &str) -> f64 {
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse::<f64>().ok())
+        .map_or(0.0, |ns| ns * 1e-9)
+}
+
+/// The counters of a `/proc/stat` text (USER_HZ = 100 on Linux): busy, kernel and stolen seconds of
+/// all CPUs (busy includes what was stolen, as before), and the `ctxt` line.
+fn parse_stat(stat: &str) -> CpuStat {
     let v: Vec<f64> = stat
         .lines()
         .next()
@@ -390,5 +528,38 @@ fn cpu_now() -> (f64, f64) {
     let at = |i: usize| v.get(i).copied().unwrap_or(0.0) / 100.0;
     // user nice system idle iowait irq softirq steal
     let kernel = at(2) + at(5) + at(6);
-    (at(0) + at(1) + kernel + at(7), kernel)
+    let switches = stat
+        .lines()
+        .find_map(|l| l.strip_prefix("ctxt "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0);
+    CpuStat {
+        busy: at(0) + at(1) + kernel + at(7),
+        kernel,
+        steal: at(7),
+        switches,
+        ..CpuStat::default()
+    }
+}
+
+#[test]
+fn the_cpu_meter_reads_busy_kernel_stolen_time_and_context_switches() {
+    let stat = "cpu  1000 50 200 9000 10 5 15 30 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\nintr 1 2\nctxt 123456\nbtime 1\n";
+    let s = parse_stat(stat);
+    let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
+    assert!(close(s.busy, 13.0), "{s:?}");
+    assert!(close(s.kernel, 2.2), "{s:?}");
+    assert!(close(s.steal, 0.3), "{s:?}");
+    assert_eq!(s.switches, 123_456.0);
+    let psi = "some avg10=8.57 avg60=8.47 avg300=6.26 total=43449012\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n";
+    assert!(close(pressure_some(psi), 43.449012));
+    assert!(close(run_delay("5000 3280038 1\n"), 0.003280038));
+    assert_eq!((pressure_some(""), run_delay("")), (0.0, 0.0));
+    let ksoftirqd = "14 (ksoftirqd/0) S 2 0 0 0 -1 69238848 0 0 0 0 300 500 0 0 20 0 1 0 3 0 0";
+    assert!(close(thread_ticks(ksoftirqd, "ksoftirqd/"), 8.0));
+    assert_eq!(
+        thread_ticks(&ksoftirqd.replace("ksoftirqd/0", "bash"), "ksoftirqd/"),
+        0.0
+    );
+    assert_eq!(parse_stat(""), CpuStat::default());
 }

@@ -1,12 +1,14 @@
-//! The host's own speed through each tool whose cost is not one TCP hop's (an input of the
+//! The host's own speed through each tool whose cost is not one `socat` hop's (an input of the
 //! simulator's CPU bound, measured before each N like the hop speed): on a bed of hosts whose links
-//! have tc at a rate the tools never reach (10 Gbit/s), kaagent's multicast, udpcast and the plain
-//! `socat | tee` chain each move an image to a small and a large number of receivers (default: as
-//! many as cores, and four times that). A tool's
+//! have tc at a rate the tools never reach (10 Gbit/s), kaagent's multicast, udpcast, the plain
+//! `socat | tee` chain and kaagent's chain each move an image to a small and a large number of
+//! receivers (default: as many as cores, and four times that). A tool's
 //! speed is the bytes it delivers per second (receivers × image / time); the two counts give the
 //! simulator a cost per image byte that grows linearly with the receivers (the sender's share, paid
 //! once, and each receiver's: the bridge copies every datagram to every port, each receiver's stack
-//! takes it alone; each chain node's `tee` adds two pipe copies to its hop).
+//! takes it alone; each chain node's `tee` adds two pipe copies to its hop; kaagent's hops, since
+//! stop 15's cut-through forwarding, cost the host less per byte than the hop meter's `socat`
+//! copies, and its chain's speed is the CPU bound of its chain, tree and unicast).
 
 use crate::harness::AgentProc;
 use crate::netns::Testbed;
@@ -19,8 +21,11 @@ use std::path::PathBuf;
 const MIB: u64 = 1 << 20;
 
 /// The columns [`ToolSpeeds::csv`] fills (`udpcast_rcvbuf`: the socket buffer, bytes, udpcast's
-/// receivers have on the testbed and the meter's bed).
-pub const CSV_HEADER: &str = "meter_mbit,meter_small,meter_large,plain_small_mbit,plain_large_mbit,udpcast_small_mbit,udpcast_large_mbit,mcast_small_mbit,mcast_large_mbit,udpcast_rcvbuf";
+/// receivers have on the testbed and the meter's bed; `chain_*`: kaagent's chain, since stop 16;
+/// `udpcast_alone_mbit`: udpcast to the small count on a bed of only those hosts, since stop 16:
+/// udpcast's datagrams reach every host of a bed, receivers or not, and the difference from
+/// `udpcast_small_mbit` is the cost of the idle hosts).
+pub const CSV_HEADER: &str = "meter_mbit,meter_small,meter_large,plain_small_mbit,plain_large_mbit,udpcast_small_mbit,udpcast_large_mbit,mcast_small_mbit,mcast_large_mbit,udpcast_rcvbuf,chain_small_mbit,chain_large_mbit,udpcast_alone_mbit";
 
 /// Delivered bytes/s at the small and the large receiver count, per tool (`None`: not measured).
 pub struct ToolSpeeds {
@@ -30,6 +35,8 @@ pub struct ToolSpeeds {
     plain: Option<(f64, f64)>,
     udpcast: Option<(f64, f64)>,
     mcast: Option<(f64, f64)>,
+    chain: Option<(f64, f64)>,
+    udpcast_alone: Option<f64>,
 }
 
 impl ToolSpeeds {
@@ -45,13 +52,16 @@ impl ToolSpeeds {
             .udpcast
             .map_or_else(String::new, |_| udpcast_receive_buffer().to_string());
         format!(
-            "{},{},{},{},{},{},{rcvbuf}",
+            "{},{},{},{},{},{},{rcvbuf},{},{}",
             self.mbit,
             self.small,
             self.large,
             pair(self.plain),
             pair(self.udpcast),
-            pair(self.mcast)
+            pair(self.mcast),
+            pair(self.chain),
+            self.udpcast_alone
+                .map_or_else(String::new, |v| format!("{:.0}", v * 8e-6))
         )
     }
 }
@@ -69,11 +79,15 @@ pub struct ToolMeter {
     plain: bool,
     udpcast: bool,
     mcast: bool,
+    chain: bool,
+    /// A bed of only the small count's hosts, and its image, for udpcast alone.
+    alone: Option<(Testbed, PathBuf, String)>,
 }
 
 impl ToolMeter {
     /// A bed for `KABCAST_METER_RECEIVERS` (`small,large`; default: cores and four times cores)
-    /// receivers and a `KABCAST_METER_MIB` (default 64) image; measures the tools `wanted` says.
+    /// receivers and a `KABCAST_METER_MIB` (default 64) image; measures the tools `wanted` says
+    /// (`plain`, `udpcast`, `multicast`, `chain`).
     pub fn new(cores: usize, wanted: impl Fn(&str) -> bool) -> ToolMeter {
         let counts: Vec<usize> = std::env::var("KABCAST_METER_RECEIVERS")
             .ok()
@@ -108,8 +122,13 @@ impl ToolMeter {
     ) -> ToolMeter {
         let bed = Testbed::build(large, mbit, &[], Topology::Flat);
         let (image, want) = make_image(&bed, mib);
-        let mcast = wanted("multicast");
-        let agents = if mcast {
+        let (mcast, chain) = (wanted("multicast"), wanted("chain"));
+        let alone = wanted("udpcast").then(|| {
+            let bed = Testbed::build(small, mbit, &[], Topology::Flat);
+            let (image, want) = make_image(&bed, mib);
+            (bed, image, want)
+        });
+        let agents = if mcast || chain {
             bed.start_agents()
         } else {
             Vec::new()
@@ -126,6 +145,8 @@ impl ToolMeter {
             plain: wanted("plain"),
             udpcast: wanted("udpcast"),
             mcast,
+            chain,
+            alone,
         }
     }
 
@@ -153,7 +174,7 @@ impl ToolMeter {
                 None => f64::NAN,
             })
         });
-        let mcast = self.mcast.then(|| {
+        let kaagent = |strategy: Strategy| {
             both(&|k| {
                 let r = run(
                     &self.bed,
@@ -161,12 +182,25 @@ impl ToolMeter {
                     k,
                     &self.image,
                     &self.want,
-                    Strategy::Multicast,
+                    strategy,
                 );
                 assert!(r.outcomes.failures().is_empty(), "{:?}", r.outcomes);
                 last_written(&r)
             })
+        };
+        let udpcast_alone = self.alone.as_ref().map(|(bed, image, want)| {
+            let k = self.small;
+            let t = bed.udpcast(image, k).map_or(f64::NAN, |t| t.as_secs_f64());
+            let whole = (0..k).all(|i| {
+                let path = bed.host_dir(i).join("udpcast.img");
+                let same = crate::harness::file_hash(&path) == *want;
+                let _ = std::fs::remove_file(path);
+                same
+            });
+            if whole { speed(k, t) } else { f64::NAN }
         });
+        let mcast = self.mcast.then(|| kaagent(Strategy::Multicast));
+        let chain = self.chain.then(|| kaagent(Strategy::Chain));
         ToolSpeeds {
             mbit: self.mbit,
             small: self.small,
@@ -174,6 +208,8 @@ impl ToolMeter {
             plain,
             udpcast,
             mcast,
+            chain,
+            udpcast_alone,
         }
     }
 
@@ -205,5 +241,5 @@ fn the_tool_meter_measures_every_tool_at_both_receiver_counts() {
         assert!(value.is_finite() && value > 0.0, "{name} = {v}: {csv}");
     }
     let none = ToolMeter::with((1, 2), 1, 0, |_| false).measure().csv();
-    assert_eq!(none, "0,1,2,,,,,,,", "nothing wanted, nothing measured");
+    assert_eq!(none, "0,1,2,,,,,,,,,,", "nothing wanted, nothing measured");
 }

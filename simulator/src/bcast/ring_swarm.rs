@@ -1,30 +1,27 @@
 //! kaagent's swarm exchange (`hal::broadcast::swarm`, `swarm_node`, `plan::swarm_peers`) as a fluid
 //! simulation, for the testbed's predictions.
 //!
-//! What kaagent does, and so what this models:
-//! * **Peers**: the nodes in topology order form a ring; node `i` opens a connection to each of the
-//!   next [`RingSwarm::fanout`] nodes (and accepts the previous ones'), so a pair may share two
-//!   connections when N ≤ 2·fanout. The server's seed opens one connection to every node and holds
-//!   every chunk.
-//! * **Requests**: a node keeps at most [`RingSwarm::per_peer`] requests outstanding on each
-//!   connection and [`RingSwarm::per_node`] on all of them (the seed's included). On a connection it
-//!   asks for the chunk of its span (the [`RingSwarm::span`] chunks from the first it lacks) that
-//!   the peer holds, it lacks and has not asked anybody for, the rarest among its connections first
-//!   (the seed's counts: a chunk no peer holds has rarity 1), ties broken by kaagent's own per-node
-//!   hash ([`swarm::spread`]). The
-//!   chunk that holds up its writing, asked more than [`RingSwarm::duplicate_after`] ago, may be
-//!   asked again on another connection once a chunk asked after it has arrived (kaagent since stop
-//!   15; before, whenever it was that old, which spent a slow node's own link on duplicates). Which connection asks first when a slot frees is the
-//!   threads' race: here a pseudo-random rotation per node.
-//! * **Holdings**: a node announces what it holds from `base − keep` to `base + span` (`base`: the
-//!   first chunk it lacks); a complete node announces the last `keep` chunks, which it keeps and
-//!   goes on serving (before stop 15 kaagent's complete nodes announced nothing and served no more).
-//! * **Serving**: each end of a connection serves the requests queued on it one chunk at a time, in
-//!   order.
+//! What kaagent does, and so what this models (the seed's bytes are what its server link carries):
+//! * **Peers**: the nodes in topology order form a ring; node `i` opens a connection to each of the next
+//!   [`RingSwarm::fanout`] nodes (and accepts the previous ones'), so a pair may share two connections when N
+//!   ≤ 2·fanout. The server's seed opens one connection to every node and holds every chunk.
+//! * **Requests**: a node keeps at most [`RingSwarm::per_peer`] requests outstanding on each connection and
+//!   [`RingSwarm::per_node`] on all of them (the seed's included). On a connection it asks for the chunk of
+//!   its span (the [`RingSwarm::span`] chunks from the first it lacks) that the peer holds, it lacks and has
+//!   not asked anybody for, the rarest among its connections first (the seed's counts: a chunk no peer holds
+//!   has rarity 1), ties broken by kaagent's own per-node hash ([`swarm::spread`]). The chunk that holds up
+//!   its writing, asked more than [`RingSwarm::duplicate_after`] ago, may be asked again on another
+//!   connection once a chunk asked after it has arrived (kaagent since stop 15; before, whenever it was that
+//!   old, which spent a slow node's own link on duplicates). Which connection asks first when a slot frees is
+//!   the threads' race: here a pseudo-random rotation per node.
+//! * **Holdings**: a node announces what it holds from `base − keep` to `base + span` (`base`: the first
+//!   chunk it lacks); a complete node announces the last `keep` chunks, which it keeps and goes on serving
+//!   (before stop 15 kaagent's complete nodes announced nothing and served no more).
+//! * **Serving**: each end of a connection serves the requests queued on it one chunk at a time, in order.
 //!
-//! Bandwidth: every chunk in flight is a flow; flows share the senders' up links, the receivers'
-//! down links and the uplinks they cross max-min fairly (as TCP does), recomputed when a flow
-//! starts or ends. A request and a chunk's last byte each pay one hop latency.
+//! Bandwidth: every chunk in flight is a flow; flows share the senders' up links, the receivers' down links
+//! and the uplinks they cross max-min fairly (as TCP does), recomputed when a flow starts or ends. A request
+//! and a chunk's last byte each pay one hop latency.
 
 use super::resources::non_negative;
 use super::{BroadcastJob, Topology};
@@ -47,16 +44,14 @@ pub struct RingSwarm {
     pub span: usize,
     /// Chunks a node keeps (and announces) below the first it lacks (the window again).
     pub keep: usize,
-    /// Seconds after which the chunk holding up the writing may be asked again elsewhere
-    /// (`swarm::DUPLICATE_AFTER`).
+    /// Seconds after which the chunk holding up the writing may be asked again elsewhere (`swarm::DUPLICATE_AFTER`).
     pub duplicate_after: f64,
     /// Seed of the connections' race for a node's free request slots.
     pub race: u64,
 }
 
 impl Default for RingSwarm {
-    /// kaagent's settings (fanout 2, 2 per peer, 4 per node, the default window of 32 chunks,
-    /// 400 ms), race seed 1.
+    /// kaagent's settings (fanout 2, 2 per peer, 4 per node, the default window of 32 chunks, 400 ms), race seed 1.
     fn default() -> Self {
         RingSwarm {
             fanout: plan::SWARM_FANOUT,
@@ -81,6 +76,8 @@ pub struct RingOutcome {
     pub uplink_bytes: f64,
     /// Bytes asked of nodes already complete (the chunks they keep).
     pub asked_of_complete: f64,
+    /// Bytes the server's seed sent (up link `n`: the server's link carries them all).
+    pub seed_bytes: f64,
 }
 
 /// At most this many events (a guard; a 16-node swarm of 256 chunks takes about 10^5).
@@ -135,8 +132,7 @@ struct Sim<'a> {
     serving: Vec<bool>,
     flows: BTreeMap<usize, Flow>,
     next_flow: usize,
-    /// Resource capacities: up links `0..=n`, down links `n+1..2n+1`, then each leaf's up and down
-    /// uplink.
+    /// Resource capacities: up links `0..=n` (`n`: the seed's), down links `n+1..2n+1`, then each leaf's up and down uplink.
     capacity: Vec<f64>,
     fills: Vec<u64>,
     events: BinaryHeap<Reverse<Event>>,
@@ -146,6 +142,7 @@ struct Sim<'a> {
     bytes: f64,
     uplink_bytes: f64,
     asked_of_complete: f64,
+    seed_bytes: f64,
     _job: &'a BroadcastJob,
 }
 
@@ -158,6 +155,7 @@ pub fn simulate(job: &BroadcastJob, topo: &Topology, knobs: RingSwarm) -> RingOu
         bytes: s.bytes,
         uplink_bytes: s.uplink_bytes,
         asked_of_complete: s.asked_of_complete,
+        seed_bytes: s.seed_bytes,
     }
 }
 
@@ -240,6 +238,7 @@ impl<'a> Sim<'a> {
             bytes: 0.0,
             uplink_bytes: 0.0,
             asked_of_complete: 0.0,
+            seed_bytes: 0.0,
             _job: job,
         }
     }
@@ -483,6 +482,7 @@ impl<'a> Sim<'a> {
         let bytes = self.piece[f.chunk];
         self.bytes += bytes;
         self.uplink_bytes += bytes * f.uses[2..].iter().flatten().count() as f64;
+        self.seed_bytes += bytes * f64::from(u8::from(f.uses[0] == Some(self.n)));
         self.reshare();
         let at = self.now + self.latency;
         // The requester's side of the connection is the other end of the flow's direction.

@@ -25,11 +25,16 @@
 //!   leaf crosses one uplink, a hop between two leaves two); the swarm moves what its simulation
 //!   moved (duplicates included). Multicast, udpcast and the plain chain cost the host more than
 //!   their TCP hops (a datagram crosses the namespaces alone and the bridge copies it to every
-//!   receiver; `tee` copies every byte through two more pipes): before each N the script also
-//!   measures each of them (tc at a rate they never reach) with a small and a large number of
-//!   receivers ([`ToolSpeed`]), and their `S·N/C` becomes `S·c(N)`, `c` the host seconds per
-//!   image byte on the line through the two measurements (a datagram tool crosses each leaf's
-//!   uplink once). Old CSVs without those columns are predicted as before.
+//!   receiver; `tee` copies every byte through two more pipes), and kaagent's own hops cost less
+//!   than the meter's `socat` copies (its cut-through forwarding since stop 15: its N = 16 chains
+//!   moved their copies faster than any hop-meter reading): before each N the script also
+//!   measures each of them and kaagent's chain (tc at a rate they never reach) with a small and a
+//!   large number of receivers ([`ToolSpeed`]), and their `S·h/C` becomes `S·c(h)`, `c` the host
+//!   seconds per image byte on the line through the two measurements (a datagram tool crosses
+//!   each leaf's uplink once; kaagent's chain's speed stands for its planned strategies, chain,
+//!   fault-tolerant chain, tree and unicast, whose nodes receive, check, write and forward alike;
+//!   the swarm's own exchange keeps the hop meter). Old CSVs without those columns are predicted
+//!   as before.
 //!
 //! **udpcast's window against its receivers' buffers.** On the testbed's veth links `udp-sender`
 //! runs in full-duplex mode (it asks the interface; veth says full duplex): fixed slices of 112
@@ -128,11 +133,28 @@ pub struct TestbedRun {
     /// The host's aggregate speed through namespace hops without tc, bytes/s: plain hops, and hops
     /// crossing one uplink; `None`: links only.
     pub cpu: Option<(f64, f64)>,
-    /// The host's own speed through this run's tool (multicast, udpcast, the plain chain), measured
-    /// without tc at two receiver counts; `None`: the tool costs what its TCP hops do.
+    /// The host's own speed through this run's tool (multicast, udpcast, the plain chain; kaagent's
+    /// chain for its chain, fault-tolerant chain, tree and unicast), measured without tc at two
+    /// receiver counts; `None`: the tool costs what the hop meter's `socat` hops do.
     pub tool_cpu: Option<ToolSpeed>,
     /// udpcast's receivers' socket buffer, bytes; `None`: the kernel's default ([`DEFAULT_RCVBUF`]).
     pub udpcast_rcvbuf: Option<f64>,
+    /// Host seconds per image byte that the testbed's hosts cost beyond the tool meter's bed's,
+    /// receivers or not (udpcast: see [`per_host_cost`]); 0 for the other tools.
+    pub bed_cost: f64,
+}
+
+/// Host seconds per image byte that each host of a bed costs udpcast whether it receives or not: its
+/// datagrams cross the bridge to every port (each a copy, a queue, a stack that drops it; kaagent's
+/// multicast crosses it once per 44-datagram run). From the meter: its small count's speed on the
+/// meter's bed (the large count's hosts) and on a bed of only its own hosts (`alone`, delivered
+/// bytes/s); 0 when unusable.
+pub fn per_host_cost(speed: &ToolSpeed, alone: f64) -> f64 {
+    let ((k1, d1), (k2, _)) = (speed.small, speed.large);
+    if !(alone.is_finite() && alone > 0.0 && d1.is_finite() && d1 > 0.0 && k2 > k1) {
+        return 0.0;
+    }
+    ((k1 / d1 - k1 / alone) / (k2 - k1)).max(0.0)
 }
 
 /// Whether udpcast's receivers' sockets hold fewer datagrams than the sender's window
@@ -182,10 +204,11 @@ pub fn predict(run: &TestbedRun) -> f64 {
         }
         _ => None,
     };
-    let tool = run.tool_cpu.and_then(|t| t.seconds_per_byte(run.n as f64));
+    // The measured tool's cost for the N hops this run makes.
+    let tool = run.tool_cpu.and_then(|t| t.seconds_per_byte(h));
     let uplinks = per_uplink.map_or(0.0, |(_, p)| u * p);
     match (tool, per_uplink) {
-        (Some(per_byte), _) => links.max(size * (per_byte + uplinks)),
+        (Some(per_byte), _) => links.max(size * ((per_byte + run.bed_cost).max(0.0) + uplinks)),
         (None, Some((hop_rate, _))) => links.max(size * (h / hop_rate + uplinks)),
         (None, None) => links,
     }
@@ -281,6 +304,38 @@ fn hops(run: &TestbedRun) -> (f64, f64) {
 /// The link-bound time (the simulator's model of the strategy on the testbed's topology), and the
 /// namespace hops and uplink traversals the image makes (see the module's CPU bound).
 fn links_bound(run: &TestbedRun) -> (f64, f64, f64) {
+    let (job, topo) = testbed_job(run);
+    let size = job.size;
+    if job.strategy == Strategy::Swarm {
+        // Which connection takes a freed request slot is the threads' race: the mean of
+        // `SWARM_RACES` races.
+        let (mut last, mut bytes, mut uplink_bytes) = (0.0, 0.0, 0.0);
+        for race in 1..=SWARM_RACES {
+            let knobs = RingSwarm {
+                race,
+                ..RingSwarm::default()
+            };
+            let out = ring_swarm::simulate(&job, &topo, knobs);
+            last += out.done_at.iter().copied().fold(0.0, f64::max);
+            bytes += out.bytes;
+            uplink_bytes += out.uplink_bytes;
+        }
+        let runs = SWARM_RACES as f64;
+        return (last / runs, bytes / runs / size, uplink_bytes / runs / size);
+    }
+    let last = simulate(&job, &topo)
+        .iter()
+        .map(|o| match o {
+            ReceiverOutcome::Done { at } | ReceiverOutcome::Failed { at, .. } => *at,
+        })
+        .fold(0.0, f64::max);
+    let (h, u) = hops(run);
+    (last, h, u)
+}
+
+/// The simulator's job and topology for a testbed run (tc goodput, hop latency, the tool's
+/// forwarding unit, the receivers in the tool's order).
+fn testbed_job(run: &TestbedRun) -> (BroadcastJob, Topology) {
     let payload = match run.tool {
         TestbedTool::Udpcast => 1456.0,
         TestbedTool::Kaagent {
@@ -348,162 +403,9 @@ fn links_bound(run: &TestbedRun) -> (f64, f64, f64) {
         },
         fec: None,
     };
-    if strategy == Strategy::Swarm {
-        // Which connection takes a freed request slot is the threads' race: the mean of
-        // `SWARM_RACES` races.
-        let (mut last, mut bytes, mut uplink_bytes) = (0.0, 0.0, 0.0);
-        for race in 1..=SWARM_RACES {
-            let knobs = RingSwarm {
-                race,
-                ..RingSwarm::default()
-            };
-            let out = ring_swarm::simulate(&job, &topo, knobs);
-            last += out.done_at.iter().copied().fold(0.0, f64::max);
-            bytes += out.bytes;
-            uplink_bytes += out.uplink_bytes;
-        }
-        let runs = SWARM_RACES as f64;
-        return (last / runs, bytes / runs / size, uplink_bytes / runs / size);
-    }
-    let last = simulate(&job, &topo)
-        .iter()
-        .map(|o| match o {
-            ReceiverOutcome::Done { at } | ReceiverOutcome::Failed { at, .. } => *at,
-        })
-        .fold(0.0, f64::max);
-    let (h, u) = hops(run);
-    (last, h, u)
+    (job, topo)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn run(tool: &str, n: usize, two_level: Option<(usize, f64)>) -> TestbedRun {
-        TestbedRun {
-            tool: TestbedTool::parse(tool).expect("a testbed tool"),
-            mbit: 200.0,
-            mib: 64.0,
-            n,
-            two_level,
-            cpu: None,
-            tool_cpu: None,
-            udpcast_rcvbuf: None,
-        }
-    }
-
-    #[test]
-    fn udpcast_overruns_a_buffer_smaller_than_its_window() {
-        let mut r = run("udpcast", 2, None);
-        // The kernel's default buffer: 92 datagrams against a window of 226.
-        assert!(udpcast_overruns(&r));
-        r.udpcast_rcvbuf = Some(DEFAULT_RCVBUF);
-        assert!(udpcast_overruns(&r));
-        // Twice the largest `--rcvbuf` the kernel allows by default: 184, still short.
-        r.udpcast_rcvbuf = Some(2.0 * DEFAULT_RCVBUF);
-        assert!(udpcast_overruns(&r));
-        // The testbed's 8 MiB: 3,623 datagrams.
-        r.udpcast_rcvbuf = Some(8.0 * MIB);
-        assert!(!udpcast_overruns(&r));
-        let exactly = UDPCAST_WINDOW * DATAGRAM_TRUESIZE;
-        r.udpcast_rcvbuf = Some(exactly);
-        assert!(!udpcast_overruns(&r));
-        r.udpcast_rcvbuf = Some(exactly - 1.0);
-        assert!(udpcast_overruns(&r));
-        // Nonsense columns count as the default.
-        r.udpcast_rcvbuf = Some(f64::NAN);
-        assert!(udpcast_overruns(&r));
-        // Other tools have no such window.
-        let mut m = run("multicast", 2, None);
-        m.udpcast_rcvbuf = Some(1.0);
-        assert!(!udpcast_overruns(&m));
-    }
-
-    #[test]
-    fn the_oblivious_chain_shares_the_uplinks_and_the_aware_one_does_not() {
-        let two = Some((2, 200.0));
-        let aware = predict(&run("chain", 8, two));
-        let oblivious = predict(&run("chain-oblivious", 8, two));
-        let flat = predict(&run("chain", 8, None));
-        assert!((aware / flat - 1.0).abs() < 0.01, "{aware} {flat}");
-        // Four of the oblivious chain's hops go down each leaf's uplink.
-        assert!((oblivious / aware - 4.0).abs() < 0.1, "{oblivious} {aware}");
-        // Server → leaf 1 (one uplink), leaf 1 → leaf 2 once (two).
-        assert_eq!(hops(&run("chain", 8, two)), (8.0, 3.0));
-        assert_eq!(
-            hops(&run("chain-oblivious", 8, two)),
-            (8.0, 1.0 + 7.0 * 2.0)
-        );
-        assert_eq!(hops(&run("multicast", 8, two)), (8.0, 2.0));
-        assert_eq!(hops(&run("unicast", 8, two)), (8.0, 8.0));
-        assert_eq!(hops(&run("chain", 8, None)), (8.0, 0.0));
-    }
-
-    #[test]
-    fn the_cpu_bound_takes_over_past_the_hosts_speed() {
-        let mut r = run("chain", 8, None);
-        let links = predict(&r);
-        // 8 hops of 64 MiB at 2 GB/s take 0.27 s, below the links' 2.8 s.
-        r.cpu = Some((2e9, 2e9));
-        assert_eq!(predict(&r), links);
-        // At 100 MB/s: 5.4 s.
-        r.cpu = Some((1e8, 1e8));
-        assert!((predict(&r) - 8.0 * 64.0 * MIB / 1e8).abs() < 1e-9);
-        // Two-level: 3 uplink traversals at 1/(5e7) − 1/(1e8) s/byte each.
-        let mut r = run("chain", 8, Some((2, 200.0)));
-        r.cpu = Some((1e8, 5e7));
-        let want = 64.0 * MIB * (8.0 / 1e8 + 3.0 * (1.0 / 5e7 - 1.0 / 1e8));
-        assert!((predict(&r) - want).abs() < 1e-9);
-        assert!(TestbedTool::parse("kascade").is_none());
-    }
-
-    #[test]
-    fn a_measured_tool_speed_replaces_the_hop_speed_for_its_tool() {
-        // 2 receivers at 400 MB/s delivered (5e-9 s per byte), 8 at 800 MB/s (1e-8): the sender's
-        // share 3.33e-9 s per byte, each receiver's 8.33e-10.
-        let speed = ToolSpeed {
-            small: (2.0, 4e8),
-            large: (8.0, 8e8),
-        };
-        let per_byte = speed.seconds_per_byte(16.0).expect("usable");
-        assert!(
-            (per_byte - (5e-9 + 14.0 * 5e-9 / 6.0)).abs() < 1e-18,
-            "{per_byte}"
-        );
-        let mut r = run("multicast", 16, None);
-        r.mbit = 1000.0;
-        r.mib = 256.0;
-        r.cpu = Some((1e9, 1e9));
-        let hops_only = predict(&r);
-        // 16 hops of 256 MiB at 1 GB/s.
-        assert!((hops_only - 16.0 * 256.0 * MIB / 1e9).abs() < 1e-9);
-        r.tool_cpu = Some(speed);
-        assert!((predict(&r) - 256.0 * MIB * per_byte).abs() < 1e-9);
-        // Across the uplinks the tool pays the measured uplink surcharge on top, once per leaf.
-        let mut two = r;
-        two.two_level = Some((2, 1000.0));
-        two.cpu = Some((1e9, 5e8));
-        let want = 256.0 * MIB * (per_byte + 2.0 * (1.0 / 5e8 - 1.0 / 1e9));
-        assert!((predict(&two) - want).abs() < 1e-9);
-        // Unusable measurements: the hop speed again.
-        r.tool_cpu = Some(ToolSpeed {
-            small: (2.0, f64::NAN),
-            large: (8.0, 8e8),
-        });
-        assert_eq!(predict(&r), hops_only);
-    }
-
-    #[test]
-    fn the_swarm_is_kaagents_ring_and_its_duplicates_cost_cpu() {
-        let r = run("swarm", 16, None);
-        let (links, h, u) = links_bound(&r);
-        // The server's seed sends some chunks to several neighbourhoods of the ring: more than N
-        // image copies move, and far slower than S/B.
-        assert!(h > 16.0, "{h}");
-        assert_eq!(u, 0.0);
-        assert!(links > 2.0 * 64.0 * MIB / (200e6 / 8.0), "{links}");
-        let two = run("swarm", 16, Some((2, 200.0)));
-        let (_, _, u) = links_bound(&two);
-        assert!(u > 0.0);
-    }
-}
+#[path = "testbed_tests.rs"]
+mod tests;

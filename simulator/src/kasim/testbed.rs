@@ -2,7 +2,9 @@
 //! (`scripts/bcast-testbed.sh` pipes its output here): two columns appended, `predicted_s` and
 //! `error_pct` (prediction over measurement, in percent); other lines pass through unchanged.
 
-use crate::bcast::testbed::{TestbedRun, TestbedTool, ToolSpeed, predict, udpcast_overruns};
+use crate::bcast::testbed::{
+    TestbedRun, TestbedTool, ToolSpeed, per_host_cost, predict, udpcast_overruns,
+};
 use anyhow::Context;
 use clap::Args;
 use std::io::{BufRead, Read, Write};
@@ -141,9 +143,15 @@ pub(crate) fn parse_row(
             strategy: hal::Strategy::Multicast,
             ..
         } => Some("mcast"),
-        TestbedTool::Kaagent { .. } => None,
+        // The swarm's own exchange (requests, a store it serves from) is not the chain's hops.
+        TestbedTool::Kaagent {
+            strategy: hal::Strategy::Swarm,
+            ..
+        } => None,
+        // kaagent's planned strategies (chain, tree, unicast) forward as its chain does (stop 16).
+        TestbedTool::Kaagent { .. } => Some("chain"),
     };
-    // Older CSVs have no tool columns: the tool then costs what its TCP hops do.
+    // Older CSVs have no tool columns: the tool then costs what the hop meter's hops do.
     let tool_cpu = meter.filter(|_| !links_only).and_then(|m| {
         let count = |c: &str| num(c).filter(|k| (1.0..=100_000.0).contains(k));
         let speed = |c: String| {
@@ -156,6 +164,16 @@ pub(crate) fn parse_row(
             large: (count("meter_large")?, speed(format!("{m}_large_mbit"))?),
         })
     });
+    // udpcast's datagrams reach every host of a bed: the testbed's hosts beyond the meter's bed's
+    // (`bed_hosts`, `meter_large`) cost what the meter's run alone says each costs.
+    let bed_cost = match (tool, tool_cpu) {
+        (TestbedTool::Udpcast, Some(speed)) => {
+            let alone = num("udpcast_alone_mbit").map_or(f64::NAN, |v| v * 1e6 / 8.0);
+            let extra = num("bed_hosts").map_or(0.0, |h| h - speed.large.0);
+            extra * per_host_cost(&speed, alone)
+        }
+        _ => 0.0,
+    };
     Some((
         TestbedRun {
             tool,
@@ -166,6 +184,7 @@ pub(crate) fn parse_row(
             cpu,
             tool_cpu,
             udpcast_rcvbuf: num("udpcast_rcvbuf").filter(|b| b.is_finite() && *b > 0.0),
+            bed_cost,
         },
         measured,
     ))
@@ -234,6 +253,61 @@ mod tests {
         assert_eq!(parse(empty), Some(None));
         let zero = "flat,1,0,1000,256,16,multicast,9.0,8000,8000,2,8,4000,3200,2400,2000,0,800";
         assert_eq!(parse(zero), Some(None));
+    }
+
+    #[test]
+    fn udpcasts_idle_hosts_are_read_from_the_alone_and_bed_columns() {
+        let header: Vec<String> = "topology,switches,uplink_mbit,mbit,mib,n,strategy,seconds,hop_mbit,uplink_hop_mbit,meter_small,meter_large,udpcast_small_mbit,udpcast_large_mbit,udpcast_alone_mbit,bed_hosts"
+            .split(',')
+            .map(String::from)
+            .collect();
+        let cost = |row: &str| {
+            let fields: Vec<&str> = row.split(',').collect();
+            parse_row(&header, &fields, false).map(|(r, _)| r.bed_cost)
+        };
+        // 2 receivers: 1600 Mbit/s on the meter's 8 hosts, 2400 alone; the testbed has 16 hosts.
+        let c = cost("flat,1,0,1000,256,2,udpcast,2.8,7000,7000,2,8,1600,3200,2400,16");
+        let per_host = (2.0 / 2e8 - 2.0 / 3e8) / 6.0;
+        assert!(
+            c.is_some_and(|c| (c - 8.0 * per_host).abs() < 1e-20),
+            "{c:?}"
+        );
+        // Without the columns (older CSVs), or another tool: nothing.
+        assert_eq!(
+            cost("flat,1,0,1000,256,2,udpcast,2.8,7000,7000,2,8,1600,3200,,"),
+            Some(0.0)
+        );
+        assert_eq!(
+            cost("flat,1,0,1000,256,2,chain,2.8,7000,7000,2,8,1600,3200,2400,16"),
+            Some(0.0)
+        );
+    }
+
+    #[test]
+    fn kaagents_chain_columns_are_the_speed_of_its_tcp_strategies() {
+        let header: Vec<String> = format!(
+            "topology,switches,uplink_mbit,mbit,mib,n,strategy,seconds,hop_mbit,uplink_hop_mbit,{}",
+            "meter_small,meter_large,mcast_small_mbit,mcast_large_mbit,chain_small_mbit,chain_large_mbit"
+        )
+        .split(',')
+        .map(String::from)
+        .collect();
+        let parse = |strategy: &str| {
+            let row =
+                format!("flat,1,0,1000,256,16,{strategy},4.4,7000,7000,2,8,4000,8000,6000,7200");
+            let fields: Vec<&str> = row.split(',').collect();
+            parse_row(&header, &fields, false).and_then(|(r, _)| r.tool_cpu)
+        };
+        let chain = Some(ToolSpeed {
+            small: (2.0, 7.5e8),
+            large: (8.0, 9e8),
+        });
+        for strategy in ["chain", "chain-oblivious", "ft-chain", "tree", "unicast"] {
+            assert_eq!(parse(strategy), chain, "{strategy}");
+        }
+        assert_eq!(parse("multicast").map(|t| t.large), Some((8.0, 1e9)));
+        // The swarm keeps the hop meter's speed.
+        assert_eq!(parse("swarm"), None);
     }
 
     #[test]
