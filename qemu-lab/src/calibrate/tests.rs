@@ -74,6 +74,10 @@ fn image() -> std::path::PathBuf {
     path
 }
 
+/// The site backend's probe timeout when the runs these tests replay were recorded (Kadeploy's 2 s,
+/// before the lab's `boot/probe_timeout` of 1 s): their waits sit on the grid it made.
+const RECORDED_PROBE_TIMEOUT: f64 = 2.0;
+
 /// Replays the engine's `wait_reboot` (5 s, then a probe round every 5 s) on a simulated node rebooted
 /// into the deploy kernel with `params`; the seconds the wait took.
 async fn simulated_wait(params: SimParams) -> f64 {
@@ -136,6 +140,7 @@ async fn a_calibrated_boot_gives_back_the_measured_wait() {
     exact.boot.pxe.sd = 0.0;
     exact.boot.kernel.sd = 0.0;
     exact.power.command_latency = simulator::params::Dist::new(0.0, 0.0, 0.0);
+    exact.ops.probe_timeout = RECORDED_PROBE_TIMEOUT;
     assert!((simulated_wait(exact.clone()).await - 54.0).abs() < 0.5);
     // What the merged main wrote: the wait as the boot, probes without their timeout.
     let mut old = exact;
@@ -493,7 +498,8 @@ async fn a_prediction_near_a_probe_round_moves_smoothly_with_the_firmware_phase(
     let spread = m.spread;
     assert!((spread[2] - 0.4477 / 6.8975).abs() < 0.001, "{spread:?}");
     assert!((spread[0] - 0.3779 / 12.705).abs() < 0.001, "{spread:?}");
-    let p = SimParams::from_yaml_str(&simulation_conf(&m, 1)).unwrap();
+    let mut p = SimParams::from_yaml_str(&simulation_conf(&m, 1)).unwrap();
+    p.ops.probe_timeout = RECORDED_PROBE_TIMEOUT;
     let mut former = p.clone();
     for (d, mean) in [
         (&mut former.boot.firmware, m.firmware),
