@@ -194,13 +194,18 @@ pub(crate) fn parse_row(
 mod tests {
     use super::*;
 
+    /// A testbed CSV header: the columns every row has, then `extra` (comma-separated, may be empty).
+    fn header(extra: &str) -> Vec<String> {
+        "topology,switches,uplink_mbit,mbit,mib,n,strategy,seconds,hop_mbit,uplink_hop_mbit"
+            .split(',')
+            .chain(extra.split(',').filter(|c| !c.is_empty()))
+            .map(String::from)
+            .collect()
+    }
+
     #[test]
     fn rows_become_runs_and_other_rows_are_skipped() {
-        let header: Vec<String> =
-            "topology,switches,uplink_mbit,mbit,mib,n,strategy,seconds,hop_mbit,uplink_hop_mbit"
-                .split(',')
-                .map(String::from)
-                .collect();
+        let header = header("");
         let row = "two-level,2,200,200,64,8,chain-oblivious,11.2,8000,4000";
         let fields: Vec<&str> = row.split(',').collect();
         let (run, measured) = parse_row(&header, &fields, false).expect("a run");
@@ -218,13 +223,9 @@ mod tests {
 
     #[test]
     fn the_tool_columns_give_each_tool_its_own_speed() {
-        let header: Vec<String> = format!(
-            "topology,switches,uplink_mbit,mbit,mib,n,strategy,seconds,hop_mbit,uplink_hop_mbit,{}",
-            "meter_small,meter_large,plain_small_mbit,plain_large_mbit,udpcast_small_mbit,udpcast_large_mbit,mcast_small_mbit,mcast_large_mbit"
-        )
-        .split(',')
-        .map(String::from)
-        .collect();
+        let header = header(
+            "meter_small,meter_large,plain_small_mbit,plain_large_mbit,udpcast_small_mbit,udpcast_large_mbit,mcast_small_mbit,mcast_large_mbit",
+        );
         let parse = |row: &str| {
             let fields: Vec<&str> = row.split(',').collect();
             parse_row(&header, &fields, false).map(|(r, _)| r.tool_cpu)
@@ -257,10 +258,9 @@ mod tests {
 
     #[test]
     fn udpcasts_idle_hosts_are_read_from_the_alone_and_bed_columns() {
-        let header: Vec<String> = "topology,switches,uplink_mbit,mbit,mib,n,strategy,seconds,hop_mbit,uplink_hop_mbit,meter_small,meter_large,udpcast_small_mbit,udpcast_large_mbit,udpcast_alone_mbit,bed_hosts"
-            .split(',')
-            .map(String::from)
-            .collect();
+        let header = header(
+            "meter_small,meter_large,udpcast_small_mbit,udpcast_large_mbit,udpcast_alone_mbit,bed_hosts",
+        );
         let cost = |row: &str| {
             let fields: Vec<&str> = row.split(',').collect();
             parse_row(&header, &fields, false).map(|(r, _)| r.bed_cost)
@@ -285,13 +285,9 @@ mod tests {
 
     #[test]
     fn kaagents_chain_columns_are_the_speed_of_its_tcp_strategies() {
-        let header: Vec<String> = format!(
-            "topology,switches,uplink_mbit,mbit,mib,n,strategy,seconds,hop_mbit,uplink_hop_mbit,{}",
-            "meter_small,meter_large,mcast_small_mbit,mcast_large_mbit,chain_small_mbit,chain_large_mbit"
-        )
-        .split(',')
-        .map(String::from)
-        .collect();
+        let header = header(
+            "meter_small,meter_large,mcast_small_mbit,mcast_large_mbit,chain_small_mbit,chain_large_mbit",
+        );
         let parse = |strategy: &str| {
             let row =
                 format!("flat,1,0,1000,256,16,{strategy},4.4,7000,7000,2,8,4000,8000,6000,7200");
@@ -312,11 +308,7 @@ mod tests {
 
     #[test]
     fn the_udpcast_buffer_column_is_read_and_extra_trailing_columns_are_ignored() {
-        let header: Vec<String> =
-            "topology,switches,uplink_mbit,mbit,mib,n,strategy,seconds,hop_mbit,uplink_hop_mbit,udpcast_rcvbuf"
-                .split(',')
-                .map(String::from)
-                .collect();
+        let header = header("udpcast_rcvbuf");
         let parse = |row: &str| {
             let fields: Vec<&str> = row.split(',').collect();
             parse_row(&header, &fields, false).map(|(r, _)| r.udpcast_rcvbuf)
