@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """A lab window's replay (docs/PERFORMANCE.md, window H): every calibration's simulation.conf (`kalab
-calibrate`) on a copy of every target's sim/ configuration, kasim averaged over seeds 1..K, and one draw.
+calibrate`) on a copy of every target's sim/ configuration, kasim averaged over seeds 1..K; and the same with
+the calibration's processor work scaled by the host-speed reference (the report's `host.reference`, timed just
+before each run's clock) of the target over the calibration's. First, every run's host speed: the reference's
+processor and wall seconds, steal over the run and the deployment, and the first boot's processor seconds per VM.
 Usage: lab-window-replay.py K CAL1,CAL2,.. TGT1,TGT2,.. where each run NAME was `kalab e2e --dir
 ${RUNS}NAME > ${RUNS}NAME.out 2> ${RUNS}NAME.err` (RUNS, a path prefix: env KALAB_RUNS, default /tmp/hwh-)."""
 import glob, json, os, re, shutil, subprocess, sys, statistics
@@ -37,6 +40,35 @@ def swap(conf, calib):
     conf = re.sub(r"cpu: \{firmware: [\d.]+", "cpu: {firmware: %.3f" % nshare, conf)
     return conf
 
+def reference(r):
+    ref = (r.get("host") or {}).get("reference") or {}
+    return ref.get("cpu_seconds")
+
+def scale_work(conf, k):
+    """The boot phases' and the SSH commands' processor parts times k: a phase of mean d with a share c of
+    processor work lasts d (1 - c + c k) with a share c k / (1 - c + c k)."""
+    shares = dict((m.group(1), float(m.group(2))) for m in re.finditer(r"(firmware|pxe|kernel): ([\d.]+)",
+                  re.search(r"cpu: \{[^}]*\}", conf).group(0)))
+    def phase(m):
+        name, mean = m.group(1), float(m.group(2))
+        c = shares.get(name, 0.0)
+        return "%s: {mean: %.3f" % (name, mean * (1 - c + c * k))
+    conf = re.sub(r"(firmware|pxe|kernel): \{mean: ([\d.]+)", phase, conf)
+    def cpu(m):
+        out = []
+        for name in ("firmware", "pxe", "kernel"):
+            c = shares.get(name, 0.0)
+            d = 1 - c + c * k
+            out.append("%s: %.3f" % (name, min(c * k / d, 1.0) if d > 0 else c))
+        return "cpu: {" + ", ".join(out) + "}"
+    conf = re.sub(r"cpu: \{[^}]*\}", cpu, conf, count=1)
+    m = re.search(r"ssh_latency: ([\d.]+), cpu: ([\d.]+)", conf)
+    if m:
+        lat, c = float(m.group(1)), float(m.group(2))
+        d = 1 - c + c * k
+        conf = conf.replace(m.group(0), "ssh_latency: %.4f, cpu: %.3f" % (lat * d, min(c * k / d, 1.0)))
+    return conf
+
 def predict(conf, tgt, nodes, seeds):
     d = "/tmp/hwh-replay/%s" % tgt
     shutil.rmtree(d, ignore_errors=True)
@@ -54,6 +86,16 @@ for t in tgts:
     r = report(t)
     nodes = r["nodes_ok"] + r["nodes_ko"]
     rows[t] = (r, nodes)
+for n in cals + tgts:
+    r = report(n)
+    h = r.get("host") or {}
+    ref = h.get("reference") or {}
+    boot = (r.get("boots") or {}).get("deploy_boot") or {}
+    print("%s: reference %s processor s (%s wall s, %s waited), steal %s s over the run (share %s), %s s over the"
+          " deployment; first boot %s processor s per VM; deploy %.1f s; start busy %s" % (
+              n, ref.get("cpu_seconds"), ref.get("seconds"), ref.get("wait_seconds"), h.get("steal_seconds"),
+              h.get("steal_share"), h.get("deploy_steal_seconds"), boot.get("cpu"), r["deploy_seconds"],
+              (r.get("start") or {}).get("host_busy")))
 print("targets:", {t: (rows[t][1], round(rows[t][0]["deploy_seconds"], 1), rows[t][0]["predicted_seconds"]) for t in tgts})
 for c in cals:
     rc = report(c)
@@ -63,8 +105,12 @@ for c in cals:
     for t in tgts:
         r, nodes = rows[t]
         cf = swap(conf, r["calibration"])
-        for seeds, tag in ((K, "mean%d" % K), (1, "seed1")):
-            mean, sdv, ts = predict(cf, t, nodes, seeds)
+        confs = [(cf, "mean%d" % K)]
+        if reference(r) and reference(rc):
+            k = reference(r) / reference(rc)
+            confs.append((scale_work(cf, k), "ref x%.3f" % k))
+        for c_conf, tag in confs:
+            mean, sdv, ts = predict(c_conf, t, nodes, K)
             err = (mean - r["deploy_seconds"]) / r["deploy_seconds"] * 100
             line.append("  %s -> %s (%d VMs, measured %.1f): %s %.1f s (%+.1f%%) sd %.1f range %.1f-%.1f" % (
                 c, t, nodes, r["deploy_seconds"], tag, mean, err, sdv, min(ts), max(ts)))

@@ -68,10 +68,16 @@ pub struct Report {
     pub busy_probes: Vec<busy_load::Probe>,
     /// What the run's start found: earlier labs' QEMUs waited for, the host's busy share.
     pub start: crate::quiet::Start,
+    /// The host's speed: steal over the run and the deployment, the reference work before the clock.
+    pub host: crate::host_speed::HostSpeed,
 }
 
-/// Runs the deployment on `lab` and verifies it; `started` is when the lab began coming up.
-pub fn run(lab: &Lab, options: &Options, started: Instant) -> anyhow::Result<Report> {
+/// Runs the deployment on `lab` and verifies it; `clock` started when the lab began coming up.
+pub fn run(
+    lab: &Lab,
+    options: &Options,
+    clock: crate::host_speed::Clock,
+) -> anyhow::Result<Report> {
     register(lab)?;
     let watcher =
         crate::timeline::Watcher::start(lab.vms.iter().map(|v| v.spec().vm_dir()).collect());
@@ -85,7 +91,7 @@ pub fn run(lab: &Lab, options: &Options, started: Instant) -> anyhow::Result<Rep
     let boots = calibrate::phases::measure(&timeline);
     let (verified, ko) = verify_all(lab, options, &d.reasons);
     // Deployed and verified: what follows measures the calibration's extras.
-    let seconds = started.elapsed().as_secs_f64();
+    let (seconds, steal_seconds) = (clock.seconds(), clock.steal_seconds());
     let idle_load = idle_load(lab);
     let ssh = (0..lab.nodes.len())
         .find(|i| !ko.contains_key(&lab.nodes[*i].name))
@@ -155,6 +161,14 @@ pub fn run(lab: &Lab, options: &Options, started: Instant) -> anyhow::Result<Rep
         busy_load,
         busy_probes,
         start: crate::quiet::Start::default(),
+        host: crate::host_speed::HostSpeed {
+            reference: None,
+            steal_seconds,
+            deploy_steal_seconds: d.steal_seconds,
+            steal_share: steal_seconds.and_then(|s| {
+                crate::host_speed::steal_share(s, seconds, crate::host_speed::processors())
+            }),
+        },
     })
 }
 
@@ -200,6 +214,8 @@ struct Deployment {
     reasons: BTreeMap<String, String>,
     /// kadeploy3's output lines.
     output: Vec<String>,
+    /// Processor seconds stolen from the host meanwhile.
+    steal_seconds: Option<f64>,
 }
 
 /// The faults of `--faults` on 3 nodes or more: the node whose BMC powers it off during the broadcast,
@@ -235,7 +251,7 @@ fn deploy(lab: &Lab, options: &Options) -> anyhow::Result<Deployment> {
         )?;
         kadeploy3.arg("--custom-steps").arg(&custom_steps);
     }
-    let started = Instant::now();
+    let clock = crate::host_speed::Clock::start();
     let mut child = kadeploy3
         .args(["-e", &options.env, "-f"])
         .arg(&nodes)
@@ -276,7 +292,7 @@ fn deploy(lab: &Lab, options: &Options) -> anyhow::Result<Deployment> {
         }
     }
     let status = child.wait()?;
-    let seconds = started.elapsed().as_secs_f64();
+    let (seconds, steal_seconds) = (clock.seconds(), clock.steal_seconds());
     eprintln!("kadeploy3 exited with {status} after {seconds:.1} s");
     if let Some(i) = hung {
         crate::net::signal(lab.bmc_pid(i).unwrap_or_default(), "CONT");
@@ -285,6 +301,7 @@ fn deploy(lab: &Lab, options: &Options) -> anyhow::Result<Deployment> {
         seconds,
         reasons,
         output,
+        steal_seconds,
     })
 }
 

@@ -7,6 +7,7 @@ pub mod calibrate;
 pub mod device;
 pub mod e2e;
 pub mod e2e_power;
+pub mod host_speed;
 pub mod images;
 pub mod lab;
 pub mod net;

@@ -9,7 +9,6 @@ use qemu_lab::lab::{Lab, LabSpec};
 use qemu_lab::site_config::PowerDriver;
 use qemu_lab::vm::{self, Accel, Firmware};
 use std::path::PathBuf;
-use std::time::Instant;
 
 /// QEMU lab of the Kadeploy reimplementation.
 #[derive(Parser)]
@@ -297,8 +296,8 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 .filter(|p| p.as_str() != "none")
                 .map(|p| p.parse().with_context(|| format!("--busy-probe {p}")))
                 .collect::<anyhow::Result<Vec<e2e::busy_load::ProbeSpec>>>()?;
-            let start = quiet_start();
-            let started = Instant::now();
+            let (start, reference) = quiet_start();
+            let clock = qemu_lab::host_speed::Clock::start();
             let boot_env = match (boot_env, lab.legacy_boot_env()) {
                 (Some(a), Some(b)) if a != b => {
                     anyhow::bail!("--boot and --boot-env name different boot paths")
@@ -330,9 +329,9 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 checks,
                 busy_probes,
             };
-            let result = e2e::run(&lab, &options, started);
+            let result = e2e::run(&lab, &options, clock);
             drop(lab);
-            let report = e2e::Report { start, ..result? };
+            let report = stamped(result?, start, reference);
             let tools_ok = report.tools.values().all(|v| v.starts_with("ok"));
             let passed = if faults && nodes >= 3 {
                 report.nodes_ko == 2
@@ -386,8 +385,8 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
 }
 
 /// Before a run's clock: an earlier lab's dying QEMUs must not share the processors with it. Waits for
-/// them (not timed) and reads how busy the host is.
-fn quiet_start() -> qemu_lab::quiet::Start {
+/// them (not timed), reads how busy the host is, then times the host-speed reference work.
+fn quiet_start() -> (qemu_lab::quiet::Start, qemu_lab::host_speed::Reference) {
     let start = qemu_lab::quiet::wait_for_lab_qemus();
     eprintln!(
         "kalab: {} lab QEMU(s) of an earlier run waited for {:.1} s ({} still alive); host busy {:.0}% before the start",
@@ -396,7 +395,26 @@ fn quiet_start() -> qemu_lab::quiet::Start {
         start.still_alive,
         start.host_busy.unwrap_or(f64::NAN) * 100.0
     );
-    start
+    let reference = qemu_lab::host_speed::reference();
+    eprintln!("kalab: host-speed reference before the clock: {reference:?}");
+    (start, reference)
+}
+
+/// The run's report with what was read before its clock: the start and the host-speed reference.
+fn stamped(
+    report: e2e::Report,
+    start: qemu_lab::quiet::Start,
+    reference: qemu_lab::host_speed::Reference,
+) -> e2e::Report {
+    let host = qemu_lab::host_speed::HostSpeed {
+        reference: Some(reference),
+        ..report.host
+    };
+    e2e::Report {
+        start,
+        host,
+        ..report
+    }
 }
 
 /// `kalab calibrate`: prints the `simulation.conf` a finished run's files give.

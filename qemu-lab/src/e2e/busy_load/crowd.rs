@@ -23,7 +23,7 @@ pub enum Crowd {
 }
 
 /// A probe's crowd and rounds: `spinners:N`, `vms:N`, with `xR` for R free and R crowded rounds
-/// (`vms:12x3`).
+/// (`vms:12x5`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ProbeSpec {
     /// What crowds the VMs.
