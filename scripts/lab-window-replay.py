@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """A lab window's replay (docs/PERFORMANCE.md, window H): every calibration's simulation.conf (`kalab
 calibrate`) on a copy of every target's sim/ configuration, kasim averaged over seeds 1..K; and the same with
-the calibration's processor work scaled by the host-speed reference (the report's `host.reference`, timed just
-before each run's clock) of the target over the calibration's. First, every run's host speed: the reference's
+the calibration's processor work scaled by the host-speed reference (the report's `host.reference` on one
+processor and `host.reference_all` on every processor, timed just before each run's clock) of the target over
+the calibration's. First, every run's host speed: the reference's
 processor and wall seconds, steal over the run and the deployment, and the first boot's processor seconds per VM.
 Usage: lab-window-replay.py K CAL1,CAL2,.. TGT1,TGT2,.. where each run NAME was `kalab e2e --dir
 ${RUNS}NAME > ${RUNS}NAME.out 2> ${RUNS}NAME.err` (RUNS, a path prefix: env KALAB_RUNS, default /tmp/hwh-)."""
@@ -40,8 +41,8 @@ def swap(conf, calib):
     conf = re.sub(r"cpu: \{firmware: [\d.]+", "cpu: {firmware: %.3f" % nshare, conf)
     return conf
 
-def reference(r):
-    ref = (r.get("host") or {}).get("reference") or {}
+def reference(r, which="reference"):
+    ref = (r.get("host") or {}).get(which) or {}
     return ref.get("cpu_seconds")
 
 def scale_work(conf, k):
@@ -90,10 +91,12 @@ for n in cals + tgts:
     r = report(n)
     h = r.get("host") or {}
     ref = h.get("reference") or {}
+    refall = h.get("reference_all") or {}
     boot = (r.get("boots") or {}).get("deploy_boot") or {}
-    print("%s: reference %s processor s (%s wall s, %s waited), steal %s s over the run (share %s), %s s over the"
+    print("%s: reference %s processor s (%s wall s, %s waited), on every processor %s (%s wall), steal %s s over the run (share %s), %s s over the"
           " deployment; first boot %s processor s per VM; deploy %.1f s; start busy %s" % (
-              n, ref.get("cpu_seconds"), ref.get("seconds"), ref.get("wait_seconds"), h.get("steal_seconds"),
+              n, ref.get("cpu_seconds"), ref.get("seconds"), ref.get("wait_seconds"), refall.get("cpu_seconds"),
+              refall.get("seconds"), h.get("steal_seconds"),
               h.get("steal_share"), h.get("deploy_steal_seconds"), boot.get("cpu"), r["deploy_seconds"],
               (r.get("start") or {}).get("host_busy")))
 print("targets:", {t: (rows[t][1], round(rows[t][0]["deploy_seconds"], 1), rows[t][0]["predicted_seconds"]) for t in tgts})
@@ -106,9 +109,10 @@ for c in cals:
         r, nodes = rows[t]
         cf = swap(conf, r["calibration"])
         confs = [(cf, "mean%d" % K)]
-        if reference(r) and reference(rc):
-            k = reference(r) / reference(rc)
-            confs.append((scale_work(cf, k), "ref x%.3f" % k))
+        for which, tag in (("reference", "ref1"), ("reference_all", "refall")):
+            if reference(r, which) and reference(rc, which):
+                k = reference(r, which) / reference(rc, which)
+                confs.append((scale_work(cf, k), "%s x%.3f" % (tag, k)))
         for c_conf, tag in confs:
             mean, sdv, ts = predict(c_conf, t, nodes, K)
             err = (mean - r["deploy_seconds"]) / r["deploy_seconds"] * 100

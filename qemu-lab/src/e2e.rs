@@ -163,6 +163,7 @@ pub fn run(
         start: crate::quiet::Start::default(),
         host: crate::host_speed::HostSpeed {
             reference: None,
+            reference_all: None,
             steal_seconds,
             deploy_steal_seconds: d.steal_seconds,
             steal_share: steal_seconds.and_then(|s| {

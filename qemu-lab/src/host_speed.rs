@@ -18,8 +18,11 @@ const REFERENCE_WORDS: usize = 4 << 20;
 /// The host's speed around one run (in every `kalab e2e` report).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 pub struct HostSpeed {
-    /// The fixed reference work timed just before the clock started.
+    /// The fixed reference work timed on one processor just before the clock started.
     pub reference: Option<Reference>,
+    /// The same work on every processor at once, right after (means over the threads): the run keeps
+    /// every processor busy, and processors that share a core or a cache slow each other down.
+    pub reference_all: Option<Reference>,
     /// Processor seconds stolen from the host (all its processors) over the run's clock.
     pub steal_seconds: Option<f64>,
     /// The same over the `kadeploy3` run alone.
@@ -98,6 +101,31 @@ pub fn steal_share(steal_seconds: f64, seconds: f64, processors: usize) -> Optio
 /// branches and memory reads and writes, as an emulator's) on the calling thread.
 pub fn reference() -> Reference {
     reference_of(REFERENCE_STEPS)
+}
+
+/// [`reference`] on every processor at once: the threads' mean wall, processor and wait seconds.
+pub fn reference_all() -> Option<Reference> {
+    reference_on(processors(), REFERENCE_STEPS)
+}
+
+/// `steps` of the reference walk on `threads` threads at once; their means.
+fn reference_on(threads: usize, steps: u64) -> Option<Reference> {
+    let handles: Vec<_> = (0..threads)
+        .map(|_| std::thread::spawn(move || reference_of(steps)))
+        .collect();
+    let all: Vec<Reference> = handles.into_iter().filter_map(|h| h.join().ok()).collect();
+    if all.is_empty() || all.len() != threads {
+        return None;
+    }
+    let n = all.len() as f64;
+    let mean = |f: fn(&Reference) -> Option<f64>| -> Option<f64> {
+        Some(all.iter().map(f).sum::<Option<f64>>()? / n)
+    };
+    Some(Reference {
+        seconds: all.iter().map(|r| r.seconds).sum::<f64>() / n,
+        cpu_seconds: mean(|r| r.cpu_seconds),
+        wait_seconds: mean(|r| r.wait_seconds),
+    })
 }
 
 /// Times `steps` of the reference walk.
@@ -192,6 +220,7 @@ mod tests {
                 cpu_seconds: Some(0.5),
                 wait_seconds: Some(0.02),
             }),
+            reference_all: None,
             steal_seconds: Some(1.5),
             deploy_steal_seconds: Some(1.25),
             steal_share: Some(0.01),
@@ -227,5 +256,16 @@ mod tests {
         assert!(c1 > 0.0 && c2 > 1.3 * c1, "{one:?} {two:?}");
         assert!(c2 <= two.seconds + 0.01, "{two:?}");
         assert!(two.wait_seconds.unwrap() >= 0.0);
+    }
+
+    #[test]
+    fn the_reference_on_every_processor_is_the_threads_mean() {
+        let both = reference_on(2, REFERENCE_STEPS / 8).unwrap();
+        let one = reference_of(REFERENCE_STEPS / 8);
+        // Each thread did one thread's work: about the same processor time (two threads may share a
+        // core, or wait for one: within a factor of 3), never none.
+        let (cb, c1) = (both.cpu_seconds.unwrap(), one.cpu_seconds.unwrap());
+        assert!(cb > c1 / 3.0 && cb < 3.0 * c1, "{both:?} {one:?}");
+        assert!(both.seconds >= cb - 0.01, "{both:?}");
     }
 }

@@ -296,7 +296,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 .filter(|p| p.as_str() != "none")
                 .map(|p| p.parse().with_context(|| format!("--busy-probe {p}")))
                 .collect::<anyhow::Result<Vec<e2e::busy_load::ProbeSpec>>>()?;
-            let (start, reference) = quiet_start();
+            let (start, before) = quiet_start();
             let clock = qemu_lab::host_speed::Clock::start();
             let boot_env = match (boot_env, lab.legacy_boot_env()) {
                 (Some(a), Some(b)) if a != b => {
@@ -331,7 +331,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             };
             let result = e2e::run(&lab, &options, clock);
             drop(lab);
-            let report = stamped(result?, start, reference);
+            let report = stamped(result?, start, before);
             let tools_ok = report.tools.values().all(|v| v.starts_with("ok"));
             let passed = if faults && nodes >= 3 {
                 report.nodes_ko == 2
@@ -386,7 +386,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
 
 /// Before a run's clock: an earlier lab's dying QEMUs must not share the processors with it. Waits for
 /// them (not timed), reads how busy the host is, then times the host-speed reference work.
-fn quiet_start() -> (qemu_lab::quiet::Start, qemu_lab::host_speed::Reference) {
+fn quiet_start() -> (qemu_lab::quiet::Start, qemu_lab::host_speed::HostSpeed) {
     let start = qemu_lab::quiet::wait_for_lab_qemus();
     eprintln!(
         "kalab: {} lab QEMU(s) of an earlier run waited for {:.1} s ({} still alive); host busy {:.0}% before the start",
@@ -395,19 +395,27 @@ fn quiet_start() -> (qemu_lab::quiet::Start, qemu_lab::host_speed::Reference) {
         start.still_alive,
         start.host_busy.unwrap_or(f64::NAN) * 100.0
     );
-    let reference = qemu_lab::host_speed::reference();
-    eprintln!("kalab: host-speed reference before the clock: {reference:?}");
-    (start, reference)
+    let host = qemu_lab::host_speed::HostSpeed {
+        reference: Some(qemu_lab::host_speed::reference()),
+        reference_all: qemu_lab::host_speed::reference_all(),
+        ..Default::default()
+    };
+    eprintln!(
+        "kalab: host-speed reference before the clock: one processor {:?}, every processor {:?}",
+        host.reference, host.reference_all
+    );
+    (start, host)
 }
 
-/// The run's report with what was read before its clock: the start and the host-speed reference.
+/// The run's report with what was read before its clock: the start and the host-speed references.
 fn stamped(
     report: e2e::Report,
     start: qemu_lab::quiet::Start,
-    reference: qemu_lab::host_speed::Reference,
+    before: qemu_lab::host_speed::HostSpeed,
 ) -> e2e::Report {
     let host = qemu_lab::host_speed::HostSpeed {
-        reference: Some(reference),
+        reference: before.reference,
+        reference_all: before.reference_all,
         ..report.host
     };
     e2e::Report {
