@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A quiet lab window (docs/PERFORMANCE.md, windows P and H of stop 17): three 4-VM calibrations and the
+# A quiet lab window (docs/PERFORMANCE.md, window P, and window H of stop 17): three 4-VM calibrations and the
 # targets predicted from the first (16 and 8 VMs, classical, UEFI), each run in ${KALAB_RUNS}NAME with its
 # report in ${KALAB_RUNS}NAME.out and a line in ${KALAB_RUNS}log (KALAB_RUNS, a path prefix, default
 # /tmp/hwq-). With KALAB_WINDOW_END=HH:MM:SS (UTC), a run that would not end by then (its usual length
@@ -18,7 +18,8 @@ run() { name=$1; secs=$2; shift 2
   target/debug/kalab e2e --dir "${R}$name" "$@" > "${R}$name.out" 2> "${R}$name.err"
   echo "$(date -u +%T) $name rc=$? $(tail -n 1 "${R}$name.out" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["nodes_ok"],"OK",d["nodes_ko"],"KO",d.get("deploy_seconds"),d.get("predicted_seconds"),"busy",d.get("busy_load"),"host",d.get("host"))' 2>&1)" >> "${R}log"; }
 T="--busy-probe none --sim-params ${R}c4a/simulation.conf"
-run c4a 95 --nodes 4
+# The first calibration probes twice back to back (the first calibrates): the probe's own spread.
+run c4a 155 --nodes 4 --busy-probe vms:12x5 --busy-probe vms:12x5
 run c4b 95 --nodes 4
 run t16a 115 --nodes 16 $T
 run t8 65 --nodes 8 $T
