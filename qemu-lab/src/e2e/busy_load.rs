@@ -14,11 +14,12 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 /// The probe `kalab e2e` runs unless told otherwise: the 4 VMs of a calibration run crowded as 16
-/// VMs crowd each other, five times. A probe's error comes by whole rounds: in some crowded rounds
-/// every VM burns a third of the others' extra processor time for as long a wait (the crowd's
-/// throwaway VMs boot in step, and a round sees one phase of their boot), so the rounds, not the
-/// VM pairs, are the independent readings, and three of them let one such round move the median by
-/// 30% (docs/PERFORMANCE.md, window H of stop 17).
+/// VMs crowd each other, five times. A probe's error comes by whole rounds (13 probes: the VMs'
+/// slopes within a round spread by 0.0016, the rounds' medians by 0.0070; in some rounds every VM
+/// burns a third of the others' extra processor time for as long a wait), so the rounds, not the VM
+/// pairs, are the independent readings, and three of them let one such round move the median by
+/// 20-30% (docs/PERFORMANCE.md, window H of stop 17). The crowd's VMs, started together, booted in
+/// step, so that a round saw one phase of their boot: they now start one by one ([`CROWD_STAGGER`]).
 pub const DEFAULT_PROBE: &str = "vms:12x5";
 /// The guest loop's processor seconds (its length on a free core).
 const TARGET: f64 = 1.0;
@@ -36,6 +37,11 @@ const MAX_LOAD: f64 = 0.5;
 const TICKS_AGREE: f64 = 0.025;
 /// Throwaway VMs boot this long before the first round (their QEMUs' start is not a boot).
 const CROWD_WARMUP: Duration = Duration::from_secs(2);
+/// ... after starting one after the other over this long: a throwaway VM's boot-to-panic cycle is
+/// 1.5 processor s (alone, 07:10 UTC), and started together they stay in step, so that a crowded round
+/// sees one phase of their boot; started 0.25 s apart (12 VMs), the first one gets about a whole cycle
+/// more processor time than the last before the rounds begin.
+const CROWD_STAGGER: Duration = Duration::from_secs(3);
 
 /// One VM's run of the guest loop: wall-clock and QEMU processor seconds.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
@@ -150,7 +156,7 @@ pub fn measure(lab: &Lab, nodes: &[usize], spec: ProbeSpec) -> Option<Probe> {
     let vms = match spec.crowd {
         Crowd::Vms(_) => {
             let running = crowd::Running::start(spec.crowd, &lab.kernel)?;
-            running.resume();
+            running.resume_one_by_one(CROWD_STAGGER);
             std::thread::sleep(CROWD_WARMUP);
             running.pause();
             Some(running)

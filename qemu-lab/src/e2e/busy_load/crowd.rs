@@ -137,6 +137,21 @@ impl Running {
         }
     }
 
+    /// Lets the crowd run one process after the other, evenly over `over` (the last starts at its
+    /// end): their boots fall out of step.
+    pub fn resume_one_by_one(&self, over: std::time::Duration) {
+        if !self.pausable {
+            return;
+        }
+        let step = over / self.children.len().max(1) as u32;
+        for (i, child) in self.children.iter().enumerate() {
+            if i > 0 {
+                std::thread::sleep(step);
+            }
+            signal_pids("-CONT", &[child.id()]);
+        }
+    }
+
     /// Stops the crowd from running (a free round begins).
     pub fn pause(&self) {
         if self.pausable {
@@ -145,14 +160,19 @@ impl Running {
     }
 
     fn signal(&self, signal: &str) {
-        let pids: Vec<String> = self.children.iter().map(|c| c.id().to_string()).collect();
-        let _ = Command::new("kill")
-            .arg(signal)
-            .args(&pids)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        let pids: Vec<u32> = self.children.iter().map(|c| c.id()).collect();
+        signal_pids(signal, &pids);
     }
+}
+
+/// `kill SIGNAL PIDS...`.
+fn signal_pids(signal: &str, pids: &[u32]) {
+    let _ = Command::new("kill")
+        .arg(signal)
+        .args(pids.iter().map(u32::to_string))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
 }
 
 impl Drop for Running {
@@ -205,6 +225,41 @@ mod tests {
             "disks:4".parse::<ProbeSpec>(),
             Err(SpecError::Kind(_))
         ));
+    }
+
+    /// A process's state letter (`T`: stopped).
+    fn state(pid: u32) -> char {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let after = stat.rsplit_once(')').unwrap().1;
+        after.trim_start().chars().next().unwrap()
+    }
+
+    #[test]
+    fn a_paused_crowd_resumes_one_process_after_the_other() {
+        let children: Vec<Child> = (0..3)
+            .map(|_| Command::new("sleep").arg("30").spawn().unwrap())
+            .collect();
+        let crowd = Running {
+            children,
+            pausable: true,
+        };
+        crowd.pause();
+        let pids: Vec<u32> = crowd.children.iter().map(|c| c.id()).collect();
+        let t0 = std::time::Instant::now();
+        while pids.iter().any(|&p| state(p) != 'T') {
+            assert!(t0.elapsed().as_secs() < 5, "not stopped");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let t0 = std::time::Instant::now();
+        crowd.resume_one_by_one(std::time::Duration::from_millis(300));
+        // Three processes over 0.3 s: the last one 0.2 s after the first.
+        assert!(t0.elapsed().as_millis() >= 200, "{:?}", t0.elapsed());
+        let t0 = std::time::Instant::now();
+        while pids.iter().any(|&p| state(p) == 'T') {
+            assert!(t0.elapsed().as_secs() < 5, "not resumed");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        drop(crowd);
     }
 
     #[test]
