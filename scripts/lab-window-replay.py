@@ -46,8 +46,8 @@ def reference(r, which="reference"):
     return ref.get("cpu_seconds")
 
 def scale_work(conf, k):
-    """The boot phases' and the SSH commands' processor parts times k: a phase of mean d with a share c of
-    processor work lasts d (1 - c + c k) with a share c k / (1 - c + c k)."""
+    """The guests' processor work times k: a boot phase or an SSH command of mean d with a share c of
+    processor work lasts d (1 - c + c k) with a share c k / (1 - c + c k); the rest below."""
     shares = dict((m.group(1), float(m.group(2))) for m in re.finditer(r"(firmware|pxe|kernel): ([\d.]+)",
                   re.search(r"cpu: \{[^}]*\}", conf).group(0)))
     def phase(m):
@@ -68,6 +68,16 @@ def scale_work(conf, k):
         lat, c = float(m.group(1)), float(m.group(2))
         d = 1 - c + c * k
         conf = conf.replace(m.group(0), "ssh_latency: %.4f, cpu: %.3f" % (lat * d, min(c * k / d, 1.0)))
+    # Under TCG the rest of the guests' work is processor work too: the VMs' loads (processors per
+    # second), the operations (all processor work: ops.work_cpu 1.0) and kaagent's chain (the broadcast
+    # goodput) cost k times as much.
+    for key in ("idle_load", "busy_load"):
+        conf = re.sub(r"(%s): ([\d.]+)" % key, lambda m: "%s: %.5f" % (m.group(1), float(m.group(2)) * k), conf)
+    for key in ("kexec", "partition", "swap", "mount", "sync", "postinstall", "bootloader"):
+        conf = re.sub(r"\b(%s): ([\d.]+)" % key, lambda m: "%s: %.4f" % (m.group(1), float(m.group(2)) * k), conf)
+    for key in ("bandwidth", "server_bandwidth", "mkfs_rate"):
+        conf = re.sub(r"(\n\s+|, )(%s): ([\d.e+]+)" % key,
+                      lambda m: "%s%s: %.1f" % (m.group(1), m.group(2), float(m.group(3)) / k), conf)
     return conf
 
 def predict(conf, tgt, nodes, seeds):
