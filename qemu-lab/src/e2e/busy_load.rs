@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 /// burns a third of the others' extra processor time for as long a wait), so the rounds, not the VM
 /// pairs, are the independent readings, and three of them let one such round move the median by
 /// 20-30% (docs/PERFORMANCE.md, window H of stop 17). The crowd's VMs, started together, booted in
-/// step, so that a round saw one phase of their boot: they now start one by one ([`CROWD_STAGGER`]).
+/// step, so that a round saw one phase of their boot: they now start one by one (`CROWD_STAGGER`).
 pub const DEFAULT_PROBE: &str = "vms:12x5";
 /// The guest loop's processor seconds (its length on a free core).
 const TARGET: f64 = 1.0;
