@@ -67,10 +67,11 @@ const KAAGENT_PLANNED: [&str; 5] = ["chain", "chain-oblivious", "ft-chain", "tre
 
 /// The measurements of the issue; run by `scripts/bcast-testbed.sh` (env: KABCAST_MBIT, KABCAST_MIB,
 /// KABCAST_NODES, KABCAST_STRATEGIES, KABCAST_TOPOLOGY, KABCAST_SWITCHES, KABCAST_UPLINK_MBIT,
-/// KABCAST_REPEAT).
+/// KABCAST_REPEAT, KABCAST_METER_REPEAT).
 /// Prints one CSV line per run: `topology,switches,uplink_mbit,mbit,mib,n,strategy,seconds,s_over_b,
 /// over_plain,cpu_s,sys_s,retransmits,hop_mbit,uplink_hop_mbit,` and the [`tool_meter::CSV_HEADER`]
-/// columns, then [`REPEAT_COLUMNS`] (`over_plain`: the time over the plain `socat`
+/// columns, then [`REPEAT_COLUMNS`], [`HOP_SPREAD_COLUMNS`] and [`tool_meter::SPREAD_HEADER`]'s (each meter's
+/// readings' spread, since stop 17) (`over_plain`: the time over the plain `socat`
 /// chain's at the same N; `hop_*`: one hop without tc, and the tools' own speeds, measured before
 /// each N; with `KABCAST_REPEAT=R` each tool runs R times at each N, interleaved tool by tool, and
 /// `seconds` is the median, `cpu_s`, `sys_s` and `retransmits` the mean per run), then the slow-link
