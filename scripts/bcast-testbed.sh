@@ -9,7 +9,10 @@
 # rate they never reach, so that each datagram pays its qdisc work as on the testbed; to
 # meter_small and meter_large receivers: KABCAST_METER_RECEIVERS, default cores and 4 x cores,
 # a KABCAST_METER_MIB image, default 64, links with tc at KABCAST_METER_MBIT, default 10000, 0: none:
-# delivered Mbit/s in <tool>_small_mbit, <tool>_large_mbit).
+# delivered Mbit/s in <tool>_small_mbit, <tool>_large_mbit). Every meter, the hop meter too, reads
+# KABCAST_METER_REPEAT times (default 3) before each N: its column is the readings' median, and the
+# last columns (hop_spread_pct … udpcast_alone_spread_pct, since stop 17) their spread,
+# 100 · (max − min) / median.
 # Then, for each N in
 # KABCAST_NODES, on links limited to KABCAST_MBIT Mbit/s with tc, a KABCAST_MIB MiB image sent to N
 # receivers writing to tmpfs: a plain `socat | tee` chain in topology order (the practical limit of
@@ -31,7 +34,8 @@
 # sys_s,retransmits,hop_mbit,uplink_hop_mbit,meter_mbit,meter_small,meter_large,plain_small_mbit,
 # plain_large_mbit,udpcast_small_mbit,udpcast_large_mbit,mcast_small_mbit,mcast_large_mbit,
 # udpcast_rcvbuf,chain_small_mbit,chain_large_mbit,repeats,seconds_min,seconds_max,steal_s,
-# context_switches,cpu_waiting_s,server_wait_s,ksoftirqd_s,predicted_s,error_pct (over_plain: the time over the
+# context_switches,cpu_waiting_s,server_wait_s,ksoftirqd_s,bed_hosts,hop_spread_pct,uplink_hop_spread_pct,
+# meter_repeats,<tool>_<count>_spread_pct…,udpcast_alone_spread_pct,predicted_s,error_pct (over_plain: the time over the
 # plain chain's at the same N; predicted_s: `kasim testbed`, the simulator's models given the
 # testbed's parameters; error_pct: prediction over measurement), then the slow-link lines
 # mbit,mib,n,strategy,slow_host_mbit,last_s,fast_median_s; on standard error, how many rows the

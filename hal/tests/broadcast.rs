@@ -11,6 +11,8 @@ mod cut_through;
 mod fec;
 #[path = "broadcast/harness.rs"]
 mod harness;
+#[path = "broadcast/hop_meter.rs"]
+mod hop_meter;
 #[path = "broadcast/measure.rs"]
 mod measure;
 #[path = "broadcast/memory.rs"]
@@ -19,6 +21,8 @@ mod memory;
 mod multicast;
 #[path = "broadcast/netns.rs"]
 mod netns;
+#[path = "broadcast/readings.rs"]
+mod readings;
 #[path = "broadcast/security.rs"]
 mod security;
 #[path = "broadcast/strategies.rs"]

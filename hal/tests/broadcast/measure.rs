@@ -3,7 +3,10 @@
 //! after the host's own speed through namespace hops with no rate limit (an input of the
 //! simulator's prediction where the testbed is CPU-bound).
 
+use crate::harness::file_hashes;
+use crate::hop_meter::HopMeter;
 use crate::netns::Testbed;
+use crate::readings::{median, spread_field};
 use crate::testbed::{
     Order, fast_median, last_written, make_image, options, run, run_killing, run_ordered,
 };
@@ -62,72 +65,13 @@ impl Settings {
 /// (the chain meter's speed is their CPU bound in `kasim testbed`).
 const KAAGENT_PLANNED: [&str; 5] = ["chain", "chain-oblivious", "ft-chain", "tree", "unicast"];
 
-/// Readings of the hop meter each time it measures (the best counts).
-const HOP_READINGS: usize = 5;
-
-/// The host's aggregate speed through namespace hops without `tc`, bytes/s: as many concurrent
-/// one-hop `socat` copies of a 64 MiB image as the host has cores, from the server to hosts on its
-/// own switch, and (two-level) to hosts on leaf switches, each copy crossing one uplink; the best
-/// of [`HOP_READINGS`] runs each (the least disturbed by the rest of the machine; every reading on
-/// standard error). Measured again before each N, so that the figure follows the machine's load.
-struct HopMeter {
-    cores: usize,
-    flat: (Testbed, std::path::PathBuf),
-    uplink: Option<(Testbed, std::path::PathBuf)>,
-}
-
-impl HopMeter {
-    /// Idle testbeds (no tc) for the measurements.
-    fn new(topology: Topology) -> HopMeter {
-        let cores = std::thread::available_parallelism().map_or(2, |c| c.get());
-        let bed = |topology: Topology| {
-            let tb = Testbed::build(cores, 0, &[], topology);
-            let (image, _) = make_image(&tb, HOP_MIB);
-            (tb, image)
-        };
-        HopMeter {
-            cores,
-            flat: bed(Topology::Flat),
-            uplink: match topology {
-                Topology::Flat => None,
-                Topology::TwoLevel { .. } => Some(bed(Topology::TwoLevel {
-                    switches: cores as u32,
-                    uplink_mbit: 0,
-                })),
-            },
-        }
-    }
-
-    /// (plain hops, hops across one uplink), bytes/s.
-    fn measure(&self) -> (f64, f64) {
-        let speed = |(tb, image): &(Testbed, std::path::PathBuf)| {
-            let readings: Vec<f64> = (0..HOP_READINGS)
-                .map(|_| {
-                    let t = tb.parallel_hops(image, self.cores).as_secs_f64();
-                    (self.cores as u64 * HOP_MIB * MIB) as f64 / t
-                })
-                .collect();
-            let mbit: Vec<String> = readings
-                .iter()
-                .map(|r| format!("{:.0}", r * 8e-6))
-                .collect();
-            eprintln!("hop meter ({:?}): {} Mbit/s", tb.topology, mbit.join(" "));
-            readings.into_iter().fold(0.0, f64::max)
-        };
-        let flat = speed(&self.flat);
-        (flat, self.uplink.as_ref().map_or(flat, speed))
-    }
-}
-
-/// The image size of the hop measurements, MiB.
-const HOP_MIB: u64 = 64;
-
 /// The measurements of the issue; run by `scripts/bcast-testbed.sh` (env: KABCAST_MBIT, KABCAST_MIB,
 /// KABCAST_NODES, KABCAST_STRATEGIES, KABCAST_TOPOLOGY, KABCAST_SWITCHES, KABCAST_UPLINK_MBIT,
-/// KABCAST_REPEAT).
+/// KABCAST_REPEAT, KABCAST_METER_REPEAT).
 /// Prints one CSV line per run: `topology,switches,uplink_mbit,mbit,mib,n,strategy,seconds,s_over_b,
 /// over_plain,cpu_s,sys_s,retransmits,hop_mbit,uplink_hop_mbit,` and the [`tool_meter::CSV_HEADER`]
-/// columns, then [`REPEAT_COLUMNS`] (`over_plain`: the time over the plain `socat`
+/// columns, then [`REPEAT_COLUMNS`], [`HOP_SPREAD_COLUMNS`] and [`tool_meter::SPREAD_HEADER`]'s (each meter's
+/// readings' spread, since stop 17) (`over_plain`: the time over the plain `socat`
 /// chain's at the same N; `hop_*`: one hop without tc, and the tools' own speeds, measured before
 /// each N; with `KABCAST_REPEAT=R` each tool runs R times at each N, interleaved tool by tool, and
 /// `seconds` is the median, `cpu_s`, `sys_s` and `retransmits` the mean per run), then the slow-link
@@ -156,8 +100,9 @@ fn measure_testbed() {
         let sb = (mib * MIB) as f64 / (f64::from(mbit) * 1e6 / 8.0);
         // On a line of its own, after libtest's "test … ...".
         println!(
-            "\ntopology,switches,uplink_mbit,mbit,mib,n,strategy,seconds,s_over_b,over_plain,cpu_s,sys_s,retransmits,hop_mbit,uplink_hop_mbit,{},{REPEAT_COLUMNS}",
-            tool_meter::CSV_HEADER
+            "\ntopology,switches,uplink_mbit,mbit,mib,n,strategy,seconds,s_over_b,over_plain,cpu_s,sys_s,retransmits,hop_mbit,uplink_hop_mbit,{},{REPEAT_COLUMNS},{HOP_SPREAD_COLUMNS},{}",
+            tool_meter::CSV_HEADER,
+            tool_meter::SPREAD_HEADER
         );
         let topo = set.topology.csv();
         let mut cpu = CpuMeter::start();
@@ -180,10 +125,14 @@ fn measure_testbed() {
             retransmits = now;
             r
         };
-        let line = |plain: f64, n: usize, what: &str, runs: &[Run], hop: &str| {
+        let line = |plain: f64,
+                    n: usize,
+                    what: &str,
+                    runs: &[Run],
+                    (hop, spreads): &(String, String)| {
             let row = Row::of(runs);
             println!(
-                "{topo},{mbit},{mib},{n},{what},{:.3},{:.3},{:.3},{:.2},{:.2},{:.0},{hop},{},{:.3},{:.3},{:.2},{:.0},{:.2},{:.3},{:.2},{max_n}",
+                "{topo},{mbit},{mib},{n},{what},{:.3},{:.3},{:.3},{:.2},{:.2},{:.0},{hop},{},{:.3},{:.3},{:.2},{:.0},{:.2},{:.3},{:.2},{max_n},{spreads}",
                 row.median,
                 row.median / sb,
                 row.median / plain,
@@ -201,22 +150,33 @@ fn measure_testbed() {
             );
         };
         let mut plain = f64::NAN;
-        let mut hop = String::new();
+        let mut hop = (String::new(), String::new());
         for &n in &set.ns {
-            let (hop_rate, uplink_hop_rate) = hops.measure();
+            let h = hops.measure();
             let metered = std::time::Instant::now();
-            let speeds = tools.as_ref().map_or_else(
-                || ",".repeat(tool_meter::CSV_HEADER.matches(',').count()),
-                |t| t.measure().csv(),
+            let (speeds, tool_spreads) = tools.as_ref().map_or_else(
+                || {
+                    (
+                        ",".repeat(tool_meter::CSV_HEADER.matches(',').count()),
+                        ",".repeat(tool_meter::SPREAD_HEADER.matches(',').count()),
+                    )
+                },
+                |t| {
+                    let s = t.measure();
+                    (s.csv(), s.spread_csv())
+                },
             );
             eprintln!(
                 "N = {n}: tools metered in {:.1} s",
                 metered.elapsed().as_secs_f64()
             );
-            hop = format!(
-                "{:.0},{:.0},{speeds}",
-                hop_rate * 8e-6,
-                uplink_hop_rate * 8e-6
+            hop = (
+                format!("{:.0},{:.0},{speeds}", h.flat.0 * 8e-6, h.uplink.0 * 8e-6),
+                format!(
+                    "{},{},{tool_spreads}",
+                    spread_field(h.flat.1),
+                    spread_field(h.uplink.1)
+                ),
             );
             // Every tool `set.repeat` times, interleaved tool by tool (a slow spell of the machine
             // falls on every tool alike); one row per tool, in the order first run.
@@ -302,6 +262,12 @@ fn measure_testbed() {
 /// testbed (every N runs on one bed of the largest N's hosts: udpcast's datagrams reach them all).
 const REPEAT_COLUMNS: &str = "repeats,seconds_min,seconds_max,steal_s,context_switches,cpu_waiting_s,server_wait_s,ksoftirqd_s,bed_hosts";
 
+/// The last columns (since stop 17): the spread of the hop meter's readings (plain hops, hops across
+/// an uplink), then [`tool_meter::SPREAD_HEADER`]'s: every meter reads `KABCAST_METER_REPEAT` times
+/// (default 3) before each N, its columns above are the readings' median, and these say how far the
+/// readings spread, `100 · (max − min) / median`.
+const HOP_SPREAD_COLUMNS: &str = "hop_spread_pct,uplink_hop_spread_pct";
+
 /// One run of a tool: its time (NaN: it did not finish), the machine's busy, kernel and stolen CPU
 /// seconds and context switches over it, and the hosts' TCP retransmissions.
 #[derive(Clone, Copy)]
@@ -341,16 +307,8 @@ impl Row {
         let count = runs.len().max(1) as f64;
         let mean = |f: fn(&Run) -> f64| runs.iter().map(f).sum::<f64>() / count;
         let at = |i: usize| t.get(i).copied().unwrap_or(f64::NAN);
-        let mid = t.len() / 2;
-        let median = if t.iter().any(|x| x.is_nan()) {
-            f64::NAN
-        } else if t.len().is_multiple_of(2) {
-            (at(mid.saturating_sub(1)) + at(mid)) / 2.0
-        } else {
-            at(mid)
-        };
         Row {
-            median,
+            median: median(&t),
             min: at(0),
             max: at(t.len().saturating_sub(1)),
             busy: mean(|r| r.busy),
@@ -367,9 +325,9 @@ impl Row {
 
 /// Checks the `file` every one of the first `n` hosts wrote, then removes it.
 fn check_and_remove(tb: &Testbed, n: usize, file: &str, want: &str) {
-    for i in 0..n {
-        let path = tb.host_dir(i).join(file);
-        assert_eq!(crate::harness::file_hash(&path), want, "{file} host {i}");
+    let paths: Vec<_> = (0..n).map(|i| tb.host_dir(i).join(file)).collect();
+    for (i, (path, got)) in paths.iter().zip(file_hashes(&paths)).enumerate() {
+        assert_eq!(got, want, "{file} host {i}");
         let _ = std::fs::remove_file(path);
     }
 }

@@ -2,7 +2,7 @@
 //! either chain order, and a receiver killed halfway through a fault-tolerant chain (the
 //! measurements are in `measure.rs`).
 
-use crate::harness::{AgentProc, dd_image, file_hash, random_bytes, target};
+use crate::harness::{AgentProc, dd_image, file_hashes, random_bytes, target};
 use crate::netns::Testbed;
 use hal::broadcast::deployer::{Agent, BroadcastReport, KaagentBroadcast, Options};
 use hal::{NodeId, Strategy};
@@ -128,14 +128,18 @@ pub fn run_ordered(
         strategy,
         &nodes,
     );
-    for (n, o) in r.outcomes.iter() {
-        if o.is_ok() {
-            assert_eq!(
-                file_hash(&tb.host_dir(n.index()).join("disk.img")),
-                want,
-                "{strategy} node {n}"
-            );
-        }
+    let ok: Vec<NodeId> = r
+        .outcomes
+        .iter()
+        .filter(|(_, o)| o.is_ok())
+        .map(|(n, _)| *n)
+        .collect();
+    let paths: Vec<_> = ok
+        .iter()
+        .map(|n| tb.host_dir(n.index()).join("disk.img"))
+        .collect();
+    for (n, got) in ok.iter().zip(file_hashes(&paths)) {
+        assert_eq!(got, want, "{strategy} node {n}");
     }
     r
 }

@@ -12,6 +12,7 @@
 
 use crate::harness::AgentProc;
 use crate::netns::Testbed;
+use crate::readings::{median_and_spread, meter_repeats, spread_field};
 use crate::testbed::{last_written, make_image, run};
 use crate::topology::Topology;
 use crate::udpcast::udpcast_receive_buffer;
@@ -24,46 +25,89 @@ const MIB: u64 = 1 << 20;
 /// receivers have on the testbed and the meter's bed; `chain_*`: kaagent's chain, since stop 16;
 /// `udpcast_alone_mbit`: udpcast to the small count on a bed of only those hosts, since stop 16:
 /// udpcast's datagrams reach every host of a bed, receivers or not, and the difference from
-/// `udpcast_small_mbit` is the cost of the idle hosts).
+/// `udpcast_small_mbit` is the cost of the idle hosts). Since stop 17 each speed is the median of
+/// the meter's repeated readings.
 pub const CSV_HEADER: &str = "meter_mbit,meter_small,meter_large,plain_small_mbit,plain_large_mbit,udpcast_small_mbit,udpcast_large_mbit,mcast_small_mbit,mcast_large_mbit,udpcast_rcvbuf,chain_small_mbit,chain_large_mbit,udpcast_alone_mbit";
 
-/// Delivered bytes/s at the small and the large receiver count, per tool (`None`: not measured).
+/// The columns [`ToolSpeeds::spread_csv`] fills (since stop 17): how many times each tool was
+/// metered, and each speed's readings' spread, `100 · (max − min) / median`.
+pub const SPREAD_HEADER: &str = "meter_repeats,plain_small_spread_pct,plain_large_spread_pct,udpcast_small_spread_pct,udpcast_large_spread_pct,mcast_small_spread_pct,mcast_large_spread_pct,chain_small_spread_pct,chain_large_spread_pct,udpcast_alone_spread_pct";
+
+/// One tool's readings, delivered bytes/s, at the small and the large receiver count.
+type Pair = Option<(Vec<f64>, Vec<f64>)>;
+
+/// Delivered bytes/s at the small and the large receiver count, per tool, every reading (`None`:
+/// not measured).
 pub struct ToolSpeeds {
     mbit: u32,
     small: usize,
     large: usize,
-    plain: Option<(f64, f64)>,
-    udpcast: Option<(f64, f64)>,
-    mcast: Option<(f64, f64)>,
-    chain: Option<(f64, f64)>,
-    udpcast_alone: Option<f64>,
+    repeats: usize,
+    plain: Pair,
+    udpcast: Pair,
+    mcast: Pair,
+    chain: Pair,
+    udpcast_alone: Option<Vec<f64>>,
 }
 
 impl ToolSpeeds {
-    /// The columns of [`CSV_HEADER`] (Mbit/s; empty where not measured).
+    /// The columns of [`CSV_HEADER`] (Mbit/s, the medians of the readings; empty where not
+    /// measured).
     pub fn csv(&self) -> String {
-        let pair = |p: Option<(f64, f64)>| {
-            p.map_or_else(
+        let mbit = |r: &[f64]| format!("{:.0}", median_and_spread(r).0 * 8e-6);
+        let pair = |p: &Pair| {
+            p.as_ref().map_or_else(
                 || ",".to_string(),
-                |(s, l)| format!("{:.0},{:.0}", s * 8e-6, l * 8e-6),
+                |(s, l)| format!("{},{}", mbit(s), mbit(l)),
             )
         };
         let rcvbuf = self
             .udpcast
+            .as_ref()
             .map_or_else(String::new, |_| udpcast_receive_buffer().to_string());
         format!(
             "{},{},{},{},{},{},{rcvbuf},{},{}",
             self.mbit,
             self.small,
             self.large,
-            pair(self.plain),
-            pair(self.udpcast),
-            pair(self.mcast),
-            pair(self.chain),
-            self.udpcast_alone
-                .map_or_else(String::new, |v| format!("{:.0}", v * 8e-6))
+            pair(&self.plain),
+            pair(&self.udpcast),
+            pair(&self.mcast),
+            pair(&self.chain),
+            self.udpcast_alone.as_deref().map_or_else(String::new, mbit)
         )
     }
+
+    /// The columns of [`SPREAD_HEADER`] (empty where not measured).
+    pub fn spread_csv(&self) -> String {
+        let spread = |r: &[f64]| spread_field(median_and_spread(r).1);
+        let pair = |p: &Pair| {
+            p.as_ref().map_or_else(
+                || ",".to_string(),
+                |(s, l)| format!("{},{}", spread(s), spread(l)),
+            )
+        };
+        format!(
+            "{},{},{},{},{},{}",
+            self.repeats,
+            pair(&self.plain),
+            pair(&self.udpcast),
+            pair(&self.mcast),
+            pair(&self.chain),
+            self.udpcast_alone
+                .as_deref()
+                .map_or_else(String::new, spread)
+        )
+    }
+}
+
+/// One reading of each wanted tool (delivered bytes/s at the small and the large count).
+struct OnePass {
+    plain: Option<(f64, f64)>,
+    udpcast: Option<(f64, f64)>,
+    mcast: Option<(f64, f64)>,
+    chain: Option<(f64, f64)>,
+    udpcast_alone: Option<f64>,
 }
 
 /// An idle bed (no tc) with agents, and the image the tools move.
@@ -82,12 +126,14 @@ pub struct ToolMeter {
     chain: bool,
     /// A bed of only the small count's hosts, and its image, for udpcast alone.
     alone: Option<(Testbed, PathBuf, String)>,
+    /// Readings of each tool per [`ToolMeter::measure`].
+    repeats: usize,
 }
 
 impl ToolMeter {
     /// A bed for `KABCAST_METER_RECEIVERS` (`small,large`; default: cores and four times cores)
     /// receivers and a `KABCAST_METER_MIB` (default 64) image; measures the tools `wanted` says
-    /// (`plain`, `udpcast`, `multicast`, `chain`).
+    /// (`plain`, `udpcast`, `multicast`, `chain`), each `KABCAST_METER_REPEAT` times (default 3).
     pub fn new(cores: usize, wanted: impl Fn(&str) -> bool) -> ToolMeter {
         let counts: Vec<usize> = std::env::var("KABCAST_METER_RECEIVERS")
             .ok()
@@ -109,11 +155,11 @@ impl ToolMeter {
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(10_000);
-        ToolMeter::with((small, large), mib, mbit, wanted)
+        ToolMeter::with((small, large), mib, mbit, wanted).repeating(meter_repeats())
     }
 
     /// A bed for `small` and `large` receivers, links limited to `mbit` (0: none), and a `mib` MiB
-    /// image.
+    /// image; each tool read once (see [`ToolMeter::repeating`]).
     pub fn with(
         (small, large): (usize, usize),
         mib: u64,
@@ -147,11 +193,53 @@ impl ToolMeter {
             mcast,
             chain,
             alone,
+            repeats: 1,
         }
     }
 
-    /// Each wanted tool at both receiver counts, one run each (every receiver's data checked).
+    /// The same meter reading each tool `repeats` times (at least once).
+    pub fn repeating(mut self, repeats: usize) -> ToolMeter {
+        self.repeats = repeats.max(1);
+        self
+    }
+
+    /// Each wanted tool at both receiver counts, [`ToolMeter::repeating`] times, pass after pass
+    /// (every tool once per pass: a slow spell of the machine falls on every tool alike; every
+    /// receiver's data checked).
     pub fn measure(&self) -> ToolSpeeds {
+        let mut all = ToolSpeeds {
+            mbit: self.mbit,
+            small: self.small,
+            large: self.large,
+            repeats: self.repeats,
+            plain: None,
+            udpcast: None,
+            mcast: None,
+            chain: None,
+            udpcast_alone: None,
+        };
+        let add = |to: &mut Pair, one: Option<(f64, f64)>| {
+            if let Some((s, l)) = one {
+                let (vs, vl) = to.get_or_insert_with(Default::default);
+                vs.push(s);
+                vl.push(l);
+            }
+        };
+        for _ in 0..self.repeats {
+            let one = self.measure_once();
+            add(&mut all.plain, one.plain);
+            add(&mut all.udpcast, one.udpcast);
+            add(&mut all.mcast, one.mcast);
+            add(&mut all.chain, one.chain);
+            if let Some(v) = one.udpcast_alone {
+                all.udpcast_alone.get_or_insert_with(Vec::new).push(v);
+            }
+        }
+        all
+    }
+
+    /// Each wanted tool at both receiver counts, one run each.
+    fn measure_once(&self) -> OnePass {
         let bytes = (self.mib * MIB) as f64;
         let speed = |k: usize, seconds: f64| k as f64 * bytes / seconds;
         let both = |one: &dyn Fn(usize) -> f64| {
@@ -201,10 +289,7 @@ impl ToolMeter {
         });
         let mcast = self.mcast.then(|| kaagent(Strategy::Multicast));
         let chain = self.chain.then(|| kaagent(Strategy::Chain));
-        ToolSpeeds {
-            mbit: self.mbit,
-            small: self.small,
-            large: self.large,
+        OnePass {
             plain,
             udpcast,
             mcast,
@@ -215,24 +300,23 @@ impl ToolMeter {
 
     /// Checks and removes `file` of the first `k` hosts.
     fn check(&self, k: usize, file: &str) {
-        for i in 0..k {
-            let path = self.bed.host_dir(i).join(file);
-            assert_eq!(
-                crate::harness::file_hash(&path),
-                self.want,
-                "{file} host {i}"
-            );
+        let paths: Vec<PathBuf> = (0..k).map(|i| self.bed.host_dir(i).join(file)).collect();
+        let hashes = crate::harness::file_hashes(&paths);
+        for (i, (path, got)) in paths.iter().zip(hashes).enumerate() {
+            assert_eq!(got, self.want, "{file} host {i}");
             let _ = std::fs::remove_file(path);
         }
     }
 }
 
-/// Every tool reaches every receiver with the image's bytes at both counts, and the columns say
-/// how fast (the harness of `scripts/bcast-testbed.sh`; root, socat and udpcast needed).
+/// Every tool reaches every receiver with the image's bytes at both counts, each read as many
+/// times as asked, and the columns say how fast (the median of the readings) and how far the
+/// readings spread (the harness of `scripts/bcast-testbed.sh`; root, socat and udpcast needed).
 #[test]
 fn the_tool_meter_measures_every_tool_at_both_receiver_counts() {
-    let meter = ToolMeter::with((1, 3), 4, 0, |_| true);
-    let csv = meter.measure().csv();
+    let meter = ToolMeter::with((1, 3), 4, 0, |_| true).repeating(3);
+    let speeds = meter.measure();
+    let csv = speeds.csv();
     let fields: Vec<&str> = csv.split(',').collect();
     assert_eq!(fields.len(), CSV_HEADER.split(',').count(), "{csv}");
     assert_eq!(&fields[..3], &["0", "1", "3"], "{csv}");
@@ -240,6 +324,39 @@ fn the_tool_meter_measures_every_tool_at_both_receiver_counts() {
         let value: f64 = v.parse().unwrap_or(f64::NAN);
         assert!(value.is_finite() && value > 0.0, "{name} = {v}: {csv}");
     }
-    let none = ToolMeter::with((1, 2), 1, 0, |_| false).measure().csv();
-    assert_eq!(none, "0,1,2,,,,,,,,,,", "nothing wanted, nothing measured");
+    // Three readings of every speed; the column is their median.
+    for (name, readings) in [
+        ("plain", &speeds.plain),
+        ("udpcast", &speeds.udpcast),
+        ("mcast", &speeds.mcast),
+        ("chain", &speeds.chain),
+    ] {
+        let (small, large) = readings.as_ref().expect(name);
+        assert_eq!((small.len(), large.len()), (3, 3), "{name}");
+    }
+    let plain_small = &speeds.plain.as_ref().expect("plain").0;
+    assert_eq!(
+        fields[3],
+        format!("{:.0}", median_and_spread(plain_small).0 * 8e-6)
+    );
+    assert_eq!(speeds.udpcast_alone.as_ref().map(Vec::len), Some(3));
+    let spreads = speeds.spread_csv();
+    let fields: Vec<&str> = spreads.split(',').collect();
+    assert_eq!(fields.len(), SPREAD_HEADER.split(',').count(), "{spreads}");
+    assert_eq!(fields[0], "3", "{spreads}");
+    for (name, v) in SPREAD_HEADER.split(',').zip(&fields).skip(1) {
+        let value: f64 = v.parse().unwrap_or(f64::NAN);
+        assert!(value.is_finite() && value >= 0.0, "{name} = {v}: {spreads}");
+    }
+    let none = ToolMeter::with((1, 2), 1, 0, |_| false).measure();
+    assert_eq!(
+        none.csv(),
+        "0,1,2,,,,,,,,,,",
+        "nothing wanted, nothing measured"
+    );
+    assert_eq!(
+        none.spread_csv(),
+        "1,,,,,,,,,",
+        "one pass, nothing measured"
+    );
 }

@@ -23,6 +23,8 @@
 //! and the uplinks they cross max-min fairly (as TCP does), recomputed when a flow starts or ends. A request
 //! and a chunk's last byte each pay one hop latency.
 
+mod flows;
+
 use super::resources::non_negative;
 use super::{BroadcastJob, Topology};
 use crate::net::Key;
@@ -405,71 +407,6 @@ impl<'a> Sim<'a> {
         }
     }
 
-    /// Brings every flow's bytes up to now.
-    fn settle(&mut self) {
-        let dt = self.now - self.last;
-        for f in self.flows.values_mut() {
-            if f.rate.is_finite() {
-                f.remaining = (f.remaining - f.rate * dt).max(0.0);
-            }
-        }
-        self.last = self.now;
-    }
-
-    /// Max-min fair rates for every flow (progressive filling), and their ends.
-    fn reshare(&mut self) {
-        let mut left = self.capacity.clone();
-        let mut users = vec![0usize; left.len()];
-        let mut on: Vec<Vec<usize>> = vec![Vec::new(); left.len()];
-        for (&id, f) in &self.flows {
-            for &r in f.uses.iter().flatten() {
-                users[r] += 1;
-                on[r].push(id);
-            }
-        }
-        let mut rates: BTreeMap<usize, f64> = BTreeMap::new();
-        while rates.len() < self.flows.len() {
-            let Some((tight, share)) = users
-                .iter()
-                .enumerate()
-                .filter(|&(_, &u)| u > 0)
-                .map(|(r, &u)| (r, left[r].max(0.0) / u as f64))
-                .min_by(|a, b| a.1.total_cmp(&b.1))
-            else {
-                break;
-            };
-            for &id in &on[tight] {
-                if rates.contains_key(&id) {
-                    continue;
-                }
-                rates.insert(id, share);
-                for &r in self.flows[&id].uses.iter().flatten() {
-                    left[r] -= share;
-                    users[r] -= 1;
-                }
-            }
-        }
-        let now = self.now;
-        let mut ends = Vec::new();
-        for (id, f) in self.flows.iter_mut() {
-            f.rate = rates.get(id).copied().unwrap_or(0.0);
-            f.version = f.version.wrapping_add(1);
-            let end = if f.remaining <= 0.0 {
-                now
-            } else if f.rate > 0.0 {
-                now + f.remaining / f.rate
-            } else {
-                f64::INFINITY
-            };
-            if end.is_finite() {
-                ends.push((end, *id, f.version));
-            }
-        }
-        for (end, id, version) in ends {
-            self.push(end, BYTES_DONE, id, 0, version);
-        }
-    }
-
     fn on_bytes_done(&mut self, id: usize, version: u32) {
         let Some(f) = self.flows.get(&id).copied() else {
             return;
@@ -533,68 +470,4 @@ impl<'a> Sim<'a> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::bcast::LatencyModel;
-    use crate::bcast::testkit::{MIB, gige, job};
-    use hal::Strategy;
-
-    /// 200 Mbit/s-like links (25 MB/s), 1 MiB chunks, one switch.
-    fn one_switch(n: usize, size: f64) -> RingOutcome {
-        let j = job(Strategy::Swarm, n, size, MIB);
-        let mut t = gige(LatencyModel::PerConnection);
-        t.node_link.bandwidth = 25e6;
-        t.server_link.bandwidth = 25e6;
-        simulate(&j, &t, RingSwarm::default())
-    }
-
-    #[test]
-    fn every_node_gets_every_chunk_and_no_faster_than_its_link() {
-        for n in [1, 2, 3, 4, 8] {
-            let size = 16.0 * MIB;
-            let out = one_switch(n, size);
-            assert_eq!(out.done_at.len(), n);
-            for &t in &out.done_at {
-                assert!(t.is_finite() && t >= size / 25e6, "{n}: {t}");
-            }
-            // Each node receives the image at least once.
-            assert!(out.bytes >= n as f64 * size - 1.0, "{n}: {}", out.bytes);
-        }
-    }
-
-    /// Node 0 on a tenth of the others' rate: its complete peers serve it what they keep (before:
-    /// nothing was asked of them), and at its link's rate: its 4 requests arrive late together, so
-    /// none is asked again elsewhere (asked again after 400 ms whatever arrived: 7.8 s, not 6.7).
-    #[test]
-    fn complete_nodes_serve_the_chunks_they_keep() {
-        let size = 16.0 * MIB;
-        let mut j = job(Strategy::Swarm, 4, size, MIB);
-        j.receivers[0].link = Some((2.5e6, 2.5e6));
-        let mut t = gige(LatencyModel::PerConnection);
-        t.node_link.bandwidth = 25e6;
-        t.server_link.bandwidth = 25e6;
-        let out = simulate(&j, &t, RingSwarm::default());
-        let slow = out.done_at[0];
-        let fast = out.done_at[1..].iter().copied().fold(0.0, f64::max);
-        assert!(fast < slow / 2.0, "{fast} {slow}");
-        assert!(slow >= size / 2.5e6 && slow < 1.03 * size / 2.5e6, "{slow}");
-        assert!(
-            out.asked_of_complete >= 2.0 * MIB,
-            "{}",
-            out.asked_of_complete
-        );
-    }
-
-    #[test]
-    fn the_seed_sends_duplicates_when_the_ring_is_wider_than_a_neighbourhood() {
-        // 16 nodes see 4 peers each: several neighbourhoods ask the seed for the same chunks, so
-        // the server's link carries the image more than once and the swarm is far from S/B.
-        let size = 64.0 * MIB;
-        let wide = one_switch(16, size);
-        let last = wide.done_at.iter().copied().fold(0.0, f64::max);
-        assert!(last > 2.0 * size / 25e6, "{last}");
-        let narrow = one_switch(2, size);
-        let last2 = narrow.done_at.iter().copied().fold(0.0, f64::max);
-        assert!(last2 < last, "{last2} {last}");
-    }
-}
+mod tests;
