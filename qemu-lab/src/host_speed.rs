@@ -74,8 +74,7 @@ impl Clock {
 
 /// The host's stolen ticks so far (`/proc/stat`'s first line, 8th value).
 pub fn steal_ticks() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/stat").ok()?;
-    steal_of(text.lines().next()?)
+    steal_of(&crate::quiet::cpu_line()?)
 }
 
 /// The steal column of a `/proc/stat` `cpu` line: user nice system idle iowait irq softirq steal.

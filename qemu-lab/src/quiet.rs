@@ -76,15 +76,18 @@ pub fn wait_for_lab_qemus() -> Start {
 /// The share of the host's processors that were busy (not idle nor waiting for I/O) over `over`, from
 /// `/proc/stat`'s first line.
 pub fn host_busy(over: Duration) -> Option<f64> {
-    let read = || -> Option<(u64, u64)> {
-        let text = std::fs::read_to_string("/proc/stat").ok()?;
-        cpu_times(text.lines().next()?)
-    };
+    let read = || cpu_times(&cpu_line()?);
     let (busy0, total0) = read()?;
     std::thread::sleep(over);
     let (busy1, total1) = read()?;
     let total = total1.checked_sub(total0)?;
     (total > 0).then(|| busy1.saturating_sub(busy0) as f64 / total as f64)
+}
+
+/// `/proc/stat`'s first line: the host's processors together (also read by [`crate::host_speed`]).
+pub(crate) fn cpu_line() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/stat").ok()?;
+    text.lines().next().map(str::to_owned)
 }
 
 /// (busy, total) jiffies of a `/proc/stat` `cpu` line: idle and iowait are not busy; guest times are

@@ -54,50 +54,43 @@ impl ToolSpeeds {
     /// The columns of [`CSV_HEADER`] (Mbit/s, the medians of the readings; empty where not
     /// measured).
     pub fn csv(&self) -> String {
-        let mbit = |r: &[f64]| format!("{:.0}", median_and_spread(r).0 * 8e-6);
-        let pair = |p: &Pair| {
-            p.as_ref().map_or_else(
-                || ",".to_string(),
-                |(s, l)| format!("{},{}", mbit(s), mbit(l)),
-            )
-        };
+        let [plain, udpcast, mcast, chain, alone] =
+            self.columns(|r| format!("{:.0}", median_and_spread(r).0 * 8e-6));
         let rcvbuf = self
             .udpcast
             .as_ref()
             .map_or_else(String::new, |_| udpcast_receive_buffer().to_string());
         format!(
-            "{},{},{},{},{},{},{rcvbuf},{},{}",
-            self.mbit,
-            self.small,
-            self.large,
-            pair(&self.plain),
-            pair(&self.udpcast),
-            pair(&self.mcast),
-            pair(&self.chain),
-            self.udpcast_alone.as_deref().map_or_else(String::new, mbit)
+            "{},{},{},{plain},{udpcast},{mcast},{rcvbuf},{chain},{alone}",
+            self.mbit, self.small, self.large
         )
     }
 
     /// The columns of [`SPREAD_HEADER`] (empty where not measured).
     pub fn spread_csv(&self) -> String {
-        let spread = |r: &[f64]| spread_field(median_and_spread(r).1);
+        let [plain, udpcast, mcast, chain, alone] =
+            self.columns(|r| spread_field(median_and_spread(r).1));
+        format!("{},{plain},{udpcast},{mcast},{chain},{alone}", self.repeats)
+    }
+
+    /// Each tool's readings as CSV fields through `field`: plain, udpcast, multicast and chain as
+    /// `small,large` (`,` where not measured), then udpcast alone (empty where not measured).
+    fn columns(&self, field: impl Fn(&[f64]) -> String) -> [String; 5] {
         let pair = |p: &Pair| {
             p.as_ref().map_or_else(
                 || ",".to_string(),
-                |(s, l)| format!("{},{}", spread(s), spread(l)),
+                |(s, l)| format!("{},{}", field(s), field(l)),
             )
         };
-        format!(
-            "{},{},{},{},{},{}",
-            self.repeats,
+        [
             pair(&self.plain),
             pair(&self.udpcast),
             pair(&self.mcast),
             pair(&self.chain),
             self.udpcast_alone
                 .as_deref()
-                .map_or_else(String::new, spread)
-        )
+                .map_or_else(String::new, &field),
+        ]
     }
 }
 
