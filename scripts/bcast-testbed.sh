@@ -35,7 +35,7 @@
 # plain_large_mbit,udpcast_small_mbit,udpcast_large_mbit,mcast_small_mbit,mcast_large_mbit,
 # udpcast_rcvbuf,chain_small_mbit,chain_large_mbit,repeats,seconds_min,seconds_max,steal_s,
 # context_switches,cpu_waiting_s,server_wait_s,ksoftirqd_s,bed_hosts,hop_spread_pct,uplink_hop_spread_pct,
-# meter_repeats,<tool>_<count>_spread_pct…,udpcast_alone_spread_pct,predicted_s,error_pct (over_plain: the time over the
+# meter_repeats,<tool>_<count>_spread_pct…,udpcast_alone_spread_pct,swarm_seed,predicted_s,error_pct (over_plain: the time over the
 # plain chain's at the same N; predicted_s: `kasim testbed`, the simulator's models given the
 # testbed's parameters; error_pct: prediction over measurement), then the slow-link lines
 # mbit,mib,n,strategy,slow_host_mbit,last_s,fast_median_s; on standard error, how many rows the

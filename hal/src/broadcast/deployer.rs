@@ -419,6 +419,7 @@ impl KaagentBroadcast {
         let swarm = setup.swarm.map(|addrs| SwarmPlan {
             peers: swarm_peers(addrs, index),
             node: u32::try_from(index).unwrap_or(u32::MAX),
+            nodes: u32::try_from(addrs.len()).unwrap_or(u32::MAX),
         });
         NodePlan {
             job: setup.job.id.clone(),

@@ -73,7 +73,7 @@ impl SwarmNode {
         let swarm = Swarm::node(
             Arc::clone(&self.manifest),
             Arc::clone(&self.store),
-            (window, window, u64::from(sp.node)),
+            (window, window, u64::from(sp.node), u64::from(sp.nodes)),
             stall,
             Arc::clone(&self.refetched),
         );

@@ -46,7 +46,7 @@ fn node(manifest: &Arc<Manifest>, index: u64) -> (Swarm, Arc<ChunkStore>) {
     let swarm = Swarm::node(
         Arc::clone(manifest),
         Arc::clone(&store),
-        (4, CHUNKS, index),
+        (4, CHUNKS, index, 0),
         Duration::from_secs(3),
         Arc::default(),
     );
@@ -164,6 +164,170 @@ fn the_chunk_holding_up_the_writing_is_duplicated_only_behind_a_slow_peer() {
     assert!(!a.may_duplicate(&s, 0, ago(100)), "asked too recently");
 }
 
+/// Node 1 of a 4-node job asks the seed for chunks 1 and 5, in order, and for another's chunk
+/// only once it has held up the writing for [`DUPLICATE_AFTER`] longer than twice the seed's time,
+/// or its owner is marked slow, or no peer will hold it again; of a peer, for any it holds.
+#[test]
+fn a_node_asks_the_seed_for_its_stripe() {
+    let (_, manifest) = image();
+    let store = Arc::new(ChunkStore::new(2, 0));
+    let a = Swarm::node(
+        Arc::clone(&manifest),
+        store,
+        (CHUNKS, CHUNKS, 1, 4),
+        Duration::from_secs(3),
+        Arc::default(),
+    );
+    let mut s = a.lock();
+    s.links.insert(
+        0,
+        Link {
+            view: Some(View::All),
+            ..Link::default()
+        },
+    );
+    s.links.insert(
+        1,
+        Link {
+            view: Some(View::Map {
+                low: 0,
+                bits: vec![0xff],
+            }),
+            ..Link::default()
+        },
+    );
+    assert_eq!(a.pick(&s, 0), Some(1), "the seed: the stripe's first");
+    s.links
+        .get_mut(&0)
+        .expect("seed")
+        .asked
+        .insert(1, Instant::now());
+    s.requested.insert(1, Instant::now());
+    assert_eq!(a.pick(&s, 0), Some(5), "then its next");
+    s.links
+        .get_mut(&0)
+        .expect("seed")
+        .asked
+        .insert(5, Instant::now());
+    s.requested.insert(5, Instant::now());
+    assert_eq!(a.pick(&s, 0), None, "nothing of others' stripes");
+    assert!(
+        a.pick(&s, 1).is_some_and(|i| i != 1 && i != 5),
+        "a peer: any it holds"
+    );
+    let ago = |d: Duration| Instant::now().checked_sub(d).expect("uptime");
+    s.base_since = ago(DUPLICATE_AFTER * 2);
+    assert_eq!(
+        a.pick(&s, 0),
+        Some(0),
+        "chunk 0 held up the writing: of the seed too"
+    );
+    s.seed_took = DUPLICATE_AFTER * 2;
+    assert_eq!(
+        a.pick(&s, 0),
+        None,
+        "not before the seed's own answer time more"
+    );
+    s.seed_took = Duration::ZERO;
+    s.links
+        .get_mut(&0)
+        .expect("seed")
+        .asked
+        .insert(5, ago(DUPLICATE_AFTER * 3));
+    assert_eq!(
+        a.pick(&s, 0),
+        None,
+        "nor while a request to the seed waits longer"
+    );
+    s.base_since = ago(DUPLICATE_AFTER * 8);
+    assert_eq!(a.pick(&s, 0), Some(0), "held up longer than twice that");
+    // Node 2's stripe held us up once: the rest of it may be asked of the seed as our own.
+    s.links.get_mut(&0).expect("seed").asked.clear();
+    s.requested.clear();
+    s.base_since = Instant::now();
+    s.slow.insert(2);
+    assert_eq!(
+        a.pick(&s, 0),
+        Some(1),
+        "its own stripe and node 2's, in order"
+    );
+    s.requested.insert(1, Instant::now());
+    s.links
+        .get_mut(&0)
+        .expect("seed")
+        .asked
+        .insert(1, Instant::now());
+    assert_eq!(a.pick(&s, 0), Some(2));
+    // The peer's map starts at chunk 4: chunks 0 to 3 it will not hold again, so of the seed.
+    s.slow.clear();
+    s.links.get_mut(&1).expect("peer").view = Some(View::Map {
+        low: 4,
+        bits: vec![0x0f],
+    });
+    assert_eq!(a.pick(&s, 0), Some(0), "no peer will hold chunk 0 again");
+    // Chunk 0 asked of a peer that has not answered, nothing asked after it: once it has held up
+    // the writing longer than twice the seed's time, of the seed too (the peer is slow).
+    s.links.get_mut(&1).expect("peer").view = Some(View::Map {
+        low: 0,
+        bits: vec![0xff],
+    });
+    s.links.get_mut(&0).expect("seed").asked.clear();
+    s.links
+        .get_mut(&1)
+        .expect("peer")
+        .asked
+        .insert(0, Instant::now());
+    s.requested = BTreeMap::from([(0, Instant::now())]);
+    s.answered = None;
+    s.base_since = Instant::now();
+    assert_ne!(a.pick(&s, 0), Some(0), "not yet held up");
+    s.base_since = ago(DUPLICATE_AFTER * 2);
+    assert_eq!(a.pick(&s, 0), Some(0), "held up behind a slow peer");
+    // Without the job's size (an older server's plan), any chunk, by the node's tie-break.
+    let old = Swarm::node(
+        Arc::clone(&manifest),
+        Arc::new(ChunkStore::new(2, 0)),
+        (CHUNKS, CHUNKS, 1, 0),
+        Duration::from_secs(3),
+        Arc::default(),
+    );
+    let mut o = old.lock();
+    o.links.insert(
+        0,
+        Link {
+            view: Some(View::All),
+            ..Link::default()
+        },
+    );
+    let first = (0..CHUNKS).min_by_key(|&i| (spread(1, i), i));
+    assert_eq!(old.pick(&o, 0), first);
+}
+
+/// A striped node whose only link is the seed's (its peers gone) still gets every chunk: another
+/// stripe's chunk once it holds up the writing, then the rest of that stripe.
+#[test]
+fn a_striped_node_alone_with_the_seed_completes() {
+    let (data, manifest) = image();
+    let seed = seed(&data, &manifest);
+    let store = Arc::new(ChunkStore::new(2, 0));
+    let a = Swarm::node(
+        Arc::clone(&manifest),
+        Arc::clone(&store),
+        (4, CHUNKS, 0, 4),
+        Duration::from_secs(3),
+        Arc::default(),
+    );
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let _stop = StopOnDrop(&stop);
+        link(s, &seed, &a, &stop);
+        wait_for("the striped node alone", || a.complete());
+    });
+    assert_eq!(store.have(), CHUNKS);
+    // Each other owner's chunk held it up once; then it asked for their stripes as its own.
+    assert_eq!(a.lock().slow, BTreeSet::from([1, 2, 3]));
+}
+
 /// A complete node's announcement is the map of the chunks it keeps, which it serves; keeping
 /// nothing, it is the old "past the end" form. Before (d81711a) it was always `low: total` with no
 /// bits.
@@ -192,7 +356,7 @@ fn a_complete_node_announces_what_it_keeps() {
     let keeps_none = Swarm::node(
         Arc::clone(&manifest),
         Arc::new(ChunkStore::new(2, 0)),
-        (4, 0, 0),
+        (4, 0, 0, 0),
         Duration::from_secs(3),
         Arc::default(),
     );

@@ -131,6 +131,10 @@ pub struct SwarmPlan {
     pub peers: Vec<SocketAddr>,
     /// The node's index in the job.
     pub node: u32,
+    /// Nodes in the job: the node asks the seed for its stripe of chunks (`index % nodes ==
+    /// node`) only (see [`super::swarm`]); 0 (a server before stop 18): for any chunk.
+    #[serde(default)]
+    pub nodes: u32,
 }
 
 /// A receiver's part in a multicast broadcast (see [`super::mcast_wire`]).

@@ -71,7 +71,7 @@ const KAAGENT_PLANNED: [&str; 5] = ["chain", "chain-oblivious", "ft-chain", "tre
 /// Prints one CSV line per run: `topology,switches,uplink_mbit,mbit,mib,n,strategy,seconds,s_over_b,
 /// over_plain,cpu_s,sys_s,retransmits,hop_mbit,uplink_hop_mbit,` and the [`tool_meter::CSV_HEADER`]
 /// columns, then [`REPEAT_COLUMNS`], [`HOP_SPREAD_COLUMNS`] and [`tool_meter::SPREAD_HEADER`]'s (each meter's
-/// readings' spread, since stop 17) (`over_plain`: the time over the plain `socat`
+/// readings' spread, since stop 17), then [`SWARM_SEED`] (`over_plain`: the time over the plain `socat`
 /// chain's at the same N; `hop_*`: one hop without tc, and the tools' own speeds, measured before
 /// each N; with `KABCAST_REPEAT=R` each tool runs R times at each N, interleaved tool by tool, and
 /// `seconds` is the median, `cpu_s`, `sys_s` and `retransmits` the mean per run), then the slow-link
@@ -89,7 +89,7 @@ fn measure_testbed() {
         "chain" => KAAGENT_PLANNED.iter().any(|s| set.wanted(s)),
         _ => set.wanted(t),
     };
-    let tools = ["plain", "udpcast", "multicast", "chain"]
+    let tools = ["plain", "udpcast", "multicast", "chain", "swarm"]
         .iter()
         .any(|t| meter_wants(t))
         .then(|| ToolMeter::new(hops.cores, meter_wants));
@@ -100,7 +100,7 @@ fn measure_testbed() {
         let sb = (mib * MIB) as f64 / (f64::from(mbit) * 1e6 / 8.0);
         // On a line of its own, after libtest's "test … ...".
         println!(
-            "\ntopology,switches,uplink_mbit,mbit,mib,n,strategy,seconds,s_over_b,over_plain,cpu_s,sys_s,retransmits,hop_mbit,uplink_hop_mbit,{},{REPEAT_COLUMNS},{HOP_SPREAD_COLUMNS},{}",
+            "\ntopology,switches,uplink_mbit,mbit,mib,n,strategy,seconds,s_over_b,over_plain,cpu_s,sys_s,retransmits,hop_mbit,uplink_hop_mbit,{},{REPEAT_COLUMNS},{HOP_SPREAD_COLUMNS},{},swarm_seed",
             tool_meter::CSV_HEADER,
             tool_meter::SPREAD_HEADER
         );
@@ -132,7 +132,7 @@ fn measure_testbed() {
                     (hop, spreads): &(String, String)| {
             let row = Row::of(runs);
             println!(
-                "{topo},{mbit},{mib},{n},{what},{:.3},{:.3},{:.3},{:.2},{:.2},{:.0},{hop},{},{:.3},{:.3},{:.2},{:.0},{:.2},{:.3},{:.2},{max_n},{spreads}",
+                "{topo},{mbit},{mib},{n},{what},{:.3},{:.3},{:.3},{:.2},{:.2},{:.0},{hop},{},{:.3},{:.3},{:.2},{:.0},{:.2},{:.3},{:.2},{max_n},{spreads},{SWARM_SEED}",
                 row.median,
                 row.median / sb,
                 row.median / plain,
@@ -267,6 +267,11 @@ const REPEAT_COLUMNS: &str = "repeats,seconds_min,seconds_max,steal_s,context_sw
 /// (default 3) before each N, its columns above are the readings' median, and these say how far the
 /// readings spread, `100 · (max − min) / median`.
 const HOP_SPREAD_COLUMNS: &str = "hop_spread_pct,uplink_hop_spread_pct";
+
+/// The last column (since stop 18): what kaagent's swarm nodes ask the seed for, `stripes` (each
+/// node its own stripe of chunks; `kasim testbed` reads a row without the column as the earlier
+/// rule, any chunk its peers lack).
+const SWARM_SEED: &str = "stripes";
 
 /// One run of a tool: its time (NaN: it did not finish), the machine's busy, kernel and stolen CPU
 /// seconds and context switches over it, and the hosts' TCP retransmissions.

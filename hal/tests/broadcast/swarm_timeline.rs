@@ -36,7 +36,8 @@ fn tx_field(json: &str) -> Option<u64> {
 
 /// Prints, for `KABCAST_REPEAT` swarm runs (default 3) to `KABCAST_NODES` receivers (default 16;
 /// `KABCAST_MBIT`, default 200; `KABCAST_MIB`, default 64; `KABCAST_TOPOLOGY`), each node's
-/// timeline in seconds and the MiB each host and the server sent.
+/// timeline in seconds and the MiB each host and the server sent (`KABCAST_LOG=hal::broadcast::swarm=trace`:
+/// the seed's served chunks too).
 #[test]
 #[ignore = "diagnosis: kaagent's swarm node by node, against the ring model"]
 fn swarm_timelines() {
@@ -46,6 +47,7 @@ fn swarm_timelines() {
     let n: usize = env_or("KABCAST_NODES", 16);
     let name = std::env::var("KABCAST_STRATEGY").unwrap_or_else(|_| "swarm".into());
     let strategy = hal::broadcast::cast::parse_strategy(&name).expect("a strategy");
+    crate::harness::trace();
     let tb = Testbed::build(n, mbit, &[], Topology::from_env(mbit));
     let (image, want) = make_image(&tb, mib);
     let agents = tb.start_agents();

@@ -8,7 +8,8 @@
 //! once, and each receiver's: the bridge copies every datagram to every port, each receiver's stack
 //! takes it alone; each chain node's `tee` adds two pipe copies to its hop; kaagent's hops, since
 //! stop 15's cut-through forwarding, cost the host less per byte than the hop meter's `socat`
-//! copies, and its chain's speed is the CPU bound of its chain, tree and unicast).
+//! copies, and its chain's speed is the CPU bound of its chain, tree and unicast; since stop 18
+//! kaagent's swarm too, whose exchange costs less per byte than `socat`'s hops).
 
 use crate::harness::AgentProc;
 use crate::netns::Testbed;
@@ -26,12 +27,12 @@ const MIB: u64 = 1 << 20;
 /// `udpcast_alone_mbit`: udpcast to the small count on a bed of only those hosts, since stop 16:
 /// udpcast's datagrams reach every host of a bed, receivers or not, and the difference from
 /// `udpcast_small_mbit` is the cost of the idle hosts). Since stop 17 each speed is the median of
-/// the meter's repeated readings.
-pub const CSV_HEADER: &str = "meter_mbit,meter_small,meter_large,plain_small_mbit,plain_large_mbit,udpcast_small_mbit,udpcast_large_mbit,mcast_small_mbit,mcast_large_mbit,udpcast_rcvbuf,chain_small_mbit,chain_large_mbit,udpcast_alone_mbit";
+/// the meter's repeated readings; `swarm_*`: kaagent's swarm, since stop 18.
+pub const CSV_HEADER: &str = "meter_mbit,meter_small,meter_large,plain_small_mbit,plain_large_mbit,udpcast_small_mbit,udpcast_large_mbit,mcast_small_mbit,mcast_large_mbit,udpcast_rcvbuf,chain_small_mbit,chain_large_mbit,udpcast_alone_mbit,swarm_small_mbit,swarm_large_mbit";
 
 /// The columns [`ToolSpeeds::spread_csv`] fills (since stop 17): how many times each tool was
 /// metered, and each speed's readings' spread, `100 · (max − min) / median`.
-pub const SPREAD_HEADER: &str = "meter_repeats,plain_small_spread_pct,plain_large_spread_pct,udpcast_small_spread_pct,udpcast_large_spread_pct,mcast_small_spread_pct,mcast_large_spread_pct,chain_small_spread_pct,chain_large_spread_pct,udpcast_alone_spread_pct";
+pub const SPREAD_HEADER: &str = "meter_repeats,plain_small_spread_pct,plain_large_spread_pct,udpcast_small_spread_pct,udpcast_large_spread_pct,mcast_small_spread_pct,mcast_large_spread_pct,chain_small_spread_pct,chain_large_spread_pct,udpcast_alone_spread_pct,swarm_small_spread_pct,swarm_large_spread_pct";
 
 /// One tool's readings, delivered bytes/s, at the small and the large receiver count.
 type Pair = Option<(Vec<f64>, Vec<f64>)>;
@@ -48,34 +49,39 @@ pub struct ToolSpeeds {
     mcast: Pair,
     chain: Pair,
     udpcast_alone: Option<Vec<f64>>,
+    swarm: Pair,
 }
 
 impl ToolSpeeds {
     /// The columns of [`CSV_HEADER`] (Mbit/s, the medians of the readings; empty where not
     /// measured).
     pub fn csv(&self) -> String {
-        let [plain, udpcast, mcast, chain, alone] =
+        let [plain, udpcast, mcast, chain, alone, swarm] =
             self.columns(|r| format!("{:.0}", median_and_spread(r).0 * 8e-6));
         let rcvbuf = self
             .udpcast
             .as_ref()
             .map_or_else(String::new, |_| udpcast_receive_buffer().to_string());
         format!(
-            "{},{},{},{plain},{udpcast},{mcast},{rcvbuf},{chain},{alone}",
+            "{},{},{},{plain},{udpcast},{mcast},{rcvbuf},{chain},{alone},{swarm}",
             self.mbit, self.small, self.large
         )
     }
 
     /// The columns of [`SPREAD_HEADER`] (empty where not measured).
     pub fn spread_csv(&self) -> String {
-        let [plain, udpcast, mcast, chain, alone] =
+        let [plain, udpcast, mcast, chain, alone, swarm] =
             self.columns(|r| spread_field(median_and_spread(r).1));
-        format!("{},{plain},{udpcast},{mcast},{chain},{alone}", self.repeats)
+        format!(
+            "{},{plain},{udpcast},{mcast},{chain},{alone},{swarm}",
+            self.repeats
+        )
     }
 
     /// Each tool's readings as CSV fields through `field`: plain, udpcast, multicast and chain as
-    /// `small,large` (`,` where not measured), then udpcast alone (empty where not measured).
-    fn columns(&self, field: impl Fn(&[f64]) -> String) -> [String; 5] {
+    /// `small,large` (`,` where not measured), then udpcast alone (empty where not measured), then
+    /// the swarm as a pair.
+    fn columns(&self, field: impl Fn(&[f64]) -> String) -> [String; 6] {
         let pair = |p: &Pair| {
             p.as_ref().map_or_else(
                 || ",".to_string(),
@@ -90,6 +96,7 @@ impl ToolSpeeds {
             self.udpcast_alone
                 .as_deref()
                 .map_or_else(String::new, &field),
+            pair(&self.swarm),
         ]
     }
 }
@@ -101,6 +108,7 @@ struct OnePass {
     mcast: Option<(f64, f64)>,
     chain: Option<(f64, f64)>,
     udpcast_alone: Option<f64>,
+    swarm: Option<(f64, f64)>,
 }
 
 /// An idle bed (no tc) with agents, and the image the tools move.
@@ -117,6 +125,7 @@ pub struct ToolMeter {
     udpcast: bool,
     mcast: bool,
     chain: bool,
+    swarm: bool,
     /// A bed of only the small count's hosts, and its image, for udpcast alone.
     alone: Option<(Testbed, PathBuf, String)>,
     /// Readings of each tool per [`ToolMeter::measure`].
@@ -126,7 +135,8 @@ pub struct ToolMeter {
 impl ToolMeter {
     /// A bed for `KABCAST_METER_RECEIVERS` (`small,large`; default: cores and four times cores)
     /// receivers and a `KABCAST_METER_MIB` (default 64) image; measures the tools `wanted` says
-    /// (`plain`, `udpcast`, `multicast`, `chain`), each `KABCAST_METER_REPEAT` times (default 3).
+    /// (`plain`, `udpcast`, `multicast`, `chain`, `swarm`), each `KABCAST_METER_REPEAT` times
+    /// (default 3).
     pub fn new(cores: usize, wanted: impl Fn(&str) -> bool) -> ToolMeter {
         let counts: Vec<usize> = std::env::var("KABCAST_METER_RECEIVERS")
             .ok()
@@ -161,13 +171,13 @@ impl ToolMeter {
     ) -> ToolMeter {
         let bed = Testbed::build(large, mbit, &[], Topology::Flat);
         let (image, want) = make_image(&bed, mib);
-        let (mcast, chain) = (wanted("multicast"), wanted("chain"));
+        let (mcast, chain, swarm) = (wanted("multicast"), wanted("chain"), wanted("swarm"));
         let alone = wanted("udpcast").then(|| {
             let bed = Testbed::build(small, mbit, &[], Topology::Flat);
             let (image, want) = make_image(&bed, mib);
             (bed, image, want)
         });
-        let agents = if mcast || chain {
+        let agents = if mcast || chain || swarm {
             bed.start_agents()
         } else {
             Vec::new()
@@ -185,6 +195,7 @@ impl ToolMeter {
             udpcast: wanted("udpcast"),
             mcast,
             chain,
+            swarm,
             alone,
             repeats: 1,
         }
@@ -210,6 +221,7 @@ impl ToolMeter {
             mcast: None,
             chain: None,
             udpcast_alone: None,
+            swarm: None,
         };
         let add = |to: &mut Pair, one: Option<(f64, f64)>| {
             if let Some((s, l)) = one {
@@ -224,6 +236,7 @@ impl ToolMeter {
             add(&mut all.udpcast, one.udpcast);
             add(&mut all.mcast, one.mcast);
             add(&mut all.chain, one.chain);
+            add(&mut all.swarm, one.swarm);
             if let Some(v) = one.udpcast_alone {
                 all.udpcast_alone.get_or_insert_with(Vec::new).push(v);
             }
@@ -282,12 +295,14 @@ impl ToolMeter {
         });
         let mcast = self.mcast.then(|| kaagent(Strategy::Multicast));
         let chain = self.chain.then(|| kaagent(Strategy::Chain));
+        let swarm = self.swarm.then(|| kaagent(Strategy::Swarm));
         OnePass {
             plain,
             udpcast,
             mcast,
             chain,
             udpcast_alone,
+            swarm,
         }
     }
 
@@ -323,6 +338,7 @@ fn the_tool_meter_measures_every_tool_at_both_receiver_counts() {
         ("udpcast", &speeds.udpcast),
         ("mcast", &speeds.mcast),
         ("chain", &speeds.chain),
+        ("swarm", &speeds.swarm),
     ] {
         let (small, large) = readings.as_ref().expect(name);
         assert_eq!((small.len(), large.len()), (3, 3), "{name}");
@@ -344,12 +360,12 @@ fn the_tool_meter_measures_every_tool_at_both_receiver_counts() {
     let none = ToolMeter::with((1, 2), 1, 0, |_| false).measure();
     assert_eq!(
         none.csv(),
-        "0,1,2,,,,,,,,,,",
+        "0,1,2,,,,,,,,,,,,",
         "nothing wanted, nothing measured"
     );
     assert_eq!(
         none.spread_csv(),
-        "1,,,,,,,,,",
+        "1,,,,,,,,,,,",
         "one pass, nothing measured"
     );
 }

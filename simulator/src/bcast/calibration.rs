@@ -451,6 +451,17 @@ fn the_models_predict_stop_17s_window_b_run() {
     assert_eq!((within, rows), (102, 113));
 }
 
+/// Stop 18's striped swarm (each node asks the seed for its own stripe; `swarm_seed` column), on
+/// its own meter (`swarm_*` columns), both rates and topologies, N = 2 to 16, 3 runs each, in
+/// `stop18_swarm.csv`; misses in `stop18_misses.csv`.
+#[test]
+fn the_models_predict_stop_18s_striped_swarm() {
+    let table = calibration_file("stop18_swarm.csv");
+    assert!(table.lines().skip(1).all(|l| l.ends_with(",stripes")));
+    let (within, rows) = check_window_run(&[table], "stop18_misses.csv");
+    assert_eq!((within, rows), (13, 16));
+}
+
 #[test]
 fn a_misses_file_gives_each_miss_its_bound_and_reason() {
     let text = "# comment\ntopology,mbit,n,strategy,bound,reason\nflat,1000,8,udpcast,0.3,the window, and its turn\n";

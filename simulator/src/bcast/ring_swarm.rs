@@ -50,6 +50,11 @@ pub struct RingSwarm {
     pub duplicate_after: f64,
     /// Seed of the connections' race for a node's free request slots.
     pub race: u64,
+    /// Whether a node asks the seed only for its own stripe of chunks (`index % n == node`), and
+    /// for another's only once that chunk has held up its writing for `duplicate_after` longer than
+    /// the seed takes (then for that owner's whole stripe; kaagent since stop 18); without, for
+    /// any chunk no peer holds.
+    pub striped: bool,
 }
 
 impl Default for RingSwarm {
@@ -63,6 +68,7 @@ impl Default for RingSwarm {
             keep: 32,
             duplicate_after: swarm::DUPLICATE_AFTER.as_secs_f64(),
             race: 1,
+            striped: true,
         }
     }
 }
@@ -91,6 +97,8 @@ const BYTES_DONE: u8 = 1;
 const ARRIVE: u8 = 2;
 const MISSING: u8 = 3;
 const WAKE: u8 = 4;
+/// A node's connections look again for requests (kaagent's `swarm::POLL`), until it is complete.
+const POLL: u8 = 5;
 
 /// An event: time, sequence (ties in order of scheduling), kind, two operands and a version.
 type Event = (Key, u64, u8, usize, usize, u32);
@@ -122,6 +130,12 @@ struct Sim<'a> {
     /// Each node's tie-break among equally rare chunks (kaagent: a hash of node and chunk).
     spread: Vec<Vec<u8>>,
     base: Vec<usize>,
+    /// Since when each node's first missing chunk has been the same.
+    base_since: Vec<f64>,
+    /// Owners whose stripe each node asks the seed for too (one of their chunks held it up).
+    slow: Vec<Vec<bool>>,
+    /// How long the seed took to answer each node's latest request it answered.
+    seed_took: Vec<f64>,
     done_at: Vec<f64>,
     requested: Vec<BTreeMap<usize, f64>>,
     /// Requests outstanding, per `link * 2 + requester's side`.
@@ -222,6 +236,9 @@ impl<'a> Sim<'a> {
                 })
                 .collect(),
             base: vec![0; n],
+            base_since: vec![0.0; n],
+            slow: vec![vec![false; n]; n],
+            seed_took: vec![0.0; n],
             done_at: vec![f64::INFINITY; n],
             requested: vec![BTreeMap::new(); n],
             asked: vec![BTreeMap::new(); dirs],
@@ -257,6 +274,10 @@ impl<'a> Sim<'a> {
         }
         for j in 0..self.n {
             self.fill(j);
+            if self.knobs.striped {
+                // The seed rules' clock (the earlier rules woke on their own events only).
+                self.push(swarm::POLL.as_secs_f64(), POLL, j, 0, 0);
+            }
         }
         let mut handled = 0;
         while let Some(Reverse((Key(t), _, kind, a, b, v))) = self.events.pop() {
@@ -267,6 +288,13 @@ impl<'a> Sim<'a> {
             self.now = t;
             match kind {
                 REQUEST => self.on_request(a, b),
+                POLL => {
+                    if self.done_at[a].is_infinite() {
+                        self.fill(a);
+                        let at = self.now + swarm::POLL.as_secs_f64();
+                        self.push(at, POLL, a, 0, 0);
+                    }
+                }
                 BYTES_DONE => self.on_bytes_done(a, v),
                 ARRIVE => self.on_arrive(a, b),
                 MISSING => self.on_missing(a, b),
@@ -301,18 +329,58 @@ impl<'a> Sim<'a> {
         let end = (base + self.knobs.span).min(self.piece.len());
         (base..end)
             .filter(|&i| !self.have[x][i] && self.holds(p, i) && !asked.contains_key(&i))
+            .filter(|&i| p != self.n || self.seed_may_serve(x, link * 2 + side, i))
             .filter(|&i| {
+                // Asked of a peer already: again (of the seed too) when that peer is slow.
                 self.requested[x].get(&i).is_none_or(|&t| {
-                    i == base && self.now - t > self.knobs.duplicate_after && self.answered[x] > t
+                    (i == base && self.now - t > self.knobs.duplicate_after && self.answered[x] > t)
+                        || (p == self.n
+                            && self.knobs.striped
+                            && self.held_up(x, link * 2 + side, i))
                 })
             })
             .min_by_key(|&i| {
+                if p == self.n && self.knobs.striped {
+                    // Of the seed, in order: the chunk holding up the writing first.
+                    return (0, 0, i);
+                }
                 let rarity = self.node_links[x]
                     .iter()
                     .filter(|&&(l, s)| self.holds(self.other(l, s), i))
                     .count();
                 (rarity, self.spread[x][i], i)
             })
+    }
+
+    /// Whether node `x` may ask the seed for `chunk` (its connection to the seed `dir`): its own
+    /// stripe, a slow owner's, one no peer will hold again, or one [`Sim::held_up`] holds up.
+    fn seed_may_serve(&self, x: usize, dir: usize, chunk: usize) -> bool {
+        // No peer will hold it again: each announces chunks from `base − keep` up.
+        let orphan = self.node_links[x]
+            .iter()
+            .map(|&(l, s)| self.other(l, s))
+            .filter(|&p| p < self.n)
+            .all(|p| chunk + self.knobs.keep < self.base[p]);
+        !self.knobs.striped
+            || chunk % self.n == x
+            || self.slow[x][chunk % self.n]
+            || orphan
+            || self.held_up(x, dir, chunk)
+            // Asked of a peer that other chunks overtook (the duplicate rule in `pick`).
+            || self.requested[x].contains_key(&chunk)
+    }
+
+    /// Whether `chunk` has held up node `x`'s writing for `duplicate_after` longer than twice what
+    /// the seed (its connection `dir`) takes: its latest answer, or the oldest request it has not
+    /// answered.
+    fn held_up(&self, x: usize, dir: usize, chunk: usize) -> bool {
+        let unanswered = self.asked[dir]
+            .values()
+            .map(|&t| self.now - t)
+            .fold(0.0, f64::max);
+        let takes = self.seed_took[x].max(unanswered);
+        chunk == self.base[x]
+            && self.now - self.base_since[x] > self.knobs.duplicate_after + 2.0 * takes
     }
 
     /// Node `x` fills its free request slots, its connections in a rotating pseudo-random order.
@@ -336,6 +404,9 @@ impl<'a> Sim<'a> {
                     break;
                 };
                 let p = self.other(link, side);
+                if p == self.n && self.knobs.striped {
+                    self.slow[x][i % self.n] = true;
+                }
                 if p < self.n && self.done_at[p] <= self.now {
                     self.asked_of_complete += self.piece[i];
                 }
@@ -438,6 +509,11 @@ impl<'a> Sim<'a> {
         };
         self.asked_total[x] -= 1;
         self.answered[x] = self.answered[x].max(asked);
+        let from_seed = self.other(asker / 2, asker % 2) == self.n;
+        if from_seed {
+            self.seed_took[x] = self.now - asked;
+        }
+        let before = self.base[x];
         if !self.have[x][chunk] {
             self.have[x][chunk] = true;
             self.requested[x].remove(&chunk);
@@ -447,6 +523,15 @@ impl<'a> Sim<'a> {
             if self.base[x] == self.piece.len() {
                 self.done_at[x] = self.now;
             }
+        }
+        if self.base[x] != before {
+            self.base_since[x] = self.now;
+        }
+        if self.knobs.striped && (from_seed || self.base[x] != before) {
+            // When the chunk holding up the writing may be asked of the seed (`seed_may_serve`).
+            let at =
+                self.base_since[x] + self.knobs.duplicate_after + 2.0 * self.seed_took[x] + 1e-6;
+            self.push(at.max(self.now), WAKE, x, 0, 0);
         }
         self.fill(x);
         let peers: Vec<usize> = self.node_links[x]

@@ -142,6 +142,9 @@ pub struct TestbedRun {
     /// Host seconds per image byte that the testbed's hosts cost beyond the tool meter's bed's,
     /// receivers or not (udpcast: see [`per_host_cost`]); 0 for the other tools.
     pub bed_cost: f64,
+    /// Whether kaagent's swarm asked the seed for each node's stripe (since stop 18; the testbed's
+    /// `swarm_seed` column) rather than for any chunk its peers lacked ([`RingSwarm::striped`]).
+    pub swarm_striped: bool,
 }
 
 /// Host seconds per image byte that each host of a bed costs udpcast whether it receives or not: its
@@ -313,6 +316,7 @@ fn links_bound(run: &TestbedRun) -> (f64, f64, f64) {
         for race in 1..=SWARM_RACES {
             let knobs = RingSwarm {
                 race,
+                striped: run.swarm_striped,
                 ..RingSwarm::default()
             };
             let out = ring_swarm::simulate(&job, &topo, knobs);

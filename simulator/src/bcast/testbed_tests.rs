@@ -12,6 +12,7 @@ fn run(tool: &str, n: usize, two_level: Option<(usize, f64)>) -> TestbedRun {
         tool_cpu: None,
         udpcast_rcvbuf: None,
         bed_cost: 0.0,
+        swarm_striped: false,
     }
 }
 

@@ -143,11 +143,12 @@ pub(crate) fn parse_row(
             strategy: hal::Strategy::Multicast,
             ..
         } => Some("mcast"),
-        // The swarm's own exchange (requests, a store it serves from) is not the chain's hops.
+        // The swarm's own exchange (requests, a store it serves from) is not the chain's hops: its
+        // own meter since stop 18 (older CSVs: the hop meter's hops).
         TestbedTool::Kaagent {
             strategy: hal::Strategy::Swarm,
             ..
-        } => None,
+        } => Some("swarm"),
         // kaagent's planned strategies (chain, tree, unicast) forward as its chain does (stop 16).
         TestbedTool::Kaagent { .. } => Some("chain"),
     };
@@ -185,6 +186,8 @@ pub(crate) fn parse_row(
             tool_cpu,
             udpcast_rcvbuf: num("udpcast_rcvbuf").filter(|b| b.is_finite() && *b > 0.0),
             bed_cost,
+            // Rows before stop 18 have no such column: kaagent's seed then served any chunk.
+            swarm_striped: get("swarm_seed") == Some("stripes"),
         },
         measured,
     ))
@@ -302,8 +305,33 @@ mod tests {
             assert_eq!(parse(strategy), chain, "{strategy}");
         }
         assert_eq!(parse("multicast").map(|t| t.large), Some((8.0, 1e9)));
-        // The swarm keeps the hop meter's speed.
+        // The swarm has no columns here: the hop meter's speed.
         assert_eq!(parse("swarm"), None);
+    }
+
+    /// Since stop 18 the swarm has its own meter (`swarm_*`) and its rows say how its nodes ask
+    /// the seed (`swarm_seed`); a row without them is the earlier swarm on the hop meter.
+    #[test]
+    fn the_swarm_reads_its_own_meter_and_seed_rule() {
+        let new = header("meter_small,meter_large,swarm_small_mbit,swarm_large_mbit,swarm_seed");
+        let row = "flat,1,0,1000,256,16,swarm,4.8,5000,5000,2,8,4000,8000,stripes";
+        let fields: Vec<&str> = row.split(',').collect();
+        let (run, seconds) = parse_row(&new, &fields, false).expect("a swarm row");
+        assert_eq!(seconds, 4.8);
+        assert!(run.swarm_striped);
+        assert_eq!(
+            run.tool_cpu,
+            Some(ToolSpeed {
+                small: (2.0, 5e8),
+                large: (8.0, 1e9),
+            })
+        );
+        let old = header("meter_small,meter_large");
+        let row = "flat,1,0,1000,256,16,swarm,4.8,5000,5000,2,8";
+        let fields: Vec<&str> = row.split(',').collect();
+        let (run, _) = parse_row(&old, &fields, false).expect("an older swarm row");
+        assert!(!run.swarm_striped);
+        assert_eq!(run.tool_cpu, None);
     }
 
     #[test]
