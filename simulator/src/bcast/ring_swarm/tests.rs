@@ -19,6 +19,16 @@ fn one_switch_with(n: usize, size: f64, knobs: RingSwarm) -> RingOutcome {
     simulate(&j, &t, knobs)
 }
 
+/// 4 nodes, 16 MiB, node 0 on a tenth of the others' 25 MB/s.
+fn slow_node_0(knobs: RingSwarm) -> RingOutcome {
+    let mut j = job(Strategy::Swarm, 4, 16.0 * MIB, MIB);
+    j.receivers[0].link = Some((2.5e6, 2.5e6));
+    let mut t = gige(LatencyModel::PerConnection);
+    t.node_link.bandwidth = 25e6;
+    t.server_link.bandwidth = 25e6;
+    simulate(&j, &t, knobs)
+}
+
 /// The last node's end.
 fn last(out: &RingOutcome) -> f64 {
     out.done_at.iter().copied().fold(0.0, f64::max)
@@ -52,12 +62,7 @@ fn every_node_gets_every_chunk_and_no_faster_than_its_link() {
 #[test]
 fn complete_nodes_serve_the_chunks_they_keep() {
     let size = 16.0 * MIB;
-    let mut j = job(Strategy::Swarm, 4, size, MIB);
-    j.receivers[0].link = Some((2.5e6, 2.5e6));
-    let mut t = gige(LatencyModel::PerConnection);
-    t.node_link.bandwidth = 25e6;
-    t.server_link.bandwidth = 25e6;
-    let out = simulate(&j, &t, RingSwarm::default());
+    let out = slow_node_0(RingSwarm::default());
     let slow = out.done_at[0];
     let fast = out.done_at[1..].iter().copied().fold(0.0, f64::max);
     assert!(fast < slow / 2.0, "{fast} {slow}");
@@ -104,14 +109,8 @@ fn striped_the_seed_sends_each_chunk_about_once() {
 /// one per chunk (16 MiB: 1.44 s against 1.09 s without stripes; 2.8 s if each chunk waited).
 #[test]
 fn a_slow_owners_stripe_holds_the_others_up_once() {
-    let size = 16.0 * MIB;
-    let mut j = job(Strategy::Swarm, 4, size, MIB);
-    j.receivers[0].link = Some((2.5e6, 2.5e6));
-    let mut t = gige(LatencyModel::PerConnection);
-    t.node_link.bandwidth = 25e6;
-    t.server_link.bandwidth = 25e6;
-    let striped = simulate(&j, &t, RingSwarm::default());
-    let unstriped = simulate(&j, &t, unstriped());
+    let striped = slow_node_0(RingSwarm::default());
+    let unstriped = slow_node_0(unstriped());
     let fast = |o: &RingOutcome| o.done_at[1..].iter().copied().fold(0.0, f64::max);
     assert!(
         fast(&striped) < 1.5 * fast(&unstriped),
