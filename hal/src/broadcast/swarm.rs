@@ -12,10 +12,11 @@
 //! for long; a node whose own link is the slowest, its chunks all arriving late together, does not
 //! spend that link on duplicates). Of the seed it asks only for its own stripe, the chunks whose
 //! index modulo the job's node count is its own index (in order), and for another's chunk only once
-//! that chunk has held up its writing for [`DUPLICATE_AFTER`] longer than the seed takes to answer
-//! (its latest answer, or its oldest request still unanswered, counted from the seed's arrival):
-//! its owner is slow or gone, and the node asks the seed for the rest of that owner's stripe too,
-//! as for its own; and for any chunk no peer will hold again (a node fallen behind). Each chunk
+//! that chunk has held up its writing for [`DUPLICATE_AFTER`] longer than twice the seed's answer
+//! time (its latest answer, or its oldest request still unanswered; counted from the seed's
+//! arrival), even if it was asked of a peer that has not answered: its owner or that peer is slow or
+//! gone, and the node asks the seed for the rest of that owner's stripe too, as for its own; and for
+//! any chunk no peer will hold again (a node fallen behind). Each chunk
 //! leaves the server's link about once and the peers spread it (without stripes, nodes out of each
 //! other's sight asked the seed for the same chunks: 2.4 to 3.6 images from the seed at 16 nodes,
 //! by the threads' race). Each chunk is verified against
@@ -308,9 +309,8 @@ impl Swarm {
     }
 
     /// Whether the seed may be asked for chunk `index`: our stripe (`index % nodes == node`), a
-    /// slow owner's, one no peer will hold again (every peer's map starts past it), or the chunk
-    /// that has held up our writing for [`DUPLICATE_AFTER`] longer than the seed takes (its latest
-    /// answer, or `unanswered`, our oldest request to it).
+    /// slow owner's, one no peer will hold again (every peer's map starts past it), or one
+    /// [`Swarm::held_up`] says holds up our writing.
     fn seed_may_serve(&self, s: &State, index: u64, unanswered: Option<Duration>) -> bool {
         let owner = index % self.nodes;
         // No peer will hold it again: each announces chunks from its map's `low` up.
