@@ -41,7 +41,7 @@ pub const REQUESTS_PER_NODE: usize = 4;
 /// peer too.
 pub const DUPLICATE_AFTER: Duration = Duration::from_millis(400);
 /// How often a connection looks again for requests to make when nothing woke it (the clock of
-/// the seed rules of [`Swarm::seed_may_serve`]; public for the simulator's model).
+/// the seed rules, which wait on time; public for the simulator's model).
 pub const POLL: Duration = Duration::from_millis(50);
 /// Node `node`'s tie-break among equally rare chunks: a hash of node and chunk, so that nodes start
 /// on different chunks (public for the simulator's model of the swarm).
