@@ -100,6 +100,13 @@ struct Link {
     closed: bool,
 }
 
+impl Link {
+    /// Whether the peer is the server's seed (it announced holding everything).
+    fn is_seed(&self) -> bool {
+        self.view == Some(View::All)
+    }
+}
+
 struct State {
     held: BTreeMap<u64, Chunk>,
     /// Last request of each chunk not held yet.
@@ -283,7 +290,7 @@ impl Swarm {
         if asked >= REQUESTS_PER_NODE {
             return None;
         }
-        let striped = *view == View::All && self.nodes > 0;
+        let striped = link.is_seed() && self.nodes > 0;
         let unanswered = link.asked.values().min().map(Instant::elapsed);
         (s.base..end)
             .filter(|i| !s.held.contains_key(i) && view.holds(*i) && !link.asked.contains_key(i))
@@ -312,19 +319,26 @@ impl Swarm {
     /// slow owner's, one no peer will hold again (every peer's map starts past it), or one
     /// [`Swarm::held_up`] says holds up our writing.
     fn seed_may_serve(&self, s: &State, index: u64, unanswered: Option<Duration>) -> bool {
-        let owner = index % self.nodes;
-        // No peer will hold it again: each announces chunks from its map's `low` up.
-        let orphan = s.links.values().all(|l| match &l.view {
-            Some(View::Map { low, .. }) => l.closed || *low > index,
-            Some(View::All) => true,
-            None => l.closed,
-        });
-        owner == self.node % self.nodes
-            || s.slow.contains(&owner)
-            || orphan
+        // No peer will hold it again: each announces chunks from its map's `low` up (the scan of
+        // the links last, where the cheaper rules have not answered).
+        let orphan = || {
+            s.links.values().all(|l| match &l.view {
+                Some(View::Map { low, .. }) => l.closed || *low > index,
+                Some(View::All) => true,
+                None => l.closed,
+            })
+        };
+        self.owner(index) == self.owner(self.node)
+            || s.slow.contains(&self.owner(index))
             || self.held_up(s, index, unanswered)
+            || orphan()
             // Asked of a peer that other chunks overtook (the duplicate rule in `pick`).
             || s.requested.contains_key(&index)
+    }
+
+    /// The node whose stripe chunk `index` is (`index % nodes`; 0 when the node count is unknown).
+    fn owner(&self, index: u64) -> u64 {
+        index % self.nodes.max(1)
     }
 
     /// Whether chunk `index` has held up our writing for [`DUPLICATE_AFTER`] longer than twice
@@ -386,7 +400,7 @@ impl Swarm {
                         base = s.base,
                         "arrived"
                     );
-                    if s.links.get(&id).is_some_and(|l| l.view == Some(View::All)) {
+                    if s.links.get(&id).is_some_and(Link::is_seed) {
                         s.seed_took = asked.elapsed();
                     }
                     s.answered = s.answered.max(Some(asked));
@@ -499,9 +513,9 @@ impl Swarm {
                     .is_some_and(|l| l.asked.len() < REQUESTS_PER_PEER)
                 {
                     let Some(i) = self.pick(&s, id) else { break };
-                    let seed = s.links.get(&id).is_some_and(|l| l.view == Some(View::All));
-                    if seed && self.nodes > 0 && i % self.nodes != self.node % self.nodes {
-                        s.slow.insert(i % self.nodes);
+                    let seed = s.links.get(&id).is_some_and(Link::is_seed);
+                    if seed && self.nodes > 0 && self.owner(i) != self.owner(self.node) {
+                        s.slow.insert(self.owner(i));
                     }
                     let now = Instant::now();
                     s.requested.insert(i, now);

@@ -41,16 +41,29 @@ fn seed(data: &[u8], manifest: &Arc<Manifest>) -> Swarm {
 
 /// A node working on 4 chunks at a time and keeping 8 (the whole image) once written; its store.
 fn node(manifest: &Arc<Manifest>, index: u64) -> (Swarm, Arc<ChunkStore>) {
+    node_with(manifest, (4, CHUNKS, index, 0))
+}
+
+/// A node of `Swarm::node`'s `(span, keep, node, nodes)`; its store.
+fn node_with(manifest: &Arc<Manifest>, knobs: (u64, u64, u64, u64)) -> (Swarm, Arc<ChunkStore>) {
     // No consumer: written chunks leave the store at once, so there is always room.
     let store = Arc::new(ChunkStore::new(2, 0));
     let swarm = Swarm::node(
         Arc::clone(manifest),
         Arc::clone(&store),
-        (4, CHUNKS, index, 0),
+        knobs,
         Duration::from_secs(3),
         Arc::default(),
     );
     (swarm, store)
+}
+
+/// A link whose peer announced `view`.
+fn seen(view: View) -> Link {
+    Link {
+        view: Some(view),
+        ..Link::default()
+    }
 }
 
 /// Both ends of a loopback connection.
@@ -170,31 +183,15 @@ fn the_chunk_holding_up_the_writing_is_duplicated_only_behind_a_slow_peer() {
 #[test]
 fn a_node_asks_the_seed_for_its_stripe() {
     let (_, manifest) = image();
-    let store = Arc::new(ChunkStore::new(2, 0));
-    let a = Swarm::node(
-        Arc::clone(&manifest),
-        store,
-        (CHUNKS, CHUNKS, 1, 4),
-        Duration::from_secs(3),
-        Arc::default(),
-    );
+    let (a, _store) = node_with(&manifest, (CHUNKS, CHUNKS, 1, 4));
     let mut s = a.lock();
-    s.links.insert(
-        0,
-        Link {
-            view: Some(View::All),
-            ..Link::default()
-        },
-    );
+    s.links.insert(0, seen(View::All));
     s.links.insert(
         1,
-        Link {
-            view: Some(View::Map {
-                low: 0,
-                bits: vec![0xff],
-            }),
-            ..Link::default()
-        },
+        seen(View::Map {
+            low: 0,
+            bits: vec![0xff],
+        }),
     );
     assert_eq!(a.pick(&s, 0), Some(1), "the seed: the stripe's first");
     s.links
@@ -284,21 +281,9 @@ fn a_node_asks_the_seed_for_its_stripe() {
     s.base_since = ago(DUPLICATE_AFTER * 2);
     assert_eq!(a.pick(&s, 0), Some(0), "held up behind a slow peer");
     // Without the job's size (an older server's plan), any chunk, by the node's tie-break.
-    let old = Swarm::node(
-        Arc::clone(&manifest),
-        Arc::new(ChunkStore::new(2, 0)),
-        (CHUNKS, CHUNKS, 1, 0),
-        Duration::from_secs(3),
-        Arc::default(),
-    );
+    let (old, _store) = node_with(&manifest, (CHUNKS, CHUNKS, 1, 0));
     let mut o = old.lock();
-    o.links.insert(
-        0,
-        Link {
-            view: Some(View::All),
-            ..Link::default()
-        },
-    );
+    o.links.insert(0, seen(View::All));
     let first = (0..CHUNKS).min_by_key(|&i| (spread(1, i), i));
     assert_eq!(old.pick(&o, 0), first);
 }
@@ -309,14 +294,7 @@ fn a_node_asks_the_seed_for_its_stripe() {
 fn a_striped_node_alone_with_the_seed_completes() {
     let (data, manifest) = image();
     let seed = seed(&data, &manifest);
-    let store = Arc::new(ChunkStore::new(2, 0));
-    let a = Swarm::node(
-        Arc::clone(&manifest),
-        Arc::clone(&store),
-        (4, CHUNKS, 0, 4),
-        Duration::from_secs(3),
-        Arc::default(),
-    );
+    let (a, store) = node_with(&manifest, (4, CHUNKS, 0, 4));
     let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
         let _stop = StopOnDrop(&stop);
@@ -353,13 +331,7 @@ fn a_complete_node_announces_what_it_keeps() {
     for i in 0..CHUNKS {
         assert!(a.chunk(i).is_some(), "chunk {i} kept and served");
     }
-    let keeps_none = Swarm::node(
-        Arc::clone(&manifest),
-        Arc::new(ChunkStore::new(2, 0)),
-        (4, 0, 0, 0),
-        Duration::from_secs(3),
-        Arc::default(),
-    );
+    let (keeps_none, _store) = node_with(&manifest, (4, 0, 0, 0));
     keeps_none.lock().base = CHUNKS;
     assert_eq!(
         keeps_none.announcement(&keeps_none.lock()),

@@ -355,17 +355,20 @@ impl<'a> Sim<'a> {
     /// Whether node `x` may ask the seed for `chunk` (its connection to the seed `dir`): its own
     /// stripe, a slow owner's, one no peer will hold again, or one [`Sim::held_up`] holds up.
     fn seed_may_serve(&self, x: usize, dir: usize, chunk: usize) -> bool {
-        // No peer will hold it again: each announces chunks from `base − keep` up.
-        let orphan = self.node_links[x]
-            .iter()
-            .map(|&(l, s)| self.other(l, s))
-            .filter(|&p| p < self.n)
-            .all(|p| chunk + self.knobs.keep < self.base[p]);
+        // No peer will hold it again: each announces chunks from `base − keep` up (the scan of
+        // its peers last, where the cheaper rules have not answered).
+        let orphan = || {
+            self.node_links[x]
+                .iter()
+                .map(|&(l, s)| self.other(l, s))
+                .filter(|&p| p < self.n)
+                .all(|p| chunk + self.knobs.keep < self.base[p])
+        };
         !self.knobs.striped
             || chunk % self.n == x
             || self.slow[x][chunk % self.n]
-            || orphan
             || self.held_up(x, dir, chunk)
+            || orphan()
             // Asked of a peer that other chunks overtook (the duplicate rule in `pick`).
             || self.requested[x].contains_key(&chunk)
     }
