@@ -7,7 +7,8 @@
 # tool whose cost is not the socat hop's (kaagent's multicast, udpcast, the plain chain, kaagent's
 # chain: metered when any of its chain, ft-chain, tree or unicast runs; with tc at a
 # rate they never reach, so that each datagram pays its qdisc work as on the testbed; to
-# meter_small and meter_large receivers: KABCAST_METER_RECEIVERS, default cores and 4 x cores,
+# meter_small and meter_large receivers: KABCAST_METER_RECEIVERS, default cores and 4 x cores, or
+# N where N is more (since stop 19: a row's N is metered, not extrapolated to),
 # a KABCAST_METER_MIB image, default 64, links with tc at KABCAST_METER_MBIT, default 10000, 0: none:
 # delivered Mbit/s in <tool>_small_mbit, <tool>_large_mbit). Every meter, the hop meter too, reads
 # KABCAST_METER_REPEAT times (default 3) before each N: its column is the readings' median, and the

@@ -89,10 +89,12 @@ fn measure_testbed() {
         "chain" => KAAGENT_PLANNED.iter().any(|s| set.wanted(s)),
         _ => set.wanted(t),
     };
-    let tools = ["plain", "udpcast", "multicast", "chain", "swarm"]
+    let metering = ["plain", "udpcast", "multicast", "chain", "swarm"]
         .iter()
-        .any(|t| meter_wants(t))
-        .then(|| ToolMeter::new(hops.cores, meter_wants));
+        .any(|t| meter_wants(t));
+    // The tool meter of the current N's receiver counts (rebuilt when they change: N past four
+    // times the cores is metered at N itself).
+    let mut tools: Option<((usize, usize), ToolMeter)> = None;
     {
         let tb = Testbed::build(max_n, mbit, &[], set.topology);
         let (image, want) = make_image(&tb, mib);
@@ -154,7 +156,12 @@ fn measure_testbed() {
         for &n in &set.ns {
             let h = hops.measure();
             let metered = std::time::Instant::now();
-            let (speeds, tool_spreads) = tools.as_ref().map_or_else(
+            let counts = tool_meter::meter_counts(hops.cores, n);
+            if metering && tools.as_ref().is_none_or(|(c, _)| *c != counts) {
+                drop(tools.take()); // the previous bed first: its namespaces and agents go
+                tools = Some((counts, ToolMeter::new(hops.cores, n, meter_wants)));
+            }
+            let (speeds, tool_spreads) = tools.as_ref().map(|(_, t)| t).map_or_else(
                 || {
                     (
                         ",".repeat(tool_meter::CSV_HEADER.matches(',').count()),

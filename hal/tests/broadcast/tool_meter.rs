@@ -133,32 +133,18 @@ pub struct ToolMeter {
 }
 
 impl ToolMeter {
-    /// A bed for `KABCAST_METER_RECEIVERS` (`small,large`; default: cores and four times cores)
-    /// receivers and a `KABCAST_METER_MIB` (default 64) image; measures the tools `wanted` says
-    /// (`plain`, `udpcast`, `multicast`, `chain`, `swarm`), each `KABCAST_METER_REPEAT` times
-    /// (default 3).
-    pub fn new(cores: usize, wanted: impl Fn(&str) -> bool) -> ToolMeter {
-        let counts: Vec<usize> = std::env::var("KABCAST_METER_RECEIVERS")
-            .ok()
-            .map(|v| v.split(',').filter_map(|s| s.trim().parse().ok()).collect())
-            .unwrap_or_default();
-        let (small, large) = match counts[..] {
-            [s, l] if s >= 1 && l > s && l <= 64 => (s, l),
-            _ => (cores.max(1), 4 * cores.max(1)),
-        };
-        let mib = std::env::var("KABCAST_METER_MIB")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .filter(|m| (1..=1024).contains(m))
-            .unwrap_or(64);
-        // `KABCAST_METER_MBIT`: tc on the bed's links (0: none) at a rate the tools never reach
-        // (default 10 Gbit/s), so that the qdisc work every datagram copy pays on the testbed is in
-        // the measurement (TCP's 64 KiB GSO frames pay it once per frame, datagrams each).
-        let mbit = std::env::var("KABCAST_METER_MBIT")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(10_000);
-        ToolMeter::with((small, large), mib, mbit, wanted).repeating(meter_repeats())
+    /// A bed for `KABCAST_METER_RECEIVERS` (`small,large`; default: cores, and four times cores or
+    /// `reach` if more) receivers and a `KABCAST_METER_MIB` (default 64) image; measures the tools
+    /// `wanted` says (`plain`, `udpcast`, `multicast`, `chain`, `swarm`), each
+    /// `KABCAST_METER_REPEAT` times (default 3).
+    pub fn new(cores: usize, reach: usize, wanted: impl Fn(&str) -> bool) -> ToolMeter {
+        ToolMeter::with(
+            meter_counts(cores, reach),
+            meter_mib(),
+            meter_mbit(),
+            wanted,
+        )
+        .repeating(meter_repeats())
     }
 
     /// A bed for `small` and `large` receivers, links limited to `mbit` (0: none), and a `mib` MiB
@@ -317,6 +303,23 @@ impl ToolMeter {
     }
 }
 
+/// The meter's counts bracket a row's N: four times the cores up to there, N itself past it; the
+/// variable overrides both, and nonsense in it is ignored.
+#[test]
+fn the_meter_brackets_the_rows_receiver_count() {
+    assert_eq!(counts_for(None, 2, 4), (2, 8));
+    assert_eq!(counts_for(None, 2, 8), (2, 8));
+    assert_eq!(counts_for(None, 2, 16), (2, 16));
+    assert_eq!(
+        counts_for(None, 2, 1000),
+        (2, 64),
+        "a bed of 64 hosts at most"
+    );
+    assert_eq!(counts_for(Some("3,12"), 2, 16), (3, 12));
+    assert_eq!(counts_for(Some("12,3"), 2, 16), (2, 16));
+    assert_eq!(counts_for(Some("x"), 2, 4), (2, 8));
+}
+
 /// Every tool reaches every receiver with the image's bytes at both counts, each read as many
 /// times as asked, and the columns say how fast (the median of the readings) and how far the
 /// readings spread (the harness of `scripts/bcast-testbed.sh`; root, socat and udpcast needed).
@@ -368,4 +371,46 @@ fn the_tool_meter_measures_every_tool_at_both_receiver_counts() {
         "1,,,,,,,,,,,",
         "one pass, nothing measured"
     );
+}
+
+/// The meter's receiver counts for a row of `reach` receivers: `KABCAST_METER_RECEIVERS`
+/// (`small,large`) if set, else the cores and four times the cores, the large count raised to
+/// `reach` past it (since stop 19: a row's N is bracketed by the meter, not extrapolated to; the
+/// tools' cost per receiver grows past four times the cores, 48 `socat`/`tee` processes at 16).
+pub fn meter_counts(cores: usize, reach: usize) -> (usize, usize) {
+    counts_for(
+        std::env::var("KABCAST_METER_RECEIVERS").ok().as_deref(),
+        cores,
+        reach,
+    )
+}
+
+/// [`meter_counts`] given the variable's value (`None`: unset).
+fn counts_for(asked: Option<&str>, cores: usize, reach: usize) -> (usize, usize) {
+    let counts: Vec<usize> = asked
+        .map(|v| v.split(',').filter_map(|s| s.trim().parse().ok()).collect())
+        .unwrap_or_default();
+    match counts[..] {
+        [s, l] if s >= 1 && l > s && l <= 64 => (s, l),
+        _ => (cores.max(1), (4 * cores.max(1)).max(reach.min(64))),
+    }
+}
+
+/// The meter's image, MiB: `KABCAST_METER_MIB` (1 to 1024; default 64).
+fn meter_mib() -> u64 {
+    std::env::var("KABCAST_METER_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|m| (1..=1024).contains(m))
+        .unwrap_or(64)
+}
+
+/// `KABCAST_METER_MBIT`: tc on the meter bed's links (0: none) at a rate the tools never reach
+/// (default 10 Gbit/s), so that the qdisc work every datagram copy pays on the testbed is in the
+/// measurement (TCP's 64 KiB GSO frames pay it once per frame, datagrams each).
+fn meter_mbit() -> u32 {
+    std::env::var("KABCAST_METER_MBIT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000)
 }
