@@ -466,8 +466,8 @@ fn the_models_predict_stop_18s_striped_swarm() {
 /// and topologies, 3 runs each, the tool meter at 2 and 16 receivers (since stop 19 a row past four
 /// times the cores is metered at its own N, not extrapolated to), in `stop19_gigabit_n16.csv` and
 /// `stop19_200_mbit_n16.csv`; misses in `stop19_misses.csv` (kaagent's hops CPU-bound on 1 Gbit/s links
-/// take longer than its meter on 10 Gbit/s links says: `stop19_link_rate.csv`, the chain at N = 16 on
-/// 1, 2 and 5 Gbit/s links).
+/// take longer than its meter on 10 Gbit/s links says, throttling costing CPU: `stop19_link_rate.csv`,
+/// the chain at N = 16 on 1, 2, 5 and 10 Gbit/s links).
 #[test]
 fn the_models_predict_stop_19s_rows_at_16_nodes() {
     let tables = ["stop19_gigabit_n16.csv", "stop19_200_mbit_n16.csv"].map(calibration_file);
