@@ -482,6 +482,17 @@ fn the_models_predict_stop_19s_rows_at_16_nodes() {
     assert_eq!((within, rows), (24, 30));
 }
 
+/// Stop 19's 120-row set in one run (2026-12-06 13:42–14:30 UTC, both rates and topologies, N = 16, 8, 4
+/// and 2, every strategy, 3 runs per row and 3 readings per meter, the meter at the row's N past 8), in
+/// `stop19_full_gigabit.csv` and `stop19_full_200_mbit.csv`; misses in `stop19_full_misses.csv` (four of
+/// them from meters disturbed before flat N = 16 at 1 Gbit/s, their readings 47–112% apart).
+#[test]
+fn the_models_predict_stop_19s_full_run() {
+    let tables = ["stop19_full_gigabit.csv", "stop19_full_200_mbit.csv"].map(calibration_file);
+    let (within, rows) = check_window_run(&tables, "stop19_full_misses.csv");
+    assert_eq!((within, rows), (102, 120));
+}
+
 #[test]
 fn a_misses_file_gives_each_miss_its_bound_and_reason() {
     let text = "# comment\ntopology,mbit,n,strategy,bound,reason\nflat,1000,8,udpcast,0.3,the window, and its turn\n";
