@@ -11,7 +11,9 @@
 # N where N is more (since stop 19: a row's N is metered, not extrapolated to),
 # a KABCAST_METER_MIB image, default 64, links with tc at KABCAST_METER_MBIT, default 10000, 0: none:
 # delivered Mbit/s in <tool>_small_mbit, <tool>_large_mbit). Every meter, the hop meter too, reads
-# KABCAST_METER_REPEAT times (default 3) before each N: its column is the readings' median, and the
+# KABCAST_METER_REPEAT times (default 3) before each N (the tool meter up to twice that while some
+# tool's readings spread more than 40% of their median, since stop 19; meter_repeats: its readings):
+# its column is the readings' median, and the
 # last columns (hop_spread_pct … udpcast_alone_spread_pct, since stop 17) their spread,
 # 100 · (max − min) / median.
 # Then, for each N in

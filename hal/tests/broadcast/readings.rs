@@ -16,6 +16,23 @@ fn repeats_from(value: Option<&str>) -> usize {
         .unwrap_or(3)
 }
 
+/// A meter's readings spread wider than this (% of their median) are unsettled: something else
+/// took the machine during one of them (stop 19: before one N, four meters' readings 47–112% apart,
+/// where their spread is 2–36% otherwise), and the meter reads again (see [`read_again`]).
+pub const UNSETTLED_SPREAD_PCT: f64 = 40.0;
+
+/// Whether a meter that has made `passes` of its `repeats` readings reads once more: while any of
+/// its `spreads` (each tool's, % of the median) is unsettled ([`UNSETTLED_SPREAD_PCT`]), up to twice
+/// the repeats; the median of all the readings is then what the row records.
+pub fn read_again(passes: usize, repeats: usize, spreads: &[f64]) -> bool {
+    passes < repeats
+        || (passes < 2 * repeats
+            && repeats > 1
+            && spreads
+                .iter()
+                .any(|s| s.is_finite() && *s > UNSETTLED_SPREAD_PCT))
+}
+
 /// The median of `values` (the mean of the two middle ones for an even count); NaN when there is
 /// none or any is NaN (a run that did not finish).
 pub fn median(values: &[f64]) -> f64 {
@@ -89,5 +106,18 @@ fn a_meter_records_the_median_of_its_readings_and_their_spread() {
             repeats_from(Some("0"))
         ),
         (3, 5, 3)
+    );
+}
+
+#[test]
+fn an_unsettled_meter_reads_again_up_to_twice_its_repeats() {
+    assert!(read_again(2, 3, &[]), "the repeats first");
+    assert!(!read_again(3, 3, &[10.0, 36.0, f64::NAN]), "settled");
+    assert!(read_again(3, 3, &[10.0, 112.0]), "one tool unsettled");
+    assert!(read_again(5, 3, &[47.0]));
+    assert!(!read_again(6, 3, &[47.0]), "twice the repeats at most");
+    assert!(
+        !read_again(1, 1, &[80.0]),
+        "one reading asked: no spread to judge"
     );
 }
