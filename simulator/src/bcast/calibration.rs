@@ -493,6 +493,16 @@ fn the_models_predict_stop_19s_full_run() {
     assert_eq!((within, rows), (102, 120));
 }
 
+/// Flat 1 Gbit/s N = 16 again after stop 19's full run, the tool meter's readings settled
+/// (`stop19_flat16_again.csv`): the rows whose meters were disturbed in the full run within 10%; misses
+/// in `stop19_flat16_again_misses.csv`.
+#[test]
+fn the_models_predict_stop_19s_flat_16_again() {
+    let table = calibration_file("stop19_flat16_again.csv");
+    let (within, rows) = check_window_run(&[table], "stop19_flat16_again_misses.csv");
+    assert_eq!((within, rows), (4, 7));
+}
+
 #[test]
 fn a_misses_file_gives_each_miss_its_bound_and_reason() {
     let text = "# comment\ntopology,mbit,n,strategy,bound,reason\nflat,1000,8,udpcast,0.3,the window, and its turn\n";
