@@ -158,7 +158,7 @@ impl ToolMeter {
     /// A bed for `KABCAST_METER_RECEIVERS` (`small,large`; default: cores, and four times cores or
     /// `reach` if more) receivers and a `KABCAST_METER_MIB` (default 64) image; measures the tools
     /// `wanted` says (`plain`, `udpcast`, `multicast`, `chain`, `swarm`), each
-    /// `KABCAST_METER_REPEAT` times (default 3).
+    /// `KABCAST_METER_REPEAT` times (default 3; see [`ToolMeter::measure`]).
     pub fn new(cores: usize, reach: usize, wanted: impl Fn(&str) -> bool) -> ToolMeter {
         ToolMeter::with(
             meter_counts(cores, reach),
@@ -217,7 +217,8 @@ impl ToolMeter {
 
     /// Each wanted tool at both receiver counts, [`ToolMeter::repeating`] times, pass after pass
     /// (every tool once per pass: a slow spell of the machine falls on every tool alike; every
-    /// receiver's data checked).
+    /// receiver's data checked), and again while some tool's readings are unsettled, up to twice
+    /// that ([`read_again`]).
     pub fn measure(&self) -> ToolSpeeds {
         let mut all = ToolSpeeds {
             mbit: self.mbit,
