@@ -67,6 +67,17 @@ fn seen(view: View) -> Link {
 }
 
 /// Both ends of a loopback connection.
+/// Chunk `index` asked of link `link` now (the link's request and the node's).
+fn ask(s: &mut State, link: u64, index: u64) {
+    let now = Instant::now();
+    s.links
+        .get_mut(&link)
+        .expect("a link")
+        .asked
+        .insert(index, now);
+    s.requested.insert(index, now);
+}
+
 fn pair() -> (TcpStream, TcpStream) {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");
     let a = TcpStream::connect(l.local_addr().expect("addr")).expect("connect");
@@ -194,19 +205,9 @@ fn a_node_asks_the_seed_for_its_stripe() {
         }),
     );
     assert_eq!(a.pick(&s, 0), Some(1), "the seed: the stripe's first");
-    s.links
-        .get_mut(&0)
-        .expect("seed")
-        .asked
-        .insert(1, Instant::now());
-    s.requested.insert(1, Instant::now());
+    ask(&mut s, 0, 1);
     assert_eq!(a.pick(&s, 0), Some(5), "then its next");
-    s.links
-        .get_mut(&0)
-        .expect("seed")
-        .asked
-        .insert(5, Instant::now());
-    s.requested.insert(5, Instant::now());
+    ask(&mut s, 0, 5);
     assert_eq!(a.pick(&s, 0), None, "nothing of others' stripes");
     assert!(
         a.pick(&s, 1).is_some_and(|i| i != 1 && i != 5),
@@ -248,12 +249,7 @@ fn a_node_asks_the_seed_for_its_stripe() {
         Some(1),
         "its own stripe and node 2's, in order"
     );
-    s.requested.insert(1, Instant::now());
-    s.links
-        .get_mut(&0)
-        .expect("seed")
-        .asked
-        .insert(1, Instant::now());
+    ask(&mut s, 0, 1);
     assert_eq!(a.pick(&s, 0), Some(2));
     // The peer's map starts at chunk 4: chunks 0 to 3 it will not hold again, so of the seed.
     s.slow.clear();
