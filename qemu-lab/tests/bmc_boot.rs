@@ -29,6 +29,8 @@ qemu-system-x86_64 ${KALAB_START_PAUSED:+-S} -name kalab-bmc-test -machine pc -a
 fn boots(bmc: &Bmc) -> Vec<String> {
     let log = std::fs::read(bmc.dir.join("bios.log")).unwrap_or_default();
     let log = String::from_utf8_lossy(&log);
+    // Only whole lines: a line still being written may hold half a device name.
+    let log = &log[..log.rfind('\n').map_or(0, |i| i + 1)];
     log.split("SeaBIOS (version")
         .filter_map(|boot| {
             boot.lines()

@@ -142,14 +142,14 @@ impl Vm {
         std::fs::read_to_string(&self.serial).unwrap_or_default()
     }
 
-    /// Waits for a serial line starting with `prefix`; returns it and the time since boot.
+    /// Waits for a whole serial line (ended by its newline) starting with `prefix`; returns it
+    /// and the time since boot. A line still being written is not read: the guest's serial port
+    /// may have sent only its first bytes.
     fn wait_line(&mut self, prefix: &str, timeout: Duration) -> (String, Duration) {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(l) = self
-                .log()
-                .lines()
-                .find(|l| l.trim_start().starts_with(prefix))
+            if let Some(l) =
+                complete_lines(&self.log()).find(|l| l.trim_start().starts_with(prefix))
             {
                 return (l.trim().to_string(), self.started.elapsed());
             }
@@ -240,6 +240,12 @@ fn scratch(name: &str) -> Scratch {
 
 fn sparse_disk(path: &Path, bytes: u64) {
     std::fs::File::create(path).unwrap().set_len(bytes).unwrap();
+}
+
+/// The lines of `log` that have been ended by a newline; the partial last line is left out.
+fn complete_lines(log: &str) -> impl Iterator<Item = String> + '_ {
+    let end = log.rfind('\n').map_or(0, |i| i + 1);
+    log[..end].lines().map(str::to_string)
 }
 
 #[test]
@@ -576,4 +582,14 @@ fn tarball_environment_deploys_and_boots_by_extlinux() {
     let out = vm.ssh(&key, "cat /etc/kalab-marker; cat /proc/cmdline", "");
     assert!(out.starts_with("kalab-linux kalab-node-3\n"), "{out}");
     assert!(out.contains("root=/dev/vda1"), "{out}");
+}
+
+#[test]
+fn a_serial_line_still_being_written_is_not_read() {
+    let log = "kalab-deploy-kernel ready kalab-node-1\nkalab-env ready ";
+    assert_eq!(
+        complete_lines(log).collect::<Vec<_>>(),
+        ["kalab-deploy-kernel ready kalab-node-1"]
+    );
+    assert_eq!(complete_lines("kalab-env ready").count(), 0);
 }
