@@ -68,6 +68,10 @@ struct Args {
     /// Seconds a node may stay silent before it is timed out.
     #[arg(long, default_value_t = 30.0)]
     report_timeout: f64,
+    /// Seconds a node may stay silent once it has sent a heartbeat (agents send one every half
+    /// second while their job is quiet): a node powered off mid-job is timed out this soon.
+    #[arg(long, default_value_t = 5.0)]
+    heartbeat_timeout: f64,
     /// Write the timeline as JSON here (`-` for stdout).
     #[arg(long)]
     json: Option<PathBuf>,
@@ -116,10 +120,15 @@ fn main() -> anyhow::Result<()> {
         .ok()
         .filter(|d| !d.is_zero())
         .context("--report-timeout must be a positive number of seconds")?;
+    let heartbeat_timeout = Duration::try_from_secs_f64(args.heartbeat_timeout)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .context("--heartbeat-timeout must be a positive number of seconds")?;
     let kind = cast::parse_kind(&args.kind)?;
     let mut options = Options {
         chunk_size: Cast::check_chunk(args.chunk_size)?,
         report_timeout,
+        heartbeat_timeout,
         ..Options::default()
     };
     options.multicast.fec = args

@@ -39,6 +39,10 @@ pub struct Options {
     pub tuning: Tuning,
     /// A node that reports nothing for this long is timed out.
     pub report_timeout: Duration,
+    /// Once a node has sent a heartbeat (an agent sends one every [`wire::HEARTBEAT`] while its job is
+    /// quiet), silence this long times it out: a node powered off mid-job closes no connection,
+    /// and its neighbours should not wait `report_timeout` for it.
+    pub heartbeat_timeout: Duration,
     /// Test hook: the server alone flips a byte of the first transmission of this chunk.
     pub source_corrupt_chunk: Option<u64>,
     /// Test hook: the server alone caps the send rate of each of its links (bytes/s).
@@ -63,6 +67,7 @@ impl Default for Options {
                 drop_one_in: None,
             },
             report_timeout: Duration::from_secs(30),
+            heartbeat_timeout: Duration::from_secs(5),
             source_corrupt_chunk: None,
             source_pace: None,
             multicast: McastOptions::default(),

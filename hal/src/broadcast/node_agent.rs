@@ -509,7 +509,7 @@ fn run_job(
     let mut forwarders = plan.forwards.len();
     let mut lost = Vec::new();
     while !(written && forwarders == 0) {
-        match event_rx.recv_timeout(Duration::from_millis(500)) {
+        match event_rx.recv_timeout(wire::HEARTBEAT) {
             Ok(Event::Written(r)) => {
                 written = true;
                 match &r {

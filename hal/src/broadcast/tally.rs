@@ -155,12 +155,26 @@ pub(super) type WrittenAt = (Instant, Option<AgentTimes>);
 pub(super) type NodeEnd = (Outcome, Option<WrittenAt>, Vec<(String, String)>, u64);
 
 /// Reads one node's reports to the end: its outcome, when it wrote its image, the successors it lost.
-pub(super) fn collect(mut conn: TcpStream) -> NodeEnd {
+/// Until its first heartbeat the connection's own read timeout (the report timeout) bounds each
+/// wait; from then on, `heartbeat_timeout` (a node that stopped mid-job sends nothing, closes
+/// nothing).
+pub(super) fn collect(mut conn: TcpStream, heartbeat_timeout: Duration) -> NodeEnd {
     let mut outcome = None;
     let mut at = None;
+    let mut heard = false;
     loop {
         match wire::recv::<Report>(&mut conn) {
-            Ok(Report::Progress { .. }) => {}
+            Ok(Report::Progress { .. }) => {
+                if !heard {
+                    heard = true;
+                    let shorter = match conn.read_timeout() {
+                        Ok(Some(now)) => now.min(heartbeat_timeout),
+                        _ => heartbeat_timeout,
+                    };
+                    // A socket that refuses the timeout keeps the report timeout.
+                    let _ = conn.set_read_timeout(Some(shorter).filter(|d| !d.is_zero()));
+                }
+            }
             Ok(Report::Written { result, times, .. }) => {
                 at = Some((Instant::now(), times));
                 outcome = Some(result.map(|_| ()));
@@ -176,18 +190,95 @@ pub(super) fn collect(mut conn: TcpStream) -> NodeEnd {
             }
             Err(e) => {
                 let outcome = outcome.unwrap_or_else(|| {
-                    let kind = if matches!(
+                    let timed_out = matches!(
                         e.kind(),
                         std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) {
-                        ErrorKind::Timeout
-                    } else {
-                        ErrorKind::Unreachable
-                    };
-                    Err(NodeError::new(kind, format!("agent connection: {e}")))
+                    );
+                    let silent = conn.read_timeout().ok().flatten().unwrap_or_default();
+                    match (timed_out, heard) {
+                        (true, true) => Err(NodeError::new(
+                            ErrorKind::Timeout,
+                            format!(
+                                "no heartbeat for {:.1} s: the node or its link went silent mid-job",
+                                silent.as_secs_f64()
+                            ),
+                        )),
+                        (true, false) => Err(NodeError::new(
+                            ErrorKind::Timeout,
+                            format!("no report for {:.1} s", silent.as_secs_f64()),
+                        )),
+                        (false, _) => Err(NodeError::new(
+                            ErrorKind::Unreachable,
+                            format!("agent connection: {e}"),
+                        )),
+                    }
                 });
                 return (outcome, at, Vec::new(), 0);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    /// A connected pair on loopback: the agent's end and the server's, with `report_timeout`.
+    fn pair(report_timeout: Duration) -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let agent = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        server.set_read_timeout(Some(report_timeout)).unwrap();
+        (agent, server)
+    }
+
+    #[test]
+    fn a_node_silent_after_its_heartbeat_is_timed_out_by_the_heartbeat_timeout() {
+        let (mut agent, server) = pair(Duration::from_secs(60));
+        wire::send(&mut agent, &Report::Progress { have: 3 }).unwrap();
+        let started = Instant::now();
+        let (outcome, at, _, _) = collect(server, Duration::from_millis(300));
+        let e = outcome.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Timeout);
+        assert!(e.message.contains("no heartbeat for 0.3 s"), "{e:?}");
+        assert!(at.is_none());
+        assert!(started.elapsed() < Duration::from_secs(30));
+        drop(agent);
+    }
+
+    #[test]
+    fn without_a_heartbeat_the_report_timeout_bounds_the_wait() {
+        let (agent, server) = pair(Duration::from_millis(300));
+        let (outcome, _, _, _) = collect(server, Duration::from_secs(60));
+        let e = outcome.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Timeout);
+        assert!(e.message.contains("no report for 0.3 s"), "{e:?}");
+        drop(agent);
+    }
+
+    #[test]
+    fn a_closed_connection_is_unreachable_and_a_finished_node_is_ok() {
+        let (agent, server) = pair(Duration::from_secs(5));
+        drop(agent);
+        let (outcome, _, _, _) = collect(server, Duration::from_secs(5));
+        assert_eq!(outcome.unwrap_err().kind, ErrorKind::Unreachable);
+
+        let (mut agent, server) = pair(Duration::from_secs(5));
+        wire::send(&mut agent, &Report::Progress { have: 1 }).unwrap();
+        let written = Report::Written {
+            result: Ok(10),
+            elapsed_ms: 1,
+            times: None,
+        };
+        wire::send(&mut agent, &written).unwrap();
+        let done = Report::Done {
+            lost: vec![],
+            refetched: 2,
+        };
+        wire::send(&mut agent, &done).unwrap();
+        let (outcome, at, lost, refetched) = collect(server, Duration::from_secs(5));
+        assert!(outcome.is_ok() && at.is_some() && lost.is_empty());
+        assert_eq!(refetched, 2);
     }
 }

@@ -185,11 +185,15 @@ pub struct AgentTimes {
     pub verified_us: Option<u64>,
 }
 
+/// How often an agent sends [`Report::Progress`] while its job is quiet: the server's sign that the
+/// node is alive (see `deployer::Options::heartbeat_timeout`).
+pub const HEARTBEAT: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Reports of a node to the server on its job connection.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Report {
-    /// Heartbeat with progress.
+    /// Heartbeat with progress, every [`HEARTBEAT`] while nothing else is reported.
     Progress {
         /// Chunks received and verified.
         have: u64,

@@ -318,6 +318,72 @@ fn fault_tolerant_chain_routes_around_a_stalled_receiver() {
     );
 }
 
+/// A node that stops mid-job (power cut: its connections stay open, nothing moves) is timed out by
+/// its stopped heartbeat, not after the report timeout: the others' broadcast does not wait for it.
+#[test]
+fn a_node_stopped_mid_job_is_timed_out_by_its_heartbeat() {
+    let scratch = Scratch::new("heartbeat");
+    // 32 MiB at 8 MiB/s: a quarter takes a second, the agents' heartbeats come every half second.
+    let data = random_bytes(32 * MIB, 9);
+    let image = scratch.0.join("image.raw");
+    std::fs::write(&image, &data).unwrap();
+    let agents = start_agents(4, &scratch.0);
+    let mut o = options();
+    o.tuning.pace = Some(8 * MIB as u64);
+    o.tuning.stall_timeout_ms = 1500;
+    o.report_timeout = Duration::from_secs(120);
+    o.heartbeat_timeout = Duration::from_secs(2);
+    let (b, nodes) = backend(&agents, o);
+    let spec = dd_image(&image, "none", data.len() as u64);
+    let victim = 2;
+    let (report, stopped_for) = std::thread::scope(|s| {
+        let h = s.spawn(|| {
+            b.run(
+                &spec,
+                &target("/disk.img".as_ref(), "/mnt".as_ref()),
+                Strategy::FaultTolerantChain,
+                &nodes,
+            )
+        });
+        let out = scratch.0.join(format!("node-{victim}/disk.img"));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0) < data.len() as u64 / 4 {
+            assert!(Instant::now() < deadline, "victim never got a quarter");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let pid = agents[victim].child.id().to_string();
+        let stop = |sig: &str| {
+            std::process::Command::new("kill")
+                .args([sig, &pid])
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        assert!(stop("-STOP"));
+        let stopped = Instant::now();
+        let report = h.join().unwrap();
+        let took = stopped.elapsed();
+        // Let the agent go on so that its process can be reaped with the others.
+        stop("-CONT");
+        (report, took)
+    });
+    // Far from the 120 s report timeout: the 2 s heartbeat timeout, with the others' transfer.
+    assert!(stopped_for < Duration::from_secs(60), "{stopped_for:?}");
+    let want = blake3::hash(&data).to_hex().to_string();
+    for (n, o) in report.outcomes.iter() {
+        if n.index() == victim {
+            let e = o.as_ref().unwrap_err();
+            assert_eq!(e.kind, ErrorKind::Timeout, "{o:?}");
+            assert!(e.message.contains("no heartbeat for 2.0 s"), "{o:?}");
+        } else {
+            assert!(o.is_ok(), "{n}: {o:?}");
+            assert_eq!(
+                file_hash(&scratch.0.join(format!("node-{}/disk.img", n.0))),
+                want
+            );
+        }
+    }
+}
+
 #[test]
 fn the_hal_broadcast_trait_drives_the_agents() {
     use hal::Broadcast;

@@ -18,7 +18,10 @@ impl KaagentBroadcast {
         std::thread::scope(|s| {
             let collectors: Vec<_> = ready
                 .into_iter()
-                .map(|(n, conn)| (n, s.spawn(move || collect(conn))))
+                .map(|(n, conn)| {
+                    let silence = self.options.heartbeat_timeout;
+                    (n, s.spawn(move || collect(conn, silence)))
+                })
                 .collect();
             for (n, h) in collectors {
                 let end: NodeEnd = h.join().unwrap_or_else(|_| {
