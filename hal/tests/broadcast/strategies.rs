@@ -366,6 +366,7 @@ fn a_node_stopped_mid_job_is_timed_out_by_its_heartbeat() {
         stop("-CONT");
         (report, took)
     });
+    eprintln!("the broadcast ended {stopped_for:?} after the victim stopped");
     // Far from the 120 s report timeout: the 2 s heartbeat timeout, with the others' transfer.
     assert!(stopped_for < Duration::from_secs(60), "{stopped_for:?}");
     let want = blake3::hash(&data).to_hex().to_string();
