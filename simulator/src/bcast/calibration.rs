@@ -16,6 +16,8 @@
 use super::testbed::predict;
 use crate::kasim::testbed::parse_row;
 
+mod repeatability;
+
 /// The columns of the tables below.
 const HEADER: &str =
     "topology,switches,uplink_mbit,mbit,mib,n,strategy,seconds,hop_mbit,uplink_hop_mbit";
@@ -337,8 +339,9 @@ fn misses_of(text: &str) -> Vec<(String, f64, usize, String, f64)> {
 /// the listed misses, each within its own bound, and every listed miss a miss (the list is exact, so
 /// the rows within 10% are the rows less the list). A miss whose reason starts with `noise:` says its
 /// row's own repeats spread wider than ±10% of their median (`seconds_min`, `seconds_max`): no
-/// prediction can be within 10% of every draw of such a row, and the claim is checked. Returns the
-/// rows within 10% and the rows.
+/// prediction can be within 10% of every draw of such a row, and the claim is checked; one starting
+/// with `unrepeatable: FILE` says the row moved against the stored run FILE while its tool's meter
+/// did not (checked by [`repeatability::check_claims`]). Returns the rows within 10% and the rows.
 fn check_window_run(tables: &[String], misses_file: &str) -> (usize, usize) {
     let text = calibration_file(misses_file);
     let misses = misses_of(&text);
@@ -369,6 +372,7 @@ fn check_window_run(tables: &[String], misses_file: &str) -> (usize, usize) {
             spread * 100.0
         );
     }
+    repeatability::check_claims(&text, tables);
     (within, rows)
 }
 
@@ -494,6 +498,16 @@ fn the_models_predict_stop_19s_full_run() {
     let tables = ["stop19_full_gigabit.csv", "stop19_full_200_mbit.csv"].map(calibration_file);
     let (within, rows) = check_window_run(&tables, "stop19_full_misses.csv");
     assert_eq!((within, rows), (102, 120));
+}
+
+/// Stop 20's 120-row set in one run (2026-12-06 16:00–16:47 UTC, the same command and broadcast tools as
+/// stop 19's), in `stop20_full_gigabit.csv` and `stop20_full_200_mbit.csv`; misses in
+/// `stop20_full_misses.csv`, the plain chain's N = 16 rows checked unrepeatable against stop 19's.
+#[test]
+fn the_models_predict_stop_20s_full_run() {
+    let tables = ["stop20_full_gigabit.csv", "stop20_full_200_mbit.csv"].map(calibration_file);
+    let (within, rows) = check_window_run(&tables, "stop20_full_misses.csv");
+    assert_eq!((within, rows), (106, 120));
 }
 
 /// Flat 1 Gbit/s N = 16 again after stop 19's full run, the tool meter's readings settled
