@@ -398,10 +398,21 @@ fn noise_claims(text: &str) -> Vec<(String, f64, usize, String)> {
 /// `(seconds_max − seconds_min) / seconds` of the row of `table` that `claim` names; `None` when the
 /// table has no such row or no repeat columns.
 fn repeat_spread(table: &str, claim: &(String, f64, usize, String)) -> Option<f64> {
+    let [t, lo, hi] = row_values(table, claim, ["seconds", "seconds_min", "seconds_max"])?;
+    Some((hi - lo) / t)
+}
+
+/// The values of the columns `names` in the row of `table` that `claim` (topology, mbit, n, strategy)
+/// names; `None` when the table has no such row, or a column is missing or not a number.
+fn row_values<const K: usize>(
+    table: &str,
+    claim: &(String, f64, usize, String),
+    names: [&str; K],
+) -> Option<[f64; K]> {
     let header: Vec<&str> = table.lines().next()?.split(',').collect();
     let col = |name: &str| header.iter().position(|h| *h == name);
-    let (t, lo, hi) = (col("seconds")?, col("seconds_min")?, col("seconds_max")?);
     let (mbit, n, strategy) = (col("mbit")?, col("n")?, col("strategy")?);
+    let wanted: Vec<usize> = names.iter().map(|c| col(c)).collect::<Option<_>>()?;
     table.lines().skip(1).find_map(|line| {
         let f: Vec<&str> = line.split(',').collect();
         let num = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok());
@@ -412,7 +423,11 @@ fn repeat_spread(table: &str, claim: &(String, f64, usize, String)) -> Option<f6
         if !same {
             return None;
         }
-        Some((num(hi)? - num(lo)?) / num(t)?)
+        let mut out = [0.0; K];
+        for (o, &i) in out.iter_mut().zip(&wanted) {
+            *o = num(i)?;
+        }
+        Some(out)
     })
 }
 

@@ -3,7 +3,7 @@
 //! of its tool, which drive its prediction, differ by at most [`METERS_AGREE`] between the two runs.
 //! Such a row is not a function of the testbed's measured parameters on this machine.
 
-use super::{calibration_file, misses_of};
+use super::{calibration_file, misses_of, row_values};
 
 /// The most two runs' meter readings of a tool may differ (as a ratio, larger over smaller) for the
 /// claim: the meters saw the same host.
@@ -38,23 +38,11 @@ fn meter_columns(strategy: &str) -> Option<(&'static str, &'static str)> {
 
 /// The row `(topology, mbit, n, strategy)` of `table` with its tool's meter readings.
 pub fn row_meters(table: &str, row: &(String, f64, usize, String)) -> Option<RowMeters> {
-    let header: Vec<&str> = table.lines().next()?.split(',').collect();
-    let col = |name: &str| header.iter().position(|h| *h == name);
     let (small, large) = meter_columns(&row.3)?;
-    let (t, small, large) = (col("seconds")?, col(small)?, col(large)?);
-    let (mbit, n, strategy) = (col("mbit")?, col("n")?, col("strategy")?);
-    table.lines().skip(1).find_map(|line| {
-        let f: Vec<&str> = line.split(',').collect();
-        let num = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok());
-        let same = f.first() == Some(&row.0.as_str())
-            && num(mbit) == Some(row.1)
-            && num(n) == Some(row.2 as f64)
-            && f.get(strategy) == Some(&row.3.as_str());
-        same.then_some(())?;
-        Some(RowMeters {
-            seconds: num(t)?,
-            meter: (num(small)?, num(large)?),
-        })
+    let [seconds, small, large] = row_values(table, row, ["seconds", small, large])?;
+    Some(RowMeters {
+        seconds,
+        meter: (small, large),
     })
 }
 
