@@ -379,6 +379,18 @@ fn check_window_run(tables: &[String], misses_file: &str) -> (usize, usize) {
 /// The misses of a misses file whose reason starts with `noise:` (see [`check_window_run`]):
 /// `(topology, mbit, n, strategy)`.
 fn noise_claims(text: &str) -> Vec<(String, f64, usize, String)> {
+    claims(text, "noise:")
+        .into_iter()
+        .map(|(row, _)| row)
+        .collect()
+}
+
+/// A row of a testbed table: `(topology, mbit, n, strategy)`.
+type Row = (String, f64, usize, String);
+
+/// The misses of a misses file whose reason starts with `prefix`: their rows and the rest of the
+/// reason.
+fn claims<'a>(text: &'a str, prefix: &str) -> Vec<(Row, &'a str)> {
     misses_of(text)
         .into_iter()
         .zip(
@@ -386,12 +398,10 @@ fn noise_claims(text: &str) -> Vec<(String, f64, usize, String)> {
                 .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
                 .filter(|l| !l.starts_with("topology,")),
         )
-        .filter(|(_, line)| {
-            line.splitn(6, ',')
-                .nth(5)
-                .is_some_and(|r| r.trim_start().starts_with("noise:"))
+        .filter_map(|((topology, mbit, n, strategy, _), line)| {
+            let reason = line.splitn(6, ',').nth(5)?.trim_start();
+            Some(((topology, mbit, n, strategy), reason.strip_prefix(prefix)?))
         })
-        .map(|((topology, mbit, n, strategy, _), _)| (topology, mbit, n, strategy))
         .collect()
 }
 

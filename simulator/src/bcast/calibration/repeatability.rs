@@ -3,7 +3,7 @@
 //! of its tool, which drive its prediction, differ by at most [`METERS_AGREE`] between the two runs.
 //! Such a row is not a function of the testbed's measured parameters on this machine.
 
-use super::{calibration_file, misses_of, row_values};
+use super::{calibration_file, claims, row_values};
 
 /// The most two runs' meter readings of a tool may differ (as a ratio, larger over smaller) for the
 /// claim: the meters saw the same host.
@@ -66,21 +66,9 @@ pub fn unrepeatable(this: RowMeters, other: RowMeters) -> bool {
 /// Checks every `unrepeatable: <file>` claim of the misses file `text` against this run's `tables`
 /// and the named stored run; returns how many were checked.
 pub fn check_claims(text: &str, tables: &[String]) -> usize {
-    let claims: Vec<_> = misses_of(text)
+    let claims: Vec<_> = claims(text, "unrepeatable:")
         .into_iter()
-        .zip(
-            text.lines()
-                .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-                .filter(|l| !l.starts_with("topology,")),
-        )
-        .filter_map(|((topology, mbit, n, strategy, _), line)| {
-            let reason = line.splitn(6, ',').nth(5)?.trim_start();
-            let file = reason
-                .strip_prefix("unrepeatable:")?
-                .split_whitespace()
-                .next()?;
-            Some(((topology, mbit, n, strategy), file.to_string()))
-        })
+        .filter_map(|(row, rest)| Some((row, rest.split_whitespace().next()?.to_string())))
         .collect();
     for (row, file) in &claims {
         let here = tables
