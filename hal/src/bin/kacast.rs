@@ -104,6 +104,14 @@ fn over_ssh(_: &Cast, _: &Args, _: &std::path::Path) -> anyhow::Result<cast::Tim
     anyhow::bail!("kacast was built without the ssh feature: use --token-file")
 }
 
+/// `seconds` as a duration, or an error naming `flag` when it is not a positive number.
+fn positive_seconds(seconds: f64, flag: &str) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(seconds)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .with_context(|| format!("{flag} must be a positive number of seconds"))
+}
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     tracing_subscriber::fmt()
@@ -116,14 +124,8 @@ fn main() -> anyhow::Result<()> {
             std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
         hosts.extend(cast::hosts_from_text(&text));
     }
-    let report_timeout = Duration::try_from_secs_f64(args.report_timeout)
-        .ok()
-        .filter(|d| !d.is_zero())
-        .context("--report-timeout must be a positive number of seconds")?;
-    let heartbeat_timeout = Duration::try_from_secs_f64(args.heartbeat_timeout)
-        .ok()
-        .filter(|d| !d.is_zero())
-        .context("--heartbeat-timeout must be a positive number of seconds")?;
+    let report_timeout = positive_seconds(args.report_timeout, "--report-timeout")?;
+    let heartbeat_timeout = positive_seconds(args.heartbeat_timeout, "--heartbeat-timeout")?;
     let kind = cast::parse_kind(&args.kind)?;
     let mut options = Options {
         chunk_size: Cast::check_chunk(args.chunk_size)?,

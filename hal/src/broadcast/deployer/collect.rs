@@ -15,13 +15,11 @@ impl KaagentBroadcast {
         tally: &mut Tally,
         t0: Instant,
     ) {
+        let silence = self.options.heartbeat_timeout;
         std::thread::scope(|s| {
             let collectors: Vec<_> = ready
                 .into_iter()
-                .map(|(n, conn)| {
-                    let silence = self.options.heartbeat_timeout;
-                    (n, s.spawn(move || collect(conn, silence)))
-                })
+                .map(|(n, conn)| (n, s.spawn(move || collect(conn, silence))))
                 .collect();
             for (n, h) in collectors {
                 let end: NodeEnd = h.join().unwrap_or_else(|_| {
